@@ -1,0 +1,59 @@
+//! The host functions guests import from the [`MODULE`] module.
+//!
+//! One submodule per bridged API, each with an `add_to_linker` that registers
+//! its functions; [`add_to_linker`] here is the one place that calls them.
+//! Every function follows the convention of [`procbridge_abi`]: `i32` return,
+//! negative errno on failure with a message kept for `last_error`.
+//! `docs/abi.md` lists every function.
+
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::guest_mem::GuestMemory;
+use wasmtime::{Caller, Linker};
+
+pub use procbridge_abi::MODULE;
+
+pub(crate) mod os;
+
+/// Registers every bridged function on `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    os::add_to_linker(linker)?;
+    Ok(())
+}
+
+/// Runs a host function body that needs guest memory.
+///
+/// The body gets the checked [`GuestMemory`] and the guest's state; its
+/// `Err` becomes `-errno` with the message kept for `last_error`.
+pub(crate) fn with_memory<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
+where
+    F: FnOnce(&mut GuestMemory<'_>, &mut HostState) -> BridgeResult<i32>,
+{
+    let memory = match caller.get_export("memory").and_then(|e| e.into_memory()) {
+        Some(memory) => memory,
+        None => {
+            return caller.data_mut().bridge.fail(BridgeError::new(
+                Errno::Fault,
+                "the guest exports no memory named `memory`",
+            ))
+        }
+    };
+    let (bytes, state) = memory.data_and_store_mut(caller);
+    let mut mem = GuestMemory::new(bytes);
+    match body(&mut mem, state) {
+        Ok(value) => value,
+        Err(err) => state.bridge.fail(err),
+    }
+}
+
+/// Runs a host function body that does not touch guest memory.
+pub(crate) fn with_state<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
+where
+    F: FnOnce(&mut HostState) -> BridgeResult<i32>,
+{
+    let state = caller.data_mut();
+    match body(state) {
+        Ok(value) => value,
+        Err(err) => state.bridge.fail(err),
+    }
+}

@@ -1,0 +1,258 @@
+//! Per-guest state: what the guest sees through WASI and through the bridge.
+//!
+//! [`GuestBuilder`] configures one guest instance. Its defaults grant
+//! nothing: no arguments, no environment, no directories, no commands, stdin
+//! empty; stdout and stderr are inherited (as a process's would be).
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::handles::HandleTable;
+use crate::policy::Policy;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+
+pub use wasmtime_wasi::FsPerms as DirPerms;
+
+/// Where a guest's standard stream goes.
+#[derive(Clone, Debug, Default)]
+pub enum Stdio {
+    /// The host process's own stream.
+    #[default]
+    Inherit,
+    /// Nothing: reads see end of file, writes are discarded.
+    Null,
+    /// Written output is kept in memory (stdout and stderr only).
+    Capture(OutputCapture),
+}
+
+/// Output written by a guest, kept in memory; see [`Stdio::Capture`].
+#[derive(Clone, Debug)]
+pub struct OutputCapture(MemoryOutputPipe);
+
+impl OutputCapture {
+    /// A capture that keeps at most `capacity` bytes; a guest writing more
+    /// gets a write error.
+    pub fn new(capacity: usize) -> Self {
+        OutputCapture(MemoryOutputPipe::new(capacity))
+    }
+
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.contents().to_vec()
+    }
+
+    /// Everything written so far, as (lossy) UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.contents()).into_owned()
+    }
+}
+
+/// The state of one guest instance, held in its wasmtime `Store`.
+pub struct HostState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) bridge: Bridge,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("bridge", &self.bridge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostState {
+    /// The policy this guest runs under.
+    pub fn policy(&self) -> &Policy {
+        &self.bridge.policy
+    }
+}
+
+/// The bridge's part of a guest's state: its policy, its handles, the message
+/// of its last failed call and the result waiting to be taken.
+#[derive(Debug)]
+pub struct Bridge {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) handles: HandleTable,
+    pub(crate) program: Option<crate::runtime::Program>,
+    last_error: String,
+    pending_result: Option<Vec<u8>>,
+}
+
+impl Bridge {
+    fn new(policy: Arc<Policy>) -> Self {
+        let handles = HandleTable::new(policy.limits().max_handles);
+        Bridge {
+            policy,
+            handles,
+            program: None,
+            last_error: String::new(),
+            pending_result: None,
+        }
+    }
+
+    /// Records `err` as the last error and returns its code for the guest.
+    pub(crate) fn fail(&mut self, err: BridgeError) -> i32 {
+        let code = err.errno.to_return();
+        self.last_error = err.message;
+        code
+    }
+
+    /// The message of the last failed call.
+    pub(crate) fn last_error(&self) -> &str {
+        &self.last_error
+    }
+
+    /// Keeps `bytes` for the guest to take and returns their length.
+    pub(crate) fn set_result(&mut self, bytes: Vec<u8>) -> BridgeResult<i32> {
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| BridgeError::new(Errno::TooBig, "result is larger than 2 GiB"))?;
+        self.pending_result = Some(bytes);
+        Ok(len)
+    }
+
+    /// Takes the waiting result if the guest asks for exactly its length.
+    pub(crate) fn take_result(&mut self, len: usize) -> BridgeResult<Vec<u8>> {
+        match &self.pending_result {
+            None => Err(BridgeError::invalid("no result is waiting to be taken")),
+            Some(r) if r.len() != len => Err(BridgeError::invalid(format!(
+                "the waiting result has {} bytes, not {len}",
+                r.len()
+            ))),
+            Some(_) => Ok(self.pending_result.take().unwrap_or_default()),
+        }
+    }
+}
+
+/// Configures one guest instance; see the module docs for the defaults.
+///
+/// ```
+/// use procbridge::{GuestBuilder, Policy};
+/// let mut guest = GuestBuilder::new();
+/// guest.arg("job.wasm").arg("--fast").env("MODE", "test");
+/// guest.policy(Policy::builder().allow_run("true")?.build());
+/// let state = guest.build();
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct GuestBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dirs: Vec<(std::path::PathBuf, String, DirPerms)>,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    stdin_set: bool,
+    policy: Arc<Policy>,
+}
+
+impl GuestBuilder {
+    /// A builder that grants nothing.
+    pub fn new() -> Self {
+        GuestBuilder::default()
+    }
+
+    /// Appends one argument (the first is the program name, `argv[0]`).
+    pub fn arg(&mut self, arg: impl Into<String>) -> &mut Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<S: Into<String>>(&mut self, args: impl IntoIterator<Item = S>) -> &mut Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Grants an environment variable.
+    pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Grants access to a host directory, seen by the guest at `guest_path`.
+    ///
+    /// # Ambient authority
+    /// The directory is opened by path when the guest is built.
+    pub fn preopened_dir(
+        &mut self,
+        host_path: impl AsRef<Path>,
+        guest_path: impl Into<String>,
+        perms: DirPerms,
+    ) -> &mut Self {
+        self.dirs
+            .push((host_path.as_ref().to_path_buf(), guest_path.into(), perms));
+        self
+    }
+
+    /// Sets where the guest's stdin comes from (default: empty).
+    pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdin = stdio;
+        self.stdin_set = true;
+        self
+    }
+
+    /// Sets where the guest's stdout goes (default: inherited).
+    pub fn stdout(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdout = stdio;
+        self
+    }
+
+    /// Sets where the guest's stderr goes (default: inherited).
+    pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
+        self.stderr = stdio;
+        self
+    }
+
+    /// Sets the policy the guest's bridged calls are checked against.
+    pub fn policy(&mut self, policy: impl Into<Arc<Policy>>) -> &mut Self {
+        self.policy = policy.into();
+        self
+    }
+
+    /// The policy that will be used.
+    pub fn current_policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Builds the guest's state.
+    ///
+    /// # Errors
+    /// When a granted directory cannot be opened.
+    pub fn build(&self) -> anyhow::Result<HostState> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(&self.args).envs(&self.env);
+        // File operations run on the guest's own thread: no background
+        // threads hold state a `fork` child would need.
+        wasi.allow_blocking_current_thread(true);
+        for (host, guest, perms) in &self.dirs {
+            wasi.preopened_dir(host, guest, *perms)
+                .map_err(anyhow::Error::from)
+                .map_err(|e| e.context(format!("--dir {}", host.display())))?;
+        }
+        match &self.stdin {
+            Stdio::Inherit if self.stdin_set => {
+                wasi.inherit_stdin();
+            }
+            _ => {
+                wasi.stdin(std::io::empty());
+            }
+        }
+        match &self.stdout {
+            Stdio::Inherit => wasi.stdout(std::io::stdout()),
+            Stdio::Null => wasi.stdout(std::io::empty()),
+            Stdio::Capture(c) => wasi.stdout(c.0.clone()),
+        };
+        match &self.stderr {
+            Stdio::Inherit => wasi.stderr(std::io::stderr()),
+            Stdio::Null => wasi.stderr(std::io::empty()),
+            Stdio::Capture(c) => wasi.stderr(c.0.clone()),
+        };
+        Ok(HostState {
+            wasi: wasi.build_p1(),
+            bridge: Bridge::new(self.policy.clone()),
+        })
+    }
+}

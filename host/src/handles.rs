@@ -1,0 +1,261 @@
+//! The bounded per-instance handle table.
+//!
+//! A guest never sees a host resource: it sees a small positive integer that
+//! names an entry here. Handles carry a generation, so a closed handle that is
+//! used again, or a number that was never handed out, is `EBADF` rather than
+//! someone else's resource. Each entry also remembers the OS process that
+//! created it: after `fork`, the child may use only the entries marked
+//! inheritable (channels); the others belong to the parent and are refused.
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::any::Any;
+
+/// The default number of handles an instance may hold open at once.
+pub const DEFAULT_MAX_HANDLES: usize = 1024;
+
+const INDEX_BITS: u32 = 16;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+const GENERATION_MASK: u32 = 0x7fff;
+
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+struct Entry {
+    value: Box<dyn Any + Send>,
+    kind: &'static str,
+    owner_pid: u32,
+    inheritable: bool,
+}
+
+/// A bounded table from guest handles to host resources of any type.
+pub struct HandleTable {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    max: usize,
+    live: usize,
+}
+
+impl std::fmt::Debug for HandleTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandleTable")
+            .field("live", &self.live)
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+impl HandleTable {
+    /// An empty table holding at most `max` open handles (at most 65535).
+    pub fn new(max: usize) -> Self {
+        HandleTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            max: max.min(INDEX_MASK as usize),
+            live: 0,
+        }
+    }
+
+    /// The number of open handles.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no handle is open.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Stores `value` and returns its handle. `kind` names it in errors.
+    ///
+    /// # Errors
+    /// `EMFILE` when the table is full.
+    pub fn insert<T: Any + Send>(&mut self, kind: &'static str, value: T) -> BridgeResult<i32> {
+        self.insert_entry(kind, Box::new(value), false)
+    }
+
+    /// Like [`insert`](Self::insert), for a resource a fork child may keep
+    /// using (a queue or pipe end).
+    pub fn insert_inheritable<T: Any + Send>(
+        &mut self,
+        kind: &'static str,
+        value: T,
+    ) -> BridgeResult<i32> {
+        self.insert_entry(kind, Box::new(value), true)
+    }
+
+    fn insert_entry(
+        &mut self,
+        kind: &'static str,
+        value: Box<dyn Any + Send>,
+        inheritable: bool,
+    ) -> BridgeResult<i32> {
+        if self.live >= self.max {
+            return Err(BridgeError::new(
+                Errno::MFile,
+                format!("too many open handles (limit {})", self.max),
+            ));
+        }
+        let entry = Entry {
+            value,
+            kind,
+            owner_pid: std::process::id(),
+            inheritable,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: None,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.entry = Some(entry);
+        self.live += 1;
+        Ok(((slot.generation << INDEX_BITS) | (index as u32 + 1)) as i32)
+    }
+
+    fn locate(&self, handle: i32, kind: &str) -> BridgeResult<usize> {
+        let raw = handle as u32;
+        let index = (raw & INDEX_MASK) as usize;
+        let generation = raw >> INDEX_BITS;
+        let bad = || BridgeError::bad_handle(handle, kind);
+        if handle <= 0 || index == 0 {
+            return Err(bad());
+        }
+        let slot = self.slots.get(index - 1).ok_or_else(bad)?;
+        let entry = slot.entry.as_ref().ok_or_else(bad)?;
+        if slot.generation != generation || entry.kind != kind {
+            return Err(bad());
+        }
+        if entry.owner_pid != std::process::id() && !entry.inheritable {
+            return Err(BridgeError::new(
+                Errno::BadF,
+                format!(
+                    "{kind} handle {handle} belongs to process {}, not to this one",
+                    entry.owner_pid
+                ),
+            ));
+        }
+        Ok(index - 1)
+    }
+
+    /// Borrows the resource behind `handle`, which must be of type `T` and
+    /// kind `kind`.
+    ///
+    /// # Errors
+    /// `EBADF` for a handle that is not open, of another kind, or owned by
+    /// another process.
+    pub fn get<T: Any + Send>(&mut self, handle: i32, kind: &str) -> BridgeResult<&mut T> {
+        let index = self.locate(handle, kind)?;
+        self.slots[index]
+            .entry
+            .as_mut()
+            .and_then(|e| e.value.downcast_mut::<T>())
+            .ok_or_else(|| BridgeError::bad_handle(handle, kind))
+    }
+
+    /// Removes and returns the resource behind `handle`; the handle is dead
+    /// from then on, even if its slot is reused.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn remove<T: Any + Send>(&mut self, handle: i32, kind: &str) -> BridgeResult<T> {
+        let index = self.locate(handle, kind)?;
+        if !self.slots[index]
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.value.is::<T>())
+        {
+            return Err(BridgeError::bad_handle(handle, kind));
+        }
+        let entry = self.free_slot(index);
+        match entry.value.downcast::<T>() {
+            Ok(value) => Ok(*value),
+            Err(_) => Err(BridgeError::bad_handle(handle, kind)),
+        }
+    }
+
+    fn free_slot(&mut self, index: usize) -> Entry {
+        let slot = &mut self.slots[index];
+        let entry = slot.entry.take().expect("located slot is occupied");
+        slot.generation = (slot.generation + 1) & GENERATION_MASK;
+        self.free.push(index);
+        self.live -= 1;
+        entry
+    }
+
+    /// Called in a fork child: entries it may not use are forgotten without
+    /// running their destructors (they belong to the parent: dropping a
+    /// process entry here would kill or reap the parent's child).
+    pub fn forget_foreign(&mut self) {
+        let pid = std::process::id();
+        for index in 0..self.slots.len() {
+            let foreign = self.slots[index]
+                .entry
+                .as_ref()
+                .is_some_and(|e| !e.inheritable && e.owner_pid != pid);
+            if foreign {
+                std::mem::forget(self.free_slot(index));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_get_remove() {
+        let mut table = HandleTable::new(4);
+        let h = table.insert("thing", 7u32).unwrap();
+        assert!(h > 0);
+        assert_eq!(*table.get::<u32>(h, "thing").unwrap(), 7);
+        *table.get::<u32>(h, "thing").unwrap() = 8;
+        assert_eq!(table.remove::<u32>(h, "thing").unwrap(), 8);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn closed_reused_forged_and_wrong_kind_handles_are_ebadf() {
+        let mut table = HandleTable::new(4);
+        let h = table.insert("thing", 1u32).unwrap();
+        table.remove::<u32>(h, "thing").unwrap();
+        let h2 = table.insert("thing", 2u32).unwrap();
+        assert_ne!(h, h2, "a reused slot gets a new generation");
+        for bad in [h, 0, -1, i32::MIN, i32::MAX, h2 + 1] {
+            assert_eq!(
+                table.get::<u32>(bad, "thing").unwrap_err().errno,
+                Errno::BadF
+            );
+        }
+        assert_eq!(
+            table.get::<u32>(h2, "other").unwrap_err().errno,
+            Errno::BadF
+        );
+        assert_eq!(
+            table.get::<u64>(h2, "thing").unwrap_err().errno,
+            Errno::BadF
+        );
+        assert_eq!(
+            table.remove::<u64>(h2, "thing").unwrap_err().errno,
+            Errno::BadF
+        );
+        assert_eq!(*table.get::<u32>(h2, "thing").unwrap(), 2);
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let mut table = HandleTable::new(2);
+        table.insert("thing", ()).unwrap();
+        let h = table.insert("thing", ()).unwrap();
+        assert_eq!(table.insert("thing", ()).unwrap_err().errno, Errno::MFile);
+        table.remove::<()>(h, "thing").unwrap();
+        table.insert("thing", ()).unwrap();
+    }
+}

@@ -1,0 +1,47 @@
+//! procbridge runs untrusted WebAssembly guests (`wasm32-wasi` modules) and
+//! gives them the process model of Python's `os.fork`, `multiprocessing` and
+//! `subprocess`, carried out with real OS processes under a policy that
+//! grants nothing by default.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use procbridge::{GuestBuilder, Policy, Runtime};
+//!
+//! let runtime = Runtime::new()?;                      // engine + module cache
+//! let program = runtime.load_file("job.wasm")?;       // compiled once, cached
+//! let mut guest = GuestBuilder::new();                // grants nothing yet
+//! guest.args(["job", "--fast"]);
+//! guest.policy(Policy::builder().allow_run("git")?.build());
+//! let exit_code = runtime.run(&program, guest.build()?)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! * [`Runtime`] loads and runs modules; [`GuestBuilder`] configures one
+//!   guest; [`Policy`] says what it may do.
+//! * The host functions live in `api`, one module per bridged API, all
+//!   registered under the import module [`MODULE`].
+//! * Guest memory is only touched through [`GuestMemory`]; guest resources
+//!   only through the [`HandleTable`]; failures are [`BridgeError`]s.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod cache;
+pub mod ctx;
+pub mod errno;
+pub mod guest_mem;
+pub mod handles;
+pub mod policy;
+mod process_local;
+pub mod runtime;
+
+pub use api::MODULE;
+pub use cache::{ModuleCache, Origin};
+pub use ctx::{DirPerms, GuestBuilder, HostState, OutputCapture, Stdio};
+pub use errno::{BridgeError, Errno};
+pub use guest_mem::GuestMemory;
+pub use handles::HandleTable;
+pub use policy::{Limits, Policy, PolicyBuilder};
+pub use runtime::{LoadError, Program, RunError, Runtime};

@@ -1,0 +1,42 @@
+//! State that belongs to one OS process and must be made anew after `fork`.
+//!
+//! wasmtime-wasi's preview 1 functions run their futures on a Tokio runtime.
+//! Its built-in fallback runtime is a process-global value whose worker
+//! threads would not exist in a `fork` child, so procbridge never lets it be
+//! used: every OS process running a guest enters a runtime created in that
+//! same process ([`enter_tokio`]), and a fork child makes its own on first
+//! use.
+
+use std::sync::Mutex;
+use tokio::runtime::{EnterGuard, Runtime};
+
+static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+
+/// This process's Tokio runtime, created on first use in each process.
+pub(crate) fn tokio_runtime() -> &'static Runtime {
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, rt)) = *slot {
+        if owner == pid {
+            return rt;
+        }
+    }
+    // A runtime inherited through fork has no worker threads in this process;
+    // it is left alone (never dropped: dropping would wait for those threads).
+    let rt: &'static Runtime = Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("procbridge-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O runtime"),
+    ));
+    *slot = Some((pid, rt));
+    rt
+}
+
+/// Makes this process's runtime the current one on this thread until the
+/// guard is dropped.
+pub(crate) fn enter_tokio() -> EnterGuard<'static> {
+    tokio_runtime().enter()
+}

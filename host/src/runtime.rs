@@ -1,0 +1,300 @@
+//! Loading modules and running guests: the embedding API's entry point.
+//!
+//! ```no_run
+//! use procbridge::{GuestBuilder, Policy, Runtime};
+//!
+//! let runtime = Runtime::new()?;
+//! let program = runtime.load_file("target/guests/hello.wasm")?;
+//! let mut guest = GuestBuilder::new();
+//! guest.args(["hello", "a", "b"]).env("GREETING", "hi");
+//! guest.policy(Policy::builder().allow_run("echo")?.build());
+//! let exit_code = runtime.run(&program, guest.build()?)?;
+//! assert_eq!(exit_code, 0);
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use crate::cache::{ModuleCache, Origin};
+use crate::ctx::{GuestBuilder, HostState};
+use crate::process_local;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
+use wasmtime_wasi::I32Exit;
+
+/// Why a module cannot be loaded. Each variant is one clear line for the
+/// user.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The module's path.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid WebAssembly module.
+    #[error("{name} is not a valid WebAssembly module: {reason}")]
+    NotWasm {
+        /// The module's name or path.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The module imports a function the host does not provide.
+    #[error("{name} imports `{module}::{field}`, which this host does not provide")]
+    UnknownImport {
+        /// The module's name or path.
+        name: String,
+        /// The import's module.
+        module: String,
+        /// The import's name.
+        field: String,
+    },
+    /// The module's imports do not match the host's (wrong signature).
+    #[error("{name} cannot be linked: {reason}")]
+    Link {
+        /// The module's name or path.
+        name: String,
+        /// The linker's message.
+        reason: String,
+    },
+    /// The module has no `_start` function to run.
+    #[error("{name} has no `_start` export: build it as a command (a binary), not a library")]
+    MissingStart {
+        /// The module's name or path.
+        name: String,
+    },
+}
+
+/// Why a guest did not finish with an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Instantiation failed (out of resources, or a start function trapped).
+    #[error("cannot instantiate the guest: {0:?}")]
+    Instantiate(anyhow::Error),
+    /// The guest trapped. The `Debug` form carries the wasm backtrace.
+    #[error("guest trapped: {0:?}")]
+    Trap(anyhow::Error),
+}
+
+/// A module loaded, linked against the host and ready to instantiate.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Program {
+    name: String,
+    module: Module,
+    pre: InstancePre<HostState>,
+    origin: Origin,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// The name it was loaded under (its path, for files).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it was compiled now or came from the cache.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The compiled module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    pub(crate) fn instance_pre(&self) -> &InstancePre<HostState> {
+        &self.pre
+    }
+}
+
+/// A wasmtime engine with the procbridge host functions and a module cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    defined: HashSet<(String, String)>,
+    cache: Option<ModuleCache>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime caching compiled modules in [`ModuleCache::default_dir`].
+    ///
+    /// # Errors
+    /// When the engine cannot be created.
+    pub fn new() -> anyhow::Result<Self> {
+        Self::with_cache(ModuleCache::default_dir().map(ModuleCache::new))
+    }
+
+    /// A runtime with the given cache, or none.
+    ///
+    /// # Errors
+    /// When the engine cannot be created.
+    pub fn with_cache(cache: Option<ModuleCache>) -> anyhow::Result<Self> {
+        let config = Config::new();
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
+        crate::api::add_to_linker(&mut linker)?;
+        let mut store = Store::new(&engine, GuestBuilder::new().build()?);
+        let defined = linker
+            .iter(&mut store)
+            .map(|(module, name, _)| (module.to_string(), name.to_string()))
+            .collect();
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            defined,
+            cache,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The module cache in use, if any.
+    pub fn cache(&self) -> Option<&ModuleCache> {
+        self.cache.as_ref()
+    }
+
+    /// Whether the host provides the import `module::name`.
+    pub fn provides(&self, module: &str, name: &str) -> bool {
+        self.defined
+            .contains(&(module.to_string(), name.to_string()))
+    }
+
+    /// The names of every function the host provides under [`crate::MODULE`],
+    /// sorted.
+    pub fn bridge_functions(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .defined
+            .iter()
+            .filter(|(module, _)| module == crate::MODULE)
+            .map(|(_, name)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Loads a module from a file (binary, or WAT text).
+    ///
+    /// # Errors
+    /// See [`LoadError`].
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Program, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_bytes(&path.display().to_string(), &bytes)
+    }
+
+    /// Loads a module from bytes (binary, or WAT text); `name` is used in
+    /// messages.
+    ///
+    /// # Errors
+    /// See [`LoadError`].
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, LoadError> {
+        let not_wasm = |reason: String| LoadError::NotWasm {
+            name: name.to_string(),
+            reason,
+        };
+        let binary = if bytes.starts_with(b"\0asm") {
+            std::borrow::Cow::Borrowed(bytes)
+        } else {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| not_wasm("it has no wasm header and is not WAT text".into()))?;
+            std::borrow::Cow::Owned(
+                wat::parse_str(text)
+                    .map_err(|e| not_wasm(format!("not wasm, and not WAT: {e}")))?,
+            )
+        };
+        let (module, origin) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, &binary),
+            None => Module::new(&self.engine, &*binary)
+                .map(|m| (m, Origin::Compiled))
+                .map_err(anyhow::Error::from),
+        }
+        .map_err(|e| not_wasm(format!("{e:#}")))?;
+        for import in module.imports() {
+            if !self.provides(import.module(), import.name()) {
+                return Err(LoadError::UnknownImport {
+                    name: name.to_string(),
+                    module: import.module().to_string(),
+                    field: import.name().to_string(),
+                });
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Link {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Program {
+            name: name.to_string(),
+            module,
+            pre,
+            origin,
+        })
+    }
+
+    /// Runs a program's `_start` in a new instance with `state`, returning its
+    /// exit code: `0` when `_start` returns, `N` for `proc_exit(N)`.
+    ///
+    /// # Errors
+    /// [`LoadError::MissingStart`] (as an error) when there is no `_start`;
+    /// [`RunError`] when instantiation fails or the guest traps.
+    pub fn run(&self, program: &Program, state: HostState) -> anyhow::Result<i32> {
+        if program
+            .module
+            .get_export("_start")
+            .and_then(|e| e.func().cloned())
+            .is_none()
+        {
+            return Err(LoadError::MissingStart {
+                name: program.name.clone(),
+            }
+            .into());
+        }
+        let _tokio = process_local::enter_tokio();
+        let mut state = state;
+        state.bridge.program = Some(program.clone());
+        let mut store = Store::new(&self.engine, state);
+        let instance = program
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| RunError::Instantiate(e.into()))?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|e| RunError::Instantiate(e.into()))?;
+        match start.call(&mut store, ()) {
+            Ok(()) => Ok(0),
+            Err(err) => match err.downcast_ref::<I32Exit>() {
+                Some(exit) => Ok(exit.0),
+                None => Err(RunError::Trap(err.into()).into()),
+            },
+        }
+    }
+}

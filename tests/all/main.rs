@@ -1,0 +1,10 @@
+//! procbridge's integration tests: guests are built from source with
+//! `guests/build`, then run through the library and through the
+//! `procbridge` binary. One module per area.
+
+mod support;
+
+mod abi_doc;
+mod cli;
+mod hello;
+mod host_calls;

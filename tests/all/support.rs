@@ -1,0 +1,103 @@
+//! Shared helpers: building guests, running the CLI, running WAT snippets.
+
+use procbridge::{GuestBuilder, ModuleCache, OutputCapture, Policy, Runtime, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Builds all guests once per test binary and returns the path of `name`.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(root().join("guests/build"))
+            .status()
+            .expect("run guests/build");
+        assert!(status.success(), "guests/build failed");
+    });
+    let path = root().join("target/guests").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A module cache shared by the tests (so they also exercise cache hits).
+pub fn cache_dir() -> PathBuf {
+    root().join("target/test-cache")
+}
+
+/// One runtime per test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::with_cache(Some(ModuleCache::new(cache_dir()))).expect("runtime"))
+}
+
+/// The `procbridge` command, with the test cache.
+pub fn procbridge() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_procbridge"));
+    cmd.env("PROCBRIDGE_CACHE_DIR", cache_dir());
+    cmd
+}
+
+/// Runs `procbridge ARGS` and returns its output.
+pub fn run_cli(args: &[&str]) -> Output {
+    procbridge().args(args).output().expect("run procbridge")
+}
+
+/// What a guest run through the library printed, and its exit code.
+#[derive(Debug)]
+pub struct Captured {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a module through the library with captured output.
+pub fn run_captured(module: &Path, args: &[&str], policy: Policy) -> anyhow::Result<Captured> {
+    let rt = runtime();
+    let program = rt.load_file(module)?;
+    let out = OutputCapture::new(1 << 20);
+    let err = OutputCapture::new(1 << 20);
+    let mut guest = GuestBuilder::new();
+    guest
+        .arg(module.display().to_string())
+        .args(args.iter().copied())
+        .stdout(Stdio::Capture(out.clone()))
+        .stderr(Stdio::Capture(err.clone()))
+        .policy(policy);
+    let code = rt.run(&program, guest.build()?)?;
+    Ok(Captured {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+    })
+}
+
+/// Runs a WAT module through the library and returns its exit code.
+pub fn run_wat(wat: &str) -> anyhow::Result<i32> {
+    let rt = runtime();
+    let program = rt.load_bytes("test.wat", wat.as_bytes())?;
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Null).stderr(Stdio::Null);
+    rt.run(&program, guest.build()?)
+}
+
+/// Writes `contents` to a fresh temporary file named `name`.
+pub fn temp_file(name: &str, contents: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    (dir, path)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
