@@ -6,5 +6,6 @@ mod support;
 
 mod abi_doc;
 mod cli;
+mod confine;
 mod hello;
 mod host_calls;
