@@ -1,13 +1,13 @@
 //! Per-guest state: what the guest sees through WASI and through the bridge.
 //!
 //! [`GuestBuilder`] configures one guest instance. Its defaults grant
-//! nothing: no arguments, no environment, no directories, no commands, stdin
-//! empty; stdout and stderr are inherited (as a process's would be).
+//! nothing beyond its [`Policy`] (which by default grants nothing): no
+//! arguments, no environment, no directories, no commands, stdin empty;
+//! stdout and stderr are inherited (as a process's would be).
 
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::handles::HandleTable;
 use crate::policy::Policy;
-use std::path::Path;
 use std::sync::Arc;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -53,6 +53,7 @@ impl OutputCapture {
 pub struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) bridge: Bridge,
+    pub(crate) store_limits: wasmtime::StoreLimits,
 }
 
 impl std::fmt::Debug for HostState {
@@ -140,7 +141,6 @@ impl Bridge {
 pub struct GuestBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
-    dirs: Vec<(std::path::PathBuf, String, DirPerms)>,
     stdin: Stdio,
     stdout: Stdio,
     stderr: Stdio,
@@ -166,24 +166,10 @@ impl GuestBuilder {
         self
     }
 
-    /// Grants an environment variable.
+    /// Sets an environment variable for the guest, in addition to those its
+    /// policy grants ([`Policy::env`], which spawned commands may also get).
     pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
         self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Grants access to a host directory, seen by the guest at `guest_path`.
-    ///
-    /// # Ambient authority
-    /// The directory is opened by path when the guest is built.
-    pub fn preopened_dir(
-        &mut self,
-        host_path: impl AsRef<Path>,
-        guest_path: impl Into<String>,
-        perms: DirPerms,
-    ) -> &mut Self {
-        self.dirs
-            .push((host_path.as_ref().to_path_buf(), guest_path.into(), perms));
         self
     }
 
@@ -223,14 +209,16 @@ impl GuestBuilder {
     /// When a granted directory cannot be opened.
     pub fn build(&self) -> anyhow::Result<HostState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.args(&self.args).envs(&self.env);
+        wasi.args(&self.args)
+            .envs(self.policy.env())
+            .envs(&self.env);
         // File operations run on the guest's own thread: no background
         // threads hold state a `fork` child would need.
         wasi.allow_blocking_current_thread(true);
-        for (host, guest, perms) in &self.dirs {
-            wasi.preopened_dir(host, guest, *perms)
+        for dir in self.policy.dirs() {
+            wasi.preopened_dir(&dir.host, &dir.guest, dir.perms)
                 .map_err(anyhow::Error::from)
-                .map_err(|e| e.context(format!("--dir {}", host.display())))?;
+                .map_err(|e| e.context(format!("--dir {}", dir.host.display())))?;
         }
         match &self.stdin {
             Stdio::Inherit if self.stdin_set => {
@@ -250,9 +238,14 @@ impl GuestBuilder {
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
+        let store_limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(self.policy.limits().max_memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge: Bridge::new(self.policy.clone()),
+            store_limits,
         })
     }
 }

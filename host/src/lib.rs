@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod cache;
 pub mod confine;
 pub mod ctx;
@@ -35,8 +36,10 @@ pub mod errno;
 pub mod guest_mem;
 pub mod handles;
 pub mod policy;
+pub mod policy_file;
 mod process_local;
 pub mod runtime;
+pub mod watchdog;
 
 pub use api::MODULE;
 pub use cache::{ModuleCache, Origin};

@@ -2,8 +2,9 @@
 //! that reaches outside the sandbox.
 //!
 //! The default [`Policy`] grants nothing. Grants are resolved once, when the
-//! policy is built (the only place that uses ambient authority, such as the
-//! host's `PATH`); checks at call time only look up what was resolved.
+//! policy is built (the only place that uses ambient authority: the host's
+//! `PATH`, its file system and its environment); checks at call time only
+//! look up what was resolved.
 //!
 //! ```
 //! use procbridge::Policy;
@@ -11,11 +12,19 @@
 //! assert!(policy.resolve_command("echo").is_ok());
 //! assert!(policy.resolve_command("rm").is_err());
 //! ```
+//!
+//! Policies are usually written as a file; see [`crate::policy_file`] and
+//! `docs/policy.md`.
 
+use crate::confine::{CommandLimits, ConfineSpec, Confinement};
+use crate::ctx::DirPerms;
 use crate::errno::{BridgeError, BridgeResult};
 use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Limits that apply to one guest and to what it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +35,18 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Live processes in the whole tree (guest processes and commands).
     pub max_processes: usize,
+    /// Linear memory of one wasm instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// Bytes waiting in one queue or pipe.
+    pub max_queued_bytes: usize,
+    /// Wall-clock time of the whole job (the CLI kills the tree after it).
+    pub wall_time: Option<Duration>,
+    /// CPU seconds of each process of the tree, guests and commands.
+    pub cpu_seconds: Option<u64>,
+    /// Open files of each spawned command.
+    pub command_open_files: Option<u64>,
+    /// Address space of each spawned command, in bytes.
+    pub command_address_space: Option<u64>,
 }
 
 impl Default for Limits {
@@ -34,17 +55,97 @@ impl Default for Limits {
             max_handles: crate::handles::DEFAULT_MAX_HANDLES,
             max_output_bytes: 1 << 30,
             max_processes: 64,
+            max_memory_bytes: 1 << 30,
+            max_queued_bytes: 64 << 20,
+            wall_time: None,
+            cpu_seconds: None,
+            command_open_files: Some(1024),
+            command_address_space: None,
         }
     }
 }
 
-/// A command the guest may run, resolved to an absolute path at start-up.
+impl Limits {
+    /// The resource limits for spawned commands.
+    pub fn command_limits(&self) -> CommandLimits {
+        CommandLimits {
+            cpu_seconds: self.cpu_seconds,
+            address_space: self.command_address_space,
+            open_files: self.command_open_files,
+            processes: None,
+            file_size: None,
+        }
+    }
+}
+
+/// Rules on the arguments of a granted command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgRules {
+    /// When set, `argv[1]` must be one of these (e.g. `git`'s `status`, `log`).
+    pub subcommands: Option<Vec<String>>,
+    /// Arguments that are refused: an argument equal to one of these, or
+    /// starting with it followed by `=` (e.g. `--exec`, `-c`).
+    pub deny_flags: Vec<String>,
+}
+
+/// A content pin: the SHA-256 the binary had when the policy was built.
 #[derive(Clone, Debug, PartialEq, Eq)]
+struct Pin {
+    sha256: [u8; 32],
+    identity: FileIdentity,
+}
+
+/// What identifies a file's content cheaply: a replaced or rewritten file
+/// changes one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        })
+    }
+}
+
+/// A command the guest may run, resolved to an absolute path at start-up.
+#[derive(Clone, Debug)]
 pub struct GrantedCommand {
     /// The name the grant was given as (`echo`, or an absolute path).
     pub name: String,
     /// The absolute path that is executed.
     pub path: PathBuf,
+    /// Rules on its arguments.
+    pub args: ArgRules,
+    pin: Option<Pin>,
+    confinement: Arc<OnceLock<Arc<Confinement>>>,
+}
+
+/// A host directory granted to the guest (and to the commands it starts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The host directory, canonical (symlinks resolved at start-up).
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub perms: DirPerms,
 }
 
 /// The grants and limits of a guest. Immutable once built; see
@@ -52,6 +153,9 @@ pub struct GrantedCommand {
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
     commands: BTreeMap<String, GrantedCommand>,
+    dirs: Vec<DirGrant>,
+    env: Vec<(String, String)>,
+    network: bool,
     limits: Limits,
 }
 
@@ -75,6 +179,23 @@ impl Policy {
     /// The commands granted, by name.
     pub fn commands(&self) -> impl Iterator<Item = &GrantedCommand> {
         self.commands.values()
+    }
+
+    /// The directories granted.
+    pub fn dirs(&self) -> &[DirGrant] {
+        &self.dirs
+    }
+
+    /// The environment variables granted (the guest's environment, and the
+    /// most a spawned command may get).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Whether spawned commands may use the network (TCP, where Landlock can
+    /// enforce it).
+    pub fn network(&self) -> bool {
+        self.network
     }
 
     /// Looks up the command a guest names as `argv[0]`: a granted name, or
@@ -104,6 +225,150 @@ impl Policy {
             "run \"{program}\": not granted{hint} (add --allow-run {program})"
         )))
     }
+
+    /// Checks a whole command line: the command is granted, its arguments
+    /// pass the grant's rules, and a pinned binary is unchanged.
+    ///
+    /// # Errors
+    /// `EPERM` naming what was refused; `EINVAL` for an empty argv.
+    pub fn check_command(&self, argv: &[String]) -> BridgeResult<&GrantedCommand> {
+        let program = argv
+            .first()
+            .ok_or_else(|| BridgeError::invalid("empty argv: no command to run"))?;
+        let cmd = self.resolve_command(program)?;
+        cmd.check_args(&argv[1..])?;
+        cmd.check_pin()?;
+        Ok(cmd)
+    }
+
+    /// The confinement for a granted command (prepared on first use).
+    ///
+    /// # Errors
+    /// When the Landlock rules cannot be built (a granted directory vanished).
+    pub fn confinement(&self, cmd: &GrantedCommand) -> std::io::Result<Arc<Confinement>> {
+        if let Some(c) = cmd.confinement.get() {
+            return Ok(c.clone());
+        }
+        let (read, write): (Vec<&DirGrant>, Vec<&DirGrant>) = self
+            .dirs
+            .iter()
+            .partition(|d| d.perms == DirPerms::ReadOnly);
+        let spec = ConfineSpec {
+            program: cmd.path.clone(),
+            read_dirs: read.into_iter().map(|d| d.host.clone()).collect(),
+            write_dirs: write.into_iter().map(|d| d.host.clone()).collect(),
+            network: self.network,
+            limits: self.limits.command_limits(),
+        };
+        let confinement = Arc::new(Confinement::prepare(&spec)?);
+        Ok(cmd.confinement.get_or_init(|| confinement).clone())
+    }
+
+    /// Maps a guest path (as the guest sees it through a granted directory)
+    /// to the host path, for a command's working directory. The result is
+    /// inside a granted directory: `..` that would leave it is refused, and a
+    /// symlink that leads out of it is refused.
+    ///
+    /// # Errors
+    /// `EPERM` when the path is not inside a granted directory.
+    pub fn host_dir_for(&self, guest_path: &str) -> BridgeResult<PathBuf> {
+        let denied = || {
+            BridgeError::denied(format!(
+                "cwd \"{guest_path}\": not inside a granted directory (add --dir)"
+            ))
+        };
+        for dir in &self.dirs {
+            let rest = match strip_guest_prefix(guest_path, &dir.guest) {
+                Some(rest) => rest,
+                None => continue,
+            };
+            let mut host = dir.host.clone();
+            for part in rest.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                if part == ".." {
+                    if host == dir.host {
+                        return Err(denied());
+                    }
+                    host.pop();
+                } else {
+                    host.push(part);
+                }
+            }
+            let real = std::fs::canonicalize(&host).map_err(|e| {
+                BridgeError::new(crate::Errno::NoEnt, format!("cwd \"{guest_path}\": {e}"))
+            })?;
+            if !real.starts_with(&dir.host) {
+                return Err(denied());
+            }
+            return Ok(real);
+        }
+        Err(denied())
+    }
+}
+
+fn strip_guest_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() || prefix == "." {
+        return (!path.starts_with('/')).then_some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+impl GrantedCommand {
+    /// Whether the binary is pinned to a content hash.
+    pub fn is_pinned(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    fn check_args(&self, args: &[String]) -> BridgeResult<()> {
+        if let Some(allowed) = &self.args.subcommands {
+            let sub = args.first().map(String::as_str).unwrap_or("");
+            if !allowed.iter().any(|a| a == sub) {
+                return Err(BridgeError::denied(format!(
+                    "run \"{}\": subcommand \"{sub}\" is not granted (granted: {})",
+                    self.name,
+                    allowed.join(", ")
+                )));
+            }
+        }
+        for arg in args {
+            for flag in &self.args.deny_flags {
+                let hit = arg == flag
+                    || arg
+                        .strip_prefix(flag.as_str())
+                        .is_some_and(|rest| rest.starts_with('='));
+                if hit {
+                    return Err(BridgeError::denied(format!(
+                        "run \"{}\": argument \"{arg}\" is denied by the policy",
+                        self.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_pin(&self) -> BridgeResult<()> {
+        let pin = match &self.pin {
+            Some(pin) => pin,
+            None => return Ok(()),
+        };
+        let changed = || {
+            BridgeError::denied(format!(
+                "run \"{}\": {} changed since start-up (its sha256 pin does not match)",
+                self.name,
+                self.path.display()
+            ))
+        };
+        match FileIdentity::of(&self.path) {
+            Ok(identity) if identity == pin.identity => Ok(()),
+            Ok(_) => match sha256_file(&self.path) {
+                Ok(digest) if digest == pin.sha256 => Ok(()),
+                _ => Err(changed()),
+            },
+            Err(_) => Err(changed()),
+        }
+    }
 }
 
 /// Builds a [`Policy`]; every grant is explicit.
@@ -122,22 +387,121 @@ impl PolicyBuilder {
     /// # Errors
     /// When the command cannot be found or is not an executable file, or is
     /// a relative path.
-    pub fn allow_run(mut self, command: &str) -> anyhow::Result<Self> {
+    pub fn allow_run(self, command: &str) -> anyhow::Result<Self> {
+        self.allow_run_with(command, ArgRules::default(), None)
+    }
+
+    /// Grants running `command` with argument rules, optionally pinned to
+    /// the SHA-256 (hex) of its binary.
+    ///
+    /// # Errors
+    /// As [`allow_run`](Self::allow_run), and when the binary does not match
+    /// the pin.
+    pub fn allow_run_with(
+        mut self,
+        command: &str,
+        args: ArgRules,
+        sha256_hex: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let path = resolve_in_path(command)?;
+        let pin = match sha256_hex {
+            None => None,
+            Some(hex) => {
+                let want = parse_sha256(hex)
+                    .with_context(|| format!("command {command}: sha256 \"{hex}\""))?;
+                let identity = FileIdentity::of(&path)?;
+                let got = sha256_file(&path)?;
+                if got != want {
+                    bail!(
+                        "command {command}: {} has sha256 {}, not the pinned {hex}",
+                        path.display(),
+                        to_hex(&got)
+                    );
+                }
+                Some(Pin {
+                    sha256: want,
+                    identity,
+                })
+            }
+        };
         self.policy.commands.insert(
             command.to_string(),
             GrantedCommand {
                 name: command.to_string(),
                 path,
+                args,
+                pin,
+                confinement: Arc::default(),
             },
         );
         Ok(self)
+    }
+
+    /// Grants a host directory, seen by the guest at `guest`.
+    ///
+    /// # Ambient authority
+    /// Resolves `host` in the host's file system (symlinks resolved now).
+    ///
+    /// # Errors
+    /// When `host` is not a directory.
+    pub fn dir(
+        mut self,
+        host: impl AsRef<Path>,
+        guest: &str,
+        perms: DirPerms,
+    ) -> anyhow::Result<Self> {
+        let host = host.as_ref();
+        let real =
+            std::fs::canonicalize(host).with_context(|| format!("directory {}", host.display()))?;
+        if !real.is_dir() {
+            bail!("{} is not a directory", host.display());
+        }
+        self.policy.dirs.push(DirGrant {
+            host: real,
+            guest: guest.to_string(),
+            perms,
+        });
+        Ok(self)
+    }
+
+    /// Grants an environment variable with a value.
+    pub fn env(mut self, key: &str, value: &str) -> anyhow::Result<Self> {
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            bail!("environment variable \"{key}\": invalid name or value");
+        }
+        if is_loader_variable(key) {
+            bail!("environment variable {key}: loader variables are never granted");
+        }
+        self.policy.env.retain(|(k, _)| k != key);
+        self.policy.env.push((key.to_string(), value.to_string()));
+        Ok(self)
+    }
+
+    /// Grants an environment variable with the host's current value.
+    ///
+    /// # Ambient authority
+    /// Reads the host's environment.
+    pub fn pass_env(self, key: &str) -> anyhow::Result<Self> {
+        let value = std::env::var(key)
+            .with_context(|| format!("environment variable {key}: not set in the host"))?;
+        self.env(key, &value)
+    }
+
+    /// Lets spawned commands use the network.
+    pub fn network(mut self, allow: bool) -> Self {
+        self.policy.network = allow;
+        self
     }
 
     /// Replaces the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.policy.limits = limits;
         self
+    }
+
+    /// Changes the limits in place.
+    pub fn limits_mut(&mut self) -> &mut Limits {
+        &mut self.policy.limits
     }
 
     /// Finishes the policy.
@@ -182,10 +546,46 @@ fn check_executable(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of a file's content.
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut digest = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        digest.update(&buf[..n]);
+    }
+    Ok(digest.finalize().into())
+}
+
+/// Lower-case hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_sha256(hex: &str) -> anyhow::Result<[u8; 32]> {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("a sha256 is 64 hex digits");
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Errno;
+
+    fn argv(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
 
     #[test]
     fn default_grants_nothing() {
@@ -193,6 +593,7 @@ mod tests {
         let err = policy.resolve_command("true").unwrap_err();
         assert_eq!(err.errno, Errno::Perm);
         assert!(err.message.contains("\"true\""), "{}", err.message);
+        assert!(policy.dirs().is_empty() && policy.env().is_empty() && !policy.network());
     }
 
     #[test]
@@ -225,5 +626,101 @@ mod tests {
         assert!(is_loader_variable("LD_PRELOAD"));
         assert!(is_loader_variable("DYLD_INSERT_LIBRARIES"));
         assert!(!is_loader_variable("PATH"));
+        assert!(Policy::builder().env("LD_PRELOAD", "x.so").is_err());
+    }
+
+    #[test]
+    fn subcommand_and_flag_rules() {
+        let rules = ArgRules {
+            subcommands: Some(vec!["status".into(), "log".into()]),
+            deny_flags: vec!["--exec".into(), "-c".into()],
+        };
+        let policy = Policy::builder()
+            .allow_run_with("true", rules, None)
+            .unwrap()
+            .build();
+        assert!(policy.check_command(&argv(&["true", "status"])).is_ok());
+        assert!(policy
+            .check_command(&argv(&["true", "log", "-n", "3"]))
+            .is_ok());
+        let err = policy.check_command(&argv(&["true", "push"])).unwrap_err();
+        assert!(
+            err.message.contains("subcommand \"push\""),
+            "{}",
+            err.message
+        );
+        assert!(policy.check_command(&argv(&["true"])).is_err());
+        let err = policy
+            .check_command(&argv(&["true", "log", "--exec=rm"]))
+            .unwrap_err();
+        assert!(err.message.contains("--exec=rm"), "{}", err.message);
+        assert!(policy.check_command(&argv(&["true", "log", "-c"])).is_err());
+        assert!(policy.check_command(&argv(&["true", "log", "-cx"])).is_ok());
+        assert_eq!(policy.check_command(&[]).unwrap_err().errno, Errno::Inval);
+    }
+
+    #[test]
+    fn hash_pins_are_checked_at_start_up_and_at_spawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("tool");
+        std::fs::copy("/bin/true", &bin).unwrap();
+        let hex = to_hex(&sha256_file(&bin).unwrap());
+        let wrong = "0".repeat(64);
+        let name = bin.to_str().unwrap();
+        assert!(Policy::builder()
+            .allow_run_with(name, ArgRules::default(), Some(&wrong))
+            .is_err());
+        assert!(Policy::builder()
+            .allow_run_with(name, ArgRules::default(), Some("xyz"))
+            .is_err());
+        let policy = Policy::builder()
+            .allow_run_with(name, ArgRules::default(), Some(&hex))
+            .unwrap()
+            .build();
+        assert!(policy.check_command(&argv(&[name])).is_ok());
+        // Replace the binary with another one after start-up.
+        std::fs::remove_file(&bin).unwrap();
+        std::fs::copy("/bin/false", &bin).unwrap();
+        let err = policy.check_command(&argv(&[name])).unwrap_err();
+        assert_eq!(err.errno, Errno::Perm);
+        assert!(
+            err.message.contains("changed since start-up"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn cwd_must_stay_inside_a_granted_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        std::fs::create_dir_all(work.join("sub")).unwrap();
+        std::os::unix::fs::symlink(root.path(), work.join("up")).unwrap();
+        let policy = Policy::builder()
+            .dir(&work, "/work", DirPerms::ReadWrite)
+            .unwrap()
+            .build();
+        let real_work = std::fs::canonicalize(&work).unwrap();
+        assert_eq!(policy.host_dir_for("/work").unwrap(), real_work);
+        assert_eq!(
+            policy.host_dir_for("/work/sub/").unwrap(),
+            real_work.join("sub")
+        );
+        assert_eq!(policy.host_dir_for("/work/sub/..").unwrap(), real_work);
+        for escape in [
+            "/work/..",
+            "/work/sub/../..",
+            "/work/up",
+            "/tmp",
+            "/workx",
+            "sub",
+        ] {
+            let err = policy.host_dir_for(escape).unwrap_err();
+            assert_eq!(err.errno, Errno::Perm, "{escape}");
+        }
+        assert_eq!(
+            policy.host_dir_for("/work/missing").unwrap_err().errno,
+            Errno::NoEnt
+        );
     }
 }

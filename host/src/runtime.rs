@@ -72,11 +72,20 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Instantiation failed (out of resources, or a start function trapped).
-    #[error("cannot instantiate the guest: {0:?}")]
+    #[error("cannot instantiate the guest: {}", causes(.0))]
     Instantiate(anyhow::Error),
-    /// The guest trapped. The `Debug` form carries the wasm backtrace.
-    #[error("guest trapped: {0:?}")]
+    /// The guest trapped. The message carries the wasm backtrace.
+    #[error("guest trapped: {}", causes(.0))]
     Trap(anyhow::Error),
+}
+
+/// An error and its causes, one per line (the wasm backtrace is one of
+/// them); never the host's own stack trace.
+pub fn causes(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|c| c.to_string().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\ncaused by: ")
 }
 
 /// A module loaded, linked against the host and ready to instantiate.
@@ -117,6 +126,14 @@ impl Program {
     pub(crate) fn instance_pre(&self) -> &InstancePre<HostState> {
         &self.pre
     }
+}
+
+/// A store for one guest instance, with its memory limit applied. Every
+/// instance the host creates goes through here.
+pub(crate) fn new_store(engine: &Engine, state: HostState) -> Store<HostState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.store_limits);
+    store
 }
 
 /// A wasmtime engine with the procbridge host functions and a module cache.
@@ -281,7 +298,7 @@ impl Runtime {
         let _tokio = process_local::enter_tokio();
         let mut state = state;
         state.bridge.program = Some(program.clone());
-        let mut store = Store::new(&self.engine, state);
+        let mut store = new_store(&self.engine, state);
         let instance = program
             .pre
             .instantiate(&mut store)

@@ -9,3 +9,4 @@ mod cli;
 mod confine;
 mod hello;
 mod host_calls;
+mod policy;

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: one module per subcommand.
 
+mod policy;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunCommand),
+    Policy(policy::PolicyCommand),
 }
 
 /// Exit codes of the `procbridge` command itself (a guest's own exit code is
@@ -56,5 +58,6 @@ pub(crate) fn main() -> i32 {
     };
     match cli.command {
         Command::Run(cmd) => cmd.execute(),
+        Command::Policy(cmd) => cmd.execute(),
     }
 }

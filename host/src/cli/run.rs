@@ -4,20 +4,30 @@ use super::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use procbridge::{
-    DirPerms, GuestBuilder, LoadError, ModuleCache, Policy, RunError, Runtime, Stdio,
+    audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, ModuleCache, Policy,
+    PolicyBuilder, RunError, Runtime, Stdio,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Run a WebAssembly module (wasm32-wasi command) with the grants given.
 ///
-/// The exit code is the guest's exit code. A trap prints the wasm backtrace
-/// to stderr and exits with 134. Problems with the module itself exit with
-/// 66 (cannot read it), 65 (not WebAssembly), 67 (imports something this
-/// host does not provide), 68 (no `_start`).
+/// Nothing is granted unless a flag or the policy file grants it. The exit
+/// code is the guest's exit code. A trap prints the wasm backtrace to stderr
+/// and exits with 134. Problems with the module itself exit with 66 (cannot
+/// read it), 65 (not WebAssembly), 67 (imports something this host does not
+/// provide), 68 (no `_start`); a bad flag or policy with 2; the wall-clock
+/// limit with 124.
 #[derive(Debug, Args)]
 pub(crate) struct RunCommand {
+    /// Read grants and limits from a policy file (TOML, see docs/policy.md);
+    /// the flags below add to it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
     /// Grant a host directory, read-write, seen by the guest at GUEST
-    /// (default: the same path). Repeatable.
+    /// (default: the same path); commands the guest runs may use it too.
+    /// Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
 
@@ -35,6 +45,35 @@ pub(crate) struct RunCommand {
     /// resolved path, and nothing else. Repeatable.
     #[arg(long = "allow-run", value_name = "CMD")]
     allow_run: Vec<String>,
+
+    /// Let the commands the guest runs use the network (TCP).
+    #[arg(long)]
+    network: bool,
+
+    /// Most live processes in the whole tree (guest processes and commands).
+    #[arg(long, value_name = "N")]
+    max_processes: Option<usize>,
+
+    /// Most linear memory of one wasm instance, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<usize>,
+
+    /// Most output one call may capture from a command, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_output: Option<usize>,
+
+    /// Stop the whole job after SECS seconds of wall-clock time (exit 124).
+    #[arg(long, value_name = "SECS")]
+    wall_time: Option<f64>,
+
+    /// Most CPU seconds of each process of the job.
+    #[arg(long, value_name = "SECS")]
+    cpu_time: Option<u64>,
+
+    /// Append a JSON line for every spawn, exit, kill, denial and limit hit
+    /// to FILE.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
 
     /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
     /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge).
@@ -63,7 +102,7 @@ impl RunCommand {
         match self.run() {
             Ok(code) => code,
             Err((code, err)) => {
-                eprintln!("procbridge: {err}");
+                eprintln!("procbridge: {err:#}");
                 code as i32
             }
         }
@@ -72,25 +111,18 @@ impl RunCommand {
     fn run(self) -> Result<i32, (ExitCode, anyhow::Error)> {
         let usage = |e: anyhow::Error| (ExitCode::Usage, e);
         let policy = self.policy().map_err(usage)?;
+        if let Some(path) = &self.audit {
+            audit::open(path)
+                .with_context(|| format!("--audit {}", path.display()))
+                .map_err(usage)?;
+        }
+        let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         guest
             .arg(self.module.display().to_string())
             .args(self.args.iter().cloned())
             .stdin(Stdio::Inherit)
             .policy(policy);
-        for spec in &self.env {
-            let (key, value) = parse_env(spec).map_err(usage)?;
-            guest.env(key, value);
-        }
-        for (specs, perms) in [
-            (&self.dirs, DirPerms::ReadWrite),
-            (&self.dirs_ro, DirPerms::ReadOnly),
-        ] {
-            for spec in specs {
-                let (host, guest_path) = parse_dir(spec);
-                guest.preopened_dir(host, guest_path, perms);
-            }
-        }
         let state = guest.build().map_err(usage)?;
 
         let cache = match (&self.cache_dir, self.no_cache) {
@@ -103,13 +135,60 @@ impl RunCommand {
         let program = runtime
             .load_file(&self.module)
             .map_err(|e| (load_exit_code(&e), e.into()))?;
+        if let Some(seconds) = limits.cpu_seconds {
+            watchdog::arm_cpu_limit(seconds)
+                .context("--cpu-time")
+                .map_err(internal)?;
+        }
+        if let Some(limit) = limits.wall_time {
+            watchdog::arm_wall_clock(limit);
+        }
         runtime.run(&program, state).map_err(classify_run_error)
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
-        let mut policy = Policy::builder();
+        let mut policy = match &self.policy {
+            Some(path) => policy_file::load(path)?,
+            None => Policy::builder(),
+        };
         for cmd in &self.allow_run {
             policy = policy.allow_run(cmd)?;
+        }
+        for spec in &self.env {
+            policy = add_env(policy, spec)?;
+        }
+        for (specs, perms) in [
+            (&self.dirs, DirPerms::ReadWrite),
+            (&self.dirs_ro, DirPerms::ReadOnly),
+        ] {
+            for spec in specs {
+                let (host, guest) = parse_dir(spec);
+                policy = policy.dir(host, guest, perms)?;
+            }
+        }
+        if self.network {
+            policy = policy.network(true);
+        }
+        let limits = policy.limits_mut();
+        if let Some(n) = self.max_processes {
+            limits.max_processes = n;
+        }
+        if let Some(mib) = self.max_memory {
+            limits.max_memory_bytes = mib.saturating_mul(1 << 20);
+        }
+        if let Some(mib) = self.max_output {
+            limits.max_output_bytes = mib.saturating_mul(1 << 20);
+        }
+        if let Some(secs) = self.wall_time {
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(anyhow!(
+                    "--wall-time {secs}: give a positive number of seconds"
+                ));
+            }
+            limits.wall_time = Some(Duration::from_secs_f64(secs));
+        }
+        if let Some(secs) = self.cpu_time {
+            limits.cpu_seconds = Some(secs);
         }
         Ok(policy.build())
     }
@@ -129,26 +208,26 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
         return (load_exit_code(load), err);
     }
     match err.downcast_ref::<RunError>() {
-        Some(RunError::Trap(_)) => (ExitCode::Trap, err),
+        Some(RunError::Trap(trap)) => {
+            if format!("{trap:#}").contains("forcing trap when growing memory") {
+                audit::Event::new(audit::Kind::Limit)
+                    .outcome("memory limit of the wasm instance reached (--max-memory)")
+                    .record();
+            }
+            (ExitCode::Trap, err)
+        }
         _ => (ExitCode::Internal, err),
     }
 }
 
-fn parse_env(spec: &str) -> anyhow::Result<(String, String)> {
+fn add_env(policy: PolicyBuilder, spec: &str) -> anyhow::Result<PolicyBuilder> {
     match spec.split_once('=') {
         Some(("", _)) => Err(anyhow!("--env {spec}: empty variable name")),
-        Some((key, value)) => Ok((key.to_string(), value.to_string())),
-        None => {
-            let value = std::env::var(spec)
-                .with_context(|| format!("--env {spec}: not set in the host environment"))?;
-            Ok((spec.to_string(), value))
-        }
+        Some((key, value)) => policy.env(key, value),
+        None => policy.pass_env(spec),
     }
 }
 
-fn parse_dir(spec: &str) -> (String, String) {
-    match spec.split_once("::") {
-        Some((host, guest)) => (host.to_string(), guest.to_string()),
-        None => (spec.to_string(), spec.to_string()),
-    }
+fn parse_dir(spec: &str) -> (&str, &str) {
+    spec.split_once("::").unwrap_or((spec, spec))
 }

@@ -1,0 +1,399 @@
+//! Policy files: a TOML file an operator can read, review and trust.
+//!
+//! ```toml
+//! # Run `git status` and `git log` only, from a pinned binary.
+//! [commands.git]
+//! subcommands = ["status", "log"]
+//! deny_flags = ["-c", "--exec-path"]
+//! sha256 = "…64 hex digits…"
+//!
+//! [commands.sort]          # an empty table grants the command with no rules
+//!
+//! [[dirs]]
+//! host = "work"            # relative to this file
+//! guest = "/work"
+//! mode = "read-write"      # or "read-only" (the default)
+//!
+//! [env]
+//! pass = ["LANG"]          # the host's value
+//! set = { MODE = "ci" }
+//!
+//! [network]
+//! commands = false         # spawned commands may not use TCP
+//!
+//! [limits]
+//! processes = 16
+//! memory_mb = 256          # per wasm instance
+//! wall_time_seconds = 60
+//! cpu_seconds = 30
+//! output_mb = 64
+//! queued_mb = 16
+//! open_files = 256         # per spawned command
+//! address_space_mb = 2048  # per spawned command
+//! handles = 512
+//! ```
+//!
+//! Unknown keys are errors, reported with the line at fault. See
+//! `docs/policy.md` for examples.
+
+use crate::ctx::DirPerms;
+use crate::policy::{ArgRules, Limits, Policy, PolicyBuilder};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A policy file that could not be read or is invalid, with its line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct PolicyError {
+    /// The file's path, as given.
+    pub file: String,
+    /// The line at fault (1-based; 0 when the file as a whole is at fault).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    commands: BTreeMap<String, CommandEntry>,
+    #[serde(default)]
+    dirs: Vec<DirEntry>,
+    #[serde(default)]
+    env: EnvEntry,
+    #[serde(default)]
+    network: NetworkEntry,
+    #[serde(default)]
+    limits: LimitsEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandEntry {
+    sha256: Option<String>,
+    subcommands: Option<Vec<String>>,
+    #[serde(default)]
+    deny_flags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirEntry {
+    host: PathBuf,
+    guest: Option<String>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    #[default]
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvEntry {
+    #[serde(default)]
+    pass: Vec<String>,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkEntry {
+    #[serde(default)]
+    commands: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsEntry {
+    processes: Option<usize>,
+    memory_mb: Option<usize>,
+    wall_time_seconds: Option<u64>,
+    cpu_seconds: Option<u64>,
+    output_mb: Option<usize>,
+    queued_mb: Option<usize>,
+    open_files: Option<u64>,
+    address_space_mb: Option<u64>,
+    handles: Option<usize>,
+}
+
+const MB: usize = 1 << 20;
+
+/// Reads a policy file into a builder (more grants may be added to it).
+///
+/// # Ambient authority
+/// Reads the file, resolves its commands in `PATH` and its directories in
+/// the host's file system (relative to the file's directory).
+///
+/// # Errors
+/// A [`PolicyError`] naming the line at fault.
+pub fn load(path: &Path) -> Result<PolicyBuilder, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: path.display().to_string(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&path.display().to_string(), &text, base, Policy::builder())
+}
+
+/// Parses policy text into `builder`; relative directories are resolved
+/// against `base`.
+///
+/// # Errors
+/// A [`PolicyError`] naming the line at fault.
+pub fn parse(
+    file: &str,
+    text: &str,
+    base: &Path,
+    builder: PolicyBuilder,
+) -> Result<PolicyBuilder, PolicyError> {
+    let at = |line: usize, message: String| PolicyError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let parsed: PolicyFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0);
+        at(line, e.message().trim().replace('\n', " "))
+    })?;
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map_or(0, |i| i + 1)
+    };
+
+    let mut builder = builder;
+    for (name, entry) in &parsed.commands {
+        let rules = ArgRules {
+            subcommands: entry.subcommands.clone(),
+            deny_flags: entry.deny_flags.clone(),
+        };
+        builder = builder
+            .allow_run_with(name, rules, entry.sha256.as_deref())
+            .map_err(|e| at(line_of(&format!("commands.{name}")), format!("{e:#}")))?;
+    }
+    for dir in &parsed.dirs {
+        let host = base.join(&dir.host);
+        let guest = dir
+            .guest
+            .clone()
+            .unwrap_or_else(|| dir.host.display().to_string());
+        let perms = match dir.mode {
+            Mode::ReadOnly => DirPerms::ReadOnly,
+            Mode::ReadWrite => DirPerms::ReadWrite,
+        };
+        let needle = format!("\"{}\"", dir.host.display());
+        builder = builder
+            .dir(&host, &guest, perms)
+            .map_err(|e| at(line_of(&needle), format!("{e:#}")))?;
+    }
+    for key in &parsed.env.pass {
+        builder = builder
+            .pass_env(key)
+            .map_err(|e| at(line_of(&format!("\"{key}\"")), format!("{e:#}")))?;
+    }
+    for (key, value) in &parsed.env.set {
+        builder = builder
+            .env(key, value)
+            .map_err(|e| at(line_of(key), format!("{e:#}")))?;
+    }
+    builder = builder.network(parsed.network.commands);
+    apply_limits(&parsed.limits, builder.limits_mut());
+    Ok(builder)
+}
+
+fn apply_limits(entry: &LimitsEntry, limits: &mut Limits) {
+    if let Some(n) = entry.processes {
+        limits.max_processes = n;
+    }
+    if let Some(mb) = entry.memory_mb {
+        limits.max_memory_bytes = mb.saturating_mul(MB);
+    }
+    if let Some(s) = entry.wall_time_seconds {
+        limits.wall_time = Some(Duration::from_secs(s));
+    }
+    if let Some(s) = entry.cpu_seconds {
+        limits.cpu_seconds = Some(s);
+    }
+    if let Some(mb) = entry.output_mb {
+        limits.max_output_bytes = mb.saturating_mul(MB);
+    }
+    if let Some(mb) = entry.queued_mb {
+        limits.max_queued_bytes = mb.saturating_mul(MB);
+    }
+    if let Some(n) = entry.open_files {
+        limits.command_open_files = Some(n);
+    }
+    if let Some(mb) = entry.address_space_mb {
+        limits.command_address_space = Some(mb.saturating_mul(MB as u64));
+    }
+    if let Some(n) = entry.handles {
+        limits.max_handles = n;
+    }
+}
+
+/// Explains a policy in plain words, one grant per line.
+pub fn explain(policy: &Policy) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line("This policy grants:".into());
+    let mut any = false;
+    for cmd in policy.commands() {
+        any = true;
+        let mut text = format!("  run {} ({})", cmd.name, cmd.path.display());
+        if let Some(subs) = &cmd.args.subcommands {
+            text += &format!(", only as: {}", subs.join(", "));
+        }
+        if !cmd.args.deny_flags.is_empty() {
+            text += &format!(", never with: {}", cmd.args.deny_flags.join(", "));
+        }
+        if cmd.is_pinned() {
+            text += ", only while its content matches the sha256 pin";
+        }
+        line(text);
+    }
+    for dir in policy.dirs() {
+        any = true;
+        let mode = match dir.perms {
+            DirPerms::ReadOnly => "read-only",
+            DirPerms::ReadWrite => "read-write",
+        };
+        line(format!(
+            "  directory {} as {}, {mode} (for the guest and the commands it runs)",
+            dir.host.display(),
+            dir.guest
+        ));
+    }
+    for (key, value) in policy.env() {
+        any = true;
+        line(format!("  environment variable {key}={value}"));
+    }
+    if policy.network() {
+        any = true;
+        line("  network (TCP) for the commands it runs".into());
+    }
+    if !any {
+        line("  nothing: the guest can compute and print, and nothing else".into());
+    }
+    let l = policy.limits();
+    line("Limits:".into());
+    line(format!(
+        "  {} live processes in the whole tree; {} MiB of memory per wasm instance",
+        l.max_processes,
+        l.max_memory_bytes / MB
+    ));
+    line(format!(
+        "  {} MiB of captured output per stream; {} MiB queued per queue or pipe; {} open handles",
+        l.max_output_bytes / MB,
+        l.max_queued_bytes / MB,
+        l.max_handles
+    ));
+    let or_none =
+        |v: Option<u64>, unit: &str| v.map_or("no limit".to_string(), |v| format!("{v} {unit}"));
+    line(format!(
+        "  wall-clock time: {}; CPU time per process: {}",
+        or_none(l.wall_time.map(|d| d.as_secs()), "s"),
+        or_none(l.cpu_seconds, "s")
+    ));
+    line(format!(
+        "  per command: open files {}, address space {}",
+        or_none(l.command_open_files, "files"),
+        or_none(l.command_address_space.map(|b| b / MB as u64), "MiB")
+    ));
+    line("Everything else is denied.".into());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Policy, PolicyError> {
+        parse("job.toml", text, Path::new("."), Policy::builder()).map(PolicyBuilder::build)
+    }
+
+    #[test]
+    fn empty_policy_grants_nothing() {
+        let policy = parse_str("").unwrap();
+        assert_eq!(policy.commands().count(), 0);
+        assert!(explain(&policy).contains("nothing"));
+    }
+
+    #[test]
+    fn full_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+[commands.true]
+subcommands = ["status"]
+deny_flags = ["-c"]
+
+[commands.sort]
+
+[[dirs]]
+host = "{}"
+guest = "/work"
+mode = "read-write"
+
+[env]
+set = {{ MODE = "ci" }}
+
+[network]
+commands = true
+
+[limits]
+processes = 5
+memory_mb = 16
+wall_time_seconds = 9
+"#,
+            dir.path().display()
+        );
+        let policy = parse_str(&text).unwrap();
+        assert_eq!(policy.commands().count(), 2);
+        assert_eq!(policy.dirs()[0].guest, "/work");
+        assert_eq!(policy.dirs()[0].perms, DirPerms::ReadWrite);
+        assert_eq!(policy.env(), &[("MODE".to_string(), "ci".to_string())]);
+        assert!(policy.network());
+        assert_eq!(policy.limits().max_processes, 5);
+        assert_eq!(policy.limits().max_memory_bytes, 16 << 20);
+        assert_eq!(policy.limits().wall_time, Some(Duration::from_secs(9)));
+        let text = explain(&policy);
+        assert!(text.contains("only as: status"), "{text}");
+        assert!(text.contains("never with: -c"), "{text}");
+        assert!(text.contains("read-write"), "{text}");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse_str("[limits]\nprocesses = 3\nprocesess = 4\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.to_string().starts_with("job.toml:3: "), "{err}");
+        let err = parse_str("\n\n[commands.no-such-command-xyz]\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("not found in PATH"), "{err}");
+        let err = parse_str("[[dirs]]\nhost = \"/no/such/dir\"\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_str("[env]\nset = { LD_PRELOAD = \"x\" }\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_str("[limits]\nprocesses = \"many\"\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_str("[commands.true]\nsha256 = \"abc\"\n").unwrap_err();
+        assert_eq!(err.line, 1, "{err}");
+    }
+}

@@ -1,0 +1,76 @@
+//! Time limits for the whole job, armed by the root host process.
+//!
+//! * Wall-clock time ([`arm_wall_clock`]): a thread that only sleeps; when
+//!   the time is up it writes one line to stderr and ends the root process
+//!   with exit code [`WALL_CLOCK_EXIT`]. Every descendant dies with it (each
+//!   has a parent-death signal). The thread holds no lock while it sleeps, so
+//!   it is safe to fork while it runs; fork children do not have it.
+//! * CPU time ([`arm_cpu_limit`]): `RLIMIT_CPU` on the root, inherited by
+//!   every guest process it forks (and set on spawned commands by their
+//!   confinement). A process over its CPU seconds gets `SIGXCPU`; guest
+//!   processes write one line and exit with [`CPU_LIMIT_EXIT`], commands are
+//!   killed by the signal.
+
+use std::time::Duration;
+
+/// Exit code when the wall-clock limit ends the job (as `timeout(1)`).
+pub const WALL_CLOCK_EXIT: i32 = 124;
+
+/// Exit code of a guest process that went over its CPU seconds.
+pub const CPU_LIMIT_EXIT: i32 = 152;
+
+fn write_stderr(message: &[u8]) {
+    // SAFETY: write(2) on fd 2 with a valid buffer; async-signal-safe.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+    }
+}
+
+/// Ends this process (and so, through parent-death signals, the whole tree)
+/// after `limit`.
+pub fn arm_wall_clock(limit: Duration) {
+    let message = format!(
+        "procbridge: limit: wall-clock time of {}s reached; the job is stopped\n",
+        limit.as_secs_f64()
+    );
+    std::thread::Builder::new()
+        .name("procbridge-wall-clock".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            crate::audit::Event::new(crate::audit::Kind::Limit)
+                .outcome(message.trim_end().trim_start_matches("procbridge: limit: "))
+                .record_quietly();
+            write_stderr(message.as_bytes());
+            // SAFETY: ends the process without running destructors or
+            // atexit handlers that could wait on locks the guest thread holds.
+            unsafe { libc::_exit(WALL_CLOCK_EXIT) }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| eprintln!("procbridge: cannot arm the wall-clock limit: {e}"));
+}
+
+extern "C" fn on_sigxcpu(_: libc::c_int) {
+    write_stderr(b"procbridge: limit: CPU time limit reached; the process is stopped\n");
+    // SAFETY: async-signal-safe exit.
+    unsafe { libc::_exit(CPU_LIMIT_EXIT) }
+}
+
+/// Limits this process and those it forks to `seconds` of CPU time each.
+///
+/// # Errors
+/// When the limit cannot be set.
+pub fn arm_cpu_limit(seconds: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: seconds,
+        rlim_max: seconds.saturating_add(1),
+    };
+    // SAFETY: installing an async-signal-safe handler, and setrlimit with a
+    // valid pointer.
+    unsafe {
+        libc::signal(libc::SIGXCPU, on_sigxcpu as *const () as libc::sighandler_t);
+        if libc::setrlimit(libc::RLIMIT_CPU, &limit) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Policy files, `procbridge policy check`, and the limits the CLI enforces.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn policy_check_explains_a_valid_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let (_dir, path) = temp_file(
+        "job.toml",
+        format!(
+            "[commands.sort]\n\n[commands.true]\nsubcommands = [\"status\"]\n\n\
+             [[dirs]]\nhost = \"{}\"\nguest = \"/work\"\nmode = \"read-write\"\n\n\
+             [limits]\nprocesses = 8\n",
+            work.path().display()
+        )
+        .as_bytes(),
+    );
+    let out = run_cli(&["policy", "check", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("run sort ("), "{text}");
+    assert!(text.contains("only as: status"), "{text}");
+    assert!(text.contains("as /work, read-write"), "{text}");
+    assert!(text.contains("8 live processes"), "{text}");
+    assert!(text.contains("Everything else is denied."), "{text}");
+}
+
+#[test]
+fn policy_check_rejects_an_invalid_policy_with_its_line() {
+    let (_dir, path) = temp_file("bad.toml", b"[commands.sort]\n\n[limitz]\nprocesses = 1\n");
+    let out = run_cli(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("limitz"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn run_with_an_invalid_policy_exits_2() {
+    let (_dir, path) = temp_file("bad.toml", b"[commands.no-such-command-xyz]\n");
+    let out = run_cli(&[
+        "run",
+        "--policy",
+        path.to_str().unwrap(),
+        guest("hello").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.toml:1:"), "{}", stderr(&out));
+}
+
+#[test]
+fn policy_file_grants_environment() {
+    let (_dir, path) = temp_file("env.toml", b"[env]\nset = { MODE = \"ci\" }\n");
+    let out = run_cli(&[
+        "run",
+        "--policy",
+        path.to_str().unwrap(),
+        guest("hello").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("env MODE=ci\n"), "{}", stdout(&out));
+}
+
+const INFINITE_LOOP: &[u8] = br#"(module
+    (memory (export "memory") 1)
+    (func (export "_start") (loop $l (br $l))))"#;
+
+#[test]
+fn wall_clock_limit_stops_an_infinite_loop() {
+    let (_dir, path) = temp_file("loop.wat", INFINITE_LOOP);
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let out = run_cli(&[
+        "run",
+        "--wall-time",
+        "0.5",
+        "--audit",
+        audit.path().to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = stderr(&out);
+    assert!(err.contains("wall-clock time of 0.5s reached"), "{err}");
+    let log = std::fs::read_to_string(audit.path()).unwrap();
+    assert!(log.contains("\"event\":\"limit\""), "{log}");
+}
+
+#[test]
+fn cpu_limit_stops_an_infinite_loop() {
+    let (_dir, path) = temp_file("loop.wat", INFINITE_LOOP);
+    let started = Instant::now();
+    let out = run_cli(&["run", "--cpu-time", "1", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(152), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        stderr(&out).contains("CPU time limit reached"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn memory_limit_stops_a_memory_bomb() {
+    let (_dir, path) = temp_file(
+        "bomb.wat",
+        br#"(module
+            (memory (export "memory") 1)
+            (func (export "_start")
+              (loop $grow
+                (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#,
+    );
+    let out = run_cli(&["run", "--max-memory", "8", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+    assert!(stderr(&out).contains("memory"), "{}", stderr(&out));
+}
+
+#[test]
+fn invalid_limit_flags_exit_2() {
+    for bad in ["0", "-1", "nan"] {
+        let out = run_cli(&["run", "--wall-time", bad, guest("hello").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "--wall-time {bad}");
+    }
+}
