@@ -77,6 +77,11 @@ pub struct Bridge {
     pub(crate) policy: Arc<Policy>,
     pub(crate) handles: HandleTable,
     pub(crate) program: Option<crate::runtime::Program>,
+    /// The environment the guest was granted (a spawned command's default).
+    pub(crate) granted_env: Vec<(String, String)>,
+    /// The granted directories as (host path, guest path): where a spawned
+    /// command's working directory may be.
+    pub(crate) granted_dirs: Vec<(std::path::PathBuf, String)>,
     last_error: String,
     pending_result: Option<Vec<u8>>,
 }
@@ -88,6 +93,8 @@ impl Bridge {
             policy,
             handles,
             program: None,
+            granted_env: Vec::new(),
+            granted_dirs: Vec::new(),
             last_error: String::new(),
             pending_result: None,
         }
@@ -250,9 +257,12 @@ impl GuestBuilder {
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
+        let mut bridge = Bridge::new(self.policy.clone());
+        bridge.granted_env = self.env.clone();
+        bridge.granted_dirs = self.dirs.iter().map(|(h, g, _)| (h.clone(), g.clone())).collect();
         Ok(HostState {
             wasi: wasi.build_p1(),
-            bridge: Bridge::new(self.policy.clone()),
+            bridge,
         })
     }
 }

@@ -36,6 +36,7 @@ pub mod handles;
 pub mod policy;
 mod process_local;
 pub mod runtime;
+pub(crate) mod subprocess;
 
 pub use api::MODULE;
 pub use cache::{ModuleCache, Origin};
