@@ -8,3 +8,4 @@ mod abi_doc;
 mod cli;
 mod hello;
 mod host_calls;
+mod subprocess;

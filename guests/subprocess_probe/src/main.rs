@@ -274,9 +274,23 @@ fn unreachable_trap() -> ! {
     std::process::abort()
 }
 
-/// `spawn_many N`: N runs of `true`, N Popens dropped while running.
+/// `spawn_many N [pause]`: N spawns, half `run(["true"])`, half `cat`
+/// with pipes dropped while running. With `pause`, prints `ready` and
+/// waits for a line on stdin before and after, so that a test can count
+/// this process's descriptors and children.
 fn spawn_many(args: &[String]) -> Result {
     let n: usize = args.first().and_then(|m| m.parse().ok()).unwrap_or(1000);
+    let pause = args.get(1).map(String::as_str) == Some("pause");
+    let wait_for_test = || {
+        if pause {
+            println!("ready");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    };
+    // Warm up: anything opened once and kept is not a leak.
+    subprocess::call(["true"])?;
+    wait_for_test();
     let mut failures = 0;
     for i in 0..n {
         if i % 2 == 0 {
@@ -289,6 +303,7 @@ fn spawn_many(args: &[String]) -> Result {
         }
     }
     println!("spawned {} failures {}", n, failures);
+    wait_for_test();
     Ok(())
 }
 
