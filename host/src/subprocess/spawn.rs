@@ -4,15 +4,14 @@
 //! with its parent.
 
 use super::io;
+use super::launch::Launch;
 use super::wait::Child;
 use super::Popen;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::policy::{is_loader_variable, Policy};
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Where one of the child's standard streams goes.
 #[derive(Debug)]
@@ -85,41 +84,31 @@ pub(crate) fn spawn(
         None => None,
     };
 
-    let mut cmd = Command::new(&granted.path);
-    cmd.arg0(program)
-        .args(&req.argv[1..])
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = &cwd {
-        cmd.current_dir(cwd);
-    }
-
-    let inherits = matches!(req.stdout, StdioSpec::Inherit) || matches!(req.stderr, StdioSpec::Inherit | StdioSpec::Stdout);
+    let inherits = matches!(req.stdout, StdioSpec::Inherit)
+        || matches!(req.stderr, StdioSpec::Inherit | StdioSpec::Stdout);
     let (stdin_child, stdin_parent) = child_end(req.stdin, true)?;
     let (stdout_child, stdout_parent) = child_end(req.stdout, false)?;
     let (stderr_child, stderr_parent) = match req.stderr {
         StdioSpec::Stdout => (stdout_child.duplicate()?, None),
         other => child_end(other, false)?,
     };
-    cmd.stdin(stdin_child.into_stdio())
-        .stdout(stdout_child.into_stdio())
-        .stderr(stderr_child.into_stdio());
-
-    let parent = std::process::id() as i32;
-    // SAFETY: the closure only makes async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(move || confine_child(parent));
-    }
+    let launch = Launch::new(
+        &granted.path,
+        &req.argv,
+        &req.env,
+        cwd.as_deref(),
+        [stdin_child.raw(), stdout_child.raw(), stderr_child.raw()],
+    )
+    .map_err(|err| spawn_error(program, &granted.path, err))?;
     if inherits {
         // What the host wrote before must come before what the child writes.
         let _ = std::io::stdout().flush();
     }
-    let child = cmd.spawn().map_err(|err| spawn_error(program, &granted.path, err))?;
-    let pid = child.id() as i32;
-    // The std handle owns nothing we need (we passed our own descriptors)
-    // and does not wait on drop; `Child` takes over the pid.
-    drop(child);
-    drop(cmd);
+    let pid = launch
+        .spawn()
+        .map_err(|err| spawn_error(program, &granted.path, err))?;
+    // The child has its copies; ours close here.
+    drop((stdin_child, stdout_child, stderr_child));
     Ok(Popen::new(
         Child::new(pid),
         req.argv,
@@ -129,47 +118,9 @@ pub(crate) fn spawn(
     ))
 }
 
-/// Runs in the child between fork and exec.
-fn confine_child(parent: i32) -> std::io::Result<()> {
-    // SAFETY: plain system calls on this (single-threaded) child.
-    unsafe {
-        if libc::setpgid(0, 0) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        if libc::getppid() != parent {
-            // The parent died before the death signal was armed.
-            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // Descriptors the host holds (module files, sockets, other children's
-        // pipes) must not reach the child: mark everything past stdio
-        // close-on-exec.
-        let done = libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        ) == 0;
-        if !done {
-            let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
-                n if n > 0 => n.min(1 << 20) as i32,
-                _ => 1024,
-            };
-            for fd in 3..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The child's side of one stream.
 enum ChildEnd {
     Inherit,
-    Null,
     Fd(OwnedFd),
 }
 
@@ -183,16 +134,15 @@ impl ChildEnd {
         };
         match self {
             ChildEnd::Inherit => clone(std::io::stdout().as_fd()),
-            ChildEnd::Null => Ok(ChildEnd::Null),
             ChildEnd::Fd(fd) => clone(fd.as_fd()),
         }
     }
 
-    fn into_stdio(self) -> Stdio {
+    /// The descriptor to install, `-1` to keep the host's.
+    fn raw(&self) -> RawFd {
         match self {
-            ChildEnd::Inherit => Stdio::inherit(),
-            ChildEnd::Null => Stdio::null(),
-            ChildEnd::Fd(fd) => Stdio::from(fd),
+            ChildEnd::Inherit => -1,
+            ChildEnd::Fd(fd) => fd.as_raw_fd(),
         }
     }
 }
@@ -203,7 +153,14 @@ fn child_end(spec: StdioSpec, is_stdin: bool) -> BridgeResult<(ChildEnd, Option<
     let pipe_err = |e| BridgeError::io("pipe", e);
     Ok(match spec {
         StdioSpec::Inherit => (ChildEnd::Inherit, None),
-        StdioSpec::Null => (ChildEnd::Null, None),
+        StdioSpec::Null => {
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| BridgeError::io("/dev/null", e))?;
+            (ChildEnd::Fd(null.into()), None)
+        }
         StdioSpec::Stdout => {
             return Err(BridgeError::invalid("only stderr can go to stdout"));
         }
@@ -228,9 +185,10 @@ fn no_nul(what: &str, s: &str) -> BridgeResult<()> {
 }
 
 fn spawn_error(program: &str, path: &Path, err: std::io::Error) -> BridgeError {
-    let errno = match err.kind() {
-        std::io::ErrorKind::NotFound => Errno::NoEnt,
-        std::io::ErrorKind::PermissionDenied => Errno::Perm,
+    let errno = match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => Errno::NoEnt,
+        Some(libc::EACCES) | Some(libc::EPERM) => Errno::Perm,
+        Some(libc::EINVAL) => Errno::Inval,
         _ => Errno::Io,
     };
     BridgeError::new(
