@@ -25,6 +25,6 @@ pub mod subprocess;
 pub mod sys;
 
 pub use error::{Error, Result};
-pub use procbridge_abi::Errno;
 /// The ABI shared with the host (constants, list encoding), for raw calls.
 pub use procbridge_abi as abi;
+pub use procbridge_abi::Errno;

@@ -259,7 +259,11 @@ impl GuestBuilder {
         };
         let mut bridge = Bridge::new(self.policy.clone());
         bridge.granted_env = self.env.clone();
-        bridge.granted_dirs = self.dirs.iter().map(|(h, g, _)| (h.clone(), g.clone())).collect();
+        bridge.granted_dirs = self
+            .dirs
+            .iter()
+            .map(|(h, g, _)| (h.clone(), g.clone()))
+            .collect();
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,

@@ -422,4 +422,3 @@ fn split(mut both: Vec<u8>, at: i32) -> (Vec<u8>, Vec<u8>) {
     let stderr = both.split_off(at);
     (both, stderr)
 }
-

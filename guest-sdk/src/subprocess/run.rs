@@ -113,17 +113,20 @@ where
         }
     }
     let mut popen = builder.spawn()?;
-    let (stdout, stderr) =
-        match popen.communicate_flags(options.input, options.timeout, COMMUNICATE_KILL_ON_TIMEOUT) {
-            Ok(output) => output,
-            Err(SubprocessError::Timeout(mut expired)) => {
-                let (output, stderr) = popen.take_output()?;
-                expired.output = output;
-                expired.stderr = stderr;
-                return Err(SubprocessError::Timeout(expired));
-            }
-            Err(e) => return Err(e),
-        };
+    let (stdout, stderr) = match popen.communicate_flags(
+        options.input,
+        options.timeout,
+        COMMUNICATE_KILL_ON_TIMEOUT,
+    ) {
+        Ok(output) => output,
+        Err(SubprocessError::Timeout(mut expired)) => {
+            let (output, stderr) = popen.take_output()?;
+            expired.output = output;
+            expired.stderr = stderr;
+            return Err(SubprocessError::Timeout(expired));
+        }
+        Err(e) => return Err(e),
+    };
     let done = CompletedProcess {
         args: popen.args().to_vec(),
         returncode: popen.returncode().unwrap_or(-1),

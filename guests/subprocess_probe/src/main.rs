@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let scenario = args.first().map(String::as_str).unwrap_or("");
-    let rest = if args.is_empty() { &args[..] } else { &args[1..] };
+    let rest = if args.is_empty() {
+        &args[..]
+    } else {
+        &args[1..]
+    };
     let result = match scenario {
         "run" => run(rest),
         "check_output" => check_output(rest),
@@ -140,7 +144,9 @@ fn wait_timeout() -> Result {
 
 /// `seq 1 100000 | tr 0 x | wc -l` without the guest copying bytes.
 fn pipeline() -> Result {
-    let mut seq = Popen::builder(["seq", "1", "100000"]).stdout(PIPE).spawn()?;
+    let mut seq = Popen::builder(["seq", "1", "100000"])
+        .stdout(PIPE)
+        .spawn()?;
     let mut tr = Popen::builder(["tr", "0", "x"])
         .stdin(Stdio::pipe_of(&seq))
         .stdout(PIPE)
@@ -151,7 +157,12 @@ fn pipeline() -> Result {
         .spawn()?;
     let (out, _) = wc.communicate(None, None)?;
     println!("wc {}", text(&out).trim());
-    println!("returncodes {} {} {}", seq.wait(None)?, tr.wait(None)?, wc.wait(None)?);
+    println!(
+        "returncodes {} {} {}",
+        seq.wait(None)?,
+        tr.wait(None)?,
+        wc.wait(None)?
+    );
     // The pipe moved: the first process has no stdout pipe any more.
     match seq.read(Stream::Stdout, 10) {
         Err(e) => println!("moved pipe {}", e.errno()),
@@ -334,21 +345,61 @@ fn bad_inputs() {
     unsafe {
         show(
             "argv_out_of_bounds",
-            sys::popen(0x7fff_fff0 as *const u8, 64, std::ptr::null(), -1, std::ptr::null(), 0, 0, 0, 0),
+            sys::popen(
+                0x7fff_fff0 as *const u8,
+                64,
+                std::ptr::null(),
+                -1,
+                std::ptr::null(),
+                0,
+                0,
+                0,
+                0,
+            ),
         );
         show(
             "env_out_of_bounds",
-            sys::popen(argv.as_ptr(), argv.len() as i32, 0x7fff_fff0 as *const u8, 64, std::ptr::null(), 0, 0, 0, 0),
+            sys::popen(
+                argv.as_ptr(),
+                argv.len() as i32,
+                0x7fff_fff0 as *const u8,
+                64,
+                std::ptr::null(),
+                0,
+                0,
+                0,
+                0,
+            ),
         );
         let bad_env = procbridge_sdk::abi::list::encode(&["NOEQUALS"]);
         show(
             "env_malformed",
-            sys::popen(argv.as_ptr(), argv.len() as i32, bad_env.as_ptr(), bad_env.len() as i32, std::ptr::null(), 0, 0, 0, 0),
+            sys::popen(
+                argv.as_ptr(),
+                argv.len() as i32,
+                bad_env.as_ptr(),
+                bad_env.len() as i32,
+                std::ptr::null(),
+                0,
+                0,
+                0,
+                0,
+            ),
         );
         let loader = procbridge_sdk::abi::list::encode(&["LD_PRELOAD=/tmp/x.so"]);
         show(
             "env_loader",
-            sys::popen(argv.as_ptr(), argv.len() as i32, loader.as_ptr(), loader.len() as i32, std::ptr::null(), 0, 0, 0, 0),
+            sys::popen(
+                argv.as_ptr(),
+                argv.len() as i32,
+                loader.as_ptr(),
+                loader.len() as i32,
+                std::ptr::null(),
+                0,
+                0,
+                0,
+                0,
+            ),
         );
         show("argv_empty", popen(&empty, 0, 0, 0));
         show("argv_truncated", popen(&truncated, 0, 0, 0));
@@ -360,12 +411,27 @@ fn bad_inputs() {
         show("popen", h.min(1));
         let mut code = 0i32;
         show("wait_negative_timeout", sys::popen_wait(h, -5, &mut code));
-        show("wait_code_out_of_bounds", sys::popen_wait(h, -1, 0x7fff_fff0 as *mut i32));
-        show("communicate_flags", sys::popen_communicate(h, std::ptr::null(), 0, -1, 4, &mut code));
-        show("communicate_input_out_of_bounds", sys::popen_communicate(h, 0x7fff_fff0 as *const u8, 64, -1, 0, &mut code));
+        show(
+            "wait_code_out_of_bounds",
+            sys::popen_wait(h, -1, 0x7fff_fff0 as *mut i32),
+        );
+        show(
+            "communicate_flags",
+            sys::popen_communicate(h, std::ptr::null(), 0, -1, 4, &mut code),
+        );
+        show(
+            "communicate_input_out_of_bounds",
+            sys::popen_communicate(h, 0x7fff_fff0 as *const u8, 64, -1, 0, &mut code),
+        );
         let mut buf = [0u8; 16];
-        show("read_bad_stream", sys::popen_read(h, 3, buf.as_mut_ptr(), 16, -1));
-        show("read_out_of_bounds", sys::popen_read(h, 1, 0x7fff_fff0 as *mut u8, 64, -1));
+        show(
+            "read_bad_stream",
+            sys::popen_read(h, 3, buf.as_mut_ptr(), 16, -1),
+        );
+        show(
+            "read_out_of_bounds",
+            sys::popen_read(h, 1, 0x7fff_fff0 as *mut u8, 64, -1),
+        );
         show("signal_zero", sys::popen_send_signal(h, 0));
         show("signal_huge", sys::popen_send_signal(h, 9999));
         show("wait", sys::popen_wait(h, 5_000_000, &mut code));
@@ -377,6 +443,14 @@ fn bad_inputs() {
         for forged in [0, -1, 12345, i32::MAX] {
             show(&format!("forged_{}", forged), sys::popen_pid(forged));
         }
-        show("not_granted", popen(&procbridge_sdk::abi::list::encode(&["rm", "-rf", "/"]), 0, 0, 0));
+        show(
+            "not_granted",
+            popen(
+                &procbridge_sdk::abi::list::encode(&["rm", "-rf", "/"]),
+                0,
+                0,
+                0,
+            ),
+        );
     }
 }

@@ -83,7 +83,9 @@ fn popen(
             } else if !(abi::STDIO_STDOUT..=abi::STDIO_INHERIT).contains(&value)
                 || (value == abi::STDIO_STDOUT && (input || stdout == abi::STDIO_STDOUT))
             {
-                return Err(BridgeError::invalid(format!("{value} is not a valid stdio argument here")));
+                return Err(BridgeError::invalid(format!(
+                    "{value} is not a valid stdio argument here"
+                )));
             }
         }
         let req = SpawnRequest {
@@ -130,7 +132,9 @@ fn stdio(handles: &mut HandleTable, value: i32, input: bool) -> BridgeResult<Std
 }
 
 fn popen_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
-    with_state(&mut caller, |state| Ok(state.bridge.handles.get::<Popen>(h, KIND)?.pid()))
+    with_state(&mut caller, |state| {
+        Ok(state.bridge.handles.get::<Popen>(h, KIND)?.pid())
+    })
 }
 
 fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
@@ -168,7 +172,9 @@ fn popen_communicate(
     with_memory(&mut caller, |mem, state| {
         mem.check(out_ptr, 8)?;
         if flags & !abi::COMMUNICATE_KILL_ON_TIMEOUT != 0 {
-            return Err(BridgeError::invalid(format!("unknown communicate flags {flags:#x}")));
+            return Err(BridgeError::invalid(format!(
+                "unknown communicate flags {flags:#x}"
+            )));
         }
         let deadline = Deadline::from_micros(timeout_us)?;
         let limit = state.bridge.policy.limits().max_output_bytes;
@@ -193,11 +199,21 @@ fn popen_take_output(mut caller: Caller<'_, HostState>, h: i32, out_ptr: i32) ->
     })
 }
 
-fn popen_write(mut caller: Caller<'_, HostState>, h: i32, ptr: i32, len: i32, timeout_us: i64) -> i32 {
+fn popen_write(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    ptr: i32,
+    len: i32,
+    timeout_us: i64,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let deadline = Deadline::from_micros(timeout_us)?;
         let data = mem.read(ptr, len, usize::MAX)?;
-        let n = state.bridge.handles.get::<Popen>(h, KIND)?.write_stdin(data, deadline)?;
+        let n = state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .write_stdin(data, deadline)?;
         Ok(n as i32)
     })
 }
@@ -215,7 +231,11 @@ fn popen_read(
         let max = (cap as u32 as usize).min(CHUNK);
         mem.check(ptr, max)?;
         let deadline = Deadline::from_micros(timeout_us)?;
-        let data = state.bridge.handles.get::<Popen>(h, KIND)?.read(stream, max, deadline)?;
+        let data = state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .read(stream, max, deadline)?;
         mem.write(ptr, &data)?;
         Ok(data.len() as i32)
     })
@@ -230,7 +250,11 @@ fn popen_close_stdin(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
 
 fn popen_send_signal(mut caller: Caller<'_, HostState>, h: i32, signal: i32) -> i32 {
     with_state(&mut caller, |state| {
-        state.bridge.handles.get::<Popen>(h, KIND)?.send_signal(signal)?;
+        state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .send_signal(signal)?;
         Ok(0)
     })
 }

@@ -54,7 +54,11 @@ impl Popen {
             if self.input_written >= input.len() {
                 self.stdin = None;
             }
-            let slots = [self.stdin.as_ref(), self.stdout.as_ref(), self.stderr.as_ref()];
+            let slots = [
+                self.stdin.as_ref(),
+                self.stdout.as_ref(),
+                self.stderr.as_ref(),
+            ];
             let mut fds = Vec::with_capacity(3);
             let mut which = Vec::with_capacity(3);
             for (i, fd) in slots.iter().enumerate() {

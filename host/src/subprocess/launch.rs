@@ -116,7 +116,11 @@ impl Launch {
         if errno != 0 {
             let mut status = 0;
             // SAFETY: reaps the child that failed before exec.
-            unsafe { while libc::waitpid(pid, &mut status, 0) < 0 && *libc::__errno_location() == libc::EINTR {} };
+            unsafe {
+                while libc::waitpid(pid, &mut status, 0) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+            };
             return Err(io::Error::from_raw_os_error(errno));
         }
         Ok(pid)
@@ -188,7 +192,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         let empty: libc::sigset_t = std::mem::zeroed();
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::execve(launch.path.as_ptr(), launch.argv.as_ptr(), launch.envp.as_ptr());
+        libc::execve(
+            launch.path.as_ptr(),
+            launch.argv.as_ptr(),
+            launch.envp.as_ptr(),
+        );
     }
     fail()
 }

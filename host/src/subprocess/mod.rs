@@ -150,7 +150,8 @@ impl Popen {
             .ok_or_else(|| BridgeError::invalid("stdin is not an open pipe"))?;
         let mut done = 0;
         while done < data.len() {
-            let n = io::write_some(fd, &data[done..]).map_err(|e| io::pipe_error("write to stdin", e))?;
+            let n = io::write_some(fd, &data[done..])
+                .map_err(|e| io::pipe_error("write to stdin", e))?;
             done += n;
             if n == 0 && !io::wait_ready(fd, libc::POLLOUT, deadline)? {
                 if done == 0 {
@@ -164,7 +165,12 @@ impl Popen {
 
     /// Reads at most `max` bytes from an output pipe, blocking until some
     /// arrive; an empty result is end of file.
-    pub(crate) fn read(&mut self, stream: Stream, max: usize, deadline: Deadline) -> BridgeResult<Vec<u8>> {
+    pub(crate) fn read(
+        &mut self,
+        stream: Stream,
+        max: usize,
+        deadline: Deadline,
+    ) -> BridgeResult<Vec<u8>> {
         let fd = match stream {
             Stream::Stdout => self.stdout.as_ref(),
             Stream::Stderr => self.stderr.as_ref(),

@@ -241,7 +241,9 @@ pub(crate) fn resolve_cwd(cwd: &str, dirs: &[(PathBuf, String)]) -> BridgeResult
         }
         return Ok(target);
     }
-    Err(denied("not inside a granted directory (grant it with --dir)"))
+    Err(denied(
+        "not inside a granted directory (grant it with --dir)",
+    ))
 }
 
 /// (absolute?, normal components), or `None` when the path has `..`.
@@ -270,11 +272,24 @@ mod tests {
         let dirs = vec![(tmp.path().to_path_buf(), "/work".to_string())];
         let root = tmp.path().canonicalize().unwrap();
         assert_eq!(resolve_cwd("/work", &dirs).unwrap(), root);
-        assert_eq!(resolve_cwd("/work/./sub/", &dirs).unwrap(), root.join("sub"));
+        assert_eq!(
+            resolve_cwd("/work/./sub/", &dirs).unwrap(),
+            root.join("sub")
+        );
         for bad in ["/", "/etc", "/work/..", "/work/sub/../..", "/workx", "work"] {
-            assert_eq!(resolve_cwd(bad, &dirs).unwrap_err().errno, Errno::Perm, "{bad}");
+            assert_eq!(
+                resolve_cwd(bad, &dirs).unwrap_err().errno,
+                Errno::Perm,
+                "{bad}"
+            );
         }
-        assert_eq!(resolve_cwd("/work/escape", &dirs).unwrap_err().errno, Errno::Perm);
-        assert_eq!(resolve_cwd("/work/missing", &dirs).unwrap_err().errno, Errno::NoEnt);
+        assert_eq!(
+            resolve_cwd("/work/escape", &dirs).unwrap_err().errno,
+            Errno::Perm
+        );
+        assert_eq!(
+            resolve_cwd("/work/missing", &dirs).unwrap_err().errno,
+            Errno::NoEnt
+        );
     }
 }

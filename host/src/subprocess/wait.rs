@@ -62,7 +62,9 @@ impl Child {
                 }
                 None => {
                     // No pidfd (old kernel): sleep in growing steps.
-                    let nap = deadline.remaining().map_or(backoff, |left| left.min(backoff));
+                    let nap = deadline
+                        .remaining()
+                        .map_or(backoff, |left| left.min(backoff));
                     std::thread::sleep(nap);
                     backoff = (backoff * 2).min(std::time::Duration::from_millis(10));
                 }
@@ -74,7 +76,9 @@ impl Child {
     /// `send_signal`. Does nothing once the child has been reaped.
     pub(crate) fn send_signal(&mut self, signal: i32) -> BridgeResult<()> {
         if !(1..=libc::SIGRTMAX()).contains(&signal) {
-            return Err(BridgeError::invalid(format!("{signal} is not a signal number")));
+            return Err(BridgeError::invalid(format!(
+                "{signal} is not a signal number"
+            )));
         }
         if self.poll()?.is_some() {
             return Ok(());

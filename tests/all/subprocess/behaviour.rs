@@ -39,7 +39,10 @@ fn kill_gives_minus_nine_and_terminate_minus_fifteen() {
         assert!(pid > 0 && pid as u32 != std::process::id());
         assert!(!alive(pid));
         assert_eq!(
-            p.stdout.lines().filter(|l| l.starts_with("poll")).collect::<Vec<_>>(),
+            p.stdout
+                .lines()
+                .filter(|l| l.starts_with("poll"))
+                .collect::<Vec<_>>(),
             ["poll None", &format!("poll Some({code})")]
         );
     }
@@ -60,7 +63,10 @@ fn run_timeout_kills_and_reports_partial_output() {
     assert!(start.elapsed().as_secs() < 10);
     let elapsed: u64 = p.line("elapsed_ms").parse().unwrap();
     assert!((300..3000).contains(&elapsed), "{elapsed}");
-    assert_eq!(p.line("TimeoutExpired"), "output=\"partial\\n\" stderr=\"\"");
+    assert_eq!(
+        p.line("TimeoutExpired"),
+        "output=\"partial\\n\" stderr=\"\""
+    );
 }
 
 #[test]
@@ -105,8 +111,15 @@ fn stderr_can_join_stdout() {
 #[test]
 fn streaming_writes_and_line_reads() {
     let p = probe(&["stream"], 0);
-    let echoes: Vec<&str> = p.stdout.lines().filter(|l| l.starts_with("echo ")).collect();
-    assert_eq!(echoes, ["echo \"one\\n\"", "echo \"two\\n\"", "echo \"three\\n\""]);
+    let echoes: Vec<&str> = p
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("echo "))
+        .collect();
+    assert_eq!(
+        echoes,
+        ["echo \"one\\n\"", "echo \"two\\n\"", "echo \"three\\n\""]
+    );
     assert_eq!(p.line("read"), "\"tail\"");
     assert_eq!(p.line("last"), "\" without newline\"");
     assert_eq!(p.line("eof"), "\"\"");
@@ -191,4 +204,18 @@ fn hostile_arguments_get_clear_errors() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn a_program_that_cannot_be_executed_is_an_error_and_is_reaped() {
+    let (_dir, junk) = temp_file("junk", b"not a program\n");
+    std::fs::set_permissions(&junk, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let policy = Policy::builder()
+        .allow_run(junk.to_str().unwrap())
+        .unwrap()
+        .build();
+    let p = probe_with(policy, &["run", junk.to_str().unwrap()]);
+    assert_eq!(p.result.as_ref().ok(), Some(&1));
+    let err = p.line("error EIO");
+    assert!(err.contains("Exec format error"), "{err}");
 }

@@ -8,7 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 #[test]
 fn ungranted_relative_and_absolute_paths_are_denied() {
     let cases: &[(&[&str], &str)] = &[
-        (&["run", "rm", "-rf", "/tmp/nothing"], "run \"rm\": not granted (add --allow-run rm)"),
+        (
+            &["run", "rm", "-rf", "/tmp/nothing"],
+            "run \"rm\": not granted (add --allow-run rm)",
+        ),
         (&["run", "./true"], "relative paths are never granted"),
         (&["run", "bin/true"], "relative paths are never granted"),
         (&["run", "/bin/rm"], "run \"/bin/rm\": not granted"),
@@ -68,7 +71,12 @@ fn the_child_environment_is_only_what_was_granted() {
         .unwrap();
     let mut lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
     lines.sort();
-    assert_eq!(lines, ["EMPTY=", "FOO=bar", "returncode 0"], "{}", stderr(&out));
+    assert_eq!(
+        lines,
+        ["EMPTY=", "FOO=bar", "returncode 0"],
+        "{}",
+        stderr(&out)
+    );
 
     // An explicit environment replaces it; loader variables are refused.
     let p = probe(&["env", "A=1", "B=two words"], 0);
@@ -91,15 +99,30 @@ fn cwd_must_be_inside_a_granted_directory() {
     };
     let real = dir.path().canonicalize().unwrap();
     let out = run("/work/sub");
-    assert_eq!(stdout(&out), format!("pwd {}/sub\n", real.display()), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("pwd {}/sub\n", real.display()),
+        "{}",
+        stderr(&out)
+    );
     for bad in ["/", "/etc", "/work/..", "/work/sub/../.."] {
         let out = run(bad);
-        assert!(stdout(&out).starts_with("error EPERM cwd"), "{bad}: {}", stdout(&out));
-        assert!(stderr(&out).contains("procbridge: denied: cwd"), "{}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with("error EPERM cwd"),
+            "{bad}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("procbridge: denied: cwd"),
+            "{}",
+            stderr(&out)
+        );
     }
     // No directory granted: no cwd at all.
     let p = probe(&["cwd", "/tmp"], 1);
-    assert!(p.line("error EPERM").contains("not inside a granted directory"));
+    assert!(p
+        .line("error EPERM")
+        .contains("not inside a granted directory"));
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::process::Stdio as ProcessStdio;
 
 /// Descriptors open in process `pid`.
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// Children of `pid`, as (pid, state).

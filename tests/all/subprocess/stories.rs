@@ -12,7 +12,13 @@ fn call_passes_output_through_and_prints_the_exit_code() {
     );
     assert!(out.status.success());
 
-    let out = run_cli(&["run", "--allow-run", "false", call.to_str().unwrap(), "false"]);
+    let out = run_cli(&[
+        "run",
+        "--allow-run",
+        "false",
+        call.to_str().unwrap(),
+        "false",
+    ]);
     assert_eq!(stdout(&out), "$ false\nExit code: 1\n");
 }
 
