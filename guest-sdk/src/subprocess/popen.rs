@@ -344,9 +344,23 @@ impl Popen {
         check(unsafe { sys::popen_close_stdin(self.handle) }).map(|_| ())
     }
 
-    /// Reads at most `n` bytes from an output pipe, blocking until some are
-    /// there; empty at end of file (Python's `p.stdout.read1(n)`).
+    /// Reads `n` bytes from an output pipe, or fewer at end of file
+    /// (Python's `p.stdout.read(n)`).
     pub fn read(&mut self, stream: Stream, n: usize) -> Result<Vec<u8>> {
+        let mut data = self.read1(stream, n)?;
+        while data.len() < n {
+            let more = self.read1(stream, n - data.len())?;
+            if more.is_empty() {
+                break;
+            }
+            data.extend_from_slice(&more);
+        }
+        Ok(data)
+    }
+
+    /// Reads at most `n` bytes from an output pipe, blocking only until
+    /// some are there; empty at end of file (Python's `read1(n)`).
+    pub fn read1(&mut self, stream: Stream, n: usize) -> Result<Vec<u8>> {
         let buffered = &mut self.buffers[stream as usize];
         if !buffered.is_empty() {
             let take = n.min(buffered.len());

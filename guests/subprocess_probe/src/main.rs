@@ -208,8 +208,11 @@ fn stream() -> Result {
         println!("echo {:?}", text(&p.read_line(Stream::Stdout)?));
     }
     p.write_stdin(b"tail without newline")?;
+    // `read(n)` waits for all n bytes: they arrive in two writes.
+    p.write_stdin(b" and more")?;
     p.close_stdin()?;
     println!("read {:?}", text(&p.read(Stream::Stdout, 4)?));
+    println!("read {:?}", text(&p.read(Stream::Stdout, 21)?));
     println!("last {:?}", text(&p.read_line(Stream::Stdout)?));
     println!("eof {:?}", text(&p.read_line(Stream::Stdout)?));
     println!("returncode {}", p.wait(None)?);
