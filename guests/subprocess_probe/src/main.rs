@@ -23,6 +23,7 @@ fn main() {
         "signal" => signal(rest),
         "timeout" => timeout(rest),
         "wait_timeout" => wait_timeout(),
+        "pid" => pid(),
         "pipeline" => pipeline(),
         "stderr_to_stdout" => stderr_to_stdout(),
         "huge" => huge(rest),
@@ -126,6 +127,17 @@ fn timeout(args: &[String]) -> Result {
         Ok(done) => println!("returncode {}", done.returncode),
         Err(e) => report(&e),
     }
+    Ok(())
+}
+
+/// `Popen::pid` is the real pid: the child reports its own.
+fn pid() -> Result {
+    let mut p = Popen::builder(["sh", "-c", "echo $$"])
+        .stdout(PIPE)
+        .spawn()?;
+    let (out, _) = p.communicate(None, None)?;
+    println!("popen pid {}", p.pid());
+    println!("child says {}", text(&out).trim());
     Ok(())
 }
 

@@ -120,7 +120,11 @@ fn streaming_writes_and_line_reads() {
         echoes,
         ["echo \"one\\n\"", "echo \"two\\n\"", "echo \"three\\n\""]
     );
-    let reads: Vec<&str> = p.stdout.lines().filter(|l| l.starts_with("read ")).collect();
+    let reads: Vec<&str> = p
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("read "))
+        .collect();
     assert_eq!(reads, ["read \"tail\"", "read \" without newline and \""]);
     assert_eq!(p.line("last"), "\"more\"");
     assert_eq!(p.line("eof"), "\"\"");
@@ -219,4 +223,12 @@ fn a_program_that_cannot_be_executed_is_an_error_and_is_reaped() {
     assert_eq!(p.result.as_ref().ok(), Some(&1));
     let err = p.line("error EIO");
     assert!(err.contains("Exec format error"), "{err}");
+}
+
+#[test]
+fn pid_is_the_real_os_pid() {
+    let p = probe(&["pid"], 0);
+    let pid = p.line("popen pid");
+    assert_eq!(pid, p.line("child says"));
+    assert_ne!(pid, std::process::id().to_string());
 }

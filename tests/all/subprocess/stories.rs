@@ -63,3 +63,31 @@ fn an_ungranted_command_is_denied_with_one_operator_line() {
     assert_eq!(err.matches("procbridge: denied").count(), 1, "{err}");
     assert!(err.contains("[EPERM]"), "the guest sees EPERM: {err}");
 }
+
+#[test]
+fn the_benchmark_guest_prints_bench_lines() {
+    let out = run_cli(&[
+        "run",
+        "--allow-run",
+        "true",
+        "--allow-run",
+        "cat",
+        guest("subprocess_bench").to_str().unwrap(),
+        "3",
+        "1",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys: Vec<String> = stdout(&out)
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert_eq!(parts.len(), 3, "{line}");
+            assert_eq!(parts[0], "BENCH");
+            let value: f64 = parts[2].parse().unwrap();
+            assert!(value > 0.0, "{line}");
+            parts[1].to_string()
+        })
+        .collect();
+    assert_eq!(keys, ["run_true_us", "communicate_MBps"]);
+}
