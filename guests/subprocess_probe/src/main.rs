@@ -24,6 +24,7 @@ fn main() {
         "timeout" => timeout(rest),
         "wait_timeout" => wait_timeout(),
         "pid" => pid(),
+        "communicate_retry" => communicate_retry(),
         "pipeline" => pipeline(),
         "stderr_to_stdout" => stderr_to_stdout(),
         "huge" => huge(rest),
@@ -127,6 +128,27 @@ fn timeout(args: &[String]) -> Result {
         Ok(done) => println!("returncode {}", done.returncode),
         Err(e) => report(&e),
     }
+    Ok(())
+}
+
+/// Python's idiom: `communicate(timeout)` expires, `kill()`, then
+/// `communicate()` again returns everything, including what arrived before
+/// the timeout.
+fn communicate_retry() -> Result {
+    let mut p = Popen::builder(["sh", "-c", "echo first; echo err >&2; exec sleep 30"])
+        .stdout(PIPE)
+        .stderr(PIPE)
+        .spawn()?;
+    match p.communicate(None, Some(Duration::from_millis(300))) {
+        Err(SubprocessError::Timeout(_)) => println!("first TimeoutExpired"),
+        other => println!("first {:?}", other),
+    }
+    println!("poll {:?}", p.poll()?);
+    p.kill()?;
+    let (out, err) = p.communicate(None, None)?;
+    println!("stdout {:?}", text(&out));
+    println!("stderr {:?}", text(&err));
+    println!("returncode {:?}", p.returncode());
     Ok(())
 }
 

@@ -232,3 +232,13 @@ fn pid_is_the_real_os_pid() {
     assert_eq!(pid, p.line("child says"));
     assert_ne!(pid, std::process::id().to_string());
 }
+
+#[test]
+fn communicate_after_a_timeout_keeps_what_arrived_before() {
+    let p = probe(&["communicate_retry"], 0);
+    assert_eq!(p.line("first"), "TimeoutExpired");
+    assert_eq!(p.line("poll"), "None");
+    assert_eq!(p.line("stdout"), "\"first\\n\"");
+    assert_eq!(p.line("stderr"), "\"err\\n\"");
+    assert_eq!(p.line("returncode"), "Some(-9)");
+}
