@@ -269,14 +269,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("sub")).unwrap();
         std::os::unix::fs::symlink("/", tmp.path().join("escape")).unwrap();
-        let dirs = vec![(tmp.path().to_path_buf(), "/work".to_string())];
+        let dirs = vec![(tmp.path().to_path_buf(), "/data".to_string())];
         let root = tmp.path().canonicalize().unwrap();
-        assert_eq!(resolve_cwd("/work", &dirs).unwrap(), root);
+        assert_eq!(resolve_cwd("/data", &dirs).unwrap(), root);
         assert_eq!(
-            resolve_cwd("/work/./sub/", &dirs).unwrap(),
+            resolve_cwd("/data/./sub/", &dirs).unwrap(),
             root.join("sub")
         );
-        for bad in ["/", "/etc", "/work/..", "/work/sub/../..", "/workx", "work"] {
+        for bad in ["/", "/etc", "/data/..", "/data/sub/../..", "/datax", "data"] {
             assert_eq!(
                 resolve_cwd(bad, &dirs).unwrap_err().errno,
                 Errno::Perm,
@@ -284,11 +284,11 @@ mod tests {
             );
         }
         assert_eq!(
-            resolve_cwd("/work/escape", &dirs).unwrap_err().errno,
+            resolve_cwd("/data/escape", &dirs).unwrap_err().errno,
             Errno::Perm
         );
         assert_eq!(
-            resolve_cwd("/work/missing", &dirs).unwrap_err().errno,
+            resolve_cwd("/data/missing", &dirs).unwrap_err().errno,
             Errno::NoEnt
         );
     }

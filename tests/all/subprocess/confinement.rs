@@ -89,7 +89,7 @@ fn the_child_environment_is_only_what_was_granted() {
 fn cwd_must_be_inside_a_granted_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    let grant = format!("{}::/work", dir.path().display());
+    let grant = format!("{}::/data", dir.path().display());
     let run = |cwd: &str| {
         let mut args = vec!["run".to_string(), "--dir".into(), grant.clone()];
         args.extend(allow_all());
@@ -98,14 +98,14 @@ fn cwd_must_be_inside_a_granted_directory() {
         procbridge().args(&args).output().unwrap()
     };
     let real = dir.path().canonicalize().unwrap();
-    let out = run("/work/sub");
+    let out = run("/data/sub");
     assert_eq!(
         stdout(&out),
         format!("pwd {}/sub\n", real.display()),
         "{}",
         stderr(&out)
     );
-    for bad in ["/", "/etc", "/work/..", "/work/sub/../.."] {
+    for bad in ["/", "/etc", "/data/..", "/data/sub/../.."] {
         let out = run(bad);
         assert!(
             stdout(&out).starts_with("error EPERM cwd"),
