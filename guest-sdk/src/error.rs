@@ -91,9 +91,15 @@ pub(crate) fn check(ret: i32) -> Result<i32> {
 
 /// Fetches a result of `len` bytes that a call left waiting in the host.
 pub(crate) fn take_result(len: i32) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; len.max(0) as usize];
-    // SAFETY: `buf` has exactly `len` writable bytes.
-    check(unsafe { sys::take_result(buf.as_mut_ptr(), len) })?;
+    let len = len.max(0);
+    // Not zeroed first: results can be hundreds of megabytes.
+    let mut buf: Vec<u8> = Vec::with_capacity(len as usize);
+    // SAFETY: `buf` has `len` bytes of capacity; the host writes exactly
+    // `len` bytes there on success, and only then is the length set.
+    unsafe {
+        check(sys::take_result(buf.as_mut_ptr(), len))?;
+        buf.set_len(len as usize);
+    }
     Ok(buf)
 }
 

@@ -6,6 +6,7 @@
 //! | Python | procbridge-sdk |
 //! |---|---|
 //! | `os.getpid()`, `os.getppid()` | [`os::getpid`], [`os::getppid`] |
+//! | `subprocess.run`, `call`, `check_output`, `Popen` | [`subprocess`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:
@@ -20,7 +21,10 @@
 
 pub mod error;
 pub mod os;
+pub mod subprocess;
 pub mod sys;
 
 pub use error::{Error, Result};
+/// The ABI shared with the host (constants, list encoding), for raw calls.
+pub use procbridge_abi as abi;
 pub use procbridge_abi::Errno;

@@ -12,4 +12,35 @@ extern "C" {
     pub fn getppid() -> i32;
     pub fn last_error(ptr: *mut u8, cap: i32) -> i32;
     pub fn take_result(ptr: *mut u8, len: i32) -> i32;
+
+    // subprocess
+    #[allow(clippy::too_many_arguments)]
+    pub fn popen(
+        argv_ptr: *const u8,
+        argv_len: i32,
+        env_ptr: *const u8,
+        env_len: i32,
+        cwd_ptr: *const u8,
+        cwd_len: i32,
+        stdin: i32,
+        stdout: i32,
+        stderr: i32,
+    ) -> i32;
+    pub fn popen_pid(h: i32) -> i32;
+    pub fn popen_poll(h: i32, code_ptr: *mut i32) -> i32;
+    pub fn popen_wait(h: i32, timeout_us: i64, code_ptr: *mut i32) -> i32;
+    pub fn popen_communicate(
+        h: i32,
+        in_ptr: *const u8,
+        in_len: i32,
+        timeout_us: i64,
+        flags: i32,
+        out_ptr: *mut i32,
+    ) -> i32;
+    pub fn popen_take_output(h: i32, out_ptr: *mut i32) -> i32;
+    pub fn popen_write(h: i32, ptr: *const u8, len: i32, timeout_us: i64) -> i32;
+    pub fn popen_read(h: i32, stream: i32, ptr: *mut u8, cap: i32, timeout_us: i64) -> i32;
+    pub fn popen_close_stdin(h: i32) -> i32;
+    pub fn popen_send_signal(h: i32, signal: i32) -> i32;
+    pub fn popen_close(h: i32) -> i32;
 }

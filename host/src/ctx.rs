@@ -78,6 +78,8 @@ pub struct Bridge {
     pub(crate) policy: Arc<Policy>,
     pub(crate) handles: HandleTable,
     pub(crate) program: Option<crate::runtime::Program>,
+    /// The environment the guest was granted (a spawned command's default).
+    pub(crate) granted_env: Vec<(String, String)>,
     last_error: String,
     pending_result: Option<Vec<u8>>,
 }
@@ -89,6 +91,7 @@ impl Bridge {
             policy,
             handles,
             program: None,
+            granted_env: Vec::new(),
             last_error: String::new(),
             pending_result: None,
         }
@@ -242,9 +245,19 @@ impl GuestBuilder {
             .memory_size(self.policy.limits().max_memory_bytes)
             .trap_on_grow_failure(true)
             .build();
+        // Build each command's confinement now: problems show at start-up,
+        // and spawning later opens nothing.
+        for cmd in self.policy.commands() {
+            self.policy
+                .confinement(cmd)
+                .map_err(|e| anyhow::anyhow!("confining {}: {e}", cmd.name))?;
+        }
+        let mut bridge = Bridge::new(self.policy.clone());
+        bridge.granted_env = self.policy.env().to_vec();
+        bridge.granted_env.extend(self.env.iter().cloned());
         Ok(HostState {
             wasi: wasi.build_p1(),
-            bridge: Bridge::new(self.policy.clone()),
+            bridge,
             store_limits,
         })
     }

@@ -39,6 +39,7 @@ pub mod policy;
 pub mod policy_file;
 mod process_local;
 pub mod runtime;
+pub(crate) mod subprocess;
 pub mod watchdog;
 
 pub use api::MODULE;

@@ -10,3 +10,4 @@ mod confine;
 mod hello;
 mod host_calls;
 mod policy;
+mod subprocess;

@@ -1,0 +1,268 @@
+//! `subprocess`: run granted commands as real OS processes.
+//!
+//! Thin host functions: decode the arguments, call into
+//! [`crate::subprocess`], encode the results. See `docs/abi.md`
+//! ("subprocess") for each function's contract.
+//!
+//! | function | returns |
+//! |---|---|
+//! | `popen(argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr)` | a `popen` handle |
+//! | `popen_pid(h)` | the child's real pid |
+//! | `popen_poll(h, code_ptr)` | `1` and the return code, or `0` while running |
+//! | `popen_wait(h, timeout_us, code_ptr)` | `0` and the return code |
+//! | `popen_communicate(h, in_ptr, in_len, timeout_us, flags, out_ptr)` | length of stdout+stderr waiting to be taken |
+//! | `popen_take_output(h, out_ptr)` | length of the output collected before a timeout |
+//! | `popen_write(h, ptr, len, timeout_us)` | bytes written to stdin |
+//! | `popen_read(h, stream, ptr, cap, timeout_us)` | bytes read (`0` at end of file) |
+//! | `popen_close_stdin(h)` | `0` |
+//! | `popen_send_signal(h, signal)` | `0` |
+//! | `popen_close(h)` | `0` |
+
+use super::{with_memory, with_state, MODULE};
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult};
+use crate::guest_mem::{GuestMemory, MAX_READ};
+use crate::handles::HandleTable;
+use crate::subprocess::io::{Deadline, CHUNK};
+use crate::subprocess::spawn::{spawn, SpawnRequest, StdioSpec};
+use crate::subprocess::{Popen, Stream, KIND};
+use procbridge_abi::subprocess as abi;
+use wasmtime::{Caller, Linker};
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    linker.func_wrap(MODULE, "popen", popen)?;
+    linker.func_wrap(MODULE, "popen_pid", popen_pid)?;
+    linker.func_wrap(MODULE, "popen_poll", popen_poll)?;
+    linker.func_wrap(MODULE, "popen_wait", popen_wait)?;
+    linker.func_wrap(MODULE, "popen_communicate", popen_communicate)?;
+    linker.func_wrap(MODULE, "popen_take_output", popen_take_output)?;
+    linker.func_wrap(MODULE, "popen_write", popen_write)?;
+    linker.func_wrap(MODULE, "popen_read", popen_read)?;
+    linker.func_wrap(MODULE, "popen_close_stdin", popen_close_stdin)?;
+    linker.func_wrap(MODULE, "popen_send_signal", popen_send_signal)?;
+    linker.func_wrap(MODULE, "popen_close", popen_close)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn popen(
+    mut caller: Caller<'_, HostState>,
+    argv_ptr: i32,
+    argv_len: i32,
+    env_ptr: i32,
+    env_len: i32,
+    cwd_ptr: i32,
+    cwd_len: i32,
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        let argv = mem.read_str_list(argv_ptr, argv_len, MAX_READ)?;
+        let env = if env_len == abi::ENV_INHERIT {
+            state.bridge.granted_env.clone()
+        } else {
+            decode_env(mem, env_ptr, env_len)?
+        };
+        let cwd = match cwd_len {
+            0 => None,
+            _ => Some(mem.read_str(cwd_ptr, cwd_len, MAX_READ)?.to_string()),
+        };
+        let bridge = &mut state.bridge;
+        // Check every stdio argument before moving any pipe out of another
+        // Popen, so a failed call takes nothing.
+        for (value, input) in [(stdin, true), (stdout, false), (stderr, false)] {
+            if value > 0 {
+                let other = bridge.handles.get::<Popen>(value, KIND)?;
+                if !other.has_pipe(input) || (!input && stdout == stderr) {
+                    return Err(BridgeError::invalid(format!(
+                        "popen handle {value} has no {} pipe to give",
+                        if input { "stdout" } else { "stdin" }
+                    )));
+                }
+            } else if !(abi::STDIO_STDOUT..=abi::STDIO_INHERIT).contains(&value)
+                || (value == abi::STDIO_STDOUT && (input || stdout == abi::STDIO_STDOUT))
+            {
+                return Err(BridgeError::invalid(format!(
+                    "{value} is not a valid stdio argument here"
+                )));
+            }
+        }
+        let req = SpawnRequest {
+            argv,
+            env,
+            cwd,
+            stdin: stdio(&mut bridge.handles, stdin, true)?,
+            stdout: stdio(&mut bridge.handles, stdout, false)?,
+            stderr: stdio(&mut bridge.handles, stderr, false)?,
+        };
+        let popen = spawn(&bridge.policy, req)?;
+        bridge.handles.insert(KIND, popen)
+    })
+}
+
+/// `KEY=VALUE` items.
+fn decode_env(mem: &GuestMemory<'_>, ptr: i32, len: i32) -> BridgeResult<Vec<(String, String)>> {
+    mem.read_str_list(ptr, len, MAX_READ)?
+        .into_iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(BridgeError::invalid(format!(
+                "environment item {item:?} is not KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+fn stdio(handles: &mut HandleTable, value: i32, input: bool) -> BridgeResult<StdioSpec> {
+    Ok(match value {
+        abi::STDIO_INHERIT => StdioSpec::Inherit,
+        abi::STDIO_PIPE => StdioSpec::Pipe,
+        abi::STDIO_NULL => StdioSpec::Null,
+        abi::STDIO_STDOUT => StdioSpec::Stdout,
+        h => {
+            let other = handles.get::<Popen>(h, KIND)?;
+            StdioSpec::Fd(if input {
+                other.take_stdout()?
+            } else {
+                other.take_stdin()?
+            })
+        }
+    })
+}
+
+fn popen_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        Ok(state.bridge.handles.get::<Popen>(h, KIND)?.pid())
+    })
+}
+
+fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(code_ptr, 4)?;
+        match state.bridge.handles.get::<Popen>(h, KIND)?.poll()? {
+            Some(code) => {
+                mem.write_i32(code_ptr, code)?;
+                Ok(1)
+            }
+            None => Ok(0),
+        }
+    })
+}
+
+fn popen_wait(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64, code_ptr: i32) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(code_ptr, 4)?;
+        let deadline = Deadline::from_micros(timeout_us)?;
+        let code = state.bridge.handles.get::<Popen>(h, KIND)?.wait(deadline)?;
+        mem.write_i32(code_ptr, code)?;
+        Ok(0)
+    })
+}
+
+fn popen_communicate(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    in_ptr: i32,
+    in_len: i32,
+    timeout_us: i64,
+    flags: i32,
+    out_ptr: i32,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(out_ptr, 8)?;
+        if flags & !abi::COMMUNICATE_KILL_ON_TIMEOUT != 0 {
+            return Err(BridgeError::invalid(format!(
+                "unknown communicate flags {flags:#x}"
+            )));
+        }
+        let deadline = Deadline::from_micros(timeout_us)?;
+        let limit = state.bridge.policy.limits().max_output_bytes;
+        // The input is read in place: it may be larger than MAX_READ.
+        let input = mem.read(in_ptr, in_len, usize::MAX)?;
+        let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
+        let kill = flags & abi::COMMUNICATE_KILL_ON_TIMEOUT != 0;
+        let code = popen.communicate(input, deadline, limit, kill)?;
+        let (output, split) = popen.take_output();
+        mem.write_i32(out_ptr, split as i32)?;
+        mem.write_i32(out_ptr + 4, code)?;
+        state.bridge.set_result(output)
+    })
+}
+
+fn popen_take_output(mut caller: Caller<'_, HostState>, h: i32, out_ptr: i32) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(out_ptr, 4)?;
+        let (output, split) = state.bridge.handles.get::<Popen>(h, KIND)?.take_output();
+        mem.write_i32(out_ptr, split as i32)?;
+        state.bridge.set_result(output)
+    })
+}
+
+fn popen_write(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    ptr: i32,
+    len: i32,
+    timeout_us: i64,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        let deadline = Deadline::from_micros(timeout_us)?;
+        let data = mem.read(ptr, len, usize::MAX)?;
+        let n = state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .write_stdin(data, deadline)?;
+        Ok(n as i32)
+    })
+}
+
+fn popen_read(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    stream: i32,
+    ptr: i32,
+    cap: i32,
+    timeout_us: i64,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        let stream = Stream::from_abi(stream)?;
+        let max = (cap as u32 as usize).min(CHUNK);
+        mem.check(ptr, max)?;
+        let deadline = Deadline::from_micros(timeout_us)?;
+        let data = state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .read(stream, max, deadline)?;
+        mem.write(ptr, &data)?;
+        Ok(data.len() as i32)
+    })
+}
+
+fn popen_close_stdin(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        state.bridge.handles.get::<Popen>(h, KIND)?.close_stdin()?;
+        Ok(0)
+    })
+}
+
+fn popen_send_signal(mut caller: Caller<'_, HostState>, h: i32, signal: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        state
+            .bridge
+            .handles
+            .get::<Popen>(h, KIND)?
+            .send_signal(signal)?;
+        Ok(0)
+    })
+}
+
+fn popen_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        // Dropping kills the group if the child still runs, and reaps it.
+        drop(state.bridge.handles.remove::<Popen>(h, KIND)?);
+        Ok(0)
+    })
+}

@@ -1,0 +1,171 @@
+//! A spawned child's pid and exit status: waiting with a deadline, signals,
+//! and the kill-and-reap that guarantees no zombie is left behind.
+
+use super::io::{self, Deadline};
+use crate::audit;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// One child process we have not reaped yet (or have, with its status).
+///
+/// Dropping it kills the child's process group if the child has not been
+/// reaped, and reaps it: no path leaves a zombie.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: i32,
+    /// A pidfd when the kernel has them: readable once the child exits, so
+    /// a timed wait is one `poll(2)`.
+    pidfd: Option<OwnedFd>,
+    returncode: Option<i32>,
+}
+
+impl Child {
+    pub(crate) fn new(pid: i32) -> Child {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: the syscall returned a fresh descriptor we own.
+            unsafe { OwnedFd::from_raw_fd(fd as i32) }
+        });
+        Child {
+            pid,
+            pidfd,
+            returncode: None,
+        }
+    }
+
+    /// The real OS pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Reaps the child if it has exited (Python's `poll()`).
+    pub(crate) fn poll(&mut self) -> BridgeResult<Option<i32>> {
+        if self.returncode.is_none() {
+            self.waitpid(libc::WNOHANG)?;
+        }
+        Ok(self.returncode)
+    }
+
+    /// Waits for the child until the deadline; `None` if it is still running.
+    pub(crate) fn wait(&mut self, deadline: Deadline) -> BridgeResult<Option<i32>> {
+        let mut backoff = std::time::Duration::from_micros(50);
+        loop {
+            if let Some(code) = self.poll()? {
+                return Ok(Some(code));
+            }
+            if deadline.expired() {
+                return Ok(None);
+            }
+            match &self.pidfd {
+                Some(pidfd) => {
+                    io::wait_ready(pidfd, libc::POLLIN, deadline)?;
+                }
+                None => {
+                    // No pidfd (old kernel): sleep in growing steps.
+                    let nap = deadline
+                        .remaining()
+                        .map_or(backoff, |left| left.min(backoff));
+                    std::thread::sleep(nap);
+                    backoff = (backoff * 2).min(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the child (not its group), as Python's
+    /// `send_signal`. Does nothing once the child has been reaped.
+    pub(crate) fn send_signal(&mut self, signal: i32) -> BridgeResult<()> {
+        if !(1..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(BridgeError::invalid(format!(
+                "{signal} is not a signal number"
+            )));
+        }
+        if self.poll()?.is_some() {
+            return Ok(());
+        }
+        // SAFETY: kill with a pid we have not reaped, so it is still ours.
+        if unsafe { libc::kill(self.pid, signal) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(BridgeError::io("kill", err));
+        }
+        Ok(())
+    }
+
+    /// Kills the child's process group (grandchildren included) and reaps
+    /// the child. Returns its return code.
+    pub(crate) fn kill_and_reap(&mut self) -> i32 {
+        if let Some(code) = self.returncode {
+            return code;
+        }
+        // SAFETY: the child is not reaped, so its pid and process group (it
+        // leads one since spawn) still name our processes.
+        unsafe {
+            libc::kill(-self.pid, libc::SIGKILL);
+            libc::kill(self.pid, libc::SIGKILL);
+        }
+        audit::Event::new(audit::Kind::Kill)
+            .child(self.pid as u32)
+            .outcome("SIGKILL to its process group")
+            .record();
+        loop {
+            match self.waitpid(0) {
+                Ok(()) if self.returncode.is_some() => break,
+                Ok(()) => continue,
+                // ECHILD: someone else reaped it; nothing is left to do.
+                Err(_) => {
+                    self.returncode = Some(-libc::SIGKILL);
+                    break;
+                }
+            }
+        }
+        self.returncode.unwrap_or(-libc::SIGKILL)
+    }
+
+    fn waitpid(&mut self, flags: i32) -> BridgeResult<()> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, flags) };
+            if r == self.pid {
+                let code = decode_status(status);
+                self.returncode = Some(code);
+                audit::Event::new(audit::Kind::Exit)
+                    .child(self.pid as u32)
+                    .outcome(format!("returncode {code}"))
+                    .record();
+                // The child is gone: its pidfd has no more use.
+                self.pidfd = None;
+                return Ok(());
+            }
+            if r == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(BridgeError::new(
+                Errno::Child,
+                format!("waitpid {}: {err}", self.pid),
+            ));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+/// Python's returncode: the exit status, or `-N` when killed by signal N.
+fn decode_status(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        -1
+    }
+}
