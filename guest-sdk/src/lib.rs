@@ -6,6 +6,8 @@
 //! | Python | procbridge-sdk |
 //! |---|---|
 //! | `os.getpid()`, `os.getppid()` | [`os::getpid`], [`os::getppid`] |
+//! | `os.fork()`, `os.waitpid(pid, options)` | [`os::fork`], [`os::waitpid`] |
+//! | `Process(target=f, args=(..))`, `start`, `join` | [`multiprocessing::Process`], [`task!`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:
@@ -19,8 +21,10 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod multiprocessing;
 pub mod os;
 pub mod sys;
+pub mod task;
 
 pub use error::{Error, Result};
 pub use procbridge_abi::Errno;

@@ -77,6 +77,7 @@ pub struct Bridge {
     pub(crate) policy: Arc<Policy>,
     pub(crate) handles: HandleTable,
     pub(crate) program: Option<crate::runtime::Program>,
+    pub(crate) process: crate::process::ProcessState,
     last_error: String,
     pending_result: Option<Vec<u8>>,
 }
@@ -88,6 +89,7 @@ impl Bridge {
             policy,
             handles,
             program: None,
+            process: Default::default(),
             last_error: String::new(),
             pending_result: None,
         }
@@ -136,7 +138,7 @@ impl Bridge {
 /// let state = guest.build();
 /// # Ok::<(), anyhow::Error>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct GuestBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -212,6 +214,18 @@ impl GuestBuilder {
         self
     }
 
+    /// Removes every granted directory (a child that drops them).
+    pub fn clear_dirs(&mut self) -> &mut Self {
+        self.dirs.clear();
+        self
+    }
+
+    /// Removes every granted environment variable.
+    pub fn clear_env(&mut self) -> &mut Self {
+        self.env.clear();
+        self
+    }
+
     /// The policy that will be used.
     pub fn current_policy(&self) -> &Arc<Policy> {
         &self.policy
@@ -250,9 +264,11 @@ impl GuestBuilder {
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
+        let mut bridge = Bridge::new(self.policy.clone());
+        bridge.process.origin = Some(Arc::new(self.clone()));
         Ok(HostState {
             wasi: wasi.build_p1(),
-            bridge: Bridge::new(self.policy.clone()),
+            bridge,
         })
     }
 }

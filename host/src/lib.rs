@@ -34,8 +34,10 @@ pub mod errno;
 pub mod guest_mem;
 pub mod handles;
 pub mod policy;
+pub mod process;
 mod process_local;
 pub mod runtime;
+pub mod supervisor;
 
 pub use api::MODULE;
 pub use cache::{ModuleCache, Origin};

@@ -40,3 +40,10 @@ pub(crate) fn tokio_runtime() -> &'static Runtime {
 pub(crate) fn enter_tokio() -> EnterGuard<'static> {
     tokio_runtime().enter()
 }
+
+/// In a fresh fork child: enters this process's own runtime for the rest of
+/// the process's life (the child never returns to where the parent entered
+/// the inherited runtime, so the guard is never dropped).
+pub(crate) fn enter_tokio_in_child() {
+    std::mem::forget(enter_tokio());
+}

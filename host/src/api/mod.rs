@@ -14,10 +14,12 @@ use wasmtime::{Caller, Linker};
 pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
+pub(crate) mod process;
 
 /// Registers every bridged function on `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     os::add_to_linker(linker)?;
+    process::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -1,0 +1,213 @@
+//! One child OS process of this host process: waiting for it (with a
+//! timeout), signalling it, reaping it, and giving its supervisor slot back.
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::supervisor::{self, Slot};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A child process started by this host process. Dropping it waits for the
+/// child (it must have been told to end first if it should not be waited
+/// for), so no child is left a zombie.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: i32,
+    /// A pidfd, readable once the child has ended (`None` on kernels
+    /// without `pidfd_open`: waits then poll).
+    pidfd: Option<OwnedFd>,
+    slot: Option<Slot>,
+    /// The raw wait status, once reaped.
+    status: Option<i32>,
+}
+
+impl Child {
+    /// Takes charge of the freshly forked child `slot.pid()`.
+    pub(crate) fn new(slot: Slot) -> Child {
+        let pid = slot.pid() as i32;
+        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd
+        // owned here.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = if fd >= 0 {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        } else {
+            None
+        };
+        Child {
+            pid,
+            pidfd,
+            slot: Some(slot),
+            status: None,
+        }
+    }
+
+    /// Its pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Its raw wait status, if it has been reaped.
+    pub(crate) fn status(&self) -> Option<i32> {
+        self.status
+    }
+
+    /// Reaps it if it has ended, without blocking.
+    pub(crate) fn try_wait(&mut self) -> BridgeResult<Option<i32>> {
+        if self.status.is_some() {
+            return Ok(self.status);
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing to a local.
+        let ret = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        if ret == self.pid {
+            self.reaped(status);
+            return Ok(Some(status));
+        }
+        if ret == 0 {
+            return Ok(None);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EINTR) {
+            return Ok(None);
+        }
+        Err(BridgeError::new(
+            Errno::Child,
+            format!("waiting for process {}: {err}", self.pid),
+        ))
+    }
+
+    fn reaped(&mut self, status: i32) {
+        self.status = Some(status);
+        self.pidfd = None;
+        if let Some(slot) = self.slot.take() {
+            supervisor::release(slot);
+        }
+    }
+
+    /// Waits until it ends or `timeout` passes (`None`: forever). Returns
+    /// its raw status, or `None` on timeout.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> BridgeResult<Option<i32>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(None);
+                    }
+                    Some(deadline - now)
+                }
+                None => None,
+            };
+            match &self.pidfd {
+                Some(fd) => wait_readable(fd.as_raw_fd(), left),
+                None => std::thread::sleep(left.map_or(Duration::from_millis(1), |l| {
+                    l.min(Duration::from_millis(1))
+                })),
+            }
+        }
+    }
+
+    /// Sends `signal` unless it has already been reaped (then it is a no-op,
+    /// as Python's `terminate()` on an ended process).
+    pub(crate) fn signal(&mut self, signal: i32) -> BridgeResult<()> {
+        if self.try_wait()?.is_some() {
+            return Ok(());
+        }
+        // SAFETY: our own unreaped child: the pid cannot have been reused.
+        if unsafe { libc::kill(self.pid, signal) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(BridgeError::io(&format!("signal process {}", self.pid), err));
+        }
+        Ok(())
+    }
+
+    /// In a fork child: this is the parent's child, not ours. Close our copy
+    /// of its pidfd and forget it without waiting.
+    pub(crate) fn disown(mut self) {
+        self.pidfd = None;
+        self.slot = None;
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Errors here mean it was already reaped by someone else.
+        let _ = self.wait(None);
+    }
+}
+
+/// Waits until one of `children` has ended and returns its index.
+pub(crate) fn wait_any(children: &mut [Child]) -> BridgeResult<usize> {
+    loop {
+        for (index, child) in children.iter_mut().enumerate() {
+            if child.try_wait()?.is_some() {
+                return Ok(index);
+            }
+        }
+        let mut fds: Vec<libc::pollfd> = children
+            .iter()
+            .filter_map(|c| c.pidfd.as_ref())
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.len() < children.len() {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        // SAFETY: `fds` is a valid array of pollfds.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1);
+        }
+    }
+}
+
+/// Blocks until `fd` is readable, `timeout` passes or a signal arrives.
+fn wait_readable(fd: i32, timeout: Option<Duration>) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: one valid pollfd; `ts_ptr` is null or points to a local.
+    unsafe {
+        libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null());
+    }
+}
+
+/// Python's exit code of a raw wait status: `N` for `exit(N)`, `-N` for
+/// signal `N`.
+pub(crate) fn exitcode(status: i32) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exitcode;
+
+    #[test]
+    fn exitcodes_of_statuses() {
+        assert_eq!(exitcode(0), 0);
+        assert_eq!(exitcode(3 << 8), 3);
+        assert_eq!(exitcode(libc::SIGTERM), -15);
+        assert_eq!(exitcode(libc::SIGKILL | 0x80), -9);
+    }
+}
