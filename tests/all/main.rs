@@ -6,5 +6,7 @@ mod support;
 
 mod abi_doc;
 mod cli;
+mod fork;
 mod hello;
 mod host_calls;
+mod process;

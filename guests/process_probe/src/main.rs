@@ -234,7 +234,7 @@ fn forkbomb() {
         }
     };
     // Stay alive a while so the tree is full when the test looks.
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1000));
     while os::wait().is_ok() {}
     if os::getpid() == root {
         println!(
