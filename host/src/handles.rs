@@ -285,7 +285,10 @@ mod tests {
         let queue = table.insert_inheritable("queue", 2u32).unwrap();
         let mut moved = table.take_inheritable();
         assert_eq!(*moved.get::<u32>(queue, "queue").unwrap(), 2);
-        assert_eq!(moved.get::<u32>(own, "process").unwrap_err().errno, Errno::BadF);
+        assert_eq!(
+            moved.get::<u32>(own, "process").unwrap_err().errno,
+            Errno::BadF
+        );
         assert_eq!(moved.len(), 1);
         assert!(table.get::<u32>(queue, "queue").is_err());
         let fresh = moved.insert("process", 3u32).unwrap();

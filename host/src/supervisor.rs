@@ -213,9 +213,49 @@ fn reclaim_dead(table: &Table) {
 pub fn bind_to_parent(parent: u32) {
     // SAFETY: prctl with integer arguments; getppid cannot fail.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         if libc::getppid() as u32 != parent {
             libc::_exit(128 + libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_stop_at_the_limit_and_come_back() {
+        // The only test in this binary that uses the table (one test, so
+        // nothing else claims concurrently).
+        let base = live();
+        let limit = base + 2;
+        let a = claim(limit).unwrap().commit(std::process::id());
+        let b = claim(limit).unwrap();
+        let err = claim(limit).unwrap_err();
+        assert_eq!(err.errno, Errno::Again);
+        assert!(err.message.contains("limit"), "{}", err.message);
+        drop(b); // a start that failed gives its slot back
+        let c = claim(limit).unwrap().commit(std::process::id());
+        assert_eq!(live(), base + 2);
+        release(a);
+        release(c);
+        release(c); // a second release is harmless
+        assert_eq!(live(), base);
+
+        // Slots of dead processes are reclaimed.
+        let table = table().unwrap();
+        // A pid that cannot exist (above the kernel's pid_max).
+        let dead = 0x3fff_fff0;
+        let slot = claim(CAPACITY).unwrap().commit(dead as u32);
+        assert_eq!(table.slots[slot.index].load(Ordering::Acquire), dead);
+        reclaim_dead(table);
+        assert_eq!(table.slots[slot.index].load(Ordering::Acquire), 0);
     }
 }

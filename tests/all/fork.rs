@@ -41,7 +41,9 @@ fn fork_story_prints_the_seed_lines_with_real_pids() {
         .unwrap();
     assert_ne!(child_pid, root);
     assert!(
-        lines.contains(&format!("I am child process ({child_pid}) and my parent is {root}.").as_str()),
+        lines.contains(
+            &format!("I am child process ({child_pid}) and my parent is {root}.").as_str()
+        ),
         "{text}"
     );
 }

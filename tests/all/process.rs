@@ -49,7 +49,10 @@ fn children_have_their_own_pid_and_the_parent_as_ppid() {
         assert_ne!(pid, parent);
         let line = format!("{method} pid {pid} ppid {parent}");
         assert!(text.contains(&line), "{line}: {text}");
-        assert!(text.contains(&format!("exitcode {method} Some(0)")), "{text}");
+        assert!(
+            text.contains(&format!("exitcode {method} Some(0)")),
+            "{text}"
+        );
     }
 }
 
@@ -101,7 +104,10 @@ fn join_with_timeout() {
     assert!(line.ends_with(" ms alive true exitcode None"), "{line}");
     let ms = field(&text, "joined false after");
     assert!((190..1500).contains(&ms), "{line}");
-    assert!(text.contains("short joined true exitcode Some(0)"), "{text}");
+    assert!(
+        text.contains("short joined true exitcode Some(0)"),
+        "{text}"
+    );
     // The 3 s sleeper was terminated, not waited for.
     assert!(start.elapsed() < Duration::from_millis(2800));
 }

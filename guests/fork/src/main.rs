@@ -24,6 +24,10 @@ fn main() {
             os::getppid()
         );
     } else {
-        println!("I ({}) just created a child process ({}).", os::getpid(), pid);
+        println!(
+            "I ({}) just created a child process ({}).",
+            os::getpid(),
+            pid
+        );
     }
 }

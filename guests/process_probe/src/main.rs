@@ -21,12 +21,7 @@ fn set_counter(value: i32) {
 }
 
 task!(report, |label: &str| {
-    println!(
-        "{} pid {} ppid {}",
-        label,
-        os::getpid(),
-        os::getppid()
-    );
+    println!("{} pid {} ppid {}", label, os::getpid(), os::getppid());
 });
 
 task!(noop, |_: &[u8]| ());
@@ -62,22 +57,31 @@ pub extern "C" fn wrong_signature(a: i32, b: i32) -> i32 {
 
 task!(sleeper_tree, |method: &str| {
     println!("sleeper {}", os::getpid());
-    let mut grandchild = Process::new("sleep_ms").args("60000").start_method(parse_method(method));
+    let mut grandchild = Process::new("sleep_ms")
+        .args("60000")
+        .start_method(parse_method(method));
     grandchild.start().expect("start grandchild");
     println!("sleeper {}", grandchild.pid().unwrap_or(0));
     std::thread::sleep(Duration::from_secs(60));
 });
 
 task!(show_env, |_: &[u8]| {
-    println!("env GRANTED={}", std::env::var("GRANTED").unwrap_or_default());
-    let dir = std::fs::read_dir("/granted").map(|_| "readable").unwrap_or("not readable");
+    println!(
+        "env GRANTED={}",
+        std::env::var("GRANTED").unwrap_or_default()
+    );
+    let dir = std::fs::read_dir("/granted")
+        .map(|_| "readable")
+        .unwrap_or("not readable");
     println!("dir {}", dir);
 });
 
 task!(try_child, |_: &[u8]| -> Result<(), String> {
     let mut p = Process::new("noop");
     match p.start() {
-        Err(e) if e.errno() == Errno::Inval => Ok(println!("daemon child refused: {}", e.message())),
+        Err(e) if e.errno() == Errno::Inval => {
+            Ok(println!("daemon child refused: {}", e.message()))
+        }
         Err(e) => Err(format!("unexpected {}", e)),
         Ok(()) => Err(String::from("a daemon started a child")),
     }
@@ -250,7 +254,9 @@ fn sleepers() {
     println!("root {}", os::getpid());
     let mut procs = Vec::new();
     for method in ["fork", "spawn"] {
-        let mut p = Process::new("sleeper_tree").args(method).start_method(parse_method(method));
+        let mut p = Process::new("sleeper_tree")
+            .args(method)
+            .start_method(parse_method(method));
         p.start().expect("start");
         procs.push(p);
     }
@@ -286,53 +292,128 @@ fn raw(ret: i32) -> Result<i32, procbridge_sdk::Error> {
 
 fn start_raw(target: &str, method: i32, flags: i32) -> i32 {
     // SAFETY: live buffers.
-    unsafe { sys::process_start(target.as_ptr(), target.len() as i32, [].as_ptr(), 0, method, flags) }
+    unsafe {
+        sys::process_start(
+            target.as_ptr(),
+            target.len() as i32,
+            [].as_ptr(),
+            0,
+            method,
+            flags,
+        )
+    }
 }
 
 fn bad() {
     let mut p = Process::new("noop");
     expect_err("join before start", p.join().map(|_| 0), Errno::Inval);
-    expect_err("terminate before start", p.terminate().map(|_| 0), Errno::Inval);
+    expect_err(
+        "terminate before start",
+        p.terminate().map(|_| 0),
+        Errno::Inval,
+    );
     let mut missing = Process::new("no_such_task");
     expect_err("unknown export", missing.start().map(|_| 0), Errno::NoEnt);
     let mut wrong = Process::new("wrong_signature");
     expect_err("wrong signature", wrong.start().map(|_| 0), Errno::Inval);
     let mut memory = Process::new("memory");
-    expect_err("memory is not a task", memory.start().map(|_| 0), Errno::NoEnt);
+    expect_err(
+        "memory is not a task",
+        memory.start().map(|_| 0),
+        Errno::NoEnt,
+    );
     expect_err("bad method", raw(start_raw("noop", 7, 0)), Errno::Inval);
     expect_err("unknown flags", raw(start_raw("noop", 1, 64)), Errno::Inval);
-    expect_err("drop dirs with fork", raw(start_raw("noop", 1, 4)), Errno::Inval);
+    expect_err(
+        "drop dirs with fork",
+        raw(start_raw("noop", 1, 4)),
+        Errno::Inval,
+    );
     // SAFETY: deliberately out-of-bounds pointers: the host must refuse them.
     unsafe {
-        expect_err("target out of bounds", raw(sys::process_start(usize::MAX as *const u8, 4, [].as_ptr(), 0, 1, 0)), Errno::Fault);
-        expect_err("args out of bounds", raw(sys::process_start("noop".as_ptr(), 4, 0xffff_fff0usize as *const u8, 64, 1, 0)), Errno::Fault);
-        expect_err("waitpid status out of bounds", raw(sys::waitpid(-1, 0, usize::MAX as *mut i32)), Errno::Fault);
-        expect_err("task_return outside a task", raw(sys::task_return([].as_ptr(), 0)), Errno::Inval);
+        expect_err(
+            "target out of bounds",
+            raw(sys::process_start(
+                usize::MAX as *const u8,
+                4,
+                [].as_ptr(),
+                0,
+                1,
+                0,
+            )),
+            Errno::Fault,
+        );
+        expect_err(
+            "args out of bounds",
+            raw(sys::process_start(
+                "noop".as_ptr(),
+                4,
+                0xffff_fff0usize as *const u8,
+                64,
+                1,
+                0,
+            )),
+            Errno::Fault,
+        );
+        expect_err(
+            "waitpid status out of bounds",
+            raw(sys::waitpid(-1, 0, usize::MAX as *mut i32)),
+            Errno::Fault,
+        );
+        expect_err(
+            "task_return outside a task",
+            raw(sys::task_return([].as_ptr(), 0)),
+            Errno::Inval,
+        );
     }
-    expect_err("forged handle", raw(unsafe { sys::process_join(12345, -1) }), Errno::BadF);
-    expect_err("zero handle", raw(unsafe { sys::process_pid(0) }), Errno::BadF);
-    expect_err("negative timeout", {
-        let h = start_raw("noop", 1, 0);
-        let r = raw(unsafe { sys::process_join(h, -5) });
-        unsafe { sys::process_join(h, -1) };
-        r
-    }, Errno::Inval);
+    expect_err(
+        "forged handle",
+        raw(unsafe { sys::process_join(12345, -1) }),
+        Errno::BadF,
+    );
+    expect_err(
+        "zero handle",
+        raw(unsafe { sys::process_pid(0) }),
+        Errno::BadF,
+    );
+    expect_err(
+        "negative timeout",
+        {
+            let h = start_raw("noop", 1, 0);
+            let r = raw(unsafe { sys::process_join(h, -5) });
+            unsafe { sys::process_join(h, -1) };
+            r
+        },
+        Errno::Inval,
+    );
 
     let mut running = Process::new("sleep_ms").args("10000");
     running.start().expect("start");
-    expect_err("close while running", running.close().map(|_| 0), Errno::Inval);
+    expect_err(
+        "close while running",
+        running.close().map(|_| 0),
+        Errno::Inval,
+    );
     let h = running.handle().unwrap_or(0);
     // SAFETY: plain integers / a local.
     unsafe {
         let mut code = 0;
-        expect_err("exitcode pointer out of bounds", raw(sys::process_exitcode(h, usize::MAX as *mut i32)), Errno::Fault);
+        expect_err(
+            "exitcode pointer out of bounds",
+            raw(sys::process_exitcode(h, usize::MAX as *mut i32)),
+            Errno::Fault,
+        );
         let _ = &mut code;
     }
     // A fork child may not use its parent's Process handles.
     let pid = os::fork().expect("fork");
     if pid == 0 {
         let r = raw(unsafe { sys::process_kill(h) });
-        std::process::exit(if r.map_err(|e| e.errno()) == Err(Errno::BadF) { 0 } else { 1 });
+        std::process::exit(if r.map_err(|e| e.errno()) == Err(Errno::BadF) {
+            0
+        } else {
+            1
+        });
     }
     let (_, status) = os::waitpid(pid as i32, 0).expect("waitpid");
     if os::waitstatus_to_exitcode(status) == 0 {
@@ -343,11 +424,31 @@ fn bad() {
     running.kill().expect("kill");
     running.join().expect("join");
     running.close().expect("close");
-    expect_err("closed handle", raw(unsafe { sys::process_pid(h) }), Errno::BadF);
-    expect_err("waitpid of a non-child", os::waitpid(1, 0).map(|_| 0), Errno::Child);
-    expect_err("waitpid of nothing", os::waitpid(-1, 0).map(|_| 0), Errno::Child);
-    expect_err("waitpid bad options", os::waitpid(-1, 4).map(|_| 0), Errno::Inval);
-    expect_err("waitpid process group", os::waitpid(0, 0).map(|_| 0), Errno::Inval);
+    expect_err(
+        "closed handle",
+        raw(unsafe { sys::process_pid(h) }),
+        Errno::BadF,
+    );
+    expect_err(
+        "waitpid of a non-child",
+        os::waitpid(1, 0).map(|_| 0),
+        Errno::Child,
+    );
+    expect_err(
+        "waitpid of nothing",
+        os::waitpid(-1, 0).map(|_| 0),
+        Errno::Child,
+    );
+    expect_err(
+        "waitpid bad options",
+        os::waitpid(-1, 4).map(|_| 0),
+        Errno::Inval,
+    );
+    expect_err(
+        "waitpid process group",
+        os::waitpid(0, 0).map(|_| 0),
+        Errno::Inval,
+    );
     let mut once = Process::new("noop");
     once.start().expect("start");
     expect_err("start twice", once.start().map(|_| 0), Errno::Inval);
@@ -364,13 +465,20 @@ fn bad() {
     }
     let first = os::waitpid(pid as i32, os::WNOHANG).expect("waitpid");
     let (_, status) = os::waitpid(-1, 0).expect("wait");
-    println!("wnohang {:?} then exit {}", first, os::waitstatus_to_exitcode(status));
+    println!(
+        "wnohang {:?} then exit {}",
+        first,
+        os::waitstatus_to_exitcode(status)
+    );
 }
 
 fn grants() {
     for (label, p) in [
         ("fork", Process::new("show_env")),
-        ("spawn", Process::new("show_env").start_method(StartMethod::Spawn)),
+        (
+            "spawn",
+            Process::new("show_env").start_method(StartMethod::Spawn),
+        ),
         (
             "spawn-dropped",
             Process::new("show_env")

@@ -67,7 +67,9 @@ fn process_start(
 ) -> i32 {
     let mut request = None;
     let ret = with_memory(&mut caller, |mem, state| {
-        let target = mem.read_str(target_ptr, target_len, MAX_TARGET)?.to_string();
+        let target = mem
+            .read_str(target_ptr, target_len, MAX_TARGET)?
+            .to_string();
         let args = mem.read(args_ptr, args_len, MAX_READ)?.to_vec();
         let method = StartMethod::from_abi(method).ok_or_else(|| {
             BridgeError::invalid(format!(
@@ -105,7 +107,12 @@ fn process_start(
 }
 
 /// Refuses a start that cannot work, before forking.
-fn check_start(state: &HostState, target: &str, method: StartMethod, bits: i32) -> BridgeResult<()> {
+fn check_start(
+    state: &HostState,
+    target: &str,
+    method: StartMethod,
+    bits: i32,
+) -> BridgeResult<()> {
     if bits & !flags::ALL != 0 {
         return Err(BridgeError::invalid(format!("unknown flags {bits:#x}")));
     }
@@ -120,7 +127,10 @@ fn check_start(state: &HostState, target: &str, method: StartMethod, bits: i32) 
         ));
     }
     let program = state.bridge.program.as_ref().ok_or_else(|| {
-        BridgeError::new(Errno::NoSys, "this instance was not started by Runtime::run")
+        BridgeError::new(
+            Errno::NoSys,
+            "this instance was not started by Runtime::run",
+        )
     })?;
     if method == StartMethod::Spawn && state.bridge.process.origin.is_none() {
         return Err(BridgeError::new(
@@ -234,7 +244,10 @@ fn process_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
                 "cannot close process handle {h}: it is still running"
             )));
         }
-        state.bridge.handles.remove::<ProcessEntry>(h, PROCESS_KIND)?;
+        state
+            .bridge
+            .handles
+            .remove::<ProcessEntry>(h, PROCESS_KIND)?;
         Ok(0)
     })
 }

@@ -120,7 +120,10 @@ impl Child {
         // SAFETY: our own unreaped child: the pid cannot have been reused.
         if unsafe { libc::kill(self.pid, signal) } != 0 {
             let err = std::io::Error::last_os_error();
-            return Err(BridgeError::io(&format!("signal process {}", self.pid), err));
+            return Err(BridgeError::io(
+                &format!("signal process {}", self.pid),
+                err,
+            ));
         }
         Ok(())
     }
