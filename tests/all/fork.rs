@@ -169,3 +169,17 @@ pub fn proc_state(pid: u32) -> Option<(char, u32)> {
     let ppid = fields.next()?.parse().ok()?;
     Some((state, ppid))
 }
+
+#[test]
+fn a_trap_in_a_fork_child_is_exit_1_and_unwaited_children_are_waited_for() {
+    let out = probe(&["fork_trap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("fork child about to trap\n"), "{text}");
+    assert!(text.contains("fork child exit 1 exited true\n"), "{text}");
+    let err = stderr(&out);
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(err.contains("wasm backtrace"), "{err}");
+    // The root's exit waited for the child it never waited for.
+    assert!(text.ends_with("parent done\nunwaited child done\n"), "{text}");
+}

@@ -2,7 +2,8 @@
 //! scenario and prints what the tests check.
 //!
 //! Scenarios: `pids`, `exitcodes fork|spawn`, `join_timeout`,
-//! `terminate_blocked`, `memory`, `forkbomb`, `sleepers`, `bad`, `grants`.
+//! `terminate_blocked`, `memory`, `forkbomb`, `sleepers`, `bad`, `grants`,
+//! `fork_trap`.
 
 use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::{os, sys, task, Errno};
@@ -108,6 +109,7 @@ fn main() {
         "sleepers" => sleepers(),
         "bad" => bad(),
         "grants" => grants(),
+        "fork_trap" => fork_trap(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);
@@ -493,4 +495,27 @@ fn grants() {
         p.start().expect("start");
         p.join().expect("join");
     }
+}
+
+fn fork_trap() {
+    let pid = os::fork().expect("fork");
+    if pid == 0 {
+        println!("fork child about to trap");
+        core::arch::wasm32::unreachable()
+    }
+    let (_, status) = os::waitpid(pid as i32, 0).expect("waitpid");
+    println!(
+        "fork child exit {} exited {}",
+        os::waitstatus_to_exitcode(status),
+        os::wifexited(status)
+    );
+    // A child that is never waited for is waited for by the host when this
+    // guest ends.
+    let pid = os::fork().expect("fork");
+    if pid == 0 {
+        std::thread::sleep(Duration::from_millis(300));
+        println!("unwaited child done");
+        std::process::exit(0);
+    }
+    println!("parent done");
 }
