@@ -254,3 +254,15 @@ fn benchmark_guest_prints_bench_lines() {
         assert!(value > 0.0 && value < 1000.0, "{key} {value}");
     }
 }
+
+#[test]
+fn at_exit_daemons_are_terminated_and_others_joined() {
+    let start = Instant::now();
+    let out = probe(&["exit_with_children"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.ends_with("parent done\nnon-daemon done\n"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let daemon = field(&text, "daemon");
+    assert!(proc_state(daemon).is_none(), "daemon {daemon} is still there");
+}

@@ -3,7 +3,7 @@
 //!
 //! Scenarios: `pids`, `exitcodes fork|spawn`, `join_timeout`,
 //! `terminate_blocked`, `memory`, `forkbomb`, `sleepers`, `bad`, `grants`,
-//! `fork_trap`.
+//! `fork_trap`, `exit_with_children`.
 
 use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::{os, sys, task, Errno};
@@ -49,7 +49,10 @@ task!(bump_counter, |_: &[u8]| {
     println!("child counter {}", counter());
 });
 
-task!(not_a_task, |_: &[u8]| ());
+task!(nap_then_print, |ms: &str| {
+    std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(300)));
+    println!("non-daemon done");
+});
 
 #[no_mangle]
 pub extern "C" fn wrong_signature(a: i32, b: i32) -> i32 {
@@ -110,6 +113,7 @@ fn main() {
         "bad" => bad(),
         "grants" => grants(),
         "fork_trap" => fork_trap(),
+        "exit_with_children" => exit_with_children(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);
@@ -517,5 +521,14 @@ fn fork_trap() {
         println!("unwaited child done");
         std::process::exit(0);
     }
+    println!("parent done");
+}
+
+fn exit_with_children() {
+    let mut daemon = Process::new("sleep_ms").args("60000").daemon(true);
+    daemon.start().expect("start");
+    println!("daemon {}", daemon.pid().unwrap_or(0));
+    let mut worker = Process::new("nap_then_print").args("300");
+    worker.start().expect("start");
     println!("parent done");
 }
