@@ -181,5 +181,8 @@ fn a_trap_in_a_fork_child_is_exit_1_and_unwaited_children_are_waited_for() {
     assert!(err.contains("unreachable"), "{err}");
     assert!(err.contains("wasm backtrace"), "{err}");
     // The root's exit waited for the child it never waited for.
-    assert!(text.ends_with("parent done\nunwaited child done\n"), "{text}");
+    assert!(
+        text.ends_with("parent done\nunwaited child done\n"),
+        "{text}"
+    );
 }

@@ -264,5 +264,8 @@ fn at_exit_daemons_are_terminated_and_others_joined() {
     assert!(text.ends_with("parent done\nnon-daemon done\n"), "{text}");
     assert!(start.elapsed() < Duration::from_secs(10));
     let daemon = field(&text, "daemon");
-    assert!(proc_state(daemon).is_none(), "daemon {daemon} is still there");
+    assert!(
+        proc_state(daemon).is_none(),
+        "daemon {daemon} is still there"
+    );
 }

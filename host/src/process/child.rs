@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 /// A child process started by this host process. Dropping it waits for the
 /// child (it must have been told to end first if it should not be waited
 /// for), so no child is left a zombie.
+///
+/// It holds no file descriptor (a pidfd is opened only for a wait with a
+/// timeout), so a fork child that forgets its parent's entries leaks
+/// nothing.
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: i32,
-    /// A pidfd, readable once the child has ended (`None` on kernels
-    /// without `pidfd_open`: waits then poll).
-    pidfd: Option<OwnedFd>,
     slot: Option<Slot>,
     /// The raw wait status, once reaped.
     status: Option<i32>,
@@ -23,19 +24,8 @@ pub(crate) struct Child {
 impl Child {
     /// Takes charge of the freshly forked child `slot.pid()`.
     pub(crate) fn new(slot: Slot) -> Child {
-        let pid = slot.pid() as i32;
-        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd
-        // owned here.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let pidfd = if fd >= 0 {
-            // SAFETY: `fd` is a fresh descriptor nobody else owns.
-            Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-        } else {
-            None
-        };
         Child {
-            pid,
-            pidfd,
+            pid: slot.pid() as i32,
             slot: Some(slot),
             status: None,
         }
@@ -78,7 +68,6 @@ impl Child {
 
     fn reaped(&mut self, status: i32) {
         self.status = Some(status);
-        self.pidfd = None;
         if let Some(slot) = self.slot.take() {
             supervisor::release(slot);
         }
@@ -87,6 +76,13 @@ impl Child {
     /// Waits until it ends or `timeout` passes (`None`: forever). Returns
     /// its raw status, or `None` on timeout.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> BridgeResult<Option<i32>> {
+        if self.status.is_some() {
+            return Ok(self.status);
+        }
+        if timeout.is_none() {
+            return self.wait_blocking().map(Some);
+        }
+        let pidfd = self.pidfd();
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if let Some(status) = self.try_wait()? {
@@ -102,13 +98,45 @@ impl Child {
                 }
                 None => None,
             };
-            match &self.pidfd {
+            match &pidfd {
                 Some(fd) => wait_readable(fd.as_raw_fd(), left),
                 None => std::thread::sleep(left.map_or(Duration::from_millis(1), |l| {
                     l.min(Duration::from_millis(1))
                 })),
             }
         }
+    }
+
+    fn wait_blocking(&mut self) -> BridgeResult<i32> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on our own child, writing to a local.
+            let ret = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if ret == self.pid {
+                self.reaped(status);
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(BridgeError::new(
+                    Errno::Child,
+                    format!("waiting for process {}: {err}", self.pid),
+                ));
+            }
+        }
+    }
+
+    /// A pidfd, readable once the child has ended (`None` where
+    /// `pidfd_open` is missing: waits then poll).
+    fn pidfd(&self) -> Option<OwnedFd> {
+        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd
+        // owned here. The child is unreaped, so the pid is still ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
     }
 
     /// Sends `signal` unless it has already been reaped (then it is a no-op,
@@ -128,11 +156,9 @@ impl Child {
         Ok(())
     }
 
-    /// In a fork child: this is the parent's child, not ours. Close our copy
-    /// of its pidfd and forget it without waiting.
-    pub(crate) fn disown(mut self) {
-        self.pidfd = None;
-        self.slot = None;
+    /// In a fork child: this is the parent's child, not ours. Forget it
+    /// without waiting.
+    pub(crate) fn disown(self) {
         std::mem::forget(self);
     }
 }
@@ -152,9 +178,9 @@ pub(crate) fn wait_any(children: &mut [Child]) -> BridgeResult<usize> {
                 return Ok(index);
             }
         }
-        let mut fds: Vec<libc::pollfd> = children
+        let pidfds: Vec<OwnedFd> = children.iter().filter_map(Child::pidfd).collect();
+        let mut fds: Vec<libc::pollfd> = pidfds
             .iter()
-            .filter_map(|c| c.pidfd.as_ref())
             .map(|fd| libc::pollfd {
                 fd: fd.as_raw_fd(),
                 events: libc::POLLIN,
