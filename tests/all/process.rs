@@ -39,6 +39,23 @@ fn process_story_with_spawn() {
 }
 
 #[test]
+fn unknown_target_fails_before_forking_even_in_the_library() {
+    // Refused before any fork, so it is safe to run in this (multi-threaded)
+    // test process.
+    let out = run_captured(
+        &guest("process_probe"),
+        &["unknown_target"],
+        procbridge::Policy::default(),
+    )
+    .unwrap();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "[ENOENT] the module exports no task function `no_such_task`\n"
+    );
+}
+
+#[test]
 fn children_have_their_own_pid_and_the_parent_as_ppid() {
     let out = probe(&["pids"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -3,7 +3,7 @@
 //!
 //! Scenarios: `pids`, `exitcodes fork|spawn`, `join_timeout`,
 //! `terminate_blocked`, `memory`, `forkbomb`, `sleepers`, `bad`, `grants`,
-//! `fork_trap`, `exit_with_children`.
+//! `fork_trap`, `exit_with_children`, `unknown_target`.
 
 use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::{os, sys, task, Errno};
@@ -114,6 +114,7 @@ fn main() {
         "grants" => grants(),
         "fork_trap" => fork_trap(),
         "exit_with_children" => exit_with_children(),
+        "unknown_target" => unknown_target(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);
@@ -531,4 +532,14 @@ fn exit_with_children() {
     let mut worker = Process::new("nap_then_print").args("300");
     worker.start().expect("start");
     println!("parent done");
+}
+
+fn unknown_target() {
+    match Process::new("no_such_task").start() {
+        Err(e) => {
+            eprintln!("{}", e);
+            std::process::exit(3);
+        }
+        Ok(()) => println!("started a task that does not exist"),
+    }
 }
