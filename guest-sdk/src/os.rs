@@ -20,7 +20,7 @@ pub fn getppid() -> u32 {
 }
 
 /// `os.waitpid` option: return `(0, 0)` at once when no child has ended.
-pub const WNOHANG: i32 = 1;
+pub const WNOHANG: i32 = procbridge_abi::process::WNOHANG;
 
 /// Flushes the guest's own stdout and stderr, so buffered output is not
 /// written by both processes after a fork.

@@ -23,10 +23,10 @@ impl Default for StartMethod {
     }
 }
 
-const DAEMON: i32 = 1;
-const DROP_RUN: i32 = 2;
-const DROP_DIRS: i32 = 4;
-const DROP_ENV: i32 = 8;
+use procbridge_abi::process::{
+    FLAG_DAEMON as DAEMON, FLAG_DROP_DIRS as DROP_DIRS, FLAG_DROP_ENV as DROP_ENV,
+    FLAG_DROP_RUN as DROP_RUN, METHOD_FORK, METHOD_SPAWN,
+};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(1);
 
@@ -150,8 +150,8 @@ impl Process {
         }
         crate::os::flush_std();
         let method = match self.method {
-            StartMethod::Fork => 1,
-            StartMethod::Spawn => 2,
+            StartMethod::Fork => METHOD_FORK,
+            StartMethod::Spawn => METHOD_SPAWN,
         };
         // SAFETY: pointers and lengths of live buffers.
         let h = check(unsafe {

@@ -14,6 +14,7 @@ use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process::child::{wait_any, Child};
 use crate::process::fork::{fork_host, Forked};
+use procbridge_abi::process::WNOHANG;
 use wasmtime::{Caller, Linker};
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
@@ -69,9 +70,6 @@ fn fork(mut caller: Caller<'_, HostState>) -> i32 {
         Forked::Child => Ok(0),
     })
 }
-
-/// The only `waitpid` option: return at once when no child has ended.
-const WNOHANG: i32 = 1;
 
 /// `os.waitpid(pid, options)` for this guest's `os.fork` children: `pid`
 /// is one of them, or `-1` for any.

@@ -41,9 +41,10 @@ pub(crate) enum StartMethod {
 impl StartMethod {
     /// From the ABI's number: `0` default (fork), `1` fork, `2` spawn.
     pub(crate) fn from_abi(value: i32) -> Option<StartMethod> {
+        use procbridge_abi::process::{METHOD_DEFAULT, METHOD_FORK, METHOD_SPAWN};
         match value {
-            0 | 1 => Some(StartMethod::Fork),
-            2 => Some(StartMethod::Spawn),
+            METHOD_DEFAULT | METHOD_FORK => Some(StartMethod::Fork),
+            METHOD_SPAWN => Some(StartMethod::Spawn),
             _ => None,
         }
     }
@@ -51,14 +52,10 @@ impl StartMethod {
 
 /// `process_start` flags.
 pub(crate) mod flags {
-    /// A daemon: terminated, not waited for, when its parent exits.
-    pub const DAEMON: i32 = 1;
-    /// The child may run no commands.
-    pub const DROP_RUN: i32 = 2;
-    /// The child sees no granted directories (spawn only).
-    pub const DROP_DIRS: i32 = 4;
-    /// The child sees no granted environment (spawn only).
-    pub const DROP_ENV: i32 = 8;
+    pub use procbridge_abi::process::{
+        FLAG_DAEMON as DAEMON, FLAG_DROP_DIRS as DROP_DIRS, FLAG_DROP_ENV as DROP_ENV,
+        FLAG_DROP_RUN as DROP_RUN,
+    };
     /// Every flag this host knows.
     pub const ALL: i32 = DAEMON | DROP_RUN | DROP_DIRS | DROP_ENV;
 }
