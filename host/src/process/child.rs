@@ -79,30 +79,23 @@ impl Child {
         if self.status.is_some() {
             return Ok(self.status);
         }
-        if timeout.is_none() {
-            return self.wait_blocking().map(Some);
-        }
+        // No timeout, or a deadline past what `Instant` can hold: forever.
+        let deadline = match timeout.and_then(|t| Instant::now().checked_add(t)) {
+            Some(deadline) => deadline,
+            None => return self.wait_blocking().map(Some),
+        };
         let pidfd = self.pidfd();
-        let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
             }
-            let left = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(None);
-                    }
-                    Some(deadline - now)
-                }
-                None => None,
-            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
             match &pidfd {
-                Some(fd) => wait_readable(fd.as_raw_fd(), left),
-                None => std::thread::sleep(left.map_or(Duration::from_millis(1), |l| {
-                    l.min(Duration::from_millis(1))
-                })),
+                Some(fd) => wait_readable(fd.as_raw_fd(), Some(left)),
+                None => std::thread::sleep(left.min(Duration::from_millis(1))),
             }
         }
     }

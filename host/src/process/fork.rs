@@ -12,7 +12,8 @@
 //!    inheritable entries (queues, pipes);
 //! 4. marks the guest state as running in a child, so that when the guest
 //!    ends the OS process ends (`_exit`), never returning into the
-//!    embedder.
+//!    embedder; a host panic in the child ends it too (exit code 101)
+//!    rather than unwinding into the embedder's frames.
 //!
 //! This is only sound because the host runs a guest on one thread and keeps
 //! no helper threads holding state the child needs: see
@@ -60,8 +61,30 @@ pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
 
 fn become_child(state: &mut HostState, parent: u32) {
     supervisor::bind_to_parent(parent);
-    process_local::enter_tokio_in_child();
+    never_unwind_into_the_embedder();
+    if let Err(err) = process_local::enter_tokio_in_child() {
+        eprintln!(
+            "procbridge: child {}: cannot start its I/O runtime: {err}",
+            std::process::id()
+        );
+        flush_host_stdio();
+        // SAFETY: ends this child process, which has run no guest code yet.
+        unsafe { libc::_exit(1) }
+    }
     state.bridge.handles.forget_foreign();
     state.bridge.process.forget_parents_children();
     state.bridge.process.in_child = true;
+}
+
+/// A panic in a child must not unwind into the code of the embedder that
+/// started the root guest (those frames are the parent's): report it as
+/// the panic hook did, then end the process.
+fn never_unwind_into_the_embedder() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        flush_host_stdio();
+        // SAFETY: ends this child process.
+        unsafe { libc::_exit(101) }
+    }));
 }
