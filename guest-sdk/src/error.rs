@@ -102,10 +102,3 @@ pub(crate) fn take_result(len: i32) -> Result<Vec<u8>> {
     }
     Ok(buf)
 }
-
-/// Calls a host function that returns the length of a waiting result, and
-/// takes that result.
-pub(crate) fn call_for_bytes(ret: i32) -> Result<Vec<u8>> {
-    let len = check(ret)?;
-    take_result(len)
-}

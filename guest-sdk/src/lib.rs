@@ -7,6 +7,8 @@
 //! |---|---|
 //! | `os.getpid()`, `os.getppid()` | [`os::getpid`], [`os::getppid`] |
 //! | `subprocess.run`, `call`, `check_output`, `Popen` | [`subprocess`] |
+//! | `os.fork()`, `os.waitpid(pid, options)` | [`os::fork`], [`os::waitpid`] |
+//! | `Process(target=f, args=(..))`, `start`, `join` | [`multiprocessing::Process`], [`task!`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:
@@ -20,9 +22,11 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod multiprocessing;
 pub mod os;
 pub mod subprocess;
 pub mod sys;
+pub mod task;
 
 pub use error::{Error, Result};
 /// The ABI shared with the host (constants, list encoding), for raw calls.

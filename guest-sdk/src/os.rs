@@ -1,5 +1,6 @@
-//! Python's `os`: process identity.
+//! Python's `os`: process identity, `fork` and `waitpid`.
 
+use crate::error::{check, Result};
 use crate::sys;
 
 /// The real OS pid of the process running this guest (`os.getpid()`).
@@ -16,4 +17,95 @@ pub fn getpid() -> u32 {
 pub fn getppid() -> u32 {
     // SAFETY: as `getpid`.
     unsafe { sys::getppid() as u32 }
+}
+
+/// `os.waitpid` option: return `(0, 0)` at once when no child has ended.
+pub const WNOHANG: i32 = procbridge_abi::process::WNOHANG;
+
+/// Flushes the guest's own stdout and stderr, so buffered output is not
+/// written by both processes after a fork.
+pub(crate) fn flush_std() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}
+
+/// `os.fork()`: `0` in the child, the child's pid in the parent.
+///
+/// The child is a real OS process that goes on from here with a copy of
+/// this guest's memory: what one changes, the other does not see. Its
+/// `getppid()` is the parent's pid. Wait for it with [`waitpid`]; a guest
+/// that ends without waiting has its fork children waited for by the host.
+///
+/// # Errors
+/// `EAGAIN` when the tree of processes is at its limit.
+///
+/// ```no_run
+/// use procbridge_sdk::os;
+/// let pid = os::fork()?;
+/// if pid == 0 {
+///     println!("I am child process ({}) and my parent is {}.", os::getpid(), os::getppid());
+///     std::process::exit(3);
+/// }
+/// let (_, status) = os::waitpid(pid as i32, 0)?;
+/// assert_eq!(os::waitstatus_to_exitcode(status), 3);
+/// # Ok::<(), procbridge_sdk::Error>(())
+/// ```
+pub fn fork() -> Result<u32> {
+    flush_std();
+    // SAFETY: no arguments.
+    check(unsafe { sys::fork() }).map(|pid| pid as u32)
+}
+
+/// `os.waitpid(pid, options)`: waits for the `os.fork` child `pid` (or any,
+/// with `-1`) and returns `(pid, status)`; with [`WNOHANG`], `(0, 0)` when
+/// none has ended yet.
+///
+/// # Errors
+/// `ECHILD` when `pid` is not a child still to be waited for; `EINVAL` for
+/// other options or pids.
+pub fn waitpid(pid: i32, options: i32) -> Result<(u32, i32)> {
+    let mut status = 0i32;
+    // SAFETY: the host writes one i32 to `status`.
+    let ret = check(unsafe { sys::waitpid(pid, options, &mut status) })?;
+    Ok((ret as u32, status))
+}
+
+/// `os.wait()`: waits for any `os.fork` child.
+///
+/// # Errors
+/// As [`waitpid`].
+pub fn wait() -> Result<(u32, i32)> {
+    waitpid(-1, 0)
+}
+
+/// `os.WIFEXITED(status)`: the child called exit (or returned).
+pub fn wifexited(status: i32) -> bool {
+    status & 0x7f == 0
+}
+
+/// `os.WEXITSTATUS(status)`: its exit code, if [`wifexited`].
+pub fn wexitstatus(status: i32) -> i32 {
+    (status >> 8) & 0xff
+}
+
+/// `os.WIFSIGNALED(status)`: a signal ended the child.
+pub fn wifsignaled(status: i32) -> bool {
+    let sig = status & 0x7f;
+    sig != 0 && sig != 0x7f
+}
+
+/// `os.WTERMSIG(status)`: the signal that ended it, if [`wifsignaled`].
+pub fn wtermsig(status: i32) -> i32 {
+    status & 0x7f
+}
+
+/// `os.waitstatus_to_exitcode(status)`: `N` for exit `N`, `-N` for signal
+/// `N`.
+pub fn waitstatus_to_exitcode(status: i32) -> i32 {
+    if wifsignaled(status) {
+        -wtermsig(status)
+    } else {
+        wexitstatus(status)
+    }
 }

@@ -43,4 +43,24 @@ extern "C" {
     pub fn popen_close_stdin(h: i32) -> i32;
     pub fn popen_send_signal(h: i32, signal: i32) -> i32;
     pub fn popen_close(h: i32) -> i32;
+    // os.fork and multiprocessing.Process
+    pub fn fork() -> i32;
+    pub fn waitpid(pid: i32, options: i32, status: *mut i32) -> i32;
+    pub fn process_start(
+        target: *const u8,
+        target_len: i32,
+        args: *const u8,
+        args_len: i32,
+        method: i32,
+        flags: i32,
+    ) -> i32;
+    pub fn process_join(h: i32, timeout_us: i64) -> i32;
+    pub fn process_is_alive(h: i32) -> i32;
+    pub fn process_pid(h: i32) -> i32;
+    pub fn process_exitcode(h: i32, exitcode: *mut i32) -> i32;
+    pub fn process_terminate(h: i32) -> i32;
+    pub fn process_kill(h: i32) -> i32;
+    pub fn process_close(h: i32) -> i32;
+    pub fn task_return(ptr: *const u8, len: i32) -> i32;
+    pub fn task_error(ptr: *const u8, len: i32) -> i32;
 }

@@ -80,6 +80,8 @@ pub struct Bridge {
     pub(crate) program: Option<crate::runtime::Program>,
     /// The environment the guest was granted (a spawned command's default).
     pub(crate) granted_env: Vec<(String, String)>,
+    /// Its child processes and how it was started.
+    pub(crate) process: crate::process::ProcessState,
     last_error: String,
     pending_result: Option<Vec<u8>>,
 }
@@ -92,6 +94,7 @@ impl Bridge {
             handles,
             program: None,
             granted_env: Vec::new(),
+            process: Default::default(),
             last_error: String::new(),
             pending_result: None,
         }
@@ -140,7 +143,7 @@ impl Bridge {
 /// let state = guest.build();
 /// # Ok::<(), anyhow::Error>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct GuestBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -201,6 +204,12 @@ impl GuestBuilder {
         self
     }
 
+    /// Removes every environment variable set with [`env`](Self::env).
+    pub fn clear_env(&mut self) -> &mut Self {
+        self.env.clear();
+        self
+    }
+
     /// The policy that will be used.
     pub fn current_policy(&self) -> &Arc<Policy> {
         &self.policy
@@ -255,6 +264,7 @@ impl GuestBuilder {
         let mut bridge = Bridge::new(self.policy.clone());
         bridge.granted_env = self.policy.env().to_vec();
         bridge.granted_env.extend(self.env.iter().cloned());
+        bridge.process.origin = Some(Arc::new(self.clone()));
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,

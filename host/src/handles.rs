@@ -204,6 +204,35 @@ impl HandleTable {
             }
         }
     }
+
+    /// Moves the inheritable entries (channels) into a new table, under the
+    /// same handle numbers: for a spawned child's fresh instance, so a queue
+    /// handle passed in its arguments keeps working.
+    pub fn take_inheritable(&mut self) -> HandleTable {
+        let mut table = HandleTable::new(self.max);
+        for index in 0..self.slots.len() {
+            table.slots.push(Slot {
+                generation: self.slots[index].generation,
+                entry: None,
+            });
+            let inheritable = self.slots[index]
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.inheritable);
+            if inheritable {
+                let generation = self.slots[index].generation;
+                let entry = self.free_slot(index);
+                table.slots[index].entry = Some(entry);
+                table.slots[index].generation = generation;
+                table.live += 1;
+            } else {
+                table.free.push(index);
+            }
+        }
+        // Hand out low indexes first, as a fresh table does.
+        table.free.reverse();
+        table
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +276,24 @@ mod tests {
             Errno::BadF
         );
         assert_eq!(*table.get::<u32>(h2, "thing").unwrap(), 2);
+    }
+
+    #[test]
+    fn inheritable_entries_move_with_their_numbers() {
+        let mut table = HandleTable::new(8);
+        let own = table.insert("process", 1u32).unwrap();
+        let queue = table.insert_inheritable("queue", 2u32).unwrap();
+        let mut moved = table.take_inheritable();
+        assert_eq!(*moved.get::<u32>(queue, "queue").unwrap(), 2);
+        assert_eq!(
+            moved.get::<u32>(own, "process").unwrap_err().errno,
+            Errno::BadF
+        );
+        assert_eq!(moved.len(), 1);
+        assert!(table.get::<u32>(queue, "queue").is_err());
+        let fresh = moved.insert("process", 3u32).unwrap();
+        assert_ne!(fresh, queue);
+        assert_eq!(*moved.get::<u32>(fresh, "process").unwrap(), 3);
     }
 
     #[test]

@@ -37,9 +37,11 @@ pub mod guest_mem;
 pub mod handles;
 pub mod policy;
 pub mod policy_file;
+pub mod process;
 mod process_local;
 pub mod runtime;
 pub(crate) mod subprocess;
+pub mod supervisor;
 pub mod watchdog;
 
 pub use api::MODULE;

@@ -198,6 +198,26 @@ impl Policy {
         self.network
     }
 
+    /// This policy less some of its grants, for a child process that drops
+    /// them (a child never gets more than its parent). Limits are kept.
+    pub fn reduced(&self, drop_commands: bool, drop_dirs: bool, drop_env: bool) -> Policy {
+        let mut policy = self.clone();
+        if drop_commands {
+            policy.commands.clear();
+        }
+        if drop_dirs {
+            policy.dirs.clear();
+        }
+        if drop_env {
+            policy.env.clear();
+        }
+        // Confinements depend on the directories: prepare them anew.
+        for cmd in policy.commands.values_mut() {
+            cmd.confinement = Arc::default();
+        }
+        policy
+    }
+
     /// Looks up the command a guest names as `argv[0]`: a granted name, or
     /// the absolute path a grant resolved to. Nothing is looked up in `PATH`.
     ///

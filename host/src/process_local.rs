@@ -40,3 +40,27 @@ pub(crate) fn tokio_runtime() -> &'static Runtime {
 pub(crate) fn enter_tokio() -> EnterGuard<'static> {
     tokio_runtime().enter()
 }
+
+/// In a fresh fork child: creates this process's own runtime and enters it
+/// for the rest of the process's life (the child never returns to where the
+/// parent entered the inherited runtime, so the guard is never dropped).
+///
+/// # Errors
+/// When the runtime's thread cannot be started (for example under a fork
+/// bomb's pressure on the thread limit).
+pub(crate) fn enter_tokio_in_child() -> std::io::Result<()> {
+    let rt: &'static Runtime = Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("procbridge-io")
+            .enable_all()
+            .build()?,
+    ));
+    // The inherited lock is free: the fork happened on the thread that runs
+    // the guest, which does not hold it while the guest runs.
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    *slot = Some((std::process::id(), rt));
+    drop(slot);
+    std::mem::forget(rt.enter());
+    Ok(())
+}

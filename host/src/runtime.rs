@@ -306,7 +306,14 @@ impl Runtime {
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|e| RunError::Instantiate(e.into()))?;
-        match start.call(&mut store, ()) {
+        let result = start.call(&mut store, ());
+        if store.data().bridge.process.in_child {
+            // An `os.fork` child whose guest has ended: it must never return
+            // into the embedder (that is the parent's code).
+            let code = crate::process::exit_code_of(result, &program.name);
+            crate::process::exit_child(store.data_mut(), code);
+        }
+        match result {
             Ok(()) => Ok(0),
             Err(err) => match err.downcast_ref::<I32Exit>() {
                 Some(exit) => Ok(exit.0),

@@ -124,3 +124,94 @@ fn invalid_limit_flags_exit_2() {
         assert_eq!(out.status.code(), Some(2), "--wall-time {bad}");
     }
 }
+
+#[test]
+fn process_limit_counts_spawned_commands() {
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let out = run_cli(&[
+        "run",
+        "--allow-run",
+        "sleep",
+        "--max-processes",
+        "3",
+        "--audit",
+        audit.path().to_str().unwrap(),
+        guest("subprocess_probe").to_str().unwrap(),
+        "hold",
+        "5",
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("spawned 3\n"), "{text}");
+    assert!(!text.contains("spawned 4"), "{text}");
+    assert!(text.contains("error EAGAIN"), "{text}");
+    assert!(
+        stderr(&out).contains("procbridge: limit:"),
+        "{}",
+        stderr(&out)
+    );
+    let log = std::fs::read_to_string(audit.path()).unwrap();
+    assert_eq!(log.matches("\"event\":\"spawn\"").count(), 3, "{log}");
+    assert!(log.contains("\"event\":\"limit\""), "{log}");
+    // Every held child was killed and reaped when the guest ended.
+    assert_eq!(log.matches("\"event\":\"exit\"").count(), 3, "{log}");
+}
+
+#[test]
+fn denials_are_audited_and_reported_in_one_line() {
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let out = run_cli(&[
+        "run",
+        "--audit",
+        audit.path().to_str().unwrap(),
+        guest("call").to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    let denial: Vec<&str> = err.lines().filter(|l| l.contains("denied")).collect();
+    assert_eq!(denial.len(), 1, "{err}");
+    assert!(denial[0].starts_with("procbridge: denied: run \""), "{err}");
+    assert!(denial[0].contains("(add --allow-run "), "{err}");
+    let log = std::fs::read_to_string(audit.path()).unwrap();
+    let record = log
+        .lines()
+        .find(|l| l.contains("\"event\":\"denied\""))
+        .unwrap();
+    for key in ["\"time\":", "\"pid\":", "\"ppid\":", "not granted"] {
+        assert!(record.contains(key), "{record}");
+    }
+}
+
+#[test]
+fn spawned_shell_cannot_write_outside_granted_dirs() {
+    let work = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("escaped");
+    let inside = work.path().join("inside");
+    let script = format!(
+        "echo in > {}; echo out > {}",
+        inside.display(),
+        target.display()
+    );
+    let out = run_cli(&[
+        "run",
+        "--allow-run",
+        "sh",
+        "--dir",
+        &format!("{}::/work", work.path().display()),
+        guest("subprocess_probe").to_str().unwrap(),
+        "run",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "in\n");
+    assert!(
+        !target.exists(),
+        "a spawned shell wrote outside the granted dirs"
+    );
+    assert!(
+        stdout(&out).contains("returncode 2") || stdout(&out).contains("Permission denied"),
+        "{}",
+        stdout(&out)
+    );
+}

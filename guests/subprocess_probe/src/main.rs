@@ -33,6 +33,7 @@ fn main() {
         "cwd" => cwd(rest),
         "leave_running" => leave_running(rest),
         "spawn_many" => spawn_many(rest),
+        "hold" => hold(rest),
         "bad_inputs" => {
             bad_inputs();
             Ok(())
@@ -315,6 +316,18 @@ fn leave_running(args: &[String]) -> Result {
         }
         _ => std::process::exit(0),
     }
+}
+
+/// `hold N`: keeps N `sleep 30` children running at once, printing
+/// `spawned I` after each (the tree-wide process limit stops it early).
+fn hold(args: &[String]) -> Result {
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(Popen::builder(["sleep", "30"]).spawn()?);
+        println!("spawned {}", held.len());
+    }
+    Ok(())
 }
 
 fn unreachable_trap() -> ! {

@@ -14,12 +14,14 @@ use wasmtime::{Caller, Linker};
 pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
+pub(crate) mod process;
 pub(crate) mod subprocess;
 
 /// Registers every bridged function on `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     os::add_to_linker(linker)?;
     subprocess::add_to_linker(linker)?;
+    process::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -6,9 +6,15 @@
 //! | `getppid() -> i32` | the real OS pid of its parent |
 //! | `last_error(ptr, cap) -> i32` | length of the last error message; copies up to `cap` bytes of it to `ptr` |
 //! | `take_result(ptr, len) -> i32` | copies the waiting result (exactly `len` bytes) to `ptr`; `0` |
+//! | `fork() -> i32` | `0` in the child, the child's pid in the parent |
+//! | `waitpid(pid, options, status_ptr) -> i32` | the pid reaped (its wait status at `status_ptr`), or `0` with `WNOHANG` |
 
-use super::{with_memory, MODULE};
+use super::{with_memory, with_state, MODULE};
 use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::process::child::{wait_any, Child};
+use crate::process::fork::{fork_host, Forked};
+use procbridge_abi::process::WNOHANG;
 use wasmtime::{Caller, Linker};
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
@@ -16,6 +22,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     linker.func_wrap(MODULE, "getppid", getppid)?;
     linker.func_wrap(MODULE, "last_error", last_error)?;
     linker.func_wrap(MODULE, "take_result", take_result)?;
+    linker.func_wrap(MODULE, "fork", fork)?;
+    linker.func_wrap(MODULE, "waitpid", waitpid)?;
     Ok(())
 }
 
@@ -48,4 +56,77 @@ fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
         mem.write(ptr, &result)?;
         Ok(0)
     })
+}
+
+/// `os.fork()`: forks the host process, guest and all.
+fn fork(mut caller: Caller<'_, HostState>) -> i32 {
+    with_state(&mut caller, |state| match fork_host(state)? {
+        Forked::Parent(slot) => {
+            let child = Child::new(slot);
+            let pid = child.pid();
+            state.bridge.process.fork_children.push(child);
+            Ok(pid)
+        }
+        Forked::Child => Ok(0),
+    })
+}
+
+/// `os.waitpid(pid, options)` for this guest's `os.fork` children: `pid`
+/// is one of them, or `-1` for any.
+fn waitpid(mut caller: Caller<'_, HostState>, pid: i32, options: i32, status_ptr: i32) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(status_ptr, 4)?;
+        if options & !WNOHANG != 0 {
+            return Err(BridgeError::invalid(format!(
+                "unsupported waitpid options {options:#x} (only WNOHANG = 1)"
+            )));
+        }
+        let children = &mut state.bridge.process.fork_children;
+        let index = match reap(children, pid, options & WNOHANG != 0)? {
+            Some(index) => index,
+            None => return Ok(0),
+        };
+        let child = children.swap_remove(index);
+        let status = child.status().unwrap_or_default();
+        mem.write_i32(status_ptr, status)?;
+        Ok(child.pid())
+    })
+}
+
+/// Finds (waiting unless `nohang`) a reaped child matching `pid`.
+fn reap(children: &mut [Child], pid: i32, nohang: bool) -> BridgeResult<Option<usize>> {
+    let no_child = || {
+        BridgeError::new(
+            Errno::Child,
+            format!("{pid} is not an os.fork child of this process that is still to be waited for"),
+        )
+    };
+    match pid {
+        -1 if children.is_empty() => Err(no_child()),
+        -1 if nohang => {
+            for (index, child) in children.iter_mut().enumerate() {
+                if child.try_wait()?.is_some() {
+                    return Ok(Some(index));
+                }
+            }
+            Ok(None)
+        }
+        -1 => wait_any(children).map(Some),
+        pid if pid > 0 => {
+            let index = children
+                .iter()
+                .position(|c| c.pid() == pid)
+                .ok_or_else(no_child)?;
+            let child = &mut children[index];
+            let done = if nohang {
+                child.try_wait()?
+            } else {
+                child.wait(None)?
+            };
+            Ok(done.map(|_| index))
+        }
+        _ => Err(BridgeError::invalid(format!(
+            "waitpid({pid}): process groups are not supported; give a pid or -1"
+        ))),
+    }
 }

@@ -10,6 +10,7 @@ use super::Popen;
 use crate::audit;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::policy::{is_loader_variable, Policy};
+use crate::supervisor;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -109,9 +110,11 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         // What the host wrote before must come before what the child writes.
         let _ = std::io::stdout().flush();
     }
+    let claim = supervisor::claim(policy.limits().max_processes)?;
     let pid = launch
         .spawn()
         .map_err(|err| spawn_error(program, &granted.path, err))?;
+    let slot = claim.commit(pid as u32);
     // The child has its copies; ours close here.
     drop((stdin_child, stdout_child, stderr_child));
     audit::Event::new(audit::Kind::Spawn)
@@ -121,7 +124,7 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         .child(pid as u32)
         .record();
     Ok(Popen::new(
-        Child::new(pid),
+        Child::new(pid, slot),
         req.argv,
         stdin_parent,
         stdout_parent,

@@ -4,6 +4,7 @@
 use super::io::{self, Deadline};
 use crate::audit;
 use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::supervisor;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 /// One child process we have not reaped yet (or have, with its status).
@@ -17,10 +18,12 @@ pub(crate) struct Child {
     /// a timed wait is one `poll(2)`.
     pidfd: Option<OwnedFd>,
     returncode: Option<i32>,
+    /// Its place in the tree-wide process table, given back once reaped.
+    slot: Option<supervisor::Slot>,
 }
 
 impl Child {
-    pub(crate) fn new(pid: i32) -> Child {
+    pub(crate) fn new(pid: i32, slot: supervisor::Slot) -> Child {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         let pidfd = (fd >= 0).then(|| {
@@ -31,6 +34,7 @@ impl Child {
             pid,
             pidfd,
             returncode: None,
+            slot: Some(slot),
         }
     }
 
@@ -130,6 +134,9 @@ impl Child {
             if r == self.pid {
                 let code = decode_status(status);
                 self.returncode = Some(code);
+                if let Some(slot) = self.slot.take() {
+                    supervisor::release(slot);
+                }
                 audit::Event::new(audit::Kind::Exit)
                     .child(self.pid as u32)
                     .outcome(format!("returncode {code}"))

@@ -1,0 +1,276 @@
+//! `process`: Python's `multiprocessing.Process` on real OS processes, and
+//! the task ABI (`task_return`, `task_error`).
+//!
+//! | function | returns |
+//! |---|---|
+//! | `process_start(target_ptr, target_len, args_ptr, args_len, method, flags) -> i32` | a process handle |
+//! | `process_join(h, timeout_us: i64) -> i32` | `0` once it has ended (`ETIMEDOUT` if not yet) |
+//! | `process_is_alive(h) -> i32` | `1` running, `0` ended |
+//! | `process_pid(h) -> i32` | its OS pid |
+//! | `process_exitcode(h, ptr) -> i32` | `0` still running; `1` ended, exit code written at `ptr` |
+//! | `process_terminate(h) -> i32`, `process_kill(h) -> i32` | `0` (SIGTERM / SIGKILL) |
+//! | `process_close(h) -> i32` | `0`; the handle is gone |
+//! | `task_return(ptr, len) -> i32`, `task_error(ptr, len) -> i32` | `0` |
+
+use super::{with_memory, with_state, MODULE};
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::guest_mem::MAX_READ;
+use crate::process::child::{exitcode, Child};
+use crate::process::fork::{fork_host, Forked};
+use crate::process::{self, flags, task, StartMethod, TaskOutcome, PROCESS_KIND};
+use std::sync::Arc;
+use wasmtime::{Caller, ExternType, Linker, ValType};
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    linker.func_wrap(MODULE, "process_start", process_start)?;
+    linker.func_wrap(MODULE, "process_join", process_join)?;
+    linker.func_wrap(MODULE, "process_is_alive", process_is_alive)?;
+    linker.func_wrap(MODULE, "process_pid", process_pid)?;
+    linker.func_wrap(MODULE, "process_exitcode", process_exitcode)?;
+    linker.func_wrap(MODULE, "process_terminate", process_terminate)?;
+    linker.func_wrap(MODULE, "process_kill", process_kill)?;
+    linker.func_wrap(MODULE, "process_close", process_close)?;
+    linker.func_wrap(MODULE, "task_return", task_return)?;
+    linker.func_wrap(MODULE, "task_error", task_error)?;
+    Ok(())
+}
+
+/// A started `Process`, behind a handle. Dropping it (the handle is closed
+/// or the guest ends) terminates a daemon and waits for the child, as
+/// Python does at exit.
+#[derive(Debug)]
+struct ProcessEntry {
+    child: Child,
+    daemon: bool,
+}
+
+impl Drop for ProcessEntry {
+    fn drop(&mut self) {
+        if self.daemon {
+            let _ = self.child.signal(libc::SIGTERM);
+        }
+    }
+}
+
+/// The longest task name accepted.
+const MAX_TARGET: usize = 256;
+
+fn process_start(
+    mut caller: Caller<'_, HostState>,
+    target_ptr: i32,
+    target_len: i32,
+    args_ptr: i32,
+    args_len: i32,
+    method: i32,
+    start_flags: i32,
+) -> i32 {
+    let mut request = None;
+    let ret = with_memory(&mut caller, |mem, state| {
+        let target = mem
+            .read_str(target_ptr, target_len, MAX_TARGET)?
+            .to_string();
+        let args = mem.read(args_ptr, args_len, MAX_READ)?.to_vec();
+        let method = StartMethod::from_abi(method).ok_or_else(|| {
+            BridgeError::invalid(format!(
+                "unknown start method {method} (0 default, 1 fork, 2 spawn)"
+            ))
+        })?;
+        check_start(state, &target, method, start_flags)?;
+        request = Some((target, args, method));
+        Ok(0)
+    });
+    let (target, args, method) = match request {
+        Some(request) => request,
+        None => return ret,
+    };
+    let forked = match fork_host(caller.data_mut()) {
+        Ok(forked) => forked,
+        Err(err) => return caller.data_mut().bridge.fail(err),
+    };
+    let slot = match forked {
+        Forked::Parent(slot) => slot,
+        Forked::Child => match method {
+            StartMethod::Spawn => {
+                process::spawn::run_fresh(caller.data_mut(), &target, args, start_flags)
+            }
+            StartMethod::Fork => run_in_copy(caller, &target, args, start_flags),
+        },
+    };
+    with_state(&mut caller, |state| {
+        let entry = ProcessEntry {
+            child: Child::new(slot),
+            daemon: start_flags & flags::DAEMON != 0,
+        };
+        state.bridge.handles.insert(PROCESS_KIND, entry)
+    })
+}
+
+/// Refuses a start that cannot work, before forking.
+fn check_start(
+    state: &HostState,
+    target: &str,
+    method: StartMethod,
+    bits: i32,
+) -> BridgeResult<()> {
+    if bits & !flags::ALL != 0 {
+        return Err(BridgeError::invalid(format!("unknown flags {bits:#x}")));
+    }
+    if method == StartMethod::Fork && bits & (flags::DROP_DIRS | flags::DROP_ENV) != 0 {
+        return Err(BridgeError::invalid(
+            "dropping directories or environment needs the spawn start method",
+        ));
+    }
+    if state.bridge.process.daemon {
+        return Err(BridgeError::invalid(
+            "daemonic processes are not allowed to have children",
+        ));
+    }
+    let program = state.bridge.program.as_ref().ok_or_else(|| {
+        BridgeError::new(
+            Errno::NoSys,
+            "this instance was not started by Runtime::run",
+        )
+    })?;
+    if method == StartMethod::Spawn && state.bridge.process.origin.is_none() {
+        return Err(BridgeError::new(
+            Errno::NoSys,
+            "spawn needs a guest built by GuestBuilder",
+        ));
+    }
+    match program.module().get_export(target) {
+        Some(ExternType::Func(ty)) => {
+            let params: Vec<ValType> = ty.params().collect();
+            let results: Vec<ValType> = ty.results().collect();
+            let is_i32 = |v: &[ValType]| v.len() == 1 && matches!(v[0], ValType::I32);
+            if !is_i32(&params) || !is_i32(&results) {
+                return Err(BridgeError::invalid(format!(
+                    "export `{target}` is not a task function (i32) -> i32"
+                )));
+            }
+            Ok(())
+        }
+        _ => Err(BridgeError::new(
+            Errno::NoEnt,
+            format!("the module exports no task function `{target}`"),
+        )),
+    }
+}
+
+/// The fork start method, in the child: call the target in this copy of the
+/// instance, then end the process.
+fn run_in_copy(mut caller: Caller<'_, HostState>, target: &str, args: Vec<u8>, bits: i32) -> ! {
+    let state = caller.data_mut();
+    state.bridge.process.daemon = bits & flags::DAEMON != 0;
+    if bits & flags::DROP_RUN != 0 {
+        if let Some(origin) = state.bridge.process.origin.clone() {
+            let builder = process::reduced(&origin, bits, StartMethod::Fork);
+            state.bridge.policy = builder.current_policy().clone();
+            state.bridge.process.origin = Some(Arc::new(builder));
+        }
+    }
+    let code = match caller.get_export(target).and_then(|e| e.into_func()) {
+        Some(func) => task::call_task(&mut caller, func, args).exitcode(target),
+        None => {
+            eprintln!("Process {target}: no export `{target}`");
+            1
+        }
+    };
+    process::exit_child(caller.data_mut(), code)
+}
+
+fn entry(state: &mut HostState, h: i32) -> BridgeResult<&mut ProcessEntry> {
+    state.bridge.handles.get::<ProcessEntry>(h, PROCESS_KIND)
+}
+
+fn process_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
+    with_state(&mut caller, |state| {
+        let timeout = match timeout_us {
+            procbridge_abi::NO_TIMEOUT => None,
+            t if t < 0 => return Err(BridgeError::invalid(format!("timeout {t} is negative"))),
+            t => Some(std::time::Duration::from_micros(t as u64)),
+        };
+        match entry(state, h)?.child.wait(timeout)? {
+            Some(_) => Ok(0),
+            None => Err(BridgeError::new(
+                Errno::TimedOut,
+                format!("process handle {h} is still running"),
+            )),
+        }
+    })
+}
+
+fn process_is_alive(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        Ok(i32::from(entry(state, h)?.child.try_wait()?.is_none()))
+    })
+}
+
+fn process_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| Ok(entry(state, h)?.child.pid()))
+}
+
+fn process_exitcode(mut caller: Caller<'_, HostState>, h: i32, ptr: i32) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        mem.check(ptr, 4)?;
+        match entry(state, h)?.child.try_wait()? {
+            Some(status) => {
+                mem.write_i32(ptr, exitcode(status))?;
+                Ok(1)
+            }
+            None => Ok(0),
+        }
+    })
+}
+
+fn process_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        entry(state, h)?.child.signal(libc::SIGTERM)?;
+        Ok(0)
+    })
+}
+
+fn process_kill(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        entry(state, h)?.child.signal(libc::SIGKILL)?;
+        Ok(0)
+    })
+}
+
+fn process_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        if entry(state, h)?.child.try_wait()?.is_none() {
+            return Err(BridgeError::invalid(format!(
+                "cannot close process handle {h}: it is still running"
+            )));
+        }
+        state
+            .bridge
+            .handles
+            .remove::<ProcessEntry>(h, PROCESS_KIND)?;
+        Ok(0)
+    })
+}
+
+fn task_hand_back(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, failed: bool) -> i32 {
+    with_memory(caller, |mem, state| {
+        if !state.bridge.process.task_running {
+            return Err(BridgeError::invalid("no task is running"));
+        }
+        let bytes = mem.read(ptr, len, MAX_READ)?.to_vec();
+        state.bridge.process.task_outcome = Some(if failed {
+            TaskOutcome::Failed(String::from_utf8_lossy(&bytes).into_owned())
+        } else {
+            TaskOutcome::Returned(bytes)
+        });
+        Ok(0)
+    })
+}
+
+fn task_return(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
+    task_hand_back(&mut caller, ptr, len, false)
+}
+
+fn task_error(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
+    task_hand_back(&mut caller, ptr, len, true)
+}

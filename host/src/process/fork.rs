@@ -1,0 +1,90 @@
+//! Forking the host process from inside a host call.
+//!
+//! The child is a copy of the whole host process: the guest's instance and
+//! memory, its WASI state, its handle table. Before the fork the host
+//! flushes its own stdout and stderr; in the child it then
+//!
+//! 1. asks for `SIGKILL` when its parent dies ([`supervisor::bind_to_parent`]);
+//! 2. enters a Tokio runtime of its own (the inherited one's worker thread
+//!    does not exist in the child) and keeps it entered;
+//! 3. forgets the handles that belong to the parent (its `Process` and
+//!    command entries) and the parent's `os.fork` children, keeping the
+//!    inheritable entries (queues, pipes);
+//! 4. marks the guest state as running in a child, so that when the guest
+//!    ends the OS process ends (`_exit`), never returning into the
+//!    embedder; a host panic in the child ends it too (exit code 101)
+//!    rather than unwinding into the embedder's frames.
+//!
+//! This is only sound because the host runs a guest on one thread and keeps
+//! no helper threads holding state the child needs: see
+//! `docs/processes.md`.
+
+use super::flush_host_stdio;
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::process_local;
+use crate::supervisor::{self, Slot};
+
+/// Which side of a fork this is.
+#[derive(Debug)]
+pub(crate) enum Forked {
+    /// The parent, with the child's committed supervisor slot.
+    Parent(Slot),
+    /// The child.
+    Child,
+}
+
+/// Forks the host process, counting the child against the tree's limit.
+///
+/// # Errors
+/// `EAGAIN` when the tree has as many live processes as the policy allows,
+/// or the OS refuses to fork.
+pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
+    let limit = state.bridge.policy.limits().max_processes;
+    let claim = supervisor::claim(limit)?;
+    flush_host_stdio();
+    let parent = std::process::id();
+    // SAFETY: see the module docs and docs/processes.md for what makes the
+    // child's use of inherited state sound.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(BridgeError::new(Errno::Again, format!("fork: {err}")));
+    }
+    if pid == 0 {
+        claim.forget_in_child();
+        become_child(state, parent);
+        return Ok(Forked::Child);
+    }
+    Ok(Forked::Parent(claim.commit(pid as u32)))
+}
+
+fn become_child(state: &mut HostState, parent: u32) {
+    supervisor::bind_to_parent(parent);
+    never_unwind_into_the_embedder();
+    if let Err(err) = process_local::enter_tokio_in_child() {
+        eprintln!(
+            "procbridge: child {}: cannot start its I/O runtime: {err}",
+            std::process::id()
+        );
+        flush_host_stdio();
+        // SAFETY: ends this child process, which has run no guest code yet.
+        unsafe { libc::_exit(1) }
+    }
+    state.bridge.handles.forget_foreign();
+    state.bridge.process.forget_parents_children();
+    state.bridge.process.in_child = true;
+}
+
+/// A panic in a child must not unwind into the code of the embedder that
+/// started the root guest (those frames are the parent's): report it as
+/// the panic hook did, then end the process.
+fn never_unwind_into_the_embedder() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        flush_host_stdio();
+        // SAFETY: ends this child process.
+        unsafe { libc::_exit(101) }
+    }));
+}

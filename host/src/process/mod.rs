@@ -1,0 +1,162 @@
+//! Guest processes on real OS processes: `os.fork`, `multiprocessing.Process`
+//! and the task ABI they share.
+//!
+//! * [`fork`](self::fork) forks the host process from inside a host call;
+//!   the child goes on with a copy of everything, the guest's memory
+//!   included. `docs/processes.md` lists the rules that make this safe.
+//! * [`task`] calls a guest's exported task function (`run_proc(args_len)`)
+//!   and collects what it hands back.
+//! * [`spawn`] runs a task in a fresh instance of the same program inside a
+//!   forked child (the "spawn" start method).
+//! * [`child`] waits for, signals and reaps one child OS process.
+//!
+//! Every child ends the OS process itself (`_exit`), never returning into
+//! the embedder that started the root guest.
+
+pub(crate) mod child;
+pub(crate) mod fork;
+pub(crate) mod spawn;
+pub(crate) mod task;
+
+use crate::ctx::{GuestBuilder, HostState};
+use crate::handles::HandleTable;
+use child::Child;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Handle kind of a started `Process`.
+pub(crate) const PROCESS_KIND: &str = "process";
+
+/// How a `Process` starts, as Python's start methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartMethod {
+    /// Fork the host; the child calls the target in its copy of the
+    /// instance (Python's default on Linux).
+    Fork,
+    /// Fork the host; the child calls the target in a fresh instance of the
+    /// same compiled program, with fresh WASI state.
+    Spawn,
+}
+
+impl StartMethod {
+    /// From the ABI's number: `0` default (fork), `1` fork, `2` spawn.
+    pub(crate) fn from_abi(value: i32) -> Option<StartMethod> {
+        use procbridge_abi::process::{METHOD_DEFAULT, METHOD_FORK, METHOD_SPAWN};
+        match value {
+            METHOD_DEFAULT | METHOD_FORK => Some(StartMethod::Fork),
+            METHOD_SPAWN => Some(StartMethod::Spawn),
+            _ => None,
+        }
+    }
+}
+
+/// `process_start` flags.
+pub(crate) mod flags {
+    pub use procbridge_abi::process::{
+        FLAG_DAEMON as DAEMON, FLAG_DROP_DIRS as DROP_DIRS, FLAG_DROP_ENV as DROP_ENV,
+        FLAG_DROP_RUN as DROP_RUN,
+    };
+    /// Every flag this host knows.
+    pub const ALL: i32 = DAEMON | DROP_RUN | DROP_DIRS | DROP_ENV;
+}
+
+/// What a task hands back with `task_return` / `task_error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TaskOutcome {
+    /// The task's return bytes.
+    Returned(Vec<u8>),
+    /// The task's error message.
+    Failed(String),
+}
+
+/// The process side of a guest's state.
+#[derive(Debug, Default)]
+pub struct ProcessState {
+    /// How this guest was configured: a spawned child is built from it
+    /// (with the grants it drops removed).
+    pub(crate) origin: Option<Arc<GuestBuilder>>,
+    /// `os.fork` children not yet waited for.
+    pub(crate) fork_children: Vec<Child>,
+    /// This state runs in a child OS process: when the guest ends, the
+    /// process ends (it must never return into the embedder).
+    pub(crate) in_child: bool,
+    /// This process is a daemon `Process` (which may not start processes).
+    pub(crate) daemon: bool,
+    /// Set while a task export runs.
+    pub(crate) task_running: bool,
+    /// What the running task handed back.
+    pub(crate) task_outcome: Option<TaskOutcome>,
+}
+
+impl ProcessState {
+    /// Called in a fork child: the parent's `os.fork` children are not ours.
+    pub(crate) fn forget_parents_children(&mut self) {
+        for child in std::mem::take(&mut self.fork_children) {
+            child.disown();
+        }
+    }
+}
+
+/// Flushes the host's own stdout and stderr (before a fork, so buffered
+/// bytes are not written twice, and before `_exit`).
+pub(crate) fn flush_host_stdio() {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}
+
+/// What Python does when a process ends: terminate daemon children, join
+/// the others, then wait for `os.fork` children not waited for (so none is
+/// left orphaned or a zombie).
+pub(crate) fn finish_guest(state: &mut HostState) {
+    let handles = std::mem::replace(&mut state.bridge.handles, HandleTable::new(0));
+    drop(handles);
+    drop(std::mem::take(&mut state.bridge.process.fork_children));
+}
+
+/// Ends a child OS process with `code` after finishing its guest.
+pub(crate) fn exit_child(state: &mut HostState, code: i32) -> ! {
+    finish_guest(state);
+    flush_host_stdio();
+    // SAFETY: ends this (child) process without running the embedder's
+    // exit handlers or destructors, which belong to the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// The exit code of a guest that ended with `result`: `0` when it returned,
+/// `N` for `proc_exit(N)`, `1` with the trap (and its wasm backtrace) on
+/// stderr for a trap, as an uncaught Python exception.
+pub(crate) fn exit_code_of(result: Result<(), wasmtime::Error>, what: &str) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => exit.0,
+            None => {
+                eprintln!(
+                    "Process {} ({}): guest trapped: {err:?}",
+                    what,
+                    std::process::id()
+                );
+                1
+            }
+        },
+    }
+}
+
+/// The configuration of a child of a guest built from `origin`, without the
+/// grants `flags` drops. A spawned child's stdin is empty, as Python's.
+pub(crate) fn reduced(origin: &GuestBuilder, flags: i32, method: StartMethod) -> GuestBuilder {
+    let mut builder = origin.clone();
+    let drop_env = flags & flags::DROP_ENV != 0;
+    builder.policy(origin.current_policy().reduced(
+        flags & flags::DROP_RUN != 0,
+        flags & flags::DROP_DIRS != 0,
+        drop_env,
+    ));
+    if drop_env {
+        builder.clear_env();
+    }
+    if method == StartMethod::Spawn {
+        builder.stdin(crate::ctx::Stdio::Null);
+    }
+    builder
+}

@@ -1,0 +1,84 @@
+//! Calling a guest's exported task function: the task ABI.
+//!
+//! A task export has the signature `(args_len: i32) -> i32`. The host
+//! leaves the arguments as the waiting result (the task takes them with
+//! `take_result(ptr, args_len)`), calls the export, and the task hands back
+//! its return bytes with `task_return(ptr, len)` or an error message with
+//! `task_error(ptr, len)`. A task that calls neither and returns `0` returned
+//! nothing; a non-zero return without `task_error` is a failure.
+
+use super::TaskOutcome;
+use crate::ctx::HostState;
+use wasmtime::{AsContextMut, Func};
+
+/// How a task call ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// It returned these bytes (a `Process` drops them; a pool hands them
+    /// to the caller).
+    Returned(#[allow(dead_code)] Vec<u8>),
+    /// It reported an error (Python: the target raised).
+    Failed(String),
+    /// It called `proc_exit(N)`.
+    Exit(i32),
+    /// It trapped.
+    Trap(wasmtime::Error),
+}
+
+impl Ending {
+    /// The exit code of a `Process` whose target ended like this; failures
+    /// and traps are reported on stderr, as Python prints the traceback of
+    /// an uncaught exception.
+    pub(crate) fn exitcode(self, target: &str) -> i32 {
+        let pid = std::process::id();
+        match self {
+            Ending::Returned(_) => 0,
+            Ending::Exit(code) => code,
+            Ending::Failed(message) => {
+                eprintln!("Process {target} ({pid}): {message}");
+                1
+            }
+            Ending::Trap(err) => {
+                eprintln!("Process {target} ({pid}): guest trapped: {err:?}");
+                1
+            }
+        }
+    }
+}
+
+/// Calls the task export `func` with `args` and collects its outcome.
+pub(crate) fn call_task(
+    mut ctx: impl AsContextMut<Data = HostState>,
+    func: Func,
+    args: Vec<u8>,
+) -> Ending {
+    let typed = match func.typed::<i32, i32>(&ctx) {
+        Ok(typed) => typed,
+        Err(err) => return Ending::Failed(format!("not a task function: {err}")),
+    };
+    let mut store = ctx.as_context_mut();
+    let state = store.data_mut();
+    let len = match state.bridge.set_result(args) {
+        Ok(len) => len,
+        Err(err) => return Ending::Failed(err.message),
+    };
+    state.bridge.process.task_running = true;
+    state.bridge.process.task_outcome = None;
+    let result = typed.call(&mut ctx, len);
+    let mut store = ctx.as_context_mut();
+    let process = &mut store.data_mut().bridge.process;
+    process.task_running = false;
+    let outcome = process.task_outcome.take();
+    match result {
+        Ok(status) => match outcome {
+            Some(TaskOutcome::Returned(bytes)) => Ending::Returned(bytes),
+            Some(TaskOutcome::Failed(message)) => Ending::Failed(message),
+            None if status == 0 => Ending::Returned(Vec::new()),
+            None => Ending::Failed(format!("the task returned status {status}")),
+        },
+        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => Ending::Exit(exit.0),
+            None => Ending::Trap(err),
+        },
+    }
+}

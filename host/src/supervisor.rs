@@ -1,0 +1,265 @@
+//! Supervision of the process tree: the tree-wide limit on live processes
+//! and the parent-death rule.
+//!
+//! # The limit
+//!
+//! Every OS process a guest starts (an `os.fork` child, a `Process`, and
+//! later pool workers and commands) takes one slot of a table shared by the
+//! whole tree. The table lives in an anonymous `MAP_SHARED` mapping made by
+//! the first process that starts a child (the root); every descendant
+//! inherits the mapping through `fork`, so a grandchild's claim is counted
+//! against the same limit as the root's. A claim over the limit is `EAGAIN`,
+//! as `fork(2)` gives when `RLIMIT_NPROC` is reached: a fork bomb gets an
+//! error in the guest, and the host stays responsive.
+//!
+//! The protocol, for code that starts processes:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), procbridge::BridgeError> {
+//! use procbridge::supervisor;
+//! let claim = supervisor::claim(64)?;         // EAGAIN when the tree is full
+//! let child = std::process::Command::new("true").spawn().unwrap();
+//! let slot = claim.commit(child.id());        // a failed start drops the claim instead
+//! // ... once the child has been reaped:
+//! supervisor::release(slot);
+//! # Ok(()) }
+//! ```
+//!
+//! A slot whose process is gone without being released (its parent was
+//! killed) is reclaimed lazily: when the table looks full, slots whose pid
+//! no longer exists (`kill(pid, 0)` is `ESRCH`) are freed.
+//!
+//! # Parent death
+//!
+//! Every child calls [`bind_to_parent`] first thing: the kernel sends it
+//! `SIGKILL` when its parent dies, so killing the root (even with `SIGKILL`)
+//! takes the whole tree down, one generation after the other.
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// The most processes one tree can track, whatever the limits say.
+pub const CAPACITY: usize = 1024;
+
+#[repr(C)]
+struct Table {
+    live: AtomicU32,
+    /// `0` free; `-pid` reserved by process `pid` for a child it is about to
+    /// start; `pid` a live child.
+    slots: [AtomicI32; CAPACITY],
+}
+
+/// The table's address, inherited by every descendant through `fork`.
+static TABLE: OnceLock<Option<&'static Table>> = OnceLock::new();
+
+fn table() -> BridgeResult<&'static Table> {
+    let table = TABLE.get_or_init(|| {
+        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid table
+        // (all atomics zero). It is never unmapped.
+        unsafe {
+            let ptr = libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Table>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if ptr == libc::MAP_FAILED {
+                None
+            } else {
+                Some(&*(ptr as *const Table))
+            }
+        }
+    });
+    table.ok_or_else(|| {
+        BridgeError::new(
+            Errno::NoMem,
+            "cannot map the process table shared by the process tree",
+        )
+    })
+}
+
+/// A slot reserved for a child that is about to start. Dropping it without
+/// [`commit`](Claim::commit) gives the slot back (the start failed).
+#[derive(Debug)]
+#[must_use = "a claim is given back when dropped"]
+pub struct Claim {
+    index: usize,
+}
+
+/// A committed slot, to [`release`] once its process has been reaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    index: usize,
+    pid: i32,
+}
+
+impl Slot {
+    /// The pid the slot was committed to.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+}
+
+impl Claim {
+    /// Records that the slot now holds the live process `pid`.
+    pub fn commit(self, pid: u32) -> Slot {
+        let index = self.index;
+        std::mem::forget(self);
+        if let Ok(table) = table() {
+            table.slots[index].store(pid as i32, Ordering::Release);
+        }
+        Slot {
+            index,
+            pid: pid as i32,
+        }
+    }
+
+    /// Forgets the claim without giving the slot back: for the copy of a
+    /// claim that a `fork` child inherits (the parent commits the original).
+    pub fn forget_in_child(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(table) = table() {
+            table.slots[self.index].store(0, Ordering::Release);
+            table.live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Reserves a slot for one more live process in the tree, refusing when
+/// `limit` processes (at most [`CAPACITY`]) are already live.
+///
+/// # Errors
+/// `EAGAIN` when the tree is full; `ENOMEM` when the shared table cannot be
+/// mapped.
+pub fn claim(limit: usize) -> BridgeResult<Claim> {
+    let table = table()?;
+    let limit = limit.min(CAPACITY) as u32;
+    let me = -(std::process::id() as i32);
+    for attempt in 0..2 {
+        let before = table.live.fetch_add(1, Ordering::AcqRel);
+        if before < limit {
+            for (index, slot) in table.slots.iter().enumerate() {
+                if slot
+                    .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Claim { index });
+                }
+            }
+        }
+        table.live.fetch_sub(1, Ordering::AcqRel);
+        if attempt == 0 {
+            reclaim_dead(table);
+        }
+    }
+    let err = BridgeError::new(
+        Errno::Again,
+        format!("the process tree already has {limit} live processes (the limit)"),
+    );
+    crate::audit::Event::new(crate::audit::Kind::Limit)
+        .outcome(err.message.clone())
+        .record();
+    Err(err)
+}
+
+/// Gives back the slot of a process that has been reaped.
+pub fn release(slot: Slot) {
+    if let Ok(table) = table() {
+        let freed = table.slots[slot.index]
+            .compare_exchange(slot.pid, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if freed {
+            table.live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The number of live processes the tree's table counts (`0` before any
+/// child was started).
+pub fn live() -> usize {
+    match TABLE.get() {
+        Some(Some(table)) => table.live.load(Ordering::Acquire) as usize,
+        _ => 0,
+    }
+}
+
+fn reclaim_dead(table: &Table) {
+    for slot in &table.slots {
+        let value = slot.load(Ordering::Acquire);
+        if value == 0 {
+            continue;
+        }
+        let pid = value.unsigned_abs() as i32;
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone
+            && slot
+                .compare_exchange(value, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            table.live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Makes the calling process (a fresh child) die with `SIGKILL` when its
+/// parent dies, and exits at once if `parent` is already gone (the parent
+/// may have died between `fork` and this call).
+pub fn bind_to_parent(parent: u32) {
+    // SAFETY: prctl with integer arguments; getppid cannot fail.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() as u32 != parent {
+            libc::_exit(128 + libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_stop_at_the_limit_and_come_back() {
+        // The only test in this binary that uses the table (one test, so
+        // nothing else claims concurrently).
+        let base = live();
+        let limit = base + 2;
+        let a = claim(limit).unwrap().commit(std::process::id());
+        let b = claim(limit).unwrap();
+        let err = claim(limit).unwrap_err();
+        assert_eq!(err.errno, Errno::Again);
+        assert!(err.message.contains("limit"), "{}", err.message);
+        drop(b); // a start that failed gives its slot back
+        let c = claim(limit).unwrap().commit(std::process::id());
+        assert_eq!(live(), base + 2);
+        release(a);
+        release(c);
+        release(c); // a second release is harmless
+        assert_eq!(live(), base);
+
+        // Slots of dead processes are reclaimed.
+        let table = table().unwrap();
+        // A pid that cannot exist (above the kernel's pid_max).
+        let dead = 0x3fff_fff0;
+        let slot = claim(CAPACITY).unwrap().commit(dead as u32);
+        assert_eq!(table.slots[slot.index].load(Ordering::Acquire), dead);
+        reclaim_dead(table);
+        assert_eq!(table.slots[slot.index].load(Ordering::Acquire), 0);
+    }
+}
