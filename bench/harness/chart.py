@@ -93,7 +93,7 @@ def write_chart(path, results):
                 if ratio is None:
                     what = "pending" if side == PROCBRIDGE else "—"
                     svg.append(
-                        f'<text x="{plot_left + 4}" y="{bar_y + _BAR - 2}" fill="#888" '
+                        f'<text x="{x_of(1) + 6:.1f}" y="{bar_y + _BAR - 2}" fill="#888" '
                         f'font-size="10">{SIDE_TITLES[side]}: {what}</text>'
                     )
                     continue

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -55,6 +56,7 @@ def main(argv):
         return 1
 
     machine = describe(ROOT)
+    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
     results = []
     for scenario in chosen:
         ctx.log(f"== {scenario.name}: {scenario.title}")
@@ -63,7 +65,7 @@ def main(argv):
     output.parent.mkdir(parents=True, exist_ok=True)
     chart = output.with_suffix(".svg")
     write_chart(chart, results)
-    write_report(output, chart.name, machine, results)
+    write_report(output, chart.name, machine, results, busy)
     work.mkdir(parents=True, exist_ok=True)
     raw = [asdict(result) for result in results]
     (work / "results.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")

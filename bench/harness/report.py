@@ -36,7 +36,7 @@ harness works and how to add a scenario: [`bench/README.md`](../bench/README.md)
 """
 
 
-def write_report(path, chart_name, machine, results):
+def write_report(path, chart_name, machine, results, busy=False):
     """Writes the report for ``results`` to ``path``."""
     out = [_HEADER]
     out.append(f"![procbridge and native Rust relative to Python 3]({chart_name})\n")
@@ -44,6 +44,11 @@ def write_report(path, chart_name, machine, results):
     out.append("| | |\n|---|---|")
     out.extend(f"| {label} | {value} |" for label, value in machine)
     out.append("")
+    if busy:
+        out.append(
+            "The machine was busy when the run started (load average above its core "
+            "count): absolute numbers are noisy; the ratios, measured in turns, less so.\n"
+        )
     for result in results:
         out.extend(_scenario(result))
     path.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
@@ -78,9 +83,11 @@ def _cell(key, cell):
     if cell.stats is None:
         return _NO_NUMBER.get(cell.status, "—")
     stats = cell.stats
-    text = f"{units.number(stats.median)} {units.unit(key)}".rstrip()
-    if stats.count > 1 and units.number(stats.p10) != units.number(stats.p90):
-        text += f" ({units.number(stats.p10)}–{units.number(stats.p90)})"
+    divisor, unit = units.scale(key, stats.median)
+    median, p10, p90 = (units.number(x / divisor) for x in (stats.median, stats.p10, stats.p90))
+    text = f"{median} {unit}".rstrip()
+    if stats.count > 1 and p10 != p90:
+        text += f" ({p10}–{p90})"
     return text
 
 

@@ -31,6 +31,24 @@ def lower_is_better(key):
     return True
 
 
+# Larger units for large numbers: (unit, threshold, larger unit, divisor).
+_LARGER = (
+    ("µs", 10_000, "ms", 1_000),
+    ("ms", 10_000, "s", 1_000),
+    ("msg/s", 1_000_000, "M msg/s", 1_000_000),
+)
+
+
+def scale(key, value):
+    """``(divisor, unit)`` to show ``value`` of ``key`` and numbers like it:
+    99,200 µs shows as 99.2 ms."""
+    name, divisor = unit(key), 1
+    for small, threshold, large, factor in _LARGER:
+        if name == small and abs(value) / divisor >= threshold:
+            name, divisor = large, divisor * factor
+    return divisor, name
+
+
 def cost(key, value):
     """A number where lower is better: the time itself, or 1/rate."""
     if lower_is_better(key):

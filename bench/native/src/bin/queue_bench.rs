@@ -1,6 +1,6 @@
 //! Native baseline for the queue and pipe scenario, with `fork` and OS pipes
-//! carrying length-prefixed messages (what a queue between two processes
-//! needs at the least):
+//! carrying length-prefixed messages, one `write` per message (what a queue
+//! between two processes needs at the least):
 //!
 //! - `queue_16b_msg_s`: a forked writer sends 16-byte messages, the parent
 //!   reads them all;
@@ -9,7 +9,7 @@
 //!   that sends it back.
 
 use procbridge_bench_native::{fork_child, mb_per_s, median_of, micros, report, wait_child, Scale};
-use std::io::{BufReader, BufWriter, PipeReader, PipeWriter, Read, Write};
+use std::io::{BufReader, PipeReader, PipeWriter, Read, Write};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -43,13 +43,13 @@ fn queue_transfer(size: usize, count: usize) -> Duration {
     let (reader, writer) = std::io::pipe().expect("pipe");
     let start = Instant::now();
     // The closure owns the write end: the child writes, the parent drops it.
+    // One write per message, as a put must be visible to the reader at once.
     let child = fork_child(move || {
         let message = vec![b'x'; size];
-        let mut out = BufWriter::new(writer);
+        let mut out = writer;
         for _ in 0..count {
             send(&mut out, &message);
         }
-        out.flush().expect("flush");
     });
     let mut input = BufReader::new(reader);
     let mut message = Vec::new();
@@ -92,10 +92,13 @@ fn echo(mut input: PipeReader, mut output: PipeWriter) {
     }
 }
 
+/// Writes the length and the message with one `write_all`.
 fn send(out: &mut impl Write, message: &[u8]) {
     let len = u32::try_from(message.len()).expect("message too long");
-    out.write_all(&len.to_le_bytes()).expect("write header");
-    out.write_all(message).expect("write message");
+    let mut framed = Vec::with_capacity(4 + message.len());
+    framed.extend_from_slice(&len.to_le_bytes());
+    framed.extend_from_slice(message);
+    out.write_all(&framed).expect("write message");
 }
 
 fn receive(input: &mut impl Read, message: &mut Vec<u8>) {
