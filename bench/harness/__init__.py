@@ -12,5 +12,6 @@ Modules, one job each:
 - ``build``: building the host, guests and native baselines;
 - ``machine``: the machine description for the report;
 - ``report`` and ``chart``: docs/benchmarks.md and its SVG chart;
-- ``cli``: the command line.
+- ``cli``: the command line;
+- ``tests``: unit tests (``cd bench && python3 -m unittest harness.tests``).
 """
