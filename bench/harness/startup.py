@@ -46,8 +46,9 @@ class StartupScenario:
                 "Wall time of one whole command, started by the harness and waited "
                 "for, output to /dev/null: `procbridge run hello.wasm a b` with the "
                 "module already compiled in the cache; the native `hello` binary; "
-                "`python3 hello.py a b`. Each program prints its arguments, pid and "
-                "parent pid."
+                "`python3 hello.py a b` (with its usual start-up: `site` and what the "
+                "installation's `.pth` files import). Each program prints its arguments, "
+                "pid and parent pid."
             ),
             spread=f"p10–p90 of {ctx.samples} runs",
         )
