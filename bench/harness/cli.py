@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _choose(only):
     names = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in names if name not in by_name]
     if unknown:
-        print(f"bench/run: unknown scenario {', '.join(unknown)} (see --list)")
+        print(f"bench/run: unknown scenario {', '.join(unknown)} (see --list)", file=sys.stderr)
         return None
     return [by_name[name] for name in names]
 
