@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Run(run::RunCommand),
+    Run(Box<run::RunCommand>),
     Policy(policy::PolicyCommand),
 }
 

@@ -1,0 +1,136 @@
+"""Draws the report's chart: an SVG written without any dependency.
+
+One group of bars per figure that has a Python number: procbridge's and
+native Rust's cost relative to Python 3 (= 1, the dashed line), on a log
+scale, so lower (shorter) is faster.
+"""
+
+import math
+from xml.sax.saxutils import escape
+
+from .model import NATIVE, PROCBRIDGE, PYTHON, SIDE_TITLES
+
+_COLORS = {PROCBRIDGE: "#2b6cb0", NATIVE: "#dd6b20"}
+_BARS = (PROCBRIDGE, NATIVE)
+
+_WIDTH = 980
+_LABEL_WIDTH = 360
+_RIGHT = 40
+_TOP = 64
+_BAR = 12
+_GROUP = 2 * _BAR + 14
+_SECTION = 26
+_BOTTOM = 44
+
+
+def write_chart(path, results):
+    """Writes the chart of ``results`` to ``path``."""
+    sections = []
+    for result in results:
+        rows = [row for row in result.rows if row.median(PYTHON) is not None]
+        if rows:
+            sections.append((result.title, rows))
+    ratios = [
+        row.ratio(PYTHON, side)
+        for _, rows in sections
+        for row in rows
+        for side in _BARS
+        if row.ratio(PYTHON, side)
+    ]
+    low_exp = math.floor(math.log10(min(ratios + [0.5])))
+    high_exp = math.ceil(math.log10(max(ratios + [2.0])))
+    low, high = 10.0**low_exp, 10.0**high_exp
+    plot_left, plot_right = _LABEL_WIDTH, _WIDTH - _RIGHT
+
+    def x_of(ratio):
+        fraction = (math.log10(ratio) - math.log10(low)) / (math.log10(high) - math.log10(low))
+        return plot_left + fraction * (plot_right - plot_left)
+
+    body_height = sum(_SECTION + len(rows) * _GROUP for _, rows in sections)
+    height = _TOP + body_height + _BOTTOM
+    svg = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
+            f'viewBox="0 0 {_WIDTH} {height}" font-family="sans-serif" font-size="12">'
+        ),
+        f'<rect width="{_WIDTH}" height="{height}" fill="white"/>',
+        (
+            '<text x="16" y="24" font-size="16" font-weight="bold">'
+            "Cost relative to Python 3 (log scale; left of the dashed line is faster)</text>"
+        ),
+    ]
+    svg += _legend(plot_left)
+
+    # Grid: one line per power of ten, and the Python line at 1.
+    for exponent in range(low_exp, high_exp + 1):
+        decade = 10.0**exponent
+        x = x_of(decade)
+        style = 'stroke="#444" stroke-dasharray="5,3"' if exponent == 0 else 'stroke="#ddd"'
+        svg.append(
+            f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_TOP + body_height}" {style}/>'
+        )
+        svg.append(
+            f'<text x="{x:.1f}" y="{_TOP + body_height + 16}" text-anchor="middle">'
+            f"{decade:g}x</text>"
+        )
+    svg.append(
+        f'<text x="{(plot_left + plot_right) / 2:.0f}" y="{height - 10}" text-anchor="middle">'
+        f"× Python 3's cost (1 = as fast as Python)</text>"
+    )
+
+    y = _TOP
+    for title, rows in sections:
+        y += _SECTION
+        svg.append(f'<text x="16" y="{y - 8}" font-weight="bold">{_plain(title)}</text>')
+        for row in rows:
+            svg.append(
+                f'<text x="{plot_left - 8}" y="{y + _BAR + 4}" text-anchor="end">'
+                f"{_plain(row.figure.label)}</text>"
+            )
+            for index, side in enumerate(_BARS):
+                bar_y = y + 4 + index * _BAR
+                ratio = row.ratio(PYTHON, side)
+                if ratio is None:
+                    what = "pending" if side == PROCBRIDGE else "—"
+                    svg.append(
+                        f'<text x="{x_of(1) + 6:.1f}" y="{bar_y + _BAR - 2}" fill="#888" '
+                        f'font-size="10">{SIDE_TITLES[side]}: {what}</text>'
+                    )
+                    continue
+                x = x_of(ratio)
+                start, end = sorted((x_of(1), x))
+                svg.append(
+                    f'<rect x="{start:.1f}" y="{bar_y}" width="{max(end - start, 1):.1f}" '
+                    f'height="{_BAR - 2}" fill="{_COLORS[side]}"/>'
+                )
+                svg.append(
+                    f'<text x="{end + 4 if x >= x_of(1) else start - 4:.1f}" '
+                    f'y="{bar_y + _BAR - 3}" font-size="10" '
+                    f'text-anchor="{"start" if x >= x_of(1) else "end"}">{_ratio(ratio)}</text>'
+                )
+            y += _GROUP
+    svg.append("</svg>")
+    path.write_text("\n".join(svg) + "\n", encoding="utf-8")
+
+
+def _legend(left):
+    items = []
+    x = left
+    for side in _BARS:
+        items.append(f'<rect x="{x}" y="36" width="14" height="10" fill="{_COLORS[side]}"/>')
+        items.append(f'<text x="{x + 20}" y="45">{SIDE_TITLES[side]}</text>')
+        x += 140
+    items.append(
+        f'<line x1="{x}" y1="41" x2="{x + 14}" y2="41" stroke="#444" stroke-dasharray="5,3"/>'
+    )
+    items.append(f'<text x="{x + 20}" y="45">{SIDE_TITLES[PYTHON]} = 1</text>')
+    return items
+
+
+def _ratio(value):
+    return f"{value:.2g}x" if value < 10 else f"{value:.0f}x"
+
+
+def _plain(text):
+    """Markdown-free, XML-escaped text for a label."""
+    return escape(text.replace("`", ""))

@@ -1,0 +1,113 @@
+"""Writes the Markdown report (docs/benchmarks.md)."""
+
+from . import units
+from .model import (
+    FAILED,
+    MISSING,
+    NATIVE,
+    NOT_APPLICABLE,
+    PENDING,
+    PROCBRIDGE,
+    PYTHON,
+    SIDE_TITLES,
+    SIDES,
+)
+
+_HEADER = """\
+# Benchmarks
+
+procbridge measured side by side with Python 3 and native Rust, in the same
+run on the same machine. This file and its chart are written by the
+benchmark harness; regenerate them with:
+
+```sh
+bench/run            # full run (a few minutes): rewrites docs/benchmarks.md and .svg
+bench/run --quick    # smoke run: writes target/bench/benchmarks.md instead
+bench/run --list     # the scenarios; --only NAME runs some of them
+```
+
+How to read the tables: each number is a median, with its spread (p10–p90)
+in brackets. A ratio is procbridge's cost divided by the baseline's, where
+the cost is the time, or 1 ÷ the throughput: **0.50x is twice as fast as the
+baseline, 2.00x takes twice as long**. *pending*: the procbridge bench guest
+of that scenario does not exist yet; —: that side has no program for the
+figure. The targets are the goals procbridge's ratio must meet. How the
+harness works and how to add a scenario: [`bench/README.md`](../bench/README.md).
+"""
+
+
+def write_report(path, chart_name, machine, results, busy=False):
+    """Writes the report for ``results`` to ``path``."""
+    out = [_HEADER]
+    out.append(f"![procbridge and native Rust relative to Python 3]({chart_name})\n")
+    out.append("## Machine\n")
+    out.append("| | |\n|---|---|")
+    out.extend(f"| {label} | {value} |" for label, value in machine)
+    out.append("")
+    if busy:
+        out.append(
+            "The machine was busy when the run started (load average above its core "
+            "count): absolute numbers are noisy; the ratios, measured in turns, less so.\n"
+        )
+    for result in results:
+        out.extend(_scenario(result))
+    path.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
+
+
+def _scenario(result):
+    lines = [f"## {result.title}\n", result.about + "\n"]
+    if not result.rows:
+        lines.extend(f"- {note}" for note in result.notes)
+        lines.append("")
+        return lines
+    header = ["figure", *(SIDE_TITLES[side] for side in SIDES)]
+    header += [f"vs {SIDE_TITLES[PYTHON]}", f"vs {SIDE_TITLES[NATIVE]}", "target"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---|" + "---:|" * (len(header) - 2) + "---|")
+    for row in result.rows:
+        cells = [row.figure.label]
+        cells += [_cell(row.figure.key, row.cells[side]) for side in SIDES]
+        cells += [_ratio(row, PYTHON), _ratio(row, NATIVE), _target(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Medians; in brackets the spread ({result.spread}).\n")
+    lines.extend(f"- {note}" for note in result.notes)
+    lines.append("")
+    return lines
+
+
+_NO_NUMBER = {PENDING: "*pending*", NOT_APPLICABLE: "—", FAILED: "failed", MISSING: "—"}
+
+
+def _cell(key, cell):
+    if cell.stats is None:
+        return _NO_NUMBER.get(cell.status, "—")
+    stats = cell.stats
+    divisor, unit = units.scale(key, stats.median)
+    median, p10, p90 = (units.number(x / divisor) for x in (stats.median, stats.p10, stats.p90))
+    text = f"{median} {unit}".rstrip()
+    if stats.count > 1 and p10 != p90:
+        text += f" ({p10}–{p90})"
+    return text
+
+
+def _ratio(row, against):
+    ratio = row.ratio(against)
+    if ratio is not None:
+        return units.ratio(ratio)
+    if row.cells[PROCBRIDGE].status == PENDING and row.median(against) is not None:
+        return "*pending*"
+    return "—"
+
+
+def _target(row):
+    target = row.figure.target
+    if target is None:
+        return ""
+    met = row.target_met()
+    status = row.cells[PROCBRIDGE].status
+    if met is None:
+        verdict = {FAILED: "failed", MISSING: "not measured"}.get(status, "*pending*")
+    else:
+        verdict = "**met**" if met else "**missed**"
+    return f"{target.text()}: {verdict}"

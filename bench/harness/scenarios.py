@@ -1,0 +1,108 @@
+"""Every scenario bench/run measures, in report order.
+
+To add a figure to an existing scenario, add a ``Figure`` (its key is the
+BENCH key the programs print). To add a scenario: write the procbridge bench
+guest (``guests/<name>``), the Python baseline (``bench/python/<name>.py``)
+and, where one makes sense, the native baseline (a binary in
+``bench/native/src/bin/``), all printing ``BENCH <key> <value>``; then add a
+``ProgramScenario`` below. Until the guest exists its procbridge column says
+"pending". See bench/README.md.
+"""
+
+from .model import NATIVE, PYTHON, Figure, Target
+from .programs import ProgramScenario
+from .startup import StartupScenario
+
+SCENARIOS = [
+    StartupScenario(
+        cached=Figure(
+            "startup_ms",
+            "run `hello a b`, module cached",
+            Target(PYTHON, 1.0),
+        ),
+        compiled=Figure(
+            "startup_compile_ms",
+            "run `hello a b`, compiling the module (`--no-cache`)",
+        ),
+    ),
+    ProgramScenario(
+        name="subprocess",
+        title='subprocess: `run(["true"])` and `communicate()` through `cat`',
+        about=(
+            'Latency of running `true` and waiting for it (Python: `subprocess.run(["true"])`, '
+            "native: `std::process::Command::status`), and throughput of feeding 200 MB "
+            "to `cat` while reading it back (Python: `Popen.communicate`)."
+        ),
+        guest="subprocess_bench",
+        grants=("--allow-run", "true", "--allow-run", "cat"),
+        python="subprocess_bench.py",
+        native="subprocess_bench",
+        figures=[
+            Figure("run_true_us", '`run(["true"])` latency', Target(NATIVE, 1.2)),
+            Figure(
+                "communicate_cat_mb_s",
+                "`communicate()` 200 MB through `cat`",
+                Target(PYTHON, 1.0),
+            ),
+        ],
+    ),
+    ProgramScenario(
+        name="process",
+        title="Process start+join and `os.fork`",
+        about=(
+            "`Process(target=f).start(); join()` of a trivial target, per start method, "
+            "and a bare `os.fork()` + `waitpid`. Native: `fork` + `waitpid` (libc) for "
+            "fork, and a fresh copy of the program started with `std::process::Command` "
+            "for spawn; forkserver has no native counterpart."
+        ),
+        guest="process_bench",
+        python="process_bench.py",
+        native="process_bench",
+        figures=[
+            Figure("start_join_fork_us", "Process start+join, fork", Target(PYTHON, 1.0)),
+            Figure(
+                "start_join_forkserver_us", "Process start+join, forkserver", Target(PYTHON, 1.0)
+            ),
+            Figure("start_join_spawn_us", "Process start+join, spawn", Target(PYTHON, 1.0)),
+            Figure("os_fork_wait_us", "`os.fork()` + `waitpid`", Target(PYTHON, 1.0)),
+        ],
+    ),
+    ProgramScenario(
+        name="pool",
+        title="Pool(4): `map` and `apply_async`",
+        about=(
+            "`Pool(4).map` of a trivial task over 20,000 items with chunksize 1 and 100, "
+            "and 20,000 `apply_async` calls followed by `get()` of each; time per task. "
+            "Native: four forked workers, a task pipe to each and a shared result pipe "
+            "(there, `apply_async` is the same as chunks of 1)."
+        ),
+        guest="pool_bench",
+        python="pool_bench.py",
+        native="pool_bench",
+        figures=[
+            Figure("map_chunksize1_task_us", "`map`, chunksize 1, per task", Target(PYTHON, 1.0)),
+            Figure(
+                "map_chunksize100_task_us", "`map`, chunksize 100, per task", Target(PYTHON, 1.0)
+            ),
+            Figure("apply_async_task_us", "`apply_async` + `get`, per task", Target(PYTHON, 1.0)),
+        ],
+    ),
+    ProgramScenario(
+        name="queue",
+        title="Queue and Pipe between processes",
+        about=(
+            "One writer process puts messages on a `Queue`, one reader takes them all "
+            "(16-byte and 64 KiB messages); and the round trip of a 16-byte message "
+            "over a `Pipe` to a child that sends it back. Native: a forked child and OS "
+            "pipes carrying length-prefixed messages."
+        ),
+        guest="queue_bench",
+        python="queue_bench.py",
+        native="queue_bench",
+        figures=[
+            Figure("queue_16b_msg_s", "Queue, 16-byte messages", Target(PYTHON, 1.0)),
+            Figure("queue_64k_mb_s", "Queue, 64 KiB messages", Target(PYTHON, 1.0)),
+            Figure("pipe_pingpong_us", "Pipe ping-pong round trip", Target(PYTHON, 1.0)),
+        ],
+    ),
+]
