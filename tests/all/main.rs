@@ -7,6 +7,7 @@ mod support;
 mod abi_doc;
 mod cli;
 mod confine;
+mod escapes;
 mod fork;
 mod hello;
 mod host_calls;

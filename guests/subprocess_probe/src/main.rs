@@ -34,6 +34,7 @@ fn main() {
         "leave_running" => leave_running(rest),
         "spawn_many" => spawn_many(rest),
         "hold" => hold(rest),
+        "run_twice" => run_twice(rest),
         "bad_inputs" => {
             bad_inputs();
             Ok(())
@@ -316,6 +317,19 @@ fn leave_running(args: &[String]) -> Result {
         }
         _ => std::process::exit(0),
     }
+}
+
+/// `run_twice ARGV...`: runs the command, waits for a line on stdin, runs
+/// it again (a test changes the host between the two runs).
+fn run_twice(argv: &[String]) -> Result {
+    println!("first {}", subprocess::call(argv)?);
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    match subprocess::call(argv) {
+        Ok(code) => println!("second {}", code),
+        Err(err) => report(&err),
+    }
+    Ok(())
 }
 
 /// `hold N`: keeps N `sleep 30` children running at once, printing
