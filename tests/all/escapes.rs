@@ -6,6 +6,25 @@ use crate::support::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
+/// Starts `procbridge ARGS` with piped stdin and stdout: the guest's input
+/// and its output, line by line.
+fn start_interactive(
+    cmd: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdin, lines)
+}
+
 fn fs_probe(grant: &str, args: &[&str]) -> String {
     let mut cmd = vec!["run", "--dir", grant, "--dir-ro", "/etc::/etc-ro"];
     let probe = guest("fs_probe");
@@ -22,8 +41,7 @@ fn guest_cannot_leave_a_granted_dir_with_dotdot_or_symlinks() {
     let secret = tempfile::tempdir().unwrap();
     std::fs::write(secret.path().join("secret.txt"), "top secret").unwrap();
     std::fs::write(work.path().join("mine.txt"), "mine").unwrap();
-    std::os::unix::fs::symlink(secret.path().join("secret.txt"), work.path().join("link"))
-        .unwrap();
+    std::os::unix::fs::symlink(secret.path().join("secret.txt"), work.path().join("link")).unwrap();
     let grant = format!("{}::/work", work.path().display());
 
     assert_eq!(fs_probe(&grant, &["read", "/work/mine.txt"]), "ok mine\n");
@@ -48,7 +66,10 @@ fn read_only_grant_cannot_be_written_by_the_guest() {
     let grant = format!("{}::/work", work.path().display());
     assert!(fs_probe(&grant, &["read", "/etc-ro/passwd"]).starts_with("ok"));
     let out = fs_probe(&grant, &["write", "/etc-ro/procbridge-test", "x"]);
-    assert!(out.starts_with("error"), "wrote into a read-only grant: {out}");
+    assert!(
+        out.starts_with("error"),
+        "wrote into a read-only grant: {out}"
+    );
     assert!(!std::path::Path::new("/etc/procbridge-test").exists());
 }
 
@@ -61,7 +82,11 @@ fn loader_variables_are_never_granted() {
         guest("hello").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("loader variables are never granted"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("loader variables are never granted"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -69,26 +94,22 @@ fn path_hijack_after_start_up_changes_nothing() {
     // A directory early in PATH that gains a fake `true` after start-up:
     // the grant was resolved once, so the real one still runs.
     let fake = tempfile::tempdir().unwrap();
-    let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap());
-    let mut child = procbridge()
-        .env("PATH", &path)
-        .args(["run", "--allow-run", "true"])
-        .arg(guest("subprocess_probe"))
-        .args(["run_twice", "true"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let (mut child, mut stdin, mut lines) = start_interactive(
+        procbridge()
+            .env("PATH", &path)
+            .args(["run", "--allow-run", "true"])
+            .arg(guest("subprocess_probe"))
+            .args(["run_twice", "true"]),
+    );
     assert_eq!(lines.next().unwrap().unwrap(), "first 0");
     let evil = fake.path().join("true");
     std::fs::write(&evil, "#!/bin/sh\nexit 42\n").unwrap();
-    std::fs::set_permissions(
-        &evil,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     writeln!(stdin).unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "second 0");
     assert!(child.wait().unwrap().success());
@@ -106,17 +127,13 @@ fn pinned_binary_replaced_after_start_up_is_refused() {
         format!("[commands.\"{}\"]\nsha256 = \"{digest}\"\n", tool.display()),
     )
     .unwrap();
-    let mut child = procbridge()
-        .args(["run", "--policy", policy.to_str().unwrap()])
-        .arg(guest("subprocess_probe"))
-        .args(["run_twice", tool.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdin, mut lines) = start_interactive(
+        procbridge()
+            .args(["run", "--policy", policy.to_str().unwrap()])
+            .arg(guest("subprocess_probe"))
+            .args(["run_twice", tool.to_str().unwrap()])
+            .stderr(Stdio::piped()),
+    );
     assert_eq!(lines.next().unwrap().unwrap(), "first 0");
     std::fs::remove_file(&tool).unwrap();
     std::fs::copy("/bin/false", &tool).unwrap();
