@@ -29,6 +29,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod channel;
 pub mod ctx;
 pub mod errno;
 pub mod guest_mem;
