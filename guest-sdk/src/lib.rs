@@ -6,6 +6,7 @@
 //! | Python | procbridge-sdk |
 //! |---|---|
 //! | `os.getpid()`, `os.getppid()` | [`os::getpid`], [`os::getppid`] |
+//! | `multiprocessing.Queue`, `JoinableQueue`, `Pipe` | [`multiprocessing::Queue`], [`multiprocessing::JoinableQueue`], [`multiprocessing::Pipe`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod multiprocessing;
 pub mod os;
 pub mod sys;
 

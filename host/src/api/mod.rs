@@ -14,10 +14,14 @@ use wasmtime::{Caller, Linker};
 pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
+pub(crate) mod pipe;
+pub(crate) mod queue;
 
 /// Registers every bridged function on `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     os::add_to_linker(linker)?;
+    pipe::add_to_linker(linker)?;
+    queue::add_to_linker(linker)?;
     Ok(())
 }
 
