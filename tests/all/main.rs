@@ -8,3 +8,5 @@ mod abi_doc;
 mod cli;
 mod hello;
 mod host_calls;
+mod pipe;
+mod queue;
