@@ -7,7 +7,11 @@ use procbridge::{Errno, Policy};
 
 fn probe(scenarios: &[&str]) -> Vec<String> {
     let out = run_captured(&guest("queue_probe"), scenarios, Policy::default()).unwrap();
-    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
     out.stdout.lines().map(str::to_string).collect()
 }
 
@@ -83,7 +87,11 @@ fn bad_arguments_get_their_errno() {
         ("(drop (call $close (call $a))) (call $recv (call $b) (i32.const 0) (i32.const 5) (i64.const -1))", Errno::Pipe),
     ];
     for (body, errno) in cases {
-        assert_eq!(wat_expect(body, errno.to_return()), 0, "{body} should be {errno}");
+        assert_eq!(
+            wat_expect(body, errno.to_return()),
+            0,
+            "{body} should be {errno}"
+        );
     }
 }
 

@@ -7,7 +7,11 @@ use procbridge::{Errno, Policy};
 
 fn probe(scenarios: &[&str]) -> Vec<String> {
     let out = run_captured(&guest("queue_probe"), scenarios, Policy::default()).unwrap();
-    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
     out.stdout.lines().map(str::to_string).collect()
 }
 
@@ -112,7 +116,10 @@ fn forged_foreign_and_wrong_kind_handles_are_ebadf() {
     let lines = probe(&["bad_handles"]);
     assert_eq!(lines.len(), 11, "{lines:?}");
     for line in &lines {
-        assert!(line.ends_with("Some(BadF)") || line.ends_with("Err(BadF)"), "{line}");
+        assert!(
+            line.ends_with("Some(BadF)") || line.ends_with("Err(BadF)"),
+            "{line}"
+        );
     }
 }
 
@@ -171,28 +178,71 @@ fn wat_expect(body: &str, expect: i32) -> i32 {
 fn bad_arguments_get_their_errno() {
     let cases = [
         // Out-of-bounds messages and buffers.
-        ("(call $put (global.get $q) (i32.const 65534) (i32.const 5) (i64.const 0))", Errno::Fault),
-        ("(call $put (global.get $q) (i32.const -1) (i32.const 1) (i64.const 0))", Errno::Fault),
-        ("(call $put (global.get $q) (i32.const 0) (i32.const -1) (i64.const 0))", Errno::TooBig),
-        ("(drop (call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))) \
-          (call $get (global.get $q) (i32.const 65535) (i32.const 5) (i64.const 0))", Errno::Fault),
+        (
+            "(call $put (global.get $q) (i32.const 65534) (i32.const 5) (i64.const 0))",
+            Errno::Fault,
+        ),
+        (
+            "(call $put (global.get $q) (i32.const -1) (i32.const 1) (i64.const 0))",
+            Errno::Fault,
+        ),
+        (
+            "(call $put (global.get $q) (i32.const 0) (i32.const -1) (i64.const 0))",
+            Errno::TooBig,
+        ),
+        (
+            "(drop (call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))) \
+          (call $get (global.get $q) (i32.const 65535) (i32.const 5) (i64.const 0))",
+            Errno::Fault,
+        ),
         // Negative timeouts other than -1.
-        ("(call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const -2))", Errno::Inval),
-        ("(call $get (global.get $q) (i32.const 0) (i32.const 5) (i64.const -9))", Errno::Inval),
+        (
+            "(call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const -2))",
+            Errno::Inval,
+        ),
+        (
+            "(call $get (global.get $q) (i32.const 0) (i32.const 5) (i64.const -9))",
+            Errno::Inval,
+        ),
         ("(call $join (global.get $q) (i64.const -1))", Errno::Inval),
         // Bad creation arguments.
-        ("(call $new (i32.const -1) (i32.const 0) (i32.const 0))", Errno::Inval),
-        ("(call $new (i32.const 0) (i32.const -5) (i32.const 0))", Errno::Inval),
-        ("(call $new (i32.const 0) (i32.const 8) (i32.const 0))", Errno::Inval),
-        ("(call $new (i32.const 0) (i32.const 0) (i32.const 2))", Errno::Inval),
+        (
+            "(call $new (i32.const -1) (i32.const 0) (i32.const 0))",
+            Errno::Inval,
+        ),
+        (
+            "(call $new (i32.const 0) (i32.const -5) (i32.const 0))",
+            Errno::Inval,
+        ),
+        (
+            "(call $new (i32.const 0) (i32.const 8) (i32.const 0))",
+            Errno::Inval,
+        ),
+        (
+            "(call $new (i32.const 0) (i32.const 0) (i32.const 2))",
+            Errno::Inval,
+        ),
         // Empty queue, forged and closed handles.
-        ("(call $get (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))", Errno::Again),
-        ("(call $get (i32.const 77) (i32.const 0) (i32.const 5) (i64.const 0))", Errno::BadF),
-        ("(drop (call $close (global.get $q))) \
-          (call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))", Errno::BadF),
+        (
+            "(call $get (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))",
+            Errno::Again,
+        ),
+        (
+            "(call $get (i32.const 77) (i32.const 0) (i32.const 5) (i64.const 0))",
+            Errno::BadF,
+        ),
+        (
+            "(drop (call $close (global.get $q))) \
+          (call $put (global.get $q) (i32.const 0) (i32.const 5) (i64.const 0))",
+            Errno::BadF,
+        ),
     ];
     for (body, errno) in cases {
-        assert_eq!(wat_expect(body, errno.to_return()), 0, "{body} should be {errno}");
+        assert_eq!(
+            wat_expect(body, errno.to_return()),
+            0,
+            "{body} should be {errno}"
+        );
     }
 }
 

@@ -119,7 +119,10 @@ const MAX_BUFFER: usize = 1 << 20;
 /// Receives a message with `call(ptr, cap)` (a `queue_get`/`pipe_recv`
 /// shape): into a buffer sized like the previous message (`hint`), or, when
 /// it is larger, through `take_result`.
-pub(crate) fn receive(hint: &Cell<usize>, call: impl FnOnce(*mut u8, i32) -> i32) -> Result<Vec<u8>> {
+pub(crate) fn receive(
+    hint: &Cell<usize>,
+    call: impl FnOnce(*mut u8, i32) -> i32,
+) -> Result<Vec<u8>> {
     let cap = hint.get().clamp(MIN_BUFFER, MAX_BUFFER);
     let mut buf: Vec<u8> = Vec::with_capacity(cap);
     let len = check(call(buf.as_mut_ptr(), cap as i32))? as usize;

@@ -35,7 +35,10 @@ pub fn Pipe(duplex: bool) -> Result<(Connection, Connection)> {
     let mut handles = [0i32; 2];
     // SAFETY: the host writes two i32s to `handles`.
     check(unsafe { sys::pipe_new(i32::from(duplex), handles.as_mut_ptr()) })?;
-    Ok((Connection::from_raw(handles[0]), Connection::from_raw(handles[1])))
+    Ok((
+        Connection::from_raw(handles[0]),
+        Connection::from_raw(handles[1]),
+    ))
 }
 
 /// One end of a [`Pipe`] (`multiprocessing.connection.Connection`).

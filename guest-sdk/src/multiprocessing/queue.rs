@@ -182,7 +182,8 @@ impl Queue {
 
     fn create(maxsize: usize, max_bytes: usize, joinable: bool) -> Result<Queue> {
         let int = |n: usize, what: &str| {
-            i32::try_from(n).map_err(|_| Error::new(Errno::Inval, format!("{what} {n} is too large")))
+            i32::try_from(n)
+                .map_err(|_| Error::new(Errno::Inval, format!("{what} {n} is too large")))
         };
         let (maxsize, max_bytes) = (int(maxsize, "maxsize")?, int(max_bytes, "max_bytes")?);
         // SAFETY: integer arguments only.
@@ -213,14 +214,21 @@ impl Queue {
         }
     }
 
-    fn put_with<T: Encode>(&self, item: T, timeout_us: i64) -> std::result::Result<(), PutError<T>> {
+    fn put_with<T: Encode>(
+        &self,
+        item: T,
+        timeout_us: i64,
+    ) -> std::result::Result<(), PutError<T>> {
         let ret = {
             let bytes = item.encode();
             let len = match i32::try_from(bytes.len()) {
                 Ok(len) => len,
                 Err(_) => {
                     drop(bytes);
-                    return Err(PutError::Failed(item, Error::new(Errno::TooBig, "message too large")));
+                    return Err(PutError::Failed(
+                        item,
+                        Error::new(Errno::TooBig, "message too large"),
+                    ));
                 }
             };
             // SAFETY: `bytes` is readable for `len` bytes during the call.
@@ -248,7 +256,11 @@ impl Queue {
     ///
     /// # Errors
     /// As [`put`](Queue::put); [`PutError::Timeout`] when it stayed full.
-    pub fn put_timeout<T: Encode>(&self, item: T, timeout: Duration) -> std::result::Result<(), PutError<T>> {
+    pub fn put_timeout<T: Encode>(
+        &self,
+        item: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PutError<T>> {
         self.put_with(item, micros(timeout))
     }
 

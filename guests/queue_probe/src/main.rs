@@ -85,15 +85,29 @@ fn nowait() -> Result {
 
 fn maxsize() -> Result {
     let q = Queue::with_maxsize(2)?;
-    println!("empty {} full {} qsize {}", q.empty()?, q.full()?, q.qsize()?);
+    println!(
+        "empty {} full {} qsize {}",
+        q.empty()?,
+        q.full()?,
+        q.qsize()?
+    );
     q.put(1u8)?;
     q.put(2u8)?;
-    println!("empty {} full {} qsize {}", q.empty()?, q.full()?, q.qsize()?);
+    println!(
+        "empty {} full {} qsize {}",
+        q.empty()?,
+        q.full()?,
+        q.qsize()?
+    );
     let unbounded = Queue::new()?;
     for i in 0..1000u32 {
         unbounded.put(i)?;
     }
-    println!("unbounded full {} qsize {}", unbounded.full()?, unbounded.qsize()?);
+    println!(
+        "unbounded full {} qsize {}",
+        unbounded.full()?,
+        unbounded.qsize()?
+    );
     Ok(())
 }
 
@@ -105,7 +119,10 @@ fn close() -> Result {
     let stale = Queue::from_raw(raw);
     println!("put after close {:?}", errno_of_put(stale.put("x")));
     println!("get after close {:?}", errno_of_get(stale.get::<String>()));
-    println!("qsize after close {:?}", stale.qsize().map_err(|e| e.errno()));
+    println!(
+        "qsize after close {:?}",
+        stale.qsize().map_err(|e| e.errno())
+    );
     println!("close again {:?}", stale.close().map_err(|e| e.errno()));
     Ok(())
 }
@@ -127,7 +144,10 @@ fn joinable() -> Result {
     println!("join empty ok");
     q.put("task 1")?;
     q.put("task 2")?;
-    println!("join_timeout {:?}", q.join_timeout(ms(20)).map_err(|e| e.errno()));
+    println!(
+        "join_timeout {:?}",
+        q.join_timeout(ms(20)).map_err(|e| e.errno())
+    );
     for _ in 0..2 {
         let task: String = q.get()?;
         q.task_done()?;
@@ -138,7 +158,10 @@ fn joinable() -> Result {
     println!("task_done extra {:?}", q.task_done().map_err(|e| e.errno()));
     let plain = Queue::new()?;
     let as_joinable = JoinableQueue::from_raw(plain.as_raw());
-    println!("task_done plain {:?}", as_joinable.task_done().map_err(|e| e.errno()));
+    println!(
+        "task_done plain {:?}",
+        as_joinable.task_done().map_err(|e| e.errno())
+    );
     println!("join plain {:?}", as_joinable.join().map_err(|e| e.errno()));
     let _ = as_joinable.into_raw();
     Ok(())
@@ -161,12 +184,19 @@ fn bad_handles() -> Result {
     for raw in [0, -1, 12345, i32::MAX, a.as_raw()] {
         let q = Queue::from_raw(raw);
         println!("queue {} put {:?}", name(raw, &a), errno_of_put(q.put("x")));
-        println!("queue {} get {:?}", name(raw, &a), errno_of_get(q.get::<String>()));
+        println!(
+            "queue {} get {:?}",
+            name(raw, &a),
+            errno_of_get(q.get::<String>())
+        );
         let _ = q.into_raw();
     }
     let q = Queue::new()?;
     let c = Connection::from_raw(q.as_raw());
-    println!("pipe queue-handle send {:?}", c.send("x").map_err(|e| e.errno()));
+    println!(
+        "pipe queue-handle send {:?}",
+        c.send("x").map_err(|e| e.errno())
+    );
     let _ = c.into_raw();
     drop(b);
     Ok(())
@@ -190,10 +220,21 @@ fn flood() -> Result {
             Err(e) => break e,
         }
     };
-    println!("flood put {n} then {:?}", errno_of_put::<Vec<u8>>(Err(err.clone())));
+    println!(
+        "flood put {n} then {:?}",
+        errno_of_put::<Vec<u8>>(Err(err.clone()))
+    );
     println!("item back {}", err.into_inner().len());
-    println!("too big {:?}", errno_of_put(Queue::new()?.put(vec![0u8; 9 << 20])));
-    println!("limit {:?}", Queue::with_limits(0, 65 << 20).map(|_| ()).map_err(|e| e.errno()));
+    println!(
+        "too big {:?}",
+        errno_of_put(Queue::new()?.put(vec![0u8; 9 << 20]))
+    );
+    println!(
+        "limit {:?}",
+        Queue::with_limits(0, 65 << 20)
+            .map(|_| ())
+            .map_err(|e| e.errno())
+    );
     Ok(())
 }
 
@@ -236,10 +277,20 @@ fn pipe() -> Result {
     println!("recv {}", a.recv::<String>()?);
     println!("poll empty {}", a.poll(Some(Duration::ZERO))?);
     let start = Instant::now();
-    println!("recv_timeout {:?} waited {}", a.recv_timeout::<String>(ms(50)), start.elapsed() >= ms(50));
+    println!(
+        "recv_timeout {:?} waited {}",
+        a.recv_timeout::<String>(ms(50)),
+        start.elapsed() >= ms(50)
+    );
     let (r, w) = Pipe(false)?;
-    println!("one-way send on reader {:?}", r.send("x").map_err(|e| e.errno()));
-    println!("one-way recv on writer {:?}", w.recv::<String>().map_err(|e| Error::from(e).errno()));
+    println!(
+        "one-way send on reader {:?}",
+        r.send("x").map_err(|e| e.errno())
+    );
+    println!(
+        "one-way recv on writer {:?}",
+        w.recv::<String>().map_err(|e| Error::from(e).errno())
+    );
     w.send(1.5f64)?;
     println!("one-way {}", r.recv::<f64>()?);
     Ok(())
@@ -256,7 +307,10 @@ fn pipe_eof() -> Result {
     let raw = a.as_raw();
     a.close()?;
     let stale = Connection::from_raw(raw);
-    println!("send after close {:?}", stale.send("x").map_err(|e| e.errno()));
+    println!(
+        "send after close {:?}",
+        stale.send("x").map_err(|e| e.errno())
+    );
     let _ = stale.into_raw();
     Ok(())
 }

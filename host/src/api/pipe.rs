@@ -64,7 +64,13 @@ fn pipe_send(mut caller: Caller<'_, HostState>, c: i32, ptr: i32, len: i32) -> i
     })
 }
 
-fn pipe_recv(mut caller: Caller<'_, HostState>, c: i32, ptr: i32, cap: i32, timeout_us: i64) -> i32 {
+fn pipe_recv(
+    mut caller: Caller<'_, HostState>,
+    c: i32,
+    ptr: i32,
+    cap: i32,
+    timeout_us: i64,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let wait = Wait::from_micros(timeout_us)?;
         let cap = cap as u32 as usize;

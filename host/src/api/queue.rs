@@ -37,7 +37,12 @@ fn queue(state: &mut HostState, q: i32) -> BridgeResult<&mut Queue> {
     state.bridge.handles.get::<Queue>(q, KIND)
 }
 
-fn queue_new(mut caller: Caller<'_, HostState>, maxsize: i32, max_bytes: i32, joinable: i32) -> i32 {
+fn queue_new(
+    mut caller: Caller<'_, HostState>,
+    maxsize: i32,
+    max_bytes: i32,
+    joinable: i32,
+) -> i32 {
     with_state(&mut caller, |state| {
         if maxsize < 0 || max_bytes < 0 || !(0..=1).contains(&joinable) {
             return Err(BridgeError::invalid(format!(
@@ -58,7 +63,13 @@ fn queue_new(mut caller: Caller<'_, HostState>, maxsize: i32, max_bytes: i32, jo
     })
 }
 
-fn queue_put(mut caller: Caller<'_, HostState>, q: i32, ptr: i32, len: i32, timeout_us: i64) -> i32 {
+fn queue_put(
+    mut caller: Caller<'_, HostState>,
+    q: i32,
+    ptr: i32,
+    len: i32,
+    timeout_us: i64,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let wait = Wait::from_micros(timeout_us)?;
         let queue = queue(state, q)?;
@@ -68,15 +79,33 @@ fn queue_put(mut caller: Caller<'_, HostState>, q: i32, ptr: i32, len: i32, time
     })
 }
 
-fn queue_get(mut caller: Caller<'_, HostState>, q: i32, ptr: i32, cap: i32, timeout_us: i64) -> i32 {
+fn queue_get(
+    mut caller: Caller<'_, HostState>,
+    q: i32,
+    ptr: i32,
+    cap: i32,
+    timeout_us: i64,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let wait = Wait::from_micros(timeout_us)?;
         // Check the buffer before taking a message, so none is lost to a
         // bad pointer.
         let cap = cap as u32 as usize;
         mem.check(ptr, cap)?;
-        let msg = queue(state, q)?.get(wait)?;
-        deliver(mem, state, ptr, cap, msg)
+        // Copy straight from the queue into the guest when it fits.
+        let queue = state.bridge.handles.get::<Queue>(q, KIND)?;
+        let fitted = queue.get_with(wait, |a, b| {
+            if a.len() + b.len() > cap {
+                return Ok(Err([a, b].concat()));
+            }
+            mem.write(ptr, a)?;
+            mem.write(ptr.wrapping_add(a.len() as i32), b)?;
+            Ok(Ok(a.len() + b.len()))
+        })?;
+        match fitted {
+            Ok(len) => Ok(len as i32),
+            Err(msg) => state.bridge.set_result(msg),
+        }
     })
 }
 
@@ -104,11 +133,15 @@ fn queue_qsize(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
 }
 
 fn queue_empty(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
-    with_state(&mut caller, |state| Ok(i32::from(queue(state, q)?.qsize()? == 0)))
+    with_state(&mut caller, |state| {
+        Ok(i32::from(queue(state, q)?.qsize()? == 0))
+    })
 }
 
 fn queue_full(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
-    with_state(&mut caller, |state| Ok(i32::from(queue(state, q)?.is_full()?)))
+    with_state(&mut caller, |state| {
+        Ok(i32::from(queue(state, q)?.is_full()?))
+    })
 }
 
 fn queue_close(mut caller: Caller<'_, HostState>, q: i32) -> i32 {

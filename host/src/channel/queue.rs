@@ -257,7 +257,23 @@ impl Queue {
     /// `EAGAIN` (with [`Wait::NoWait`]) or `ETIMEDOUT` when the queue stayed
     /// empty; `EPIPE` when it is empty and shut down.
     pub fn get(&self, wait: Wait) -> BridgeResult<Vec<u8>> {
+        self.get_with(wait, |a, b| Ok([a, b].concat()))
+    }
+
+    /// Takes the oldest message and hands its bytes, as two slices (the
+    /// second is empty unless the message wraps around the ring), to
+    /// `deliver`, which runs with the queue locked. If `deliver` fails, the
+    /// message stays in the queue.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and `deliver`'s error.
+    pub fn get_with<R>(
+        &self,
+        wait: Wait,
+        deliver: impl FnOnce(&[u8], &[u8]) -> BridgeResult<R>,
+    ) -> BridgeResult<R> {
         let header = self.header();
+        let mut deliver = Some(deliver);
         loop {
             let seen = header.items.seq();
             {
@@ -266,12 +282,19 @@ impl Queue {
                 if state.count > 0 {
                     let len = ring::peek_len(data, state.head, state.tail - state.head)
                         .ok_or_else(|| BridgeError::new(Errno::Io, "the queue is corrupted"))?;
-                    let msg = ring::read(data, state.head, len);
+                    let (a, b) = ring::slices(data, state.head, len);
+                    let deliver = deliver
+                        .take()
+                        .ok_or_else(|| BridgeError::new(Errno::Io, "get delivered twice"))?;
+                    let result = deliver(a, b)?;
                     state.head += ring::record_len(len);
                     state.count -= 1;
+                    if state.count == 0 {
+                        rewind(state, data.len() as u64);
+                    }
                     drop(guard);
                     header.space.notify_all();
-                    return Ok(msg);
+                    return Ok(result);
                 }
                 if state.shutdown != 0 {
                     return Err(closed());
@@ -380,10 +403,24 @@ fn reserve_bytes(bytes: usize) -> BridgeResult<()> {
     Ok(())
 }
 
+/// Moves an empty ring's indexes to the start of the buffer, so that a
+/// queue whose reader keeps up reuses the same (cached) bytes. `head` is
+/// stored first: a process killed in between leaves `head > tail`, which
+/// [`repair`] recognises.
+fn rewind(state: &mut State, capacity: u64) {
+    let start = state.tail.div_ceil(capacity) * capacity;
+    state.head = start;
+    state.tail = start;
+}
+
 /// Makes the state agree with the ring after a process died holding the
 /// lock. Indexes are only moved once the bytes are in place, so the ring is
 /// whole; only `count` (updated after an index) may be stale.
 fn repair(state: &mut State, data: &[u8], joinable: bool) {
+    if state.head > state.tail {
+        // Killed half-way through `rewind`: the ring was empty.
+        state.tail = state.head;
+    }
     match ring::count(data, state.head, state.tail) {
         Some(count) => state.count = count,
         None => {
@@ -525,5 +562,10 @@ mod tests {
         state.count = 1;
         repair(&mut state, &data, true);
         assert_eq!((state.count, state.unfinished), (2, 2));
+        // A getter died half-way through rewinding an empty ring.
+        state.head = 64;
+        state.count = 1;
+        repair(&mut state, &data, true);
+        assert_eq!((state.head, state.tail, state.count), (64, 64, 0));
     }
 }

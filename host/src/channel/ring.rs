@@ -51,11 +51,20 @@ pub(crate) fn peek_len(data: &[u8], head: u64, used: u64) -> Option<usize> {
     (record_len(len) <= used).then_some(len)
 }
 
+/// The bytes of the message at `head`, whose length `peek_len` gave, as
+/// two slices (the second is empty unless the message wraps around).
+pub(crate) fn slices(data: &[u8], head: u64, len: usize) -> (&[u8], &[u8]) {
+    let cap = data.len();
+    let start = ((head + 4) % cap as u64) as usize;
+    let first = len.min(cap - start);
+    (&data[start..start + first], &data[..len - first])
+}
+
 /// Copies out the message at `head`, whose length `peek_len` gave.
+#[cfg(test)]
 pub(crate) fn read(data: &[u8], head: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    copy_out(data, head + 4, &mut out);
-    out
+    let (a, b) = slices(data, head, len);
+    [a, b].concat()
 }
 
 /// Counts the messages between `head` and `tail`; `None` if the bytes there
