@@ -25,6 +25,43 @@ pub struct Connection {
     writable: bool,
     /// A frame received in part (a `recv` timed out half-way).
     partial: Frame,
+    /// Bytes read from the socket, not yet part of a frame.
+    buffered: ReadBuffer,
+}
+
+/// Bytes read from the socket ahead of need.
+const READ_BUFFER: usize = 16 << 10;
+
+#[derive(Debug, Default)]
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Reads what the socket has into the (empty) buffer.
+    fn fill_from(&mut self, fd: &OwnedFd) -> io::Result<usize> {
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; READ_BUFFER];
+        }
+        let n = read_fd(fd, &mut self.bytes)?;
+        self.start = 0;
+        self.end = n;
+        Ok(n)
+    }
+
+    /// Moves up to `out.len()` buffered bytes to `out`; how many.
+    fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.bytes[self.start..self.start + n]);
+        self.start += n;
+        n
+    }
 }
 
 /// A frame being received: the length prefix, then the body.
@@ -89,6 +126,7 @@ pub fn pipe(duplex: bool) -> BridgeResult<(Connection, Connection)> {
         readable,
         writable,
         partial: Frame::default(),
+        buffered: ReadBuffer::default(),
     };
     Ok((end(a, true, duplex), end(b, duplex, true)))
 }
@@ -217,7 +255,10 @@ impl Connection {
                 "this connection is send-only",
             ));
         }
-        if self.partial.is_complete() {
+        if !self.buffered.is_empty() {
+            self.consume_buffered()?;
+        }
+        if self.partial.is_complete() || !self.buffered.is_empty() {
             return Ok(true);
         }
         let left = match wait.remaining("poll") {
@@ -231,49 +272,69 @@ impl Connection {
         }
     }
 
-    /// Reads what the socket has towards the current frame. `Ok(true)` if
-    /// progress was made, `Ok(false)` if the socket had nothing.
+    /// Moves bytes towards the current frame: buffered ones first, else
+    /// what the socket has. `Ok(true)` if progress was made, `Ok(false)` if
+    /// the socket had nothing.
     fn read_some(&mut self) -> BridgeResult<bool> {
-        let frame = &mut self.partial;
-        let result = if frame.prefix_got < 4 {
-            read_fd(&self.fd, &mut frame.prefix[frame.prefix_got..])
-        } else {
-            read_fd(&self.fd, &mut frame.body[frame.body_got..])
-        };
-        let n = match result {
-            Ok(0) => {
-                return Err(if frame.is_empty() {
-                    peer_gone()
-                } else {
-                    BridgeError::new(
-                        Errno::Pipe,
-                        "the other end of the pipe closed in the middle of a message",
-                    )
-                })
-            }
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(err) if err.raw_os_error() == Some(libc::ECONNRESET) => return Err(peer_gone()),
-            Err(err) => return Err(BridgeError::io("recv", err)),
-        };
-        if frame.prefix_got < 4 {
-            frame.prefix_got += n;
-            if frame.prefix_got == 4 {
-                let len = u32::from_le_bytes(frame.prefix) as usize;
-                if len > MAX_PIPE_MESSAGE {
-                    *frame = Frame::default();
-                    return Err(BridgeError::new(
-                        Errno::Io,
-                        format!("received a frame of {len} bytes, over the limit"),
-                    ));
-                }
-                frame.body = vec![0; len];
-            }
-        } else {
-            frame.body_got += n;
+        if !self.buffered.is_empty() {
+            self.consume_buffered()?;
+            return Ok(true);
         }
-        Ok(true)
+        let frame = &mut self.partial;
+        // A large body is read straight into place; everything else through
+        // the buffer, which takes several small messages in one system call.
+        let direct = frame.prefix_got == 4 && frame.body.len() - frame.body_got >= READ_BUFFER;
+        let result = if direct {
+            read_fd(&self.fd, &mut frame.body[frame.body_got..])
+        } else {
+            self.buffered.fill_from(&self.fd)
+        };
+        match result {
+            Ok(0) => Err(if frame.is_empty() {
+                peer_gone()
+            } else {
+                BridgeError::new(
+                    Errno::Pipe,
+                    "the other end of the pipe closed in the middle of a message",
+                )
+            }),
+            Ok(n) if direct => {
+                frame.body_got += n;
+                Ok(true)
+            }
+            Ok(_) => {
+                self.consume_buffered()?;
+                Ok(true)
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(err) if err.raw_os_error() == Some(libc::ECONNRESET) => Err(peer_gone()),
+            Err(err) => Err(BridgeError::io("recv", err)),
+        }
+    }
+
+    /// Moves buffered bytes into the current frame, up to its end.
+    fn consume_buffered(&mut self) -> BridgeResult<()> {
+        let frame = &mut self.partial;
+        if frame.prefix_got < 4 {
+            frame.prefix_got += self
+                .buffered
+                .take_into(&mut frame.prefix[frame.prefix_got..]);
+            if frame.prefix_got < 4 {
+                return Ok(());
+            }
+            let len = u32::from_le_bytes(frame.prefix) as usize;
+            if len > MAX_PIPE_MESSAGE {
+                *frame = Frame::default();
+                return Err(BridgeError::new(
+                    Errno::Io,
+                    format!("received a frame of {len} bytes, over the limit"),
+                ));
+            }
+            frame.body = vec![0; len];
+        }
+        frame.body_got += self.buffered.take_into(&mut frame.body[frame.body_got..]);
+        Ok(())
     }
 
     /// Waits until the socket is ready for `events`, at most `timeout`.
