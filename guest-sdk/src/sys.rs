@@ -63,4 +63,22 @@ extern "C" {
     pub fn process_close(h: i32) -> i32;
     pub fn task_return(ptr: *const u8, len: i32) -> i32;
     pub fn task_error(ptr: *const u8, len: i32) -> i32;
+    // multiprocessing.Queue
+    pub fn queue_new(maxsize: i32, max_bytes: i32, joinable: i32) -> i32;
+    pub fn queue_put(q: i32, ptr: *const u8, len: i32, timeout_us: i64) -> i32;
+    pub fn queue_get(q: i32, ptr: *mut u8, cap: i32, timeout_us: i64) -> i32;
+    pub fn queue_qsize(q: i32) -> i32;
+    pub fn queue_empty(q: i32) -> i32;
+    pub fn queue_full(q: i32) -> i32;
+    pub fn queue_close(q: i32) -> i32;
+    pub fn queue_shutdown(q: i32) -> i32;
+    pub fn queue_task_done(q: i32) -> i32;
+    pub fn queue_join(q: i32, timeout_us: i64) -> i32;
+
+    // multiprocessing.Pipe
+    pub fn pipe_new(duplex: i32, out_ptr: *mut i32) -> i32;
+    pub fn pipe_send(c: i32, ptr: *const u8, len: i32) -> i32;
+    pub fn pipe_recv(c: i32, ptr: *mut u8, cap: i32, timeout_us: i64) -> i32;
+    pub fn pipe_poll(c: i32, timeout_us: i64) -> i32;
+    pub fn pipe_close(c: i32) -> i32;
 }

@@ -30,6 +30,7 @@
 pub mod api;
 pub mod audit;
 pub mod cache;
+pub mod channel;
 pub mod confine;
 pub mod ctx;
 pub mod errno;

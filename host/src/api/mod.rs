@@ -14,7 +14,9 @@ use wasmtime::{Caller, Linker};
 pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
+pub(crate) mod pipe;
 pub(crate) mod process;
+pub(crate) mod queue;
 pub(crate) mod subprocess;
 
 /// Registers every bridged function on `linker`.
@@ -22,6 +24,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     os::add_to_linker(linker)?;
     subprocess::add_to_linker(linker)?;
     process::add_to_linker(linker)?;
+    pipe::add_to_linker(linker)?;
+    queue::add_to_linker(linker)?;
     Ok(())
 }
 

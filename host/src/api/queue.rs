@@ -1,0 +1,174 @@
+//! `queue`: Python's `multiprocessing.Queue` and `JoinableQueue`, shared by
+//! the processes of a tree (see [`crate::channel::Queue`]).
+//!
+//! | function | returns |
+//! |---|---|
+//! | `queue_new(maxsize, max_bytes, joinable) -> i32` | a queue handle (inheritable) |
+//! | `queue_put(q, ptr, len, timeout_us) -> i32` | `0` once the message is queued |
+//! | `queue_get(q, ptr, cap, timeout_us) -> i32` | the message's length; at `ptr` if it fits in `cap`, else waiting for `take_result` |
+//! | `queue_qsize(q)`, `queue_empty(q)`, `queue_full(q)` | a count, `0`/`1`, `0`/`1` |
+//! | `queue_close(q)` | `0`; this process's handle is closed |
+//! | `queue_shutdown(q)` | `0`; puts fail with `EPIPE` everywhere, gets once empty |
+//! | `queue_task_done(q)`, `queue_join(q, timeout_us)` | `0` (joinable queues) |
+
+use super::{with_memory, with_state, MODULE};
+use crate::channel::{Queue, QueueConfig, Wait, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult};
+use wasmtime::{Caller, Linker};
+
+const KIND: &str = "queue";
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    linker.func_wrap(MODULE, "queue_new", queue_new)?;
+    linker.func_wrap(MODULE, "queue_put", queue_put)?;
+    linker.func_wrap(MODULE, "queue_get", queue_get)?;
+    linker.func_wrap(MODULE, "queue_qsize", queue_qsize)?;
+    linker.func_wrap(MODULE, "queue_empty", queue_empty)?;
+    linker.func_wrap(MODULE, "queue_full", queue_full)?;
+    linker.func_wrap(MODULE, "queue_close", queue_close)?;
+    linker.func_wrap(MODULE, "queue_shutdown", queue_shutdown)?;
+    linker.func_wrap(MODULE, "queue_task_done", queue_task_done)?;
+    linker.func_wrap(MODULE, "queue_join", queue_join)?;
+    Ok(())
+}
+
+fn queue(state: &mut HostState, q: i32) -> BridgeResult<&mut Queue> {
+    state.bridge.handles.get::<Queue>(q, KIND)
+}
+
+fn queue_new(
+    mut caller: Caller<'_, HostState>,
+    maxsize: i32,
+    max_bytes: i32,
+    joinable: i32,
+) -> i32 {
+    with_state(&mut caller, |state| {
+        if maxsize < 0 || max_bytes < 0 || !(0..=1).contains(&joinable) {
+            return Err(BridgeError::invalid(format!(
+                "queue_new({maxsize}, {max_bytes}, {joinable}): maxsize and max_bytes must \
+                 not be negative, joinable must be 0 or 1"
+            )));
+        }
+        let config = QueueConfig {
+            maxsize: maxsize as usize,
+            max_bytes: match max_bytes {
+                0 => DEFAULT_QUEUE_BYTES,
+                n => n as usize,
+            },
+            joinable: joinable == 1,
+        };
+        let queue = Queue::new(config)?;
+        state.bridge.handles.insert_inheritable(KIND, queue)
+    })
+}
+
+fn queue_put(
+    mut caller: Caller<'_, HostState>,
+    q: i32,
+    ptr: i32,
+    len: i32,
+    timeout_us: i64,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        let wait = Wait::from_micros(timeout_us)?;
+        let queue = queue(state, q)?;
+        let msg = mem.read(ptr, len, MAX_QUEUE_BYTES)?;
+        queue.put(msg, wait)?;
+        Ok(0)
+    })
+}
+
+fn queue_get(
+    mut caller: Caller<'_, HostState>,
+    q: i32,
+    ptr: i32,
+    cap: i32,
+    timeout_us: i64,
+) -> i32 {
+    with_memory(&mut caller, |mem, state| {
+        let wait = Wait::from_micros(timeout_us)?;
+        // Check the buffer before taking a message, so none is lost to a
+        // bad pointer.
+        let cap = cap as u32 as usize;
+        mem.check(ptr, cap)?;
+        // Copy straight from the queue into the guest when it fits.
+        let queue = state.bridge.handles.get::<Queue>(q, KIND)?;
+        let fitted = queue.get_with(wait, |a, b| {
+            if a.len() + b.len() > cap {
+                return Ok(Err([a, b].concat()));
+            }
+            mem.write(ptr, a)?;
+            mem.write(ptr.wrapping_add(a.len() as i32), b)?;
+            Ok(Ok(a.len() + b.len()))
+        })?;
+        match fitted {
+            Ok(len) => Ok(len as i32),
+            Err(msg) => state.bridge.set_result(msg),
+        }
+    })
+}
+
+/// Hands a received message to the guest: at `ptr` if it fits in `cap`
+/// bytes, else kept for `take_result`. Returns its length.
+pub(super) fn deliver(
+    mem: &mut crate::guest_mem::GuestMemory<'_>,
+    state: &mut HostState,
+    ptr: i32,
+    cap: usize,
+    msg: Vec<u8>,
+) -> BridgeResult<i32> {
+    if msg.len() <= cap {
+        mem.write(ptr, &msg)?;
+        Ok(msg.len() as i32)
+    } else {
+        state.bridge.set_result(msg)
+    }
+}
+
+fn queue_qsize(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        Ok(queue(state, q)?.qsize()?.min(i32::MAX as usize) as i32)
+    })
+}
+
+fn queue_empty(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        Ok(i32::from(queue(state, q)?.qsize()? == 0))
+    })
+}
+
+fn queue_full(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        Ok(i32::from(queue(state, q)?.is_full()?))
+    })
+}
+
+fn queue_close(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        state.bridge.handles.remove::<Queue>(q, KIND)?;
+        Ok(0)
+    })
+}
+
+fn queue_shutdown(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        queue(state, q)?.shutdown()?;
+        Ok(0)
+    })
+}
+
+fn queue_task_done(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        queue(state, q)?.task_done()?;
+        Ok(0)
+    })
+}
+
+fn queue_join(mut caller: Caller<'_, HostState>, q: i32, timeout_us: i64) -> i32 {
+    with_state(&mut caller, |state| {
+        let wait = Wait::from_micros(timeout_us)?;
+        queue(state, q)?.join(wait)?;
+        Ok(0)
+    })
+}

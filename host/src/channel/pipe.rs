@@ -1,0 +1,482 @@
+//! [`pipe`]: two [`Connection`]s over a Unix socket pair, carrying messages
+//! as length-prefixed frames.
+//!
+//! The sockets are non-blocking; waits are `poll(2)` with the caller's
+//! deadline, so a `recv` can time out and a signal can end the process
+//! while it waits. End-of-file is the kernel's: when every copy of the
+//! other end is closed (dropped, or its process died), `recv` returns
+//! `EPIPE` and `send` returns `EPIPE`. As in Python, a process that holds
+//! both ends (the one that made the pipe, or a fork child of it) must close
+//! the end it does not use for the other side to see end-of-file.
+
+use super::Wait;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The largest message a connection sends or accepts (16 MiB).
+pub const MAX_PIPE_MESSAGE: usize = 16 << 20;
+
+/// One end of a pipe made by [`pipe`].
+#[derive(Debug)]
+pub struct Connection {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    /// A frame received in part (a `recv` timed out half-way).
+    partial: Frame,
+    /// Bytes read from the socket, not yet part of a frame.
+    buffered: ReadBuffer,
+}
+
+/// Bytes read from the socket ahead of need.
+const READ_BUFFER: usize = 16 << 10;
+
+#[derive(Debug, Default)]
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Reads what the socket has into the (empty) buffer.
+    fn fill_from(&mut self, fd: &OwnedFd) -> io::Result<usize> {
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; READ_BUFFER];
+        }
+        let n = read_fd(fd, &mut self.bytes)?;
+        self.start = 0;
+        self.end = n;
+        Ok(n)
+    }
+
+    /// Moves up to `out.len()` buffered bytes to `out`; how many.
+    fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.bytes[self.start..self.start + n]);
+        self.start += n;
+        n
+    }
+}
+
+/// A frame being received: the length prefix, then the body.
+#[derive(Debug, Default)]
+struct Frame {
+    prefix: [u8; 4],
+    prefix_got: usize,
+    body: Vec<u8>,
+    body_got: usize,
+}
+
+impl Frame {
+    fn is_empty(&self) -> bool {
+        self.prefix_got == 0
+    }
+
+    fn is_complete(&self) -> bool {
+        self.prefix_got == 4 && self.body_got == self.body.len()
+    }
+}
+
+/// Makes a pipe (Python's `multiprocessing.Pipe(duplex)`): with `duplex`
+/// both ends send and receive; without, the first end only receives and
+/// the second only sends.
+///
+/// ```
+/// use procbridge::channel::{pipe, Wait};
+///
+/// let (mut a, mut b) = pipe(true)?;
+/// a.send(b"ping")?;
+/// assert_eq!(b.recv(Wait::Forever)?, b"ping");
+/// drop(a);
+/// assert_eq!(b.recv(Wait::Forever).unwrap_err().errno, procbridge::Errno::Pipe);
+/// # Ok::<(), procbridge::BridgeError>(())
+/// ```
+///
+/// # Errors
+/// `EMFILE` or `EIO` when the sockets cannot be made.
+pub fn pipe(duplex: bool) -> BridgeResult<(Connection, Connection)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        let errno = match err.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
+            _ => Errno::Io,
+        };
+        return Err(BridgeError::new(errno, format!("make pipe: {err}")));
+    }
+    // SAFETY: socketpair succeeded, so both are open descriptors we own.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let end = |fd, readable, writable| Connection {
+        fd,
+        readable,
+        writable,
+        partial: Frame::default(),
+        buffered: ReadBuffer::default(),
+    };
+    Ok((end(a, true, duplex), end(b, duplex, true)))
+}
+
+fn peer_gone() -> BridgeError {
+    BridgeError::new(Errno::Pipe, "the other end of the pipe is closed")
+}
+
+impl Connection {
+    /// Whether this end may receive.
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end may send.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Sends one message, waiting for room in the socket as long as needed.
+    ///
+    /// # Errors
+    /// `EBADF` on a receive-only end; `E2BIG` over [`MAX_PIPE_MESSAGE`];
+    /// `EPIPE` when the other end is closed.
+    pub fn send(&mut self, msg: &[u8]) -> BridgeResult<()> {
+        if !self.writable {
+            return Err(BridgeError::new(
+                Errno::BadF,
+                "this connection is receive-only",
+            ));
+        }
+        if msg.len() > MAX_PIPE_MESSAGE {
+            return Err(BridgeError::new(
+                Errno::TooBig,
+                format!(
+                    "a message of {} bytes is over the limit of {MAX_PIPE_MESSAGE}",
+                    msg.len()
+                ),
+            ));
+        }
+        let prefix = (msg.len() as u32).to_le_bytes();
+        let total = 4 + msg.len();
+        let mut sent = 0;
+        while sent < total {
+            let (a, b) = if sent < 4 {
+                (&prefix[sent..], msg)
+            } else {
+                (&msg[sent - 4..], &[][..])
+            };
+            match self.send_two(a, b) {
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_for(libc::POLLOUT, None)?;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(send_error(err)),
+            }
+        }
+        Ok(())
+    }
+
+    fn send_two(&self, a: &[u8], b: &[u8]) -> io::Result<usize> {
+        let mut iov = [
+            libc::iovec {
+                iov_base: a.as_ptr() as *mut libc::c_void,
+                iov_len: a.len(),
+            },
+            libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            },
+        ];
+        // SAFETY: a zeroed msghdr is valid; it points at `iov`, whose
+        // buffers are borrowed for the call and only read.
+        let n = unsafe {
+            let mut hdr: libc::msghdr = std::mem::zeroed();
+            hdr.msg_iov = iov.as_mut_ptr();
+            hdr.msg_iovlen = if b.is_empty() { 1 } else { 2 };
+            libc::sendmsg(self.fd.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL)
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Receives one message, waiting as `wait` says.
+    ///
+    /// # Errors
+    /// `EBADF` on a send-only end; `EAGAIN` or `ETIMEDOUT` when no whole
+    /// message came in time (a part that came is kept for the next call);
+    /// `EPIPE` at end-of-file; `EIO` for a frame over [`MAX_PIPE_MESSAGE`].
+    pub fn recv(&mut self, wait: Wait) -> BridgeResult<Vec<u8>> {
+        if !self.readable {
+            return Err(BridgeError::new(
+                Errno::BadF,
+                "this connection is send-only",
+            ));
+        }
+        loop {
+            if self.partial.is_complete() {
+                let frame = std::mem::take(&mut self.partial);
+                return Ok(frame.body);
+            }
+            match self.read_some() {
+                Ok(true) => {}
+                Ok(false) => {
+                    let left = wait.remaining("recv on an empty pipe")?;
+                    self.wait_for(libc::POLLIN, left)?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Whether a message (or end-of-file) can be received without waiting
+    /// longer than `wait` (Python's `poll(timeout)`).
+    ///
+    /// # Errors
+    /// `EBADF` on a send-only end.
+    pub fn poll(&mut self, wait: Wait) -> BridgeResult<bool> {
+        if !self.readable {
+            return Err(BridgeError::new(
+                Errno::BadF,
+                "this connection is send-only",
+            ));
+        }
+        if !self.buffered.is_empty() {
+            self.consume_buffered()?;
+        }
+        if self.partial.is_complete() || !self.buffered.is_empty() {
+            return Ok(true);
+        }
+        let left = match wait.remaining("poll") {
+            Ok(left) => left,
+            Err(_) => Some(std::time::Duration::ZERO),
+        };
+        match self.wait_for(libc::POLLIN, left) {
+            Ok(()) => Ok(true),
+            Err(err) if err.errno == Errno::TimedOut => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Moves bytes towards the current frame: buffered ones first, else
+    /// what the socket has. `Ok(true)` if progress was made, `Ok(false)` if
+    /// the socket had nothing.
+    fn read_some(&mut self) -> BridgeResult<bool> {
+        if !self.buffered.is_empty() {
+            self.consume_buffered()?;
+            return Ok(true);
+        }
+        let frame = &mut self.partial;
+        // A large body is read straight into place; everything else through
+        // the buffer, which takes several small messages in one system call.
+        let direct = frame.prefix_got == 4 && frame.body.len() - frame.body_got >= READ_BUFFER;
+        let result = if direct {
+            read_fd(&self.fd, &mut frame.body[frame.body_got..])
+        } else {
+            self.buffered.fill_from(&self.fd)
+        };
+        match result {
+            Ok(0) => Err(if frame.is_empty() {
+                peer_gone()
+            } else {
+                BridgeError::new(
+                    Errno::Pipe,
+                    "the other end of the pipe closed in the middle of a message",
+                )
+            }),
+            Ok(n) if direct => {
+                frame.body_got += n;
+                Ok(true)
+            }
+            Ok(_) => {
+                self.consume_buffered()?;
+                Ok(true)
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(err) if err.raw_os_error() == Some(libc::ECONNRESET) => Err(peer_gone()),
+            Err(err) => Err(BridgeError::io("recv", err)),
+        }
+    }
+
+    /// Moves buffered bytes into the current frame, up to its end.
+    fn consume_buffered(&mut self) -> BridgeResult<()> {
+        let frame = &mut self.partial;
+        if frame.prefix_got < 4 {
+            frame.prefix_got += self
+                .buffered
+                .take_into(&mut frame.prefix[frame.prefix_got..]);
+            if frame.prefix_got < 4 {
+                return Ok(());
+            }
+            let len = u32::from_le_bytes(frame.prefix) as usize;
+            if len > MAX_PIPE_MESSAGE {
+                *frame = Frame::default();
+                return Err(BridgeError::new(
+                    Errno::Io,
+                    format!("received a frame of {len} bytes, over the limit"),
+                ));
+            }
+            frame.body = vec![0; len];
+        }
+        frame.body_got += self.buffered.take_into(&mut frame.body[frame.body_got..]);
+        Ok(())
+    }
+
+    /// Waits until the socket is ready for `events`, at most `timeout`.
+    /// `ETIMEDOUT` if it is not.
+    fn wait_for(
+        &self,
+        events: libc::c_short,
+        timeout: Option<std::time::Duration>,
+    ) -> BridgeResult<()> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    // Round up so a short timeout still waits.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc > 0 {
+                return Ok(());
+            }
+            if rc == 0 {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(BridgeError::new(Errno::TimedOut, "pipe: timed out"));
+                }
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(BridgeError::io("poll pipe", err));
+            }
+        }
+    }
+}
+
+fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn send_error(err: io::Error) -> BridgeError {
+    match err.raw_os_error() {
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) => peer_gone(),
+        _ => BridgeError::io("send", err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn duplex_both_ways_and_order() {
+        let (mut a, mut b) = pipe(true).unwrap();
+        for i in 0..50u32 {
+            a.send(&i.to_le_bytes()).unwrap();
+        }
+        b.send(b"").unwrap();
+        for i in 0..50u32 {
+            assert_eq!(b.recv(Wait::NoWait).unwrap(), i.to_le_bytes());
+        }
+        assert_eq!(a.recv(Wait::Forever).unwrap(), b"");
+    }
+
+    #[test]
+    fn one_way_pipe_refuses_the_wrong_direction() {
+        let (mut r, mut w) = pipe(false).unwrap();
+        assert_eq!(r.send(b"x").unwrap_err().errno, Errno::BadF);
+        assert_eq!(w.recv(Wait::NoWait).unwrap_err().errno, Errno::BadF);
+        assert_eq!(w.poll(Wait::NoWait).unwrap_err().errno, Errno::BadF);
+        w.send(b"x").unwrap();
+        assert_eq!(r.recv(Wait::Forever).unwrap(), b"x");
+    }
+
+    #[test]
+    fn timeouts_poll_and_eof() {
+        let _serial = crate::channel::cross_process_tests::FORK_LOCK.lock();
+        let (mut a, mut b) = pipe(true).unwrap();
+        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        let wait = Wait::timeout(Some(Duration::from_millis(20)));
+        assert_eq!(b.recv(wait).unwrap_err().errno, Errno::TimedOut);
+        assert!(!b.poll(Wait::NoWait).unwrap());
+        a.send(b"hi").unwrap();
+        assert!(b
+            .poll(Wait::timeout(Some(Duration::from_millis(20))))
+            .unwrap());
+        assert_eq!(b.recv(Wait::NoWait).unwrap(), b"hi");
+        drop(a);
+        assert!(b.poll(Wait::NoWait).unwrap(), "end-of-file is readable");
+        assert_eq!(b.recv(Wait::Forever).unwrap_err().errno, Errno::Pipe);
+        assert_eq!(b.send(b"x").unwrap_err().errno, Errno::Pipe);
+    }
+
+    #[test]
+    fn large_messages_cross_a_full_socket() {
+        let _serial = crate::channel::cross_process_tests::FORK_LOCK.lock();
+        let (mut a, mut b) = pipe(true).unwrap();
+        let big: Vec<u8> = (0..(3 << 20)).map(|i| i as u8).collect();
+        let sender = std::thread::spawn(move || {
+            a.send(&big).unwrap();
+            a
+        });
+        let got = b.recv(Wait::Forever).unwrap();
+        assert_eq!(got.len(), 3 << 20);
+        assert!(got.iter().enumerate().all(|(i, &x)| x == i as u8));
+        drop(sender.join().unwrap());
+        assert_eq!(
+            b.send(&vec![0; MAX_PIPE_MESSAGE + 1]).unwrap_err().errno,
+            Errno::TooBig
+        );
+    }
+
+    #[test]
+    fn a_partial_frame_survives_a_timeout() {
+        let (a, mut b) = pipe(true).unwrap();
+        // Write half a frame by hand.
+        let raw = [5u8, 0, 0, 0, b'h', b'e'];
+        // SAFETY: a valid fd and buffer.
+        let n = unsafe { libc::write(a.fd.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
+        assert_eq!(n, 6);
+        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        // SAFETY: as above.
+        unsafe { libc::write(a.fd.as_raw_fd(), b"llo".as_ptr().cast(), 3) };
+        assert_eq!(b.recv(Wait::NoWait).unwrap(), b"hello");
+        // A prefix over the limit is refused without allocating it.
+        let huge = (MAX_PIPE_MESSAGE as u32 + 1).to_le_bytes();
+        // SAFETY: as above.
+        unsafe { libc::write(a.fd.as_raw_fd(), huge.as_ptr().cast(), 4) };
+        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Io);
+    }
+}

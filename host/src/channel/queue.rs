@@ -1,0 +1,571 @@
+//! [`Queue`]: a multi-producer, multi-consumer message queue shared by the
+//! processes of a tree through a shared mapping (see the module docs of
+//! [`channel`](super)).
+
+use super::ring;
+use super::shm::{Event, Locked, RobustMutex, SharedRegion};
+use super::Wait;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Queued bytes a queue holds when its creator does not say (8 MiB).
+pub const DEFAULT_QUEUE_BYTES: usize = 8 << 20;
+
+/// The most queued bytes one queue may hold (64 MiB).
+pub const MAX_QUEUE_BYTES: usize = 64 << 20;
+
+/// The most queued bytes all the queues created by one OS process may hold
+/// together (512 MiB); creating more is `ENOMEM`.
+pub const MAX_TOTAL_QUEUE_BYTES: usize = 512 << 20;
+
+/// The smallest byte limit a queue may have.
+const MIN_QUEUE_BYTES: usize = 16;
+
+static TOTAL_QUEUE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// How a [`Queue`] is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The most messages it holds; `0` is unbounded (Python's `maxsize`).
+    pub maxsize: usize,
+    /// The most bytes it holds, counting 4 bytes per message.
+    pub max_bytes: usize,
+    /// Whether it counts unfinished tasks (Python's `JoinableQueue`).
+    pub joinable: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            maxsize: 0,
+            max_bytes: DEFAULT_QUEUE_BYTES,
+            joinable: false,
+        }
+    }
+}
+
+/// The state behind the lock.
+#[repr(C)]
+pub(super) struct State {
+    head: u64,
+    pub(super) tail: u64,
+    count: u64,
+    unfinished: u64,
+    shutdown: u32,
+}
+
+/// The start of the shared mapping; the ring's bytes follow it.
+#[repr(C)]
+struct Header {
+    lock: RobustMutex,
+    state: UnsafeCell<State>,
+    /// A message was added, or the queue was shut down.
+    items: Event,
+    /// A message was removed, or the queue was shut down.
+    space: Event,
+    /// The unfinished-task count reached zero.
+    done: Event,
+}
+
+const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
+
+/// A message queue whose messages are byte strings.
+///
+/// Every process that has the `Queue` (made here, or inherited through
+/// `fork`) sees the same messages: a message put by one is got by exactly
+/// one getter, in the order each putter put them.
+///
+/// * With `maxsize > 0` a putter waits while the queue holds `maxsize`
+///   messages or its byte limit is reached.
+/// * An unbounded queue never makes a putter wait: a put that would go over
+///   the byte limit is `ENOBUFS`.
+///
+/// ```
+/// use procbridge::channel::{Queue, QueueConfig, Wait};
+/// use procbridge::Errno;
+///
+/// let q = Queue::new(QueueConfig { maxsize: 1, ..QueueConfig::default() })?;
+/// q.put(b"first", Wait::Forever)?;
+/// assert_eq!(q.put(b"second", Wait::NoWait).unwrap_err().errno, Errno::Again);
+/// assert_eq!(q.get(Wait::Forever)?, b"first");
+/// # Ok::<(), procbridge::BridgeError>(())
+/// ```
+pub struct Queue {
+    region: SharedRegion,
+    config: QueueConfig,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The lock on a queue's state, released on drop.
+pub(super) struct Guard<'a> {
+    queue: &'a Queue,
+}
+
+impl Guard<'_> {
+    /// The state and the ring's bytes, borrowed while the lock is held.
+    pub(super) fn parts(&mut self) -> (&mut State, &mut [u8]) {
+        let region = &self.queue.region;
+        // SAFETY: the lock is held, so no other thread or process touches
+        // the state or the ring's bytes; both lie inside the mapping, which
+        // lives as long as `self.queue`, and do not overlap.
+        unsafe {
+            let state = &mut *self.queue.header().state.get();
+            let data = std::slice::from_raw_parts_mut(
+                region.as_ptr().add(DATA_OFFSET),
+                region.len() - DATA_OFFSET,
+            );
+            (state, data)
+        }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.queue.header().lock.unlock();
+    }
+}
+
+impl Queue {
+    /// Makes a queue.
+    ///
+    /// # Errors
+    /// `EINVAL` for a byte limit outside 16 bytes ..= [`MAX_QUEUE_BYTES`];
+    /// `ENOMEM` when this process's queues would hold more than
+    /// [`MAX_TOTAL_QUEUE_BYTES`], or the mapping fails.
+    pub fn new(config: QueueConfig) -> BridgeResult<Queue> {
+        if !(MIN_QUEUE_BYTES..=MAX_QUEUE_BYTES).contains(&config.max_bytes) {
+            return Err(BridgeError::invalid(format!(
+                "a queue holds {MIN_QUEUE_BYTES} to {MAX_QUEUE_BYTES} bytes, not {}",
+                config.max_bytes
+            )));
+        }
+        reserve_bytes(config.max_bytes)?;
+        let region = match SharedRegion::new(DATA_OFFSET + config.max_bytes) {
+            Ok(region) => region,
+            Err(err) => {
+                TOTAL_QUEUE_BYTES.fetch_sub(config.max_bytes, Ordering::SeqCst);
+                return Err(BridgeError::new(Errno::NoMem, format!("map queue: {err}")));
+            }
+        };
+        let header = region.as_ptr().cast::<Header>();
+        // SAFETY: the mapping is fresh, zeroed (a valid `State` and valid
+        // `Event`s), page-aligned and large enough for the header; nobody
+        // else can see it yet.
+        let init = unsafe { RobustMutex::init(std::ptr::addr_of_mut!((*header).lock)) };
+        let queue = Queue { region, config };
+        init.map_err(|e| BridgeError::io("make queue lock", e))?;
+        Ok(queue)
+    }
+
+    /// How the queue was made.
+    pub fn config(&self) -> QueueConfig {
+        self.config
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header was initialised in `new` and lives as long as
+        // the mapping; its shared fields are only used through the lock or
+        // atomics.
+        unsafe { &*self.region.as_ptr().cast::<Header>() }
+    }
+
+    pub(super) fn lock(&self) -> BridgeResult<Guard<'_>> {
+        let header = self.header();
+        let locked = header.lock.lock()?;
+        let mut guard = Guard { queue: self };
+        if locked == Locked::OwnerDied {
+            let joinable = self.config.joinable;
+            let (state, data) = guard.parts();
+            repair(state, data, joinable);
+            header.lock.mark_consistent();
+            // The dead process may have died before waking anyone.
+            header.items.notify_all();
+            header.space.notify_all();
+            header.done.notify_all();
+        }
+        Ok(guard)
+    }
+
+    /// Puts a message, waiting for room as `wait` says.
+    ///
+    /// # Errors
+    /// `E2BIG` for a message larger than the queue's byte limit; `EAGAIN`
+    /// (with [`Wait::NoWait`]) or `ETIMEDOUT` when the queue stayed full;
+    /// `ENOBUFS` when an unbounded queue's byte limit is reached; `EPIPE`
+    /// once the queue is shut down.
+    pub fn put(&self, msg: &[u8], wait: Wait) -> BridgeResult<()> {
+        let need = ring::record_len(msg.len());
+        if need > self.config.max_bytes as u64 {
+            return Err(BridgeError::new(
+                Errno::TooBig,
+                format!(
+                    "a message of {} bytes does not fit in a queue of {} bytes",
+                    msg.len(),
+                    self.config.max_bytes
+                ),
+            ));
+        }
+        let header = self.header();
+        loop {
+            let seen = header.space.seq();
+            {
+                let mut guard = self.lock()?;
+                let (state, data) = guard.parts();
+                if state.shutdown != 0 {
+                    return Err(closed());
+                }
+                let fits = state.tail - state.head + need <= data.len() as u64;
+                let below_max =
+                    self.config.maxsize == 0 || state.count < self.config.maxsize as u64;
+                if fits && below_max {
+                    state.tail = ring::push(data, state.tail, msg);
+                    state.count += 1;
+                    if self.config.joinable {
+                        state.unfinished += 1;
+                    }
+                    drop(guard);
+                    header.items.notify_all();
+                    return Ok(());
+                }
+                if self.config.maxsize == 0 {
+                    return Err(BridgeError::new(
+                        Errno::NoBufs,
+                        format!(
+                            "the queue holds {} bytes of unread messages (its limit is {})",
+                            state.tail - state.head,
+                            data.len()
+                        ),
+                    ));
+                }
+            }
+            let left = wait.remaining("put on a full queue")?;
+            header.space.wait(seen, left);
+        }
+    }
+
+    /// Takes the oldest message, waiting for one as `wait` says.
+    ///
+    /// # Errors
+    /// `EAGAIN` (with [`Wait::NoWait`]) or `ETIMEDOUT` when the queue stayed
+    /// empty; `EPIPE` when it is empty and shut down.
+    pub fn get(&self, wait: Wait) -> BridgeResult<Vec<u8>> {
+        self.get_with(wait, |a, b| Ok([a, b].concat()))
+    }
+
+    /// Takes the oldest message and hands its bytes, as two slices (the
+    /// second is empty unless the message wraps around the ring), to
+    /// `deliver`, which runs with the queue locked. If `deliver` fails, the
+    /// message stays in the queue.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and `deliver`'s error.
+    pub fn get_with<R>(
+        &self,
+        wait: Wait,
+        deliver: impl FnOnce(&[u8], &[u8]) -> BridgeResult<R>,
+    ) -> BridgeResult<R> {
+        let header = self.header();
+        let mut deliver = Some(deliver);
+        loop {
+            let seen = header.items.seq();
+            {
+                let mut guard = self.lock()?;
+                let (state, data) = guard.parts();
+                if state.count > 0 {
+                    let len = ring::peek_len(data, state.head, state.tail - state.head)
+                        .ok_or_else(|| BridgeError::new(Errno::Io, "the queue is corrupted"))?;
+                    let (a, b) = ring::slices(data, state.head, len);
+                    let deliver = deliver
+                        .take()
+                        .ok_or_else(|| BridgeError::new(Errno::Io, "get delivered twice"))?;
+                    let result = deliver(a, b)?;
+                    state.head += ring::record_len(len);
+                    state.count -= 1;
+                    if state.count == 0 {
+                        rewind(state, data.len() as u64);
+                    }
+                    drop(guard);
+                    header.space.notify_all();
+                    return Ok(result);
+                }
+                if state.shutdown != 0 {
+                    return Err(closed());
+                }
+            }
+            let left = wait.remaining("get from an empty queue")?;
+            header.items.wait(seen, left);
+        }
+    }
+
+    /// The number of messages in the queue (`qsize()`).
+    pub fn qsize(&self) -> BridgeResult<usize> {
+        let mut guard = self.lock()?;
+        Ok(guard.parts().0.count as usize)
+    }
+
+    /// Whether the queue holds `maxsize` messages (never, if unbounded).
+    pub fn is_full(&self) -> BridgeResult<bool> {
+        Ok(self.config.maxsize > 0 && self.qsize()? >= self.config.maxsize)
+    }
+
+    /// Shuts the queue down for every process: puts fail with `EPIPE` from
+    /// now on, and gets do once the queue is empty. Waiters wake up.
+    pub fn shutdown(&self) -> BridgeResult<()> {
+        let mut guard = self.lock()?;
+        guard.parts().0.shutdown = 1;
+        drop(guard);
+        let header = self.header();
+        header.items.notify_all();
+        header.space.notify_all();
+        Ok(())
+    }
+
+    /// Marks one task got from a joinable queue as done.
+    ///
+    /// # Errors
+    /// `EINVAL` if the queue is not joinable, or more tasks are marked done
+    /// than were put.
+    pub fn task_done(&self) -> BridgeResult<()> {
+        self.require_joinable("task_done")?;
+        let mut guard = self.lock()?;
+        let state = guard.parts().0;
+        if state.unfinished == 0 {
+            return Err(BridgeError::invalid("task_done() called too many times"));
+        }
+        state.unfinished -= 1;
+        let all_done = state.unfinished == 0;
+        drop(guard);
+        if all_done {
+            self.header().done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every task put in a joinable queue is marked done.
+    ///
+    /// # Errors
+    /// `EINVAL` if the queue is not joinable; `EAGAIN` or `ETIMEDOUT` when
+    /// tasks are still unfinished.
+    pub fn join(&self, wait: Wait) -> BridgeResult<()> {
+        self.require_joinable("join")?;
+        let header = self.header();
+        loop {
+            let seen = header.done.seq();
+            if self.lock()?.parts().0.unfinished == 0 {
+                return Ok(());
+            }
+            let left = wait.remaining("join on a queue with unfinished tasks")?;
+            header.done.wait(seen, left);
+        }
+    }
+
+    fn require_joinable(&self, what: &str) -> BridgeResult<()> {
+        if self.config.joinable {
+            Ok(())
+        } else {
+            Err(BridgeError::invalid(format!(
+                "{what}() needs a JoinableQueue"
+            )))
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        TOTAL_QUEUE_BYTES.fetch_sub(self.config.max_bytes, Ordering::SeqCst);
+    }
+}
+
+fn closed() -> BridgeError {
+    BridgeError::new(Errno::Pipe, "the queue is shut down")
+}
+
+fn reserve_bytes(bytes: usize) -> BridgeResult<()> {
+    let before = TOTAL_QUEUE_BYTES.fetch_add(bytes, Ordering::SeqCst);
+    if before + bytes > MAX_TOTAL_QUEUE_BYTES {
+        TOTAL_QUEUE_BYTES.fetch_sub(bytes, Ordering::SeqCst);
+        return Err(BridgeError::new(
+            Errno::NoMem,
+            format!(
+                "this process's queues already hold up to {before} bytes; \
+                 another {bytes} would pass the limit of {MAX_TOTAL_QUEUE_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves an empty ring's indexes to the start of the buffer, so that a
+/// queue whose reader keeps up reuses the same (cached) bytes. `head` is
+/// stored first: a process killed in between leaves `head > tail`, which
+/// [`repair`] recognises.
+fn rewind(state: &mut State, capacity: u64) {
+    let start = state.tail.div_ceil(capacity) * capacity;
+    state.head = start;
+    state.tail = start;
+}
+
+/// Makes the state agree with the ring after a process died holding the
+/// lock. Indexes are only moved once the bytes are in place, so the ring is
+/// whole; only `count` (updated after an index) may be stale.
+fn repair(state: &mut State, data: &[u8], joinable: bool) {
+    if state.head > state.tail {
+        // Killed half-way through `rewind`: the ring was empty.
+        state.tail = state.head;
+    }
+    match ring::count(data, state.head, state.tail) {
+        Some(count) => state.count = count,
+        None => {
+            // Unreachable unless the mapping was overwritten: start afresh
+            // rather than hand out garbage.
+            state.head = state.tail;
+            state.count = 0;
+        }
+    }
+    if joinable {
+        state.unfinished = state.unfinished.max(state.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn queue(maxsize: usize, max_bytes: usize) -> Queue {
+        Queue::new(QueueConfig {
+            maxsize,
+            max_bytes,
+            joinable: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn fifo_and_sizes() {
+        let q = queue(0, 1024);
+        for i in 0..100u32 {
+            q.put(&i.to_le_bytes()[..(i % 5) as usize], Wait::NoWait)
+                .unwrap();
+        }
+        assert_eq!(q.qsize().unwrap(), 100);
+        for i in 0..100u32 {
+            assert_eq!(
+                q.get(Wait::NoWait).unwrap(),
+                &i.to_le_bytes()[..(i % 5) as usize]
+            );
+        }
+        assert_eq!(q.get(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert!(!q.is_full().unwrap());
+    }
+
+    #[test]
+    fn maxsize_and_byte_limits() {
+        let q = queue(2, 1024);
+        q.put(b"a", Wait::NoWait).unwrap();
+        q.put(b"b", Wait::NoWait).unwrap();
+        assert!(q.is_full().unwrap());
+        assert_eq!(q.put(b"c", Wait::NoWait).unwrap_err().errno, Errno::Again);
+        let start = Instant::now();
+        let deadline = Wait::timeout(Some(Duration::from_millis(50)));
+        assert_eq!(q.put(b"c", deadline).unwrap_err().errno, Errno::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+
+        // Unbounded: the byte limit is an error, not a wait.
+        let q = queue(0, 16);
+        q.put(&[0; 12], Wait::Forever).unwrap();
+        assert_eq!(q.put(b"", Wait::Forever).unwrap_err().errno, Errno::NoBufs);
+        assert_eq!(
+            q.put(&[0; 13], Wait::Forever).unwrap_err().errno,
+            Errno::TooBig
+        );
+        // A bounded queue whose bytes are full waits like a full one.
+        let q = queue(10, 16);
+        q.put(&[0; 12], Wait::Forever).unwrap();
+        assert_eq!(q.put(b"", Wait::NoWait).unwrap_err().errno, Errno::Again);
+    }
+
+    #[test]
+    fn get_timeout_waits_then_fails() {
+        let q = queue(0, 64);
+        let start = Instant::now();
+        let wait = Wait::timeout(Some(Duration::from_millis(30)));
+        assert_eq!(q.get(wait).unwrap_err().errno, Errno::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn shutdown_drains_then_closes() {
+        let q = queue(0, 64);
+        q.put(b"last", Wait::NoWait).unwrap();
+        q.shutdown().unwrap();
+        assert_eq!(q.put(b"x", Wait::NoWait).unwrap_err().errno, Errno::Pipe);
+        assert_eq!(q.get(Wait::Forever).unwrap(), b"last");
+        assert_eq!(q.get(Wait::Forever).unwrap_err().errno, Errno::Pipe);
+    }
+
+    #[test]
+    fn joinable_counts_tasks() {
+        let q = Queue::new(QueueConfig {
+            joinable: true,
+            ..QueueConfig::default()
+        })
+        .unwrap();
+        q.join(Wait::NoWait).unwrap();
+        q.put(b"t", Wait::NoWait).unwrap();
+        assert_eq!(q.join(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        q.get(Wait::NoWait).unwrap();
+        assert_eq!(q.join(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        q.task_done().unwrap();
+        q.join(Wait::NoWait).unwrap();
+        assert_eq!(q.task_done().unwrap_err().errno, Errno::Inval);
+        assert_eq!(queue(0, 64).task_done().unwrap_err().errno, Errno::Inval);
+        assert_eq!(
+            queue(0, 64).join(Wait::NoWait).unwrap_err().errno,
+            Errno::Inval
+        );
+    }
+
+    #[test]
+    fn byte_limits_are_checked() {
+        for bad in [0, 15, MAX_QUEUE_BYTES + 1] {
+            let err = Queue::new(QueueConfig {
+                max_bytes: bad,
+                ..QueueConfig::default()
+            })
+            .unwrap_err();
+            assert_eq!(err.errno, Errno::Inval);
+        }
+    }
+
+    #[test]
+    fn repair_recounts_messages() {
+        let mut data = vec![0u8; 64];
+        let mut state = State {
+            head: 0,
+            tail: 0,
+            count: 0,
+            unfinished: 0,
+            shutdown: 0,
+        };
+        state.tail = ring::push(&mut data, state.tail, b"one");
+        state.tail = ring::push(&mut data, state.tail, b"two");
+        // A putter died after moving `tail` but before counting.
+        state.count = 1;
+        repair(&mut state, &data, true);
+        assert_eq!((state.count, state.unfinished), (2, 2));
+        // A getter died half-way through rewinding an empty ring.
+        state.head = 64;
+        state.count = 1;
+        repair(&mut state, &data, true);
+        assert_eq!((state.head, state.tail, state.count), (64, 64, 0));
+    }
+}

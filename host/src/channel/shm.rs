@@ -1,0 +1,222 @@
+//! The OS primitives under [`Queue`](super::Queue): a shared mapping, a
+//! process-shared robust mutex and futex waits. All of the channel module's
+//! `unsafe` that touches shared memory is here or in `queue.rs`.
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use std::cell::UnsafeCell;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A `MAP_SHARED | MAP_ANONYMOUS` mapping: `fork` children see the same
+/// pages. Unmapped on drop (in this process only).
+pub(crate) struct SharedRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is plain memory; every access to it goes through
+// atomics or through the robust mutex that lives inside it.
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// Maps `len` zeroed bytes.
+    pub(crate) fn new(len: usize) -> io::Result<SharedRegion> {
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(SharedRegion { ptr, len })
+    }
+
+    /// The first byte of the mapping (page-aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, and nothing
+        // borrowed from the region outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// How a lock was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// Normally.
+    Clean,
+    /// From a process that died holding it: the protected state must be
+    /// repaired, then [`RobustMutex::mark_consistent`] called.
+    OwnerDied,
+}
+
+/// A process-shared, robust `pthread_mutex_t`, to be placed in a
+/// [`SharedRegion`].
+#[repr(C)]
+pub(crate) struct RobustMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+impl RobustMutex {
+    /// Initialises the mutex in place.
+    ///
+    /// # Safety
+    /// `this` must point to writable memory for a `RobustMutex` that no
+    /// other thread or process uses yet, and it must not move afterwards.
+    pub(crate) unsafe fn init(this: *mut RobustMutex) -> io::Result<()> {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        let check = |rc: libc::c_int| {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(rc))
+            }
+        };
+        // SAFETY: `attr` is initialised by pthread_mutexattr_init before use
+        // and destroyed after; `this` is valid per the contract.
+        unsafe {
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let result = check(libc::pthread_mutexattr_setpshared(
+                attr.as_mut_ptr(),
+                libc::PTHREAD_PROCESS_SHARED,
+            ))
+            .and_then(|()| {
+                check(libc::pthread_mutexattr_setrobust(
+                    attr.as_mut_ptr(),
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))
+            })
+            .and_then(|()| check(libc::pthread_mutex_init((*this).0.get(), attr.as_ptr())));
+            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+            result
+        }
+    }
+
+    /// Takes the lock, waiting as long as it takes (the holder never waits
+    /// while holding it, and a dead holder is detected by the kernel).
+    pub(crate) fn lock(&self) -> BridgeResult<Locked> {
+        loop {
+            // SAFETY: initialised by `init` before the region was shared.
+            let rc = unsafe { libc::pthread_mutex_lock(self.0.get()) };
+            match rc {
+                0 => return Ok(Locked::Clean),
+                libc::EOWNERDEAD => return Ok(Locked::OwnerDied),
+                libc::EINTR | libc::EAGAIN => continue,
+                libc::ENOTRECOVERABLE => {
+                    return Err(BridgeError::new(
+                        Errno::Io,
+                        "the channel is unusable: a process died while repairing it",
+                    ))
+                }
+                rc => {
+                    return Err(BridgeError::io(
+                        "lock channel",
+                        io::Error::from_raw_os_error(rc),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Marks the state repaired after [`Locked::OwnerDied`].
+    pub(crate) fn mark_consistent(&self) {
+        // SAFETY: called by the holder of the lock.
+        unsafe {
+            libc::pthread_mutex_consistent(self.0.get());
+        }
+    }
+
+    /// Releases the lock taken by this thread.
+    pub(crate) fn unlock(&self) {
+        // SAFETY: called by the holder of the lock.
+        unsafe {
+            libc::pthread_mutex_unlock(self.0.get());
+        }
+    }
+}
+
+/// A futex word in shared memory that waiters sleep on until it changes,
+/// with a count of sleepers so that wakers can skip the system call.
+#[repr(C)]
+pub(crate) struct Event {
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+impl Event {
+    /// The current value; read it before checking the condition, then pass
+    /// it to [`wait`](Self::wait) so that a change in between is not missed.
+    pub(crate) fn seq(&self) -> u32 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps while the value is still `seen`, at most `timeout`. Returns
+    /// early on a change, a signal or a spurious wake-up: callers re-check.
+    pub(crate) fn wait(&self, seen: u32, timeout: Option<Duration>) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `seq` is a live, aligned u32 (in shared memory, hence the
+        // non-private FUTEX_WAIT); `ts_ptr` is null or points to `ts`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.seq.as_ptr(),
+                libc::FUTEX_WAIT,
+                seen,
+                ts_ptr,
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Changes the value and wakes every sleeper. A sleeper killed while
+    /// asleep leaves `sleepers` too high, which only costs a system call.
+    pub(crate) fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            // SAFETY: as in `wait`; waking has no memory effects.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.seq.as_ptr(),
+                    libc::FUTEX_WAKE,
+                    i32::MAX,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<u32>(),
+                    0u32,
+                );
+            }
+        }
+    }
+}
