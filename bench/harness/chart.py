@@ -2,15 +2,19 @@
 
 One group of bars per figure that has a Python number: procbridge's and
 native Rust's cost relative to Python 3 (= 1, the dashed line), on a log
-scale, so lower (shorter) is faster.
+scale, so lower (shorter) is faster. A red mark on procbridge's bar is a
+target: the most procbridge may cost to meet it, on the same scale (a
+target against native Rust or another figure is converted to it).
 """
 
 import math
 from xml.sax.saxutils import escape
 
+from . import units
 from .model import NATIVE, PROCBRIDGE, PYTHON, SIDE_TITLES
 
 _COLORS = {PROCBRIDGE: "#2b6cb0", NATIVE: "#dd6b20"}
+_TARGET = "#c53030"
 _BARS = (PROCBRIDGE, NATIVE)
 
 _WIDTH = 980
@@ -27,16 +31,21 @@ def write_chart(path, results):
     """Writes the chart of ``results`` to ``path``."""
     sections = []
     for result in results:
-        rows = [row for row in result.rows if row.median(PYTHON) is not None]
+        rows = [
+            (row, _target_marks(result, row))
+            for row in result.rows
+            if row.median(PYTHON) is not None
+        ]
         if rows:
             sections.append((result.title, rows))
     ratios = [
         row.ratio(PYTHON, side)
         for _, rows in sections
-        for row in rows
+        for row, _ in rows
         for side in _BARS
         if row.ratio(PYTHON, side)
     ]
+    ratios += [mark for _, rows in sections for _, marks in rows for mark in marks]
     low_exp = math.floor(math.log10(min(ratios + [0.5])))
     high_exp = math.ceil(math.log10(max(ratios + [2.0])))
     low, high = 10.0**low_exp, 10.0**high_exp
@@ -82,7 +91,7 @@ def write_chart(path, results):
     for title, rows in sections:
         y += _SECTION
         svg.append(f'<text x="16" y="{y - 8}" font-weight="bold">{_plain(title)}</text>')
-        for row in rows:
+        for row, marks in rows:
             svg.append(
                 f'<text x="{plot_left - 8}" y="{y + _BAR + 4}" text-anchor="end">'
                 f"{_plain(row.figure.label)}</text>"
@@ -108,6 +117,12 @@ def write_chart(path, results):
                     f'y="{bar_y + _BAR - 3}" font-size="10" '
                     f'text-anchor="{"start" if x >= x_of(1) else "end"}">{_ratio(ratio)}</text>'
                 )
+            for mark in marks:
+                x = x_of(mark)
+                svg.append(
+                    f'<line x1="{x:.1f}" y1="{y + 1}" x2="{x:.1f}" y2="{y + 3 + _BAR}" '
+                    f'stroke="{_TARGET}" stroke-width="3"/>'
+                )
             y += _GROUP
     svg.append("</svg>")
     path.write_text("\n".join(svg) + "\n", encoding="utf-8")
@@ -124,7 +139,26 @@ def _legend(left):
         f'<line x1="{x}" y1="41" x2="{x + 14}" y2="41" stroke="#444" stroke-dasharray="5,3"/>'
     )
     items.append(f'<text x="{x + 20}" y="45">{SIDE_TITLES[PYTHON]} = 1</text>')
+    x += 140
+    items.append(
+        f'<line x1="{x + 7}" y1="35" x2="{x + 7}" y2="47" stroke="{_TARGET}" stroke-width="3"/>'
+    )
+    items.append(f'<text x="{x + 20}" y="45">target: procbridge at most here</text>')
     return items
+
+
+def _target_marks(result, row):
+    """Each target of ``row`` as the most procbridge may cost, relative to
+    Python's cost of the same figure (None-free: targets without numbers
+    are left out)."""
+    python = units.cost(row.figure.key, row.median(PYTHON))
+    marks = []
+    for verdict in result.verdicts(row):
+        if verdict.baseline is None or not python:
+            continue
+        limit = verdict.target.at_most * units.cost(verdict.base_key, verdict.baseline)
+        marks.append(limit / python)
+    return marks
 
 
 def _ratio(value):
