@@ -26,31 +26,39 @@ class Target:
     Met when procbridge's cost is at most ``at_most`` times the cost of
     ``against`` (a side) measured for ``key``: by default the figure's own
     key, or another figure of the same scenario (procbridge's spawn start
-    method against Python's forkserver, say). ``strict`` asks for strictly
-    less ("faster than"). The cost is the time, or 1 ÷ the rate, so "at
-    least 2x Python's throughput" is ``at_most=0.5``. ``text`` is the target
-    as the issue states it; by default it is written from the numbers.
+    method against Python's forkserver, say; ``baseline_label`` names it).
+    ``strict`` asks for strictly less ("faster than"). The cost is the time,
+    or 1 ÷ the rate, so "at least 2x Python's throughput" is
+    ``at_most=0.5``.
+
+    A target on a rate reads as one ("≥ 2x Python 3's throughput") and its
+    ratio is shown the same way up (procbridge's rate ÷ the baseline's).
+    ``rate`` does that for a time whose issue states the target as a rate:
+    ``rate="round trips/s"`` on a round-trip time.
     """
 
     against: str
     at_most: float
     key: Optional[str] = None
     strict: bool = False
-    text: Optional[str] = None
     baseline_label: Optional[str] = None
+    rate: Optional[str] = None
 
     def describe(self, figure_key):
         """The target in words, e.g. ``≤ 1.2x native Rust``."""
-        if self.text:
-            return self.text
         side = SIDE_TITLES[self.against]
         if self.baseline_label:
             side = f"{side} {self.baseline_label}"
         if self.strict and self.at_most == 1.0:
             return f"faster than {side}"
-        if not units.lower_is_better(figure_key):
-            return f"≥ {_factor(1 / self.at_most)}x {side}'s throughput"
+        if self.reads_as_rate(figure_key):
+            rate = self.rate or "throughput"
+            return f"{'>' if self.strict else '≥'} {_factor(1 / self.at_most)}x {side}'s {rate}"
         return f"{'<' if self.strict else '≤'} {_factor(self.at_most)}x {side}"
+
+    def reads_as_rate(self, figure_key):
+        """Whether the target is stated as "at least N times a rate"."""
+        return self.rate is not None or not units.lower_is_better(figure_key)
 
     def meets(self, ratio):
         """Whether a cost ratio (procbridge ÷ baseline) meets the target."""
@@ -74,8 +82,9 @@ class Figure:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One target checked: the cost ratio and whether it is met (both None
-    when a number is missing), with the baseline's median."""
+    """One target checked: the cost ratio (procbridge ÷ baseline) and
+    whether it is met (both None when a number is missing), with the two
+    medians."""
 
     figure: Figure
     target: Target
@@ -87,6 +96,13 @@ class Verdict:
 
     def text(self):
         return self.target.describe(self.figure.key)
+
+    def shown_ratio(self):
+        """The ratio the way the target states it: the cost ratio, or for a
+        target stated as a rate, procbridge's rate ÷ the baseline's."""
+        if self.ratio is None or not self.target.reads_as_rate(self.figure.key):
+            return self.ratio
+        return 1 / self.ratio if self.ratio else float("inf")
 
 
 # Why a cell has no number.

@@ -31,9 +31,11 @@ in brackets. A ratio is procbridge's cost divided by the baseline's, where
 the cost is the time, or 1 ÷ the throughput: **0.50x is twice as fast as the
 baseline, 2.00x takes twice as long**. *pending*: the procbridge bench guest
 of that scenario does not exist yet; —: that side has no program for the
-figure. The targets are those of the issues; each says which ratio it
-checks, and the target column gives that ratio and the verdict. How the
-harness works and how to add a scenario: [`bench/README.md`](../bench/README.md).
+figure. The targets are those of the issues. Next to a target is the ratio
+it checks, stated the way the target is: for "≤ 1.2x native Rust" the cost
+ratio, for "≥ 2x Python 3's throughput" procbridge's throughput ÷ Python's.
+How the harness works and how to add a scenario:
+[`bench/README.md`](../bench/README.md).
 """
 
 
@@ -107,7 +109,7 @@ def _target(result, row):
     for verdict in result.verdicts(row):
         status = _status(verdict, result.row(verdict.base_key), row)
         if verdict.ratio is not None:
-            status = f"{units.ratio(verdict.ratio)}, {status}"
+            status = f"{units.ratio(verdict.shown_ratio())}, {status}"
         cells.append(f"{verdict.text()}: {status}")
     return "<br>".join(cells)
 
@@ -155,7 +157,7 @@ def _targets(results):
                     verdict.text(),
                     _value(row.figure.key, verdict.procbridge),
                     _value(verdict.base_key, verdict.baseline),
-                    units.ratio(verdict.ratio) if verdict.ratio is not None else "—",
+                    units.ratio(verdict.shown_ratio()) if verdict.ratio is not None else "—",
                     _status(verdict, base_row, row),
                 ]
             )
@@ -167,7 +169,7 @@ def _targets(results):
 
 def _missed(verdict):
     return (
-        f"{verdict.figure.label} ({verdict.text()}: {units.ratio(verdict.ratio)}, "
+        f"{verdict.figure.label} ({verdict.text()}: {units.ratio(verdict.shown_ratio())}, "
         f"{_value(verdict.figure.key, verdict.procbridge)} against "
         f"{_value(verdict.base_key, verdict.baseline)})"
     )
