@@ -175,9 +175,6 @@ class Result:
             found.append(Verdict(row.figure, target, key, mine, base, ratio, met))
         return found
 
-    def all_verdicts(self):
-        return [verdict for row in self.rows for verdict in self.verdicts(row)]
-
 
 @dataclass
 class Context:

@@ -141,8 +141,10 @@ def _targets(results):
     lines = ["## Targets\n"]
     summary = f"Of {len(checked)} targets, {len(met)} met, {len(missed)} missed"
     summary += f" and {len(open_)} without a verdict yet." if open_ else "."
+    if met:
+        summary += " Met: " + "; ".join(_briefly(v) for v in met) + "."
     if missed:
-        summary += " Missed: " + "; ".join(_missed(v) for v in missed) + "."
+        summary += " **Missed**: " + "; ".join(_missed(v) for v in missed) + "."
     lines.append(summary + "\n")
     lines.append("| issue | figure | target | procbridge | baseline | ratio | verdict |")
     lines.append("|---|---|---|---:|---:|---:|---|")
@@ -165,6 +167,10 @@ def _targets(results):
         )
     lines.append("")
     return lines
+
+
+def _briefly(verdict):
+    return f"{verdict.figure.label} ({verdict.text()}: {units.ratio(verdict.shown_ratio())})"
 
 
 def _missed(verdict):

@@ -260,7 +260,8 @@ class Report(unittest.TestCase):
     def test_the_summary_counts_targets_and_names_the_missed_ones(self):
         self.assertIn("## Targets", self.text)
         self.assertIn(
-            "Of 5 targets, 2 met, 1 missed and 2 without a verdict yet. Missed: "
+            "Of 5 targets, 2 met, 1 missed and 2 without a verdict yet. Met: a_us (≤ 1x "
+            "Python 3: 0.50x); d_mb_s (≥ 0.8x native Rust's throughput: 0.88x). **Missed**: "
             "d_mb_s (≥ 2x Python 3's throughput: 1.75x, 700 MB/s against 400 MB/s).",
             self.text,
         )
