@@ -80,6 +80,10 @@ class Figure:
     targets: Tuple[Target, ...] = ()
 
 
+#: A target met with less than this to spare (10%) is reported as met narrowly.
+NARROW = 0.10
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One target checked: the cost ratio (procbridge ÷ baseline) and
@@ -96,6 +100,11 @@ class Verdict:
 
     def text(self):
         return self.target.describe(self.figure.key)
+
+    def narrowly_met(self):
+        """Met, but with less than ``NARROW`` to spare: close enough to the
+        limit for run-to-run noise to change the verdict."""
+        return bool(self.met) and self.ratio * (1 + NARROW) > self.target.at_most
 
     def shown_ratio(self):
         """The ratio the way the target states it: the cost ratio, or for a

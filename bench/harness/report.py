@@ -4,6 +4,7 @@ from . import units
 from .model import (
     FAILED,
     MISSING,
+    NARROW,
     NATIVE,
     NOT_APPLICABLE,
     PENDING,
@@ -116,6 +117,8 @@ def _target(result, row):
 
 def _status(verdict, base_row, row):
     """**met**, **missed**, or why there is no verdict."""
+    if verdict.narrowly_met():
+        return "**met** (narrowly)"
     if verdict.met is not None:
         return "**met**" if verdict.met else "**missed**"
     status = row.cells[PROCBRIDGE].status
@@ -143,6 +146,12 @@ def _targets(results):
     summary += f" and {len(open_)} without a verdict yet." if open_ else "."
     if met:
         summary += " Met: " + "; ".join(_briefly(v) for v in met) + "."
+    narrow = [v for v in met if v.narrowly_met()]
+    if narrow:
+        summary += (
+            f" Met narrowly, with less than {NARROW:.0%} to spare (run-to-run noise "
+            "can change these): " + "; ".join(v.figure.label for v in narrow) + "."
+        )
     if missed:
         summary += " **Missed**: " + "; ".join(_missed(v) for v in missed) + "."
     lines.append(summary + "\n")
