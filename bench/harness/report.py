@@ -44,7 +44,7 @@ def write_report(path, chart_name, machine, results, busy=False):
     """Writes the report for ``results`` to ``path``."""
     out = [_HEADER]
     out.append(f"![procbridge and native Rust relative to Python 3]({chart_name})\n")
-    out.extend(_targets(results))
+    out.extend(_targets(results, busy))
     out.append("## Machine\n")
     out.append("| | |\n|---|---|")
     out.extend(f"| {label} | {value} |" for label, value in machine)
@@ -128,7 +128,7 @@ def _status(verdict, base_row, row):
     return {FAILED: "failed", MISSING: "not measured"}.get(status, "*pending*")
 
 
-def _targets(results):
+def _targets(results, busy=False):
     """The summary: every target, its numbers and its verdict."""
     checked = [
         (result, row, verdict)
@@ -154,6 +154,11 @@ def _targets(results):
         )
     if missed:
         summary += " **Missed**: " + "; ".join(_missed(v) for v in missed) + "."
+    if busy:
+        summary += (
+            " The machine was busy during this run (see below): the verdicts rest on "
+            "ratios measured in turns, but absolute numbers are noisy."
+        )
     lines.append(summary + "\n")
     lines.append("| issue | figure | target | procbridge | baseline | ratio | verdict |")
     lines.append("|---|---|---|---:|---:|---:|---|")
