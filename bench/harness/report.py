@@ -150,7 +150,7 @@ def _targets(results, busy=False):
     if narrow:
         summary += (
             f" Met narrowly, with less than {NARROW:.0%} to spare (run-to-run noise "
-            "can change these): " + "; ".join(v.figure.label for v in narrow) + "."
+            "can change these): " + "; ".join(_briefly(v) for v in narrow) + "."
         )
     if missed:
         summary += " **Missed**: " + "; ".join(_missed(v) for v in missed) + "."
