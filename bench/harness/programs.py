@@ -53,6 +53,7 @@ class ProgramScenario:
     native: Optional[str] = None
     grants: Sequence[str] = ()
     notes: List[str] = field(default_factory=list)
+    issue: Optional[int] = None
 
     def run(self, ctx):
         result = Result(
@@ -64,6 +65,7 @@ class ProgramScenario:
                 if ctx.runs > 1
                 else "one run of each program: no spread"
             ),
+            issue=self.issue,
         )
         commands, unavailable = self._commands(ctx, result.notes)
         samples = {side: {} for side in commands}

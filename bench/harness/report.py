@@ -4,6 +4,7 @@ from . import units
 from .model import (
     FAILED,
     MISSING,
+    NARROW,
     NATIVE,
     NOT_APPLICABLE,
     PENDING,
@@ -31,8 +32,11 @@ in brackets. A ratio is procbridge's cost divided by the baseline's, where
 the cost is the time, or 1 ÷ the throughput: **0.50x is twice as fast as the
 baseline, 2.00x takes twice as long**. *pending*: the procbridge bench guest
 of that scenario does not exist yet; —: that side has no program for the
-figure. The targets are the goals procbridge's ratio must meet. How the
-harness works and how to add a scenario: [`bench/README.md`](../bench/README.md).
+figure. The targets are those of the issues. Next to a target is the ratio
+it checks, stated the way the target is: for "≤ 1.2x native Rust" the cost
+ratio, for "≥ 2x Python 3's throughput" procbridge's throughput ÷ Python's.
+How the harness works and how to add a scenario:
+[`bench/README.md`](../bench/README.md).
 """
 
 
@@ -40,6 +44,7 @@ def write_report(path, chart_name, machine, results, busy=False):
     """Writes the report for ``results`` to ``path``."""
     out = [_HEADER]
     out.append(f"![procbridge and native Rust relative to Python 3]({chart_name})\n")
+    out.extend(_targets(results, busy))
     out.append("## Machine\n")
     out.append("| | |\n|---|---|")
     out.extend(f"| {label} | {value} |" for label, value in machine)
@@ -67,7 +72,7 @@ def _scenario(result):
     for row in result.rows:
         cells = [row.figure.label]
         cells += [_cell(row.figure.key, row.cells[side]) for side in SIDES]
-        cells += [_ratio(row, PYTHON), _ratio(row, NATIVE), _target(row)]
+        cells += [_ratio(row, PYTHON), _ratio(row, NATIVE), _target(result, row)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Medians; in brackets the spread ({result.spread}).\n")
@@ -100,14 +105,98 @@ def _ratio(row, against):
     return "—"
 
 
-def _target(row):
-    target = row.figure.target
-    if target is None:
-        return ""
-    met = row.target_met()
+def _target(result, row):
+    cells = []
+    for verdict in result.verdicts(row):
+        status = _status(verdict, result.row(verdict.base_key), row)
+        if verdict.ratio is not None:
+            status = f"{units.ratio(verdict.shown_ratio())}, {status}"
+        cells.append(f"{verdict.text()}: {status}")
+    return "<br>".join(cells)
+
+
+def _status(verdict, base_row, row):
+    """**met**, **missed**, or why there is no verdict."""
+    if verdict.narrowly_met():
+        return "**met** (narrowly)"
+    if verdict.met is not None:
+        return "**met**" if verdict.met else "**missed**"
     status = row.cells[PROCBRIDGE].status
-    if met is None:
-        verdict = {FAILED: "failed", MISSING: "not measured"}.get(status, "*pending*")
-    else:
-        verdict = "**met**" if met else "**missed**"
-    return f"{target.text()}: {verdict}"
+    if verdict.procbridge is not None:
+        base_status = base_row.cells[verdict.target.against].status if base_row else MISSING
+        return "baseline failed" if base_status == FAILED else "no baseline"
+    return {FAILED: "failed", MISSING: "not measured"}.get(status, "*pending*")
+
+
+def _targets(results, busy=False):
+    """The summary: every target, its numbers and its verdict."""
+    checked = [
+        (result, row, verdict)
+        for result in results
+        for row in result.rows
+        for verdict in result.verdicts(row)
+    ]
+    if not checked:
+        return []
+    met = [v for _, _, v in checked if v.met]
+    missed = [v for _, _, v in checked if v.met is False]
+    open_ = [v for _, _, v in checked if v.met is None]
+    lines = ["## Targets\n"]
+    summary = f"Of {len(checked)} targets, {len(met)} met, {len(missed)} missed"
+    summary += f" and {len(open_)} without a verdict yet." if open_ else "."
+    if met:
+        summary += " Met: " + "; ".join(_briefly(v) for v in met) + "."
+    narrow = [v for v in met if v.narrowly_met()]
+    if narrow:
+        summary += (
+            f" Met narrowly, with less than {NARROW:.0%} to spare (run-to-run noise "
+            "can change these): " + "; ".join(_briefly(v) for v in narrow) + "."
+        )
+    if missed:
+        summary += " **Missed**: " + "; ".join(_missed(v) for v in missed) + "."
+    if busy:
+        summary += (
+            " The machine was busy during this run (see below): the verdicts rest on "
+            "ratios measured in turns, but absolute numbers are noisy."
+        )
+    lines.append(summary + "\n")
+    lines.append("| issue | figure | target | procbridge | baseline | ratio | verdict |")
+    lines.append("|---|---|---|---:|---:|---:|---|")
+    for result, row, verdict in checked:
+        base_row = result.row(verdict.base_key)
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(result.issue or ""),
+                    row.figure.label,
+                    verdict.text(),
+                    _value(row.figure.key, verdict.procbridge),
+                    _value(verdict.base_key, verdict.baseline),
+                    units.ratio(verdict.shown_ratio()) if verdict.ratio is not None else "—",
+                    _status(verdict, base_row, row),
+                ]
+            )
+            + " |"
+        )
+    lines.append("")
+    return lines
+
+
+def _briefly(verdict):
+    return f"{verdict.figure.label} ({verdict.text()}: {units.ratio(verdict.shown_ratio())})"
+
+
+def _missed(verdict):
+    return (
+        f"{verdict.figure.label} ({verdict.text()}: {units.ratio(verdict.shown_ratio())}, "
+        f"{_value(verdict.figure.key, verdict.procbridge)} against "
+        f"{_value(verdict.base_key, verdict.baseline)})"
+    )
+
+
+def _value(key, value):
+    if value is None:
+        return "—"
+    divisor, unit = units.scale(key, value)
+    return f"{units.number(value / divisor)} {unit}".rstrip()

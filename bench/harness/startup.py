@@ -7,7 +7,7 @@ compiling the module on every run (``--no-cache``).
 """
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 from .measure import ProgramFailed, Stats, wall_time
 from .model import (
@@ -37,6 +37,7 @@ class StartupScenario:
     name: str = "startup"
     title: str = "Start-up: `procbridge run hello.wasm a b` vs starting a native process"
     notes: List[str] = field(default_factory=list)
+    issue: Optional[int] = None
 
     def run(self, ctx):
         result = Result(
@@ -51,6 +52,7 @@ class StartupScenario:
                 "pid and parent pid."
             ),
             spread=f"p10–p90 of {ctx.samples} runs",
+            issue=self.issue,
         )
         wasm = ctx.guest_wasm("hello")
         if wasm is None:

@@ -3,6 +3,7 @@
 cd bench && python3 -m unittest harness.tests
 """
 
+import math
 import tempfile
 import unittest
 from pathlib import Path
@@ -27,9 +28,10 @@ from .model import (
     rotated,
 )
 from .report import write_report
+from .scenarios import SCENARIOS
 
 
-def row(key, procbridge=None, python=None, native=None, target=None, status=PENDING):
+def row(key, procbridge=None, python=None, native=None, targets=(), status=PENDING):
     def cell(value, missing):
         return Cell(OK, Stats.of([value])) if value is not None else Cell(missing)
 
@@ -38,7 +40,17 @@ def row(key, procbridge=None, python=None, native=None, target=None, status=PEND
         PYTHON: cell(python, NOT_APPLICABLE),
         NATIVE: cell(native, NOT_APPLICABLE),
     }
-    return Row(Figure(key, key, target), cells)
+    return Row(Figure(key, key, tuple(targets)), cells)
+
+
+def result_of(*rows):
+    result = Result("s", "Scenario", "About.", "spread")
+    result.rows = list(rows)
+    return result
+
+
+def verdict(r, index=0, *others):
+    return result_of(r, *others).verdicts(r)[index]
 
 
 class ParseBench(unittest.TestCase):
@@ -81,11 +93,13 @@ class Ratios(unittest.TestCase):
         r = row("x_mb_s", procbridge=700, python=350)
         self.assertAlmostEqual(r.ratio(PYTHON), 0.5)
 
-    def test_targets(self):
-        target = Target(NATIVE, 1.2)
-        self.assertTrue(row("x_us", procbridge=110, native=100, target=target).target_met())
-        self.assertFalse(row("x_us", procbridge=130, native=100, target=target).target_met())
-        self.assertIsNone(row("x_us", native=100, target=target).target_met())
+    def test_units_of_one_kind_compare(self):
+        mine = row("x_us", procbridge=1500, targets=[Target(PYTHON, 1.0, key="y_ms")])
+        self.assertAlmostEqual(verdict(mine, 0, row("y_ms", python=3)).ratio, 0.5)
+        self.assertTrue(units.comparable("x_us", "y_ms"))
+        self.assertTrue(units.comparable("x_mb_s", "y_mb_s"))
+        self.assertFalse(units.comparable("x_mb_s", "y_msg_s"))
+        self.assertFalse(units.comparable("x_us", "y_msg_s"))
 
     def test_units_and_scaling(self):
         self.assertEqual(units.unit("communicate_cat_mb_s"), "MB/s")
@@ -94,45 +108,220 @@ class Ratios(unittest.TestCase):
         self.assertEqual(units.ratio(0.0937), "0.094x")
 
 
+class Targets(unittest.TestCase):
+    def test_at_most_a_ratio_of_a_baseline(self):
+        target = Target(NATIVE, 1.2)
+        self.assertTrue(verdict(row("x_us", procbridge=110, native=100, targets=[target])).met)
+        self.assertTrue(verdict(row("x_us", procbridge=120, native=100, targets=[target])).met)
+        self.assertFalse(verdict(row("x_us", procbridge=130, native=100, targets=[target])).met)
+        self.assertIsNone(verdict(row("x_us", native=100, targets=[target])).met)
+        self.assertIsNone(verdict(row("x_us", procbridge=100, targets=[target])).met)
+
+    def test_faster_than_is_strict(self):
+        target = Target(PYTHON, 1.0, strict=True)
+        self.assertFalse(verdict(row("x_us", procbridge=100, python=100, targets=[target])).met)
+        self.assertTrue(verdict(row("x_us", procbridge=99, python=100, targets=[target])).met)
+        self.assertEqual(target.describe("x_us"), "faster than Python 3")
+
+    def test_a_figure_with_several_targets(self):
+        # communicate: at least 0.8x native's throughput and at least 2x Python's.
+        targets = [Target(NATIVE, 1 / 0.8), Target(PYTHON, 1 / 2)]
+        r = row("x_mb_s", procbridge=700, python=400, native=800, targets=targets)
+        first, second = result_of(r).verdicts(r)
+        self.assertAlmostEqual(first.ratio, 800 / 700)
+        self.assertTrue(first.met)  # 700 >= 0.8 * 800
+        self.assertAlmostEqual(second.ratio, 400 / 700)
+        self.assertFalse(second.met)  # 700 < 2 * 400
+        self.assertAlmostEqual(first.shown_ratio(), 700 / 800)  # stated as throughput
+        self.assertEqual(first.text(), "≥ 0.8x native Rust's throughput")
+        self.assertEqual(second.text(), "≥ 2x Python 3's throughput")
+        r = row("x_mb_s", procbridge=800, python=400, native=800, targets=targets)
+        self.assertEqual([v.met for v in result_of(r).verdicts(r)], [True, True])
+
+    def test_a_target_against_another_figure(self):
+        # procbridge's spawn against Python's forkserver, not Python's spawn.
+        target = Target(PYTHON, 1.0, key="fs_us", strict=True, baseline_label="(forkserver)")
+        spawn = row("spawn_us", procbridge=500, python=50_000, targets=[target])
+        forkserver = row("fs_us", python=400)
+        found = result_of(spawn, forkserver).verdicts(spawn)[0]
+        self.assertEqual((found.base_key, found.baseline), ("fs_us", 400))
+        self.assertAlmostEqual(found.ratio, 1.25)
+        self.assertFalse(found.met)
+        self.assertEqual(found.text(), "faster than Python 3 (forkserver)")
+        self.assertIsNone(result_of(spawn).verdicts(spawn)[0].met)  # no forkserver row
+
+    def test_a_target_met_by_less_than_ten_percent_is_met_narrowly(self):
+        target = Target(NATIVE, 1.2)
+        close = verdict(row("x_us", procbridge=115, native=100, targets=[target]))
+        self.assertTrue(close.met and close.narrowly_met())
+        clear = verdict(row("x_us", procbridge=105, native=100, targets=[target]))
+        self.assertTrue(clear.met and not clear.narrowly_met())
+        missed = verdict(row("x_us", procbridge=125, native=100, targets=[target]))
+        self.assertFalse(missed.met or missed.narrowly_met())
+
+    def test_a_time_target_can_be_stated_as_a_rate(self):
+        # Pipe ping-pong: "at least 2x Python's round trips per second".
+        target = Target(PYTHON, 0.5, rate="round trips/s")
+        self.assertEqual(target.describe("x_us"), "≥ 2x Python 3's round trips/s")
+        found = verdict(row("x_us", procbridge=20, python=50, targets=[target]))
+        self.assertEqual((found.ratio, found.shown_ratio(), found.met), (0.4, 2.5, True))
+        self.assertEqual(Target(PYTHON, 0.5).describe("x_us"), "≤ 0.5x Python 3")
+
+
+class Scenarios(unittest.TestCase):
+    def test_targets_name_figures_of_their_scenario_in_a_comparable_unit(self):
+        for scenario in SCENARIOS:
+            figures = _figures(scenario)
+            keys = {figure.key for figure in figures}
+            for figure in figures:
+                for target in figure.targets:
+                    base = target.key or figure.key
+                    self.assertIn(base, keys, f"{scenario.name}: {figure.key}")
+                    self.assertTrue(units.comparable(figure.key, base), figure.key)
+                    self.assertIn(target.against, (PYTHON, NATIVE))
+
+    def test_the_issue_targets(self):
+        found = {
+            figure.key: [(t.against, round(t.at_most, 3), t.key, t.strict) for t in figure.targets]
+            for scenario in SCENARIOS
+            for figure in _figures(scenario)
+        }
+        self.assertEqual(found["startup_ms"], [])  # issue 2: report only
+        self.assertEqual(found["run_true_us"], [(NATIVE, 1.2, None, False)])
+        self.assertEqual(
+            found["communicate_cat_mb_s"], [(NATIVE, 1.25, None, False), (PYTHON, 0.5, None, False)]
+        )
+        self.assertEqual(found["start_join_fork_us"], [(PYTHON, 1.0, None, True)])
+        self.assertEqual(
+            found["start_join_spawn_us"], [(PYTHON, 1.0, "start_join_forkserver_us", True)]
+        )
+        self.assertEqual(found["os_fork_wait_us"], [(PYTHON, 1.0, None, True)])
+        for key in (
+            "map_chunksize1_task_us",
+            "map_chunksize100_task_us",
+            "apply_async_task_us",
+            "queue_16b_msg_s",
+            "queue_64k_mb_s",
+            "pipe_pingpong_us",
+        ):
+            self.assertEqual(found[key], [(PYTHON, 0.5, None, False)], key)
+
+    def test_existing_bench_guests_print_the_keys_that_have_targets(self):
+        guests = Path(__file__).resolve().parents[2] / "guests"
+        for scenario in SCENARIOS:
+            source = guests / getattr(scenario, "guest", "hello") / "src" / "main.rs"
+            if not source.is_file() or not hasattr(scenario, "guest"):
+                continue
+            text = source.read_text(encoding="utf-8")
+            for figure in scenario.figures:
+                if figure.targets:
+                    self.assertRegex(text, rf"\b{figure.key}\b", scenario.guest)
+
+
+def _figures(scenario):
+    if hasattr(scenario, "figures"):
+        return scenario.figures
+    return [scenario.cached, scenario.compiled]
+
+
 class Report(unittest.TestCase):
-    def test_pending_procbridge_and_ratios_in_the_table(self):
-        result = Result("s", "Scenario", "About.", "spread")
-        result.rows = [
-            row("a_us", procbridge=300, python=600, native=100, target=Target(PYTHON, 1.0)),
-            row("b_us", python=600, native=100, target=Target(NATIVE, 1.2)),
-            row("c_us", python=600, status=MISSING, target=Target(PYTHON, 1.0)),
+    def setUp(self):
+        self.result = Result("s", "Scenario", "About.", "spread", issue=3)
+        self.result.rows = [
+            row("a_us", procbridge=300, python=600, native=100, targets=[Target(PYTHON, 1.0)]),
+            row("b_us", python=600, native=100, targets=[Target(NATIVE, 1.2)]),
+            row("c_us", python=600, status=MISSING, targets=[Target(PYTHON, 1.0)]),
+            row(
+                "d_mb_s",
+                procbridge=700,
+                python=400,
+                native=800,
+                targets=[Target(NATIVE, 1 / 0.8), Target(PYTHON, 1 / 2)],
+            ),
         ]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "benchmarks.md"
-            write_report(path, "benchmarks.svg", [("CPU", "test")], [result])
-            text = path.read_text(encoding="utf-8")
+            write_report(path, "benchmarks.svg", [("CPU", "test")], [self.result])
+            self.text = path.read_text(encoding="utf-8")
+
+    def test_pending_procbridge_and_ratios_in_the_table(self):
         self.assertIn(
-            "| a_us | 300 µs | 600 µs | 100 µs | 0.50x | 3.00x | ≤ 1.0x Python 3: **met** |", text
+            "| a_us | 300 µs | 600 µs | 100 µs | 0.50x | 3.00x | ≤ 1x Python 3: 0.50x, **met** |",
+            self.text,
         )
         self.assertIn(
             "| b_us | *pending* | 600 µs | 100 µs | *pending* | *pending* "
             "| ≤ 1.2x native Rust: *pending* |",
-            text,
+            self.text,
         )
-        self.assertIn("| c_us | — | 600 µs | — | — | — | ≤ 1.0x Python 3: not measured |", text)
-        self.assertIn("![procbridge and native Rust relative to Python 3](benchmarks.svg)", text)
+        self.assertIn("| c_us | — | 600 µs | — | — | — | ≤ 1x Python 3: not measured |", self.text)
+        self.assertIn(
+            "![procbridge and native Rust relative to Python 3](benchmarks.svg)", self.text
+        )
+
+    def test_several_targets_share_the_target_cell(self):
+        self.assertIn(
+            "| ≥ 0.8x native Rust's throughput: 0.88x, **met** (narrowly)<br>"
+            "≥ 2x Python 3's throughput: 1.75x, **missed** |",
+            self.text,
+        )
+
+    def test_the_summary_counts_targets_and_names_the_missed_ones(self):
+        self.assertIn("## Targets", self.text)
+        self.assertIn(
+            "Of 5 targets, 2 met, 1 missed and 2 without a verdict yet. Met: a_us (≤ 1x "
+            "Python 3: 0.50x); d_mb_s (≥ 0.8x native Rust's throughput: 0.88x). Met narrowly, "
+            "with less than 10% to spare (run-to-run noise can change these): d_mb_s (≥ 0.8x "
+            "native Rust's throughput: 0.88x). "
+            "**Missed**: "
+            "d_mb_s (≥ 2x Python 3's throughput: 1.75x, 700 MB/s against 400 MB/s).",
+            self.text,
+        )
+        self.assertIn(
+            "| 3 | d_mb_s | ≥ 2x Python 3's throughput | 700 MB/s | 400 MB/s | 1.75x "
+            "| **missed** |",
+            self.text,
+        )
+        self.assertIn("| 3 | b_us | ≤ 1.2x native Rust | — | 100 µs | — | *pending* |", self.text)
 
 
 class Chart(unittest.TestCase):
-    def test_the_chart_is_svg_with_a_bar_per_measured_ratio(self):
-        result = Result("s", "Scenario <1>", "About.", "spread")
-        result.rows = [row("a_us", procbridge=300, python=600, native=100), row("b_us", python=1)]
+    def draw(self, result):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "benchmarks.svg"
             write_chart(path, [result])
-            root = ElementTree.parse(path).getroot()
-        svg = "{http://www.w3.org/2000/svg}"
-        texts = [t.text for t in root.iter(f"{svg}text")]
+            return ElementTree.parse(path).getroot()
+
+    def test_the_chart_is_svg_with_a_bar_per_measured_ratio(self):
+        result = Result("s", "Scenario <1>", "About.", "spread")
+        result.rows = [row("a_us", procbridge=300, python=600, native=100), row("b_us", python=1)]
+        root = self.draw(result)
+        texts = [t.text for t in root.iter(f"{SVG}text")]
         self.assertIn("Scenario <1>", texts)
         self.assertIn("0.5x", texts)  # procbridge ÷ Python
         self.assertIn("0.17x", texts)  # native ÷ Python
         self.assertIn("procbridge: pending", texts)
-        self.assertEqual(len(list(root.iter(f"{svg}rect"))), 1 + 2 + 2)  # background, legend, bars
+        self.assertEqual(len(list(root.iter(f"{SVG}rect"))), 1 + 2 + 2)  # background, legend, bars
+
+    def test_targets_are_marks_on_the_python_scale(self):
+        # 1.2x native (100) is 120, a fifth of Python's 600: the mark sits at 0.2,
+        # between 0.1 and 1 on the log scale, like the bar of 0.5x.
+        result = Result("s", "Scenario", "About.", "spread")
+        result.rows = [
+            row("a_us", procbridge=300, python=600, native=100, targets=[Target(NATIVE, 1.2)])
+        ]
+        root = self.draw(result)
+        marks = [line for line in root.iter(f"{SVG}line") if line.get("stroke") == "#c53030"]
+        self.assertEqual(len(marks), 1 + 1)  # the legend's and the target's
+        grid = {
+            t.text: float(t.get("x")) for t in root.iter(f"{SVG}text") if t.text in ("0.1x", "1x")
+        }
+        x = float(marks[1].get("x1"))
+        expected = grid["0.1x"] + (grid["1x"] - grid["0.1x"]) * math.log10(2)
+        self.assertAlmostEqual(x, expected, delta=0.2)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 if __name__ == "__main__":

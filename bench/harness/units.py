@@ -49,11 +49,32 @@ def scale(key, value):
     return divisor, name
 
 
+# Seconds per unit of a time, or the size of one counted thing of a rate.
+_BASE = {"_us": 1e-6, "_ms": 1e-3, "_mb_s": 1e6, "_msg_s": 1.0}
+
+
+def _suffix(key):
+    return next((suffix for suffix, _, _ in _UNITS if key.endswith(suffix)), None)
+
+
 def cost(key, value):
-    """A number where lower is better: the time itself, or 1/rate."""
+    """A number where lower is better, comparable across keys of one kind:
+    a time in seconds, or 1 ÷ the rate (seconds per byte or per message)."""
+    base = _BASE.get(_suffix(key), 1.0)
     if lower_is_better(key):
-        return value
-    return 1.0 / value if value else float("inf")
+        return value * base
+    return 1.0 / (value * base) if value else float("inf")
+
+
+def comparable(key, other):
+    """Whether costs of ``key`` and ``other`` can be divided: two times, or
+    two rates of the same thing."""
+    mine, theirs = _suffix(key), _suffix(other)
+    if mine is None or theirs is None:
+        return mine == theirs
+    if lower_is_better(key) and lower_is_better(other):
+        return True
+    return mine == theirs
 
 
 def number(value):

@@ -89,5 +89,5 @@ fn the_benchmark_guest_prints_bench_lines() {
             parts[1].to_string()
         })
         .collect();
-    assert_eq!(keys, ["run_true_us", "communicate_MBps"]);
+    assert_eq!(keys, ["run_true_us", "communicate_cat_mb_s"]);
 }
