@@ -127,7 +127,7 @@ fn pinned_binary_replaced_after_start_up_is_refused() {
         format!("[commands.\"{}\"]\nsha256 = \"{digest}\"\n", tool.display()),
     )
     .unwrap();
-    let (mut child, mut stdin, mut lines) = start_interactive(
+    let (child, mut stdin, mut lines) = start_interactive(
         procbridge()
             .args(["run", "--policy", policy.to_str().unwrap()])
             .arg(guest("subprocess_probe"))
