@@ -1,0 +1,108 @@
+//! Benchmark guest for queues and pipes, the same measurements as
+//! `bench/python/queue_bench.py`, printing `BENCH <key> <value>`:
+//!
+//! - `queue_16b_msg_s`: a writer process puts 16-byte messages on a
+//!   `Queue`; the parent gets them all (messages per second);
+//! - `queue_64k_mb_s`: the same with 64 KiB messages (MB/s);
+//! - `pipe_pingpong_us`: round trip of a 16-byte message over a `Pipe` to a
+//!   child that sends it back (median, microseconds).
+//!
+//! `--quick` runs fewer iterations.
+
+use procbridge_sdk::multiprocessing::{Connection, Pipe, Process, Queue};
+use procbridge_sdk::task;
+use std::time::Instant;
+
+fn pick(quick: bool, small: usize, full: usize) -> usize {
+    if quick {
+        small
+    } else {
+        full
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+fn pack(values: &[i32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn unpack(args: &[u8]) -> Vec<i32> {
+    args.chunks(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+// Puts COUNT messages of SIZE bytes.
+task!(writer, |args: &[u8]| -> Result<Vec<u8>, String> {
+    let a = unpack(args);
+    let q = Queue::from_raw(a[0]);
+    let message = vec![b'x'; a[1] as usize];
+    for _ in 0..a[2] {
+        q.put(&message[..]).map_err(|e| format!("{:?}", e))?;
+    }
+    Ok(Vec::new())
+});
+
+// Sends back every message until an empty one.
+task!(echo, |args: &[u8]| -> Result<Vec<u8>, String> {
+    let conn = Connection::from_raw(unpack(args)[0]);
+    loop {
+        let message: Vec<u8> = conn.recv().map_err(|e| format!("{:?}", e))?;
+        if message.is_empty() {
+            return Ok(Vec::new());
+        }
+        conn.send(&message[..]).map_err(|e| format!("{:?}", e))?;
+    }
+});
+
+/// Seconds from starting the writer to the reader holding every message.
+fn queue_seconds(size: usize, count: usize) -> f64 {
+    let q = Queue::with_maxsize(1 << 16).expect("queue");
+    let start = Instant::now();
+    let mut writer =
+        Process::new("writer").args(&pack(&[q.as_raw(), size as i32, count as i32])[..]);
+    writer.start().expect("start writer");
+    for _ in 0..count {
+        let _: Vec<u8> = q.get().expect("get");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    writer.join().expect("join writer");
+    elapsed
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = pick(quick, 1, 3);
+
+    let count = pick(quick, 10_000, 200_000);
+    let secs = median((0..rounds).map(|_| queue_seconds(16, count)).collect());
+    println!("BENCH queue_16b_msg_s {:.0}", count as f64 / secs);
+
+    let count = pick(quick, 200, 2_000);
+    let size = 64 * 1024;
+    let secs = median((0..rounds).map(|_| queue_seconds(size, count)).collect());
+    println!(
+        "BENCH queue_64k_mb_s {:.1}",
+        (size * count) as f64 / 1e6 / secs
+    );
+
+    let (parent, child) = Pipe(true).expect("pipe");
+    let mut echo = Process::new("echo").args(&pack(&[child.as_raw()])[..]);
+    echo.start().expect("start echo");
+    drop(child);
+    let message = [b'x'; 16];
+    let mut times = Vec::new();
+    for _ in 0..pick(quick, 1_000, 5_000) {
+        let start = Instant::now();
+        parent.send(&message[..]).expect("send");
+        let _: Vec<u8> = parent.recv().expect("recv");
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    println!("BENCH pipe_pingpong_us {:.2}", median(times));
+    parent.send(&[][..]).expect("send stop");
+    echo.join().expect("join echo");
+}
