@@ -138,7 +138,7 @@ pub struct GrantedCommand {
 }
 
 /// A host directory granted to the guest (and to the commands it starts).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DirGrant {
     /// The host directory, canonical (symlinks resolved at start-up).
     pub host: PathBuf,
@@ -146,6 +146,9 @@ pub struct DirGrant {
     pub guest: String,
     /// Read-only or read-write.
     pub perms: DirPerms,
+    /// The directory itself, opened at start-up: paths below it are resolved
+    /// by cap-std, which refuses `..` and symlinks that lead outside.
+    pub dir: Arc<cap_std::fs::Dir>,
 }
 
 /// The grants and limits of a guest. Immutable once built; see
@@ -284,44 +287,35 @@ impl Policy {
         Ok(cmd.confinement.get_or_init(|| confinement).clone())
     }
 
-    /// Maps a guest path (as the guest sees it through a granted directory)
-    /// to the host path, for a command's working directory. The result is
-    /// inside a granted directory: `..` that would leave it is refused, and a
-    /// symlink that leads out of it is refused.
+    /// Opens a guest path (as the guest sees it through a granted directory)
+    /// as a directory, for a command's working directory. It is resolved
+    /// under the granted directory by cap-std: `..` or a symlink that would
+    /// leave it is refused, and the command is later moved into the opened
+    /// directory itself (`fchdir`), so nothing can be swapped in between.
     ///
     /// # Errors
-    /// `EPERM` when the path is not inside a granted directory.
-    pub fn host_dir_for(&self, guest_path: &str) -> BridgeResult<PathBuf> {
-        let denied = || {
+    /// `EPERM` when the path is not inside a granted directory; `ENOENT`
+    /// when it does not exist or is not a directory.
+    pub fn open_dir(&self, guest_path: &str) -> BridgeResult<cap_std::fs::Dir> {
+        let denied = |why: &str| {
             BridgeError::denied(format!(
-                "cwd \"{guest_path}\": not inside a granted directory (add --dir)"
+                "cwd \"{guest_path}\": {why} (grant a directory with --dir)"
             ))
         };
-        for dir in &self.dirs {
-            let rest = match strip_guest_prefix(guest_path, &dir.guest) {
-                Some(rest) => rest,
+        for grant in &self.dirs {
+            let rest = match strip_guest_prefix(guest_path, &grant.guest) {
+                Some(rest) => rest.trim_start_matches('/'),
                 None => continue,
             };
-            let mut host = dir.host.clone();
-            for part in rest.split('/').filter(|p| !p.is_empty() && *p != ".") {
-                if part == ".." {
-                    if host == dir.host {
-                        return Err(denied());
-                    }
-                    host.pop();
-                } else {
-                    host.push(part);
+            let rest = if rest.is_empty() { "." } else { rest };
+            return grant.dir.open_dir(rest).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                    BridgeError::new(crate::Errno::NoEnt, format!("cwd \"{guest_path}\": {e}"))
                 }
-            }
-            let real = std::fs::canonicalize(&host).map_err(|e| {
-                BridgeError::new(crate::Errno::NoEnt, format!("cwd \"{guest_path}\": {e}"))
-            })?;
-            if !real.starts_with(&dir.host) {
-                return Err(denied());
-            }
-            return Ok(real);
+                _ => denied(&format!("leads outside the granted directory ({e})")),
+            });
         }
-        Err(denied())
+        Err(denied("not inside a granted directory"))
     }
 }
 
@@ -476,10 +470,13 @@ impl PolicyBuilder {
         if !real.is_dir() {
             bail!("{} is not a directory", host.display());
         }
+        let dir = cap_std::fs::Dir::open_ambient_dir(&real, cap_std::ambient_authority())
+            .with_context(|| format!("directory {}", host.display()))?;
         self.policy.dirs.push(DirGrant {
             host: real,
             guest: guest.to_string(),
             perms,
+            dir: Arc::new(dir),
         });
         Ok(self)
     }
@@ -712,34 +709,43 @@ mod tests {
 
     #[test]
     fn cwd_must_stay_inside_a_granted_dir() {
+        use std::os::fd::AsRawFd;
         let root = tempfile::tempdir().unwrap();
         let work = root.path().join("work");
         std::fs::create_dir_all(work.join("sub")).unwrap();
         std::os::unix::fs::symlink(root.path(), work.join("up")).unwrap();
+        std::os::unix::fs::symlink("/", work.join("abs")).unwrap();
         let policy = Policy::builder()
             .dir(&work, "/work", DirPerms::ReadWrite)
             .unwrap()
             .build();
         let real_work = std::fs::canonicalize(&work).unwrap();
-        assert_eq!(policy.host_dir_for("/work").unwrap(), real_work);
+        let where_is = |dir: cap_std::fs::Dir| {
+            std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).unwrap()
+        };
+        assert_eq!(where_is(policy.open_dir("/work").unwrap()), real_work);
         assert_eq!(
-            policy.host_dir_for("/work/sub/").unwrap(),
+            where_is(policy.open_dir("/work/sub/").unwrap()),
             real_work.join("sub")
         );
-        assert_eq!(policy.host_dir_for("/work/sub/..").unwrap(), real_work);
+        assert_eq!(
+            where_is(policy.open_dir("/work/sub/..").unwrap()),
+            real_work
+        );
         for escape in [
             "/work/..",
             "/work/sub/../..",
             "/work/up",
+            "/work/abs",
             "/tmp",
             "/workx",
             "sub",
         ] {
-            let err = policy.host_dir_for(escape).unwrap_err();
-            assert_eq!(err.errno, Errno::Perm, "{escape}");
+            let err = policy.open_dir(escape).unwrap_err();
+            assert_eq!(err.errno, Errno::Perm, "{escape}: {}", err.message);
         }
         assert_eq!(
-            policy.host_dir_for("/work/missing").unwrap_err().errno,
+            policy.open_dir("/work/missing").unwrap_err().errno,
             Errno::NoEnt
         );
     }

@@ -1,10 +1,11 @@
 //! Time limits for the whole job, armed by the root host process.
 //!
-//! * Wall-clock time ([`arm_wall_clock`]): a thread that only sleeps; when
-//!   the time is up it writes one line to stderr and ends the root process
-//!   with exit code [`WALL_CLOCK_EXIT`]. Every descendant dies with it (each
-//!   has a parent-death signal). The thread holds no lock while it sleeps, so
-//!   it is safe to fork while it runs; fork children do not have it.
+//! * Wall-clock time ([`arm_wall_clock`]): a thread that waits on a channel
+//!   until the time is up or the returned guard is dropped; when the time is
+//!   up it writes one line to stderr and ends the root process with exit
+//!   code [`WALL_CLOCK_EXIT`]. Every descendant dies with it (each has a
+//!   parent-death signal). The thread holds no lock while it waits, so it is
+//!   safe to fork while it runs; fork children do not have it.
 //! * CPU time ([`arm_cpu_limit`]): `RLIMIT_CPU` on the root, inherited by
 //!   every guest process it forks (and set on spawned commands by their
 //!   confinement). A process over its CPU seconds gets `SIGXCPU`; guest
@@ -26,17 +27,33 @@ fn write_stderr(message: &[u8]) {
     }
 }
 
+/// An armed wall-clock limit; dropping it disarms the limit.
+#[derive(Debug)]
+pub struct WallClock {
+    _disarm: crossbeam_channel::Sender<()>,
+}
+
 /// Ends this process (and so, through parent-death signals, the whole tree)
-/// after `limit`.
-pub fn arm_wall_clock(limit: Duration) {
+/// after `limit`, unless the returned [`WallClock`] is dropped first.
+///
+/// ```no_run
+/// let limit = procbridge::watchdog::arm_wall_clock(std::time::Duration::from_secs(60));
+/// // ... run the guest ...
+/// drop(limit); // finished in time: disarm
+/// ```
+pub fn arm_wall_clock(limit: Duration) -> WallClock {
     let message = format!(
         "procbridge: limit: wall-clock time of {}s reached; the job is stopped\n",
         limit.as_secs_f64()
     );
+    let (disarm, disarmed) = crossbeam_channel::bounded::<()>(0);
     std::thread::Builder::new()
         .name("procbridge-wall-clock".into())
         .spawn(move || {
-            std::thread::sleep(limit);
+            // Nothing is ever sent: a disconnect (the guard dropped) disarms.
+            if disarmed.recv_timeout(limit) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
+                return;
+            }
             crate::audit::Event::new(crate::audit::Kind::Limit)
                 .outcome(message.trim_end().trim_start_matches("procbridge: limit: "))
                 .record_quietly();
@@ -47,6 +64,7 @@ pub fn arm_wall_clock(limit: Duration) {
         })
         .map(drop)
         .unwrap_or_else(|e| eprintln!("procbridge: cannot arm the wall-clock limit: {e}"));
+    WallClock { _disarm: disarm }
 }
 
 extern "C" fn on_sigxcpu(_: libc::c_int) {
@@ -73,4 +91,17 @@ pub fn arm_cpu_limit(seconds: u64) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_wall_clock_never_fires() {
+        // If it fired, this whole test process would exit with 124.
+        let limit = arm_wall_clock(Duration::from_millis(50));
+        drop(limit);
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -140,9 +140,7 @@ impl RunCommand {
                 .context("--cpu-time")
                 .map_err(internal)?;
         }
-        if let Some(limit) = limits.wall_time {
-            watchdog::arm_wall_clock(limit);
-        }
+        let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
         runtime.run(&program, state).map_err(classify_run_error)
     }
 

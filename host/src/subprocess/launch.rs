@@ -29,7 +29,8 @@ pub(crate) struct Launch {
     _strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
-    cwd: Option<CString>,
+    /// The working directory, opened (the child `fchdir`s into it).
+    cwd: Option<RawFd>,
     /// For fd 0, 1, 2: the descriptor to install there, or `-1` to keep the
     /// host's own.
     stdio: [RawFd; 3],
@@ -51,7 +52,7 @@ impl Launch {
         path: &Path,
         argv: &[String],
         env: &[(String, String)],
-        cwd: Option<&Path>,
+        cwd: Option<RawFd>,
         stdio: [RawFd; 3],
         confinement: Arc<Confinement>,
     ) -> io::Result<Launch> {
@@ -75,7 +76,7 @@ impl Launch {
             _strings: strings,
             argv: argv_ptrs,
             envp,
-            cwd: cwd.map(|d| c(d.as_os_str().as_bytes())).transpose()?,
+            cwd,
             stdio,
             parent: std::process::id() as libc::pid_t,
             confinement,
@@ -175,8 +176,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail();
             }
         }
-        if let Some(cwd) = &launch.cwd {
-            if libc::chdir(cwd.as_ptr()) != 0 {
+        if let Some(cwd) = launch.cwd {
+            if libc::fchdir(cwd) != 0 {
                 fail();
             }
         }

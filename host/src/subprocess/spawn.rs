@@ -82,7 +82,7 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         no_nul("environment variable", value)?;
     }
     let cwd = match &req.cwd {
-        Some(cwd) => Some(policy.host_dir_for(cwd).map_err(deny)?),
+        Some(cwd) => Some(policy.open_dir(cwd).map_err(deny)?),
         None => None,
     };
     let confinement = policy
@@ -101,7 +101,7 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         &granted.path,
         &req.argv,
         &req.env,
-        cwd.as_deref(),
+        cwd.as_ref().map(|d| d.as_raw_fd()),
         [stdin_child.raw(), stdout_child.raw(), stderr_child.raw()],
         confinement,
     )
