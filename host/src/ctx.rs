@@ -53,7 +53,7 @@ impl OutputCapture {
 pub struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) bridge: Bridge,
-    pub(crate) store_limits: wasmtime::StoreLimits,
+    pub(crate) memory: crate::memory::MemoryLimiter,
 }
 
 impl std::fmt::Debug for HostState {
@@ -250,10 +250,7 @@ impl GuestBuilder {
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
-        let store_limits = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(self.policy.limits().max_memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
+        let memory = crate::memory::MemoryLimiter::new(self.policy.limits());
         // Build each command's confinement now: problems show at start-up,
         // and spawning later opens nothing.
         for cmd in self.policy.commands() {
@@ -268,7 +265,7 @@ impl GuestBuilder {
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,
-            store_limits,
+            memory,
         })
     }
 }

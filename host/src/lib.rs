@@ -36,6 +36,7 @@ pub mod ctx;
 pub mod errno;
 pub mod guest_mem;
 pub mod handles;
+mod memory;
 pub mod policy;
 pub mod policy_file;
 pub mod process;

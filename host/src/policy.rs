@@ -37,6 +37,8 @@ pub struct Limits {
     pub max_processes: usize,
     /// Linear memory of one wasm instance, in bytes.
     pub max_memory_bytes: usize,
+    /// Linear memory of all the wasm instances of the tree, in bytes.
+    pub max_total_memory_bytes: u64,
     /// Bytes waiting in one queue or pipe.
     pub max_queued_bytes: usize,
     /// Wall-clock time of the whole job (the CLI kills the tree after it).
@@ -56,6 +58,7 @@ impl Default for Limits {
             max_output_bytes: 1 << 30,
             max_processes: 64,
             max_memory_bytes: 1 << 30,
+            max_total_memory_bytes: 8 << 30,
             max_queued_bytes: 64 << 20,
             wall_time: None,
             cpu_seconds: None,

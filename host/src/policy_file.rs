@@ -24,6 +24,7 @@
 //! [limits]
 //! processes = 16
 //! memory_mb = 256          # per wasm instance
+//! total_memory_mb = 1024   # all the wasm instances of the tree
 //! wall_time_seconds = 60
 //! cpu_seconds = 30
 //! output_mb = 64
@@ -117,6 +118,7 @@ struct NetworkEntry {
 struct LimitsEntry {
     processes: Option<usize>,
     memory_mb: Option<usize>,
+    total_memory_mb: Option<u64>,
     wall_time_seconds: Option<u64>,
     cpu_seconds: Option<u64>,
     output_mb: Option<usize>,
@@ -222,6 +224,9 @@ fn apply_limits(entry: &LimitsEntry, limits: &mut Limits) {
     if let Some(mb) = entry.memory_mb {
         limits.max_memory_bytes = mb.saturating_mul(MB);
     }
+    if let Some(mb) = entry.total_memory_mb {
+        limits.max_total_memory_bytes = mb.saturating_mul(MB as u64);
+    }
     if let Some(s) = entry.wall_time_seconds {
         limits.wall_time = Some(Duration::from_secs(s));
     }
@@ -294,9 +299,10 @@ pub fn explain(policy: &Policy) -> String {
     let l = policy.limits();
     line("Limits:".into());
     line(format!(
-        "  {} live processes in the whole tree; {} MiB of memory per wasm instance",
+        "  {} live processes in the whole tree; {} MiB of memory per wasm instance, {} MiB in all",
         l.max_processes,
-        l.max_memory_bytes / MB
+        l.max_memory_bytes / MB,
+        l.max_total_memory_bytes / MB as u64
     ));
     line(format!(
         "  {} MiB of captured output per stream; {} MiB queued per queue or pipe; {} open handles",

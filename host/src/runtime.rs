@@ -132,7 +132,7 @@ impl Program {
 /// instance the host creates goes through here.
 pub(crate) fn new_store(engine: &Engine, state: HostState) -> Store<HostState> {
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.store_limits);
+    store.limiter(|s| &mut s.memory);
     store
 }
 

@@ -36,7 +36,7 @@
 //! takes the whole tree down, one generation after the other.
 
 use crate::errno::{BridgeError, BridgeResult, Errno};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// The most processes one tree can track, whatever the limits say.
@@ -48,7 +48,14 @@ struct Table {
     /// `0` free; `-pid` reserved by process `pid` for a child it is about to
     /// start; `pid` a live child.
     slots: [AtomicI32; CAPACITY],
+    /// Bytes of wasm linear memory held by the process of each slot.
+    memory: [AtomicU64; CAPACITY],
+    /// Bytes of wasm linear memory held by the root (which has no slot).
+    root_memory: AtomicU64,
 }
+
+/// The slot of this process in the table (`usize::MAX`: the root).
+static OWN_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// The table's address, inherited by every descendant through `fork`.
 static TABLE: OnceLock<Option<&'static Table>> = OnceLock::new();
@@ -122,6 +129,17 @@ impl Claim {
     pub fn forget_in_child(self) {
         std::mem::forget(self);
     }
+
+    /// In a `fork` child: takes the claimed slot as this process's own, and
+    /// accounts `memory` bytes of wasm memory (the instances it inherited)
+    /// to it. The parent commits the original claim.
+    pub fn adopt_in_child(self, memory: u64) {
+        OWN_SLOT.store(self.index, Ordering::Release);
+        if let Ok(table) = table() {
+            table.memory[self.index].store(memory, Ordering::Release);
+        }
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for Claim {
@@ -177,8 +195,76 @@ pub fn release(slot: Slot) {
             .compare_exchange(slot.pid, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if freed {
+            table.memory[slot.index].store(0, Ordering::Release);
             table.live.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+fn own_memory(table: &Table) -> &AtomicU64 {
+    match OWN_SLOT.load(Ordering::Acquire) {
+        usize::MAX => &table.root_memory,
+        index => &table.memory[index],
+    }
+}
+
+/// The bytes of wasm linear memory the whole tree holds.
+pub fn tree_memory() -> u64 {
+    match table() {
+        Ok(table) => {
+            table.root_memory.load(Ordering::Acquire)
+                + table
+                    .memory
+                    .iter()
+                    .map(|m| m.load(Ordering::Acquire))
+                    .sum::<u64>()
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Accounts `delta` more bytes of wasm memory to this process, unless the
+/// tree would then hold more than `limit`.
+///
+/// # Errors
+/// The tree's total (without `delta`) when the limit would be passed.
+pub fn memory_grow(delta: u64, limit: u64) -> Result<(), u64> {
+    let table = match table() {
+        Ok(table) => table,
+        // Without the shared table only the per-instance limit applies.
+        Err(_) => return Ok(()),
+    };
+    for attempt in 0..2 {
+        own_memory(table).fetch_add(delta, Ordering::AcqRel);
+        let total = tree_memory();
+        if total <= limit {
+            return Ok(());
+        }
+        own_memory(table).fetch_sub(delta, Ordering::AcqRel);
+        if attempt == 0 {
+            reclaim_dead(table);
+        } else {
+            return Err(total - delta);
+        }
+    }
+    Ok(())
+}
+
+/// Gives back `bytes` of wasm memory accounted to this process.
+pub fn memory_shrink(bytes: u64) {
+    if let Ok(table) = table() {
+        let own = own_memory(table);
+        let _ = own.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            Some(v.saturating_sub(bytes))
+        });
+    }
+}
+
+/// Sets the wasm memory accounted to this process (a spawn child that
+/// leaves its inherited copy of the parent's instance unused).
+pub fn set_own_memory(bytes: u64) {
+    if let Ok(table) = table() {
+        own_memory(table).store(bytes, Ordering::Release);
     }
 }
 
@@ -192,7 +278,7 @@ pub fn live() -> usize {
 }
 
 fn reclaim_dead(table: &Table) {
-    for slot in &table.slots {
+    for (index, slot) in table.slots.iter().enumerate() {
         let value = slot.load(Ordering::Acquire);
         if value == 0 {
             continue;
@@ -206,6 +292,7 @@ fn reclaim_dead(table: &Table) {
                 .compare_exchange(value, 0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
+            table.memory[index].store(0, Ordering::Release);
             table.live.fetch_sub(1, Ordering::AcqRel);
         }
     }

@@ -215,3 +215,29 @@ fn spawned_shell_cannot_write_outside_granted_dirs() {
         stdout(&out)
     );
 }
+
+/// The root grows to 16 MiB, forks, and the child (holding its 16 MiB
+/// copy) grows by 16 MiB more.
+const FORK_AND_GROW: &[u8] = br#"(module
+    (import "procbridge" "fork" (func $fork (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start")
+      (drop (memory.grow (i32.const 255)))
+      (if (i32.eqz (call $fork))
+        (then (drop (memory.grow (i32.const 256)))))))"#;
+
+#[test]
+fn tree_wide_memory_limit_stops_the_process_that_goes_over() {
+    let (_dir, path) = temp_file("grow.wat", FORK_AND_GROW);
+    let out = run_cli(&["run", "--max-total-memory", "40", path.to_str().unwrap()]);
+    // The child trapped; the root, within the limit, ended well.
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("memory limit of the process tree reached"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_cli(&["run", "--max-total-memory", "64", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("memory limit"), "{}", stderr(&out));
+}

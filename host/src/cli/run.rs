@@ -58,6 +58,10 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "MIB")]
     max_memory: Option<usize>,
 
+    /// Most linear memory of all the wasm instances of the tree, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_total_memory: Option<u64>,
+
     /// Most output one call may capture from a command, in MiB.
     #[arg(long, value_name = "MIB")]
     max_output: Option<usize>,
@@ -174,6 +178,9 @@ impl RunCommand {
         if let Some(mib) = self.max_memory {
             limits.max_memory_bytes = mib.saturating_mul(1 << 20);
         }
+        if let Some(mib) = self.max_total_memory {
+            limits.max_total_memory_bytes = mib.saturating_mul(1 << 20);
+        }
         if let Some(mib) = self.max_output {
             limits.max_output_bytes = mib.saturating_mul(1 << 20);
         }
@@ -207,10 +214,11 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
     }
     match err.downcast_ref::<RunError>() {
         Some(RunError::Trap(trap)) => {
-            if format!("{trap:#}").contains("forcing trap when growing memory") {
+            let text = format!("{trap:#}");
+            if let Some(at) = text.find("memory limit") {
                 audit::Event::new(audit::Kind::Limit)
-                    .outcome("memory limit of the wasm instance reached (--max-memory)")
-                    .record();
+                    .outcome(text[at..].lines().next().unwrap_or(""))
+                    .record_quietly();
             }
             (ExitCode::Trap, err)
         }

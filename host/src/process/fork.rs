@@ -52,7 +52,7 @@ pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
         return Err(BridgeError::new(Errno::Again, format!("fork: {err}")));
     }
     if pid == 0 {
-        claim.forget_in_child();
+        claim.adopt_in_child(state.memory.held());
         become_child(state, parent);
         return Ok(Forked::Child);
     }

@@ -30,6 +30,9 @@ pub(crate) fn run_fresh(parent: &mut HostState, target: &str, args: Vec<u8>, fla
 }
 
 fn run(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> anyhow::Result<i32> {
+    // The copy of the parent's instance stays unused here: only the fresh
+    // instance counts against the tree's memory.
+    crate::supervisor::set_own_memory(0);
     let program = parent
         .bridge
         .program

@@ -1,0 +1,84 @@
+//! Memory limits for guests: linear memory per instance, and for all the
+//! instances of the process tree together.
+//!
+//! Every store gets a [`MemoryLimiter`]. Growing a memory past either limit
+//! traps the guest with a message naming the limit (a memory bomb ends its
+//! own process; the rest of the tree goes on). The tree-wide total is kept
+//! in the supervisor's shared table: each process accounts what its
+//! instances hold, and a process's share is forgotten when it is reaped.
+
+use crate::policy::Limits;
+use crate::supervisor;
+use wasmtime::ResourceLimiter;
+
+const MIB: usize = 1 << 20;
+
+/// Most elements of one table (tables cost host memory too).
+const MAX_TABLE_ELEMENTS: usize = 10_000_000;
+
+/// The limiter of one store.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    per_instance: usize,
+    total: u64,
+    /// Bytes of linear memory this store holds (accounted to the tree).
+    held: u64,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        MemoryLimiter {
+            per_instance: limits.max_memory_bytes,
+            total: limits.max_total_memory_bytes,
+            held: 0,
+        }
+    }
+
+    /// Bytes of linear memory this store holds.
+    pub(crate) fn held(&self) -> u64 {
+        self.held
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.per_instance {
+            wasmtime::bail!(
+                "memory limit of one instance reached: growing to {} MiB, the limit is {} MiB",
+                desired.div_ceil(MIB),
+                self.per_instance / MIB
+            );
+        }
+        let delta = desired.saturating_sub(current) as u64;
+        if let Err(total) = supervisor::memory_grow(delta, self.total) {
+            wasmtime::bail!(
+                "memory limit of the process tree reached: {} MiB held, {} MiB more asked, the limit is {} MiB",
+                total / MIB as u64,
+                delta.div_ceil(MIB as u64),
+                self.total / MIB as u64
+            );
+        }
+        self.held += delta;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        supervisor::memory_shrink(self.held);
+    }
+}
