@@ -37,6 +37,7 @@ pub mod guest_mem;
 pub mod handles;
 pub mod policy;
 pub mod policy_file;
+pub(crate) mod pool;
 pub mod process;
 mod process_local;
 pub mod runtime;

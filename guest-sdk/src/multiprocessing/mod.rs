@@ -1,5 +1,5 @@
 //! Python's `multiprocessing`: processes that run a task function, each a
-//! real OS process with its own pid.
+//! real OS process with its own pid, and [`Pool`]s of worker processes.
 //!
 //! ```no_run
 //! use procbridge_sdk::multiprocessing::Process;
@@ -18,6 +18,8 @@
 //! }
 //! ```
 
+pub mod pool;
 mod process;
 
+pub use pool::{AsyncResult, Pool, PoolError};
 pub use process::{Process, StartMethod};

@@ -14,6 +14,7 @@ use wasmtime::{Caller, Linker};
 pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
+pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod subprocess;
 
@@ -22,6 +23,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     os::add_to_linker(linker)?;
     subprocess::add_to_linker(linker)?;
     process::add_to_linker(linker)?;
+    pool::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -33,8 +35,13 @@ pub(crate) fn with_memory<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
 where
     F: FnOnce(&mut GuestMemory<'_>, &mut HostState) -> BridgeResult<i32>,
 {
-    let memory = match caller.get_export("memory").and_then(|e| e.into_memory()) {
-        Some(memory) => memory,
+    let cached = caller.data().bridge.memory;
+    let found = cached.or_else(|| caller.get_export("memory").and_then(|e| e.into_memory()));
+    let memory = match found {
+        Some(memory) => {
+            caller.data_mut().bridge.memory = Some(memory);
+            memory
+        }
         None => {
             return caller.data_mut().bridge.fail(BridgeError::new(
                 Errno::Fault,
