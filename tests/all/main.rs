@@ -11,5 +11,6 @@ mod fork;
 mod hello;
 mod host_calls;
 mod policy;
+mod pool;
 mod process;
 mod subprocess;

@@ -5,7 +5,7 @@ use super::chunk::Chunk;
 use super::frame;
 use super::serve;
 use crate::ctx::HostState;
-use crate::errno::{BridgeError, BridgeResult};
+use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process::child::{exitcode, Child};
 use crate::process::fork::{fork_host, Forked};
 use std::collections::VecDeque;
@@ -228,9 +228,14 @@ fn socketpair() -> BridgeResult<(OwnedFd, OwnedFd)> {
         )
     };
     if ret != 0 {
-        return Err(BridgeError::io(
-            "socketpair for a pool worker",
-            std::io::Error::last_os_error(),
+        let err = std::io::Error::last_os_error();
+        let errno = match err.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
+            _ => Errno::Io,
+        };
+        return Err(BridgeError::new(
+            errno,
+            format!("socketpair for a pool worker: {err}"),
         ));
     }
     // SAFETY: fresh descriptors owned by nobody else.
