@@ -449,7 +449,7 @@ impl Pool {
             for worker in &mut self.workers {
                 while worker.in_flight.len() < level
                     && !worker.dying
-                    && max_tasks.map_or(true, |max| worker.sent < max)
+                    && max_tasks.is_none_or(|max| worker.sent < max)
                 {
                     let Some(chunk) = self.queue.pop_front() else {
                         return;
