@@ -49,9 +49,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
 /// The longest task name accepted.
 const MAX_NAME: usize = 256;
 
-/// The most items one submission may have.
-const MAX_ITEMS: usize = 1 << 20;
-
 /// Runs a body that needs the whole `Caller` (to start workers); its `Err`
 /// becomes `-errno`.
 fn with_caller<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
@@ -196,24 +193,22 @@ fn pool_submit(
     let mut request = None;
     let ret = with_memory(&mut caller, |mem, state| {
         let name = mem.read_str(name_ptr, name_len, MAX_NAME)?.to_string();
-        let bytes = mem.read(items_ptr, items_len, MAX_READ)?;
-        let items = procbridge_abi::list::decode_max(bytes, MAX_ITEMS)
-            .map_err(|e| BridgeError::invalid(format!("task arguments: {e}")))?;
+        let list = mem.read(items_ptr, items_len, MAX_READ)?.to_vec();
         if chunksize < 1 {
             return Err(BridgeError::invalid(format!(
                 "chunksize must be at least 1, not {chunksize}"
             )));
         }
         pool(state, h)?;
-        request = Some((name, items));
+        request = Some((name, list));
         Ok(0)
     });
-    let Some((name, items)) = request else {
+    let Some((name, list)) = request else {
         return ret;
     };
     with_caller(&mut caller, |caller| {
         check_task_export(caller, &name)?;
-        let id = pool(caller.data_mut(), h)?.submit(&name, items, chunksize as usize)?;
+        let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
         // Send what can be sent now; do not wait.
         drive(caller, h, Wait::Poll, |_| Ok(None::<()>))?;
         Ok(id)

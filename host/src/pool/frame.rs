@@ -49,21 +49,20 @@ pub(crate) fn next_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameErro
     Ok(buf.get(4..4 + len).map(|payload| (payload, 4 + len)))
 }
 
-/// Appends a request frame to `out`.
-pub(crate) fn push_request<T: AsRef<[u8]>>(out: &mut Vec<u8>, id: u64, name: &str, items: &[T]) {
+/// Appends a request frame to `out`: `count` items, already in the list
+/// encoding in `items`.
+pub(crate) fn push_request(out: &mut Vec<u8>, id: u64, name: &str, count: usize, items: &[u8]) {
     let start = begin(out);
     out.extend_from_slice(&id.to_le_bytes());
     push_bytes(out, name.as_bytes());
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
-    for item in items {
-        push_bytes(out, item.as_ref());
-    }
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    out.extend_from_slice(items);
     end(out, start);
 }
 
 /// Appends the frame that stops a worker.
 pub(crate) fn push_stop(out: &mut Vec<u8>) {
-    push_request::<&[u8]>(out, STOP, "", &[]);
+    push_request(out, STOP, "", 0, &[]);
 }
 
 /// Appends a reply frame to `out`.
@@ -169,7 +168,8 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let mut buf = Vec::new();
-        push_request(&mut buf, 7, "square", &[b"3".to_vec(), Vec::new()]);
+        let items = procbridge_abi::list::encode(&[&b"3"[..], b""]);
+        push_request(&mut buf, 7, "square", 2, &items);
         push_stop(&mut buf);
         let (payload, used) = next_frame(&buf).unwrap().unwrap();
         let req = request(payload).unwrap();
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn partial_and_corrupt_frames() {
         let mut buf = Vec::new();
-        push_request(&mut buf, 1, "f", &[b"x"]);
+        push_request(&mut buf, 1, "f", 1, &procbridge_abi::list::encode(&[b"x"]));
         assert_eq!(next_frame(&buf[..buf.len() - 1]), Ok(None));
         assert_eq!(next_frame(&buf[..2]), Ok(None));
         let (payload, _) = next_frame(&buf).unwrap().unwrap();

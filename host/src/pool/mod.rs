@@ -48,6 +48,9 @@ pub(crate) const POOL_KIND: &str = "pool";
 /// The most workers one pool may have.
 pub(crate) const MAX_WORKERS: usize = 256;
 
+/// The most items one submission may have.
+const MAX_ITEMS: usize = 1 << 20;
+
 /// After a worker could not be started, the pool waits this long before
 /// trying again.
 const RESTART_BACKOFF: Duration = Duration::from_millis(100);
@@ -217,22 +220,25 @@ impl Pool {
         }
     }
 
-    /// Queues `items` for the task export `name`, `chunksize` items per
-    /// request, and returns the submission's id.
+    /// Queues the items of the list-encoded `list` for the task export
+    /// `name`, `chunksize` items per request, and returns the submission's
+    /// id.
     ///
     /// # Errors
-    /// `EINVAL` unless the pool is running (Python: "Pool not running");
+    /// `EINVAL` unless the pool is running (Python: "Pool not running"), or
+    /// for a malformed list;
     /// `ENOBUFS` past the policy's queued-bytes limit.
     pub(crate) fn submit(
         &mut self,
         name: &str,
-        items: Vec<Vec<u8>>,
+        list: &[u8],
         chunksize: usize,
     ) -> BridgeResult<i32> {
         if self.state != State::Running {
             return Err(BridgeError::invalid("Pool not running"));
         }
-        let size: usize = items.iter().map(Vec::len).sum();
+        let ends = chunk::item_ends(list, MAX_ITEMS)?;
+        let size = list.len();
         if self.queued_bytes.saturating_add(size) > self.config.max_queued_bytes {
             return Err(BridgeError::new(
                 Errno::NoBufs,
@@ -247,9 +253,9 @@ impl Pool {
         let handle = i32::try_from(id)
             .map_err(|_| BridgeError::new(Errno::Again, "this pool has run out of result ids"))?;
         self.next_batch += 1;
-        self.batches.insert(id, Batch::new(items.len()));
+        self.batches.insert(id, Batch::new(ends.len()));
         let name: Arc<str> = Arc::from(name);
-        let chunks = chunk::split(id, &name, items, chunksize, &mut self.next_chunk);
+        let chunks = chunk::split(id, &name, list, &ends, chunksize, &mut self.next_chunk);
         self.queue.extend(chunks);
         self.queued_bytes += size;
         Ok(handle)
@@ -424,7 +430,7 @@ impl Pool {
     fn deadline_of(&self, worker: &Worker) -> Option<Instant> {
         let timeout = self.config.task_timeout?;
         let head = worker.in_flight.front()?;
-        let items = u32::try_from(head.items.len()).unwrap_or(u32::MAX).max(1);
+        let items = u32::try_from(head.count).unwrap_or(u32::MAX).max(1);
         worker.head_since.checked_add(timeout.saturating_mul(items))
     }
 
@@ -509,11 +515,11 @@ impl Pool {
         worker.dying |= reply.fatal;
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
             for (offset, (status, bytes)) in reply.items.iter().enumerate() {
-                if offset < chunk.items.len() {
+                if offset < chunk.count {
                     batch.finish(chunk.first + offset, Outcome::from_reply(*status, bytes));
                 }
             }
-            for offset in reply.items.len()..chunk.items.len() {
+            for offset in reply.items.len()..chunk.count {
                 batch.finish(
                     chunk.first + offset,
                     Outcome::WorkerLost(String::from("the worker's reply was incomplete")),
@@ -560,7 +566,7 @@ impl Pool {
 
     fn fail_chunk(&mut self, chunk: &Chunk, outcome: &Outcome) {
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
-            for offset in 0..chunk.items.len() {
+            for offset in 0..chunk.count {
                 batch.finish(chunk.first + offset, outcome.clone());
             }
         }

@@ -63,7 +63,13 @@ impl Worker {
         if self.in_flight.is_empty() {
             self.head_since = Instant::now();
         }
-        frame::push_request(&mut self.outbuf, chunk.id, &chunk.name, &chunk.items);
+        frame::push_request(
+            &mut self.outbuf,
+            chunk.id,
+            &chunk.name,
+            chunk.count,
+            &chunk.items,
+        );
         self.sent = self.sent.saturating_add(1);
         self.in_flight.push_back(chunk);
     }
