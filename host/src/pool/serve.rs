@@ -7,11 +7,11 @@
 
 use super::frame::{self, Request};
 use crate::ctx::HostState;
-use crate::process::task::{call_task, Ending};
+use crate::process::task::{call_typed, Ending};
 use crate::process::{self};
 use procbridge_abi::pool::{STATUS_FAILED, STATUS_OK, STATUS_WORKER_LOST};
 use std::os::fd::{AsRawFd, OwnedFd};
-use wasmtime::{Caller, Func};
+use wasmtime::{Caller, TypedFunc};
 
 /// The largest reply item: a bigger result fails its task instead.
 const MAX_RESULT: usize = 64 << 20;
@@ -21,7 +21,7 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
     let fd = sock.as_raw_fd();
     let mut input: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut reply = Vec::new();
-    let mut cached: Option<(String, Option<Func>)> = None;
+    let mut cached: Option<(String, Task)> = None;
     loop {
         let mut used = 0;
         loop {
@@ -56,23 +56,18 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
 }
 
 /// Runs every item of a request and encodes the reply into `out`. Returns
-/// whether this instance can go on.
+/// `true` when the instance cannot go on (a task trapped or exited).
 fn run_chunk(
     caller: &mut Caller<'_, HostState>,
     request: &Request<'_>,
-    cached: &mut Option<(String, Option<Func>)>,
+    cached: &mut Option<(String, Task)>,
     out: &mut Vec<u8>,
 ) -> bool {
-    let func = match cached {
-        Some((name, func)) if name == request.name => *func,
-        _ => {
-            let func = caller
-                .get_export(request.name)
-                .and_then(|export| export.into_func());
-            *cached = Some((request.name.to_string(), func));
-            func
-        }
-    };
+    if matches!(cached, Some((name, _)) if name != request.name) {
+        *cached = None;
+    }
+    let (_, func) =
+        cached.get_or_insert_with(|| (request.name.to_string(), lookup(caller, request.name)));
     let mut items = Vec::with_capacity(request.items.len());
     let mut fatal = false;
     for args in &request.items {
@@ -83,15 +78,14 @@ fn run_chunk(
             ));
             continue;
         }
-        let func = match func {
-            Some(func) => func,
-            None => {
-                let message = format!("the module exports no task function `{}`", request.name);
-                items.push((STATUS_FAILED, message.into_bytes()));
+        let func = match &*func {
+            Ok(func) => func,
+            Err(message) => {
+                items.push((STATUS_FAILED, message.clone().into_bytes()));
                 continue;
             }
         };
-        let item = match call_task(&mut *caller, func, args.to_vec()) {
+        let item = match call_typed(&mut *caller, func, args.to_vec()) {
             Ending::Returned(bytes) if bytes.len() > MAX_RESULT => (
                 STATUS_FAILED,
                 format!("the task's result of {} bytes is too large", bytes.len()).into_bytes(),
@@ -118,6 +112,18 @@ fn run_chunk(
     }
     frame::push_reply(out, request.id, fatal, &items);
     fatal
+}
+
+/// A task export, checked, or why it cannot be called.
+type Task = Result<TypedFunc<i32, i32>, String>;
+
+fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Task {
+    let func = caller
+        .get_export(name)
+        .and_then(|export| export.into_func())
+        .ok_or_else(|| format!("the module exports no task function `{name}`"))?;
+    func.typed::<i32, i32>(&*caller)
+        .map_err(|err| format!("not a task function: {err}"))
 }
 
 /// Ends the worker process.
