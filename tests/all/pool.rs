@@ -330,3 +330,24 @@ submit closed handle EBADF
     let body = text.split_once('\n').unwrap().1;
     assert_eq!(body, expected);
 }
+
+#[test]
+fn a_pool_past_the_process_limit_is_eagain_and_frees_its_workers() {
+    let path = guest("pool_probe");
+    let out = run_cli(&[
+        "run",
+        "--max-processes",
+        "3",
+        path.to_str().unwrap(),
+        "limit",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        line(&text, "pool 4 "),
+        "EAGAIN the process tree already has 3 live processes (the limit)"
+    );
+    // The three workers started before the refusal were killed and reaped,
+    // so a smaller pool fits.
+    assert_eq!(line(&text, "pool 2 "), "9,16");
+}

@@ -2,7 +2,7 @@
 //! prints what the tests check.
 //!
 //! Scenarios: `map`, `errors`, `kill`, `timeout`, `maxtasks`, `terminate`,
-//! `lifecycle`, `leave drop|exit`, `bad`.
+//! `lifecycle`, `leave drop|exit`, `bad`, `limit`.
 
 use procbridge_sdk::multiprocessing::pool::star_args;
 use procbridge_sdk::multiprocessing::{Pool, PoolError, Process};
@@ -311,6 +311,19 @@ fn leave(how: &str) {
     println!("dropped");
 }
 
+/// Pools past the tree's process limit (run with `--max-processes`).
+fn limit() {
+    match Pool::new(4) {
+        Err(PoolError::Os(err)) => println!("pool 4 {} {}", err.errno(), err.message()),
+        other => println!("pool 4 other {:?}", other.map(|p| p.handle())),
+    }
+    let pool = Pool::new(2).expect("pool 2 fits");
+    println!(
+        "pool 2 {}",
+        texts(pool.map("square", ["3", "4"]).expect("map"))
+    );
+}
+
 fn errno(ret: i32) -> String {
     match Errno::from_return(ret) {
         Some(e) if ret < 0 => format!("{}", e),
@@ -439,6 +452,7 @@ fn main() {
         "lifecycle" => lifecycle(),
         "leave" => leave(arg(1)),
         "bad" => bad(),
+        "limit" => limit(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);

@@ -209,8 +209,10 @@ fn pool_submit(
     with_caller(&mut caller, |caller| {
         check_task_export(caller, &name)?;
         let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
-        // Send what can be sent now; do not wait.
-        drive(caller, h, Wait::Poll, |_| Ok(None::<()>))?;
+        // Send what should be sent now; do not wait.
+        if pool(caller.data_mut(), h)?.wants_round() {
+            drive(caller, h, Wait::Poll, |_| Ok(None::<()>))?;
+        }
         Ok(id)
     })
 }

@@ -62,6 +62,9 @@ const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 const PIPELINE_BELOW: Duration = Duration::from_micros(500);
 const PIPELINE_DEPTH: usize = 4;
 
+/// See [`Pool::wants_round`].
+const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(50);
+
 /// How long a pool call may block.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {
@@ -149,6 +152,8 @@ pub(crate) struct Pool {
     /// A running average of how long a chunk takes.
     service: Option<Duration>,
     start_failed_at: Option<Instant>,
+    /// When [`Pool::step`] last ran.
+    last_step: Instant,
 }
 
 impl Pool {
@@ -167,6 +172,7 @@ impl Pool {
             next_chunk: 0,
             service: None,
             start_failed_at: None,
+            last_step: Instant::now(),
         }
     }
 
@@ -302,6 +308,20 @@ impl Pool {
         self.state = State::Terminated;
     }
 
+    /// Whether a submission should make a round of progress now: a worker
+    /// is free (the task should start at once), a worker is missing, or the
+    /// last round is more than [`SUBMIT_ROUND_EVERY`] old. Otherwise a burst
+    /// of `apply_async` calls only queues, and the workers, fed ahead of
+    /// time, are not woken once per task.
+    pub(crate) fn wants_round(&self) -> bool {
+        let max_tasks = self.config.max_tasks;
+        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY
+            || self.missing_workers() > 0
+            || self.workers.iter().any(|w| {
+                w.in_flight.is_empty() && !w.dying && max_tasks.is_none_or(|max| w.sent < max)
+            })
+    }
+
     /// Whether no task is queued or running.
     pub(crate) fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.workers.iter().all(|w| w.in_flight.is_empty())
@@ -323,6 +343,7 @@ impl Pool {
 
     /// One round of progress; blocks in `poll` at most as `wait` allows.
     pub(crate) fn step(&mut self, wait: Wait) -> BridgeResult<()> {
+        self.last_step = Instant::now();
         self.retired
             .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
         self.dispatch();
