@@ -9,6 +9,7 @@
 //! | `subprocess.run`, `call`, `check_output`, `Popen` | [`subprocess`] |
 //! | `os.fork()`, `os.waitpid(pid, options)` | [`os::fork`], [`os::waitpid`] |
 //! | `Process(target=f, args=(..))`, `start`, `join` | [`multiprocessing::Process`], [`task!`] |
+//! | `Pool(4)`, `apply_async`, `map`, `imap`, `close`, `join` | [`multiprocessing::Pool`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:
