@@ -1,19 +1,18 @@
 //! The results of one submission (`apply_async`, `map_async`, ...): one
 //! outcome per item, in submission order, plus the order they finished in
 //! (for `imap_unordered`).
+//!
+//! Outcomes are kept as the guest receives them (the list encoding: a
+//! `u32` length, a status byte, the payload), in the buffers they arrived
+//! in: a worker's reply for a chunk is stored as one buffer and each item
+//! points into it, so a result costs no allocation of its own.
 
-use procbridge_abi::pool::{
-    STATUS_FAILED, STATUS_OK, STATUS_TERMINATED, STATUS_TIMED_OUT, STATUS_WORKER_LOST,
-};
+use procbridge_abi::pool::{STATUS_TERMINATED, STATUS_TIMED_OUT, STATUS_WORKER_LOST};
 use std::collections::VecDeque;
 
-/// How one task ended.
+/// An outcome the pool itself gives (not a worker's reply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// It returned these bytes.
-    Returned(Vec<u8>),
-    /// It reported an error or trapped.
-    Failed(String),
     /// Its worker died under it.
     WorkerLost(String),
     /// It ran over the per-task timeout.
@@ -23,36 +22,27 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// An outcome from a worker's reply item.
-    pub(crate) fn from_reply(status: u8, bytes: &[u8]) -> Outcome {
-        let text = || String::from_utf8_lossy(bytes).into_owned();
-        match status {
-            STATUS_OK => Outcome::Returned(bytes.to_vec()),
-            STATUS_FAILED => Outcome::Failed(text()),
-            _ => Outcome::WorkerLost(text()),
-        }
-    }
-
-    /// Appends the status byte and payload the guest receives.
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        let (status, payload): (u8, &[u8]) = match self {
-            Outcome::Returned(bytes) => (STATUS_OK, bytes),
-            Outcome::Failed(m) => (STATUS_FAILED, m.as_bytes()),
-            Outcome::WorkerLost(m) => (STATUS_WORKER_LOST, m.as_bytes()),
-            Outcome::TimedOut(m) => (STATUS_TIMED_OUT, m.as_bytes()),
-            Outcome::Terminated => (STATUS_TERMINATED, b"the pool was terminated"),
+    /// The item as the guest receives it: length, status, message.
+    fn encode(&self) -> Vec<u8> {
+        let (status, message) = match self {
+            Outcome::WorkerLost(m) => (STATUS_WORKER_LOST, m.as_str()),
+            Outcome::TimedOut(m) => (STATUS_TIMED_OUT, m.as_str()),
+            Outcome::Terminated => (STATUS_TERMINATED, "the pool was terminated"),
         };
+        let mut out = Vec::with_capacity(5 + message.len());
+        out.extend_from_slice(&(message.len() as u32 + 1).to_le_bytes());
         out.push(status);
-        out.extend_from_slice(payload);
+        out.extend_from_slice(message.as_bytes());
+        out
     }
+}
 
-    fn encoded_len(&self) -> usize {
-        1 + match self {
-            Outcome::Returned(bytes) => bytes.len(),
-            Outcome::Failed(m) | Outcome::WorkerLost(m) | Outcome::TimedOut(m) => m.len(),
-            Outcome::Terminated => 23,
-        }
-    }
+/// Where a finished item's encoded outcome is.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    buf: u32,
+    start: u32,
+    end: u32,
 }
 
 /// What `pool_result_next` finds.
@@ -69,7 +59,8 @@ pub(crate) enum Next {
 /// The outcomes of one submission.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    outcomes: Vec<Option<Outcome>>,
+    slots: Vec<Option<Slot>>,
+    bufs: Vec<Vec<u8>>,
     done: usize,
     /// Item indices in the order they finished.
     finished: VecDeque<usize>,
@@ -81,47 +72,92 @@ impl Batch {
     /// A batch of `items` unfinished tasks.
     pub(crate) fn new(items: usize) -> Batch {
         Batch {
-            outcomes: vec![None; items],
+            slots: vec![None; items],
+            bufs: Vec::new(),
             done: 0,
             finished: VecDeque::new(),
             next_ordered: 0,
         }
     }
 
-    /// Records item `index`'s outcome (the first one recorded wins).
-    pub(crate) fn finish(&mut self, index: usize, outcome: Outcome) {
-        if let Some(slot @ None) = self.outcomes.get_mut(index) {
-            *slot = Some(outcome);
-            self.done += 1;
-            self.finished.push_back(index);
+    /// Records the outcomes of items `first..`: `items` holds them in the
+    /// list encoding, item `k` ending at `ends[k]`. Items already finished
+    /// keep their outcome.
+    pub(crate) fn finish_encoded(&mut self, first: usize, items: &[u8], ends: &[usize]) {
+        let Ok(buf) = u32::try_from(self.bufs.len()) else {
+            return;
+        };
+        let mut start = 0;
+        let mut used = false;
+        for (offset, &end) in ends.iter().enumerate() {
+            if let Some(slot @ None) = self.slots.get_mut(first + offset) {
+                *slot = Some(Slot {
+                    buf,
+                    start: start as u32,
+                    end: end as u32,
+                });
+                self.done += 1;
+                self.finished.push_back(first + offset);
+                used = true;
+            }
+            start = end;
+        }
+        if used {
+            self.bufs.push(items.to_vec());
+        }
+    }
+
+    /// Records `outcome` for items `first..first + count` that have none.
+    pub(crate) fn finish(&mut self, first: usize, count: usize, outcome: &Outcome) {
+        let item = outcome.encode();
+        let end = first.saturating_add(count).min(self.slots.len());
+        for index in first..end {
+            self.finish_shared(index, &item);
         }
     }
 
     /// Marks every unfinished item with `outcome`.
     pub(crate) fn finish_all(&mut self, outcome: &Outcome) {
-        for index in 0..self.outcomes.len() {
-            self.finish(index, outcome.clone());
+        self.finish(0, self.slots.len(), outcome);
+    }
+
+    /// Points item `index` at the encoded `item`, stored once however many
+    /// items in a row share it.
+    fn finish_shared(&mut self, index: usize, item: &[u8]) {
+        if !matches!(self.slots.get(index), Some(None)) {
+            return;
         }
+        let reuse = self.bufs.last().is_some_and(|last| last.as_slice() == item);
+        if !reuse {
+            self.bufs.push(item.to_vec());
+        }
+        let buf = (self.bufs.len() - 1) as u32;
+        self.slots[index] = Some(Slot {
+            buf,
+            start: 0,
+            end: item.len() as u32,
+        });
+        self.done += 1;
+        self.finished.push_back(index);
     }
 
     /// Whether every item has finished.
     pub(crate) fn is_complete(&self) -> bool {
-        self.done == self.outcomes.len()
+        self.done == self.slots.len()
+    }
+
+    fn encoded(&self, slot: &Slot) -> &[u8] {
+        &self.bufs[slot.buf as usize][slot.start as usize..slot.end as usize]
     }
 
     /// Every outcome as a list (see `procbridge_abi::list`) of status byte
     /// plus payload, in submission order. Call once complete.
     pub(crate) fn encode_all(&self) -> Vec<u8> {
-        let size: usize = self
-            .outcomes
-            .iter()
-            .flatten()
-            .map(|o| 4 + o.encoded_len())
-            .sum();
+        let slots = self.slots.iter().flatten();
+        let size: usize = slots.clone().map(|s| (s.end - s.start) as usize).sum();
         let mut out = Vec::with_capacity(size);
-        for outcome in self.outcomes.iter().flatten() {
-            out.extend_from_slice(&(outcome.encoded_len() as u32).to_le_bytes());
-            outcome.encode_into(&mut out);
+        for slot in slots {
+            out.extend_from_slice(self.encoded(slot));
         }
         out
     }
@@ -129,10 +165,10 @@ impl Batch {
     /// The next result in submission order (`ordered`) or finishing order.
     pub(crate) fn next(&mut self, ordered: bool) -> Next {
         let index = if ordered {
-            if self.next_ordered == self.outcomes.len() {
+            if self.next_ordered == self.slots.len() {
                 return Next::Exhausted;
             }
-            if self.outcomes[self.next_ordered].is_none() {
+            if self.slots[self.next_ordered].is_none() {
                 return Next::Pending;
             }
             self.next_ordered += 1;
@@ -145,8 +181,9 @@ impl Batch {
             }
         };
         let mut out = (index as u32).to_le_bytes().to_vec();
-        if let Some(outcome) = &self.outcomes[index] {
-            outcome.encode_into(&mut out);
+        if let Some(slot) = &self.slots[index] {
+            // Without the length prefix: status and payload.
+            out.extend_from_slice(&self.encoded(slot)[4..]);
         }
         Next::Item(out)
     }
@@ -156,29 +193,56 @@ impl Batch {
 mod tests {
     use super::*;
 
+    fn reply_items(items: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let list = procbridge_abi::list::encode(items);
+        let mut ends = Vec::new();
+        let mut at = 0;
+        for item in items {
+            at += 4 + item.len();
+            ends.push(at);
+        }
+        (list, ends)
+    }
+
     #[test]
     fn ordered_and_unordered_iteration() {
         let mut batch = Batch::new(3);
         assert_eq!(batch.next(true), Next::Pending);
-        batch.finish(2, Outcome::Returned(b"c".to_vec()));
-        batch.finish(2, Outcome::Failed("ignored".into()));
+        let (items, ends) = reply_items(&[b"\0c"]);
+        batch.finish_encoded(2, &items, &ends);
+        let (items, ends) = reply_items(&[b"\x01ignored"]);
+        batch.finish_encoded(2, &items, &ends);
         assert_eq!(batch.next(true), Next::Pending);
         assert_eq!(batch.next(false), Next::Item(vec![2, 0, 0, 0, 0, b'c']));
-        batch.finish(0, Outcome::Failed("x".into()));
+        batch.finish(0, 1, &Outcome::WorkerLost("x".into()));
         batch.finish_all(&Outcome::Terminated);
         assert!(batch.is_complete());
-        assert_eq!(batch.next(true), Next::Item(vec![0, 0, 0, 0, 1, b'x']));
-        assert_eq!(
-            batch.next(true),
-            Next::Item(
-                vec![1, 0, 0, 0, 4]
-                    .into_iter()
-                    .chain(*b"the pool was terminated")
-                    .collect()
-            )
-        );
+        assert_eq!(batch.next(true), Next::Item(vec![0, 0, 0, 0, 2, b'x']));
+        let terminated: Vec<u8> = vec![1, 0, 0, 0, STATUS_TERMINATED]
+            .into_iter()
+            .chain(*b"the pool was terminated")
+            .collect();
+        assert_eq!(batch.next(true), Next::Item(terminated));
         let all = procbridge_abi::list::decode(&batch.encode_all()).unwrap();
-        assert_eq!(all[2], b"\0c");
         assert_eq!(all.len(), 3);
+        assert_eq!(all[0], b"\x02x");
+        assert_eq!(all[2], b"\0c");
+    }
+
+    #[test]
+    fn a_chunk_reply_is_one_buffer_and_shared_outcomes_are_stored_once() {
+        let mut batch = Batch::new(1000);
+        let payloads: Vec<Vec<u8>> = (0..500u32)
+            .map(|i| [&[0u8][..], &i.to_le_bytes()].concat())
+            .collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let (items, ends) = reply_items(&refs);
+        batch.finish_encoded(0, &items, &ends);
+        batch.finish_all(&Outcome::Terminated);
+        assert!(batch.is_complete());
+        assert_eq!(batch.bufs.len(), 2);
+        let all = procbridge_abi::list::decode(&batch.encode_all()).unwrap();
+        assert_eq!(all[499], payloads[499]);
+        assert_eq!(all[500][0], STATUS_TERMINATED);
     }
 }

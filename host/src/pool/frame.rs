@@ -7,8 +7,10 @@
 //!   and bytes. The chunk id [`STOP`] asks the worker to exit.
 //! * reply (worker → pool): `u64` chunk id, `u8` fatal flag (the worker
 //!   exits after this reply: its instance cannot go on), `u32` item count,
-//!   then per item a `u8` status (`procbridge_abi::pool::STATUS_*`), a `u32`
-//!   length and the bytes (return bytes or message).
+//!   then per item a `u32` length and that many bytes: a `u8` status
+//!   (`procbridge_abi::pool::STATUS_*`) and the return bytes or message.
+//!   That is the list encoding the guest receives results in, so the pool
+//!   keeps a reply's items as they came and copies them out in one piece.
 
 /// The chunk id of the request that stops a worker.
 pub(crate) const STOP: u64 = u64::MAX;
@@ -33,7 +35,10 @@ pub(crate) struct Request<'a> {
 pub(crate) struct Reply<'a> {
     pub(crate) id: u64,
     pub(crate) fatal: bool,
-    pub(crate) items: Vec<(u8, &'a [u8])>,
+    /// The items, each a `u32` length then status and payload.
+    pub(crate) items: &'a [u8],
+    /// Where each item ends in `items`.
+    pub(crate) ends: Vec<usize>,
 }
 
 /// Finds the first complete frame in `buf`: its payload and the bytes it
@@ -72,8 +77,9 @@ pub(crate) fn push_reply(out: &mut Vec<u8>, id: u64, fatal: bool, items: &[(u8, 
     out.push(u8::from(fatal));
     out.extend_from_slice(&(items.len() as u32).to_le_bytes());
     for (status, bytes) in items {
+        out.extend_from_slice(&(bytes.len() as u32 + 1).to_le_bytes());
         out.push(*status);
-        push_bytes(out, bytes);
+        out.extend_from_slice(bytes);
     }
     end(out, start);
 }
@@ -98,13 +104,21 @@ pub(crate) fn reply(payload: &[u8]) -> Result<Reply<'_>, FrameError> {
     let id = r.u64()?;
     let fatal = r.take(1)?[0] != 0;
     let count = r.u32()? as usize;
-    let mut items = Vec::with_capacity(count.min(r.0.len() / 5));
+    let items = r.0;
+    let mut ends = Vec::with_capacity(count.min(items.len() / 5));
     for _ in 0..count {
-        let status = r.take(1)?[0];
-        items.push((status, r.bytes()?));
+        if r.bytes()?.is_empty() {
+            return Err(FrameError);
+        }
+        ends.push(items.len() - r.0.len());
     }
     r.end()?;
-    Ok(Reply { id, fatal, items })
+    Ok(Reply {
+        id,
+        fatal,
+        items,
+        ends,
+    })
 }
 
 fn begin(out: &mut Vec<u8>) -> usize {
@@ -194,7 +208,11 @@ mod tests {
         let rep = reply(payload).unwrap();
         assert_eq!(rep.id, 9);
         assert!(rep.fatal);
-        assert_eq!(rep.items, vec![(0, &b"9"[..]), (1, &b"boom"[..])]);
+        assert_eq!(rep.ends, vec![6, 15]);
+        assert_eq!(
+            procbridge_abi::list::decode(rep.items).unwrap(),
+            vec![b"\09".to_vec(), b"\x01boom".to_vec()]
+        );
     }
 
     #[test]
@@ -206,6 +224,11 @@ mod tests {
         let (payload, _) = next_frame(&buf).unwrap().unwrap();
         assert_eq!(request(&payload[..payload.len() - 1]), Err(FrameError));
         assert_eq!(reply(&[1, 2, 3]), Err(FrameError));
+        // An item without its status byte.
+        let mut empty_item = vec![0; 9];
+        empty_item.extend_from_slice(&1u32.to_le_bytes());
+        empty_item.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(reply(&empty_item), Err(FrameError));
         assert_eq!(next_frame(&u32::MAX.to_le_bytes()), Err(FrameError));
     }
 }

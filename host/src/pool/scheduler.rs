@@ -209,15 +209,17 @@ impl Pool {
         worker.head_since = now;
         worker.dying |= reply.fatal;
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
-            for (offset, (status, bytes)) in reply.items.iter().enumerate() {
-                if offset < chunk.count {
-                    batch.finish(chunk.first + offset, Outcome::from_reply(*status, bytes));
-                }
-            }
-            for offset in reply.items.len()..chunk.count {
+            let answered = reply.ends.len().min(chunk.count);
+            let items = match answered.checked_sub(1) {
+                Some(last) => &reply.items[..reply.ends[last]],
+                None => &[],
+            };
+            batch.finish_encoded(chunk.first, items, &reply.ends[..answered]);
+            if answered < chunk.count {
                 batch.finish(
-                    chunk.first + offset,
-                    Outcome::WorkerLost(String::from("the worker's reply was incomplete")),
+                    chunk.first + answered,
+                    chunk.count - answered,
+                    &Outcome::WorkerLost(String::from("the worker's reply was incomplete")),
                 );
             }
         }
@@ -261,9 +263,7 @@ impl Pool {
 
     pub(super) fn fail_chunk(&mut self, chunk: &Chunk, outcome: &Outcome) {
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
-            for offset in 0..chunk.count {
-                batch.finish(chunk.first + offset, outcome.clone());
-            }
+            batch.finish(chunk.first, chunk.count, outcome);
         }
     }
 
