@@ -351,3 +351,26 @@ fn a_pool_past_the_process_limit_is_eagain_and_frees_its_workers() {
     // so a smaller pool fits.
     assert_eq!(line(&text, "pool 2 "), "9,16");
 }
+
+#[test]
+fn killing_the_parent_kills_its_workers() {
+    let mut child = procbridge()
+        .args(["run", guest("pool_probe").to_str().unwrap(), "kill"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap();
+    assert!(next().starts_with("parent pid "));
+    let workers = numbers(next().strip_prefix("pids ").unwrap());
+    assert!(next().starts_with("napping in "));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while workers.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for pid in workers {
+        assert!(!alive(pid), "worker {pid} outlived its parent");
+    }
+}
