@@ -26,6 +26,7 @@ extern crate alloc;
 
 pub mod errno;
 pub mod list;
+pub mod pool;
 pub mod process;
 pub mod subprocess;
 

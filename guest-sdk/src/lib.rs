@@ -10,6 +10,7 @@
 //! | `os.fork()`, `os.waitpid(pid, options)` | [`os::fork`], [`os::waitpid`] |
 //! | `Process(target=f, args=(..))`, `start`, `join` | [`multiprocessing::Process`], [`task!`] |
 //! | `multiprocessing.Queue`, `JoinableQueue`, `Pipe` | [`multiprocessing::Queue`], [`multiprocessing::JoinableQueue`], [`multiprocessing::Pipe`] |
+//! | `Pool(4)`, `apply_async`, `map`, `imap`, `close`, `join` | [`multiprocessing::Pool`] |
 //!
 //! Every call returns [`Result`]; an [`Error`] carries the [`Errno`] the host
 //! gave and its message, so a guest can match on what went wrong:

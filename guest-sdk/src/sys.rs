@@ -81,4 +81,24 @@ extern "C" {
     pub fn pipe_recv(c: i32, ptr: *mut u8, cap: i32, timeout_us: i64) -> i32;
     pub fn pipe_poll(c: i32, timeout_us: i64) -> i32;
     pub fn pipe_close(c: i32) -> i32;
+    // multiprocessing.Pool
+    pub fn pool_new(processes: i32, maxtasksperchild: i32, task_timeout_us: i64) -> i32;
+    pub fn pool_submit(
+        h: i32,
+        name_ptr: *const u8,
+        name_len: i32,
+        items_ptr: *const u8,
+        items_len: i32,
+        chunksize: i32,
+    ) -> i32;
+    pub fn pool_result_ready(h: i32, id: i32) -> i32;
+    pub fn pool_result_wait(h: i32, id: i32, timeout_us: i64) -> i32;
+    pub fn pool_result_get(h: i32, id: i32, timeout_us: i64) -> i32;
+    pub fn pool_result_next(h: i32, id: i32, order: i32, timeout_us: i64) -> i32;
+    pub fn pool_result_drop(h: i32, id: i32) -> i32;
+    pub fn pool_pids(h: i32) -> i32;
+    pub fn pool_close(h: i32) -> i32;
+    pub fn pool_terminate(h: i32) -> i32;
+    pub fn pool_join(h: i32, timeout_us: i64) -> i32;
+    pub fn pool_drop(h: i32) -> i32;
 }

@@ -84,6 +84,9 @@ pub struct Bridge {
     pub(crate) process: crate::process::ProcessState,
     last_error: String,
     pending_result: Option<Vec<u8>>,
+    /// The guest's exported memory, once looked up (every call that touches
+    /// guest memory needs it; a name lookup each time is measurable).
+    pub(crate) memory: Option<wasmtime::Memory>,
 }
 
 impl Bridge {
@@ -97,6 +100,7 @@ impl Bridge {
             process: Default::default(),
             last_error: String::new(),
             pending_result: None,
+            memory: None,
         }
     }
 

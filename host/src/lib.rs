@@ -39,6 +39,7 @@ pub mod handles;
 mod memory;
 pub mod policy;
 pub mod policy_file;
+pub(crate) mod pool;
 pub mod process;
 mod process_local;
 pub mod runtime;

@@ -13,6 +13,7 @@ mod hello;
 mod host_calls;
 mod pipe;
 mod policy;
+mod pool;
 mod process;
 mod queue;
 mod queue_procs;

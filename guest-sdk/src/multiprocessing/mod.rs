@@ -1,6 +1,6 @@
 //! Python's `multiprocessing`: processes that run a task function, each a
-//! real OS process with its own pid, and the queues and pipes that carry
-//! messages between them.
+//! real OS process with its own pid, [`Pool`]s of worker processes, and
+//! the queues and pipes that carry messages between them.
 //!
 //! ```no_run
 //! use procbridge_sdk::multiprocessing::Process;
@@ -37,10 +37,12 @@
 
 mod message;
 pub mod pipe;
+pub mod pool;
 mod process;
 pub mod queue;
 
 pub use message::{Decode, Encode};
 pub use pipe::{Connection, Pipe, RecvError};
+pub use pool::{AsyncResult, Pool, PoolError};
 pub use process::{Process, StartMethod};
 pub use queue::{GetError, JoinableQueue, PutError, Queue};

@@ -15,6 +15,7 @@ pub use procbridge_abi::MODULE;
 
 pub(crate) mod os;
 pub(crate) mod pipe;
+pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod queue;
 pub(crate) mod subprocess;
@@ -26,6 +27,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     process::add_to_linker(linker)?;
     pipe::add_to_linker(linker)?;
     queue::add_to_linker(linker)?;
+    pool::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -37,8 +39,13 @@ pub(crate) fn with_memory<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
 where
     F: FnOnce(&mut GuestMemory<'_>, &mut HostState) -> BridgeResult<i32>,
 {
-    let memory = match caller.get_export("memory").and_then(|e| e.into_memory()) {
-        Some(memory) => memory,
+    let cached = caller.data().bridge.memory;
+    let found = cached.or_else(|| caller.get_export("memory").and_then(|e| e.into_memory()));
+    let memory = match found {
+        Some(memory) => {
+            caller.data_mut().bridge.memory = Some(memory);
+            memory
+        }
         None => {
             return caller.data_mut().bridge.fail(BridgeError::new(
                 Errno::Fault,

@@ -9,7 +9,7 @@
 
 use super::TaskOutcome;
 use crate::ctx::HostState;
-use wasmtime::{AsContextMut, Func};
+use wasmtime::{AsContextMut, Func, TypedFunc};
 
 /// How a task call ended.
 #[derive(Debug)]
@@ -48,14 +48,23 @@ impl Ending {
 
 /// Calls the task export `func` with `args` and collects its outcome.
 pub(crate) fn call_task(
-    mut ctx: impl AsContextMut<Data = HostState>,
+    ctx: impl AsContextMut<Data = HostState>,
     func: Func,
     args: Vec<u8>,
 ) -> Ending {
-    let typed = match func.typed::<i32, i32>(&ctx) {
-        Ok(typed) => typed,
-        Err(err) => return Ending::Failed(format!("not a task function: {err}")),
-    };
+    match func.typed::<i32, i32>(&ctx) {
+        Ok(typed) => call_typed(ctx, &typed, args),
+        Err(err) => Ending::Failed(format!("not a task function: {err}")),
+    }
+}
+
+/// [`call_task`] with the export's signature already checked (a pool
+/// worker checks it once, not per task).
+pub(crate) fn call_typed(
+    mut ctx: impl AsContextMut<Data = HostState>,
+    typed: &TypedFunc<i32, i32>,
+    args: Vec<u8>,
+) -> Ending {
     let mut store = ctx.as_context_mut();
     let state = store.data_mut();
     let len = match state.bridge.set_result(args) {

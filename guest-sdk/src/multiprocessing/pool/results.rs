@@ -1,0 +1,255 @@
+//! The pending results of a pool: [`AsyncResult`] (`apply_async`),
+//! [`MapResult`] (`map_async`) and [`IMap`] (`imap`, `imap_unordered`).
+
+use super::error::{into_string, outcome, timeout_us};
+use super::{Pool, PoolError, PoolResult};
+use crate::error::{check, take_result, Error};
+use crate::sys;
+use procbridge_abi::{list, Errno, NO_TIMEOUT};
+use std::time::Duration;
+
+/// One submission's id in its pool.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub(super) pool: i32,
+    pub(super) id: i32,
+}
+
+impl Batch {
+    /// Waits for every outcome; their encoded list.
+    fn encoded(&self, timeout: i64) -> PoolResult<Vec<u8>> {
+        // SAFETY: plain integers.
+        let ret = unsafe { sys::pool_result_get(self.pool, self.id, timeout) };
+        let len = match check(ret) {
+            Ok(len) => len,
+            Err(err) if err.errno() == Errno::TimedOut => return Err(PoolError::Timeout),
+            Err(err) => return Err(PoolError::Os(err)),
+        };
+        Ok(take_result(len)?)
+    }
+
+    /// Each item's outcome, in order.
+    fn each<T, F>(&self, timeout: i64, mut f: F) -> PoolResult<Vec<T>>
+    where
+        F: FnMut(PoolResult<Vec<u8>>) -> T,
+    {
+        let bytes = self.encoded(timeout)?;
+        let mut out = Vec::new();
+        for item in list::iter(&bytes) {
+            let item =
+                item.map_err(|e| PoolError::Os(Error::new(Errno::Io, format!("results: {}", e))))?;
+            out.push(f(outcome(item)));
+        }
+        Ok(out)
+    }
+
+    fn ready(&self) -> bool {
+        // SAFETY: plain integers.
+        unsafe { sys::pool_result_ready(self.pool, self.id) == 1 }
+    }
+
+    fn wait(&self, timeout: i64) -> PoolResult<bool> {
+        // SAFETY: plain integers.
+        match check(unsafe { sys::pool_result_wait(self.pool, self.id, timeout) }) {
+            Ok(_) => Ok(true),
+            Err(err) if err.errno() == Errno::TimedOut => Ok(false),
+            Err(err) => Err(PoolError::Os(err)),
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // SAFETY: plain integers. Fails harmlessly if the pool is gone.
+        unsafe {
+            sys::pool_result_drop(self.pool, self.id);
+        }
+    }
+}
+
+/// The pending result of [`Pool::apply_async`] (Python's `AsyncResult`).
+#[derive(Debug)]
+pub struct AsyncResult<'p> {
+    pub(super) batch: Batch,
+    pub(super) _pool: &'p Pool,
+}
+
+impl<'p> AsyncResult<'p> {
+    /// Waits for the task and gives its result or its error.
+    ///
+    /// # Errors
+    /// The task's error, [`PoolError::WorkerLost`], [`PoolError::TaskTimedOut`],
+    /// [`PoolError::Terminated`].
+    pub fn get(&self) -> PoolResult<Vec<u8>> {
+        self.get_within(NO_TIMEOUT)
+    }
+
+    /// As [`get`](AsyncResult::get) for a string result.
+    ///
+    /// # Errors
+    /// As [`get`](AsyncResult::get), or a result that is not UTF-8.
+    pub fn get_str(&self) -> PoolResult<String> {
+        into_string(self.get()?)
+    }
+
+    /// As [`get`](AsyncResult::get), giving up after `timeout` with
+    /// [`PoolError::Timeout`] (the task goes on).
+    ///
+    /// # Errors
+    /// As [`get`](AsyncResult::get), or [`PoolError::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<Vec<u8>> {
+        self.get_within(timeout_us(timeout))
+    }
+
+    fn get_within(&self, timeout: i64) -> PoolResult<Vec<u8>> {
+        match self.batch.each(timeout, |o| o)?.pop() {
+            Some(result) => result,
+            None => Err(PoolError::Os(Error::new(Errno::Io, "no outcome"))),
+        }
+    }
+
+    /// Waits until the task has finished.
+    ///
+    /// # Errors
+    /// Only if the host refuses.
+    pub fn wait(&self) -> PoolResult<()> {
+        self.batch.wait(NO_TIMEOUT).map(|_| ())
+    }
+
+    /// Waits at most `timeout`; `true` when the task has finished.
+    ///
+    /// # Errors
+    /// Only if the host refuses.
+    pub fn wait_timeout(&self, timeout: Duration) -> PoolResult<bool> {
+        self.batch.wait(timeout_us(timeout))
+    }
+
+    /// Whether the task has finished.
+    pub fn ready(&self) -> bool {
+        self.batch.ready()
+    }
+
+    /// Whether the task finished without error.
+    ///
+    /// # Errors
+    /// [`PoolError::NotReady`] while it runs (Python: `ValueError`).
+    pub fn successful(&self) -> PoolResult<bool> {
+        if !self.ready() {
+            return Err(PoolError::NotReady);
+        }
+        Ok(self.get_within(0).is_ok())
+    }
+}
+
+/// The pending results of [`Pool::map_async`].
+#[derive(Debug)]
+pub struct MapResult<'p> {
+    pub(super) batch: Batch,
+    pub(super) _pool: &'p Pool,
+}
+
+impl<'p> MapResult<'p> {
+    /// Waits for every item; their results in order, or the first error.
+    ///
+    /// # Errors
+    /// As [`AsyncResult::get`].
+    pub fn get(&self) -> PoolResult<Vec<Vec<u8>>> {
+        self.collect(NO_TIMEOUT)
+    }
+
+    /// As [`get`](MapResult::get), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`get`](MapResult::get), or [`PoolError::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<Vec<Vec<u8>>> {
+        self.collect(timeout_us(timeout))
+    }
+
+    /// Every item's own outcome, in order.
+    ///
+    /// # Errors
+    /// Only if the host refuses (or [`PoolError::Timeout`]).
+    pub fn outcomes(&self, timeout: Option<Duration>) -> PoolResult<Vec<PoolResult<Vec<u8>>>> {
+        let timeout = timeout.map_or(NO_TIMEOUT, timeout_us);
+        self.batch.each(timeout, |o| o)
+    }
+
+    fn collect(&self, timeout: i64) -> PoolResult<Vec<Vec<u8>>> {
+        self.batch.each(timeout, |o| o)?.into_iter().collect()
+    }
+
+    /// Waits until every item has finished.
+    ///
+    /// # Errors
+    /// Only if the host refuses.
+    pub fn wait(&self) -> PoolResult<()> {
+        self.batch.wait(NO_TIMEOUT).map(|_| ())
+    }
+
+    /// Whether every item has finished.
+    pub fn ready(&self) -> bool {
+        self.batch.ready()
+    }
+
+    /// Whether every item finished without error.
+    ///
+    /// # Errors
+    /// [`PoolError::NotReady`] while some run.
+    pub fn successful(&self) -> PoolResult<bool> {
+        if !self.ready() {
+            return Err(PoolError::NotReady);
+        }
+        Ok(self.collect(0).is_ok())
+    }
+}
+
+/// The results of [`Pool::imap`] / [`Pool::imap_unordered`], as they come.
+#[derive(Debug)]
+pub struct IMap<'p> {
+    pub(super) batch: Batch,
+    pub(super) order: i32,
+    pub(super) done: bool,
+    pub(super) _pool: &'p Pool,
+}
+
+impl<'p> IMap<'p> {
+    /// The next result, waiting at most `timeout` ([`PoolError::Timeout`]
+    /// then; the iteration can go on). `None` when all were given.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<PoolResult<Vec<u8>>> {
+        self.next_within(timeout_us(timeout))
+    }
+
+    fn next_within(&mut self, timeout: i64) -> Option<PoolResult<Vec<u8>>> {
+        if self.done {
+            return None;
+        }
+        // SAFETY: plain integers.
+        let ret =
+            unsafe { sys::pool_result_next(self.batch.pool, self.batch.id, self.order, timeout) };
+        let len = match check(ret) {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(len) => len,
+            Err(err) if err.errno() == Errno::TimedOut => return Some(Err(PoolError::Timeout)),
+            Err(err) => {
+                self.done = true;
+                return Some(Err(PoolError::Os(err)));
+            }
+        };
+        match take_result(len) {
+            Ok(bytes) if bytes.len() > 4 => Some(outcome(&bytes[4..])),
+            Ok(_) => Some(Err(PoolError::Os(Error::new(Errno::Io, "short result")))),
+            Err(err) => Some(Err(PoolError::Os(err))),
+        }
+    }
+}
+
+impl<'p> Iterator for IMap<'p> {
+    type Item = PoolResult<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_within(NO_TIMEOUT)
+    }
+}

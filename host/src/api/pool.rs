@@ -1,0 +1,397 @@
+//! `pool`: Python's `multiprocessing.Pool`, with workers that are real OS
+//! processes reused across tasks (see `crate::pool`).
+//!
+//! A task is an export called through the task ABI, named by string, taking
+//! and returning bytes. A submission (`apply_async`, `map_async`, ...) is
+//! a list of argument items; its results are identified by the id
+//! `pool_submit` returns, valid with that pool only. Each result is a
+//! status byte (`procbridge_abi::pool::STATUS_*`) and its payload.
+//!
+//! | function | returns |
+//! |---|---|
+//! | `pool_new(processes, maxtasksperchild, task_timeout_us: i64) -> i32` | a pool handle, once its workers run |
+//! | `pool_submit(h, name_ptr, name_len, items_ptr, items_len, chunksize) -> i32` | a result id |
+//! | `pool_result_ready(h, id) -> i32` | `1` when every item finished, else `0` |
+//! | `pool_result_wait(h, id, timeout_us: i64) -> i32` | `0` (`ETIMEDOUT` if not finished) |
+//! | `pool_result_get(h, id, timeout_us: i64) -> i32` | length of the list of results |
+//! | `pool_result_next(h, id, order, timeout_us: i64) -> i32` | length of the next result (`u32` index, status, payload); `0` when exhausted |
+//! | `pool_result_drop(h, id) -> i32` | `0` |
+//! | `pool_pids(h) -> i32` | length of the workers' pids (`i32` LE each) |
+//! | `pool_close(h)`, `pool_terminate(h) -> i32` | `0` |
+//! | `pool_join(h, timeout_us: i64) -> i32` | `0` once every task ran and the workers exited |
+//! | `pool_drop(h) -> i32` | `0`; the pool is terminated and the handle gone |
+
+use super::{with_memory, with_state, MODULE};
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::guest_mem::MAX_READ;
+use crate::pool::{worker, Config, Next, Pool, State, Wait, MAX_WORKERS, POOL_KIND};
+use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
+use std::time::Duration;
+use wasmtime::{Caller, Linker, ValType};
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    linker.func_wrap(MODULE, "pool_new", pool_new)?;
+    linker.func_wrap(MODULE, "pool_submit", pool_submit)?;
+    linker.func_wrap(MODULE, "pool_result_ready", pool_result_ready)?;
+    linker.func_wrap(MODULE, "pool_result_wait", pool_result_wait)?;
+    linker.func_wrap(MODULE, "pool_result_get", pool_result_get)?;
+    linker.func_wrap(MODULE, "pool_result_next", pool_result_next)?;
+    linker.func_wrap(MODULE, "pool_result_drop", pool_result_drop)?;
+    linker.func_wrap(MODULE, "pool_pids", pool_pids)?;
+    linker.func_wrap(MODULE, "pool_close", pool_close)?;
+    linker.func_wrap(MODULE, "pool_terminate", pool_terminate)?;
+    linker.func_wrap(MODULE, "pool_join", pool_join)?;
+    linker.func_wrap(MODULE, "pool_drop", pool_drop)?;
+    Ok(())
+}
+
+/// The longest task name accepted.
+const MAX_NAME: usize = 256;
+
+/// Runs a body that needs the whole `Caller` (to start workers); its `Err`
+/// becomes `-errno`.
+fn with_caller<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
+where
+    F: FnOnce(&mut Caller<'_, HostState>) -> BridgeResult<i32>,
+{
+    match body(caller) {
+        Ok(value) => value,
+        Err(err) => caller.data_mut().bridge.fail(err),
+    }
+}
+
+fn pool(state: &mut HostState, h: i32) -> BridgeResult<&mut Pool> {
+    state.bridge.handles.get::<Pool>(h, POOL_KIND)
+}
+
+/// Starts up to `count` workers. A failure is recorded in the pool (which
+/// retries later) and returned.
+fn start_workers(caller: &mut Caller<'_, HostState>, h: i32, count: usize) -> BridgeResult<()> {
+    for _ in 0..count {
+        let siblings = pool(caller.data_mut(), h)?.sibling_fds();
+        match worker::start(caller, &siblings) {
+            Ok(worker) => pool(caller.data_mut(), h)?.add_worker(worker),
+            Err(err) => {
+                pool(caller.data_mut(), h)?.start_failed(&err);
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes progress on pool `h` until `probe` gives a value or `wait` is
+/// over (then `None`). Replaces workers as needed on the way.
+fn drive<T>(
+    caller: &mut Caller<'_, HostState>,
+    h: i32,
+    wait: Wait,
+    mut probe: impl FnMut(&mut Pool) -> BridgeResult<Option<T>>,
+) -> BridgeResult<Option<T>> {
+    loop {
+        let pool_now = pool(caller.data_mut(), h)?;
+        if let Some(value) = probe(pool_now)? {
+            return Ok(Some(value));
+        }
+        let missing = pool_now.missing_workers();
+        if missing > 0 {
+            // A failure is kept by the pool, which retries after a pause
+            // (or fails the queued tasks when no worker is left).
+            let _ = start_workers(caller, h, missing);
+            continue;
+        }
+        pool_now.step(wait)?;
+        if let Some(value) = probe(pool_now)? {
+            return Ok(Some(value));
+        }
+        if wait.expired() {
+            return Ok(None);
+        }
+    }
+}
+
+fn pool_new(
+    mut caller: Caller<'_, HostState>,
+    processes: i32,
+    maxtasksperchild: i32,
+    task_timeout_us: i64,
+) -> i32 {
+    with_caller(&mut caller, |caller| {
+        let config = config(
+            caller.data_mut(),
+            processes,
+            maxtasksperchild,
+            task_timeout_us,
+        )?;
+        let count = config.processes;
+        let h = caller
+            .data_mut()
+            .bridge
+            .handles
+            .insert(POOL_KIND, Pool::new(config))?;
+        if let Err(err) = start_workers(caller, h, count) {
+            // Dropping the pool kills the workers already started.
+            let _ = caller
+                .data_mut()
+                .bridge
+                .handles
+                .remove::<Pool>(h, POOL_KIND);
+            return Err(err);
+        }
+        Ok(h)
+    })
+}
+
+fn config(
+    state: &HostState,
+    processes: i32,
+    maxtasksperchild: i32,
+    task_timeout_us: i64,
+) -> BridgeResult<Config> {
+    if processes < 1 || processes as usize > MAX_WORKERS {
+        return Err(BridgeError::invalid(format!(
+            "Number of processes must be between 1 and {MAX_WORKERS}, not {processes}"
+        )));
+    }
+    if maxtasksperchild < 0 {
+        return Err(BridgeError::invalid(format!(
+            "maxtasksperchild must be 0 (no limit) or positive, not {maxtasksperchild}"
+        )));
+    }
+    let task_timeout = match task_timeout_us {
+        procbridge_abi::NO_TIMEOUT => None,
+        t if t <= 0 => {
+            return Err(BridgeError::invalid(format!(
+                "task timeout must be positive or -1 (none), not {t}"
+            )))
+        }
+        t => Some(Duration::from_micros(t as u64)),
+    };
+    if state.bridge.process.daemon {
+        return Err(BridgeError::invalid(
+            "daemonic processes are not allowed to have children",
+        ));
+    }
+    Ok(Config {
+        processes: processes as usize,
+        max_tasks: (maxtasksperchild > 0).then_some(maxtasksperchild as u32),
+        task_timeout,
+        max_queued_bytes: state.bridge.policy.limits().max_queued_bytes,
+    })
+}
+
+fn pool_submit(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    name_ptr: i32,
+    name_len: i32,
+    items_ptr: i32,
+    items_len: i32,
+    chunksize: i32,
+) -> i32 {
+    let mut request = None;
+    let ret = with_memory(&mut caller, |mem, state| {
+        let name = mem.read_str(name_ptr, name_len, MAX_NAME)?.to_string();
+        let list = mem.read(items_ptr, items_len, MAX_READ)?.to_vec();
+        if chunksize < 1 {
+            return Err(BridgeError::invalid(format!(
+                "chunksize must be at least 1, not {chunksize}"
+            )));
+        }
+        pool(state, h)?;
+        request = Some((name, list));
+        Ok(0)
+    });
+    let Some((name, list)) = request else {
+        return ret;
+    };
+    with_caller(&mut caller, |caller| {
+        check_task_export(caller, &name)?;
+        let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
+        // Send what should be sent now; do not wait.
+        if pool(caller.data_mut(), h)?.wants_round() {
+            drive(caller, h, Wait::Poll, |_| Ok(None::<()>))?;
+        }
+        Ok(id)
+    })
+}
+
+/// Refuses a task name that is not an exported `(i32) -> i32` function.
+fn check_task_export(caller: &mut Caller<'_, HostState>, name: &str) -> BridgeResult<()> {
+    let func = caller
+        .get_export(name)
+        .and_then(|export| export.into_func())
+        .ok_or_else(|| {
+            BridgeError::new(
+                Errno::NoEnt,
+                format!("the module exports no task function `{name}`"),
+            )
+        })?;
+    let ty = func.ty(&*caller);
+    let is_i32 = |v: &[ValType]| v.len() == 1 && matches!(v[0], ValType::I32);
+    let params: Vec<ValType> = ty.params().collect();
+    let results: Vec<ValType> = ty.results().collect();
+    if !is_i32(&params) || !is_i32(&results) {
+        return Err(BridgeError::invalid(format!(
+            "export `{name}` is not a task function (i32) -> i32"
+        )));
+    }
+    Ok(())
+}
+
+fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
+    with_caller(&mut caller, |caller| {
+        pool(caller.data_mut(), h)?.batch(id)?;
+        let done = drive(caller, h, Wait::Poll, |p| {
+            Ok(p.batch(id)?.is_complete().then_some(()))
+        })?;
+        Ok(i32::from(done.is_some()))
+    })
+}
+
+/// Waits until result `id` is complete; `ETIMEDOUT` if `wait` ends first.
+fn wait_complete(
+    caller: &mut Caller<'_, HostState>,
+    h: i32,
+    id: i32,
+    wait: Wait,
+) -> BridgeResult<()> {
+    pool(caller.data_mut(), h)?.batch(id)?;
+    match drive(caller, h, wait, |p| {
+        Ok(p.batch(id)?.is_complete().then_some(()))
+    })? {
+        Some(()) => Ok(()),
+        None => Err(BridgeError::new(
+            Errno::TimedOut,
+            format!("result {id} is not ready"),
+        )),
+    }
+}
+
+fn pool_result_wait(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
+    with_caller(&mut caller, |caller| {
+        wait_complete(caller, h, id, Wait::from_us(timeout_us)?)?;
+        Ok(0)
+    })
+}
+
+fn pool_result_get(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
+    with_caller(&mut caller, |caller| {
+        wait_complete(caller, h, id, Wait::from_us(timeout_us)?)?;
+        let state = caller.data_mut();
+        let encoded = pool(state, h)?.batch(id)?.encode_all();
+        state.bridge.set_result(encoded)
+    })
+}
+
+fn pool_result_next(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    id: i32,
+    order: i32,
+    timeout_us: i64,
+) -> i32 {
+    with_caller(&mut caller, |caller| {
+        let ordered = match order {
+            NEXT_ORDERED => true,
+            NEXT_UNORDERED => false,
+            _ => {
+                return Err(BridgeError::invalid(format!(
+                    "order {order} is neither {NEXT_ORDERED} (ordered) nor {NEXT_UNORDERED} (unordered)"
+                )))
+            }
+        };
+        let wait = Wait::from_us(timeout_us)?;
+        pool(caller.data_mut(), h)?.batch(id)?;
+        let next = drive(caller, h, wait, |p| {
+            Ok(match p.batch(id)?.next(ordered) {
+                Next::Pending => None,
+                Next::Item(item) => Some(Some(item)),
+                Next::Exhausted => Some(None),
+            })
+        })?;
+        match next {
+            Some(Some(item)) => caller.data_mut().bridge.set_result(item),
+            Some(None) => Ok(0),
+            None => Err(BridgeError::new(
+                Errno::TimedOut,
+                format!("the next result of {id} is not ready"),
+            )),
+        }
+    })
+}
+
+fn pool_result_drop(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        pool(state, h)?.drop_batch(id)?;
+        Ok(0)
+    })
+}
+
+fn pool_pids(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        let pids: Vec<u8> = pool(state, h)?
+            .pids()
+            .into_iter()
+            .flat_map(i32::to_le_bytes)
+            .collect();
+        state.bridge.set_result(pids)
+    })
+}
+
+fn pool_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        pool(state, h)?.close();
+        Ok(0)
+    })
+}
+
+fn pool_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        pool(state, h)?.terminate();
+        Ok(0)
+    })
+}
+
+fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
+    with_caller(&mut caller, |caller| {
+        let wait = Wait::from_us(timeout_us)?;
+        match pool(caller.data_mut(), h)?.state() {
+            State::Running => return Err(BridgeError::invalid("Pool is still running")),
+            State::Terminated | State::Joined => return Ok(0),
+            State::Closed => {}
+        }
+        match drive(caller, h, wait, |p| Ok(p.is_idle().then_some(())))? {
+            Some(()) => {
+                pool(caller.data_mut(), h)?.stop_workers();
+                Ok(0)
+            }
+            None => Err(BridgeError::new(
+                Errno::TimedOut,
+                "the pool's tasks have not all finished",
+            )),
+        }
+    })
+}
+
+fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        state.bridge.handles.remove::<Pool>(h, POOL_KIND)?;
+        Ok(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_from_abi_timeouts() {
+        assert!(matches!(Wait::from_us(-1), Ok(Wait::Forever)));
+        assert!(matches!(Wait::from_us(0), Ok(Wait::Poll)));
+        assert!(matches!(Wait::from_us(5), Ok(Wait::Until(_))));
+        assert_eq!(Wait::from_us(-2).unwrap_err().errno, Errno::Inval);
+        assert!(Wait::from_us(i64::MAX).is_ok());
+    }
+}

@@ -1,0 +1,351 @@
+//! `multiprocessing.Pool` for guests: worker processes reused across tasks.
+//!
+//! A [`Pool`] owns `processes` workers. Each is a forked child of the host
+//! (the fork start method: a copy of the instance at the moment it is
+//! started) that serves tasks in a loop ([`serve`]): it reads a request
+//! from its socket, calls the named task export for each item through the
+//! task ABI, and writes the reply. The same worker (same pid) runs task
+//! after task.
+//!
+//! The parent side has no helper thread (the host may fork at any time): it
+//! makes progress only inside the guest's pool calls, in [`Pool::step`],
+//! one `poll(2)` round over the workers' sockets that
+//!
+//! * sends queued chunks to workers that are free (and, when tasks are
+//!   short, a few more to keep busy workers fed),
+//! * collects replies into the submissions' [`Batch`]es,
+//! * notices a worker's death (its socket closes): the chunk it was running
+//!   fails with a worker-lost outcome, the chunks queued behind it go back
+//!   to the queue, and a new worker is started,
+//! * enforces the per-task timeout: the worker is killed, its task fails
+//!   with a timeout outcome, and it is replaced,
+//! * retires workers that ran `maxtasksperchild` chunks.
+//!
+//! Starting workers needs the guest's `Caller` (a worker serves in the
+//! forked copy of the running host call), so [`Pool::missing_workers`]
+//! tells the host functions how many to start with [`worker::start`].
+
+mod batch;
+mod chunk;
+mod frame;
+mod scheduler;
+mod serve;
+pub(crate) mod worker;
+
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::process::child::Child;
+use batch::Outcome;
+pub(crate) use batch::{Batch, Next};
+use chunk::Chunk;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker::Worker;
+
+/// Handle kind of a pool.
+pub(crate) const POOL_KIND: &str = "pool";
+
+/// The most workers one pool may have.
+pub(crate) const MAX_WORKERS: usize = 256;
+
+/// The most items one submission may have.
+const MAX_ITEMS: usize = 1 << 20;
+
+/// After a worker could not be started, the pool waits this long before
+/// trying again.
+const RESTART_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Chunks that finish faster than this are sent to busy workers ahead of
+/// time (up to [`PIPELINE_DEPTH`] per worker), so a worker never waits for
+/// the parent between short tasks. Longer ones go only to free workers, as
+/// Python's pool hands a task to the first worker that is free.
+const PIPELINE_BELOW: Duration = Duration::from_micros(500);
+const PIPELINE_DEPTH: usize = 4;
+
+/// See [`Pool::wants_round`].
+const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(50);
+
+/// How long a pool call may block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all: one round of progress.
+    Poll,
+    /// Until this instant.
+    Until(Instant),
+    /// Until done.
+    Forever,
+}
+
+impl Wait {
+    /// From an ABI timeout: microseconds, `-1` forever, `0` do not block.
+    pub(crate) fn from_us(timeout_us: i64) -> BridgeResult<Wait> {
+        match timeout_us {
+            procbridge_abi::NO_TIMEOUT => Ok(Wait::Forever),
+            0 => Ok(Wait::Poll),
+            t if t < 0 => Err(BridgeError::invalid(format!("timeout {t} is negative"))),
+            t => Ok(Instant::now()
+                .checked_add(Duration::from_micros(t as u64))
+                .map_or(Wait::Forever, Wait::Until)),
+        }
+    }
+
+    /// Whether the time to block is over.
+    pub(crate) fn expired(&self) -> bool {
+        match self {
+            Wait::Poll => true,
+            Wait::Until(deadline) => Instant::now() >= *deadline,
+            Wait::Forever => false,
+        }
+    }
+}
+
+/// Where a pool is in its life, as Python's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Taking tasks.
+    Running,
+    /// `close()`d: running what it has, taking nothing more.
+    Closed,
+    /// `terminate()`d: its workers are gone.
+    Terminated,
+    /// `join()`ed after `close()`: every task ran, the workers exited.
+    Joined,
+}
+
+/// How a pool is set up.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// How many workers it keeps.
+    pub(crate) processes: usize,
+    /// Chunks a worker runs before it is replaced (`maxtasksperchild`).
+    pub(crate) max_tasks: Option<u32>,
+    /// How long one task may run.
+    pub(crate) task_timeout: Option<Duration>,
+    /// Bytes of arguments that may wait in the queue.
+    pub(crate) max_queued_bytes: usize,
+}
+
+/// Why a worker is being removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// Its socket closed: it died (or exited after a fatal reply).
+    Closed,
+    /// It sent something that is not a valid reply.
+    Broken,
+    /// Its task ran over the timeout.
+    TimedOut,
+}
+
+/// A pool of worker processes; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    config: Config,
+    state: State,
+    workers: Vec<Worker>,
+    /// Workers told to exit, not yet reaped.
+    retired: Vec<Child>,
+    queue: VecDeque<Chunk>,
+    queued_bytes: usize,
+    batches: HashMap<u64, Batch>,
+    next_batch: u64,
+    next_chunk: u64,
+    /// A running average of how long a chunk takes.
+    service: Option<Duration>,
+    start_failed_at: Option<Instant>,
+    /// When [`Pool::step`] last ran.
+    last_step: Instant,
+}
+
+impl Pool {
+    /// A pool with no worker yet (start them as [`Pool::missing_workers`]
+    /// says).
+    pub(crate) fn new(config: Config) -> Pool {
+        Pool {
+            config,
+            state: State::Running,
+            workers: Vec::new(),
+            retired: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            batches: HashMap::new(),
+            next_batch: 1,
+            next_chunk: 0,
+            service: None,
+            start_failed_at: None,
+            last_step: Instant::now(),
+        }
+    }
+
+    /// Its state.
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// The pids of its live workers.
+    pub(crate) fn pids(&self) -> Vec<i32> {
+        self.workers.iter().map(Worker::pid).collect()
+    }
+
+    /// How many workers should be started now.
+    pub(crate) fn missing_workers(&self) -> usize {
+        match self.state {
+            State::Terminated | State::Joined => return 0,
+            State::Closed if self.is_idle() => return 0,
+            _ => {}
+        }
+        if let Some(at) = self.start_failed_at {
+            if at.elapsed() < RESTART_BACKOFF {
+                return 0;
+            }
+        }
+        self.config.processes.saturating_sub(self.workers.len())
+    }
+
+    /// The parent ends of the workers' sockets (a new worker closes them).
+    pub(crate) fn sibling_fds(&self) -> Vec<RawFd> {
+        self.workers.iter().map(Worker::fd).collect()
+    }
+
+    /// Takes in a newly started worker.
+    pub(crate) fn add_worker(&mut self, worker: Worker) {
+        self.start_failed_at = None;
+        self.workers.push(worker);
+    }
+
+    /// A worker could not be started. With no worker left, the queued
+    /// tasks fail rather than wait forever.
+    pub(crate) fn start_failed(&mut self, err: &BridgeError) {
+        self.start_failed_at = Some(Instant::now());
+        if self.workers.is_empty() {
+            let outcome =
+                Outcome::WorkerLost(format!("no worker could be started: {}", err.message));
+            for chunk in std::mem::take(&mut self.queue) {
+                self.fail_chunk(&chunk, &outcome);
+            }
+            self.queued_bytes = 0;
+        }
+    }
+
+    /// Queues the items of the list-encoded `list` for the task export
+    /// `name`, `chunksize` items per request, and returns the submission's
+    /// id.
+    ///
+    /// # Errors
+    /// `EINVAL` unless the pool is running (Python: "Pool not running"), or
+    /// for a malformed list;
+    /// `ENOBUFS` past the policy's queued-bytes limit.
+    pub(crate) fn submit(
+        &mut self,
+        name: &str,
+        list: &[u8],
+        chunksize: usize,
+    ) -> BridgeResult<i32> {
+        if self.state != State::Running {
+            return Err(BridgeError::invalid("Pool not running"));
+        }
+        let ends = chunk::item_ends(list, MAX_ITEMS)?;
+        let size = list.len();
+        if self.queued_bytes.saturating_add(size) > self.config.max_queued_bytes {
+            return Err(BridgeError::new(
+                Errno::NoBufs,
+                format!(
+                    "{} bytes of task arguments would wait in the pool's queue (limit {})",
+                    self.queued_bytes.saturating_add(size),
+                    self.config.max_queued_bytes
+                ),
+            ));
+        }
+        let id = self.next_batch;
+        let handle = i32::try_from(id)
+            .map_err(|_| BridgeError::new(Errno::Again, "this pool has run out of result ids"))?;
+        self.next_batch += 1;
+        self.batches.insert(id, Batch::new(ends.len()));
+        let name: Arc<str> = Arc::from(name);
+        let chunks = chunk::split(id, &name, list, &ends, chunksize, &mut self.next_chunk);
+        self.queue.extend(chunks);
+        self.queued_bytes += size;
+        Ok(handle)
+    }
+
+    /// The results of submission `id`.
+    ///
+    /// # Errors
+    /// `EINVAL` for an id this pool did not give (or that was dropped).
+    pub(crate) fn batch(&mut self, id: i32) -> BridgeResult<&mut Batch> {
+        u64::try_from(id)
+            .ok()
+            .and_then(|id| self.batches.get_mut(&id))
+            .ok_or_else(|| BridgeError::invalid(format!("no result {id} in this pool")))
+    }
+
+    /// Forgets submission `id` (its remaining results are dropped).
+    pub(crate) fn drop_batch(&mut self, id: i32) -> BridgeResult<()> {
+        self.batch(id)?;
+        self.batches.remove(&(id as u64));
+        Ok(())
+    }
+
+    /// `close()`: take no more tasks.
+    pub(crate) fn close(&mut self) {
+        if self.state == State::Running {
+            self.state = State::Closed;
+        }
+    }
+
+    /// `terminate()`: kill the workers now; unfinished tasks fail.
+    pub(crate) fn terminate(&mut self) {
+        for mut worker in self.workers.drain(..) {
+            let _ = worker.kill();
+        }
+        for mut child in self.retired.drain(..) {
+            let _ = child.signal(libc::SIGKILL);
+        }
+        self.queue.clear();
+        self.queued_bytes = 0;
+        for batch in self.batches.values_mut() {
+            batch.finish_all(&Outcome::Terminated);
+        }
+        self.state = State::Terminated;
+    }
+
+    /// Whether a submission should make a round of progress now: a worker
+    /// is free (the task should start at once), a worker is missing, or the
+    /// last round is more than [`SUBMIT_ROUND_EVERY`] old. Otherwise a burst
+    /// of `apply_async` calls only queues, and the workers, fed ahead of
+    /// time, are not woken once per task.
+    pub(crate) fn wants_round(&self) -> bool {
+        let max_tasks = self.config.max_tasks;
+        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY
+            || self.missing_workers() > 0
+            || self.workers.iter().any(|w| {
+                w.in_flight.is_empty() && !w.dying && max_tasks.is_none_or(|max| w.sent < max)
+            })
+    }
+
+    /// Whether no task is queued or running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.workers.iter().all(|w| w.in_flight.is_empty())
+    }
+
+    /// The end of `join()` once idle: tells the workers to exit and reaps
+    /// them.
+    pub(crate) fn stop_workers(&mut self) {
+        for worker in self.workers.drain(..) {
+            self.retired.push(worker.retire());
+        }
+        for mut child in self.retired.drain(..) {
+            if let Ok(None) = child.wait(Some(Duration::from_secs(5))) {
+                let _ = child.signal(libc::SIGKILL);
+            }
+        }
+        self.state = State::Joined;
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // As Python's context manager: leave no worker behind.
+        self.terminate();
+    }
+}

@@ -1,0 +1,286 @@
+//! A pool's round of progress: send queued chunks, read replies, notice
+//! dead workers and overdue tasks, retire spent workers. All on the
+//! calling thread, in one `poll(2)` over the workers' sockets.
+
+use super::batch::Outcome;
+use super::chunk::Chunk;
+use super::worker::{Read, Worker};
+use super::{frame, Cause, Pool, Wait, PIPELINE_BELOW, PIPELINE_DEPTH, RESTART_BACKOFF};
+use crate::errno::BridgeResult;
+use std::time::{Duration, Instant};
+
+impl Pool {
+    /// One round of progress; blocks in `poll` at most as `wait` allows.
+    pub(crate) fn step(&mut self, wait: Wait) -> BridgeResult<()> {
+        self.last_step = Instant::now();
+        self.retired
+            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+        self.dispatch();
+        let mut ended: Vec<(usize, Cause)> = Vec::new();
+        for (index, worker) in self.workers.iter_mut().enumerate() {
+            if worker.wants_write() && worker.flush().is_err() {
+                ended.push((index, Cause::Closed));
+            }
+        }
+        if ended.is_empty() {
+            self.poll_round(wait, &mut ended)?;
+        }
+        self.check_deadlines(&mut ended);
+        // Stable: a death seen by `poll` wins over a deadline.
+        ended.sort_by_key(|&(index, _)| std::cmp::Reverse(index));
+        ended.dedup_by_key(|&mut (index, _)| index);
+        for (index, cause) in ended {
+            let worker = self.workers.remove(index);
+            self.bury(worker, cause);
+        }
+        self.retire_spent();
+        self.dispatch();
+        for worker in &mut self.workers {
+            if worker.wants_write() {
+                let _ = worker.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_round(&mut self, wait: Wait, ended: &mut Vec<(usize, Cause)>) -> BridgeResult<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .workers
+            .iter()
+            .map(|w| libc::pollfd {
+                fd: w.fd(),
+                events: libc::POLLIN | if w.wants_write() { libc::POLLOUT } else { 0 },
+                revents: 0,
+            })
+            .collect();
+        let mut timeout = self.poll_timeout(wait);
+        if fds.is_empty() && timeout.is_none() {
+            // Nothing can wake an endless wait on no worker: look again
+            // later (the callers' loops end once the state says so).
+            timeout = Some(RESTART_BACKOFF);
+        }
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `fds` is a valid array; `ts_ptr` is null or a local.
+        let ready = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null(),
+            )
+        };
+        if ready <= 0 {
+            return Ok(());
+        }
+        for (index, pfd) in fds.iter().enumerate() {
+            if pfd.revents == 0 {
+                continue;
+            }
+            if pfd.revents & libc::POLLOUT != 0 && self.workers[index].flush().is_err() {
+                ended.push((index, Cause::Closed));
+                continue;
+            }
+            if pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                let read = self.workers[index].read();
+                if !self.take_replies(index) {
+                    ended.push((index, Cause::Broken));
+                } else if read == Read::Closed {
+                    ended.push((index, Cause::Closed));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long `poll` may block: what `wait` allows, cut short by the
+    /// nearest task deadline and the next restart attempt.
+    fn poll_timeout(&self, wait: Wait) -> Option<Duration> {
+        let now = Instant::now();
+        let mut limit = match wait {
+            Wait::Poll => return Some(Duration::ZERO),
+            Wait::Until(deadline) => Some(deadline.saturating_duration_since(now)),
+            Wait::Forever => None,
+        };
+        let mut cut = |d: Duration| limit = Some(limit.map_or(d, |l| l.min(d)));
+        for worker in &self.workers {
+            if let Some(deadline) = self.deadline_of(worker) {
+                cut(deadline.saturating_duration_since(now));
+            }
+        }
+        if let Some(at) = self.start_failed_at {
+            if self.workers.len() < self.config.processes {
+                cut((at + RESTART_BACKOFF).saturating_duration_since(now));
+            }
+        }
+        limit
+    }
+
+    /// When the chunk a worker is running times out.
+    fn deadline_of(&self, worker: &Worker) -> Option<Instant> {
+        let timeout = self.config.task_timeout?;
+        let head = worker.in_flight.front()?;
+        let items = u32::try_from(head.count).unwrap_or(u32::MAX).max(1);
+        worker.head_since.checked_add(timeout.saturating_mul(items))
+    }
+
+    fn check_deadlines(&self, ended: &mut Vec<(usize, Cause)>) {
+        let now = Instant::now();
+        for (index, worker) in self.workers.iter().enumerate() {
+            if self.deadline_of(worker).is_some_and(|d| now >= d) {
+                ended.push((index, Cause::TimedOut));
+            }
+        }
+    }
+
+    /// Sends queued chunks: first one to each free worker, then (for short
+    /// tasks) more to busy ones.
+    fn dispatch(&mut self) {
+        let depth = match self.service {
+            Some(service) if service < PIPELINE_BELOW => PIPELINE_DEPTH,
+            _ => 1,
+        };
+        let max_tasks = self.config.max_tasks;
+        for level in 1..=depth {
+            for worker in &mut self.workers {
+                while worker.in_flight.len() < level
+                    && !worker.dying
+                    && max_tasks.is_none_or(|max| worker.sent < max)
+                {
+                    let Some(chunk) = self.queue.pop_front() else {
+                        return;
+                    };
+                    self.queued_bytes = self.queued_bytes.saturating_sub(chunk.size());
+                    worker.send(chunk);
+                }
+            }
+        }
+    }
+
+    /// Decodes the replies worker `index` sent. `false` if it sent garbage.
+    fn take_replies(&mut self, index: usize) -> bool {
+        let input = self.workers[index].take_input();
+        let mut used = 0;
+        let mut valid = true;
+        loop {
+            match frame::next_frame(&input[used..]) {
+                Ok(None) => break,
+                Ok(Some((payload, len))) => {
+                    let accepted = match frame::reply(payload) {
+                        Ok(reply) => self.on_reply(index, &reply),
+                        Err(_) => false,
+                    };
+                    if !accepted {
+                        valid = false;
+                        break;
+                    }
+                    used += len;
+                }
+                Err(_) => {
+                    valid = false;
+                    break;
+                }
+            }
+        }
+        self.workers[index].keep_unread(input, used);
+        valid
+    }
+
+    fn on_reply(&mut self, index: usize, reply: &frame::Reply<'_>) -> bool {
+        let worker = &mut self.workers[index];
+        let chunk = match worker.in_flight.front() {
+            Some(chunk) if chunk.id == reply.id => worker.in_flight.pop_front(),
+            _ => None,
+        };
+        let Some(chunk) = chunk else {
+            return false;
+        };
+        let now = Instant::now();
+        let took = now.saturating_duration_since(worker.head_since);
+        self.service = Some(match self.service {
+            Some(avg) => (avg * 7 + took) / 8,
+            None => took,
+        });
+        worker.head_since = now;
+        worker.dying |= reply.fatal;
+        if let Some(batch) = self.batches.get_mut(&chunk.batch) {
+            let answered = reply.ends.len().min(chunk.count);
+            let items = match answered.checked_sub(1) {
+                Some(last) => &reply.items[..reply.ends[last]],
+                None => &[],
+            };
+            batch.finish_encoded(chunk.first, items, &reply.ends[..answered]);
+            if answered < chunk.count {
+                batch.finish(
+                    chunk.first + answered,
+                    chunk.count - answered,
+                    &Outcome::WorkerLost(String::from("the worker's reply was incomplete")),
+                );
+            }
+        }
+        true
+    }
+
+    /// Removes a worker that ended (or must): fails the chunk it was
+    /// running and queues the ones behind it again.
+    fn bury(&mut self, mut worker: Worker, cause: Cause) {
+        let pid = worker.pid();
+        let how = match cause {
+            Cause::Closed => worker.reap(),
+            Cause::Broken | Cause::TimedOut => worker.kill(),
+        };
+        let mut chunks = std::mem::take(&mut worker.in_flight);
+        let running = match cause {
+            // It said it would exit; nothing of what follows ever started.
+            Cause::Closed if worker.dying => None,
+            _ => chunks.pop_front(),
+        };
+        if let Some(chunk) = running {
+            let outcome = match cause {
+                Cause::TimedOut => Outcome::TimedOut(format!(
+                    "the task ran over its timeout of {:?} (worker {pid} was killed)",
+                    self.config.task_timeout.unwrap_or_default()
+                )),
+                Cause::Broken => Outcome::WorkerLost(format!(
+                    "worker {pid} sent a malformed reply and was killed"
+                )),
+                Cause::Closed => {
+                    Outcome::WorkerLost(format!("worker {pid} died while running the task ({how})"))
+                }
+            };
+            self.fail_chunk(&chunk, &outcome);
+        }
+        for chunk in chunks.into_iter().rev() {
+            self.queued_bytes += chunk.size();
+            self.queue.push_front(chunk);
+        }
+    }
+
+    pub(super) fn fail_chunk(&mut self, chunk: &Chunk, outcome: &Outcome) {
+        if let Some(batch) = self.batches.get_mut(&chunk.batch) {
+            batch.finish(chunk.first, chunk.count, outcome);
+        }
+    }
+
+    /// Retires workers that ran `maxtasksperchild` chunks and are idle.
+    fn retire_spent(&mut self) {
+        let Some(max) = self.config.max_tasks else {
+            return;
+        };
+        let mut index = 0;
+        while index < self.workers.len() {
+            let worker = &self.workers[index];
+            if worker.sent >= max && worker.in_flight.is_empty() {
+                let worker = self.workers.remove(index);
+                self.retired.push(worker.retire());
+            } else {
+                index += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! One pool worker as the pool sees it: a forked child OS process, the
+//! parent end of its socket, what it has been sent and not yet answered.
+
+use super::chunk::Chunk;
+use super::frame;
+use super::serve;
+use crate::ctx::HostState;
+use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::process::child::{exitcode, Child};
+use crate::process::fork::{fork_host, Forked};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+use wasmtime::Caller;
+
+/// A live worker.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    // Declared first: the socket closes before the child is reaped.
+    sock: OwnedFd,
+    pub(crate) child: Child,
+    /// Bytes read and not yet decoded.
+    inbuf: Vec<u8>,
+    /// Encoded requests not yet written.
+    outbuf: Vec<u8>,
+    /// Chunks sent, in the order the worker runs them; the first is running.
+    pub(crate) in_flight: VecDeque<Chunk>,
+    /// When the first chunk in flight started (as far as the pool can tell).
+    pub(crate) head_since: Instant,
+    /// Chunks sent so far (for `maxtasksperchild`).
+    pub(crate) sent: u32,
+    /// It said it will exit (its instance trapped): send it nothing more.
+    pub(crate) dying: bool,
+}
+
+/// What reading from a worker found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Maybe some frames; the socket is still open.
+    Open,
+    /// The worker closed its end: it has ended (or is ending).
+    Closed,
+}
+
+impl Worker {
+    /// Its socket's descriptor, for `poll`.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Its pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// Whether requests are waiting to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.outbuf.is_empty()
+    }
+
+    /// Queues `chunk` for this worker.
+    pub(crate) fn send(&mut self, chunk: Chunk) {
+        if self.in_flight.is_empty() {
+            self.head_since = Instant::now();
+        }
+        frame::push_request(
+            &mut self.outbuf,
+            chunk.id,
+            &chunk.name,
+            chunk.count,
+            &chunk.items,
+        );
+        self.sent = self.sent.saturating_add(1);
+        self.in_flight.push_back(chunk);
+    }
+
+    /// Queues the request that makes it exit.
+    fn send_stop(&mut self) {
+        frame::push_stop(&mut self.outbuf);
+    }
+
+    /// Writes as much of the queued requests as the socket takes now.
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        let mut written = 0;
+        while written < self.outbuf.len() {
+            let rest = &self.outbuf[written..];
+            // SAFETY: writes from a live buffer to our own socket.
+            let n = unsafe {
+                libc::send(
+                    self.fd(),
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                match err.kind() {
+                    std::io::ErrorKind::WouldBlock => break,
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => return Err(err),
+                }
+            }
+            written += n as usize;
+        }
+        self.outbuf.drain(..written);
+        Ok(())
+    }
+
+    /// Reads what the worker has sent, without blocking.
+    pub(crate) fn read(&mut self) -> Read {
+        loop {
+            if self.inbuf.capacity() - self.inbuf.len() < 16 << 10 {
+                self.inbuf.reserve(64 << 10);
+            }
+            let spare = self.inbuf.capacity() - self.inbuf.len();
+            // SAFETY: reads into the spare capacity of `inbuf`, then sets its
+            // length to cover only the bytes read.
+            let n = unsafe {
+                let end = self.inbuf.as_mut_ptr().add(self.inbuf.len());
+                libc::recv(self.fd(), end.cast(), spare, libc::MSG_DONTWAIT)
+            };
+            if n == 0 {
+                return Read::Closed;
+            }
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                match err.kind() {
+                    std::io::ErrorKind::WouldBlock => return Read::Open,
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => return Read::Closed,
+                }
+            }
+            // SAFETY: the kernel wrote `n` bytes there.
+            unsafe { self.inbuf.set_len(self.inbuf.len() + n as usize) };
+            if (n as usize) < spare {
+                return Read::Open;
+            }
+        }
+    }
+
+    /// Takes the bytes read so far, to decode (give back the rest with
+    /// [`Worker::keep_unread`]).
+    pub(crate) fn take_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inbuf)
+    }
+
+    /// Puts back `buf`, minus the `used` bytes that were decoded.
+    pub(crate) fn keep_unread(&mut self, mut buf: Vec<u8>, used: usize) {
+        buf.drain(..used);
+        self.inbuf = buf;
+    }
+
+    /// Reaps it after its socket closed: it is ending, so this waits a
+    /// little, then kills it. Returns how it ended, in words.
+    pub(crate) fn reap(&mut self) -> String {
+        if let Ok(None) = self.child.wait(Some(Duration::from_secs(1))) {
+            let _ = self.child.signal(libc::SIGKILL);
+            let _ = self.child.wait(None);
+        }
+        describe(self.child.status())
+    }
+
+    /// Kills it and reaps it. Returns how it ended, in words.
+    pub(crate) fn kill(&mut self) -> String {
+        let _ = self.child.signal(libc::SIGKILL);
+        let _ = self.child.wait(None);
+        describe(self.child.status())
+    }
+
+    /// Tells an idle worker to exit and closes its socket; returns the child
+    /// to reap.
+    pub(crate) fn retire(mut self) -> Child {
+        self.send_stop();
+        let _ = self.flush();
+        let Worker { sock, child, .. } = self;
+        drop(sock);
+        child
+    }
+}
+
+/// How a worker ended, in words.
+fn describe(status: Option<i32>) -> String {
+    match status.map(exitcode) {
+        Some(code) if code < 0 => format!("killed by signal {}", -code),
+        Some(code) => format!("exit code {code}"),
+        None => String::from("unknown status"),
+    }
+}
+
+/// Starts a worker: forks the host; the child serves tasks in its copy of
+/// the instance until it is told to stop (see [`serve`]). `siblings` are the
+/// pool's other sockets, which the child closes.
+pub(crate) fn start(
+    caller: &mut Caller<'_, HostState>,
+    siblings: &[RawFd],
+) -> BridgeResult<Worker> {
+    let (parent_end, child_end) = socketpair()?;
+    match fork_host(caller.data_mut())? {
+        Forked::Parent(slot) => {
+            drop(child_end);
+            Ok(Worker {
+                sock: parent_end,
+                child: Child::new(slot),
+                inbuf: Vec::with_capacity(64 << 10),
+                outbuf: Vec::new(),
+                in_flight: VecDeque::new(),
+                head_since: Instant::now(),
+                sent: 0,
+                dying: false,
+            })
+        }
+        Forked::Child => {
+            drop(parent_end);
+            for &fd in siblings {
+                // SAFETY: the parent ends of the sibling workers' sockets,
+                // which this child must not hold; nothing here uses them.
+                unsafe { libc::close(fd) };
+            }
+            serve::serve(caller, child_end)
+        }
+    }
+}
+
+fn socketpair() -> BridgeResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: writes two new descriptors into `fds`.
+    let ret = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if ret != 0 {
+        let err = std::io::Error::last_os_error();
+        let errno = match err.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
+            _ => Errno::Io,
+        };
+        return Err(BridgeError::new(
+            errno,
+            format!("socketpair for a pool worker: {err}"),
+        ));
+    }
+    // SAFETY: fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
