@@ -86,3 +86,30 @@ fn seed_queue_story() {
     assert!(pos("Get B from queue.") < pos("Get C from queue."));
     assert_eq!(lines.len(), 8, "{text}");
 }
+
+#[test]
+fn pool_workers_use_a_queue_passed_in_their_arguments() {
+    let out = scenario("pool_workers");
+    assert!(
+        out.contains(
+            "pool tasks [\"task 0\", \"task 1\", \"task 2\", \"task 3\", \"task 4\", \"task 5\"]\n"
+        ),
+        "{out}"
+    );
+    let parent: &str = out
+        .lines()
+        .find_map(|l| l.strip_prefix("parent pid "))
+        .unwrap();
+    for line in out.lines().filter(|l| l.starts_with("task ")) {
+        let worker = line.rsplit(' ').next().unwrap();
+        assert_ne!(worker, parent, "{out}");
+    }
+}
+
+#[test]
+fn a_fork_child_uses_its_parents_queue() {
+    let out = scenario("fork_child");
+    let line = out.lines().next().unwrap();
+    let (msg, child) = line.split_once(" (child ").unwrap();
+    assert_eq!(msg, format!("hello from {}", child.trim_end_matches(')')));
+}

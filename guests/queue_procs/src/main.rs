@@ -8,8 +8,11 @@
 //!   reader then gets every message (none was lost to the dead one).
 //! * `pipe_peer_death`: the child end of a Pipe sends, then its process
 //!   is killed; the parent reads the message, then end of file.
+//! * `pool_workers`: tasks running in Pool workers put into a queue the
+//!   parent made and passed in their arguments.
+//! * `fork_child`: an `os.fork` child puts into its parent's queue.
 
-use procbridge_sdk::multiprocessing::{GetError, Pipe, Process, Queue, RecvError};
+use procbridge_sdk::multiprocessing::{GetError, Pipe, Pool, Process, Queue, RecvError};
 use procbridge_sdk::{os, task};
 use std::time::Duration;
 
@@ -71,6 +74,53 @@ task!(pipe_child, |args: &[u8]| -> Result<Vec<u8>, String> {
     std::thread::sleep(Duration::from_secs(60));
     Ok(Vec::new())
 });
+
+// Puts "task N from PID" into the queue; args: queue handle, N.
+task!(report_to_queue, |args: &[u8]| -> Result<Vec<u8>, String> {
+    let a = unpack(args);
+    let q = Queue::from_raw(a[0]);
+    let msg = format!("task {} from {}", a[1], os::getpid());
+    q.put(msg.as_str()).map_err(|e| format!("{:?}", e))?;
+    // The worker keeps serving: leave the queue open in this process.
+    let _ = q.into_raw();
+    Ok(Vec::new())
+});
+
+fn pool_workers() -> procbridge_sdk::Result<()> {
+    let q = Queue::new()?;
+    let pool = Pool::new(2)
+        .map_err(|e| procbridge_sdk::Error::new(procbridge_sdk::Errno::Io, format!("{:?}", e)))?;
+    let items: Vec<Vec<u8>> = (0..6).map(|i| pack(&[q.as_raw(), i])).collect();
+    pool.map("report_to_queue", items)
+        .map_err(|e| procbridge_sdk::Error::new(procbridge_sdk::Errno::Io, format!("{:?}", e)))?;
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let msg: String = q.get().expect("get");
+        got.push(msg);
+    }
+    got.sort();
+    let tasks: Vec<&str> = got.iter().map(|m| &m[..6]).collect();
+    println!("pool tasks {:?}", tasks);
+    println!("parent pid {}", os::getpid());
+    for m in &got {
+        println!("{}", m);
+    }
+    Ok(())
+}
+
+fn fork_child() -> procbridge_sdk::Result<()> {
+    let q = Queue::new()?;
+    let pid = os::fork()?;
+    if pid == 0 {
+        q.put(format!("hello from {}", os::getpid()).as_str())
+            .expect("put");
+        std::process::exit(0);
+    }
+    let msg: String = q.get().expect("get");
+    os::waitpid(pid as i32, 0)?;
+    println!("{} (child {})", msg, pid);
+    Ok(())
+}
 
 fn fanout() -> procbridge_sdk::Result<()> {
     let q = Queue::new()?;
@@ -194,6 +244,8 @@ fn main() {
         "fifo" => fifo(),
         "killed_reader" => killed_reader(),
         "pipe_peer_death" => pipe_peer_death(),
+        "pool_workers" => pool_workers(),
+        "fork_child" => fork_child(),
         _ => {
             eprintln!("unknown scenario {:?}", scenario);
             std::process::exit(2);
