@@ -30,6 +30,9 @@ pub struct Connection {
 }
 
 /// Bytes read from the socket ahead of need.
+/// How long `recv` looks for a message before sleeping in `poll(2)`.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
 const READ_BUFFER: usize = 16 << 10;
 
 #[derive(Debug, Default)]
@@ -227,6 +230,7 @@ impl Connection {
                 "this connection is send-only",
             ));
         }
+        let mut spun = false;
         loop {
             if self.partial.is_complete() {
                 let frame = std::mem::take(&mut self.partial);
@@ -236,6 +240,15 @@ impl Connection {
                 Ok(true) => {}
                 Ok(false) => {
                     let left = wait.remaining("recv on an empty pipe")?;
+                    // A reply usually comes within microseconds: look for it
+                    // briefly before sleeping in poll(2), whose wake-up from
+                    // another core costs far more than the wait itself.
+                    if !spun {
+                        spun = true;
+                        if self.spin_until_readable(SPIN_BEFORE_SLEEP) {
+                            continue;
+                        }
+                    }
                     self.wait_for(libc::POLLIN, left)?;
                 }
                 Err(err) => return Err(err),
@@ -335,6 +348,25 @@ impl Connection {
         }
         frame.body_got += self.buffered.take_into(&mut frame.body[frame.body_got..]);
         Ok(())
+    }
+
+    /// Polls without sleeping for up to `limit`; whether the socket became
+    /// readable.
+    fn spin_until_readable(&self, limit: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a zero timeout never sleeps.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
     }
 
     /// Waits until the socket is ready for `events`, at most `timeout`.
