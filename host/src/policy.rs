@@ -241,8 +241,15 @@ impl Policy {
         } else {
             ""
         };
+        // The name comes from the guest: quoted and escaped (`{:?}`), so a
+        // newline or a quote in it cannot forge a line on the host's stderr.
+        let add = if program.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            String::new()
+        } else {
+            format!(" (add --allow-run {program})")
+        };
         Err(BridgeError::denied(format!(
-            "run \"{program}\": not granted{hint} (add --allow-run {program})"
+            "run {program:?}: not granted{hint}{add}"
         )))
     }
 
@@ -294,7 +301,7 @@ impl Policy {
     pub fn host_dir_for(&self, guest_path: &str) -> BridgeResult<PathBuf> {
         let denied = || {
             BridgeError::denied(format!(
-                "cwd \"{guest_path}\": not inside a granted directory (add --dir)"
+                "cwd {guest_path:?}: not inside a granted directory (add --dir)"
             ))
         };
         for dir in &self.dirs {
@@ -314,7 +321,7 @@ impl Policy {
                 }
             }
             let real = std::fs::canonicalize(&host).map_err(|e| {
-                BridgeError::new(crate::Errno::NoEnt, format!("cwd \"{guest_path}\": {e}"))
+                BridgeError::new(crate::Errno::NoEnt, format!("cwd {guest_path:?}: {e}"))
             })?;
             if !real.starts_with(&dir.host) {
                 return Err(denied());
@@ -345,7 +352,7 @@ impl GrantedCommand {
             let sub = args.first().map(String::as_str).unwrap_or("");
             if !allowed.iter().any(|a| a == sub) {
                 return Err(BridgeError::denied(format!(
-                    "run \"{}\": subcommand \"{sub}\" is not granted (granted: {})",
+                    "run \"{}\": subcommand {sub:?} is not granted (granted: {})",
                     self.name,
                     allowed.join(", ")
                 )));
@@ -359,7 +366,7 @@ impl GrantedCommand {
                         .is_some_and(|rest| rest.starts_with('='));
                 if hit {
                     return Err(BridgeError::denied(format!(
-                        "run \"{}\": argument \"{arg}\" is denied by the policy",
+                        "run \"{}\": argument {arg:?} is denied by the policy",
                         self.name
                     )));
                 }

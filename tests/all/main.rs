@@ -10,6 +10,7 @@ mod confine;
 mod fork;
 mod hello;
 mod host_calls;
+mod hostile;
 mod policy;
 mod process;
 mod subprocess;
