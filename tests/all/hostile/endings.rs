@@ -37,7 +37,11 @@ fn open_fds(pid: u32) -> Vec<String> {
         .flatten()
         .map(|e| {
             let target = std::fs::read_link(e.path()).unwrap_or_default();
-            format!("{} -> {}", e.file_name().to_string_lossy(), target.display())
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
         })
         .collect();
     fds.sort();
@@ -52,7 +56,11 @@ fn gone(pid: u32) -> bool {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
         match stat {
             Err(_) => return true,
-            Ok(s) if s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')) == Some(true) => {
+            Ok(s)
+                if s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+                    == Some(true) =>
+            {
                 return true
             }
             Ok(_) if Instant::now() > deadline => return false,
@@ -87,7 +95,10 @@ fn tasks(via: Via) -> Script {
 
 /// The pids a run printed, one per line.
 fn pids(stdout: &str) -> Vec<u32> {
-    stdout.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// A guest that traps while holding a `cat` with pipes, a `sleep`, a daemon
@@ -118,7 +129,12 @@ fn a_trap_while_holding_handles_leaves_no_process() {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "the CLI hung");
     // 134: the CLI's exit code for a trap.
-    assert_eq!(out.status.code(), Some(134), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(134),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = pids(&String::from_utf8_lossy(&out.stdout));
     // cat and sleep of the task, cat and sleep, the daemon, maybe its sleep.
     assert!(printed.len() >= 5, "{printed:?}");
@@ -172,9 +188,11 @@ fn endings_leave_no_fd_and_no_zombie() {
     }
     let script = round.raw("(call $checkpoint)");
     // One checkpoint before the rounds, one after.
-    let wat = script
-        .wat()
-        .replacen("(local $r i32)\n", "(local $r i32)\n(call $checkpoint)\n", 1);
+    let wat = script.wat().replacen(
+        "(local $r i32)\n",
+        "(local $r i32)\n(call $checkpoint)\n",
+        1,
+    );
     let (mut cmd, _dir) = script.cli_for(&wat);
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -202,6 +220,9 @@ fn endings_leave_no_fd_and_no_zombie() {
     let (fds_before, children_before) = &samples[0];
     let after = &samples[1];
     assert_eq!(children_before, &Vec::new());
-    assert_eq!(&after.0, fds_before, "descriptors changed across the rounds");
+    assert_eq!(
+        &after.0, fds_before,
+        "descriptors changed across the rounds"
+    );
     assert_eq!(after.1, Vec::new(), "children or zombies left");
 }

@@ -69,6 +69,8 @@ cases! {
     process::task_hand_back_outside_a_task,
     process::task_hand_back_bad_pointers,
     process::foreign_process_handle,
+    process::daemon_cannot_start_children,
+    process::process_limit_is_eagain,
 }
 
 /// Every function the runtime registers is called by at least one case.
@@ -79,7 +81,11 @@ fn every_host_function_has_a_hostile_case() {
     let mut covered = BTreeSet::new();
     for case in CASES {
         let called = (case.script)().called();
-        assert!(!called.is_empty(), "case {} calls no host function", case.name);
+        assert!(
+            !called.is_empty(),
+            "case {} calls no host function",
+            case.name
+        );
         covered.extend(called);
     }
     let missing: Vec<&str> = runtime()

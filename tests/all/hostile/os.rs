@@ -13,13 +13,16 @@ pub fn with_commands(script: Script) -> Script {
 }
 
 /// `popen(["cat"])` with stdin and stdout pipes, stderr to /dev/null.
-pub const POPEN_CAT: &str = "(call $popen (i32.const 0x200) (i32.const 7) (i32.const 0) (i32.const -1) \
+pub const POPEN_CAT: &str =
+    "(call $popen (i32.const 0x200) (i32.const 7) (i32.const 0) (i32.const -1) \
      (i32.const 0) (i32.const 0) (i32.const -1) (i32.const -1) (i32.const -2))";
 /// `popen(["true"])`, all stdio to /dev/null.
-pub const POPEN_TRUE: &str = "(call $popen (i32.const 0x210) (i32.const 8) (i32.const 0) (i32.const -1) \
+pub const POPEN_TRUE: &str =
+    "(call $popen (i32.const 0x210) (i32.const 8) (i32.const 0) (i32.const -1) \
      (i32.const 0) (i32.const 0) (i32.const -2) (i32.const -2) (i32.const -2))";
 /// `popen(["sleep", "1"])`, all stdio to /dev/null.
-pub const POPEN_SLEEP: &str = "(call $popen (i32.const 0x220) (i32.const 14) (i32.const 0) (i32.const -1) \
+pub const POPEN_SLEEP: &str =
+    "(call $popen (i32.const 0x220) (i32.const 14) (i32.const 0) (i32.const -1) \
      (i32.const 0) (i32.const 0) (i32.const -2) (i32.const -2) (i32.const -2))";
 
 pub fn identity_ignores_everything() -> Script {
@@ -36,10 +39,16 @@ pub fn last_error_bad_buffers() -> Script {
     Script::new(Via::Library)
         .errno("(call $take_result (i32.const 0) (i32.const 0))", Inval)
         .expect("(call $last_error (i32.const 0) (i32.const 0))", 32)
-        .expect("(call $last_error (i32.const 0) (i32.const -2147483648))", 32)
+        .expect(
+            "(call $last_error (i32.const 0) (i32.const -2147483648))",
+            32,
+        )
         .expect("(call $last_error (i32.const 0x100) (i32.const 1000))", 32)
         .expect("(i32.load8_u (i32.const 0x100))", b'n' as i32)
-        .errno("(call $last_error (i32.const 65530) (i32.const 100))", Fault)
+        .errno(
+            "(call $last_error (i32.const 65530) (i32.const 100))",
+            Fault,
+        )
         .errno("(call $last_error (i32.const -1) (i32.const 1))", Fault)
         .errno("(call $last_error (i32.const 65536) (i32.const 1))", Fault)
         .errno("(call $last_error (i32.const 65537) (i32.const 0))", Fault)
@@ -65,7 +74,10 @@ pub fn take_result_bad_buffers_keep_the_result() -> Script {
         .expect("(i32.load (i32.const 0x404))", 0)
         .errno("(call $take_result (i32.const 65534) (i32.const 5))", Fault)
         .errno("(call $take_result (i32.const -1) (i32.const 5))", Fault)
-        .errno("(call $take_result (i32.const 0x100) (i32.const -1))", Fault)
+        .errno(
+            "(call $take_result (i32.const 0x100) (i32.const -1))",
+            Fault,
+        )
         .errno("(call $take_result (i32.const 0x100) (i32.const 4))", Inval)
         .errno("(call $take_result (i32.const 0x100) (i32.const 6))", Inval)
         .expect("(call $take_result (i32.const 0x100) (i32.const 5))", 0)
@@ -76,21 +88,54 @@ pub fn take_result_bad_buffers_keep_the_result() -> Script {
 
 pub fn waitpid_without_children() -> Script {
     with_commands(Script::new(Via::Library))
-        .errno("(call $waitpid (i32.const -1) (i32.const 0) (i32.const 0x100))", Child)
-        .errno("(call $waitpid (i32.const -1) (i32.const 1) (i32.const 0x100))", Child)
-        .errno("(call $waitpid (i32.const 12345) (i32.const 0) (i32.const 0x100))", Child)
-        .errno("(call $waitpid (call $getpid) (i32.const 0) (i32.const 0x100))", Child)
-        .errno("(call $waitpid (call $getppid) (i32.const 1) (i32.const 0x100))", Child)
-        .errno("(call $waitpid (i32.const 0) (i32.const 0) (i32.const 0x100))", Inval)
-        .errno("(call $waitpid (i32.const -2) (i32.const 0) (i32.const 0x100))", Inval)
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const 0) (i32.const 0x100))",
+            Child,
+        )
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const 1) (i32.const 0x100))",
+            Child,
+        )
+        .errno(
+            "(call $waitpid (i32.const 12345) (i32.const 0) (i32.const 0x100))",
+            Child,
+        )
+        .errno(
+            "(call $waitpid (call $getpid) (i32.const 0) (i32.const 0x100))",
+            Child,
+        )
+        .errno(
+            "(call $waitpid (call $getppid) (i32.const 1) (i32.const 0x100))",
+            Child,
+        )
+        .errno(
+            "(call $waitpid (i32.const 0) (i32.const 0) (i32.const 0x100))",
+            Inval,
+        )
+        .errno(
+            "(call $waitpid (i32.const -2) (i32.const 0) (i32.const 0x100))",
+            Inval,
+        )
         .errno(
             "(call $waitpid (i32.const -2147483648) (i32.const 0) (i32.const 0x100))",
             Inval,
         )
-        .errno("(call $waitpid (i32.const -1) (i32.const 2) (i32.const 0x100))", Inval)
-        .errno("(call $waitpid (i32.const -1) (i32.const -1) (i32.const 0x100))", Inval)
-        .errno("(call $waitpid (i32.const -1) (i32.const 0) (i32.const 65534))", Fault)
-        .errno("(call $waitpid (i32.const -1) (i32.const 0) (i32.const -4))", Fault)
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const 2) (i32.const 0x100))",
+            Inval,
+        )
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const -1) (i32.const 0x100))",
+            Inval,
+        )
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const 0) (i32.const 65534))",
+            Fault,
+        )
+        .errno(
+            "(call $waitpid (i32.const -1) (i32.const 0) (i32.const -4))",
+            Fault,
+        )
         // A subprocess is not an os.fork child: its popen handle keeps it.
         .keep("$a", POPEN_TRUE)
         .errno(

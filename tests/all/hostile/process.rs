@@ -86,7 +86,10 @@ pub fn start_bad_arguments() -> Script {
         // The well-formed call works.
         .keep("$a", &start(0x100, 2, 0, 0))
         .expect("(call $process_join (global.get $a) (i64.const -1))", 0)
-        .expect("(call $process_exitcode (global.get $a) (i32.const 0x900))", 1)
+        .expect(
+            "(call $process_exitcode (global.get $a) (i32.const 0x900))",
+            1,
+        )
         .expect("(i32.load (i32.const 0x900))", 0)
         .expect("(call $process_close (global.get $a))", 0)
 }
@@ -101,22 +104,54 @@ pub fn odd_orders() -> Script {
         .errno("(call $process_join (i32.const 1) (i64.const -1))", BadF)
         .keep("$a", &start(0x160, 4, 1, 0))
         .expect(&format!("(call $process_is_alive {h})"), 1)
-        .expect(&format!("(call $process_exitcode {h} (i32.const 0x900))"), 0)
+        .expect(
+            &format!("(call $process_exitcode {h} (i32.const 0x900))"),
+            0,
+        )
         .errno(&format!("(call $process_close {h})"), Inval)
         .errno(&format!("(call $process_join {h} (i64.const 0))"), TimedOut)
-        .errno(&format!("(call $process_join {h} (i64.const 1000))"), TimedOut)
+        .errno(
+            &format!("(call $process_join {h} (i64.const 1000))"),
+            TimedOut,
+        )
         .errno(&format!("(call $process_join {h} (i64.const -2))"), Inval)
-        .errno(&format!("(call $process_join {h} (i64.const -9223372036854775808))"), Inval)
-        .errno(&format!("(call $process_exitcode {h} (i32.const 65534))"), Fault)
-        .errno(&format!("(call $process_exitcode {h} (i32.const -1))"), Fault)
+        .errno(
+            &format!("(call $process_join {h} (i64.const -9223372036854775808))"),
+            Inval,
+        )
+        .errno(
+            &format!("(call $process_exitcode {h} (i32.const 65534))"),
+            Fault,
+        )
+        .errno(
+            &format!("(call $process_exitcode {h} (i32.const -1))"),
+            Fault,
+        )
         .errno(&format!("(call $popen_pid {h})"), BadF)
         .errno(&format!("(call $popen_close {h})"), BadF)
-        .errno(&format!("(call $popen_wait {h} (i64.const 0) (i32.const 0x900))"), BadF)
-        .expect(&format!("(call $process_join {h} (i64.const 9223372036854775807))"), 0)
+        .errno(
+            &format!("(call $popen_wait {h} (i64.const 0) (i32.const 0x900))"),
+            BadF,
+        )
+        // A process handle as a popen stdio argument.
+        .errno(
+            &format!(
+                "(call $popen (i32.const 0x200) (i32.const 7) (i32.const 0) (i32.const -1) \
+                 (i32.const 0) (i32.const 0) {h} (i32.const -2) (i32.const -2))"
+            ),
+            BadF,
+        )
+        .expect(
+            &format!("(call $process_join {h} (i64.const 9223372036854775807))"),
+            0,
+        )
         .expect(&format!("(call $process_join {h} (i64.const -1))"), 0)
         .expect(&format!("(call $process_join {h} (i64.const 0))"), 0)
         .expect(&format!("(call $process_is_alive {h})"), 0)
-        .expect(&format!("(call $process_exitcode {h} (i32.const 0x900))"), 1)
+        .expect(
+            &format!("(call $process_exitcode {h} (i32.const 0x900))"),
+            1,
+        )
         .expect("(i32.load (i32.const 0x900))", 0)
         .expect(&format!("(call $process_terminate {h})"), 0)
         .expect(&format!("(call $process_kill {h})"), 0)
@@ -125,7 +160,10 @@ pub fn odd_orders() -> Script {
         .errno(&format!("(call $process_close {h})"), BadF)
         .errno(&format!("(call $process_join {h} (i64.const -1))"), BadF)
         .errno(&format!("(call $process_pid {h})"), BadF)
-        .errno(&format!("(call $process_exitcode {h} (i32.const 0x900))"), BadF)
+        .errno(
+            &format!("(call $process_exitcode {h} (i32.const 0x900))"),
+            BadF,
+        )
 }
 
 /// Forged handles and handles of another kind (no process is started).
@@ -177,7 +215,10 @@ pub fn task_exits_and_traps_in_the_middle() -> Script {
             script = script
                 .keep("$a", &start(at, len, method, 0))
                 .expect("(call $process_join (global.get $a) (i64.const -1))", 0)
-                .expect("(call $process_exitcode (global.get $a) (i32.const 0x900))", 1)
+                .expect(
+                    "(call $process_exitcode (global.get $a) (i32.const 0x900))",
+                    1,
+                )
                 .expect("(i32.load (i32.const 0x900))", code)
                 .expect("(call $process_close (global.get $a))", 0);
         }
@@ -187,7 +228,10 @@ pub fn task_exits_and_traps_in_the_middle() -> Script {
                 .keep("$a", &start(0x160, 4, method, 0))
                 .expect(&format!("(call {call} (global.get $a))"), 0)
                 .expect("(call $process_join (global.get $a) (i64.const -1))", 0)
-                .expect("(call $process_exitcode (global.get $a) (i32.const 0x900))", 1)
+                .expect(
+                    "(call $process_exitcode (global.get $a) (i32.const 0x900))",
+                    1,
+                )
                 .expect("(i32.load (i32.const 0x900))", code)
                 .expect("(call $process_close (global.get $a))", 0);
         }
@@ -209,7 +253,10 @@ pub fn task_hand_back_outside_a_task() -> Script {
 /// `100 + check` if a check fails, else fails with invalid UTF-8 (lossy).
 pub fn task_hand_back_bad_pointers() -> Script {
     let inner = Script::new(Via::Cli)
-        .errno("(call $take_result (i32.const 0x800) (i32.add (local.get 0) (i32.const 1)))", Inval)
+        .errno(
+            "(call $take_result (i32.const 0x800) (i32.add (local.get 0) (i32.const 1)))",
+            Inval,
+        )
         .errno("(call $take_result (i32.const 65535) (local.get 0))", Fault)
         .expect("(call $take_result (i32.const 0x800) (local.get 0))", 0)
         .expect("(i32.load8_u (i32.const 0x801))", b'r' as i32)
@@ -217,9 +264,15 @@ pub fn task_hand_back_bad_pointers() -> Script {
         .errno("(call $task_return (i32.const 65534) (i32.const 4))", Fault)
         .errno("(call $task_return (i32.const -1) (i32.const 1))", Fault)
         .errno("(call $task_return (i32.const 0) (i32.const -1))", TooBig)
-        .errno("(call $task_return (i32.const 0) (i32.const 16777217))", TooBig)
+        .errno(
+            "(call $task_return (i32.const 0) (i32.const 16777217))",
+            TooBig,
+        )
         .errno("(call $task_error (i32.const 65535) (i32.const 2))", Fault)
-        .errno("(call $task_error (i32.const 0) (i32.const 2147483647))", TooBig)
+        .errno(
+            "(call $task_error (i32.const 0) (i32.const 2147483647))",
+            TooBig,
+        )
         .expect("(call $task_return (i32.const 0x600) (i32.const 4))", 0)
         .expect("(call $task_error (i32.const 0x1a0) (i32.const 2))", 0);
     let body = inner.body_text();
@@ -285,4 +338,42 @@ pub fn foreign_process_handle() -> Script {
         .expect("(call $process_exitcode (global.get $d) (i32.const 0x900))", 1)
         .expect("(i32.load (i32.const 0x900))", 0)
         .expect("(call $popen_close (global.get $b))", 0)
+}
+
+/// A daemon may not start children (`EINVAL`), as in Python; the task
+/// exits 0 only when refused.
+pub fn daemon_cannot_start_children() -> Script {
+    with_tasks(Via::Cli)
+        .data(0x1c0, b"starts")
+        .func(
+            r#"(func (export "starts") (param i32) (result i32)
+                 (if (i32.ne (call $process_start (i32.const 0x100) (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 0))
+                             (i32.const -22))
+                   (then (call $proc_exit (i32.const 9))))
+                 (i32.const 0))"#,
+        )
+        .keep("$a", &start(0x1c0, 6, 1, 1))
+        .expect("(call $process_join (global.get $a) (i64.const -1))", 0)
+        .expect("(call $process_exitcode (global.get $a) (i32.const 0x900))", 1)
+        .expect("(i32.load (i32.const 0x900))", 0)
+}
+
+/// The tree-wide process limit (`--max-processes 2`: two processes besides
+/// the root) is `EAGAIN` for `popen`, `process_start` and `fork` alike, and
+/// frees up when a child is reaped.
+pub fn process_limit_is_eagain() -> Script {
+    with_tasks(Via::Cli)
+        .cli_arg("--max-processes")
+        .cli_arg("2")
+        .keep("$a", POPEN_SLEEP)
+        .keep("$b", POPEN_SLEEP)
+        .errno(POPEN_TRUE, Again)
+        .errno(&start(0x100, 2, 1, 0), Again)
+        .errno(&start(0x100, 2, 2, 0), Again)
+        .errno("(call $fork)", Again)
+        .expect("(call $popen_close (global.get $b))", 0)
+        .keep("$b", &start(0x100, 2, 1, 0))
+        .expect("(call $process_join (global.get $b) (i64.const -1))", 0)
+        .expect("(call $process_close (global.get $b))", 0)
+        .expect("(call $popen_close (global.get $a))", 0)
 }

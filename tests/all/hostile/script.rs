@@ -75,6 +75,7 @@ pub struct Script {
     body: String,
     checks: Vec<String>,
     max_handles: Option<usize>,
+    cli_args: Vec<String>,
 }
 
 /// The harness's own memory: scripts keep below it.
@@ -89,6 +90,7 @@ impl Script {
             body: String::new(),
             checks: Vec::new(),
             max_handles: None,
+            cli_args: Vec::new(),
         }
     }
 
@@ -170,6 +172,12 @@ impl Script {
         self
     }
 
+    /// One more `procbridge run` flag (CLI runs).
+    pub fn cli_arg(mut self, arg: &str) -> Self {
+        self.cli_args.push(arg.to_string());
+        self
+    }
+
     /// The checks as WAT instructions, to embed in another function (a
     /// task, a fork child's branch). Check numbers restart at 0 there.
     pub fn body_text(&self) -> String {
@@ -183,7 +191,8 @@ impl Script {
             .iter()
             .map(|(name, _)| *name)
             .filter(|name| {
-                text.contains(&format!("(call ${name} ")) || text.contains(&format!("(call ${name})"))
+                text.contains(&format!("(call ${name} "))
+                    || text.contains(&format!("(call ${name})"))
             })
             .map(str::to_string)
             .collect()
@@ -203,7 +212,10 @@ impl Script {
         let mut wat = String::from("(module\n");
         for (name, sig) in SIGNATURES {
             if imports.contains(*name) {
-                let _ = writeln!(wat, r#"(import "procbridge" "{name}" (func ${name} {sig}))"#);
+                let _ = writeln!(
+                    wat,
+                    r#"(import "procbridge" "{name}" (func ${name} {sig}))"#
+                );
             }
         }
         let _ = writeln!(wat, "{PRELUDE}");
@@ -250,7 +262,7 @@ impl Script {
         for name in GRANTED {
             cmd.args(["--allow-run", name]);
         }
-        cmd.arg(&path);
+        cmd.args(&self.cli_args).arg(&path);
         (cmd, dir)
     }
 
@@ -279,7 +291,10 @@ impl Script {
             .policy(policy);
         let code = match rt.run(&program, guest.build().unwrap()) {
             Ok(code) => code,
-            Err(e) => panic!("the hostile guest trapped: {}", procbridge::runtime::causes(&e)),
+            Err(e) => panic!(
+                "the hostile guest trapped: {}",
+                procbridge::runtime::causes(&e)
+            ),
         };
         Captured {
             code,

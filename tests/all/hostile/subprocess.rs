@@ -83,14 +83,70 @@ pub fn popen_invalid_utf8_and_bad_values() -> Script {
         .errno(&popen(("0x210", "8"), ("0x340", "6")), Inval)
         .errno(&popen(("0x210", "8"), ("0x350", "9")), Inval)
         .errno(&popen_cwd(("0x360", "2")), Inval)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const -3)", "(i32.const -2)", "(i32.const -2)"), Inval)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const -2)", "(i32.const -3)", "(i32.const -2)"), Inval)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const -4)", "(i32.const -2)", "(i32.const -2)"), Inval)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const -2)", "(i32.const -2)", "(i32.const -2147483648)"), Inval)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const 12345)", "(i32.const -2)", "(i32.const -2)"), BadF)
-        .errno(&popen_stdio(("0x210", "8"), "(i32.const -2)", "(i32.const 2147483647)", "(i32.const -2)"), BadF)
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -3)",
+                "(i32.const -2)",
+                "(i32.const -2)",
+            ),
+            Inval,
+        )
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -2)",
+                "(i32.const -3)",
+                "(i32.const -2)",
+            ),
+            Inval,
+        )
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -4)",
+                "(i32.const -2)",
+                "(i32.const -2)",
+            ),
+            Inval,
+        )
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -2)",
+                "(i32.const -2)",
+                "(i32.const -2147483648)",
+            ),
+            Inval,
+        )
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const 12345)",
+                "(i32.const -2)",
+                "(i32.const -2)",
+            ),
+            BadF,
+        )
+        .errno(
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -2)",
+                "(i32.const 2147483647)",
+                "(i32.const -2)",
+            ),
+            BadF,
+        )
         // stderr to stdout is fine.
-        .keep("$a", &popen_stdio(("0x210", "8"), "(i32.const -2)", "(i32.const -1)", "(i32.const -3)"))
+        .keep(
+            "$a",
+            &popen_stdio(
+                ("0x210", "8"),
+                "(i32.const -2)",
+                "(i32.const -1)",
+                "(i32.const -3)",
+            ),
+        )
         .expect("(call $popen_close (global.get $a))", 0)
 }
 
@@ -133,7 +189,15 @@ fn all_bad(mut script: Script, h: &str) -> Script {
 
 pub fn forged_closed_and_reused_handles() -> Script {
     let mut script = with_commands(Script::new(Via::Library));
-    for forged in ["0", "1", "-1", "2147483647", "-2147483648", "65537", "65536"] {
+    for forged in [
+        "0",
+        "1",
+        "-1",
+        "2147483647",
+        "-2147483648",
+        "65537",
+        "65536",
+    ] {
         script = all_bad(script, &format!("(i32.const {forged})"));
     }
     script = script
@@ -267,7 +331,10 @@ pub fn io_bad_pointers_and_lengths() -> Script {
         script = script.errno(&format!("(call $popen_communicate {h} (i32.const 0) (i32.const 0) (i64.const -1) (i32.const {flags}) (i32.const 0x100))"), Inval);
     }
     for signal in ["0", "65", "-9", "-2147483648"] {
-        script = script.errno(&format!("(call $popen_send_signal {h} (i32.const {signal}))"), Inval);
+        script = script.errno(
+            &format!("(call $popen_send_signal {h} (i32.const {signal}))"),
+            Inval,
+        );
     }
     script
         // stderr is /dev/null, not a pipe.
@@ -310,17 +377,41 @@ pub fn calls_after_the_child_ended() -> Script {
 pub fn stdio_handles_that_cannot_give() -> Script {
     let cat = ("0x200", "7");
     with_commands(Script::new(Via::Library))
-        .keep("$a", &popen_stdio(cat, "(i32.const -1)", "(i32.const -2)", "(i32.const -2)"))
-        .errno(&popen_stdio(cat, "(global.get $a)", "(i32.const -2)", "(i32.const -2)"), Inval)
+        .keep(
+            "$a",
+            &popen_stdio(cat, "(i32.const -1)", "(i32.const -2)", "(i32.const -2)"),
+        )
+        .errno(
+            &popen_stdio(cat, "(global.get $a)", "(i32.const -2)", "(i32.const -2)"),
+            Inval,
+        )
         .keep("$b", POPEN_CAT)
         // A forged stdout after a good stdin: nothing is taken from $b.
-        .errno(&popen_stdio(cat, "(global.get $b)", "(i32.const 999)", "(i32.const -2)"), BadF)
-        .keep("$c", &popen_stdio(cat, "(global.get $b)", "(i32.const -1)", "(i32.const -2)"))
-        .errno(&popen_stdio(cat, "(global.get $b)", "(i32.const -2)", "(i32.const -2)"), Inval)
+        .errno(
+            &popen_stdio(cat, "(global.get $b)", "(i32.const 999)", "(i32.const -2)"),
+            BadF,
+        )
+        .keep(
+            "$c",
+            &popen_stdio(cat, "(global.get $b)", "(i32.const -1)", "(i32.const -2)"),
+        )
+        .errno(
+            &popen_stdio(cat, "(global.get $b)", "(i32.const -2)", "(i32.const -2)"),
+            Inval,
+        )
         // The same handle's stdin cannot go to both stdout and stderr.
-        .errno(&popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(global.get $a)"), Inval)
-        .keep("$d", &popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(i32.const -2)"))
-        .errno(&popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(i32.const -2)"), Inval)
+        .errno(
+            &popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(global.get $a)"),
+            Inval,
+        )
+        .keep(
+            "$d",
+            &popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(i32.const -2)"),
+        )
+        .errno(
+            &popen_stdio(cat, "(i32.const -2)", "(global.get $a)", "(i32.const -2)"),
+            Inval,
+        )
         .expect("(call $popen_close (global.get $d))", 0)
         .expect("(call $popen_close (global.get $c))", 0)
         .expect("(call $popen_close (global.get $b))", 0)
@@ -356,13 +447,28 @@ fn guest_strings_cannot_forge_host_log_lines() {
         .list(0x300, &[forged])
         .list(0x400, &[&env_item])
         .data(0x500, forged)
-        .errno(&popen(("0x300", &(4 + forged.len()).to_string()), ("0", "-1")), Perm)
-        .errno(&popen(("0x210", "8"), ("0x400", &(4 + env_item.len()).to_string())), Perm)
+        .errno(
+            &popen(("0x300", &(4 + forged.len()).to_string()), ("0", "-1")),
+            Perm,
+        )
+        .errno(
+            &popen(("0x210", "8"), ("0x400", &(4 + env_item.len()).to_string())),
+            Perm,
+        )
         .errno(&popen_cwd(("0x500", &forged.len().to_string())), Perm);
     let out = script.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("procbridge: denied: run \"x\\nprocbridge"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("procbridge: denied: run \"x\\nprocbridge"),
+        "{}",
+        out.stderr
+    );
     for line in out.stderr.lines() {
-        assert!(!line.starts_with("procbridge: allowed"), "forged line: {line}\n{}", out.stderr);
+        assert!(
+            !line.starts_with("procbridge: allowed"),
+            "forged line: {line}\n{}",
+            out.stderr
+        );
     }
 }
