@@ -226,3 +226,43 @@ fn endings_leave_no_fd_and_no_zombie() {
     );
     assert_eq!(after.1, Vec::new(), "children or zombies left");
 }
+
+/// A module whose start section spawns a fresh instance of itself (which
+/// runs the start section again): a fork bomb through `process_start`. It
+/// stops at the tree-wide limit with `EAGAIN`, every level joins its child,
+/// and nothing is left.
+#[test]
+fn a_start_section_spawn_bomb_stops_at_the_limit() {
+    let script = Script::new(Via::Cli)
+        .cli_arg("--max-processes")
+        .cli_arg("4")
+        .data(0x100, b"noop")
+        .func(
+            r#"(func $init
+                 (call $print (call $process_start (i32.const 0x100) (i32.const 4)
+                   (i32.const 0) (i32.const 0) (i32.const 2) (i32.const 0))))
+               (start $init)
+               (func (export "noop") (param i32) (result i32) (i32.const 0))"#,
+        );
+    let started = Instant::now();
+    let (mut cmd, _dir) = script.cli();
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "the bomb hung");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Four levels got a handle, the fifth EAGAIN.
+    let printed: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(printed.iter().filter(|&&r| r > 0).count(), 4, "{printed:?}");
+    assert_eq!(
+        printed.iter().filter(|&&r| r == -11).count(),
+        1,
+        "{printed:?}"
+    );
+}

@@ -337,6 +337,8 @@ pub fn io_bad_pointers_and_lengths() -> Script {
         );
     }
     script
+        // A capacity of 0 reads nothing.
+        .expect(&format!("(call $popen_read {h} (i32.const 1) (i32.const 0x100) (i32.const 0) (i64.const -1))"), 0)
         // stderr is /dev/null, not a pipe.
         .errno(&format!("(call $popen_read {h} (i32.const 2) (i32.const 0x100) (i32.const 16) (i64.const 0))"), Inval)
         // None of it disturbed the child.
