@@ -62,6 +62,7 @@ cases! {
     subprocess::calls_after_the_child_ended,
     subprocess::stdio_handles_that_cannot_give,
     subprocess::handle_table_full,
+    subprocess::stopped_child_is_still_closed,
     process::start_bad_arguments,
     process::odd_orders,
     process::bad_handles,

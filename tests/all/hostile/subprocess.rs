@@ -474,3 +474,35 @@ fn guest_strings_cannot_forge_host_log_lines() {
         );
     }
 }
+
+/// A child the guest stopped (`SIGSTOP`) cannot make the host hang: waits
+/// time out, and closing the handle still kills and reaps it.
+pub fn stopped_child_is_still_closed() -> Script {
+    with_commands(Script::new(Via::Library))
+        .keep("$a", POPEN_SLEEP)
+        .expect(
+            "(call $popen_send_signal (global.get $a) (i32.const 19))",
+            0,
+        )
+        .errno(
+            "(call $popen_wait (global.get $a) (i64.const 20000) (i32.const 0x100))",
+            TimedOut,
+        )
+        .expect("(call $popen_poll (global.get $a) (i32.const 0x100))", 0)
+        .expect("(call $popen_close (global.get $a))", 0)
+        // And one stopped, then continued, ends normally.
+        .keep("$b", POPEN_TRUE)
+        .expect(
+            "(call $popen_send_signal (global.get $b) (i32.const 19))",
+            0,
+        )
+        .expect(
+            "(call $popen_send_signal (global.get $b) (i32.const 18))",
+            0,
+        )
+        .expect(
+            "(call $popen_wait (global.get $b) (i64.const -1) (i32.const 0x100))",
+            0,
+        )
+        .expect("(call $popen_close (global.get $b))", 0)
+}
