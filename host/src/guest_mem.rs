@@ -81,8 +81,14 @@ impl<'a> GuestMemory<'a> {
     /// [`MAX_LIST_ITEMS`] items in `len` bytes at `ptr`.
     pub fn read_list(&self, ptr: i32, len: i32, max: usize) -> BridgeResult<Vec<Vec<u8>>> {
         let bytes = self.read(ptr, len, max)?;
-        list::decode_max(bytes, MAX_LIST_ITEMS)
-            .map_err(|e| BridgeError::invalid(format!("list argument: {e}")))
+        list::decode_max(bytes, MAX_LIST_ITEMS).map_err(|e| match e {
+            // Over a host limit, as an argument over MAX_READ is.
+            list::DecodeError::TooManyItems => BridgeError::new(
+                Errno::TooBig,
+                format!("list argument has more than {MAX_LIST_ITEMS} items"),
+            ),
+            list::DecodeError::Truncated => BridgeError::invalid(format!("list argument: {e}")),
+        })
     }
 
     /// Reads a list whose items must all be UTF-8 strings.

@@ -189,6 +189,24 @@ impl HandleTable {
         entry
     }
 
+    /// Calls `f` on every entry of `kind` that belongs to another OS
+    /// process: in a fork child, to close the descriptors of the parent's
+    /// resources before [`forget_foreign`](Self::forget_foreign) (the
+    /// child can never use them, and an inherited pipe end would keep the
+    /// parent's command from seeing end of file).
+    pub fn for_each_foreign<T: Any>(&mut self, kind: &'static str, mut f: impl FnMut(&mut T)) {
+        let pid = std::process::id();
+        for slot in &mut self.slots {
+            if let Some(entry) = slot.entry.as_mut() {
+                if entry.kind == kind && !entry.inheritable && entry.owner_pid != pid {
+                    if let Some(value) = entry.value.downcast_mut::<T>() {
+                        f(value);
+                    }
+                }
+            }
+        }
+    }
+
     /// Called in a fork child: entries it may not use are forgotten without
     /// running their destructors (they belong to the parent: dropping a
     /// process entry here would kill or reap the parent's child).

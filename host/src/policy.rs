@@ -247,8 +247,15 @@ impl Policy {
         } else {
             ""
         };
+        // The name comes from the guest: quoted and escaped (`{:?}`), so a
+        // newline or a quote in it cannot forge a line on the host's stderr.
+        let add = if program.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            String::new()
+        } else {
+            format!(" (add --allow-run {program})")
+        };
         Err(BridgeError::denied(format!(
-            "run \"{program}\": not granted{hint} (add --allow-run {program})"
+            "run {program:?}: not granted{hint}{add}"
         )))
     }
 
@@ -302,7 +309,7 @@ impl Policy {
     pub fn open_dir(&self, guest_path: &str) -> BridgeResult<cap_std::fs::Dir> {
         let denied = |why: &str| {
             BridgeError::denied(format!(
-                "cwd \"{guest_path}\": {why} (grant a directory with --dir)"
+                "cwd {guest_path:?}: {why} (grant a directory with --dir)"
             ))
         };
         for grant in &self.dirs {
@@ -313,7 +320,7 @@ impl Policy {
             let rest = if rest.is_empty() { "." } else { rest };
             return grant.dir.open_dir(rest).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
-                    BridgeError::new(crate::Errno::NoEnt, format!("cwd \"{guest_path}\": {e}"))
+                    BridgeError::new(crate::Errno::NoEnt, format!("cwd {guest_path:?}: {e}"))
                 }
                 _ => denied(&format!("leads outside the granted directory ({e})")),
             });
@@ -342,7 +349,7 @@ impl GrantedCommand {
             let sub = args.first().map(String::as_str).unwrap_or("");
             if !allowed.iter().any(|a| a == sub) {
                 return Err(BridgeError::denied(format!(
-                    "run \"{}\": subcommand \"{sub}\" is not granted (granted: {})",
+                    "run \"{}\": subcommand {sub:?} is not granted (granted: {})",
                     self.name,
                     allowed.join(", ")
                 )));
@@ -356,7 +363,7 @@ impl GrantedCommand {
                         .is_some_and(|rest| rest.starts_with('='));
                 if hit {
                     return Err(BridgeError::denied(format!(
-                        "run \"{}\": argument \"{arg}\" is denied by the policy",
+                        "run \"{}\": argument {arg:?} is denied by the policy",
                         self.name
                     )));
                 }

@@ -11,6 +11,7 @@ mod escapes;
 mod fork;
 mod hello;
 mod host_calls;
+mod hostile;
 mod pipe;
 mod policy;
 mod pool;

@@ -71,6 +71,10 @@ fn become_child(state: &mut HostState, parent: u32) {
         // SAFETY: ends this child process, which has run no guest code yet.
         unsafe { libc::_exit(1) }
     }
+    state.bridge.handles.for_each_foreign(
+        crate::subprocess::KIND,
+        crate::subprocess::Popen::close_pipes_in_fork_child,
+    );
     state.bridge.handles.forget_foreign();
     state.bridge.process.forget_parents_children();
     state.bridge.process.in_child = true;

@@ -75,7 +75,7 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
     for (key, value) in &req.env {
         if is_loader_variable(key) {
             return Err(deny(BridgeError::denied(format!(
-                "run \"{program}\": environment variable {key} changes the dynamic loader and is never passed"
+                "run \"{program}\": environment variable {key:?} changes the dynamic loader and is never passed"
             ))));
         }
         no_nul("environment variable", key)?;
