@@ -1,24 +1,15 @@
 //! `multiprocessing.Pipe` within one guest (the `queue_probe` guest), and
 //! the pipe host functions called with bad arguments from WAT. End-of-file
-//! on the death of a peer process is tested in the host's `channel` module.
+//! on the death of a peer process: `queue_procs.rs` and the host's
+//! `channel` module.
 
 use crate::support::*;
 use procbridge::{Errno, Policy};
 
-fn probe(scenarios: &[&str]) -> Vec<String> {
-    let out = run_captured(&guest("queue_probe"), scenarios, Policy::default()).unwrap();
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-    out.stdout.lines().map(str::to_string).collect()
-}
-
 #[test]
 fn send_recv_poll_and_one_way_pipes() {
     assert_eq!(
-        probe(&["pipe"]),
+        queue_probe(&["pipe"]),
         [
             "poll true",
             "recv ping-pong",
@@ -34,7 +25,7 @@ fn send_recv_poll_and_one_way_pipes() {
 #[test]
 fn closing_one_end_is_end_of_file_at_the_other() {
     assert_eq!(
-        probe(&["pipe_eof"]),
+        queue_probe(&["pipe_eof"]),
         [
             "recv Ok(\"last words\")",
             "poll at eof true",

@@ -1,24 +1,14 @@
 //! `multiprocessing.Queue` within one guest (the `queue_probe` guest), and
 //! the queue host functions called with bad arguments from WAT. Queues
-//! across OS processes are tested in the host's `channel` module.
+//! across OS processes: `queue_procs.rs` and the host's `channel` module.
 
 use crate::support::*;
 use procbridge::{Errno, Policy};
 
-fn probe(scenarios: &[&str]) -> Vec<String> {
-    let out = run_captured(&guest("queue_probe"), scenarios, Policy::default()).unwrap();
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-    out.stdout.lines().map(str::to_string).collect()
-}
-
 #[test]
 fn put_and_get_keep_order_and_types() {
     assert_eq!(
-        probe(&["order"]),
+        queue_probe(&["order"]),
         [
             "qsize 5",
             "get A",
@@ -34,7 +24,7 @@ fn put_and_get_keep_order_and_types() {
 #[test]
 fn timeouts_wait_then_fail() {
     assert_eq!(
-        probe(&["timeouts"]),
+        queue_probe(&["timeouts"]),
         [
             "get_timeout Err(Timeout) waited true",
             "put_timeout Err(Timeout(\"y\")) waited true",
@@ -46,7 +36,7 @@ fn timeouts_wait_then_fail() {
 #[test]
 fn nowait_errors_carry_the_item_back() {
     assert_eq!(
-        probe(&["nowait"]),
+        queue_probe(&["nowait"]),
         [
             "get_nowait Err(Empty)",
             "put_nowait Ok(())",
@@ -59,7 +49,7 @@ fn nowait_errors_carry_the_item_back() {
 #[test]
 fn maxsize_full_and_empty() {
     assert_eq!(
-        probe(&["maxsize"]),
+        queue_probe(&["maxsize"]),
         [
             "empty true full false qsize 0",
             "empty false full true qsize 2",
@@ -71,7 +61,7 @@ fn maxsize_full_and_empty() {
 #[test]
 fn a_closed_queue_handle_is_ebadf() {
     assert_eq!(
-        probe(&["close"]),
+        queue_probe(&["close"]),
         [
             "put after close Some(BadF)",
             "get after close Some(BadF)",
@@ -84,7 +74,7 @@ fn a_closed_queue_handle_is_ebadf() {
 #[test]
 fn shutdown_refuses_puts_and_drains_gets() {
     assert_eq!(
-        probe(&["shutdown"]),
+        queue_probe(&["shutdown"]),
         [
             "put Err(Closed(\"late\"))",
             "get Ok(\"left\")",
@@ -97,7 +87,7 @@ fn shutdown_refuses_puts_and_drains_gets() {
 #[test]
 fn joinable_queue_counts_tasks() {
     assert_eq!(
-        probe(&["joinable"]),
+        queue_probe(&["joinable"]),
         [
             "join empty ok",
             "join_timeout Err(TimedOut)",
@@ -113,7 +103,7 @@ fn joinable_queue_counts_tasks() {
 
 #[test]
 fn forged_foreign_and_wrong_kind_handles_are_ebadf() {
-    let lines = probe(&["bad_handles"]);
+    let lines = queue_probe(&["bad_handles"]);
     assert_eq!(lines.len(), 11, "{lines:?}");
     for line in &lines {
         assert!(
@@ -126,7 +116,7 @@ fn forged_foreign_and_wrong_kind_handles_are_ebadf() {
 #[test]
 fn a_flooding_guest_gets_an_error_not_host_memory() {
     assert_eq!(
-        probe(&["flood"]),
+        queue_probe(&["flood"]),
         [
             // 1024 bytes hold nine 104-byte records.
             "flood put 9 then Some(Again)",
@@ -140,7 +130,7 @@ fn a_flooding_guest_gets_an_error_not_host_memory() {
 #[test]
 fn large_messages_and_bad_decodes() {
     assert_eq!(
-        probe(&["big", "decode"]),
+        queue_probe(&["big", "decode"]),
         [
             "queue big true small true",
             "pipe big true small",

@@ -101,3 +101,15 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs the `queue_probe` guest's scenarios in one instance and returns its
+/// output lines; it must end well.
+pub fn queue_probe(scenarios: &[&str]) -> Vec<String> {
+    let out = run_captured(&guest("queue_probe"), scenarios, Policy::default()).unwrap();
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    out.stdout.lines().map(str::to_string).collect()
+}

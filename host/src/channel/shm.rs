@@ -177,13 +177,8 @@ impl Event {
     /// early on a change, a signal or a spurious wake-up: callers re-check.
     pub(crate) fn wait(&self, seen: u32, timeout: Option<Duration>) {
         self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: t.subsec_nanos() as libc::c_long,
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts = crate::timespec::Timespec::new(timeout);
+        let ts_ptr = ts.as_ptr();
         // SAFETY: `seq` is a live, aligned u32 (in shared memory, hence the
         // non-private FUTEX_WAIT); `ts_ptr` is null or points to `ts`.
         unsafe {

@@ -59,13 +59,8 @@ impl Pool {
             // later (the callers' loops end once the state says so).
             timeout = Some(RESTART_BACKOFF);
         }
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: t.subsec_nanos() as libc::c_long,
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts = crate::timespec::Timespec::new(timeout);
+        let ts_ptr = ts.as_ptr();
         // SAFETY: `fds` is a valid array; `ts_ptr` is null or a local.
         let ready = unsafe {
             libc::ppoll(

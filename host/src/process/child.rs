@@ -198,13 +198,8 @@ fn wait_readable(fd: i32, timeout: Option<Duration>) {
         events: libc::POLLIN,
         revents: 0,
     };
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts = crate::timespec::Timespec::new(timeout);
+    let ts_ptr = ts.as_ptr();
     // SAFETY: one valid pollfd; `ts_ptr` is null or points to a local.
     unsafe {
         libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null());
