@@ -4,7 +4,7 @@
 //! `channel` module.
 
 use crate::support::*;
-use procbridge::{Errno, Policy};
+use procbridge::Errno;
 
 #[test]
 fn send_recv_poll_and_one_way_pipes() {

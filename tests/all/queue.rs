@@ -3,7 +3,7 @@
 //! across OS processes: `queue_procs.rs` and the host's `channel` module.
 
 use crate::support::*;
-use procbridge::{Errno, Policy};
+use procbridge::Errno;
 
 #[test]
 fn put_and_get_keep_order_and_types() {
