@@ -43,7 +43,12 @@ fn main() {
             let results = pool.map_chunked("square", &items, chunksize).expect("map");
             assert_eq!(results.len(), tasks);
         });
-        println!("BENCH map_chunksize{}_task_us {:.3}", chunksize, us);
+        let key = if chunksize == 1 {
+            "map_chunksize1_task_us"
+        } else {
+            "map_chunksize100_task_us"
+        };
+        println!("BENCH {} {:.3}", key, us);
     }
     if !wanted("apply") {
         return;
