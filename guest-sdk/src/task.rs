@@ -86,6 +86,45 @@ pub fn run_str<R: TaskOutput, F: FnOnce(&str) -> R>(args_len: i32, body: F) -> i
     })
 }
 
+/// Runs a task body over a whole chunk of a pool's items in one call; used
+/// by [`task!`](crate::task!) for the `procbridge_batch.NAME` export.
+///
+/// The arguments are a list (see `procbridge_abi::list`) of the items' own
+/// arguments; the result is a list with one entry per item: a status byte
+/// (`0` returned, `1` failed) followed by the item's result or error. As in
+/// Python, an item that traps or exits ends the whole chunk.
+#[doc(hidden)]
+pub fn run_bytes_batch<R: TaskOutput, F: Fn(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
+    let args = match take_result(args_len) {
+        Ok(args) => args,
+        Err(err) => return finish(Err(format!("cannot take the task's arguments: {}", err))),
+    };
+    let mut out = Vec::with_capacity(args.len() + 64);
+    for item in procbridge_abi::list::iter(&args) {
+        let item = match item {
+            Ok(item) => item,
+            Err(err) => return finish(Err(format!("malformed chunk of arguments: {}", err))),
+        };
+        let (status, payload) = match body(item).into_outcome() {
+            Ok(bytes) => (0u8, bytes),
+            Err(message) => (1u8, message.into_bytes()),
+        };
+        out.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
+        out.push(status);
+        out.extend_from_slice(&payload);
+    }
+    finish(Ok(out))
+}
+
+/// [`run_bytes_batch`] for a body that takes a string.
+#[doc(hidden)]
+pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) -> i32 {
+    run_bytes_batch(args_len, |bytes| match std::str::from_utf8(bytes) {
+        Ok(text) => body(text).into_outcome(),
+        Err(_) => Err(String::from("the task's arguments are not UTF-8")),
+    })
+}
+
 fn finish(outcome: Result<Vec<u8>, String>) -> i32 {
     crate::os::flush_std();
     // SAFETY: pointer and length of a live buffer.
@@ -116,27 +155,28 @@ fn finish(outcome: Result<Vec<u8>, String>) -> i32 {
 #[macro_export]
 macro_rules! task {
     ($name:ident, |$arg:tt : &str| -> $ret:ty $body:block) => {
-        #[no_mangle]
-        pub extern "C" fn $name(args_len: i32) -> i32 {
-            $crate::task::run_str(args_len, |$arg: &str| -> $ret { $body })
-        }
+        $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| -> $ret { $body });
     };
     ($name:ident, |$arg:tt : &[u8]| -> $ret:ty $body:block) => {
-        #[no_mangle]
-        pub extern "C" fn $name(args_len: i32) -> i32 {
-            $crate::task::run_bytes(args_len, |$arg: &[u8]| -> $ret { $body })
-        }
+        $crate::task!(@export $name, run_bytes, run_bytes_batch, |$arg: &[u8]| -> $ret { $body });
     };
     ($name:ident, |$arg:tt : &str| $body:expr) => {
-        #[no_mangle]
-        pub extern "C" fn $name(args_len: i32) -> i32 {
-            $crate::task::run_str(args_len, |$arg: &str| $body)
-        }
+        $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| $body);
     };
     ($name:ident, |$arg:tt : &[u8]| $body:expr) => {
+        $crate::task!(@export $name, run_bytes, run_bytes_batch, |$arg: &[u8]| $body);
+    };
+    (@export $name:ident, $one:ident, $batch:ident, $($closure:tt)*) => {
         #[no_mangle]
         pub extern "C" fn $name(args_len: i32) -> i32 {
-            $crate::task::run_bytes(args_len, |$arg: &[u8]| $body)
+            $crate::task::$one(args_len, $($closure)*)
         }
+        // A pool runs a whole chunk of items through this one export.
+        const _: () = {
+            #[export_name = concat!("procbridge_batch.", stringify!($name))]
+            extern "C" fn batch(args_len: i32) -> i32 {
+                $crate::task::$batch(args_len, $($closure)*)
+            }
+        };
     };
 }

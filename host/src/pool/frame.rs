@@ -84,6 +84,18 @@ pub(crate) fn push_reply(out: &mut Vec<u8>, id: u64, fatal: bool, items: &[(u8, 
     end(out, start);
 }
 
+/// Encodes a reply whose items are already encoded as `push_reply` would
+/// (each a `u32` length, a status byte and the payload): `count` of them in
+/// `items`.
+pub(crate) fn push_reply_encoded(out: &mut Vec<u8>, id: u64, count: usize, items: &[u8]) {
+    let start = begin(out);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    out.extend_from_slice(items);
+    end(out, start);
+}
+
 /// Decodes a request payload.
 pub(crate) fn request(payload: &[u8]) -> Result<Request<'_>, FrameError> {
     let mut r = Reader(payload);

@@ -21,7 +21,7 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
     let fd = sock.as_raw_fd();
     let mut input: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut reply = Vec::new();
-    let mut cached: Option<(String, Task)> = None;
+    let mut cached: Option<(String, Exports)> = None;
     loop {
         let mut used = 0;
         loop {
@@ -60,14 +60,25 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
 fn run_chunk(
     caller: &mut Caller<'_, HostState>,
     request: &Request<'_>,
-    cached: &mut Option<(String, Task)>,
+    cached: &mut Option<(String, Exports)>,
     out: &mut Vec<u8>,
 ) -> bool {
     if matches!(cached, Some((name, _)) if name != request.name) {
         *cached = None;
     }
-    let (_, func) =
-        cached.get_or_insert_with(|| (request.name.to_string(), lookup(caller, request.name)));
+    let (_, exports) = cached.get_or_insert_with(|| {
+        let exports = Exports {
+            one: lookup(caller, request.name),
+            batch: lookup(caller, &format!("{BATCH_PREFIX}{}", request.name)).ok(),
+        };
+        (request.name.to_string(), exports)
+    });
+    if request.items.len() > 1 {
+        if let Some(batch) = &exports.batch {
+            return run_batch(caller, batch, request, out);
+        }
+    }
+    let func = &exports.one;
     let mut items = Vec::with_capacity(request.items.len());
     let mut fatal = false;
     for args in &request.items {
@@ -78,7 +89,7 @@ fn run_chunk(
             ));
             continue;
         }
-        let func = match &*func {
+        let func = match func {
             Ok(func) => func,
             Err(message) => {
                 items.push((STATUS_FAILED, message.clone().into_bytes()));
@@ -86,32 +97,96 @@ fn run_chunk(
             }
         };
         let item = match call_typed(&mut *caller, func, args.to_vec()) {
-            Ending::Returned(bytes) if bytes.len() > MAX_RESULT => (
-                STATUS_FAILED,
-                format!("the task's result of {} bytes is too large", bytes.len()).into_bytes(),
-            ),
-            Ending::Returned(bytes) => (STATUS_OK, bytes),
+            Ending::Returned(bytes) => returned(STATUS_OK, bytes),
             Ending::Failed(message) => (STATUS_FAILED, message.into_bytes()),
-            Ending::Exit(code) => {
+            ending => {
                 fatal = true;
-                (
-                    STATUS_FAILED,
-                    format!("the task called exit({code})").into_bytes(),
-                )
-            }
-            Ending::Trap(err) => {
-                fatal = true;
-                let message = match err.downcast_ref::<wasmtime::Trap>() {
-                    Some(trap) => format!("guest trapped: {trap}"),
-                    None => format!("guest trapped: {err}"),
-                };
-                (STATUS_FAILED, message.into_bytes())
+                (STATUS_FAILED, ended_worker(ending).into_bytes())
             }
         };
         items.push(item);
     }
     frame::push_reply(out, request.id, fatal, &items);
     fatal
+}
+
+/// Runs a whole chunk through the task's batch export (one guest call for
+/// all its items; see the SDK's `task!`). As in Python, an item that traps
+/// or exits fails its whole chunk.
+fn run_batch(
+    caller: &mut Caller<'_, HostState>,
+    batch: &TypedFunc<i32, i32>,
+    request: &Request<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut args = Vec::with_capacity(request.items.iter().map(|i| i.len() + 4).sum());
+    for item in &request.items {
+        procbridge_abi::list::push(&mut args, item);
+    }
+    let n = request.items.len();
+    let all_failed = |message: String| vec![(STATUS_FAILED, message.into_bytes()); n];
+    let (items, fatal) = match call_typed(&mut *caller, batch, args) {
+        // The SDK encodes the items as a reply does: pass them on as they are.
+        Ending::Returned(bytes) if batch_reply_is_valid(&bytes, n) => {
+            frame::push_reply_encoded(out, request.id, n, &bytes);
+            return false;
+        }
+        Ending::Returned(_) => (
+            all_failed("malformed or too large a reply from the task's batch export".into()),
+            false,
+        ),
+        Ending::Failed(message) => (all_failed(message), false),
+        ending => (all_failed(ended_worker(ending)), true),
+    };
+    frame::push_reply(out, request.id, fatal, &items);
+    fatal
+}
+
+/// Whether a batch reply holds exactly `n` items, each a status byte
+/// (`STATUS_OK` or `STATUS_FAILED`) and a payload of at most [`MAX_RESULT`].
+fn batch_reply_is_valid(bytes: &[u8], n: usize) -> bool {
+    let mut count = 0;
+    for item in procbridge_abi::list::iter(bytes) {
+        match item.ok().and_then(<[u8]>::split_first) {
+            Some((&status, payload))
+                if (status == STATUS_OK || status == STATUS_FAILED)
+                    && payload.len() <= MAX_RESULT => {}
+            _ => return false,
+        }
+        count += 1;
+    }
+    count == n
+}
+
+/// A returned result, unless it is too large to send back.
+fn returned(status: u8, bytes: Vec<u8>) -> (u8, Vec<u8>) {
+    if bytes.len() > MAX_RESULT {
+        let message = format!("the task's result of {} bytes is too large", bytes.len());
+        return (STATUS_FAILED, message.into_bytes());
+    }
+    (status, bytes)
+}
+
+/// Why a task's ending ended its worker (an `exit` or a trap).
+fn ended_worker(ending: Ending) -> String {
+    match ending {
+        Ending::Exit(code) => format!("the task called exit({code})"),
+        Ending::Trap(err) => match err.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => format!("guest trapped: {trap}"),
+            None => format!("guest trapped: {err}"),
+        },
+        Ending::Returned(_) | Ending::Failed(_) => String::from("the task ended its worker"),
+    }
+}
+
+/// The prefix of a task's batch export (`procbridge_batch.NAME`).
+const BATCH_PREFIX: &str = "procbridge_batch.";
+
+/// A task's exports: the one-item entry point, and the batch one if the
+/// guest has it.
+struct Exports {
+    one: Task,
+    batch: Option<TypedFunc<i32, i32>>,
 }
 
 /// A task export, checked, or why it cannot be called.
@@ -168,5 +243,32 @@ fn read_more(fd: i32, input: &mut Vec<u8>) -> bool {
             continue;
         }
         return false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(status: u8, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![status];
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn batch_replies_are_checked_before_being_passed_on() {
+        let good = procbridge_abi::list::encode(&[item(0, b"4"), item(1, b"failed")]);
+        assert!(batch_reply_is_valid(&good, 2));
+        assert!(!batch_reply_is_valid(&good, 3), "wrong count");
+        assert!(
+            !batch_reply_is_valid(&good[..good.len() - 1], 2),
+            "truncated"
+        );
+        let bad_status = procbridge_abi::list::encode(&[item(7, b"x")]);
+        assert!(!batch_reply_is_valid(&bad_status, 1));
+        let empty_item = procbridge_abi::list::encode(&[Vec::<u8>::new()]);
+        assert!(!batch_reply_is_valid(&empty_item, 1), "no status byte");
+        assert!(batch_reply_is_valid(&[], 0));
     }
 }
