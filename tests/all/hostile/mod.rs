@@ -13,8 +13,10 @@
 //! that each registered function is attacked. Cases that fork run through
 //! the `procbridge` CLI, never in the test process.
 
+mod channels;
 mod endings;
 mod os;
+mod pool;
 mod process;
 mod script;
 mod subprocess;
@@ -72,6 +74,20 @@ cases! {
     process::foreign_process_handle,
     process::daemon_cannot_start_children,
     process::process_limit_is_eagain,
+    channels::queue_new_bad_arguments,
+    channels::queue_bad_pointers_and_timeouts,
+    channels::queue_full_and_over_its_bytes,
+    channels::queue_join_and_task_done,
+    channels::queue_after_shutdown_and_close,
+    channels::channel_forged_and_wrong_kind_handles,
+    channels::pipe_new_bad_arguments,
+    channels::pipe_bad_pointers_and_timeouts,
+    channels::pipe_wrong_direction_and_closed_ends,
+    pool::pool_bad_settings_and_handles,
+    pool::pool_odd_orders,
+    pool::pool_terminate_in_the_middle,
+    pool::pool_tasks_that_go_wrong,
+    pool::pool_process_limit_is_eagain,
 }
 
 /// Every function the runtime registers is called by at least one case.
