@@ -8,7 +8,8 @@
 //! A case is a [`Script`]: a list of host calls, each with the value it must
 //! return. The generated guest checks them in order and on the first
 //! mismatch prints which check failed, the value it got and the host's
-//! message, and exits with `100 + index`. Cases are listed in [`cases!`]:
+//! message, and exits with `100 + index` (at most 125: WASI refuses
+//! higher exit codes). Cases are listed in [`cases!`]:
 //! the list is also how [`every_host_function_has_a_hostile_case`] knows
 //! that each registered function is attacked. Cases that fork run through
 //! the `procbridge` CLI, never in the test process.
