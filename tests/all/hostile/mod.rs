@@ -89,6 +89,7 @@ cases! {
     pool::pool_terminate_in_the_middle,
     pool::pool_tasks_that_go_wrong,
     pool::pool_process_limit_is_eagain,
+    pool::pool_and_queue_in_a_fork_child,
 }
 
 /// Every function the runtime registers is called by at least one case.

@@ -303,3 +303,52 @@ pub fn pool_process_limit_is_eagain() -> Script {
         )
         .expect(&format!("(call $pool_drop {H})"), 0)
 }
+
+/// A fork child holds the parent's pool handle (not inheritable: every
+/// call is `EBADF`, its exit leaves the workers alone) and queue handle
+/// (inheritable: it puts and closes its own copy).
+pub fn pool_and_queue_in_a_fork_child() -> Script {
+    let mut script = with_pool_tasks(Via::Cli)
+        .data(0x300, b"child")
+        .keep(
+            "$a",
+            "(call $pool_new (i32.const 2) (i32.const 0) (i64.const -1))",
+        )
+        .keep(
+            "$d",
+            "(call $queue_new (i32.const 0) (i32.const 0) (i32.const 0))",
+        )
+        .raw("(local.set $r (call $fork)) (if (i32.eqz (local.get $r)) (then");
+    for call in pool_calls(H) {
+        script = script.errno(&call, BadF);
+    }
+    script
+        .errno(
+            "(call $pool_new (i32.const 0) (i32.const 0) (i64.const -1))",
+            Inval,
+        )
+        .expect(
+            "(call $queue_put (global.get $d) (i32.const 0x300) (i32.const 5) (i64.const -1))",
+            0,
+        )
+        .expect("(call $queue_close (global.get $d))", 0)
+        .raw("(call $proc_exit (i32.const 0))))")
+        .raw("(global.set $c (local.get $r))")
+        .expect_expr(
+            "(call $waitpid (global.get $c) (i32.const 0) (i32.const 0x100))",
+            "(global.get $c)",
+        )
+        .expect("(i32.load (i32.const 0x100))", 0)
+        .expect(
+            "(call $queue_get (global.get $d) (i32.const 0x900) (i32.const 64) (i64.const 0))",
+            5,
+        )
+        .expect("(call $queue_close (global.get $d))", 0)
+        .expect(&format!("(call $pool_pids {H})"), 8)
+        .keep("$b", &submit(H, ECHO.0, ECHO.1, 1))
+        .expect(
+            &format!("(call $pool_result_get {H} {ID} (i64.const -1))"),
+            18,
+        )
+        .expect(&format!("(call $pool_drop {H})"), 0)
+}
