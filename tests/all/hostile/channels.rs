@@ -353,3 +353,35 @@ pub fn pipe_wrong_direction_and_closed_ends() -> Script {
     }
     script
 }
+
+/// A full handle table: `EMFILE`, and a pipe whose second handle does not
+/// fit takes no slot and writes nothing. A pool is refused before any
+/// worker starts (nothing forks here).
+pub fn channels_handle_table_full() -> Script {
+    let new_queue = "(call $queue_new (i32.const 0) (i32.const 0) (i32.const 0))";
+    let new_pipe = "(call $pipe_new (i32.const 1) (i32.const 0x800))";
+    Script::new(Via::Library)
+        .max_handles(3)
+        .keep("$a", new_queue)
+        .keep("$b", new_queue)
+        .errno(new_pipe, MFile)
+        .expect("(i32.load (i32.const 0x800))", 0)
+        .expect("(i32.load (i32.const 0x804))", 0)
+        .keep("$c", new_queue)
+        .errno(new_queue, MFile)
+        .errno(
+            "(call $pool_new (i32.const 1) (i32.const 0) (i64.const -1))",
+            MFile,
+        )
+        .expect(&format!("(call $queue_close {B})"), 0)
+        .expect("(call $queue_close (global.get $c))", 0)
+        .expect(new_pipe, 0)
+        .errno(new_queue, MFile)
+        .errno(new_pipe, MFile)
+        .expect("(call $pipe_close (i32.load (i32.const 0x800)))", 0)
+        .expect("(call $pipe_close (i32.load (i32.const 0x804)))", 0)
+        .expect(&format!("(call $queue_close {A})"), 0)
+        .keep("$a", new_queue)
+        .keep("$b", new_queue)
+        .keep("$c", new_queue)
+}

@@ -84,6 +84,7 @@ cases! {
     channels::pipe_new_bad_arguments,
     channels::pipe_bad_pointers_and_timeouts,
     channels::pipe_wrong_direction_and_closed_ends,
+    channels::channels_handle_table_full,
     pool::pool_bad_settings_and_handles,
     pool::pool_odd_orders,
     pool::pool_terminate_in_the_middle,
