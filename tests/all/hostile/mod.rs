@@ -8,13 +8,16 @@
 //! A case is a [`Script`]: a list of host calls, each with the value it must
 //! return. The generated guest checks them in order and on the first
 //! mismatch prints which check failed, the value it got and the host's
-//! message, and exits with `100 + index`. Cases are listed in [`cases!`]:
+//! message, and exits with `100 + index` (at most 125: WASI refuses
+//! higher exit codes). Cases are listed in [`cases!`]:
 //! the list is also how [`every_host_function_has_a_hostile_case`] knows
 //! that each registered function is attacked. Cases that fork run through
 //! the `procbridge` CLI, never in the test process.
 
+mod channels;
 mod endings;
 mod os;
+mod pool;
 mod process;
 mod script;
 mod subprocess;
@@ -72,6 +75,22 @@ cases! {
     process::foreign_process_handle,
     process::daemon_cannot_start_children,
     process::process_limit_is_eagain,
+    channels::queue_new_bad_arguments,
+    channels::queue_bad_pointers_and_timeouts,
+    channels::queue_full_and_over_its_bytes,
+    channels::queue_join_and_task_done,
+    channels::queue_after_shutdown_and_close,
+    channels::channel_forged_and_wrong_kind_handles,
+    channels::pipe_new_bad_arguments,
+    channels::pipe_bad_pointers_and_timeouts,
+    channels::pipe_wrong_direction_and_closed_ends,
+    channels::channels_handle_table_full,
+    pool::pool_bad_settings_and_handles,
+    pool::pool_odd_orders,
+    pool::pool_terminate_in_the_middle,
+    pool::pool_tasks_that_go_wrong,
+    pool::pool_process_limit_is_eagain,
+    pool::pool_and_queue_in_a_fork_child,
 }
 
 /// Every function the runtime registers is called by at least one case.

@@ -28,7 +28,7 @@ const TASKS: &str = r#"
 "#;
 
 /// Names at fixed addresses: see [`start`].
-fn with_tasks(via: Via) -> Script {
+pub(super) fn with_tasks(via: Via) -> Script {
     with_commands(Script::new(via))
         .data(0x100, b"ok")
         .data(0x110, b"exit7")
