@@ -241,3 +241,33 @@ fn tree_wide_memory_limit_stops_the_process_that_goes_over() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("memory limit"), "{}", stderr(&out));
 }
+
+/// Asks for a queue of 2 MiB (refused under a 1 MiB limit: exit 11), then a
+/// default queue, which must hold at most the limit: two puts of 600 KiB
+/// fit in 8 MiB but not in 1 MiB (exit 0 when the second one is refused
+/// with ENOBUFS).
+const QUEUE_UNDER_A_BYTE_LIMIT: &[u8] = br#"(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (import "procbridge" "queue_new" (func $new (param i32 i32 i32) (result i32)))
+    (import "procbridge" "queue_put" (func $put (param i32 i32 i32 i64) (result i32)))
+    (memory (export "memory") 16)
+    (func (export "_start") (local $q i32)
+      (if (i32.ne (call $new (i32.const 0) (i32.const 2097152) (i32.const 0)) (i32.const -1))
+        (then (call $exit (i32.const 11))))
+      (local.set $q (call $new (i32.const 0) (i32.const 0) (i32.const 0)))
+      (if (i32.le_s (local.get $q) (i32.const 0)) (then (call $exit (i32.const 12))))
+      (if (i32.ne (call $put (local.get $q) (i32.const 0) (i32.const 614400) (i64.const 0)) (i32.const 0))
+        (then (call $exit (i32.const 13))))
+      (if (i32.ne (call $put (local.get $q) (i32.const 0) (i32.const 614400) (i64.const 0)) (i32.const -105))
+        (then (call $exit (i32.const 14))))
+      (call $exit (i32.const 0))))"#;
+
+#[test]
+fn queued_bytes_limit_bounds_every_queue() {
+    let (_dir, path) = temp_file("queue.wat", QUEUE_UNDER_A_BYTE_LIMIT);
+    let out = run_cli(&["run", "--max-queued", "1", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Without the limit the same guest gets its 2 MiB queue: exit 11.
+    let out = run_cli(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+}

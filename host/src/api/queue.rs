@@ -50,12 +50,20 @@ fn queue_new(
                  not be negative, joinable must be 0 or 1"
             )));
         }
+        // The policy's queued-bytes limit bounds every queue's ring.
+        let limit = state.bridge.policy.limits().max_queued_bytes;
+        let max_bytes = match max_bytes {
+            0 => DEFAULT_QUEUE_BYTES.min(limit),
+            n if n as usize > limit => {
+                return Err(BridgeError::denied(format!(
+                    "queue_new: {n} bytes is over the policy's limit of {limit} queued bytes"
+                )))
+            }
+            n => n as usize,
+        };
         let config = QueueConfig {
             maxsize: maxsize as usize,
-            max_bytes: match max_bytes {
-                0 => DEFAULT_QUEUE_BYTES,
-                n => n as usize,
-            },
+            max_bytes,
             joinable: joinable == 1,
         };
         let queue = Queue::new(config)?;

@@ -66,6 +66,10 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "MIB")]
     max_output: Option<usize>,
 
+    /// Most bytes waiting in one queue, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_queued: Option<usize>,
+
     /// Stop the whole job after SECS seconds of wall-clock time (exit 124).
     #[arg(long, value_name = "SECS")]
     wall_time: Option<f64>,
@@ -183,6 +187,9 @@ impl RunCommand {
         }
         if let Some(mib) = self.max_output {
             limits.max_output_bytes = mib.saturating_mul(1 << 20);
+        }
+        if let Some(mib) = self.max_queued {
+            limits.max_queued_bytes = mib.saturating_mul(1 << 20);
         }
         if let Some(secs) = self.wall_time {
             if !(secs.is_finite() && secs > 0.0) {
