@@ -29,6 +29,7 @@ pub mod os;
 pub mod subprocess;
 pub mod sys;
 pub mod task;
+mod time;
 
 pub use error::{Error, Result};
 /// The ABI shared with the host (constants, list encoding), for raw calls.

@@ -137,10 +137,4 @@ pub(crate) fn receive(
     }
 }
 
-/// An ABI timeout for a duration, rounded up to whole microseconds.
-// `u128::div_ceil` needs a newer Rust than guests build with.
-#[allow(clippy::manual_div_ceil)]
-pub(crate) fn micros(timeout: std::time::Duration) -> i64 {
-    let us = (timeout.as_nanos() + 999) / 1000;
-    us.min(i64::MAX as u128) as i64
-}
+pub(crate) use crate::time::micros;

@@ -193,7 +193,7 @@ impl Process {
     /// `EINVAL` before [`start`](Process::start).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<bool> {
         let h = self.started()?;
-        let us = timeout.as_micros().min(i64::MAX as u128) as i64;
+        let us = crate::time::micros(timeout);
         // SAFETY: plain integers.
         match check(unsafe { sys::process_join(h, us) }) {
             Ok(_) => {

@@ -36,12 +36,4 @@ pub use error::{CalledProcessError, SubprocessError, TimeoutExpired};
 pub use popen::{Popen, PopenBuilder, Stdio, Stream, DEVNULL, PIPE, STDOUT};
 pub use run::{call, check_call, check_output, run, run_with, CompletedProcess, RunOptions};
 
-use std::time::Duration;
-
-/// An optional timeout as the ABI's `i64` microseconds (`-1` = none).
-fn timeout_us(timeout: Option<Duration>) -> i64 {
-    match timeout {
-        None => procbridge_abi::NO_TIMEOUT,
-        Some(d) => d.as_micros().min(i64::MAX as u128) as i64,
-    }
-}
+use crate::time::timeout_us;

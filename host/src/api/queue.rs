@@ -54,7 +54,9 @@ fn queue_new(
         let limit = state.bridge.policy.limits().max_queued_bytes;
         let max_bytes = match max_bytes {
             0 => DEFAULT_QUEUE_BYTES.min(limit),
-            n if n as usize > limit => {
+            // Outside what any queue may hold is EINVAL (from `Queue::new`);
+            // within it but over the policy is a denial.
+            n if n as usize > limit && n as usize <= MAX_QUEUE_BYTES => {
                 return Err(BridgeError::denied(format!(
                     "queue_new: {n} bytes is over the policy's limit of {limit} queued bytes"
                 )))

@@ -6,7 +6,6 @@ use procbridge_abi::pool::{
 };
 use procbridge_abi::Errno;
 use std::fmt;
-use std::time::Duration;
 
 /// Why a pool call or a task failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,10 +65,7 @@ pub(super) fn host(ret: i32) -> PoolResult<i32> {
     check(ret).map_err(PoolError::Os)
 }
 
-pub(super) fn timeout_us(timeout: Duration) -> i64 {
-    // 0 would mean "do not block"; any positive timeout blocks at least 1 µs.
-    timeout.as_micros().min(i64::MAX as u128).max(1) as i64
-}
+pub(super) use crate::time::micros as timeout_us;
 
 /// One task's outcome as the host encodes it: a status byte and payload.
 pub(super) fn outcome(item: &[u8]) -> PoolResult<Vec<u8>> {

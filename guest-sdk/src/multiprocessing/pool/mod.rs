@@ -92,7 +92,10 @@ impl PoolBuilder {
         crate::os::flush_std();
         let processes = i32::try_from(self.processes).unwrap_or(i32::MAX);
         let maxtasks = i32::try_from(self.maxtasksperchild).unwrap_or(i32::MAX);
-        let timeout = self.task_timeout.map_or(NO_TIMEOUT, timeout_us);
+        // The host refuses a task timeout of 0: any positive one is at least 1 µs.
+        let timeout = self
+            .task_timeout
+            .map_or(NO_TIMEOUT, |t| timeout_us(t).max(1));
         // SAFETY: plain integers.
         let handle = host(unsafe { sys::pool_new(processes, maxtasks, timeout) })?;
         Ok(Pool {
