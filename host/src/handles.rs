@@ -132,7 +132,8 @@ impl HandleTable {
         if slot.generation != generation || entry.kind != kind {
             return Err(bad());
         }
-        if entry.owner_pid != std::process::id() && !entry.inheritable {
+        // Inheritable entries (channels, on the hot path) need no getpid.
+        if !entry.inheritable && entry.owner_pid != std::process::id() {
             return Err(BridgeError::new(
                 Errno::BadF,
                 format!(

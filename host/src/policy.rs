@@ -646,6 +646,11 @@ mod tests {
         assert!(Policy::builder().allow_run("no-such-command-xyz").is_err());
         assert!(Policy::builder().allow_run("/no/such/file").is_err());
         assert!(Policy::builder().allow_run("").is_err());
+        let err = Policy::builder().allow_run("/etc/passwd").unwrap_err();
+        assert!(
+            err.to_string().contains("not an executable file"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -694,9 +699,10 @@ mod tests {
         let hex = to_hex(&sha256_file(&bin).unwrap());
         let wrong = "0".repeat(64);
         let name = bin.to_str().unwrap();
-        assert!(Policy::builder()
+        let err = Policy::builder()
             .allow_run_with(name, ArgRules::default(), Some(&wrong))
-            .is_err());
+            .unwrap_err();
+        assert!(err.to_string().contains("not the pinned"), "{err:#}");
         assert!(Policy::builder()
             .allow_run_with(name, ArgRules::default(), Some("xyz"))
             .is_err());
@@ -704,6 +710,10 @@ mod tests {
             .allow_run_with(name, ArgRules::default(), Some(&hex))
             .unwrap()
             .build();
+        assert!(policy.check_command(&argv(&[name])).is_ok());
+        // A byte-identical copy (a new inode) still matches its pin.
+        std::fs::remove_file(&bin).unwrap();
+        std::fs::copy("/bin/true", &bin).unwrap();
         assert!(policy.check_command(&argv(&[name])).is_ok());
         // Replace the binary with another one after start-up.
         std::fs::remove_file(&bin).unwrap();

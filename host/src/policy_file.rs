@@ -46,7 +46,6 @@ use std::time::Duration;
 
 /// A policy file that could not be read or is invalid, with its line.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
 pub struct PolicyError {
     /// The file's path, as given.
     pub file: String,
@@ -54,6 +53,15 @@ pub struct PolicyError {
     pub line: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}: {}", self.file, self.message),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,9 +179,13 @@ pub fn parse(
             .unwrap_or(0);
         at(line, e.message().trim().replace('\n', " "))
     })?;
-    let line_of = |needle: &str| {
+    // The first line (comments aside) holding one of the needles.
+    let line_of = |needles: &[String]| {
         text.lines()
-            .position(|l| l.contains(needle))
+            .position(|l| {
+                let code = l.split('#').next().unwrap_or("");
+                needles.iter().any(|n| code.contains(n.as_str()))
+            })
             .map_or(0, |i| i + 1)
     };
 
@@ -185,7 +197,12 @@ pub fn parse(
         };
         builder = builder
             .allow_run_with(name, rules, entry.sha256.as_deref())
-            .map_err(|e| at(line_of(&format!("commands.{name}")), format!("{e:#}")))?;
+            .map_err(|e| {
+                at(
+                    line_of(&[format!("commands.{name}"), format!("commands.\"{name}\"")]),
+                    format!("{e:#}"),
+                )
+            })?;
     }
     for dir in &parsed.dirs {
         let host = base.join(&dir.host);
@@ -200,17 +217,17 @@ pub fn parse(
         let needle = format!("\"{}\"", dir.host.display());
         builder = builder
             .dir(&host, &guest, perms)
-            .map_err(|e| at(line_of(&needle), format!("{e:#}")))?;
+            .map_err(|e| at(line_of(&[needle]), format!("{e:#}")))?;
     }
     for key in &parsed.env.pass {
         builder = builder
             .pass_env(key)
-            .map_err(|e| at(line_of(&format!("\"{key}\"")), format!("{e:#}")))?;
+            .map_err(|e| at(line_of(&[format!("\"{key}\"")]), format!("{e:#}")))?;
     }
     for (key, value) in &parsed.env.set {
         builder = builder
             .env(key, value)
-            .map_err(|e| at(line_of(key), format!("{e:#}")))?;
+            .map_err(|e| at(line_of(&[key.to_string()]), format!("{e:#}")))?;
     }
     builder = builder.network(parsed.network.commands);
     apply_limits(&parsed.limits, builder.limits_mut());
@@ -401,5 +418,14 @@ wall_time_seconds = 9
         assert_eq!(err.line, 2, "{err}");
         let err = parse_str("[commands.true]\nsha256 = \"abc\"\n").unwrap_err();
         assert_eq!(err.line, 1, "{err}");
+        // A quoted absolute path, and a comment that mentions the key first.
+        let err = parse_str("\n[commands.\"/no/such/tool\"]\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err =
+            parse_str("# no LD_PRELOAD here\n[env]\nset = { LD_PRELOAD = \"x\" }\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        let err = parse_str("[env]\npass = [\"PROCBRIDGE_UNSET_XYZ\"]\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.message.contains("not set in the host"), "{err}");
     }
 }

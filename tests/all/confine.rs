@@ -46,11 +46,19 @@ fn writes_only_inside_granted_read_write_dirs() {
     let escape = outside.path().join("escape.txt");
     let out = confined(&spec, &format!("echo hi > {}", escape.display()));
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
     assert!(!escape.exists(), "wrote outside the granted directory");
     // `..` out of the granted directory is the same outside directory.
     let dotdot = granted.path().join("..").join("dotdot-escape.txt");
     let out = confined(&spec, &format!("echo hi > {}", dotdot.display()));
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
     assert!(!dotdot.exists());
 }
 
@@ -65,6 +73,10 @@ fn symlink_out_of_a_granted_dir_is_refused() {
     let spec = spec_with_dirs(vec![granted.path().to_path_buf()], vec![]);
     let out = confined(&spec, &format!("cat {}", link.display()));
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("top secret"));
 }
 
@@ -80,6 +92,10 @@ fn read_only_dirs_cannot_be_written() {
         &format!("echo x > {}/data.txt", granted.path().display()),
     );
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(granted.path().join("data.txt")).unwrap(),
         "data"

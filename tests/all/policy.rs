@@ -123,6 +123,16 @@ fn invalid_limit_flags_exit_2() {
         let out = run_cli(&["run", "--wall-time", bad, guest("hello").to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "--wall-time {bad}");
     }
+    for bad in ["0", "nan", "inf", "-1"] {
+        let flag = format!("--wall-time={bad}");
+        let out = run_cli(&["run", &flag, guest("hello").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(
+            stderr(&out).contains("give a positive number of seconds"),
+            "{flag}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -209,10 +219,19 @@ fn spawned_shell_cannot_write_outside_granted_dirs() {
         !target.exists(),
         "a spawned shell wrote outside the granted dirs"
     );
+    // The shell failed on the second redirection, refused by Landlock.
+    let text = stdout(&out);
+    let rc: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("returncode "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(rc, 0, "{text}");
+    let err = text.lines().find(|l| l.starts_with("stderr ")).unwrap();
     assert!(
-        stdout(&out).contains("returncode 2") || stdout(&out).contains("Permission denied"),
-        "{}",
-        stdout(&out)
+        err.contains("Permission denied") && err.contains("escaped"),
+        "{text}"
     );
 }
 
@@ -270,4 +289,32 @@ fn queued_bytes_limit_bounds_every_queue() {
     // Without the limit the same guest gets its 2 MiB queue: exit 11.
     let out = run_cli(&["run", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+}
+
+#[test]
+fn grants_that_cannot_be_resolved_exit_2_with_their_reason() {
+    let hello = guest("hello");
+    let hello = hello.to_str().unwrap();
+    for (args, reason) in [
+        (
+            vec!["--policy", "/nonexistent/job.toml"],
+            "/nonexistent/job.toml: ",
+        ),
+        (
+            vec!["--audit", "/nonexistent/dir/audit.log"],
+            "--audit /nonexistent/dir/audit.log",
+        ),
+        (vec!["--dir", "/etc/passwd"], "is not a directory"),
+        (vec!["--env", "PROCBRIDGE_UNSET_XYZ"], "not set in the host"),
+        (vec!["--env", "=x"], "empty variable name"),
+    ] {
+        let mut cmd = vec!["run"];
+        cmd.extend(args.iter().copied());
+        cmd.push(hello);
+        let out = run_cli(&cmd);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(reason), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
 }
