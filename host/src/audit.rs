@@ -8,7 +8,7 @@
 //!
 //! ```json
 //! {"time":1764177000.12,"pid":4242,"ppid":4241,"event":"spawn","command":"/usr/bin/sort","argv":["sort"],"env_keys":["LANG"],"child":4243}
-//! {"time":1764177000.19,"pid":4242,"ppid":4241,"event":"denied","command":"curl","outcome":"run \"curl\": not granted (add --allow-run curl)"}
+//! {"time":1764177000.19,"pid":4242,"ppid":4241,"event":"denied","outcome":"run \"curl\": not granted (add --allow-run curl)"}
 //! ```
 //!
 //! Denials and limit hits are also one clear line on stderr for the
