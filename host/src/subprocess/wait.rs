@@ -132,7 +132,7 @@ impl Child {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, flags) };
             if r == self.pid {
-                let code = decode_status(status);
+                let code = crate::process::child::exitcode(status);
                 self.returncode = Some(code);
                 if let Some(slot) = self.slot.take() {
                     supervisor::release(slot);
@@ -163,16 +163,5 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         self.kill_and_reap();
-    }
-}
-
-/// Python's returncode: the exit status, or `-N` when killed by signal N.
-fn decode_status(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        -libc::WTERMSIG(status)
-    } else {
-        -1
     }
 }

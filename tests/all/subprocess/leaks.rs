@@ -71,6 +71,11 @@ fn leave_running(how: &str) {
     assert_eq!(pids.len(), 3, "{}\n{}", p.stdout, p.stderr);
     if how == "trap" {
         assert!(p.result.is_err(), "the guest trapped");
+    } else {
+        assert!(matches!(p.result, Ok(0)), "{how}: {:?}", p.result);
+    }
+    if how == "drop" {
+        assert!(p.stdout.contains("dropped\n"), "{}", p.stdout);
     }
     // The direct children were reaped: not even a zombie is left.
     for pid in &pids[..2] {
