@@ -72,3 +72,21 @@ where
         Err(err) => state.bridge.fail(err),
     }
 }
+
+/// Hands a received message to the guest: at `ptr` if it fits in `cap`
+/// bytes, else kept for `take_result` (the ABI's convention for results of
+/// variable length). Returns its length.
+pub(crate) fn deliver(
+    mem: &mut GuestMemory<'_>,
+    state: &mut HostState,
+    ptr: i32,
+    cap: usize,
+    msg: Vec<u8>,
+) -> BridgeResult<i32> {
+    if msg.len() <= cap {
+        mem.write(ptr, &msg)?;
+        Ok(msg.len() as i32)
+    } else {
+        state.bridge.set_result(msg)
+    }
+}

@@ -9,8 +9,7 @@
 //! | `pipe_poll(c, timeout_us) -> i32` | `1` if `recv` would not wait (a message or end-of-file), else `0` |
 //! | `pipe_close(c) -> i32` | `0`; this process's handle is closed |
 
-use super::queue::deliver;
-use super::{with_memory, with_state, MODULE};
+use super::{deliver, with_memory, with_state, MODULE};
 use crate::channel::{pipe, Connection, Wait, MAX_PIPE_MESSAGE};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult};

@@ -119,23 +119,6 @@ fn queue_get(
     })
 }
 
-/// Hands a received message to the guest: at `ptr` if it fits in `cap`
-/// bytes, else kept for `take_result`. Returns its length.
-pub(super) fn deliver(
-    mem: &mut crate::guest_mem::GuestMemory<'_>,
-    state: &mut HostState,
-    ptr: i32,
-    cap: usize,
-    msg: Vec<u8>,
-) -> BridgeResult<i32> {
-    if msg.len() <= cap {
-        mem.write(ptr, &msg)?;
-        Ok(msg.len() as i32)
-    } else {
-        state.bridge.set_result(msg)
-    }
-}
-
 fn queue_qsize(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(queue(state, q)?.qsize()?.min(i32::MAX as usize) as i32)
