@@ -45,6 +45,7 @@ mod process_local;
 pub mod runtime;
 pub(crate) mod subprocess;
 pub mod supervisor;
+pub mod timeout;
 mod timespec;
 pub mod watchdog;
 

@@ -211,7 +211,7 @@ fn pool_submit(
         let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
         // Send what should be sent now; do not wait.
         if pool(caller.data_mut(), h)?.wants_round() {
-            drive(caller, h, Wait::Poll, |_| Ok(None::<()>))?;
+            drive(caller, h, Wait::NoWait, |_| Ok(None::<()>))?;
         }
         Ok(id)
     })
@@ -243,7 +243,7 @@ fn check_task_export(caller: &mut Caller<'_, HostState>, name: &str) -> BridgeRe
 fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
     with_caller(&mut caller, |caller| {
         pool(caller.data_mut(), h)?.batch(id)?;
-        let done = drive(caller, h, Wait::Poll, |p| {
+        let done = drive(caller, h, Wait::NoWait, |p| {
             Ok(p.batch(id)?.is_complete().then_some(()))
         })?;
         Ok(i32::from(done.is_some()))
@@ -271,14 +271,14 @@ fn wait_complete(
 
 fn pool_result_wait(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
     with_caller(&mut caller, |caller| {
-        wait_complete(caller, h, id, Wait::from_us(timeout_us)?)?;
+        wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
         Ok(0)
     })
 }
 
 fn pool_result_get(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
     with_caller(&mut caller, |caller| {
-        wait_complete(caller, h, id, Wait::from_us(timeout_us)?)?;
+        wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
         let state = caller.data_mut();
         let encoded = pool(state, h)?.batch(id)?.encode_all();
         state.bridge.set_result(encoded)
@@ -302,7 +302,7 @@ fn pool_result_next(
                 )))
             }
         };
-        let wait = Wait::from_us(timeout_us)?;
+        let wait = Wait::from_micros(timeout_us)?;
         pool(caller.data_mut(), h)?.batch(id)?;
         let next = drive(caller, h, wait, |p| {
             Ok(match p.batch(id)?.next(ordered) {
@@ -356,7 +356,7 @@ fn pool_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
 
 fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
     with_caller(&mut caller, |caller| {
-        let wait = Wait::from_us(timeout_us)?;
+        let wait = Wait::from_micros(timeout_us)?;
         match pool(caller.data_mut(), h)?.state() {
             State::Running => return Err(BridgeError::invalid("Pool is still running")),
             State::Terminated | State::Joined => return Ok(0),
@@ -388,10 +388,10 @@ mod tests {
 
     #[test]
     fn waits_from_abi_timeouts() {
-        assert!(matches!(Wait::from_us(-1), Ok(Wait::Forever)));
-        assert!(matches!(Wait::from_us(0), Ok(Wait::Poll)));
-        assert!(matches!(Wait::from_us(5), Ok(Wait::Until(_))));
-        assert_eq!(Wait::from_us(-2).unwrap_err().errno, Errno::Inval);
-        assert!(Wait::from_us(i64::MAX).is_ok());
+        assert!(matches!(Wait::from_micros(-1), Ok(Wait::Forever)));
+        assert!(matches!(Wait::from_micros(0), Ok(Wait::NoWait)));
+        assert!(matches!(Wait::from_micros(5), Ok(Wait::Until(_))));
+        assert_eq!(Wait::from_micros(-2).unwrap_err().errno, Errno::Inval);
+        assert!(Wait::from_micros(i64::MAX).is_ok());
     }
 }

@@ -185,12 +185,8 @@ fn entry(state: &mut HostState, h: i32) -> BridgeResult<&mut ProcessEntry> {
 
 fn process_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
     with_state(&mut caller, |state| {
-        let timeout = match timeout_us {
-            procbridge_abi::NO_TIMEOUT => None,
-            t if t < 0 => return Err(BridgeError::invalid(format!("timeout {t} is negative"))),
-            t => Some(std::time::Duration::from_micros(t as u64)),
-        };
-        match entry(state, h)?.child.wait(timeout)? {
+        let wait = crate::timeout::Wait::from_micros(timeout_us)?;
+        match entry(state, h)?.child.wait(wait.left())? {
             Some(_) => Ok(0),
             None => Err(BridgeError::new(
                 Errno::TimedOut,

@@ -6,6 +6,7 @@
 //! returning into the test harness.
 
 use super::*;
+use crate::errno::Errno;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};

@@ -66,39 +66,7 @@ const PIPELINE_DEPTH: usize = 4;
 /// See [`Pool::wants_round`].
 const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(50);
 
-/// How long a pool call may block.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    /// Not at all: one round of progress.
-    Poll,
-    /// Until this instant.
-    Until(Instant),
-    /// Until done.
-    Forever,
-}
-
-impl Wait {
-    /// From an ABI timeout: microseconds, `-1` forever, `0` do not block.
-    pub(crate) fn from_us(timeout_us: i64) -> BridgeResult<Wait> {
-        match timeout_us {
-            procbridge_abi::NO_TIMEOUT => Ok(Wait::Forever),
-            0 => Ok(Wait::Poll),
-            t if t < 0 => Err(BridgeError::invalid(format!("timeout {t} is negative"))),
-            t => Ok(Instant::now()
-                .checked_add(Duration::from_micros(t as u64))
-                .map_or(Wait::Forever, Wait::Until)),
-        }
-    }
-
-    /// Whether the time to block is over.
-    pub(crate) fn expired(&self) -> bool {
-        match self {
-            Wait::Poll => true,
-            Wait::Until(deadline) => Instant::now() >= *deadline,
-            Wait::Forever => false,
-        }
-    }
-}
+pub(crate) use crate::timeout::Wait;
 
 /// Where a pool is in its life, as Python's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,59 +7,11 @@
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
 
 /// Bytes moved per `read`/`write` call.
 pub(crate) const CHUNK: usize = 1 << 20;
 
-/// When a blocking call gives up: an `i64` microsecond timeout from the
-/// guest, turned into an instant.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Option<Instant>);
-
-impl Deadline {
-    /// Never.
-    pub(crate) const NEVER: Deadline = Deadline(None);
-
-    /// `-1` is no deadline; other negative values are `EINVAL`; values too
-    /// large to represent saturate to no deadline.
-    pub(crate) fn from_micros(timeout_us: i64) -> BridgeResult<Deadline> {
-        if timeout_us == procbridge_abi::NO_TIMEOUT {
-            return Ok(Deadline::NEVER);
-        }
-        if timeout_us < 0 {
-            return Err(BridgeError::invalid(format!(
-                "timeout {timeout_us} is negative (use -1 for none)"
-            )));
-        }
-        let wait = Duration::from_micros(timeout_us as u64);
-        Ok(Deadline(Instant::now().checked_add(wait)))
-    }
-
-    /// Whether the deadline has passed.
-    pub(crate) fn expired(&self) -> bool {
-        matches!(self.0, Some(at) if Instant::now() >= at)
-    }
-
-    /// The timeout argument for `poll(2)`: milliseconds left, rounded up,
-    /// or `-1` for none.
-    pub(crate) fn poll_millis(&self) -> i32 {
-        match self.0 {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                let ms = left.as_micros().div_ceil(1000);
-                ms.min(i32::MAX as u128) as i32
-            }
-        }
-    }
-
-    /// Time left, if there is a deadline.
-    pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.0
-            .map(|at| at.saturating_duration_since(Instant::now()))
-    }
-}
+pub(crate) use crate::timeout::Wait as Deadline;
 
 /// A new pipe `(read end, write end)`, both close-on-exec.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -232,7 +184,7 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(read_some(&r, &mut buf, 10).unwrap(), Read::WouldBlock);
         assert_eq!(write_some(&w, b"hello").unwrap(), 5);
-        assert!(wait_ready(&r, libc::POLLIN, Deadline::NEVER).unwrap());
+        assert!(wait_ready(&r, libc::POLLIN, Deadline::Forever).unwrap());
         assert_eq!(read_some(&r, &mut buf, 3).unwrap(), Read::Data(3));
         assert_eq!(buf, b"hel");
         drop(w);

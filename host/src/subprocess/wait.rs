@@ -67,9 +67,7 @@ impl Child {
                 }
                 None => {
                     // No pidfd (old kernel): sleep in growing steps.
-                    let nap = deadline
-                        .remaining()
-                        .map_or(backoff, |left| left.min(backoff));
+                    let nap = deadline.left().map_or(backoff, |left| left.min(backoff));
                     std::thread::sleep(nap);
                     backoff = (backoff * 2).min(std::time::Duration::from_millis(10));
                 }
