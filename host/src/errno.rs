@@ -48,6 +48,16 @@ impl BridgeError {
     pub fn io(what: &str, err: std::io::Error) -> Self {
         Self::new(Errno::Io, format!("{what}: {err}"))
     }
+
+    /// An OS error that made a new descriptor fail: `EMFILE` when the
+    /// process or system is out of descriptors, else `EIO`.
+    pub fn no_descriptor(what: &str, err: std::io::Error) -> Self {
+        let errno = match err.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
+            _ => Errno::Io,
+        };
+        Self::new(errno, format!("{what}: {err}"))
+    }
 }
 
 impl fmt::Display for BridgeError {

@@ -34,6 +34,7 @@ mod shm;
 #[cfg(test)]
 mod cross_process_tests;
 
+pub(crate) use pipe::socketpair;
 pub use pipe::{pipe, Connection, MAX_PIPE_MESSAGE};
 pub use queue::{Queue, QueueConfig, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES, MAX_TOTAL_QUEUE_BYTES};
 

@@ -104,26 +104,7 @@ impl Frame {
 /// # Errors
 /// `EMFILE` or `EIO` when the sockets cannot be made.
 pub fn pipe(duplex: bool) -> BridgeResult<(Connection, Connection)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        let errno = match err.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
-            _ => Errno::Io,
-        };
-        return Err(BridgeError::new(errno, format!("make pipe: {err}")));
-    }
-    // SAFETY: socketpair succeeded, so both are open descriptors we own.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (a, b) = socketpair(true, "make pipe")?;
     let end = |fd, readable, writable| Connection {
         fd,
         readable,
@@ -425,6 +406,30 @@ fn send_error(err: io::Error) -> BridgeError {
         Some(libc::EPIPE) | Some(libc::ECONNRESET) => peer_gone(),
         _ => BridgeError::io("send", err),
     }
+}
+
+/// A connected pair of Unix stream sockets, close-on-exec (and
+/// non-blocking if asked): the transport of pipes and of pool workers.
+///
+/// # Errors
+/// `EMFILE` when out of descriptors, else `EIO`, naming `what`.
+pub(crate) fn socketpair(nonblocking: bool, what: &str) -> BridgeResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    let flags = if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(BridgeError::no_descriptor(what, io::Error::last_os_error()));
+    }
+    // SAFETY: socketpair succeeded, so both are open descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use super::chunk::Chunk;
 use super::frame;
 use super::serve;
 use crate::ctx::HostState;
-use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::errno::BridgeResult;
 use crate::process::child::{exitcode, Child};
 use crate::process::fork::{fork_host, Forked};
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 use wasmtime::Caller;
 
@@ -195,7 +195,8 @@ pub(crate) fn start(
     caller: &mut Caller<'_, HostState>,
     siblings: &[RawFd],
 ) -> BridgeResult<Worker> {
-    let (parent_end, child_end) = socketpair()?;
+    let (parent_end, child_end) =
+        crate::channel::socketpair(false, "socketpair for a pool worker")?;
     match fork_host(caller.data_mut())? {
         Forked::Parent(slot) => {
             drop(child_end);
@@ -220,30 +221,4 @@ pub(crate) fn start(
             serve::serve(caller, child_end)
         }
     }
-}
-
-fn socketpair() -> BridgeResult<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: writes two new descriptors into `fds`.
-    let ret = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if ret != 0 {
-        let err = std::io::Error::last_os_error();
-        let errno = match err.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => Errno::MFile,
-            _ => Errno::Io,
-        };
-        return Err(BridgeError::new(
-            errno,
-            format!("socketpair for a pool worker: {err}"),
-        ));
-    }
-    // SAFETY: fresh descriptors owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
