@@ -230,6 +230,18 @@ pub fn parse(
             .map_err(|e| at(line_of(&[key.to_string()]), format!("{e:#}")))?;
     }
     builder = builder.network(parsed.network.commands);
+    // A time limit of 0 would stop the job before it starts: refuse it.
+    for (key, value) in [
+        ("wall_time_seconds", parsed.limits.wall_time_seconds),
+        ("cpu_seconds", parsed.limits.cpu_seconds),
+    ] {
+        if value == Some(0) {
+            return Err(at(
+                line_of(&[key.to_string()]),
+                format!("{key} must be at least 1 (leave it out for no limit)"),
+            ));
+        }
+    }
     apply_limits(&parsed.limits, builder.limits_mut());
     Ok(builder)
 }
@@ -413,6 +425,11 @@ wall_time_seconds = 9
         let err = parse_str("[[dirs]]\nhost = \"/no/such/dir\"\n").unwrap_err();
         assert_eq!(err.line, 2, "{err}");
         let err = parse_str("[env]\nset = { LD_PRELOAD = \"x\" }\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_str("[limits]\n\nwall_time_seconds = 0\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("at least 1"), "{err}");
+        let err = parse_str("[limits]\ncpu_seconds = 0\n").unwrap_err();
         assert_eq!(err.line, 2, "{err}");
         let err = parse_str("[limits]\nprocesses = \"many\"\n").unwrap_err();
         assert_eq!(err.line, 2, "{err}");

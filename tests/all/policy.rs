@@ -307,6 +307,7 @@ fn grants_that_cannot_be_resolved_exit_2_with_their_reason() {
         (vec!["--dir", "/etc/passwd"], "is not a directory"),
         (vec!["--env", "PROCBRIDGE_UNSET_XYZ"], "not set in the host"),
         (vec!["--env", "=x"], "empty variable name"),
+        (vec!["--cpu-time", "0"], "give at least 1 second"),
     ] {
         let mut cmd = vec!["run"];
         cmd.extend(args.iter().copied());

@@ -200,6 +200,9 @@ impl RunCommand {
             limits.wall_time = Some(Duration::from_secs_f64(secs));
         }
         if let Some(secs) = self.cpu_time {
+            if secs == 0 {
+                return Err(anyhow!("--cpu-time 0: give at least 1 second"));
+            }
             limits.cpu_seconds = Some(secs);
         }
         Ok(policy.build())
