@@ -5,9 +5,13 @@
 //! arguments, no environment, no directories, no commands, stdin empty;
 //! stdout and stderr are inherited (as a process's would be).
 
+use crate::confine::jail::Jail;
+use crate::confine::layers;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::handles::HandleTable;
+use crate::os_random::OsRandom;
 use crate::policy::Policy;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -69,6 +73,25 @@ impl HostState {
     pub fn policy(&self) -> &Policy {
         &self.bridge.policy
     }
+
+    /// Whether the guest's commands run in a jail.
+    pub fn is_jailed(&self) -> bool {
+        self.bridge.jail.is_some()
+    }
+
+    /// Confines the calling process as procbridge confines its guest
+    /// processes (see [`layers::harden_process`]): no capabilities,
+    /// `no_new_privs`, and a seccomp filter that also refuses `execve` when
+    /// no command can be started from this process (they run in the jail,
+    /// or none is granted). Forked guest processes always get it; the CLI
+    /// asks for it for the root once the module is loaded; an embedder may.
+    ///
+    /// # Errors
+    /// When the kernel refuses a step.
+    pub fn harden(&self) -> std::io::Result<()> {
+        let no_exec = self.is_jailed() || self.policy().commands().next().is_none();
+        layers::harden_process(no_exec)
+    }
 }
 
 /// The bridge's part of a guest's state: its policy, its handles, the message
@@ -87,6 +110,9 @@ pub struct Bridge {
     /// The guest's exported memory, once looked up (every call that touches
     /// guest memory needs it; a name lookup each time is measurable).
     pub(crate) memory: Option<wasmtime::Memory>,
+    /// The job's jail, where its commands run (`None`: no commands are
+    /// granted, or this machine cannot make one).
+    pub(crate) jail: Option<Arc<Jail>>,
 }
 
 impl Bridge {
@@ -101,6 +127,7 @@ impl Bridge {
             last_error: String::new(),
             pending_result: None,
             memory: None,
+            jail: None,
         }
     }
 
@@ -156,6 +183,17 @@ pub struct GuestBuilder {
     stderr: Stdio,
     stdin_set: bool,
     policy: Arc<Policy>,
+    jail: JailChoice,
+}
+
+/// Where a guest's commands run.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum JailChoice {
+    /// In a jail built for this guest when it is built (the root of a job).
+    #[default]
+    Build,
+    /// In its parent's jail (or, `None`, where its parent's run).
+    Inherit(Option<Arc<Jail>>),
 }
 
 impl GuestBuilder {
@@ -219,10 +257,22 @@ impl GuestBuilder {
         &self.policy
     }
 
+    /// A child's commands run where its parent's do.
+    pub(crate) fn inherit_jail(&mut self, jail: Option<Arc<Jail>>) -> &mut Self {
+        self.jail = JailChoice::Inherit(jail);
+        self
+    }
+
     /// Builds the guest's state.
     ///
+    /// When the policy grants commands, this also builds the job's jail
+    /// (see [`crate::confine::jail`]); where this machine cannot, the
+    /// missing layers are reported on stderr and commands are confined by
+    /// what remains.
+    ///
     /// # Errors
-    /// When a granted directory cannot be opened.
+    /// When a granted directory cannot be handed to WASI, or a granted
+    /// binary can no longer be read.
     pub fn build(&self) -> anyhow::Result<HostState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&self.args)
@@ -231,8 +281,12 @@ impl GuestBuilder {
         // File operations run on the guest's own thread: no background
         // threads hold state a `fork` child would need.
         wasi.allow_blocking_current_thread(true);
+        // Randomness with no state a fork could copy.
+        wasi.secure_random(OsRandom).insecure_random(OsRandom);
         for dir in self.policy.dirs() {
-            wasi.preopened_dir(&dir.host, &dir.guest, dir.perms)
+            // Through the descriptor opened at start-up, never the path.
+            let fd = format!("/proc/self/fd/{}", dir.dir.as_raw_fd());
+            wasi.preopened_dir(&fd, &dir.guest, dir.perms)
                 .map_err(anyhow::Error::from)
                 .map_err(|e| e.context(format!("--dir {}", dir.host.display())))?;
         }
@@ -255,21 +309,53 @@ impl GuestBuilder {
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
         let memory = crate::memory::MemoryLimiter::new(self.policy.limits());
-        // Build each command's confinement now: problems show at start-up,
-        // and spawning later opens nothing.
-        for cmd in self.policy.commands() {
-            self.policy
-                .confinement(cmd)
-                .map_err(|e| anyhow::anyhow!("confining {}: {e}", cmd.name))?;
-        }
+        let jail = self.jail()?;
         let mut bridge = Bridge::new(self.policy.clone());
+        // A command's default environment: what the policy grants commands.
         bridge.granted_env = self.policy.env().to_vec();
-        bridge.granted_env.extend(self.env.iter().cloned());
         bridge.process.origin = Some(Arc::new(self.clone()));
+        bridge.jail = jail;
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,
             memory,
         })
+    }
+}
+
+impl GuestBuilder {
+    /// The jail this guest's commands run in: its parent's, or a new one
+    /// when it is the root of a job whose policy grants commands.
+    fn jail(&self) -> anyhow::Result<Option<Arc<Jail>>> {
+        if let JailChoice::Inherit(jail) = &self.jail {
+            return Ok(jail.clone());
+        }
+        if self.policy.commands().next().is_none() {
+            return Ok(None);
+        }
+        // Problems with the grants themselves show at start-up.
+        let confinement = self
+            .policy
+            .confinement()
+            .map_err(|e| anyhow::anyhow!("confining the granted commands: {e}"))?;
+        let jail = match Jail::start(&self.policy) {
+            Ok(jail) => Some(Arc::new(jail)),
+            Err(err) => {
+                layers::warn(&format!(
+                    "commands run without the jail ({err}): no PID, mount, network or user \
+                     namespace confines them; Landlock, seccomp, rlimits and no capabilities \
+                     still do"
+                ));
+                None
+            }
+        };
+        for warning in confinement
+            .warnings()
+            .iter()
+            .chain(jail.iter().flat_map(|j| j.warnings()))
+        {
+            layers::warn(warning);
+        }
+        Ok(jail)
     }
 }

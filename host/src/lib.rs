@@ -37,6 +37,7 @@ pub mod errno;
 pub mod guest_mem;
 pub mod handles;
 mod memory;
+mod os_random;
 pub mod policy;
 pub mod policy_file;
 pub(crate) mod pool;

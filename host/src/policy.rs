@@ -17,6 +17,9 @@
 //! `docs/policy.md`.
 
 use crate::confine::{CommandLimits, ConfineSpec, Confinement};
+
+mod args;
+mod grant;
 use crate::ctx::DirPerms;
 use crate::errno::{BridgeError, BridgeResult};
 use anyhow::{bail, Context};
@@ -24,6 +27,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+pub use grant::GrantError;
 use std::time::Duration;
 
 /// Limits that apply to one guest and to what it starts.
@@ -86,9 +91,15 @@ impl Limits {
 pub struct ArgRules {
     /// When set, `argv[1]` must be one of these (e.g. `git`'s `status`, `log`).
     pub subcommands: Option<Vec<String>>,
-    /// Arguments that are refused: an argument equal to one of these, or
-    /// starting with it followed by `=` (e.g. `--exec`, `-c`).
+    /// Options that are refused (e.g. `--exec`, `-c`). A long option is
+    /// also refused in every abbreviation `getopt_long` could accept
+    /// (`--exe`, `--ex=rm`), a one-letter option also inside a cluster
+    /// (`-xc`, `-cfoo`), and either with `=value`.
     pub deny_flags: Vec<String>,
+    /// When set, the only options allowed: every argument that starts with
+    /// `-` (before a `--`) must be one of these exactly, one of these with
+    /// `=value`, or a cluster of allowed one-letter options (`-la`).
+    pub allow_flags: Option<Vec<String>>,
 }
 
 /// A content pin: the SHA-256 the binary had when the policy was built.
@@ -134,16 +145,25 @@ pub struct GrantedCommand {
     pub name: String,
     /// The absolute path that is executed.
     pub path: PathBuf,
+    /// The same file without symbolic links (what the jail executes).
+    pub exec_path: PathBuf,
     /// Rules on its arguments.
     pub args: ArgRules,
+    /// Environment variables this command may receive besides those the
+    /// policy grants to every command ([`Policy::env`]).
+    pub env: Vec<String>,
     pin: Option<Pin>,
-    confinement: Arc<OnceLock<Arc<Confinement>>>,
 }
 
 /// A host directory granted to the guest (and to the commands it starts).
+///
+/// The directory is opened once, when the grant is made; every later use
+/// (WASI for the guest and its children, Landlock rules, the jail's
+/// mounts) goes through [`dir`](Self::dir), never through the path again.
 #[derive(Clone, Debug)]
 pub struct DirGrant {
-    /// The host directory, canonical (symlinks resolved at start-up).
+    /// The host directory's absolute path when it was opened (for messages
+    /// and for checking the jail's mounts; never opened again).
     pub host: PathBuf,
     /// Where the guest sees it.
     pub guest: String,
@@ -152,6 +172,11 @@ pub struct DirGrant {
     /// The directory itself, opened at start-up: paths below it are resolved
     /// by cap-std, which refuses `..` and symlinks that lead outside.
     pub dir: Arc<cap_std::fs::Dir>,
+    /// Device and inode of the directory, to recognise it.
+    pub identity: (u64, u64),
+    /// The policy declared that this grant may lie inside a read-write
+    /// grant (or hold one).
+    pub overlap: bool,
 }
 
 /// The grants and limits of a guest. Immutable once built; see
@@ -163,6 +188,8 @@ pub struct Policy {
     env: Vec<(String, String)>,
     network: bool,
     limits: Limits,
+    /// What confines the commands, prepared on first use.
+    confinement: Arc<OnceLock<Arc<Confinement>>>,
 }
 
 /// Environment variables a spawned command is never given, whatever the
@@ -192,14 +219,13 @@ impl Policy {
         &self.dirs
     }
 
-    /// The environment variables granted (the guest's environment, and the
-    /// most a spawned command may get).
+    /// The environment variables granted: the guest's environment, and the
+    /// variables every command may receive.
     pub fn env(&self) -> &[(String, String)] {
         &self.env
     }
 
-    /// Whether spawned commands may use the network (TCP, where Landlock can
-    /// enforce it).
+    /// Whether spawned commands may use the network.
     pub fn network(&self) -> bool {
         self.network
     }
@@ -217,10 +243,9 @@ impl Policy {
         if drop_env {
             policy.env.clear();
         }
-        // Confinements depend on the directories: prepare them anew.
-        for cmd in policy.commands.values_mut() {
-            cmd.confinement = Arc::default();
-        }
+        // The confinement depends on the grants: prepare it anew (from the
+        // same opened directories).
+        policy.confinement = Arc::default();
         policy
     }
 
@@ -274,12 +299,56 @@ impl Policy {
         Ok(cmd)
     }
 
-    /// The confinement for a granted command (prepared on first use).
+    /// Checks the environment a guest asks for a command: every name must
+    /// be granted to every command ([`env`](Self::env)) or to this one
+    /// ([`GrantedCommand::env`]); loader variables never are.
     ///
     /// # Errors
-    /// When the Landlock rules cannot be built (a granted directory vanished).
-    pub fn confinement(&self, cmd: &GrantedCommand) -> std::io::Result<Arc<Confinement>> {
-        if let Some(c) = cmd.confinement.get() {
+    /// `EPERM` naming the first variable that is not granted.
+    pub fn check_env(&self, cmd: &GrantedCommand, env: &[(String, String)]) -> BridgeResult<()> {
+        for (key, _) in env {
+            let why = if is_loader_variable(key) {
+                "changes the dynamic loader and is never passed"
+            } else if self.env.iter().any(|(k, _)| k == key) || cmd.env.iter().any(|k| k == key) {
+                continue;
+            } else {
+                "is not granted to this command (grant it with env = [...] in the command's \
+                 policy entry, or --env)"
+            };
+            return Err(BridgeError::denied(format!(
+                "run \"{}\": environment variable {key:?} {why}",
+                cmd.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The files a granted command may execute: every granted binary, and
+    /// the interpreters they need (see [`crate::confine::exec`]).
+    ///
+    /// # Errors
+    /// When a granted binary can no longer be read.
+    pub fn executables(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for cmd in self.commands.values() {
+            for file in crate::confine::exec::files_to_execute(&cmd.path)? {
+                if !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// The confinement of the commands this policy grants, prepared on
+    /// first use: Landlock rules built from the granted directories'
+    /// descriptors, the execute right on [`executables`](Self::executables),
+    /// resource limits and the seccomp filter.
+    ///
+    /// # Errors
+    /// When the Landlock rules cannot be built or a granted binary read.
+    pub fn confinement(&self) -> std::io::Result<Arc<Confinement>> {
+        if let Some(c) = self.confinement.get() {
             return Ok(c.clone());
         }
         let (read, write): (Vec<&DirGrant>, Vec<&DirGrant>) = self
@@ -287,26 +356,29 @@ impl Policy {
             .iter()
             .partition(|d| d.perms == DirPerms::ReadOnly);
         let spec = ConfineSpec {
-            program: cmd.path.clone(),
-            read_dirs: read.into_iter().map(|d| d.host.clone()).collect(),
-            write_dirs: write.into_iter().map(|d| d.host.clone()).collect(),
+            executables: self.executables()?,
+            read_dirs: read.into_iter().map(|d| d.dir.clone()).collect(),
+            write_dirs: write.into_iter().map(|d| d.dir.clone()).collect(),
             network: self.network,
             limits: self.limits.command_limits(),
         };
         let confinement = Arc::new(Confinement::prepare(&spec)?);
-        Ok(cmd.confinement.get_or_init(|| confinement).clone())
+        Ok(self.confinement.get_or_init(|| confinement).clone())
     }
 
     /// Opens a guest path (as the guest sees it through a granted directory)
     /// as a directory, for a command's working directory. It is resolved
     /// under the granted directory by cap-std: `..` or a symlink that would
-    /// leave it is refused, and the command is later moved into the opened
-    /// directory itself (`fchdir`), so nothing can be swapped in between.
+    /// leave it is refused. Returns the directory, the grant it is in, and
+    /// its path below the grant.
     ///
     /// # Errors
     /// `EPERM` when the path is not inside a granted directory; `ENOENT`
     /// when it does not exist or is not a directory.
-    pub fn open_dir(&self, guest_path: &str) -> BridgeResult<cap_std::fs::Dir> {
+    pub fn open_dir(
+        &self,
+        guest_path: &str,
+    ) -> BridgeResult<(cap_std::fs::Dir, &DirGrant, String)> {
         let denied = |why: &str| {
             BridgeError::denied(format!(
                 "cwd {guest_path:?}: {why} (grant a directory with --dir)"
@@ -318,12 +390,13 @@ impl Policy {
                 None => continue,
             };
             let rest = if rest.is_empty() { "." } else { rest };
-            return grant.dir.open_dir(rest).map_err(|e| match e.kind() {
+            let dir = grant.dir.open_dir(rest).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
                     BridgeError::new(crate::Errno::NoEnt, format!("cwd {guest_path:?}: {e}"))
                 }
                 _ => denied(&format!("leads outside the granted directory ({e})")),
-            });
+            })?;
+            return Ok((dir, grant, rest.to_string()));
         }
         Err(denied("not inside a granted directory"))
     }
@@ -345,31 +418,24 @@ impl GrantedCommand {
     }
 
     fn check_args(&self, args: &[String]) -> BridgeResult<()> {
-        if let Some(allowed) = &self.args.subcommands {
-            let sub = args.first().map(String::as_str).unwrap_or("");
-            if !allowed.iter().any(|a| a == sub) {
-                return Err(BridgeError::denied(format!(
-                    "run \"{}\": subcommand {sub:?} is not granted (granted: {})",
-                    self.name,
-                    allowed.join(", ")
-                )));
+        let why = match self.args.check(args) {
+            Ok(()) => return Ok(()),
+            Err(args::Refusal::Subcommand(sub)) => format!(
+                "subcommand {sub:?} is not granted (granted: {})",
+                self.args
+                    .subcommands
+                    .as_deref()
+                    .unwrap_or_default()
+                    .join(", ")
+            ),
+            Err(args::Refusal::Denied(arg)) => {
+                format!("argument {arg:?} is denied by the policy")
             }
-        }
-        for arg in args {
-            for flag in &self.args.deny_flags {
-                let hit = arg == flag
-                    || arg
-                        .strip_prefix(flag.as_str())
-                        .is_some_and(|rest| rest.starts_with('='));
-                if hit {
-                    return Err(BridgeError::denied(format!(
-                        "run \"{}\": argument {arg:?} is denied by the policy",
-                        self.name
-                    )));
-                }
+            Err(args::Refusal::NotAllowed(arg)) => {
+                format!("option {arg:?} is not in the policy's allow_flags")
             }
-        }
-        Ok(())
+        };
+        Err(BridgeError::denied(format!("run \"{}\": {why}", self.name)))
     }
 
     fn check_pin(&self) -> BridgeResult<()> {
@@ -428,6 +494,8 @@ impl PolicyBuilder {
         sha256_hex: Option<&str>,
     ) -> anyhow::Result<Self> {
         let path = resolve_in_path(command)?;
+        let exec_path =
+            std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
         let pin = match sha256_hex {
             None => None,
             Some(hex) => {
@@ -453,41 +521,96 @@ impl PolicyBuilder {
             GrantedCommand {
                 name: command.to_string(),
                 path,
+                exec_path,
                 args,
+                env: Vec::new(),
                 pin,
-                confinement: Arc::default(),
             },
         );
         Ok(self)
     }
 
-    /// Grants a host directory, seen by the guest at `guest`.
-    ///
-    /// # Ambient authority
-    /// Resolves `host` in the host's file system (symlinks resolved now).
+    /// Grants `command` (already granted) the environment variables
+    /// `names`, besides those every command may receive.
     ///
     /// # Errors
-    /// When `host` is not a directory.
-    pub fn dir(
+    /// When the command is not granted, or a name is a loader variable.
+    pub fn command_env<S: AsRef<str>>(
         mut self,
+        command: &str,
+        names: impl IntoIterator<Item = S>,
+    ) -> anyhow::Result<Self> {
+        let cmd = self
+            .policy
+            .commands
+            .get_mut(command)
+            .with_context(|| format!("command {command} is not granted"))?;
+        for name in names {
+            let name = name.as_ref();
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                bail!("command {command}: environment variable \"{name}\": invalid name");
+            }
+            if is_loader_variable(name) {
+                bail!("command {command}: environment variable {name}: loader variables are never granted");
+            }
+            if !cmd.env.iter().any(|n| n == name) {
+                cmd.env.push(name.to_string());
+            }
+        }
+        Ok(self)
+    }
+
+    /// Grants a host directory, seen by the guest at `guest`.
+    ///
+    /// The directory is opened now, without following symbolic links; that
+    /// descriptor is the grant from then on (the path is never resolved
+    /// again).
+    ///
+    /// # Ambient authority
+    /// Resolves `host` in the host's file system.
+    ///
+    /// # Errors
+    /// [`GrantError`]: `host` is not a directory, goes through a symbolic
+    /// link, or lies inside a read-write grant (or, read-write, holds
+    /// another grant).
+    pub fn dir(self, host: impl AsRef<Path>, guest: &str, perms: DirPerms) -> anyhow::Result<Self> {
+        self.add_dir(host.as_ref(), guest, perms, false)
+    }
+
+    /// Grants a host directory that may lie inside a read-write grant, or
+    /// hold other grants: the overlap is intended.
+    ///
+    /// # Errors
+    /// As [`dir`](Self::dir), but for overlaps.
+    pub fn dir_overlapping(
+        self,
         host: impl AsRef<Path>,
         guest: &str,
         perms: DirPerms,
     ) -> anyhow::Result<Self> {
-        let host = host.as_ref();
-        let real =
-            std::fs::canonicalize(host).with_context(|| format!("directory {}", host.display()))?;
-        if !real.is_dir() {
-            bail!("{} is not a directory", host.display());
-        }
-        let dir = cap_std::fs::Dir::open_ambient_dir(&real, cap_std::ambient_authority())
-            .with_context(|| format!("directory {}", host.display()))?;
-        self.policy.dirs.push(DirGrant {
+        self.add_dir(host.as_ref(), guest, perms, true)
+    }
+
+    fn add_dir(
+        mut self,
+        host: &Path,
+        guest: &str,
+        perms: DirPerms,
+        overlap: bool,
+    ) -> anyhow::Result<Self> {
+        let (dir, real) = grant::open(host)?;
+        let stat =
+            rustix::fs::fstat(&dir).with_context(|| format!("directory {}", host.display()))?;
+        let grant = DirGrant {
             host: real,
             guest: guest.to_string(),
             perms,
             dir: Arc::new(dir),
-        });
+            identity: (stat.st_dev, stat.st_ino),
+            overlap,
+        };
+        grant::check_overlap(&self.policy.dirs, &grant)?;
+        self.policy.dirs.push(grant);
         Ok(self)
     }
 
@@ -666,6 +789,7 @@ mod tests {
         let rules = ArgRules {
             subcommands: Some(vec!["status".into(), "log".into()]),
             deny_flags: vec!["--exec".into(), "-c".into()],
+            allow_flags: None,
         };
         let policy = Policy::builder()
             .allow_run_with("true", rules, None)
@@ -687,7 +811,13 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("--exec=rm"), "{}", err.message);
         assert!(policy.check_command(&argv(&["true", "log", "-c"])).is_err());
-        assert!(policy.check_command(&argv(&["true", "log", "-cx"])).is_ok());
+        // `-cx` may be `-c x`: a denied one-letter option is refused in a
+        // cluster too.
+        let err = policy
+            .check_command(&argv(&["true", "log", "-cx"]))
+            .unwrap_err();
+        assert!(err.message.contains("\"-cx\" is denied"), "{}", err.message);
+        assert!(policy.check_command(&argv(&["true", "log", "-x"])).is_ok());
         assert_eq!(policy.check_command(&[]).unwrap_err().errno, Errno::Inval);
     }
 
@@ -740,7 +870,7 @@ mod tests {
             .unwrap()
             .build();
         let real_work = std::fs::canonicalize(&work).unwrap();
-        let where_is = |dir: cap_std::fs::Dir| {
+        let where_is = |(dir, _, _): (cap_std::fs::Dir, &DirGrant, String)| {
             std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).unwrap()
         };
         assert_eq!(where_is(policy.open_dir("/work").unwrap()), real_work);
@@ -768,5 +898,89 @@ mod tests {
             policy.open_dir("/work/missing").unwrap_err().errno,
             Errno::NoEnt
         );
+    }
+
+    #[test]
+    fn commands_get_only_granted_environment_names() {
+        let policy = Policy::builder()
+            .allow_run("env")
+            .unwrap()
+            .command_env("env", ["LANG"])
+            .unwrap()
+            .env("MODE", "ci")
+            .unwrap()
+            .build();
+        let cmd = policy.resolve_command("env").unwrap();
+        let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(policy
+            .check_env(cmd, &pairs(&[("LANG", "C"), ("MODE", "other")]))
+            .is_ok());
+        let err = policy
+            .check_env(cmd, &pairs(&[("LANG", "C"), ("GIT_EXTERNAL_DIFF", "sh x")]))
+            .unwrap_err();
+        assert_eq!(err.errno, Errno::Perm);
+        assert!(
+            err.message.contains("\"GIT_EXTERNAL_DIFF\""),
+            "{}",
+            err.message
+        );
+        assert!(Policy::builder()
+            .allow_run("env")
+            .unwrap()
+            .command_env("env", ["LD_PRELOAD"])
+            .is_err());
+        assert!(Policy::builder().command_env("env", ["LANG"]).is_err());
+    }
+
+    #[test]
+    fn grants_through_links_and_inside_read_write_grants_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        std::fs::create_dir_all(work.join("out")).unwrap();
+        std::os::unix::fs::symlink(&work, root.path().join("link")).unwrap();
+        let err = Policy::builder()
+            .dir(root.path().join("link/out"), "/x", DirPerms::ReadOnly)
+            .unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err:#}");
+        assert!(err.to_string().contains("link"), "{err:#}");
+
+        let nested = |outer: DirPerms, inner: DirPerms, overlap: bool| {
+            let b = Policy::builder().dir(&work, "/w", outer).unwrap();
+            if overlap {
+                b.dir_overlapping(work.join("out"), "/out", inner)
+            } else {
+                b.dir(work.join("out"), "/out", inner)
+            }
+        };
+        for inner in [DirPerms::ReadOnly, DirPerms::ReadWrite] {
+            let err = nested(DirPerms::ReadWrite, inner, false).unwrap_err();
+            assert!(
+                err.to_string().contains("inside the read-write grant"),
+                "{err:#}"
+            );
+            assert!(nested(DirPerms::ReadWrite, inner, true).is_ok());
+        }
+        assert!(nested(DirPerms::ReadOnly, DirPerms::ReadOnly, false).is_ok());
+        // The other order: the read-write grant comes second.
+        let err = Policy::builder()
+            .dir(work.join("out"), "/out", DirPerms::ReadOnly)
+            .unwrap()
+            .dir(&work, "/w", DirPerms::ReadWrite)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("inside the read-write grant"),
+            "{err:#}"
+        );
+        // The same directory twice is no overlap.
+        assert!(Policy::builder()
+            .dir(&work, "/a", DirPerms::ReadWrite)
+            .unwrap()
+            .dir(&work, "/b", DirPerms::ReadOnly)
+            .is_ok());
     }
 }

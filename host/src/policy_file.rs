@@ -4,8 +4,12 @@
 //! # Run `git status` and `git log` only, from a pinned binary.
 //! [commands.git]
 //! subcommands = ["status", "log"]
-//! deny_flags = ["-c", "--exec-path"]
+//! deny_flags = ["-c", "--exec-path"]  # and every abbreviation of them
+//! env = ["GIT_AUTHOR_NAME"]           # variables this command may receive
 //! sha256 = "…64 hex digits…"
+//!
+//! [commands.sort]
+//! allow_flags = ["-r", "-n", "-k"]    # no other option
 //!
 //! [commands.sort]          # an empty table grants the command with no rules
 //!
@@ -13,6 +17,7 @@
 //! host = "work"            # relative to this file
 //! guest = "/work"
 //! mode = "read-write"      # or "read-only" (the default)
+//! # overlap = true         # it may lie inside a read-write grant
 //!
 //! [env]
 //! pass = ["LANG"]          # the host's value
@@ -86,6 +91,9 @@ struct CommandEntry {
     subcommands: Option<Vec<String>>,
     #[serde(default)]
     deny_flags: Vec<String>,
+    allow_flags: Option<Vec<String>>,
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +103,8 @@ struct DirEntry {
     guest: Option<String>,
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    overlap: bool,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -194,15 +204,13 @@ pub fn parse(
         let rules = ArgRules {
             subcommands: entry.subcommands.clone(),
             deny_flags: entry.deny_flags.clone(),
+            allow_flags: entry.allow_flags.clone(),
         };
+        let line = || line_of(&[format!("commands.{name}"), format!("commands.\"{name}\"")]);
         builder = builder
             .allow_run_with(name, rules, entry.sha256.as_deref())
-            .map_err(|e| {
-                at(
-                    line_of(&[format!("commands.{name}"), format!("commands.\"{name}\"")]),
-                    format!("{e:#}"),
-                )
-            })?;
+            .and_then(|b| b.command_env(name, &entry.env))
+            .map_err(|e| at(line(), format!("{e:#}")))?;
     }
     for dir in &parsed.dirs {
         let host = base.join(&dir.host);
@@ -215,9 +223,12 @@ pub fn parse(
             Mode::ReadWrite => DirPerms::ReadWrite,
         };
         let needle = format!("\"{}\"", dir.host.display());
-        builder = builder
-            .dir(&host, &guest, perms)
-            .map_err(|e| at(line_of(&[needle]), format!("{e:#}")))?;
+        let granted = if dir.overlap {
+            builder.dir_overlapping(&host, &guest, perms)
+        } else {
+            builder.dir(&host, &guest, perms)
+        };
+        builder = granted.map_err(|e| at(line_of(&[needle]), format!("{e:#}")))?;
     }
     for key in &parsed.env.pass {
         builder = builder
@@ -295,7 +306,16 @@ pub fn explain(policy: &Policy) -> String {
             text += &format!(", only as: {}", subs.join(", "));
         }
         if !cmd.args.deny_flags.is_empty() {
-            text += &format!(", never with: {}", cmd.args.deny_flags.join(", "));
+            text += &format!(
+                ", never with: {} (nor their abbreviations)",
+                cmd.args.deny_flags.join(", ")
+            );
+        }
+        if let Some(allowed) = &cmd.args.allow_flags {
+            text += &format!(", with no options but: {}", allowed.join(", "));
+        }
+        if !cmd.env.is_empty() {
+            text += &format!(", may also receive: {}", cmd.env.join(", "));
         }
         if cmd.is_pinned() {
             text += ", only while its content matches the sha256 pin";
@@ -308,8 +328,13 @@ pub fn explain(policy: &Policy) -> String {
             DirPerms::ReadOnly => "read-only",
             DirPerms::ReadWrite => "read-write",
         };
+        let overlap = if dir.overlap {
+            " (may overlap a read-write grant: declared intended)"
+        } else {
+            ""
+        };
         line(format!(
-            "  directory {} as {}, {mode} (for the guest and the commands it runs)",
+            "  directory {} as {}, {mode} (for the guest and the commands it runs){overlap}",
             dir.host.display(),
             dir.guest
         ));

@@ -1,9 +1,10 @@
 //! Confinement of spawned commands: each test tries to get out and asserts
 //! it cannot (or that what is granted still works).
 
+use procbridge::confine::exec::files_to_execute;
 use procbridge::confine::{CommandLimits, ConfineSpec, Confinement};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -11,10 +12,11 @@ fn sh() -> PathBuf {
     PathBuf::from("/bin/sh")
 }
 
-/// Runs `sh -c script` confined by `spec`.
+/// Runs `sh -c script` (or `bash`, when it is the first executable)
+/// confined by `spec`.
 fn confined(spec: &ConfineSpec, script: &str) -> Output {
     let confinement = Arc::new(Confinement::prepare(spec).expect("prepare"));
-    let mut cmd = Command::new(&spec.program);
+    let mut cmd = Command::new(&spec.executables[0]);
     cmd.arg("-c").arg(script).env_clear();
     let c = confinement.clone();
     // SAFETY: `apply` only makes system calls.
@@ -25,10 +27,22 @@ fn confined(spec: &ConfineSpec, script: &str) -> Output {
 }
 
 fn spec_with_dirs(read: Vec<PathBuf>, write: Vec<PathBuf>) -> ConfineSpec {
+    let open = |dirs: Vec<PathBuf>| -> Vec<Arc<cap_std::fs::Dir>> {
+        dirs.iter()
+            .map(|d| {
+                Arc::new(
+                    cap_std::fs::Dir::open_ambient_dir(d, cap_std::ambient_authority()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    // `sh` runs the script; `cat` is the one program the scripts start.
+    let mut executables = files_to_execute(&sh()).unwrap();
+    executables.extend(files_to_execute(Path::new("/bin/cat")).unwrap());
     ConfineSpec {
-        program: sh(),
-        read_dirs: read,
-        write_dirs: write,
+        executables,
+        read_dirs: open(read),
+        write_dirs: open(write),
         ..ConfineSpec::default()
     }
 }
@@ -153,7 +167,7 @@ fn tcp_needs_the_network_grant() {
     let port = listener.local_addr().unwrap().port();
     let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
     let mut spec = spec_with_dirs(vec![], vec![]);
-    spec.program = PathBuf::from("/bin/bash");
+    spec.executables = files_to_execute(Path::new("/bin/bash")).unwrap();
     let out = confined(&spec, &script);
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("connected"),

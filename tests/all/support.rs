@@ -4,6 +4,7 @@ use procbridge::{GuestBuilder, ModuleCache, OutputCapture, Policy, Runtime, Stdi
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn root() -> &'static Path {
@@ -112,4 +113,74 @@ pub fn queue_probe(scenarios: &[&str]) -> Vec<String> {
         out.stdout, out.stderr
     );
     out.stdout.lines().map(str::to_string).collect()
+}
+
+/// Host pids of `sleep` and `perl` processes whose command line contains
+/// `marker` (the shell and procbridge that carry the same text in their
+/// arguments are not counted).
+pub fn pids_with(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid: i32 = match entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            Some(pid) => pid,
+            None => continue,
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let program = cmdline.split(' ').next().unwrap_or("");
+            let counted = program.ends_with("sleep") || program.ends_with("perl");
+            if counted && cmdline.contains(marker) {
+                // A zombie is dead already; only living processes count.
+                let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                let zombie = state
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+                if !zombie {
+                    found.push(pid);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Kills whatever still carries `marker` when dropped, so a failing test
+/// leaves nothing running.
+pub struct Marker(pub &'static str);
+
+impl Marker {
+    /// Waits until a process with the marker runs; panics after 10 s.
+    pub fn wait_running(&self) {
+        let started = Instant::now();
+        while pids_with(self.0).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} never started",
+                self.0
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pids still alive after up to 5 s of waiting for them to go.
+    pub fn survivors(&self) -> Vec<i32> {
+        let started = Instant::now();
+        loop {
+            let alive = pids_with(self.0);
+            if alive.is_empty() || started.elapsed() > Duration::from_secs(5) {
+                return alive;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        for pid in pids_with(self.0) {
+            // SAFETY: signalling a pid found by its command line.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }

@@ -155,13 +155,21 @@ fn communicate_retry() -> Result {
 }
 
 /// `Popen::pid` is the real pid: the child reports its own.
+/// `pid`: a shell prints its own pid and waits; the guest prints the
+/// Popen's pid and what the shell said, then `ready`, and waits for a line
+/// on stdin before letting the shell go.
 fn pid() -> Result {
-    let mut p = Popen::builder(["sh", "-c", "echo $$"])
+    let mut p = Popen::builder(["sh", "-c", "echo $$; read x"])
+        .stdin(PIPE)
         .stdout(PIPE)
         .spawn()?;
-    let (out, _) = p.communicate(None, None)?;
+    let said = text(&p.read_line(Stream::Stdout)?);
     println!("popen pid {}", p.pid());
-    println!("child says {}", text(&out).trim());
+    println!("child says {}", said.trim());
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    p.communicate(Some(b"\n"), None)?;
     Ok(())
 }
 
@@ -295,11 +303,14 @@ fn cwd(args: &[String]) -> Result {
     Ok(())
 }
 
-/// `leave_running exit|trap|drop`: starts `sleep 30`, prints its pid and
-/// leaves without waiting: exiting, trapping, or dropping the Popen.
+/// `leave_running exit|trap|drop [SECONDS]`: starts `sleep SECONDS`, and a
+/// shell that starts another in the background; prints their pids and
+/// leaves without waiting: exiting, trapping, or dropping the Popens.
 fn leave_running(args: &[String]) -> Result {
-    let p = Popen::builder(["sleep", "30"]).spawn()?;
-    let group = Popen::builder(["sh", "-c", "sleep 30 & echo $!; wait"])
+    let seconds = args.get(1).map(String::as_str).unwrap_or("30");
+    let p = Popen::builder(["sleep", seconds]).spawn()?;
+    let script = format!("sleep {} & echo $!; wait", seconds);
+    let group = Popen::builder(["sh", "-c", script.as_str()])
         .stdout(PIPE)
         .spawn();
     let mut group = group?;

@@ -96,7 +96,7 @@ fn popen(
             stdout: stdio(&mut bridge.handles, stdout, false)?,
             stderr: stdio(&mut bridge.handles, stderr, false)?,
         };
-        let popen = spawn(&bridge.policy, req)?;
+        let popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
         bridge.handles.insert(KIND, popen)
     })
 }

@@ -35,6 +35,11 @@ pub(crate) struct RunCommand {
     #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
     dirs_ro: Vec<String>,
 
+    /// Let granted directories lie inside read-write grants (refused
+    /// otherwise: a guest could swap them).
+    #[arg(long)]
+    allow_overlap: bool,
+
     /// Grant an environment variable: NAME=VALUE, or NAME to pass the
     /// host's value. Repeatable.
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
@@ -148,6 +153,11 @@ impl RunCommand {
                 .context("--cpu-time")
                 .map_err(internal)?;
         }
+        // From here on this process needs no privilege of its own.
+        state
+            .harden()
+            .context("dropping privileges")
+            .map_err(internal)?;
         let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
         runtime.run(&program, state).map_err(classify_run_error)
     }
@@ -169,7 +179,11 @@ impl RunCommand {
         ] {
             for spec in specs {
                 let (host, guest) = parse_dir(spec);
-                policy = policy.dir(host, guest, perms)?;
+                policy = if self.allow_overlap {
+                    policy.dir_overlapping(host, guest, perms)?
+                } else {
+                    policy.dir(host, guest, perms)?
+                };
             }
         }
         if self.network {

@@ -6,7 +6,7 @@
 //! used are limited to what the running kernel's ABI version knows.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 const CREATE_RULESET_VERSION: u32 = 1 << 0;
@@ -168,7 +168,18 @@ impl Ruleset {
         Ok(Ruleset { fd, handled })
     }
 
-    /// Allows `access` beneath `path` (a directory, or a single file).
+    /// A ruleset made elsewhere (the host hands it to the jail's helper).
+    pub(crate) fn from_fd(fd: OwnedFd) -> Ruleset {
+        Ruleset { fd, handled: !0 }
+    }
+
+    /// The ruleset's descriptor.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Allows `access` beneath `path` (a directory, or a single file), opened
+    /// now.
     ///
     /// # Errors
     /// When the path cannot be opened or the kernel refuses the rule.
@@ -179,13 +190,29 @@ impl Ruleset {
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.allow_fd(file.as_fd(), access)
+    }
+
+    /// Allows `access` beneath the directory (or on the file) `fd` refers
+    /// to. Landlock ties the rule to the inode itself, so it holds wherever
+    /// that directory is later seen (in the jail's mounts too) and whatever
+    /// its path becomes.
+    ///
+    /// # Errors
+    /// When the kernel refuses the rule.
+    pub fn allow_fd(&mut self, fd: BorrowedFd<'_>, access: Access) -> io::Result<()> {
+        let is_dir = rustix::fs::fstat(fd)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .map_err(io::Error::from)?;
         let mut allowed = access.bits() & self.handled;
-        if !file.metadata()?.is_dir() {
+        if !is_dir {
             allowed &= FILE_RIGHTS;
         }
         let rule = PathBeneathAttr {
             allowed_access: allowed,
-            parent_fd: file.as_raw_fd(),
+            parent_fd: fd.as_raw_fd(),
         };
         // SAFETY: a valid ruleset fd and a valid rule struct.
         let ret = unsafe {
@@ -217,5 +244,11 @@ impl Ruleset {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+impl AsFd for Ruleset {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

@@ -33,30 +33,44 @@
 //! says what is missing.
 
 mod caps;
+pub mod exec;
+pub mod jail;
 pub mod landlock;
+pub mod layers;
 mod rlimits;
+pub mod seccomp;
 
 pub use rlimits::CommandLimits;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-/// Directories every command may read and execute from (those that exist).
+/// Directories every command may read (those that exist); it may execute
+/// only [`ConfineSpec::executables`] from them.
 pub const SYSTEM_READ_DIRS: &[&str] =
     &["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc"];
 
 /// Device files every command may read and write.
-pub const DEVICE_FILES: &[&str] = &["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"];
+pub const DEVICE_FILES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/urandom",
+    "/dev/random",
+];
 
 /// What a command may reach; the input of [`Confinement::prepare`].
 #[derive(Clone, Debug, Default)]
 pub struct ConfineSpec {
-    /// The command's executable (granted read and execute).
-    pub program: PathBuf,
-    /// Granted directories the command may read.
-    pub read_dirs: Vec<PathBuf>,
-    /// Granted directories the command may read and write.
-    pub write_dirs: Vec<PathBuf>,
+    /// The files it may execute: the granted binaries and their
+    /// interpreters (see [`exec::files_to_execute`]).
+    pub executables: Vec<std::path::PathBuf>,
+    /// Granted directories it may read (opened at start-up).
+    pub read_dirs: Vec<Arc<cap_std::fs::Dir>>,
+    /// Granted directories it may read and write.
+    pub write_dirs: Vec<Arc<cap_std::fs::Dir>>,
     /// Whether TCP is allowed.
     pub network: bool,
     /// Resource limits.
@@ -68,6 +82,7 @@ pub struct ConfineSpec {
 pub struct Confinement {
     ruleset: Option<landlock::Ruleset>,
     limits: CommandLimits,
+    seccomp: Option<Arc<seccomp::Filter>>,
     warnings: Vec<String>,
 }
 
@@ -75,7 +90,7 @@ impl Confinement {
     /// Prepares the confinement for `spec`.
     ///
     /// # Errors
-    /// When a granted directory cannot be opened for the Landlock rules.
+    /// When a Landlock rule cannot be added (a system file vanished).
     pub fn prepare(spec: &ConfineSpec) -> io::Result<Confinement> {
         let mut warnings = Vec::new();
         let ruleset = match landlock::abi_version() {
@@ -89,11 +104,35 @@ impl Confinement {
                 None
             }
         };
+        let seccomp = command_filter();
+        if seccomp.is_none() {
+            warnings.push(
+                "seccomp is not available: spawned commands may create namespaces, use ptrace \
+                 and type into terminals"
+                    .to_string(),
+            );
+        }
         Ok(Confinement {
             ruleset,
             limits: spec.limits.clone(),
+            seccomp,
             warnings,
         })
+    }
+
+    /// The confinement the jail's helper rebuilds from what the host sent:
+    /// the host's Landlock ruleset (if any) and limits, and its own filter.
+    pub(crate) fn from_parts(
+        ruleset: Option<OwnedFd>,
+        limits: CommandLimits,
+        seccomp: Option<Arc<seccomp::Filter>>,
+    ) -> Confinement {
+        Confinement {
+            ruleset: ruleset.map(landlock::Ruleset::from_fd),
+            limits,
+            seccomp,
+            warnings: Vec::new(),
+        }
     }
 
     /// What could not be enforced on this host.
@@ -106,7 +145,18 @@ impl Confinement {
         self.ruleset.is_some()
     }
 
-    /// Applies the confinement to the calling process.
+    /// The Landlock ruleset, to hand to the jail's helper.
+    pub(crate) fn ruleset(&self) -> Option<&landlock::Ruleset> {
+        self.ruleset.as_ref()
+    }
+
+    /// The resource limits.
+    pub(crate) fn limits(&self) -> &CommandLimits {
+        &self.limits
+    }
+
+    /// Applies the confinement to the calling process: resource limits,
+    /// `no_new_privs`, no capabilities, Landlock, then seccomp.
     ///
     /// # Safety
     /// Call only in a child between `fork` and `exec` (e.g. from
@@ -122,7 +172,38 @@ impl Confinement {
                 ruleset.restrict_self()?;
             }
         }
+        if let Some(filter) = &self.seccomp {
+            filter.apply()?;
+        }
         Ok(())
+    }
+}
+
+/// The seccomp filter of commands, compiled once per process (`None`
+/// without seccomp).
+pub(crate) fn command_filter() -> Option<Arc<seccomp::Filter>> {
+    static FILTER: OnceLock<Option<Arc<seccomp::Filter>>> = OnceLock::new();
+    FILTER
+        .get_or_init(|| {
+            seccomp::available()
+                .then(|| seccomp::Filter::new(seccomp::Profile::Command).ok())
+                .flatten()
+                .map(Arc::new)
+        })
+        .clone()
+}
+
+/// Drops every capability of the calling process and sets
+/// `no_new_privs`: for procbridge's own processes once their grants are
+/// open.
+///
+/// # Errors
+/// When the kernel refuses.
+pub fn drop_privileges() -> io::Result<()> {
+    // SAFETY: system calls on this process only.
+    unsafe {
+        caps::set_no_new_privs()?;
+        caps::drop_all()
     }
 }
 
@@ -132,17 +213,19 @@ fn build_ruleset(abi: u32, spec: &ConfineSpec) -> io::Result<landlock::Ruleset> 
     let existing =
         |paths: &'static [&'static str]| paths.iter().map(Path::new).filter(|p| p.exists());
     for dir in existing(SYSTEM_READ_DIRS) {
-        ruleset.allow(dir, Access::ReadExecute)?;
+        ruleset.allow(dir, Access::Read)?;
     }
     for dev in existing(DEVICE_FILES) {
         ruleset.allow(dev, Access::ReadWrite)?;
     }
-    ruleset.allow(&spec.program, Access::ReadExecute)?;
+    for file in &spec.executables {
+        ruleset.allow(file, Access::ReadExecute)?;
+    }
     for dir in &spec.read_dirs {
-        ruleset.allow(dir, Access::Read)?;
+        ruleset.allow_fd(dir.as_fd(), Access::Read)?;
     }
     for dir in &spec.write_dirs {
-        ruleset.allow(dir, Access::ReadWrite)?;
+        ruleset.allow_fd(dir.as_fd(), Access::ReadWrite)?;
     }
     Ok(ruleset)
 }

@@ -62,6 +62,15 @@ pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
 fn become_child(state: &mut HostState, parent: u32) {
     supervisor::bind_to_parent(parent);
     never_unwind_into_the_embedder();
+    if let Err(err) = state.harden() {
+        eprintln!(
+            "procbridge: child {}: cannot drop its privileges: {err}",
+            std::process::id()
+        );
+        flush_host_stdio();
+        // SAFETY: ends this child process, which has run no guest code yet.
+        unsafe { libc::_exit(1) }
+    }
     if let Err(err) = process_local::enter_tokio_in_child() {
         eprintln!(
             "procbridge: child {}: cannot start its I/O runtime: {err}",

@@ -44,7 +44,9 @@ fn run(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> anyho
         .origin
         .clone()
         .context("the parent was not built by a GuestBuilder")?;
-    let builder = super::reduced(&origin, flags, StartMethod::Spawn);
+    let mut builder = super::reduced(&origin, flags, StartMethod::Spawn);
+    // Its commands run in the job's jail, like every other process's.
+    builder.inherit_jail(parent.bridge.jail.clone());
     let mut state = builder.build()?;
     state.bridge.handles = parent.bridge.handles.take_inheritable();
     state.bridge.program = Some(program.clone());

@@ -1,7 +1,9 @@
 //! Starting the child process: `clone(CLONE_VM | CLONE_VFORK)` and `execve`,
 //! as `posix_spawn` does, plus the confinement `posix_spawn` cannot express
-//! (parent-death signal, `no_new_privs`, close-on-exec for every inherited
-//! descriptor).
+//! (a session of its own, parent-death signal, `no_new_privs`, Landlock,
+//! seccomp, close-on-exec for every inherited descriptor). The host uses it
+//! directly where the jail is missing; the jail's helper uses it for every
+//! command.
 //!
 //! Why not `fork`: the host maps a large address space (the engine, compiled
 //! code, guest memories), and copying its page tables made every spawn
@@ -29,8 +31,8 @@ pub(crate) struct Launch {
     _strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
-    /// The working directory, opened (the child `fchdir`s into it).
-    cwd: Option<RawFd>,
+    /// Where the child starts.
+    cwd: Cwd,
     /// For fd 0, 1, 2: the descriptor to install there, or `-1` to keep the
     /// host's own.
     stdio: [RawFd; 3],
@@ -41,18 +43,30 @@ pub(crate) struct Launch {
     error: AtomicI32,
 }
 
+/// The working directory of a child.
+#[derive(Debug)]
+pub(crate) enum Cwd {
+    /// The parent's.
+    Inherit,
+    /// An opened directory (the child `fchdir`s into it).
+    Fd(RawFd),
+    /// A path, resolved by the child (inside the jail, where every path
+    /// stays inside the jail).
+    Path(CString),
+}
+
 /// Stack for the child; it runs a few system calls only.
 const STACK_SIZE: usize = 64 * 1024;
 
 impl Launch {
     /// Prepares a launch of `path` with `argv` (including `argv[0]`), the
-    /// whole environment `env`, a working directory, and the descriptors
-    /// to install as stdio.
-    pub(crate) fn new(
+    /// whole environment `env` (`KEY=VALUE` entries), a working directory,
+    /// and the descriptors to install as stdio.
+    pub(crate) fn new<A: AsRef<[u8]>, E: AsRef<[u8]>>(
         path: &Path,
-        argv: &[String],
-        env: &[(String, String)],
-        cwd: Option<RawFd>,
+        argv: &[A],
+        env: &[E],
+        cwd: Cwd,
         stdio: [RawFd; 3],
         confinement: Arc<Confinement>,
     ) -> io::Result<Launch> {
@@ -61,10 +75,10 @@ impl Launch {
         };
         let mut strings = Vec::with_capacity(argv.len() + env.len());
         for arg in argv {
-            strings.push(c(arg.as_bytes())?);
+            strings.push(c(arg.as_ref())?);
         }
-        for (k, v) in env {
-            strings.push(c(format!("{k}={v}").as_bytes())?);
+        for entry in env {
+            strings.push(c(entry.as_ref())?);
         }
         let pointers: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
         let mut argv_ptrs = pointers[..argv.len()].to_vec();
@@ -148,7 +162,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
-        if libc::setpgid(0, 0) != 0 {
+        // A session of its own: no controlling terminal to type into, and
+        // a process group the host can kill as a whole.
+        if libc::setsid() < 0 {
             fail();
         }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
@@ -176,12 +192,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail();
             }
         }
-        if let Some(cwd) = launch.cwd {
-            if libc::fchdir(cwd) != 0 {
-                fail();
-            }
+        let moved = match &launch.cwd {
+            Cwd::Inherit => 0,
+            Cwd::Fd(fd) => libc::fchdir(*fd),
+            Cwd::Path(path) => libc::chdir(path.as_ptr()),
+        };
+        if moved != 0 {
+            fail();
         }
-        // Resource limits, no capabilities, Landlock: only system calls.
+        // Resource limits, no capabilities, Landlock, seccomp: only system
+        // calls.
         if launch.confinement.apply().is_err() {
             fail();
         }

@@ -11,7 +11,7 @@
 
 mod communicate;
 pub(crate) mod io;
-mod launch;
+pub(crate) mod launch;
 pub(crate) mod spawn;
 mod wait;
 

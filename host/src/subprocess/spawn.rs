@@ -4,15 +4,16 @@
 //! with its parent.
 
 use super::io;
-use super::launch::Launch;
+use super::launch::{Cwd, Launch};
 use super::wait::Child;
 use super::Popen;
 use crate::audit;
+use crate::confine::jail::Jail;
 use crate::errno::{BridgeError, BridgeResult, Errno};
-use crate::policy::{is_loader_variable, Policy};
+use crate::policy::Policy;
 use crate::supervisor;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// Where one of the child's standard streams goes.
@@ -55,15 +56,20 @@ pub(crate) fn deny(err: BridgeError) -> BridgeError {
 }
 
 /// Spawns the command of `req` if `policy` grants it, confined to what the
-/// policy grants (see [`crate::confine`]).
+/// policy grants (see [`crate::confine`]): in `jail` where the job has one,
+/// else directly.
 ///
 /// # Errors
 /// `EPERM` (and one line on stderr) for a command not granted, arguments
-/// the grant refuses, a pinned binary that changed, a loader variable in
-/// the environment or a working directory outside the granted directories;
-/// `EINVAL` for malformed requests; `ENOENT`/`EIO` when the OS cannot start
-/// it.
-pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
+/// the grant refuses, a pinned binary that changed, an environment variable
+/// not granted to the command or a working directory outside the granted
+/// directories; `EINVAL` for malformed requests; `ENOENT`/`EIO` when the OS
+/// cannot start it.
+pub(crate) fn spawn(
+    policy: &Policy,
+    jail: Option<&Jail>,
+    req: SpawnRequest,
+) -> BridgeResult<Popen> {
     let program = req
         .argv
         .first()
@@ -73,20 +79,16 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         no_nul("argument", arg)?;
     }
     for (key, value) in &req.env {
-        if is_loader_variable(key) {
-            return Err(deny(BridgeError::denied(format!(
-                "run \"{program}\": environment variable {key:?} changes the dynamic loader and is never passed"
-            ))));
-        }
         no_nul("environment variable", key)?;
         no_nul("environment variable", value)?;
     }
+    policy.check_env(granted, &req.env).map_err(deny)?;
     let cwd = match &req.cwd {
         Some(cwd) => Some(policy.open_dir(cwd).map_err(deny)?),
         None => None,
     };
     let confinement = policy
-        .confinement(granted)
+        .confinement()
         .map_err(|e| BridgeError::io("preparing the command's confinement", e))?;
 
     let inherits = matches!(req.stdout, StdioSpec::Inherit)
@@ -97,34 +99,61 @@ pub(crate) fn spawn(policy: &Policy, req: SpawnRequest) -> BridgeResult<Popen> {
         StdioSpec::Stdout => (stdout_child.duplicate()?, None),
         other => child_end(other, false)?,
     };
-    let launch = Launch::new(
-        &granted.path,
-        &req.argv,
-        &req.env,
-        cwd.as_ref().map(|d| d.as_raw_fd()),
-        [stdin_child.raw(), stdout_child.raw(), stderr_child.raw()],
-        confinement,
-    )
-    .map_err(|err| spawn_error(program, &granted.path, err))?;
+    let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if inherits {
         // What the host wrote before must come before what the child writes.
         let _ = std::io::stdout().flush();
     }
     let claim = supervisor::claim(policy.limits().max_processes)?;
-    let pid = launch
-        .spawn()
-        .map_err(|err| spawn_error(program, &granted.path, err))?;
-    let slot = claim.commit(pid as u32);
+    let child = match jail {
+        Some(jail) => {
+            // Inside the jail the directory is named by its jail path; it
+            // was checked above not to leave its grant.
+            let cwd = cwd
+                .as_ref()
+                .and_then(|(_, grant, rest)| Some(jail.path_of(grant)?.join(rest)));
+            let stdio =
+                [0, 1, 2].map(|i| [&stdin_child, &stdout_child, &stderr_child][i].borrowed(i));
+            let started = jail
+                .spawn(
+                    &granted.exec_path,
+                    &req.argv,
+                    &env,
+                    cwd.as_deref(),
+                    stdio,
+                    &confinement,
+                )
+                .map_err(|err| spawn_error(program, &granted.path, err))?;
+            let slot = claim.commit(started.pid as u32);
+            Child::jailed(started, slot)
+        }
+        None => {
+            let launch = Launch::new(
+                &granted.path,
+                &req.argv,
+                &env,
+                cwd.as_ref()
+                    .map_or(Cwd::Inherit, |(dir, _, _)| Cwd::Fd(dir.as_raw_fd())),
+                [stdin_child.raw(), stdout_child.raw(), stderr_child.raw()],
+                confinement,
+            )
+            .map_err(|err| spawn_error(program, &granted.path, err))?;
+            let pid = launch
+                .spawn()
+                .map_err(|err| spawn_error(program, &granted.path, err))?;
+            Child::new(pid, claim.commit(pid as u32))
+        }
+    };
     // The child has its copies; ours close here.
     drop((stdin_child, stdout_child, stderr_child));
     audit::Event::new(audit::Kind::Spawn)
         .command(granted.path.display().to_string())
         .argv(&req.argv)
         .env_keys(req.env.iter().map(|(k, _)| k.as_str()))
-        .child(pid as u32)
+        .child(child.pid() as u32)
         .record();
     Ok(Popen::new(
-        Child::new(pid, slot),
+        child,
         req.argv,
         stdin_parent,
         stdout_parent,
@@ -157,6 +186,16 @@ impl ChildEnd {
         match self {
             ChildEnd::Inherit => -1,
             ChildEnd::Fd(fd) => fd.as_raw_fd(),
+        }
+    }
+
+    /// The descriptor to hand over as standard stream `n` (the host's own
+    /// for `Inherit`).
+    fn borrowed(&self, n: usize) -> BorrowedFd<'_> {
+        match self {
+            ChildEnd::Fd(fd) => fd.as_fd(),
+            // SAFETY: the host's standard streams stay open while it runs.
+            ChildEnd::Inherit => unsafe { BorrowedFd::borrow_raw(n as RawFd) },
         }
     }
 }

@@ -24,7 +24,9 @@ fn children(pid: u32) -> Vec<(u32, char)> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+        // The job's jail (its monitor) lives as long as the job.
+        let jail = stat.contains("(procbridge-jail)");
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) && !jail {
             out.push((child, fields[0].chars().next().unwrap_or('?')));
         }
     }

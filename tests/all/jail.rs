@@ -1,0 +1,515 @@
+//! The jail, tried as an attacker would: with nothing but the grants a job
+//! normally gets (a shell, perl, `git diff`, `env`, a read-write work
+//! directory), a granted command must not get out, touch what is not
+//! granted, or outlive the job. One test per way out; each names the layer
+//! that stops it (see `docs/policy.md`, "How commands are confined").
+
+use crate::support::*;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `procbridge run GRANTS... escape_probe run ARGV...`.
+fn escape(grants: &[&str], argv: &[&str]) -> Output {
+    procbridge()
+        .arg("run")
+        .args(grants)
+        .arg(guest("escape_probe"))
+        .arg("run")
+        .args(argv)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge")
+}
+
+/// The value of the probe's `stdout "..."` line, unescaped enough for the
+/// assertions (the probe prints Rust debug strings).
+fn probe_stdout(out: &Output) -> String {
+    line(out, "stdout ").replace("\\n", "\n")
+}
+
+fn line(out: &Output, prefix: &str) -> String {
+    stdout(out)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}\n{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn a_background_child_does_not_outlive_a_normal_end() {
+    // Layer: the job's PID namespace, whose init belongs to procbridge.
+    let marker = Marker("313.37");
+    let out = escape(
+        &["--allow-run", "sh", "--allow-run", "sleep"],
+        &["sh", "-c", "sleep 313.37 >/dev/null 2>&1 & echo started"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(probe_stdout(&out), "\"started\n\"");
+    assert_eq!(marker.survivors(), Vec::<i32>::new(), "outlived the job");
+}
+
+#[test]
+fn a_setsid_grandchild_does_not_outlive_the_job() {
+    let marker = Marker("313.38");
+    let out = escape(
+        &[
+            "--allow-run",
+            "sh",
+            "--allow-run",
+            "sleep",
+            "--allow-run",
+            "setsid",
+        ],
+        &[
+            "sh",
+            "-c",
+            "setsid sleep 313.38 >/dev/null 2>&1 & sleep 0.3; echo started",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(probe_stdout(&out), "\"started\n\"");
+    assert_eq!(marker.survivors(), Vec::<i32>::new(), "outlived the job");
+}
+
+#[test]
+fn nothing_survives_sigkill_of_procbridge() {
+    // A background child, and a command that cleared its own parent-death
+    // signal: both die with the namespace when procbridge is killed.
+    let marker = Marker("313.39");
+    let script = "sleep 313.39 >/dev/null 2>&1 & \
+                  perl -e 'syscall(157, 1, 0) == 0 or die; sleep 313; # 313.39' >/dev/null 2>&1 & \
+                  wait";
+    let mut child = procbridge()
+        .args(["run", "--allow-run", "sh", "--allow-run", "sleep"])
+        .args(["--allow-run", "perl"])
+        .arg(guest("escape_probe"))
+        .args(["run", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    marker.wait_running();
+    let started = Instant::now();
+    while pids_with("313.39").len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pids_with("313.39").len(), 2, "both sleepers run");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        marker.survivors(),
+        Vec::<i32>::new(),
+        "outlived a SIGKILLed procbridge"
+    );
+}
+
+#[test]
+fn nothing_survives_the_wall_clock_limit() {
+    let marker = Marker("313.41");
+    let out = escape(
+        &[
+            "--allow-run",
+            "sh",
+            "--allow-run",
+            "sleep",
+            "--wall-time",
+            "1",
+        ],
+        &["sh", "-c", "sleep 313.41 >/dev/null 2>&1 & wait"],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert_eq!(
+        marker.survivors(),
+        Vec::<i32>::new(),
+        "outlived the wall-clock limit"
+    );
+}
+
+#[test]
+fn a_granted_shell_cannot_fork_past_max_processes() {
+    // Layer: the jail's pids cgroup (or a count inside the namespace).
+    let marker = Marker("313.42");
+    let out = escape(
+        &[
+            "--allow-run",
+            "sh",
+            "--allow-run",
+            "sleep",
+            "--max-processes",
+            "4",
+        ],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 313.42 >/dev/null 2>&1 & echo ok; done",
+        ],
+    );
+    let started = probe_stdout(&out).matches("ok").count();
+    assert!(
+        (1..=4).contains(&started),
+        "{started} background processes started under --max-processes 4:\n{}",
+        stdout(&out)
+    );
+    assert!(line(&out, "stderr ").contains("fork"), "{}", stdout(&out));
+    drop(marker);
+}
+
+#[test]
+fn a_command_cannot_type_into_the_operators_terminal() {
+    // Layers: a new session (no controlling terminal) and seccomp (TIOCSTI).
+    let mut master = -1;
+    let mut slave = -1;
+    // SAFETY: openpty with valid out-pointers; no name, termios or winsize.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    let script = r#"for (split //, "echo PWNED\n") { ioctl(STDIN, 0x5412, $_) or die "TIOCSTI: $!\n" } print "injected\n""#;
+    let mut cmd = procbridge();
+    cmd.args(["run", "--allow-run", "perl"])
+        .arg(guest("escape_probe"))
+        .args(["run", "perl", "-e", script]);
+    // SAFETY: the slave descriptor stays open until the child has started.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        cmd.stdin(Stdio::from_raw_fd(libc::dup(slave)));
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            // The operator's terminal: procbridge runs in its session.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let text = stdout(&out);
+    assert!(!text.contains("injected"), "{text}");
+    assert!(text.contains("TIOCSTI: "), "{text}\n{}", stderr(&out));
+    // Nothing waits in the terminal's input for the operator's shell.
+    // SAFETY: plain descriptor calls on the descriptors opened above.
+    let pending = unsafe {
+        libc::fcntl(slave, libc::F_SETFL, libc::O_NONBLOCK);
+        let mut buf = [0u8; 64];
+        let n = libc::read(slave, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(slave);
+        libc::close(master);
+        if n > 0 {
+            String::from_utf8_lossy(&buf[..n as usize]).into_owned()
+        } else {
+            String::new()
+        }
+    };
+    assert_eq!(pending, "", "typed into the terminal");
+}
+
+#[test]
+fn modes_and_times_outside_grants_cannot_change() {
+    // Layer: the mount namespace (what is not granted is not there; what
+    // is granted read-only is mounted read-only).
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "x").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    let ro_file = ro.path().join("data");
+    std::fs::write(&ro_file, "x").unwrap();
+    std::fs::set_permissions(&ro_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.mode(), m.mtime())
+    };
+    let (victim_before, ro_before) = (before(&victim), before(&ro_file));
+    let ro_grant = format!("{}::{}", ro.path().display(), ro.path().display());
+    let script = format!(
+        "chmod 4755 {v}; touch -d 2001-01-01 {v}; chmod 4777 {r}; touch -d 2001-01-01 {r}",
+        v = victim.display(),
+        r = ro_file.display()
+    );
+    let out = escape(
+        &[
+            "--allow-run",
+            "sh",
+            "--allow-run",
+            "chmod",
+            "--allow-run",
+            "touch",
+            "--dir-ro",
+            &ro_grant,
+        ],
+        &["sh", "-c", &script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(before(&victim), victim_before, "{}", stdout(&out));
+    assert_eq!(before(&ro_file), ro_before, "{}", stdout(&out));
+    let err = line(&out, "stderr ");
+    assert!(err.contains("Read-only file system"), "{err}");
+}
+
+#[test]
+fn root_only_files_are_not_there() {
+    // Layer: the mount namespace's /etc holds what any user could read.
+    let secrets: Vec<&str> = [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/ssl/private/ssl-cert-snakeoil.key",
+    ]
+    .into_iter()
+    .filter(|p| Path::new(p).exists())
+    .collect();
+    assert!(!secrets.is_empty());
+    let mut argv = vec!["cat"];
+    argv.extend(&secrets);
+    let out = escape(&["--allow-run", "cat"], &argv);
+    assert_eq!(probe_stdout(&out), "\"\"", "read a root-only file");
+    assert_ne!(line(&out, "returncode "), "0");
+    // What everyone may read is still there.
+    let out = escape(&["--allow-run", "cat"], &["cat", "/etc/passwd"]);
+    assert!(
+        probe_stdout(&out).contains("root:x:0:0"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn unix_sockets_outside_grants_are_unreachable() {
+    // Layer: the mount namespace (the socket file is not there).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daemon.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let script = format!(
+        "use IO::Socket::UNIX; IO::Socket::UNIX->new(Peer => '{}') or die \"connect: $!\\n\"; print \"connected\\n\"",
+        path.display()
+    );
+    let out = escape(&["--allow-run", "perl"], &["perl", "-e", &script]);
+    assert!(
+        !probe_stdout(&out).contains("connected"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        line(&out, "stderr ").contains("connect: "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host's socket got a connection"
+    );
+}
+
+#[test]
+fn udp_needs_the_network_grant() {
+    // Layer: the network namespace (loopback only, not the host's).
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let script = format!(
+        "use IO::Socket::INET; my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:{port}', Proto => 'udp') or die \"socket: $!\\n\"; $s->send('PING') or die \"send: $!\\n\"; print \"sent\\n\""
+    );
+    let received = |grants: &[&str]| {
+        let out = escape(grants, &["perl", "-e", &script]);
+        let mut buf = [0u8; 16];
+        let got = socket.recv(&mut buf).ok().map(|n| buf[..n].to_vec());
+        (got, out)
+    };
+    let (got, out) = received(&["--allow-run", "perl"]);
+    assert_eq!(got, None, "a datagram left without --network: {out:?}");
+    let (got, out) = received(&["--allow-run", "perl", "--network"]);
+    assert_eq!(got.as_deref(), Some(&b"PING"[..]), "{out:?}");
+}
+
+#[test]
+fn a_nested_user_namespace_is_refused() {
+    // Layer: seccomp (unshare, clone and clone3 with namespace flags).
+    let script = "syscall(272, 0x10000000) == 0 or die \"unshare: $!\\n\"; print \"unshared\\n\"";
+    let out = escape(&["--allow-run", "perl"], &["perl", "-e", script]);
+    assert!(!probe_stdout(&out).contains("unshared"), "{}", stdout(&out));
+    assert!(
+        line(&out, "stderr ").contains("unshare: Operation not permitted"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn commands_never_run_as_root() {
+    // Layer: the user namespace maps an unprivileged uid.
+    let out = escape(&["--allow-run", "id"], &["id", "-u"]);
+    let uid: u32 = probe_stdout(&out)
+        .trim_matches(|c| c == '"' || c == '\n')
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", stdout(&out)));
+    assert_ne!(uid, 0, "a command ran as root");
+}
+
+#[test]
+fn the_loader_cannot_run_code_from_a_grant() {
+    // Layer: read-write grants are mounted noexec.
+    let loader = "/lib64/ld-linux-x86-64.so.2";
+    if !Path::new(loader).exists() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("mytrue");
+    std::fs::copy("/bin/true", &copy).unwrap();
+    let grant = format!("{}::{}", work.path().display(), work.path().display());
+    let script = format!("{loader} {} && echo ran", copy.display());
+    let out = escape(
+        &["--allow-run", "sh", "--dir", &grant],
+        &["sh", "-c", &script],
+    );
+    assert!(!probe_stdout(&out).contains("ran"), "{}", stdout(&out));
+}
+
+#[test]
+fn exec_wrappers_cannot_start_ungranted_programs() {
+    // Layer: Landlock's execute right covers the granted binaries only.
+    let out = escape(&["--allow-run", "env"], &["env", "id"]);
+    assert!(!probe_stdout(&out).contains("uid="), "{}", stdout(&out));
+    assert_eq!(line(&out, "returncode "), "126", "{}", stdout(&out));
+
+    let work = tempfile::tempdir().unwrap();
+    let grant = format!("{}::{}", work.path().display(), work.path().display());
+    let script = format!(
+        "find {} -maxdepth 0 -exec id \\; ; echo x | xargs id",
+        work.path().display()
+    );
+    let out = escape(
+        &[
+            "--allow-run",
+            "sh",
+            "--allow-run",
+            "find",
+            "--allow-run",
+            "xargs",
+            "--dir-ro",
+            &grant,
+        ],
+        &["sh", "-c", &script],
+    );
+    assert!(!probe_stdout(&out).contains("uid="), "{}", stdout(&out));
+    assert!(
+        line(&out, "stderr ").contains("Permission denied"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn environment_the_policy_never_granted_is_refused() {
+    // Layer: the per-command environment allow-list.
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().display().to_string();
+    std::fs::write(work.path().join("a"), "a\n").unwrap();
+    std::fs::write(work.path().join("b"), "b\n").unwrap();
+    std::fs::write(work.path().join("evil.sh"), "echo PWNED\n").unwrap();
+    std::fs::write(work.path().join("job.sh"), "echo job\n").unwrap();
+    let policy = work.path().join("job.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[commands.git]\nsubcommands = [\"diff\"]\n\n\
+             [commands.bash]\nsubcommands = [\"{dir}/job.sh\"]\n\n\
+             [[dirs]]\nhost = \"{dir}\"\nguest = \"{dir}\"\n"
+        ),
+    )
+    .unwrap();
+    let grants = ["--policy", policy.to_str().unwrap()];
+    let external = format!("GIT_EXTERNAL_DIFF=sh {dir}/evil.sh");
+    let out = escape(
+        &grants,
+        &[
+            "--env",
+            &external,
+            "git",
+            "diff",
+            "--no-index",
+            &format!("{dir}/a"),
+            &format!("{dir}/b"),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("PWNED"), "{text}");
+    assert!(text.starts_with("error EPERM"), "{text}");
+    assert!(text.contains("GIT_EXTERNAL_DIFF"), "{text}");
+
+    let bash_env = format!("BASH_ENV={dir}/evil.sh");
+    let out = escape(
+        &grants,
+        &["--env", &bash_env, "bash", &format!("{dir}/job.sh")],
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("PWNED"), "{text}");
+    assert!(text.starts_with("error EPERM"), "{text}");
+    assert!(text.contains("BASH_ENV"), "{text}");
+    // The job itself runs.
+    let out = escape(&grants, &["bash", &format!("{dir}/job.sh")]);
+    assert_eq!(probe_stdout(&out), "\"job\n\"", "{}", stdout(&out));
+}
+
+#[test]
+fn abbreviations_of_denied_flags_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("job.toml");
+    std::fs::write(
+        &policy,
+        "[commands.sort]\ndeny_flags = [\"--compress-program\"]\n",
+    )
+    .unwrap();
+    for arg in [
+        "--compress-program=sh",
+        "--compress-prog=sh",
+        "--compress-p",
+        "--compr=sh",
+    ] {
+        let out = escape(
+            &["--policy", policy.to_str().unwrap()],
+            &["sort", arg, "/dev/null"],
+        );
+        let text = stdout(&out);
+        assert!(text.starts_with("error EPERM"), "{arg}: {text}");
+        assert!(text.contains(arg), "{arg}: {text}");
+    }
+    // Other long options still pass.
+    let out = escape(
+        &["--policy", policy.to_str().unwrap()],
+        &["sort", "--reverse", "/dev/null"],
+    );
+    assert_eq!(line(&out, "returncode "), "0", "{}", stdout(&out));
+}
+
+#[test]
+fn grants_appear_where_the_guest_sees_them() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("in.txt"), "b\na\n").unwrap();
+    let grant = format!("{}::/work", work.path().display());
+    let out = escape(
+        &["--allow-run", "sort", "--dir", &grant],
+        &["sort", "/work/in.txt"],
+    );
+    assert_eq!(probe_stdout(&out), "\"a\nb\n\"", "{}", stdout(&out));
+    // A command writes its results where the guest will read them.
+    let out = escape(
+        &["--allow-run", "sort", "--dir", &grant],
+        &["sort", "-o", "/work/out.txt", "/work/in.txt"],
+    );
+    assert_eq!(line(&out, "returncode "), "0", "{}", stdout(&out));
+    let mut text = String::new();
+    std::fs::File::open(work.path().join("out.txt"))
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "a\nb\n");
+}
