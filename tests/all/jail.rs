@@ -513,3 +513,42 @@ fn grants_appear_where_the_guest_sees_them() {
         .unwrap();
     assert_eq!(text, "a\nb\n");
 }
+
+#[test]
+fn procbridge_itself_keeps_no_privilege_once_grants_are_open() {
+    // Defence in depth: a bug in the wasm sandbox must not be a root
+    // shell. The root guest process and a fork child both run with no
+    // capabilities, no_new_privs and a seccomp filter.
+    use std::io::{BufRead, BufReader, Write};
+    for grants in [&["--allow-run", "true"][..], &[]] {
+        let mut host = procbridge()
+            .arg("run")
+            .args(grants)
+            .arg(guest("escape_probe"))
+            .arg("pause")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+        let ready = lines.next().unwrap().unwrap();
+        let pids: Vec<&str> = ready.strip_prefix("ready ").unwrap().split(' ').collect();
+        for pid in pids {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            for field in [
+                "NoNewPrivs:\t1",
+                "Seccomp:\t2",
+                "CapEff:\t0000000000000000",
+                "CapPrm:\t0000000000000000",
+                "CapBnd:\t0000000000000000",
+            ] {
+                assert!(
+                    status.contains(field),
+                    "{grants:?} {pid}: no {field}:\n{status}"
+                );
+            }
+        }
+        writeln!(host.stdin.take().unwrap()).unwrap();
+        assert!(host.wait().unwrap().success());
+    }
+}

@@ -24,6 +24,29 @@ fn policy_check_explains_a_valid_policy() {
     assert!(text.contains("as /work, read-write"), "{text}");
     assert!(text.contains("8 live processes"), "{text}");
     assert!(text.contains("Everything else is denied."), "{text}");
+    // The layers this machine provides (all of them, on the machines the
+    // project is tested on).
+    let layers: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("This machine confines commands with:"))
+        .skip(1)
+        .collect();
+    for layer in [
+        "user namespace",
+        "PID namespace",
+        "mount namespace",
+        "network namespace",
+        "pids cgroup",
+        "seccomp",
+        "Landlock",
+    ] {
+        assert!(
+            layers
+                .iter()
+                .any(|l| l.starts_with("  yes") && l.contains(layer)),
+            "{layer}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! * `spawn_run ARGV...`: a spawn-method `Process` runs a command and prints
 //!   its output;
 //! * `random`: 16 random bytes from `random_get`, in this process, in two
-//!   fork children and in two spawn-method children.
+//!   fork children and in two spawn-method children;
+//! * `pause`: forks a child that sleeps a second, prints
+//!   `ready PARENT CHILD`, waits for a line on stdin, then for the child.
 
 use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::subprocess::{self, RunOptions};
@@ -48,6 +50,7 @@ fn main() {
             "spawn_read" => in_spawn_child("read_path", &rest[0]),
             "spawn_run" => in_spawn_child("run_argv", &rest.join("\u{1}")),
             "random" => random(),
+            "pause" => pause(),
             _ => {
                 eprintln!("unknown scenario {:?}", scenario);
                 std::process::exit(2);
@@ -211,4 +214,16 @@ fn random() {
         in_spawn_child("print_random", &label);
     }
     println!("root-again {}", random_hex());
+}
+
+fn pause() {
+    let pid = os::fork().expect("fork");
+    if pid == 0 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::process::exit(0);
+    }
+    println!("ready {} {}", os::getpid(), pid);
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    os::waitpid(pid as i32, 0).expect("waitpid");
 }

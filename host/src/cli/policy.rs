@@ -2,6 +2,7 @@
 //! line at fault.
 
 use clap::{Args, Subcommand};
+use procbridge::confine::layers::{self, Layer};
 use procbridge::policy_file;
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ impl PolicyCommand {
             PolicyAction::Check { file } => match policy_file::load(&file) {
                 Ok(policy) => {
                     print!("{}", policy_file::explain(&policy.build()));
+                    print!("{}", explain_layers(&layers::probe()));
                     0
                 }
                 Err(err) => {
@@ -37,4 +39,16 @@ impl PolicyCommand {
             },
         }
     }
+}
+
+/// What this machine provides to confine commands, one layer a line.
+fn explain_layers(layers: &[Layer]) -> String {
+    let mut out = String::from("This machine confines commands with:\n");
+    for layer in layers {
+        match &layer.missing {
+            None => out += &format!("  yes      {}\n", layer.name),
+            Some(why) => out += &format!("  MISSING  {}: {why}\n", layer.name),
+        }
+    }
+    out
 }

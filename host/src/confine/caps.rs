@@ -68,12 +68,7 @@ pub(super) unsafe fn drop_all() -> io::Result<()> {
             | SECBIT_NO_SETUID_FIXUP
             | SECBIT_NO_SETUID_FIXUP_LOCKED;
         check(libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) as libc::c_long)?;
-        for cap in 0..64 {
-            // EINVAL past the last capability the kernel knows.
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
-                break;
-            }
-        }
+        drop_bounding_set()?;
         let zero = [Data {
             effective: 0,
             permitted: 0,
@@ -81,4 +76,25 @@ pub(super) unsafe fn drop_all() -> io::Result<()> {
         }; 2];
         check(libc::syscall(libc::SYS_capset, &mut header, zero.as_ptr()))
     }
+}
+
+/// Drops every capability still in the bounding set (reading first: a drop
+/// replaces the process's credentials, a read does not).
+///
+/// # Safety
+/// Affects the calling process for good; async-signal-safe.
+pub(super) unsafe fn drop_bounding_set() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments.
+        match unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } {
+            // Past the last capability the kernel knows.
+            r if r < 0 => break,
+            0 => continue,
+            // SAFETY: as above.
+            _ => {
+                check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } as libc::c_long)?
+            }
+        }
+    }
+    Ok(())
 }

@@ -83,6 +83,8 @@ fn handled_fs(abi: u32) -> u64 {
 /// What a rule allows beneath a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// List directories (and read no file).
+    List,
     /// Read files and list directories.
     Read,
     /// Read and execute (system directories, the command itself).
@@ -95,6 +97,7 @@ impl Access {
     fn bits(self) -> u64 {
         let read = READ_FILE | READ_DIR;
         match self {
+            Access::List => READ_DIR,
             Access::Read => read,
             Access::ReadExecute => read | EXECUTE,
             Access::ReadWrite => {

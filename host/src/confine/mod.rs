@@ -193,6 +193,17 @@ pub(crate) fn command_filter() -> Option<Arc<seccomp::Filter>> {
         .clone()
 }
 
+/// Empties the calling process's capability bounding set (its effective
+/// capabilities stay): for the jail's helper, whose commands then start
+/// with nothing to drop.
+///
+/// # Errors
+/// When the kernel refuses.
+pub(crate) fn drop_bounding_set() -> io::Result<()> {
+    // SAFETY: system calls on this process only.
+    unsafe { caps::drop_bounding_set() }
+}
+
 /// Drops every capability of the calling process and sets
 /// `no_new_privs`: for procbridge's own processes once their grants are
 /// open.

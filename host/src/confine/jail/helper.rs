@@ -9,7 +9,8 @@
 //! namespace.
 
 use super::wire::{self, Record, Request, Stream};
-use crate::confine::{seccomp, CommandLimits, Confinement};
+use crate::confine::landlock::{Access, Ruleset};
+use crate::confine::{CommandLimits, Confinement};
 use crate::subprocess::launch::{Cwd, Launch};
 use rustix::net::RecvFlags;
 use std::ffi::CString;
@@ -33,9 +34,9 @@ struct Command {
 /// What the helper knows once the jail is built.
 pub(super) struct Helper {
     pub(super) control: OwnedFd,
-    pub(super) filter: Option<Arc<seccomp::Filter>>,
-    /// The jail's own `/proc`, readable by commands (Landlock rule added to
-    /// each ruleset the host sends).
+    /// The jail's root and its own `/proc`: Landlock rules for what only
+    /// the jail has are added to each ruleset the host sends.
+    pub(super) root: OwnedFd,
     pub(super) proc: Option<OwnedFd>,
     /// Where commands start when the guest names no directory.
     pub(super) default_cwd: Option<CString>,
@@ -140,13 +141,18 @@ impl Helper {
             Some(REQUEST_TIMEOUT),
         )?;
         let request = Request::receive(&mut Stream::new(channel))?;
-        let ruleset = match (ruleset, &self.proc) {
-            (Some(fd), Some(proc)) => {
-                let mut rules = crate::confine::landlock::Ruleset::from_fd(fd);
-                rules.allow_fd(proc.as_fd(), crate::confine::landlock::Access::Read)?;
+        // What only exists inside the jail: its /proc may be read, its
+        // directories listed (they hold nothing but what is granted).
+        let ruleset = match ruleset {
+            Some(fd) => {
+                let mut rules = Ruleset::from_fd(fd);
+                rules.allow_fd(self.root.as_fd(), Access::List)?;
+                if let Some(proc) = &self.proc {
+                    rules.allow_fd(proc.as_fd(), Access::Read)?;
+                }
                 Some(rules.into_fd())
             }
-            (ruleset, _) => ruleset,
+            None => None,
         };
         let limit = |v: u64| (v != u64::MAX).then_some(v);
         let [cpu, address_space, open_files, processes, file_size] = request.limits;
@@ -157,11 +163,8 @@ impl Helper {
             processes: limit(processes),
             file_size: limit(file_size),
         };
-        let confinement = Arc::new(Confinement::from_parts(
-            ruleset,
-            limits,
-            self.filter.clone(),
-        ));
+        // The seccomp filter is the helper's own, inherited.
+        let confinement = Arc::new(Confinement::from_parts(ruleset, limits, None));
         let cwd = if request.cwd.is_empty() {
             match &self.default_cwd {
                 Some(dir) => Cwd::Path(dir.clone()),

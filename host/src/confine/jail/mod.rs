@@ -594,7 +594,29 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
             warnings.push(format!("the jail's loopback interface is down ({err})"));
         }
     }
-    let filter = crate::confine::command_filter();
+    // Nothing the helper starts may ever gain a capability it keeps.
+    if let Err(err) = crate::confine::drop_bounding_set() {
+        fail(format!("capability bounding set: {err}"));
+    }
+    // The helper takes the commands' seccomp filter itself, once: every
+    // command inherits it through fork and exec, at no cost per command.
+    // (Nothing the helper still does is in the filter.)
+    match crate::confine::command_filter() {
+        Some(filter) => {
+            if let Err(err) = filter.apply() {
+                fail(format!("seccomp: {err}"));
+            }
+        }
+        None => warnings.push("seccomp is not available: commands may create namespaces, use ptrace and type into terminals".into()),
+    }
+    let root = match rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(root) => root,
+        Err(err) => fail(format!("opening the jail's root: {err}")),
+    };
     let proc = rustix::fs::open(
         "/proc",
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -613,7 +635,7 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
     }
     helper::Helper {
         control,
-        filter,
+        root,
         proc,
         default_cwd,
     }
