@@ -257,6 +257,20 @@ impl GuestBuilder {
         &self.policy
     }
 
+    /// Whether the guest's commands run in a jail (the default: yes, where
+    /// the machine can make one). Without it they are confined by what
+    /// remains — a session of their own, seccomp, Landlock, rlimits, no
+    /// capabilities — which `docs/policy.md` says is much less: use it only
+    /// where the whole host already runs in a sandbox of its own.
+    pub fn jail(&mut self, enabled: bool) -> &mut Self {
+        self.jail = if enabled {
+            JailChoice::Build
+        } else {
+            JailChoice::Inherit(None)
+        };
+        self
+    }
+
     /// A child's commands run where its parent's do.
     pub(crate) fn inherit_jail(&mut self, jail: Option<Arc<Jail>>) -> &mut Self {
         self.jail = JailChoice::Inherit(jail);
@@ -309,7 +323,7 @@ impl GuestBuilder {
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
         };
         let memory = crate::memory::MemoryLimiter::new(self.policy.limits());
-        let jail = self.jail()?;
+        let jail = self.build_jail()?;
         let mut bridge = Bridge::new(self.policy.clone());
         // A command's default environment: what the policy grants commands.
         bridge.granted_env = self.policy.env().to_vec();
@@ -326,10 +340,7 @@ impl GuestBuilder {
 impl GuestBuilder {
     /// The jail this guest's commands run in: its parent's, or a new one
     /// when it is the root of a job whose policy grants commands.
-    fn jail(&self) -> anyhow::Result<Option<Arc<Jail>>> {
-        if let JailChoice::Inherit(jail) = &self.jail {
-            return Ok(jail.clone());
-        }
+    fn build_jail(&self) -> anyhow::Result<Option<Arc<Jail>>> {
         if self.policy.commands().next().is_none() {
             return Ok(None);
         }
@@ -338,6 +349,9 @@ impl GuestBuilder {
             .policy
             .confinement()
             .map_err(|e| anyhow::anyhow!("confining the granted commands: {e}"))?;
+        if let JailChoice::Inherit(jail) = &self.jail {
+            return Ok(jail.clone());
+        }
         let jail = match Jail::start(&self.policy) {
             Ok(jail) => Some(Arc::new(jail)),
             Err(err) => {

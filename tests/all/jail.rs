@@ -552,3 +552,58 @@ fn procbridge_itself_keeps_no_privilege_once_grants_are_open() {
         assert!(host.wait().unwrap().success());
     }
 }
+
+#[test]
+fn without_the_jail_commands_are_still_confined() {
+    // Where the machine cannot make namespaces (or the embedder turns the
+    // jail off), commands start directly: their own session, seccomp,
+    // Landlock and no capabilities still hold.
+    use procbridge::{GuestBuilder, OutputCapture, Policy};
+    let policy = Policy::builder()
+        .allow_run("sh")
+        .unwrap()
+        .allow_run("cat")
+        .unwrap()
+        .dir("/proc", "/proc", procbridge::DirPerms::ReadOnly)
+        .unwrap()
+        .build();
+    let out = OutputCapture::new(1 << 20);
+    let program = runtime().load_file(guest("escape_probe")).unwrap();
+    let mut builder = GuestBuilder::new();
+    builder
+        .args([
+            "escape_probe",
+            "run",
+            "sh",
+            "-c",
+            "cat /proc/self/status /proc/self/stat",
+        ])
+        .stdout(procbridge::Stdio::Capture(out.clone()))
+        .policy(policy)
+        .jail(false);
+    let state = builder.build().unwrap();
+    assert!(!state.is_jailed());
+    assert_eq!(runtime().run(&program, state).unwrap(), 0);
+    let text = out.text().replace("\\t", "\t").replace("\\n", "\n");
+    for field in [
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+    ] {
+        assert!(text.contains(field), "no {field}:\n{text}");
+    }
+    // Not in the jail: the host's PID namespace, so one pid only.
+    let nspid = text.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().count(), 2, "{nspid}");
+    // `cat`'s session is the shell's: the command (the shell) leads one.
+    let stat = text.lines().find(|l| l.contains(" (cat) ")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let (ppid, session) = (fields[1], fields[3]);
+    assert_eq!(ppid, session, "{stat}");
+}

@@ -105,7 +105,7 @@ impl Jail {
             .iter()
             .map(|grant| GrantMount {
                 host: grant.host.clone(),
-                at: mount_point(grant, &cwd),
+                at: mount_point(&grant.guest, &grant.host, &cwd),
                 writable: grant.perms == crate::DirPerms::ReadWrite,
                 identity: grant.identity,
             })
@@ -267,8 +267,8 @@ fn gone(err: io::Error) -> io::Error {
 /// relative guest path taken from the host's working directory (as the
 /// guest's relative paths are); a grant the guest sees as `/` stays at its
 /// host path.
-fn mount_point(grant: &DirGrant, cwd: &Path) -> PathBuf {
-    let guest = Path::new(&grant.guest);
+fn mount_point(guest: &str, host: &Path, cwd: &Path) -> PathBuf {
+    let guest = Path::new(guest);
     let joined = if guest.is_absolute() {
         guest.to_path_buf()
     } else {
@@ -285,7 +285,7 @@ fn mount_point(grant: &DirGrant, cwd: &Path) -> PathBuf {
         }
     }
     if normal == Path::new("/") {
-        grant.host.clone()
+        host.to_path_buf()
     } else {
         normal
     }
@@ -532,6 +532,8 @@ fn monitor(
         // SAFETY: ends the monitor.
         unsafe { libc::_exit(1) }
     }
+    // From here on the monitor only waits and kills its own child.
+    let _ = crate::confine::drop_privileges();
     // SAFETY: pidfd_open of our own child.
     let helper_fd = unsafe { libc::syscall(libc::SYS_pidfd_open, helper, 0) } as RawFd;
     loop {
@@ -657,5 +659,28 @@ fn close_all_but(keep: RawFd) {
             libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_mounted_where_the_guest_sees_them() {
+        let host = Path::new("/srv/data");
+        let cwd = Path::new("/home/job");
+        for (guest, at) in [
+            ("/work", "/work"),
+            ("/work/", "/work"),
+            ("/a/./b/../c", "/a/c"),
+            ("data", "/home/job/data"),
+            ("./data", "/home/job/data"),
+            (".", "/home/job"),
+            ("../../..", "/srv/data"),
+            ("/", "/srv/data"),
+        ] {
+            assert_eq!(mount_point(guest, host, cwd), Path::new(at), "{guest}");
+        }
     }
 }
