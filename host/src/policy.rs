@@ -187,6 +187,7 @@ pub struct Policy {
     dirs: Vec<DirGrant>,
     env: Vec<(String, String)>,
     network: bool,
+    run_as: Option<(u32, u32)>,
     limits: Limits,
     /// What confines the commands, prepared on first use.
     confinement: Arc<OnceLock<Arc<Confinement>>>,
@@ -228,6 +229,13 @@ impl Policy {
     /// Whether spawned commands may use the network.
     pub fn network(&self) -> bool {
         self.network
+    }
+
+    /// The host uid and gid commands run as, when procbridge runs as root
+    /// and the policy names them (`None`: procbridge's own, mapped to an
+    /// unprivileged id inside the jail).
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.run_as
     }
 
     /// This policy less some of its grants, for a child process that drops
@@ -641,6 +649,23 @@ impl PolicyBuilder {
     pub fn network(mut self, allow: bool) -> Self {
         self.policy.network = allow;
         self
+    }
+
+    /// Commands run as host uid `uid` and gid `gid` (for a procbridge
+    /// running as root; inside the jail they are 1000 either way).
+    ///
+    /// # Errors
+    /// When either is 0, or procbridge does not run as root.
+    pub fn run_as(mut self, uid: u32, gid: u32) -> anyhow::Result<Self> {
+        if uid == 0 || gid == 0 {
+            bail!("run as {uid}:{gid}: commands never run as root");
+        }
+        // SAFETY: a plain id query.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("run as {uid}:{gid}: only procbridge running as root can switch commands to another user");
+        }
+        self.policy.run_as = Some((uid, gid));
+        Ok(self)
     }
 
     /// Replaces the limits.

@@ -24,7 +24,10 @@
 //! set = { MODE = "ci" }
 //!
 //! [network]
-//! commands = false         # spawned commands may not use TCP
+//! commands = false         # spawned commands may not use the network
+//!
+//! [jail]
+//! run_as = [65534, 65534]  # host uid and gid of commands (procbridge as root)
 //!
 //! [limits]
 //! processes = 16
@@ -81,7 +84,16 @@ struct PolicyFile {
     #[serde(default)]
     network: NetworkEntry,
     #[serde(default)]
+    jail: JailEntry,
+    #[serde(default)]
     limits: LimitsEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JailEntry {
+    /// `[uid, gid]` on the host.
+    run_as: Option<[u32; 2]>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +253,11 @@ pub fn parse(
             .map_err(|e| at(line_of(&[key.to_string()]), format!("{e:#}")))?;
     }
     builder = builder.network(parsed.network.commands);
+    if let Some([uid, gid]) = parsed.jail.run_as {
+        builder = builder
+            .run_as(uid, gid)
+            .map_err(|e| at(line_of(&["run_as".to_string()]), format!("{e:#}")))?;
+    }
     // A time limit of 0 would stop the job before it starts: refuse it.
     for (key, value) in [
         ("wall_time_seconds", parsed.limits.wall_time_seconds),

@@ -607,3 +607,43 @@ fn without_the_jail_commands_are_still_confined() {
     let (ppid, session) = (fields[1], fields[3]);
     assert_eq!(ppid, session, "{stat}");
 }
+
+#[test]
+fn commands_can_run_as_another_host_user() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let grant = format!("{}::/w", work.path().display());
+    let args = [
+        "--run-as",
+        "65534:65534",
+        "--allow-run",
+        "sh",
+        "--allow-run",
+        "id",
+        "--dir",
+        &grant,
+    ];
+    let out = escape(&args, &["sh", "-c", "id -u; id -G; echo x > /w/made"]);
+    // SAFETY: a plain id query.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("only procbridge running as root"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    }
+    assert_eq!(probe_stdout(&out), "\"1000\n1000\n\"", "{}", stdout(&out));
+    let made = std::fs::metadata(work.path().join("made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (65534, 65534));
+    // Root is never an id to run as.
+    let out = escape(&["--run-as", "0", "--allow-run", "id"], &["id"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("never run as root"),
+        "{}",
+        stderr(&out)
+    );
+}

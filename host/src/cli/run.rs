@@ -51,9 +51,15 @@ pub(crate) struct RunCommand {
     #[arg(long = "allow-run", value_name = "CMD")]
     allow_run: Vec<String>,
 
-    /// Let the commands the guest runs use the network (TCP).
+    /// Let the commands the guest runs use the network.
     #[arg(long)]
     network: bool,
+
+    /// Run commands as this host user (and group; default: the user's
+    /// number) instead of procbridge's own; only when procbridge runs as
+    /// root.
+    #[arg(long, value_name = "UID[:GID]")]
+    run_as: Option<String>,
 
     /// Most live processes in the whole tree (guest processes and commands).
     #[arg(long, value_name = "N")]
@@ -189,6 +195,10 @@ impl RunCommand {
         if self.network {
             policy = policy.network(true);
         }
+        if let Some(spec) = &self.run_as {
+            let (uid, gid) = parse_ids(spec)?;
+            policy = policy.run_as(uid, gid)?;
+        }
         let limits = policy.limits_mut();
         if let Some(n) = self.max_processes {
             limits.max_processes = n;
@@ -255,6 +265,17 @@ fn add_env(policy: PolicyBuilder, spec: &str) -> anyhow::Result<PolicyBuilder> {
         Some(("", _)) => Err(anyhow!("--env {spec}: empty variable name")),
         Some((key, value)) => policy.env(key, value),
         None => policy.pass_env(spec),
+    }
+}
+
+fn parse_ids(spec: &str) -> anyhow::Result<(u32, u32)> {
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| anyhow!("--run-as {spec}: give numeric ids, UID or UID:GID"))
+    };
+    match spec.split_once(':') {
+        Some((uid, gid)) => Ok((number(uid)?, number(gid)?)),
+        None => Ok((number(spec)?, number(spec)?)),
     }
 }
 

@@ -39,6 +39,9 @@ pub(crate) struct Launch {
     parent: libc::pid_t,
     /// Applied in the child just before `execve`.
     confinement: Arc<Confinement>,
+    /// The uid and gid to switch to first (all supplementary groups
+    /// dropped); `None`: keep the parent's.
+    identity: Option<(libc::uid_t, libc::gid_t)>,
     /// Set by the child when a step fails: `errno`.
     error: AtomicI32,
 }
@@ -94,8 +97,16 @@ impl Launch {
             stdio,
             parent: std::process::id() as libc::pid_t,
             confinement,
+            identity: None,
             error: AtomicI32::new(0),
         })
+    }
+
+    /// Makes the child switch to `uid` and `gid` (and no supplementary
+    /// group) before anything else it does as the command.
+    pub(crate) fn with_identity(mut self, uid: libc::uid_t, gid: libc::gid_t) -> Launch {
+        self.identity = Some((uid, gid));
+        self
     }
 
     /// Starts the child; returns its pid once it has called `execve`.
@@ -166,6 +177,19 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // a process group the host can kill as a whole.
         if libc::setsid() < 0 {
             fail();
+        }
+        if let Some((uid, gid)) = launch.identity {
+            // Permissions below (the working directory included) are the
+            // command's own. (A change of ids clears the parent-death
+            // signal: set it after.)
+            // Raw system calls: the C library's wrappers would try to
+            // change the ids of every thread of the (shared) parent too.
+            if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+            {
+                fail();
+            }
         }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
             fail();

@@ -40,6 +40,9 @@ pub(super) struct Helper {
     pub(super) proc: Option<OwnedFd>,
     /// Where commands start when the guest names no directory.
     pub(super) default_cwd: Option<CString>,
+    /// Whom commands run as, when the helper itself runs as the jail's
+    /// root (`--run-as`).
+    pub(super) identity: Option<(u32, u32)>,
 }
 
 impl Helper {
@@ -182,7 +185,10 @@ impl Helper {
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ];
-        let launch = Launch::new(path, &request.argv, &request.env, cwd, stdio, confinement)?;
+        let mut launch = Launch::new(path, &request.argv, &request.env, cwd, stdio, confinement)?;
+        if let Some((uid, gid)) = self.identity {
+            launch = launch.with_identity(uid, gid);
+        }
         let pid = launch.spawn()?;
         // SAFETY: pidfd_open of our own, not yet reaped child.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -119,6 +119,7 @@ impl Jail {
         let plan = setup::Plan {
             grants,
             executables: policy.executables()?,
+            run_as: policy.run_as(),
         };
         // The monitor and the helper count too.
         let cgroup = PidsCgroup::create(policy.limits().max_processes as u64 + 2);
@@ -395,7 +396,7 @@ fn launch(
             io::Error::new(err.kind(), format!("user namespace: {err}")),
         ));
     }
-    if let Err(err) = write_id_maps(monitor_pid) {
+    if let Err(err) = write_id_maps(monitor_pid, plan.run_as) {
         return Err(fail(
             &mut jail,
             io::Error::new(err.kind(), format!("id maps: {err}")),
@@ -457,13 +458,24 @@ fn launch(
 }
 
 /// The host side of the user namespace: commands are uid and gid
-/// [`JAIL_ID`] inside, which is this process's own uid and gid outside.
-fn write_id_maps(pid: libc::pid_t) -> io::Result<()> {
-    // SAFETY: plain id queries.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
-    std::fs::write(format!("/proc/{pid}/uid_map"), format!("{JAIL_ID} {uid} 1"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), format!("{JAIL_ID} {gid} 1"))
+/// [`JAIL_ID`] inside, which is this process's own uid and gid outside, or
+/// with `run_as` (procbridge running as root) that uid and gid, while the
+/// helper is the jail's root (root outside too).
+fn write_id_maps(pid: libc::pid_t, run_as: Option<(u32, u32)>) -> io::Result<()> {
+    let write = |file: &str, text: String| std::fs::write(format!("/proc/{pid}/{file}"), text);
+    match run_as {
+        None => {
+            // SAFETY: plain id queries.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            write("setgroups", "deny".into())?;
+            write("uid_map", format!("{JAIL_ID} {uid} 1"))?;
+            write("gid_map", format!("{JAIL_ID} {gid} 1"))
+        }
+        Some((uid, gid)) => {
+            write("uid_map", format!("0 0 1\n{JAIL_ID} {uid} 1"))?;
+            write("gid_map", format!("0 0 1\n{JAIL_ID} {gid} 1"))
+        }
+    }
 }
 
 /// The monitor: makes the namespaces, forks the helper, then waits for
@@ -640,6 +652,7 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
         root,
         proc,
         default_cwd,
+        identity: plan.run_as.map(|_| (JAIL_ID, JAIL_ID)),
     }
     .serve()
 }

@@ -74,6 +74,8 @@ pub(crate) struct Plan {
     pub(crate) grants: Vec<GrantMount>,
     /// Files a command may execute (canonical paths).
     pub(crate) executables: Vec<PathBuf>,
+    /// The host uid and gid commands run as (`--run-as`).
+    pub(crate) run_as: Option<(u32, u32)>,
 }
 
 /// Builds the jail's root from `plan`, in the calling process's (fresh)
