@@ -647,3 +647,35 @@ fn commands_can_run_as_another_host_user() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_command_cannot_trace_signal_the_host_or_connect_out() {
+    // seccomp (ptrace), the PID namespace and Landlock (signals), the
+    // network namespace and Landlock (TCP).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        "syscall(101, 0, 0, 0, 0) == 0 and print \"traced\\n\"; print \"ptrace: $!\\n\";
+         kill(0, {host}) and print \"signalled\\n\"; print \"kill: $!\\n\";
+         use IO::Socket::INET;
+         IO::Socket::INET->new('127.0.0.1:{port}') and print \"connected\\n\";",
+        host = std::process::id()
+    );
+    let out = escape(&["--allow-run", "perl"], &["perl", "-e", &script]);
+    let text = probe_stdout(&out);
+    assert!(
+        text.contains("ptrace: Operation not permitted"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(text.contains("kill: No such process"), "{}", stdout(&out));
+    for bad in ["traced", "signalled", "connected"] {
+        assert!(!text.contains(bad), "{bad}: {}", stdout(&out));
+    }
+    // With the network grant the same connection is made.
+    let out = escape(
+        &["--allow-run", "perl", "--network"],
+        &["perl", "-e", &script],
+    );
+    assert!(probe_stdout(&out).contains("connected"), "{}", stdout(&out));
+}
