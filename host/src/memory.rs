@@ -6,6 +6,9 @@
 //! own process; the rest of the tree goes on). The tree-wide total is kept
 //! in the supervisor's shared table: each process accounts what its
 //! instances hold, and a process's share is forgotten when it is reaped.
+//!
+//! Every refusal is a limit hit in the audit log, where it happens (in
+//! whichever process of the tree).
 
 use crate::policy::Limits;
 use crate::supervisor;
@@ -48,20 +51,20 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.per_instance {
-            wasmtime::bail!(
+            return Err(refused(format!(
                 "memory limit of one instance reached: growing to {} MiB, the limit is {} MiB",
                 desired.div_ceil(MIB),
                 self.per_instance / MIB
-            );
+            )));
         }
         let delta = desired.saturating_sub(current) as u64;
         if let Err(total) = supervisor::memory_grow(delta, self.total) {
-            wasmtime::bail!(
+            return Err(refused(format!(
                 "memory limit of the process tree reached: {} MiB held, {} MiB more asked, the limit is {} MiB",
                 total / MIB as u64,
                 delta.div_ceil(MIB as u64),
                 self.total / MIB as u64
-            );
+            )));
         }
         self.held += delta;
         Ok(true)
@@ -75,6 +78,15 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+}
+
+/// A growth the limits refuse: a limit hit for the audit log, and the
+/// guest's trap.
+fn refused(message: String) -> wasmtime::Error {
+    crate::audit::Event::new(crate::audit::Kind::Limit)
+        .outcome(&message)
+        .record();
+    wasmtime::Error::msg(message)
 }
 
 impl Drop for MemoryLimiter {

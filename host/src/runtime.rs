@@ -313,6 +313,10 @@ impl Runtime {
             let code = crate::process::exit_code_of(result, &program.name);
             crate::process::exit_child(store.data_mut(), code);
         }
+        // Children are finished with the store; then the audit's count of
+        // what it left out is reported.
+        drop(store);
+        crate::audit::flush_suppressed();
         match result {
             Ok(()) => Ok(0),
             Err(err) => match err.downcast_ref::<I32Exit>() {

@@ -178,14 +178,10 @@ pub fn claim(limit: usize) -> BridgeResult<Claim> {
             reclaim_dead(table);
         }
     }
-    let err = BridgeError::new(
+    Err(crate::audit::limit(BridgeError::new(
         Errno::Again,
         format!("the process tree already has {limit} live processes (the limit)"),
-    );
-    crate::audit::Event::new(crate::audit::Kind::Limit)
-        .outcome(err.message.clone())
-        .record();
-    Err(err)
+    )))
 }
 
 /// Gives back the slot of a process that has been reaped.

@@ -188,6 +188,7 @@ fn help_explains_every_flag() {
         "--wall-time",
         "--cpu-time",
         "--audit",
+        "--max-audit",
         "MODULE",
         "ARGS",
         "134",

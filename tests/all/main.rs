@@ -5,6 +5,7 @@
 mod support;
 
 mod abi_doc;
+mod audit;
 mod cli;
 mod confine;
 mod escapes;

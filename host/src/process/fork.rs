@@ -19,7 +19,7 @@
 //! no helper threads holding state the child needs: see
 //! `docs/processes.md`.
 
-use super::flush_host_stdio;
+use super::{flush_host_stdio, Start};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process_local;
@@ -34,12 +34,13 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// Forks the host process, counting the child against the tree's limit.
+/// Forks the host process, counting the child against the tree's limit;
+/// `start` says what the child runs (for the audit log).
 ///
 /// # Errors
 /// `EAGAIN` when the tree has as many live processes as the policy allows,
 /// or the OS refuses to fork.
-pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
+pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult<Forked> {
     let limit = state.bridge.policy.limits().max_processes;
     let claim = supervisor::claim(limit)?;
     flush_host_stdio();
@@ -56,7 +57,9 @@ pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
         become_child(state, parent);
         return Ok(Forked::Child);
     }
-    Ok(Forked::Parent(claim.commit(pid as u32)))
+    let slot = claim.commit(pid as u32);
+    start.record(pid as u32);
+    Ok(Forked::Parent(slot))
 }
 
 fn become_child(state: &mut HostState, parent: u32) {
