@@ -20,3 +20,4 @@ mod process;
 mod queue;
 mod queue_procs;
 mod subprocess;
+mod tree_memory;

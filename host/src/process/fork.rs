@@ -34,15 +34,17 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// Forks the host process, counting the child against the tree's limit;
-/// `start` says what the child runs (for the audit log).
+/// Forks the host process, counting the child against the tree's limits:
+/// its process, and its wasm memory from the moment of the fork.
 ///
 /// # Errors
 /// `EAGAIN` when the tree has as many live processes as the policy allows,
-/// or the OS refuses to fork.
+/// or the OS refuses to fork; `ENOMEM` when the child's memory would take
+/// the tree past its memory limit.
 pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult<Forked> {
-    let limit = state.bridge.policy.limits().max_processes;
-    let claim = supervisor::claim(limit)?;
+    let limits = state.bridge.policy.limits();
+    let claim = supervisor::claim(limits.max_processes)?;
+    claim.reserve_memory(start.memory(state), limits.max_total_memory_bytes)?;
     flush_host_stdio();
     let parent = std::process::id();
     // SAFETY: see the module docs and docs/processes.md for what makes the
@@ -53,7 +55,7 @@ pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult
         return Err(BridgeError::new(Errno::Again, format!("fork: {err}")));
     }
     if pid == 0 {
-        claim.adopt_in_child(state.memory.held());
+        claim.adopt_in_child();
         become_child(state, parent);
         return Ok(Forked::Child);
     }

@@ -50,7 +50,9 @@ impl StartMethod {
     }
 }
 
-/// What a forked child goes on to run, for the audit log.
+/// What a forked child goes on to run. It decides how much wasm memory the
+/// child holds from the start (counted against the tree's limit before the
+/// fork) and what the audit log says about it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Start<'a> {
     /// `os.fork`: the child goes on in its copy of the instance.
@@ -68,6 +70,23 @@ pub(crate) enum Start<'a> {
 }
 
 impl Start<'_> {
+    /// Bytes of wasm linear memory the child holds from the start: its copy
+    /// of this instance's, or for spawn the initial memory of the fresh
+    /// instance it makes (its copy of ours stays unused, shared with us).
+    pub(crate) fn memory(&self, state: &HostState) -> u64 {
+        match self {
+            Start::Process {
+                method: StartMethod::Spawn,
+                ..
+            } => state
+                .bridge
+                .program
+                .as_ref()
+                .map_or(0, |program| crate::memory::initial_bytes(program.module())),
+            _ => state.memory.held(),
+        }
+    }
+
     /// The audit record of a child that started as `pid`.
     pub(crate) fn record(&self, pid: u32) {
         let event = crate::audit::Event::new(crate::audit::Kind::Spawn);
