@@ -178,6 +178,7 @@ fn help_explains_every_flag() {
         "--allow-run",
         "--cache-dir",
         "--no-cache",
+        "--cache-max-mb",
         "--policy",
         "--network",
         "--max-processes",

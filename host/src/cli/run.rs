@@ -89,9 +89,17 @@ pub(crate) struct RunCommand {
     max_audit: Option<u64>,
 
     /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
-    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge).
+    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge). Entries are
+    /// authenticated with a key in $XDG_CONFIG_HOME/procbridge/cache.key
+    /// (or ~/.config/procbridge/cache.key); the cache is not used when a
+    /// granted directory is inside or around it, or holds the key.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// Most the cached modules may take, in MiB (default 1024); the least
+    /// recently used go first.
+    #[arg(long, value_name = "MB")]
+    cache_max_mb: Option<u64>,
 
     /// Compile the module without reading or writing the cache.
     #[arg(long, conflicts_with = "cache_dir")]
@@ -129,6 +137,7 @@ impl RunCommand {
                 .with_context(|| format!("--audit {}", path.display()))
                 .map_err(usage)?;
         }
+        let cache = self.cache(&policy);
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         guest
@@ -138,11 +147,6 @@ impl RunCommand {
             .policy(policy);
         let state = guest.build().map_err(usage)?;
 
-        let cache = match (&self.cache_dir, self.no_cache) {
-            (_, true) => None,
-            (Some(dir), false) => Some(ModuleCache::new(dir)),
-            (None, false) => ModuleCache::default_dir().map(ModuleCache::new),
-        };
         let internal = |e: anyhow::Error| (ExitCode::Internal, e);
         let runtime = Runtime::with_cache(cache).map_err(internal)?;
         let program = runtime
@@ -155,6 +159,24 @@ impl RunCommand {
         }
         let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
         runtime.run(&program, state).map_err(classify_run_error)
+    }
+
+    /// The module cache, unless the job could tamper with it (one warning).
+    fn cache(&self, policy: &Policy) -> Option<ModuleCache> {
+        let dir = match (&self.cache_dir, self.no_cache) {
+            (_, true) => return None,
+            (Some(dir), false) => dir.clone(),
+            (None, false) => ModuleCache::default_dir()?,
+        };
+        let mut cache = ModuleCache::new(dir);
+        if let Some(mb) = self.cache_max_mb {
+            cache = cache.max_bytes(mb.saturating_mul(1 << 20));
+        }
+        if let Some(why) = cache.exposed_to(policy) {
+            eprintln!("procbridge: warning: {why}: compiling without the cache");
+            return None;
+        }
+        Some(cache)
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
