@@ -56,13 +56,18 @@ pub const CAPACITY: usize = 1024;
 struct Table {
     live: AtomicU32,
     /// `0` free; `-pid` reserved by process `pid` for a child it is about to
-    /// start; `pid` a live child.
+    /// start; `pid` a live child; [`FREEING`] being freed.
     slots: [AtomicI32; CAPACITY],
     /// Bytes of wasm linear memory held by the process of each slot.
     memory: [AtomicU64; CAPACITY],
     /// Bytes of wasm linear memory held by the root (which has no slot).
     root_memory: AtomicU64,
 }
+
+/// A slot being freed: its memory is cleared before it can be claimed
+/// again, so a new claim's reservation is never wiped by the old owner's
+/// release.
+const FREEING: i32 = i32::MIN;
 
 /// The slot of this process in the table (`usize::MAX`: the root).
 static OWN_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -221,13 +226,20 @@ pub fn claim(limit: usize) -> BridgeResult<Claim> {
 /// Gives back the slot of a process that has been reaped.
 pub fn release(slot: Slot) {
     if let Ok(table) = table() {
-        let freed = table.slots[slot.index]
-            .compare_exchange(slot.pid, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok();
-        if freed {
-            table.memory[slot.index].store(0, Ordering::Release);
-            table.live.fetch_sub(1, Ordering::AcqRel);
-        }
+        free(table, slot.index, slot.pid);
+    }
+}
+
+/// Frees slot `index` if it still holds `value`.
+fn free(table: &Table, index: usize, value: i32) {
+    let slot = &table.slots[index];
+    if slot
+        .compare_exchange(value, FREEING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        table.memory[index].store(0, Ordering::Release);
+        slot.store(0, Ordering::Release);
+        table.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -313,20 +325,15 @@ pub fn live() -> usize {
 fn reclaim_dead(table: &Table) {
     for (index, slot) in table.slots.iter().enumerate() {
         let value = slot.load(Ordering::Acquire);
-        if value == 0 {
+        if value == 0 || value == FREEING {
             continue;
         }
         let pid = value.unsigned_abs() as i32;
         // SAFETY: signal 0 only checks that the process exists.
         let gone = unsafe { libc::kill(pid, 0) } == -1
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone
-            && slot
-                .compare_exchange(value, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            table.memory[index].store(0, Ordering::Release);
-            table.live.fetch_sub(1, Ordering::AcqRel);
+        if gone {
+            free(table, index, value);
         }
     }
 }
