@@ -163,6 +163,11 @@ impl Runtime {
 
     /// A runtime with the given cache, or none.
     ///
+    /// Cache entries are native code: before running a guest whose policy
+    /// grants directories, check [`ModuleCache::exposed_to`] with that
+    /// policy (as the CLI does), and use no cache if the guest could reach
+    /// it or its key.
+    ///
     /// # Errors
     /// When the engine cannot be created.
     pub fn with_cache(cache: Option<ModuleCache>) -> anyhow::Result<Self> {
