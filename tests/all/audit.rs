@@ -69,13 +69,14 @@ fn refused_popen_with_a_huge_argv_cannot_flood_the_log() {
     assert_eq!(first["outcome_bytes"], message.len(), "{first}");
     assert_eq!(first["outcome"].as_str().unwrap().len(), 4096, "{first}");
     assert!(message.starts_with(first["outcome"].as_str().unwrap()));
-    // Every refusal is accounted for: recorded, or counted as suppressed.
+    // Every refusal is accounted for: recorded, or counted as suppressed
+    // (at most 10 a second are recorded; how many that leaves out depends
+    // on how fast the guest went).
     let suppressed: u64 = records
         .iter()
         .filter_map(|r| r["suppressed"].as_u64())
         .sum();
     assert_eq!(denied.len() as u64 + suppressed, 20, "{log}");
-    assert!(suppressed > 0, "{log}");
     // stderr: one bounded line per recorded denial, the same rate limit.
     let err = stderr(&out);
     assert!(err.len() < 64 << 10, "{} bytes on stderr", err.len());
