@@ -92,10 +92,10 @@ impl HandleTable {
         inheritable: bool,
     ) -> BridgeResult<i32> {
         if self.live >= self.max {
-            return Err(BridgeError::new(
+            return Err(crate::audit::limit(BridgeError::new(
                 Errno::MFile,
                 format!("too many open handles (limit {})", self.max),
-            ));
+            )));
         }
         let entry = Entry {
             value,

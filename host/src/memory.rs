@@ -6,6 +6,12 @@
 //! own process; the rest of the tree goes on). The tree-wide total is kept
 //! in the supervisor's shared table: each process accounts what its
 //! instances hold, and a process's share is forgotten when it is reaped.
+//! A child's instance is accounted by its parent before the fork (see
+//! `supervisor::Claim::reserve_memory`); a spawned child's fresh instance
+//! uses that reservation first ([`MemoryLimiter::prepay`]).
+//!
+//! Every refusal is a limit hit in the audit log, where it happens (in
+//! whichever process of the tree).
 
 use crate::policy::Limits;
 use crate::supervisor;
@@ -23,6 +29,9 @@ pub(crate) struct MemoryLimiter {
     total: u64,
     /// Bytes of linear memory this store holds (accounted to the tree).
     held: u64,
+    /// Bytes already accounted to this process for this store's first
+    /// growth (a spawned child's fresh instance, reserved by its parent).
+    prepaid: u64,
 }
 
 impl MemoryLimiter {
@@ -31,7 +40,20 @@ impl MemoryLimiter {
             per_instance: limits.max_memory_bytes,
             total: limits.max_total_memory_bytes,
             held: 0,
+            prepaid: 0,
         }
+    }
+
+    /// Takes `bytes` already accounted to this process as this store's:
+    /// its growth uses them before asking the tree for more.
+    pub(crate) fn prepay(&mut self, bytes: u64) {
+        self.prepaid += bytes;
+    }
+
+    /// Gives back what is left of the prepaid bytes (once the instance
+    /// exists).
+    pub(crate) fn settle(&mut self) {
+        supervisor::memory_shrink(std::mem::take(&mut self.prepaid));
     }
 
     /// Bytes of linear memory this store holds.
@@ -48,21 +70,23 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.per_instance {
-            wasmtime::bail!(
+            return Err(refused(format!(
                 "memory limit of one instance reached: growing to {} MiB, the limit is {} MiB",
                 desired.div_ceil(MIB),
                 self.per_instance / MIB
-            );
+            )));
         }
         let delta = desired.saturating_sub(current) as u64;
-        if let Err(total) = supervisor::memory_grow(delta, self.total) {
-            wasmtime::bail!(
+        let prepaid = delta.min(self.prepaid);
+        if let Err(total) = supervisor::memory_grow(delta - prepaid, self.total) {
+            return Err(refused(format!(
                 "memory limit of the process tree reached: {} MiB held, {} MiB more asked, the limit is {} MiB",
                 total / MIB as u64,
                 delta.div_ceil(MIB as u64),
                 self.total / MIB as u64
-            );
+            )));
         }
+        self.prepaid -= prepaid;
         self.held += delta;
         Ok(true)
     }
@@ -77,8 +101,26 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// A growth the limits refuse: a limit hit for the audit log, and the
+/// guest's trap.
+fn refused(message: String) -> wasmtime::Error {
+    crate::audit::Event::new(crate::audit::Kind::Limit)
+        .outcome(&message)
+        .record();
+    wasmtime::Error::msg(message)
+}
+
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {
-        supervisor::memory_shrink(self.held);
+        supervisor::memory_shrink(self.held + self.prepaid);
     }
+}
+
+/// Bytes of linear memory a fresh instance of `module` starts with.
+pub(crate) fn initial_bytes(module: &wasmtime::Module) -> u64 {
+    const WASM_PAGE: u64 = 64 << 10;
+    let needs = module.resources_required();
+    u64::from(needs.num_memories)
+        .saturating_mul(needs.max_initial_memory_size.unwrap_or(0))
+        .saturating_mul(WASM_PAGE)
 }

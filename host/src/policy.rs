@@ -54,6 +54,8 @@ pub struct Limits {
     pub command_open_files: Option<u64>,
     /// Address space of each spawned command, in bytes.
     pub command_address_space: Option<u64>,
+    /// Bytes the job may write to the audit log (the CLI's `--max-audit`).
+    pub max_audit_bytes: u64,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             cpu_seconds: None,
             command_open_files: Some(1024),
             command_address_space: None,
+            max_audit_bytes: 64 << 20,
         }
     }
 }

@@ -40,6 +40,7 @@
 //! open_files = 256         # per spawned command
 //! address_space_mb = 2048  # per spawned command
 //! handles = 512
+//! audit_mb = 64            # the audit log, for the whole job
 //! ```
 //!
 //! Unknown keys are errors, reported with the line at fault. See
@@ -156,6 +157,7 @@ struct LimitsEntry {
     open_files: Option<u64>,
     address_space_mb: Option<u64>,
     handles: Option<usize>,
+    audit_mb: Option<u64>,
 }
 
 const MB: usize = 1 << 20;
@@ -305,6 +307,9 @@ fn apply_limits(entry: &LimitsEntry, limits: &mut Limits) {
     if let Some(n) = entry.handles {
         limits.max_handles = n;
     }
+    if let Some(mb) = entry.audit_mb {
+        limits.max_audit_bytes = mb.saturating_mul(MB as u64);
+    }
 }
 
 /// Explains a policy in plain words, one grant per line.
@@ -392,6 +397,10 @@ pub fn explain(policy: &Policy) -> String {
         "  per command: open files {}, address space {}",
         or_none(l.command_open_files, "files"),
         or_none(l.command_address_space.map(|b| b / MB as u64), "MiB")
+    ));
+    line(format!(
+        "  audit log: at most {} MiB for the whole job",
+        l.max_audit_bytes / MB as u64
     ));
     line("Everything else is denied.".into());
     out

@@ -163,6 +163,11 @@ impl Runtime {
 
     /// A runtime with the given cache, or none.
     ///
+    /// Cache entries are native code: before running a guest whose policy
+    /// grants directories, check [`ModuleCache::exposed_to`] with that
+    /// policy (as the CLI does), and use no cache if the guest could reach
+    /// it or its key.
+    ///
     /// # Errors
     /// When the engine cannot be created.
     pub fn with_cache(cache: Option<ModuleCache>) -> anyhow::Result<Self> {
@@ -313,6 +318,10 @@ impl Runtime {
             let code = crate::process::exit_code_of(result, &program.name);
             crate::process::exit_child(store.data_mut(), code);
         }
+        // Children are finished with the store; then the audit's count of
+        // what it left out is reported.
+        drop(store);
+        crate::audit::flush_suppressed();
         match result {
             Ok(()) => Ok(0),
             Err(err) => match err.downcast_ref::<I32Exit>() {

@@ -29,6 +29,16 @@
 //! killed) is reclaimed lazily: when the table looks full, slots whose pid
 //! no longer exists (`kill(pid, 0)` is `ESRCH`) are freed.
 //!
+//! # Memory
+//!
+//! Each slot also counts the wasm linear memory its process holds, so that
+//! `Limits::max_total_memory_bytes` bounds the whole tree. A guest process
+//! holds memory from the moment it is forked (a copy of its parent's
+//! instance), so its parent reserves it in the claimed slot before the fork
+//! ([`Claim::reserve_memory`], `ENOMEM` past the limit); the child takes the
+//! slot over with that memory, and its instance's growth adds to it
+//! ([`memory_grow`]).
+//!
 //! # Parent death
 //!
 //! Every child calls [`bind_to_parent`] first thing: the kernel sends it
@@ -46,13 +56,18 @@ pub const CAPACITY: usize = 1024;
 struct Table {
     live: AtomicU32,
     /// `0` free; `-pid` reserved by process `pid` for a child it is about to
-    /// start; `pid` a live child.
+    /// start; `pid` a live child; [`FREEING`] being freed.
     slots: [AtomicI32; CAPACITY],
     /// Bytes of wasm linear memory held by the process of each slot.
     memory: [AtomicU64; CAPACITY],
     /// Bytes of wasm linear memory held by the root (which has no slot).
     root_memory: AtomicU64,
 }
+
+/// A slot being freed: its memory is cleared before it can be claimed
+/// again, so a new claim's reservation is never wiped by the old owner's
+/// release.
+const FREEING: i32 = i32::MIN;
 
 /// The slot of this process in the table (`usize::MAX`: the root).
 static OWN_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -130,14 +145,37 @@ impl Claim {
         std::mem::forget(self);
     }
 
-    /// In a `fork` child: takes the claimed slot as this process's own, and
-    /// accounts `memory` bytes of wasm memory (the instances it inherited)
-    /// to it. The parent commits the original claim.
-    pub fn adopt_in_child(self, memory: u64) {
+    /// Accounts `bytes` of wasm memory to the claimed slot before the child
+    /// exists (the instance it will hold), unless the tree would then hold
+    /// more than `limit`: a child's memory counts from the moment of the
+    /// fork, so no number of children can take the tree past the limit.
+    /// A start that fails gives the memory back with the slot.
+    ///
+    /// # Errors
+    /// `ENOMEM` (a limit hit for the audit log) when the limit would be
+    /// passed; `ENOMEM` when the shared table cannot be mapped.
+    pub fn reserve_memory(&self, bytes: u64, limit: u64) -> BridgeResult<()> {
+        let table = table()?;
+        add_memory(table, &table.memory[self.index], bytes, limit).map_err(|held| {
+            const MIB: u64 = 1 << 20;
+            crate::audit::limit(BridgeError::new(
+                Errno::NoMem,
+                format!(
+                    "a new process with {} MiB of wasm memory would bring the process tree \
+                     to {} MiB, over its limit of {} MiB",
+                    bytes.div_ceil(MIB),
+                    held.saturating_add(bytes).div_ceil(MIB),
+                    limit / MIB
+                ),
+            ))
+        })
+    }
+
+    /// In a `fork` child: takes the claimed slot, and the memory the parent
+    /// reserved in it, as this process's own. The parent commits the
+    /// original claim.
+    pub fn adopt_in_child(self) {
         OWN_SLOT.store(self.index, Ordering::Release);
-        if let Ok(table) = table() {
-            table.memory[self.index].store(memory, Ordering::Release);
-        }
         std::mem::forget(self);
     }
 }
@@ -145,6 +183,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Ok(table) = table() {
+            table.memory[self.index].store(0, Ordering::Release);
             table.slots[self.index].store(0, Ordering::Release);
             table.live.fetch_sub(1, Ordering::AcqRel);
         }
@@ -178,26 +217,29 @@ pub fn claim(limit: usize) -> BridgeResult<Claim> {
             reclaim_dead(table);
         }
     }
-    let err = BridgeError::new(
+    Err(crate::audit::limit(BridgeError::new(
         Errno::Again,
         format!("the process tree already has {limit} live processes (the limit)"),
-    );
-    crate::audit::Event::new(crate::audit::Kind::Limit)
-        .outcome(err.message.clone())
-        .record();
-    Err(err)
+    )))
 }
 
 /// Gives back the slot of a process that has been reaped.
 pub fn release(slot: Slot) {
     if let Ok(table) = table() {
-        let freed = table.slots[slot.index]
-            .compare_exchange(slot.pid, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok();
-        if freed {
-            table.memory[slot.index].store(0, Ordering::Release);
-            table.live.fetch_sub(1, Ordering::AcqRel);
-        }
+        free(table, slot.index, slot.pid);
+    }
+}
+
+/// Frees slot `index` if it still holds `value`.
+fn free(table: &Table, index: usize, value: i32) {
+    let slot = &table.slots[index];
+    if slot
+        .compare_exchange(value, FREEING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        table.memory[index].store(0, Ordering::Release);
+        slot.store(0, Ordering::Release);
+        table.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -229,22 +271,28 @@ pub fn tree_memory() -> u64 {
 /// # Errors
 /// The tree's total (without `delta`) when the limit would be passed.
 pub fn memory_grow(delta: u64, limit: u64) -> Result<(), u64> {
-    let table = match table() {
-        Ok(table) => table,
+    match table() {
+        Ok(table) => add_memory(table, own_memory(table), delta, limit),
         // Without the shared table only the per-instance limit applies.
-        Err(_) => return Ok(()),
-    };
+        Err(_) => Ok(()),
+    }
+}
+
+/// Adds `delta` to `counter` (one slot's memory, or the root's) unless the
+/// tree would then hold more than `limit`; returns the tree's total
+/// without `delta` when it would.
+fn add_memory(table: &Table, counter: &AtomicU64, delta: u64, limit: u64) -> Result<(), u64> {
     for attempt in 0..2 {
-        own_memory(table).fetch_add(delta, Ordering::AcqRel);
+        counter.fetch_add(delta, Ordering::AcqRel);
         let total = tree_memory();
         if total <= limit {
             return Ok(());
         }
-        own_memory(table).fetch_sub(delta, Ordering::AcqRel);
+        counter.fetch_sub(delta, Ordering::AcqRel);
         if attempt == 0 {
             reclaim_dead(table);
         } else {
-            return Err(total - delta);
+            return Err(total.saturating_sub(delta));
         }
     }
     Ok(())
@@ -260,12 +308,9 @@ pub fn memory_shrink(bytes: u64) {
     }
 }
 
-/// Sets the wasm memory accounted to this process (a spawn child that
-/// leaves its inherited copy of the parent's instance unused).
-pub fn set_own_memory(bytes: u64) {
-    if let Ok(table) = table() {
-        own_memory(table).store(bytes, Ordering::Release);
-    }
+/// The bytes of wasm memory accounted to this process.
+pub fn own_memory_bytes() -> u64 {
+    table().map_or(0, |table| own_memory(table).load(Ordering::Acquire))
 }
 
 /// The number of live processes the tree's table counts (`0` before any
@@ -280,20 +325,15 @@ pub fn live() -> usize {
 fn reclaim_dead(table: &Table) {
     for (index, slot) in table.slots.iter().enumerate() {
         let value = slot.load(Ordering::Acquire);
-        if value == 0 {
+        if value == 0 || value == FREEING {
             continue;
         }
         let pid = value.unsigned_abs() as i32;
         // SAFETY: signal 0 only checks that the process exists.
         let gone = unsafe { libc::kill(pid, 0) } == -1
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone
-            && slot
-                .compare_exchange(value, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            table.memory[index].store(0, Ordering::Release);
-            table.live.fetch_sub(1, Ordering::AcqRel);
+        if gone {
+            free(table, index, value);
         }
     }
 }
@@ -348,5 +388,18 @@ mod tests {
         assert_eq!(table.slots[slot.index].load(Ordering::Acquire), dead);
         reclaim_dead(table);
         assert_eq!(table.slots[slot.index].load(Ordering::Acquire), 0);
+
+        // Memory reserved for a child counts at once, is refused past the
+        // limit, and goes back with a start that failed.
+        let before = tree_memory();
+        let claim = claim(CAPACITY).unwrap();
+        claim.reserve_memory(10, before + 15).unwrap();
+        assert_eq!(tree_memory(), before + 10);
+        let err = claim.reserve_memory(10, before + 15).unwrap_err();
+        assert_eq!(err.errno, Errno::NoMem);
+        assert!(err.message.contains("over its limit"), "{}", err.message);
+        assert_eq!(tree_memory(), before + 10);
+        drop(claim);
+        assert_eq!(tree_memory(), before);
     }
 }

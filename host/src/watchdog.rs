@@ -9,8 +9,9 @@
 //! * CPU time ([`arm_cpu_limit`]): `RLIMIT_CPU` on the root, inherited by
 //!   every guest process it forks (and set on spawned commands by their
 //!   confinement). A process over its CPU seconds gets `SIGXCPU`; guest
-//!   processes write one line and exit with [`CPU_LIMIT_EXIT`], commands are
-//!   killed by the signal.
+//!   processes write one line and an audit record (from the signal
+//!   handler, without allocating or locking) and exit with
+//!   [`CPU_LIMIT_EXIT`]; commands are killed by the signal.
 
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ pub fn arm_wall_clock(limit: Duration) -> WallClock {
             if disarmed.recv_timeout(limit) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
                 return;
             }
+            crate::audit::flush_suppressed();
             crate::audit::Event::new(crate::audit::Kind::Limit)
                 .outcome(message.trim_end().trim_start_matches("procbridge: limit: "))
                 .record_quietly();
@@ -67,8 +69,17 @@ pub fn arm_wall_clock(limit: Duration) -> WallClock {
     WallClock { _disarm: disarm }
 }
 
+/// The CPU limit's outcome, in the audit record and on stderr.
+macro_rules! cpu_limit {
+    () => {
+        "CPU time limit reached; the process is stopped"
+    };
+}
+
 extern "C" fn on_sigxcpu(_: libc::c_int) {
-    write_stderr(b"procbridge: limit: CPU time limit reached; the process is stopped\n");
+    // Async-signal-safe: no allocation, no lock (see the audit module).
+    crate::audit::record_limit_in_signal_handler(cpu_limit!());
+    write_stderr(concat!("procbridge: limit: ", cpu_limit!(), "\n").as_bytes());
     // SAFETY: async-signal-safe exit.
     unsafe { libc::_exit(CPU_LIMIT_EXIT) }
 }

@@ -1,7 +1,7 @@
 //! The `hello` guest through the library: args, granted env, pid and ppid.
 
 use crate::support::*;
-use procbridge::{GuestBuilder, ModuleCache, Origin, Policy, Runtime, Stdio};
+use procbridge::{GuestBuilder, Origin, Policy, Runtime, Stdio};
 
 fn field(stdout: &str, name: &str) -> u32 {
     stdout
@@ -56,7 +56,7 @@ fn exit_code_is_the_guests() {
 #[test]
 fn second_load_comes_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::with_cache(Some(ModuleCache::new(dir.path()))).unwrap();
+    let rt = Runtime::with_cache(Some(test_cache(dir.path()))).unwrap();
     let first = rt.load_file(guest("hello")).unwrap();
     assert_eq!(first.origin(), Origin::Compiled);
     let second = rt.load_file(guest("hello")).unwrap();

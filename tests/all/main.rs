@@ -5,6 +5,8 @@
 mod support;
 
 mod abi_doc;
+mod audit;
+mod cache;
 mod cli;
 mod confine;
 mod escapes;
@@ -21,3 +23,4 @@ mod process;
 mod queue;
 mod queue_procs;
 mod subprocess;
+mod tree_memory;

@@ -30,17 +30,28 @@ pub fn cache_dir() -> PathBuf {
     root().join("target/test-cache")
 }
 
+/// The tests' configuration directory (`XDG_CONFIG_HOME`), where their
+/// cache key lives: never the user's own.
+pub fn config_dir() -> PathBuf {
+    root().join("target/test-config")
+}
+
+/// A module cache in `dir` with the tests' key.
+pub fn test_cache(dir: impl Into<PathBuf>) -> ModuleCache {
+    ModuleCache::new(dir).key_file(config_dir().join("procbridge/cache.key"))
+}
+
 /// One runtime per test binary.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| Runtime::with_cache(Some(ModuleCache::new(cache_dir()))).expect("runtime"))
+    RUNTIME.get_or_init(|| Runtime::with_cache(Some(test_cache(cache_dir()))).expect("runtime"))
 }
 
-/// The `procbridge` command, with the test cache.
+/// The `procbridge` command, with the test cache and key.
 pub fn procbridge() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_procbridge"));
     cmd.env("PROCBRIDGE_CACHE_DIR", cache_dir());
+    cmd.env("XDG_CONFIG_HOME", config_dir());
     cmd
 }
 

@@ -14,6 +14,7 @@ use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process::child::{wait_any, Child};
 use crate::process::fork::{fork_host, Forked};
+use crate::process::Start;
 use procbridge_abi::process::WNOHANG;
 use wasmtime::{Caller, Linker};
 
@@ -60,7 +61,7 @@ fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
 
 /// `os.fork()`: forks the host process, guest and all.
 fn fork(mut caller: Caller<'_, HostState>) -> i32 {
-    with_state(&mut caller, |state| match fork_host(state)? {
+    with_state(&mut caller, |state| match fork_host(state, Start::Fork)? {
         Forked::Parent(slot) => {
             let child = Child::new(slot);
             let pid = child.pid();

@@ -84,7 +84,11 @@ fn process_start(
         Some(request) => request,
         None => return ret,
     };
-    let forked = match fork_host(caller.data_mut()) {
+    let start = process::Start::Process {
+        target: &target,
+        method,
+    };
+    let forked = match fork_host(caller.data_mut(), start) {
         Ok(forked) => forked,
         Err(err) => return caller.data_mut().bridge.fail(err),
     };

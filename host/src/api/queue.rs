@@ -12,9 +12,10 @@
 //! | `queue_task_done(q)`, `queue_join(q, timeout_us)` | `0` (joinable queues) |
 
 use super::{with_memory, with_state, MODULE};
+use crate::audit;
 use crate::channel::{Queue, QueueConfig, Wait, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
 use crate::ctx::HostState;
-use crate::errno::{BridgeError, BridgeResult};
+use crate::errno::{BridgeError, BridgeResult, Errno};
 use wasmtime::{Caller, Linker};
 
 const KIND: &str = "queue";
@@ -57,9 +58,9 @@ fn queue_new(
             // Outside what any queue may hold is EINVAL (from `Queue::new`);
             // within it but over the policy is a denial.
             n if n as usize > limit && n as usize <= MAX_QUEUE_BYTES => {
-                return Err(BridgeError::denied(format!(
+                return Err(audit::denied(BridgeError::denied(format!(
                     "queue_new: {n} bytes is over the policy's limit of {limit} queued bytes"
-                )))
+                ))))
             }
             n => n as usize,
         };
@@ -84,7 +85,11 @@ fn queue_put(
         let wait = Wait::from_micros(timeout_us)?;
         let queue = queue(state, q)?;
         let msg = mem.read(ptr, len, MAX_QUEUE_BYTES)?;
-        queue.put(msg, wait)?;
+        // An unbounded queue over its byte limit is a limit hit.
+        queue.put(msg, wait).map_err(|e| match e.errno {
+            Errno::NoBufs => audit::limit(e),
+            _ => e,
+        })?;
         Ok(0)
     })
 }

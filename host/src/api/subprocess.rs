@@ -19,8 +19,9 @@
 //! | `popen_close(h)` | `0` |
 
 use super::{with_memory, with_state, MODULE};
+use crate::audit;
 use crate::ctx::HostState;
-use crate::errno::{BridgeError, BridgeResult};
+use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::{GuestMemory, MAX_READ};
 use crate::handles::HandleTable;
 use crate::subprocess::io::{Deadline, CHUNK};
@@ -182,7 +183,13 @@ fn popen_communicate(
         let input = mem.read(in_ptr, in_len, usize::MAX)?;
         let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
         let kill = flags & abi::COMMUNICATE_KILL_ON_TIMEOUT != 0;
-        let code = popen.communicate(input, deadline, limit, kill)?;
+        // Output over the policy's limit is a limit hit.
+        let code = popen
+            .communicate(input, deadline, limit, kill)
+            .map_err(|e| match e.errno {
+                Errno::NoBufs => audit::limit(e),
+                _ => e,
+            })?;
         let (output, split) = popen.take_output();
         mem.write_i32(out_ptr, split as i32)?;
         mem.write_i32(out_ptr + 4, code)?;

@@ -94,10 +94,23 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
 
+    /// Most the job may write to the audit log, in MiB; then one record
+    /// says the log was truncated.
+    #[arg(long, value_name = "MIB")]
+    max_audit: Option<u64>,
+
     /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
-    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge).
+    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge). Entries are
+    /// authenticated with a key in $XDG_CONFIG_HOME/procbridge/cache.key
+    /// (or ~/.config/procbridge/cache.key); the cache is not used when a
+    /// granted directory is inside or around it, or holds the key.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// Most the cached modules may take, in MiB (default 1024); the least
+    /// recently used go first.
+    #[arg(long, value_name = "MB")]
+    cache_max_mb: Option<u64>,
 
     /// Compile the module without reading or writing the cache.
     #[arg(long, conflicts_with = "cache_dir")]
@@ -131,10 +144,11 @@ impl RunCommand {
         let usage = |e: anyhow::Error| (ExitCode::Usage, e);
         let policy = self.policy().map_err(usage)?;
         if let Some(path) = &self.audit {
-            audit::open(path)
+            audit::open(path, policy.limits().max_audit_bytes)
                 .with_context(|| format!("--audit {}", path.display()))
                 .map_err(usage)?;
         }
+        let cache = self.cache(&policy);
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         guest
@@ -144,11 +158,6 @@ impl RunCommand {
             .policy(policy);
         let state = guest.build().map_err(usage)?;
 
-        let cache = match (&self.cache_dir, self.no_cache) {
-            (_, true) => None,
-            (Some(dir), false) => Some(ModuleCache::new(dir)),
-            (None, false) => ModuleCache::default_dir().map(ModuleCache::new),
-        };
         let internal = |e: anyhow::Error| (ExitCode::Internal, e);
         let runtime = Runtime::with_cache(cache).map_err(internal)?;
         let program = runtime
@@ -166,6 +175,24 @@ impl RunCommand {
             .map_err(internal)?;
         let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
         runtime.run(&program, state).map_err(classify_run_error)
+    }
+
+    /// The module cache, unless the job could tamper with it (one warning).
+    fn cache(&self, policy: &Policy) -> Option<ModuleCache> {
+        let dir = match (&self.cache_dir, self.no_cache) {
+            (_, true) => return None,
+            (Some(dir), false) => dir.clone(),
+            (None, false) => ModuleCache::default_dir()?,
+        };
+        let mut cache = ModuleCache::new(dir);
+        if let Some(mb) = self.cache_max_mb {
+            cache = cache.max_bytes(mb.saturating_mul(1 << 20));
+        }
+        if let Some(why) = cache.exposed_to(policy) {
+            eprintln!("procbridge: warning: {why}: compiling without the cache");
+            return None;
+        }
+        Some(cache)
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
@@ -215,6 +242,9 @@ impl RunCommand {
         if let Some(mib) = self.max_queued {
             limits.max_queued_bytes = mib.saturating_mul(1 << 20);
         }
+        if let Some(mib) = self.max_audit {
+            limits.max_audit_bytes = mib.saturating_mul(1 << 20);
+        }
         if let Some(secs) = self.wall_time {
             if !(secs.is_finite() && secs > 0.0) {
                 return Err(anyhow!(
@@ -247,15 +277,9 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
         return (load_exit_code(load), err);
     }
     match err.downcast_ref::<RunError>() {
-        Some(RunError::Trap(trap)) => {
-            let text = format!("{trap:#}");
-            if let Some(at) = text.find("memory limit") {
-                audit::Event::new(audit::Kind::Limit)
-                    .outcome(text[at..].lines().next().unwrap_or(""))
-                    .record_quietly();
-            }
-            (ExitCode::Trap, err)
-        }
+        // A memory limit hit was recorded where the limit refused the
+        // growth.
+        Some(RunError::Trap(_)) => (ExitCode::Trap, err),
         _ => (ExitCode::Internal, err),
     }
 }

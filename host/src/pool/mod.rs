@@ -215,14 +215,14 @@ impl Pool {
         let ends = chunk::item_ends(list, MAX_ITEMS)?;
         let size = list.len();
         if self.queued_bytes.saturating_add(size) > self.config.max_queued_bytes {
-            return Err(BridgeError::new(
+            return Err(crate::audit::limit(BridgeError::new(
                 Errno::NoBufs,
                 format!(
                     "{} bytes of task arguments would wait in the pool's queue (limit {})",
                     self.queued_bytes.saturating_add(size),
                     self.config.max_queued_bytes
                 ),
-            ));
+            )));
         }
         let id = self.next_batch;
         let handle = i32::try_from(id)

@@ -6,8 +6,9 @@ use super::frame;
 use super::serve;
 use crate::ctx::HostState;
 use crate::errno::BridgeResult;
-use crate::process::child::{exitcode, Child};
+use crate::process::child::{describe, Child};
 use crate::process::fork::{fork_host, Forked};
+use crate::process::Start;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -179,15 +180,6 @@ impl Worker {
     }
 }
 
-/// How a worker ended, in words.
-fn describe(status: Option<i32>) -> String {
-    match status.map(exitcode) {
-        Some(code) if code < 0 => format!("killed by signal {}", -code),
-        Some(code) => format!("exit code {code}"),
-        None => String::from("unknown status"),
-    }
-}
-
 /// Starts a worker: forks the host; the child serves tasks in its copy of
 /// the instance until it is told to stop (see [`serve`]). `siblings` are the
 /// pool's other sockets, which the child closes.
@@ -197,7 +189,7 @@ pub(crate) fn start(
 ) -> BridgeResult<Worker> {
     let (parent_end, child_end) =
         crate::channel::socketpair(false, "socketpair for a pool worker")?;
-    match fork_host(caller.data_mut())? {
+    match fork_host(caller.data_mut(), Start::PoolWorker)? {
         Forked::Parent(slot) => {
             drop(child_end);
             Ok(Worker {

@@ -1,6 +1,7 @@
 //! One child OS process of this host process: waiting for it (with a
 //! timeout), signalling it, reaping it, and giving its supervisor slot back.
 
+use crate::audit;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::supervisor::{self, Slot};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -71,6 +72,10 @@ impl Child {
         if let Some(slot) = self.slot.take() {
             supervisor::release(slot);
         }
+        audit::Event::new(audit::Kind::Exit)
+            .child(self.pid as u32)
+            .outcome(describe(Some(status)))
+            .record();
     }
 
     /// Waits until it ends or `timeout` passes (`None`: forever). Returns
@@ -203,6 +208,15 @@ fn wait_readable(fd: i32, timeout: Option<Duration>) {
     // SAFETY: one valid pollfd; `ts_ptr` is null or points to a local.
     unsafe {
         libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null());
+    }
+}
+
+/// How a process with raw wait status `status` ended, in words.
+pub(crate) fn describe(status: Option<i32>) -> String {
+    match status.map(exitcode) {
+        Some(code) if code < 0 => format!("killed by signal {}", -code),
+        Some(code) => format!("exit code {code}"),
+        None => String::from("unknown status"),
     }
 }
 

@@ -19,7 +19,7 @@
 //! no helper threads holding state the child needs: see
 //! `docs/processes.md`.
 
-use super::flush_host_stdio;
+use super::{flush_host_stdio, Start};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process_local;
@@ -34,14 +34,17 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// Forks the host process, counting the child against the tree's limit.
+/// Forks the host process, counting the child against the tree's limits:
+/// its process, and its wasm memory from the moment of the fork.
 ///
 /// # Errors
 /// `EAGAIN` when the tree has as many live processes as the policy allows,
-/// or the OS refuses to fork.
-pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
-    let limit = state.bridge.policy.limits().max_processes;
-    let claim = supervisor::claim(limit)?;
+/// or the OS refuses to fork; `ENOMEM` when the child's memory would take
+/// the tree past its memory limit.
+pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult<Forked> {
+    let limits = state.bridge.policy.limits();
+    let claim = supervisor::claim(limits.max_processes)?;
+    claim.reserve_memory(start.memory(state), limits.max_total_memory_bytes)?;
     flush_host_stdio();
     let parent = std::process::id();
     // SAFETY: see the module docs and docs/processes.md for what makes the
@@ -52,11 +55,13 @@ pub(crate) fn fork_host(state: &mut HostState) -> BridgeResult<Forked> {
         return Err(BridgeError::new(Errno::Again, format!("fork: {err}")));
     }
     if pid == 0 {
-        claim.adopt_in_child(state.memory.held());
+        claim.adopt_in_child();
         become_child(state, parent);
         return Ok(Forked::Child);
     }
-    Ok(Forked::Parent(claim.commit(pid as u32)))
+    let slot = claim.commit(pid as u32);
+    start.record(pid as u32);
+    Ok(Forked::Parent(slot))
 }
 
 fn become_child(state: &mut HostState, parent: u32) {

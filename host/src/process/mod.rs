@@ -50,6 +50,61 @@ impl StartMethod {
     }
 }
 
+/// What a forked child goes on to run. It decides how much wasm memory the
+/// child holds from the start (counted against the tree's limit before the
+/// fork) and what the audit log says about it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start<'a> {
+    /// `os.fork`: the child goes on in its copy of the instance.
+    Fork,
+    /// A `Process`: the target runs in the child's copy of the instance
+    /// (fork) or in a fresh instance of the same program (spawn).
+    Process {
+        /// The task export it runs.
+        target: &'a str,
+        /// Its start method.
+        method: StartMethod,
+    },
+    /// A pool worker: it serves tasks in its copy of the instance.
+    PoolWorker,
+}
+
+impl Start<'_> {
+    /// Bytes of wasm linear memory the child holds from the start: its copy
+    /// of this instance's, or for spawn the initial memory of the fresh
+    /// instance it makes (its copy of ours stays unused, shared with us).
+    pub(crate) fn memory(&self, state: &HostState) -> u64 {
+        match self {
+            Start::Process {
+                method: StartMethod::Spawn,
+                ..
+            } => state
+                .bridge
+                .program
+                .as_ref()
+                .map_or(0, |program| crate::memory::initial_bytes(program.module())),
+            _ => state.memory.held(),
+        }
+    }
+
+    /// The audit record of a child that started as `pid`.
+    pub(crate) fn record(&self, pid: u32) {
+        let event = crate::audit::Event::new(crate::audit::Kind::Spawn);
+        let event = match self {
+            Start::Fork => event.start("fork"),
+            Start::Process { target, method } => event
+                .start("process")
+                .method(match method {
+                    StartMethod::Fork => "fork",
+                    StartMethod::Spawn => "spawn",
+                })
+                .target(target),
+            Start::PoolWorker => event.start("pool_worker"),
+        };
+        event.child(pid).record();
+    }
+}
+
 /// `process_start` flags.
 pub(crate) mod flags {
     pub use procbridge_abi::process::{
@@ -98,8 +153,10 @@ impl ProcessState {
 }
 
 /// Flushes the host's own stdout and stderr (before a fork, so buffered
-/// bytes are not written twice, and before `_exit`).
+/// bytes are not written twice, and before `_exit`), and reports the
+/// denials and limit hits the audit's rate limit left out.
 pub(crate) fn flush_host_stdio() {
+    crate::audit::flush_suppressed();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
 }

@@ -30,9 +30,6 @@ pub(crate) fn run_fresh(parent: &mut HostState, target: &str, args: Vec<u8>, fla
 }
 
 fn run(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> anyhow::Result<i32> {
-    // The copy of the parent's instance stays unused here: only the fresh
-    // instance counts against the tree's memory.
-    crate::supervisor::set_own_memory(0);
     let program = parent
         .bridge
         .program
@@ -48,6 +45,10 @@ fn run(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> anyho
     // Its commands run in the job's jail, like every other process's.
     builder.inherit_jail(parent.bridge.jail.clone());
     let mut state = builder.build()?;
+    // The copy of the parent's instance stays unused here: only the fresh
+    // instance counts against the tree's memory. The parent reserved its
+    // initial memory in this process's slot before forking.
+    state.memory.prepay(crate::supervisor::own_memory_bytes());
     state.bridge.handles = parent.bridge.handles.take_inheritable();
     state.bridge.program = Some(program.clone());
     state.bridge.process.in_child = true;
@@ -58,6 +59,7 @@ fn run(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> anyho
         .instantiate(&mut store)
         .map_err(anyhow::Error::from)
         .context("instantiate")?;
+    store.data_mut().memory.settle();
     let func = instance
         .get_func(&mut store, target)
         .with_context(|| format!("no export `{target}`"))?;

@@ -1,0 +1,259 @@
+//! The cache directory, opened once per load and checked; entries are read,
+//! written, touched and evicted relative to that open directory, never by a
+//! path looked up again.
+
+use super::key::check_private;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// File names of entries: `HEX.pbcache`.
+pub(crate) const ENTRY_SUFFIX: &str = ".pbcache";
+
+/// Entries of the unauthenticated format of earlier versions; never loaded,
+/// removed when the cache is trimmed.
+const LEGACY_SUFFIX: &str = ".cwasm";
+
+/// A temporary file older than this was left by a writer that died.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// Why the cache cannot be used for this load.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    /// The directory (or the key) is not the user's alone.
+    Untrusted(String),
+    /// The directory cannot be created or written.
+    Unwritable(String),
+}
+
+/// An open cache directory that belongs to this user and that no one else
+/// may write.
+#[derive(Debug)]
+pub(crate) struct CacheDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl CacheDir {
+    /// Opens `path`, creating it (`0700`) if missing, and checks it.
+    pub(crate) fn open(path: &Path) -> Result<CacheDir, Problem> {
+        let shown = path.display();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| {
+                Problem::Unwritable(format!("cannot create the module cache {shown}: {e}"))
+            })?;
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| {
+                Problem::Untrusted(format!("cannot open the module cache {shown}: {e}"))
+            })?;
+        let meta = dir.metadata().map_err(|e| {
+            Problem::Untrusted(format!("cannot stat the module cache {shown}: {e}"))
+        })?;
+        check_private(&meta, &format!("the module cache {shown}"), 0o022)
+            .map_err(Problem::Untrusted)?;
+        Ok(CacheDir {
+            fd: dir.into(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path of entry `name`, for messages.
+    pub(crate) fn path_of(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Reads entry `name` whole (one read of at most `max_len` bytes), or
+    /// `None` when there is none. The open file comes back too, to
+    /// [`touch`](CacheDir::touch) once the entry has been used.
+    ///
+    /// # Errors
+    /// Why the entry may not be used (a sentence naming it): a symbolic
+    /// link, not a regular file, not the user's alone, larger than the
+    /// cache, unreadable.
+    pub(crate) fn read(&self, name: &str, max_len: u64) -> Result<Option<(Vec<u8>, File)>, String> {
+        let what = format!("the module cache entry {}", self.path_of(name).display());
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let mut file = match self.open_at(name, flags, 0) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(format!("{what} is a symbolic link"))
+            }
+            Err(e) => return Err(format!("cannot open {what}: {e}")),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot stat {what}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("{what} is not a regular file"));
+        }
+        check_private(&meta, &what, 0o022)?;
+        if meta.len() > max_len {
+            return Err(format!(
+                "{what} is larger than the whole cache may be ({} bytes)",
+                meta.len()
+            ));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        (&mut file)
+            .take(meta.len())
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read {what}: {e}"))?;
+        Ok(Some((bytes, file)))
+    }
+
+    /// Marks an entry as just used: eviction orders by its times. (Set
+    /// from the precise clock: the kernel's own file times may not tell
+    /// apart uses a few milliseconds apart.)
+    pub(crate) fn touch(&self, file: &File) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let time = libc::timespec {
+            tv_sec: now.as_secs() as libc::time_t,
+            tv_nsec: now.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: futimens on an open descriptor with two valid timespecs
+        // (access and modification times).
+        unsafe {
+            libc::futimens(file.as_raw_fd(), [time, time].as_ptr());
+        }
+    }
+
+    /// Writes entry `name` (the concatenation of `parts`) atomically: a new
+    /// temporary file (`0600`) renamed over it.
+    pub(crate) fn write(&self, name: &str, parts: &[&[u8]]) -> std::io::Result<()> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let tmp = format!(
+            "{name}.tmp{}.{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let written = self.open_at(&tmp, flags, 0o600).and_then(|mut file| {
+            parts.iter().try_for_each(|part| file.write_all(part))?;
+            self.touch(&file);
+            Ok(())
+        });
+        let result = written.and_then(|()| self.rename(&tmp, name));
+        if result.is_err() {
+            self.unlink(&tmp);
+        }
+        result
+    }
+
+    /// Removes least recently used entries until they take at most
+    /// `max_bytes`, and what earlier versions or dead writers left.
+    pub(crate) fn evict(&self, max_bytes: u64) {
+        let Ok(list) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        for item in list.flatten() {
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stat) = self.stat_at(name) else {
+                continue;
+            };
+            if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+                continue;
+            }
+            let mtime = (stat.st_mtime, stat.st_mtime_nsec);
+            if name.ends_with(ENTRY_SUFFIX) {
+                entries.push((mtime, stat.st_size.max(0) as u64, name.to_string()));
+            } else if name.ends_with(LEGACY_SUFFIX) {
+                self.unlink(name);
+            } else if name.contains(&format!("{ENTRY_SUFFIX}.tmp")) {
+                let modified =
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
+                if now.duration_since(modified).unwrap_or_default() > STALE_TMP {
+                    self.unlink(name);
+                }
+            }
+        }
+        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        entries.sort();
+        for (_, size, name) in entries {
+            if total <= max_bytes {
+                break;
+            }
+            self.unlink(&name);
+            total -= size;
+        }
+    }
+
+    fn open_at(&self, name: &str, flags: i32, mode: libc::mode_t) -> std::io::Result<File> {
+        let name = c_name(name)?;
+        // SAFETY: openat with our directory descriptor and a NUL-terminated
+        // name; the result is a new descriptor owned by the `File`.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                flags,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn stat_at(&self, name: &str) -> Option<libc::stat> {
+        let name = c_name(name).ok()?;
+        // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat with our directory, a NUL-terminated name and a
+        // valid out-pointer; symbolic links are not followed.
+        let ret = unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        (ret == 0).then_some(stat)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        let dir = self.fd.as_raw_fd();
+        // SAFETY: renameat within our directory with NUL-terminated names.
+        if unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn unlink(&self, name: &str) {
+        if let Ok(name) = c_name(name) {
+            // SAFETY: unlinkat within our directory with a NUL-terminated
+            // name.
+            unsafe {
+                libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), 0);
+            }
+        }
+    }
+}
+
+fn c_name(name: &str) -> std::io::Result<CString> {
+    CString::new(Path::new(name).as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+}

@@ -1,0 +1,443 @@
+//! The compiled-module cache: a second run of the same module does not
+//! compile it again.
+//!
+//! # Trust
+//!
+//! An entry is native code (a wasmtime serialized module): loading it runs
+//! whatever it contains, outside the wasm sandbox. So an entry is loaded
+//! only when it deserves it:
+//!
+//! * **The directory** must belong to the current user (the effective uid)
+//!   and not be writable by group or others; otherwise the cache is not used
+//!   (one warning). It is created `0700`.
+//! * **Each entry** likewise (an entry that is not is not loaded: it is
+//!   compiled again and replaced), and must be a regular file, not a
+//!   symbolic link.
+//! * **Entries are authenticated.** An entry is
+//!   `MAGIC (8 bytes) | MAC (32 bytes) | serialized module`, where the MAC
+//!   is the HMAC-SHA256, under the user's cache key, of the magic, the
+//!   engine's compatibility hash (wasmtime version and settings), the
+//!   SHA-256 of the module's bytes and the serialized module. The entry's
+//!   name is derived from the same two hashes, and the MAC covers them, so an
+//!   entry is only good under its own name: a valid entry of another module
+//!   planted under this one's name fails like a forged or edited one.
+//!   Anything that does not authenticate (replaced, edited, truncated,
+//!   garbage, another format) is never loaded: the module is compiled again,
+//!   the entry replaced, and one warning printed.
+//! * **The key** (32 random bytes from `getrandom`) lives outside the cache
+//!   directory, in the user's configuration:
+//!   `$XDG_CONFIG_HOME/procbridge/cache.key`, else
+//!   `~/.config/procbridge/cache.key` ([`ModuleCache::default_key_file`]),
+//!   created `0600` in a `0700` directory, and is only used when it is the
+//!   user's alone (not readable or writable by group or others). Keeping it
+//!   apart from the cache (rather than next to it) means that a job granted
+//!   the cache's directory, or its parent (`~/.cache`), can write entries
+//!   but cannot read the key, so it cannot forge one.
+//! * **Loading is from the verified bytes.** An entry is read into memory
+//!   once, through a descriptor opened relative to the checked directory,
+//!   its MAC checked over those bytes, and the module deserialized from
+//!   them: nothing can be swapped in between the check and the load.
+//! * **Grants.** A job granted a directory inside (or containing) the cache
+//!   directory, or containing the key, could tamper with the cache or read
+//!   the key: the CLI does not use the cache for such a job
+//!   ([`ModuleCache::exposed_to`]). A job that was granted the key's
+//!   directory has seen the key: delete the key file to make a new one (the
+//!   entries are then compiled again).
+//!
+//! A cache hit reads and hashes the module's bytes once (its name), reads
+//! the entry once and computes its MAC once, then deserializes it.
+//!
+//! # Size
+//!
+//! The entries take at most [`ModuleCache::max_bytes`] (default 1 GiB):
+//! after each store the least recently used entries are removed (an entry's
+//! times are set on each hit).
+
+mod dir;
+mod hmac;
+mod key;
+
+use crate::policy::Policy;
+use anyhow::Result;
+use dir::{CacheDir, Problem};
+use key::Key;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use wasmtime::{Engine, Module};
+
+/// The default size cap of the entries.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// The first bytes of every entry (the format's version is its last byte).
+const MAGIC: &[u8; 8] = b"PBCACHE1";
+
+/// Bytes before the serialized module: the magic and the MAC.
+const HEADER: usize = MAGIC.len() + 32;
+
+/// A directory of compiled modules.
+#[derive(Clone)]
+pub struct ModuleCache {
+    dir: PathBuf,
+    key_file: Option<PathBuf>,
+    max_bytes: u64,
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one cache share: its key, once read, and which
+/// warnings were given.
+#[derive(Default)]
+struct Shared {
+    key: OnceLock<Result<Key, String>>,
+    warned: AtomicU8,
+}
+
+impl std::fmt::Debug for ModuleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleCache")
+            .field("dir", &self.dir)
+            .field("key_file", &self.key_file)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a loaded module came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled now (and stored in the cache, if there is one).
+    Compiled,
+    /// Loaded from the cache without compiling.
+    Cached,
+}
+
+/// What a warning is about; each is given once per cache.
+#[derive(Clone, Copy)]
+enum Warning {
+    /// The cache is not used (directory or key not trustworthy).
+    Untrusted = 1,
+    /// An entry was refused.
+    Entry = 2,
+    /// The cache cannot be written.
+    Unwritable = 4,
+}
+
+impl ModuleCache {
+    /// A cache in `dir` (created on first use), with the key in
+    /// [`ModuleCache::default_key_file`] and a size cap of
+    /// [`DEFAULT_MAX_BYTES`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ModuleCache {
+            dir: dir.into(),
+            key_file: Self::default_key_file(),
+            max_bytes: DEFAULT_MAX_BYTES,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Keeps the key in `path` instead (outside the cache directory; see
+    /// "Trust" above).
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self.shared = Arc::default();
+        self
+    }
+
+    /// Lets the entries take at most `bytes`; the least recently used go
+    /// first.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The default location: `$PROCBRIDGE_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/procbridge`, else `$HOME/.cache/procbridge`.
+    ///
+    /// # Ambient authority
+    /// Reads the process environment.
+    pub fn default_dir() -> Option<PathBuf> {
+        env_path("PROCBRIDGE_CACHE_DIR")
+            .or_else(|| env_path("XDG_CACHE_HOME").map(|d| d.join("procbridge")))
+            .or_else(|| env_path("HOME").map(|d| d.join(".cache").join("procbridge")))
+    }
+
+    /// The default key file: `$XDG_CONFIG_HOME/procbridge/cache.key`, else
+    /// `$HOME/.config/procbridge/cache.key`.
+    ///
+    /// # Ambient authority
+    /// Reads the process environment.
+    pub fn default_key_file() -> Option<PathBuf> {
+        env_path("XDG_CONFIG_HOME")
+            .or_else(|| env_path("HOME").map(|d| d.join(".config")))
+            .map(|d| d.join("procbridge").join("cache.key"))
+    }
+
+    /// The directory entries are kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Why a guest running under `policy` could tamper with this cache: a
+    /// granted directory inside or containing the cache directory, or
+    /// containing the key file (paths compared canonical, as grants are).
+    /// `None` when it cannot.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// use procbridge::{DirPerms, ModuleCache, Policy};
+    /// let policy = Policy::builder().dir("/home/me", "/home", DirPerms::ReadWrite)?.build();
+    /// let cache = ModuleCache::new("/home/me/.cache/procbridge");
+    /// assert!(cache.exposed_to(&policy).is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn exposed_to(&self, policy: &Policy) -> Option<String> {
+        let dir = resolved(&self.dir);
+        let key = self.key_file.as_deref().map(resolved);
+        for grant in policy.dirs() {
+            let granted = grant.host.display();
+            if dir.starts_with(&grant.host) {
+                return Some(format!(
+                    "the module cache {} is inside the granted directory {granted}",
+                    dir.display()
+                ));
+            }
+            if grant.host.starts_with(&dir) {
+                return Some(format!(
+                    "the module cache {} contains the granted directory {granted}",
+                    dir.display()
+                ));
+            }
+            if let Some(key) = key.as_ref().filter(|k| k.starts_with(&grant.host)) {
+                return Some(format!(
+                    "the module cache key {} is inside the granted directory {granted}",
+                    key.display()
+                ));
+            }
+        }
+        None
+    }
+
+    /// Loads the compiled form of `bytes`, compiling and storing it when
+    /// there is no trustworthy entry for it (see "Trust" above). Problems
+    /// with the cache are not errors: each kind is one warning on stderr
+    /// (`procbridge: warning: ...`), and the module is compiled.
+    ///
+    /// # Errors
+    /// When `bytes` is not a valid module.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Module, Origin)> {
+        let module_hash: [u8; 32] = Sha256::digest(bytes).into();
+        let engine_hash = engine_hash(engine);
+        let name = entry_name(&engine_hash, &module_hash);
+        let trusted = match self.open() {
+            Ok(trusted) => Some(trusted),
+            Err(Problem::Untrusted(why)) => {
+                self.warn(
+                    Warning::Untrusted,
+                    &format!("{why}: compiling without the cache"),
+                );
+                None
+            }
+            Err(Problem::Unwritable(why)) => {
+                self.warn(
+                    Warning::Unwritable,
+                    &format!("{why}: compiling without the cache"),
+                );
+                None
+            }
+        };
+        let Some((dir, key)) = trusted else {
+            return Ok((Module::new(engine, bytes)?, Origin::Compiled));
+        };
+        let hashes = [&engine_hash[..], &module_hash[..]];
+        match dir.read(&name, self.max_bytes) {
+            Ok(None) => {}
+            Ok(Some((entry, file))) => match verify(&entry, &key, hashes) {
+                Ok(payload) => {
+                    // SAFETY: `payload` is what `store` below serialized
+                    // for this module and engine: its MAC under the user's
+                    // key, kept outside the cache, checked over these very
+                    // bytes (see "Trust").
+                    match unsafe { Module::deserialize(engine, payload) } {
+                        Ok(module) => {
+                            dir.touch(&file);
+                            return Ok((module, Origin::Cached));
+                        }
+                        Err(e) => self.refused(&dir, &name, &format!("does not load ({e})")),
+                    }
+                }
+                Err(why) => self.refused(&dir, &name, why),
+            },
+            Err(why) => self.warn(
+                Warning::Entry,
+                &format!("{why}: it is compiled again and replaced"),
+            ),
+        }
+        let module = Module::new(engine, bytes)?;
+        match store(&dir, &name, &key, hashes, &module) {
+            Ok(()) => dir.evict(self.max_bytes),
+            Err(e) => self.warn(
+                Warning::Unwritable,
+                &format!(
+                    "cannot write the module cache {}: {e:#}; compiled modules are not kept",
+                    self.dir.display()
+                ),
+            ),
+        }
+        Ok((module, Origin::Compiled))
+    }
+
+    /// The checked directory and the key, or why the cache is not used.
+    fn open(&self) -> Result<(CacheDir, Key), Problem> {
+        let dir = CacheDir::open(&self.dir)?;
+        let key = self.shared.key.get_or_init(|| match &self.key_file {
+            Some(path) => key::load_or_create(path),
+            None => Err(
+                "there is no place for the module cache key (set HOME or XDG_CONFIG_HOME)".into(),
+            ),
+        });
+        match key {
+            Ok(key) => Ok((dir, *key)),
+            Err(why) => Err(Problem::Untrusted(why.clone())),
+        }
+    }
+
+    fn refused(&self, dir: &CacheDir, name: &str, why: &str) {
+        self.warn(
+            Warning::Entry,
+            &format!(
+                "the module cache entry {} {why}: it is compiled again and replaced",
+                dir.path_of(name).display()
+            ),
+        );
+    }
+
+    fn warn(&self, which: Warning, message: &str) {
+        let bit = which as u8;
+        if self.shared.warned.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            eprintln!("procbridge: warning: {message}");
+        }
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The serialized module of `entry` if it authenticates, or why not.
+fn verify<'a>(entry: &'a [u8], key: &Key, hashes: [&[u8]; 2]) -> Result<&'a [u8], &'static str> {
+    if entry.len() < HEADER {
+        return Err("is too short to be an entry");
+    }
+    let (magic, rest) = entry.split_at(MAGIC.len());
+    let (mac, payload) = rest.split_at(32);
+    if magic != MAGIC {
+        return Err("is not in the cache's format");
+    }
+    let expected = hmac::hmac_sha256(key, &[MAGIC, hashes[0], hashes[1], payload]);
+    if !hmac::same(&expected, mac) {
+        return Err("does not authenticate with this user's cache key (it was modified, or written with another key)");
+    }
+    Ok(payload)
+}
+
+/// Serializes `module` into entry `name`, with its MAC.
+fn store(dir: &CacheDir, name: &str, key: &Key, hashes: [&[u8]; 2], module: &Module) -> Result<()> {
+    let payload = module.serialize()?;
+    let mac = hmac::hmac_sha256(key, &[MAGIC, hashes[0], hashes[1], &payload]);
+    dir.write(name, &[MAGIC, &mac, &payload])?;
+    Ok(())
+}
+
+/// A digest of the engine's compatibility hash (wasmtime version and
+/// compilation settings): entries of another engine are other entries.
+fn engine_hash(engine: &Engine) -> [u8; 32] {
+    /// Feeds what a `Hash` implementation writes into SHA-256.
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn finish(&self) -> u64 {
+            // Unused: the digest is taken from the inner hasher.
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut sha = Sha(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut sha);
+    sha.0.finalize().into()
+}
+
+/// The file name of the entry for a module and engine.
+fn entry_name(engine_hash: &[u8; 32], module_hash: &[u8; 32]) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"procbridge module cache entry");
+    digest.update(engine_hash);
+    digest.update(module_hash);
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}{}", dir::ENTRY_SUFFIX)
+}
+
+/// `path` made absolute and canonical as far as it exists (symbolic links
+/// resolved), with the part that does not exist yet appended as written
+/// (`.` and `..` resolved by name, which is right where nothing exists).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::from("/");
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => {
+                out.push(name);
+                if let Ok(canonical) = out.canonicalize() {
+                    out = canonical;
+                }
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_through_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        std::os::unix::fs::symlink(&real, real.join("link")).unwrap();
+        assert_eq!(resolved(&real.join("link/a/b")), real.join("a/b"));
+        assert_eq!(resolved(&real.join("a/../b")), real.join("b"));
+    }
+
+    #[test]
+    fn an_entry_authenticates_only_under_its_own_key_and_hashes() {
+        let key = [7u8; 32];
+        let (engine, module) = ([1u8; 32], [2u8; 32]);
+        let payload = b"compiled code";
+        let mac = hmac::hmac_sha256(&key, &[MAGIC, &engine, &module, payload]);
+        let entry = [&MAGIC[..], &mac, payload].concat();
+        assert_eq!(verify(&entry, &key, [&engine, &module]), Ok(&payload[..]));
+        assert!(verify(&entry, &[8u8; 32], [&engine, &module]).is_err());
+        assert!(verify(&entry, &key, [&engine, &[3u8; 32]]).is_err());
+        assert!(verify(&entry, &key, [&[3u8; 32], &module]).is_err());
+        assert!(verify(&entry[..HEADER - 1], &key, [&engine, &module]).is_err());
+        let mut edited = entry.clone();
+        *edited.last_mut().unwrap() ^= 1;
+        assert!(verify(&edited, &key, [&engine, &module]).is_err());
+    }
+}
