@@ -187,7 +187,7 @@ class Scenarios(unittest.TestCase):
             for figure in _figures(scenario)
         }
         self.assertEqual(found["startup_ms"], [])  # issue 2: report only
-        self.assertEqual(found["run_true_us"], [(NATIVE, 1.2, None, False)])
+        self.assertEqual(found["run_true_us"], [(NATIVE, 1.5, None, False)])
         self.assertEqual(
             found["communicate_cat_mb_s"], [(NATIVE, 1.25, None, False), (PYTHON, 0.5, None, False)]
         )
