@@ -679,3 +679,40 @@ fn a_command_cannot_trace_signal_the_host_or_connect_out() {
     );
     assert!(probe_stdout(&out).contains("connected"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_fork_child_holds_no_descriptor_of_its_parents_commands() {
+    // The parent's commands' pipes, pidfds and jail channels are the
+    // parent's: a fork child closes its copies.
+    use std::io::{BufRead, BufReader, Write};
+    let fds_of_fork_child = |popens: &str| {
+        let mut host = procbridge()
+            .args(["run", "--allow-run", "sleep"])
+            .arg(guest("escape_probe"))
+            .args(["fork_with_popens", popens])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        let pid = line.strip_prefix("child ").unwrap().to_string();
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect();
+        writeln!(host.stdin.take().unwrap()).unwrap();
+        assert!(host.wait().unwrap().success());
+        fds
+    };
+    let (mut none, mut three) = (fds_of_fork_child("0"), fds_of_fork_child("3"));
+    // Socket and pipe inode numbers differ between runs: compare kinds.
+    let kind = |t: &String| t.split(':').next().unwrap_or("").to_string();
+    none.sort();
+    three.sort();
+    let none: Vec<String> = none.iter().map(kind).collect();
+    let three: Vec<String> = three.iter().map(kind).collect();
+    assert_eq!(three.len(), none.len(), "{three:?}\nagainst\n{none:?}");
+}

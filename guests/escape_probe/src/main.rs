@@ -16,7 +16,10 @@
 //! * `random`: 16 random bytes from `random_get`, in this process, in two
 //!   fork children and in two spawn-method children;
 //! * `pause`: forks a child that sleeps a second, prints
-//!   `ready PARENT CHILD`, waits for a line on stdin, then for the child.
+//!   `ready PARENT CHILD`, waits for a line on stdin, then for the child;
+//! * `fork_with_popens N`: starts N `sleep 5` commands with piped stdout,
+//!   then forks; the child prints `child PID` and waits for a line on
+//!   stdin, the parent waits for the child.
 
 use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::subprocess::{self, RunOptions};
@@ -51,6 +54,7 @@ fn main() {
             "spawn_run" => in_spawn_child("run_argv", &rest.join("\u{1}")),
             "random" => random(),
             "pause" => pause(),
+            "fork_with_popens" => fork_with_popens(rest[0].parse().unwrap_or(0)),
             _ => {
                 eprintln!("unknown scenario {:?}", scenario);
                 std::process::exit(2);
@@ -226,4 +230,25 @@ fn pause() {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     os::waitpid(pid as i32, 0).expect("waitpid");
+}
+
+fn fork_with_popens(n: usize) {
+    use procbridge_sdk::subprocess::{Popen, PIPE};
+    let popens: Vec<Popen> = (0..n)
+        .map(|_| {
+            Popen::builder(["sleep", "5"])
+                .stdout(PIPE)
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let pid = os::fork().expect("fork");
+    if pid == 0 {
+        println!("child {}", os::getpid());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        std::process::exit(0);
+    }
+    os::waitpid(pid as i32, 0).expect("waitpid");
+    drop(popens);
 }

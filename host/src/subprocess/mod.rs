@@ -127,12 +127,14 @@ impl Popen {
     }
 
     /// In a fork child, for a `Popen` of the parent: closes this process's
-    /// copies of the pipes (the parent's stay open), so the child holds no
-    /// descriptor it cannot use. The rest is then forgotten, not dropped.
+    /// copies of the pipes and of the child's pidfd and jail channel (the
+    /// parent's stay open), so the child holds no descriptor it cannot use.
+    /// The rest is then forgotten, not dropped.
     pub(crate) fn close_pipes_in_fork_child(&mut self) {
         self.stdin = None;
         self.stdout = None;
         self.stderr = None;
+        self.child.close_descriptors_in_fork_child();
     }
 
     /// Moves the stdout pipe out (to become another child's stdin).

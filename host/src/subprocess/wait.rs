@@ -58,6 +58,13 @@ impl Child {
         }
     }
 
+    /// In a fork child, for the parent's child: closes this process's copies
+    /// of its pidfd and channel (closing a copy tells the jail nothing).
+    pub(crate) fn close_descriptors_in_fork_child(&mut self) {
+        self.pidfd = None;
+        self.channel = None;
+    }
+
     /// The real OS pid.
     pub(crate) fn pid(&self) -> i32 {
         self.pid
