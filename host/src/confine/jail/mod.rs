@@ -74,6 +74,10 @@ pub struct Jail {
     helper: libc::pid_t,
     owner: u32,
     cgroup: Option<PidsCgroup>,
+    /// Without a pids cgroup: `RLIMIT_NPROC` for commands, which the kernel
+    /// counts per user inside the jail's user namespace (the helper
+    /// included), except for root's uid outside.
+    nproc: Option<u64>,
     /// Grants by guest path, and where commands see them.
     mounts: Vec<(PathBuf, PathBuf)>,
     warnings: Vec<String>,
@@ -127,10 +131,22 @@ impl Jail {
         jail.mounts = mounts;
         match cgroup {
             Ok(cgroup) => jail.cgroup = Some(cgroup),
-            Err(err) => jail.warnings.push(format!(
-                "no pids cgroup ({err}): the process limit counts the processes procbridge \
-                 starts, not those commands fork themselves"
-            )),
+            Err(err) => {
+                jail.nproc = Some(policy.limits().max_processes as u64 + 1);
+                // SAFETY: a plain id query.
+                let kernel_counts = policy.run_as().is_some() || unsafe { libc::geteuid() } != 0;
+                jail.warnings.push(if kernel_counts {
+                    format!(
+                        "no pids cgroup ({err}): commands' own forks are limited by \
+                         RLIMIT_NPROC inside the jail instead"
+                    )
+                } else {
+                    format!(
+                        "no pids cgroup ({err}): the process limit counts the processes \
+                         procbridge starts, not those commands fork themselves (use --run-as)"
+                    )
+                });
+            }
         }
         Ok(jail)
     }
@@ -138,12 +154,6 @@ impl Jail {
     /// What the jail could not set up (it still runs).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// Whether the kernel counts every process of the jail against the
-    /// process limit (a pids cgroup).
-    pub fn counts_processes(&self) -> bool {
-        self.cgroup.is_some()
     }
 
     /// Where commands see the granted directory `grant`.
@@ -373,6 +383,7 @@ fn launch(
         helper: 0,
         owner: std::process::id(),
         cgroup: None,
+        nproc: None,
         mounts: Vec::new(),
         warnings: Vec::new(),
     };
