@@ -71,6 +71,22 @@ pub fn waitpid(pid: i32, options: i32) -> Result<(u32, i32)> {
     Ok((ret as u32, status))
 }
 
+/// `os.kill(pid, signal)`: signals this process or one of its own
+/// `os.fork` children not yet waited for (nothing else).
+///
+/// # Errors
+/// `ESRCH` for any other pid, `EINVAL` for a signal outside 1..=64.
+pub fn kill(pid: u32, signal: i32) -> Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { sys::kill(pid as i32, signal) }).map(drop)
+}
+
+/// `os.cpu_count()`: the number of CPUs this process may run on.
+pub fn cpu_count() -> usize {
+    // SAFETY: no arguments.
+    unsafe { sys::cpu_count() }.max(1) as usize
+}
+
 /// `os.wait()`: waits for any `os.fork` child.
 ///
 /// # Errors

@@ -46,6 +46,8 @@ extern "C" {
     // os.fork and multiprocessing.Process
     pub fn fork() -> i32;
     pub fn waitpid(pid: i32, options: i32, status: *mut i32) -> i32;
+    pub fn kill(pid: i32, signal: i32) -> i32;
+    pub fn cpu_count() -> i32;
     pub fn process_start(
         target: *const u8,
         target_len: i32,

@@ -113,6 +113,8 @@ pub struct Bridge {
     /// The job's jail, where its commands run (`None`: no commands are
     /// granted, or this machine cannot make one).
     pub(crate) jail: Option<Arc<Jail>>,
+    /// The Python door, for a Python guest.
+    pub(crate) door: Option<crate::python::door::Door>,
 }
 
 impl Bridge {
@@ -128,6 +130,7 @@ impl Bridge {
             pending_result: None,
             memory: None,
             jail: None,
+            door: None,
         }
     }
 
@@ -184,6 +187,11 @@ pub struct GuestBuilder {
     stdin_set: bool,
     policy: Arc<Policy>,
     jail: JailChoice,
+    /// Read-only directories the guest sees besides its grants (procbridge's
+    /// own: the Python library); never given to commands.
+    extra_dirs: Vec<(Arc<cap_std::fs::Dir>, String)>,
+    /// A Python door in this directory, seen at this guest path.
+    door: Option<(Arc<cap_std::fs::Dir>, String)>,
 }
 
 /// Where a guest's commands run.
@@ -271,6 +279,20 @@ impl GuestBuilder {
         self
     }
 
+    /// Lets the guest read `dir` at `guest` (procbridge's own files, such as
+    /// the Python library; not a grant: commands never see it).
+    pub(crate) fn extra_dir(&mut self, dir: Arc<cap_std::fs::Dir>, guest: &str) -> &mut Self {
+        self.extra_dirs.push((dir, guest.to_string()));
+        self
+    }
+
+    /// Opens the Python door (see [`crate::python`]) in the empty directory
+    /// `dir`, seen by the guest at `guest`.
+    pub(crate) fn door(&mut self, dir: Arc<cap_std::fs::Dir>, guest: &str) -> &mut Self {
+        self.door = Some((dir, guest.to_string()));
+        self
+    }
+
     /// A child's commands run where its parent's do.
     pub(crate) fn inherit_jail(&mut self, jail: Option<Arc<Jail>>) -> &mut Self {
         self.jail = JailChoice::Inherit(jail);
@@ -297,12 +319,27 @@ impl GuestBuilder {
         wasi.allow_blocking_current_thread(true);
         // Randomness with no state a fork could copy.
         wasi.secure_random(OsRandom).insecure_random(OsRandom);
-        for dir in self.policy.dirs() {
-            // Through the descriptor opened at start-up, never the path.
-            let fd = format!("/proc/self/fd/{}", dir.dir.as_raw_fd());
-            wasi.preopened_dir(&fd, &dir.guest, dir.perms)
+        // Preopens are numbered from 3 in this order: the door's first.
+        let mut preopen = |dir: &cap_std::fs::Dir, guest: &str, perms| {
+            // Through the descriptor opened at start-up, never a path.
+            let fd = format!("/proc/self/fd/{}", dir.as_raw_fd());
+            wasi.preopened_dir(&fd, guest, perms)
+                .map(drop)
                 .map_err(anyhow::Error::from)
+        };
+        let door = match &self.door {
+            Some((dir, guest)) => {
+                preopen(dir, guest, DirPerms::ReadOnly)?;
+                Some(crate::python::door::Door::new(3))
+            }
+            None => None,
+        };
+        for dir in self.policy.dirs() {
+            preopen(&dir.dir, &dir.guest, dir.perms)
                 .map_err(|e| e.context(format!("--dir {}", dir.host.display())))?;
+        }
+        for (dir, guest) in &self.extra_dirs {
+            preopen(dir, guest, DirPerms::ReadOnly)?;
         }
         match &self.stdin {
             Stdio::Inherit if self.stdin_set => {
@@ -329,6 +366,7 @@ impl GuestBuilder {
         bridge.granted_env = self.policy.env().to_vec();
         bridge.process.origin = Some(Arc::new(self.clone()));
         bridge.jail = jail;
+        bridge.door = door;
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,

@@ -43,6 +43,7 @@ pub mod policy_file;
 pub(crate) mod pool;
 pub mod process;
 mod process_local;
+pub mod python;
 pub mod runtime;
 pub(crate) mod subprocess;
 pub mod supervisor;

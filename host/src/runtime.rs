@@ -96,6 +96,9 @@ pub struct Program {
     module: Module,
     pre: InstancePre<HostState>,
     origin: Origin,
+    /// The linker it was linked with (the Python door calls host functions
+    /// through it).
+    linker: Arc<Linker<HostState>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -125,6 +128,10 @@ impl Program {
 
     pub(crate) fn instance_pre(&self) -> &InstancePre<HostState> {
         &self.pre
+    }
+
+    pub(crate) fn linker(&self) -> &Arc<Linker<HostState>> {
+        &self.linker
     }
 }
 
@@ -175,6 +182,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
+        crate::python::door::add_to_linker(&mut linker)?;
         crate::api::add_to_linker(&mut linker)?;
         let mut store = Store::new(&engine, GuestBuilder::new().build()?);
         let defined = linker
@@ -279,6 +287,7 @@ impl Runtime {
             module,
             pre,
             origin,
+            linker: self.linker.clone(),
         })
     }
 

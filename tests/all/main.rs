@@ -20,6 +20,7 @@ mod pipe;
 mod policy;
 mod pool;
 mod process;
+mod python;
 mod queue;
 mod queue_procs;
 mod subprocess;

@@ -8,6 +8,8 @@
 //! | `take_result(ptr, len) -> i32` | copies the waiting result (exactly `len` bytes) to `ptr`; `0` |
 //! | `fork() -> i32` | `0` in the child, the child's pid in the parent |
 //! | `waitpid(pid, options, status_ptr) -> i32` | the pid reaped (its wait status at `status_ptr`), or `0` with `WNOHANG` |
+//! | `kill(pid, signal) -> i32` | `0`; signals one of this process's own `fork` children |
+//! | `cpu_count() -> i32` | the number of CPUs this process may run on |
 
 use super::{with_memory, with_state, MODULE};
 use crate::ctx::HostState;
@@ -25,6 +27,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     linker.func_wrap(MODULE, "take_result", take_result)?;
     linker.func_wrap(MODULE, "fork", fork)?;
     linker.func_wrap(MODULE, "waitpid", waitpid)?;
+    linker.func_wrap(MODULE, "kill", kill)?;
+    linker.func_wrap(MODULE, "cpu_count", cpu_count)?;
     Ok(())
 }
 
@@ -34,6 +38,41 @@ fn getpid() -> i32 {
 
 fn getppid() -> i32 {
     std::os::unix::process::parent_id() as i32
+}
+
+/// `os.kill` for a guest: itself, or one of its own `fork` children that
+/// has not been waited for (a `Process` child of a Python guest is one).
+fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        if !(1..=64).contains(&signal) {
+            return Err(BridgeError::invalid(format!(
+                "{signal} is not a signal number (1..=64)"
+            )));
+        }
+        if pid == std::process::id() as i32 {
+            // SAFETY: a signal to this very process.
+            unsafe { libc::kill(pid, signal) };
+            return Ok(0);
+        }
+        let child = state
+            .bridge
+            .process
+            .fork_children
+            .iter_mut()
+            .find(|c| c.pid() == pid && pid > 0)
+            .ok_or_else(|| {
+                BridgeError::new(
+                    Errno::Srch,
+                    format!("{pid} is not an os.fork child of this process"),
+                )
+            })?;
+        child.signal(signal)?;
+        Ok(0)
+    })
+}
+
+fn cpu_count() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(i32::MAX as usize) as i32)
 }
 
 fn last_error(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {

@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch: one module per subcommand.
 
+mod job;
 mod policy;
+mod python;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(Box<run::RunCommand>),
+    Python(Box<python::PythonCommand>),
     Policy(policy::PolicyCommand),
 }
 
@@ -58,6 +61,7 @@ pub(crate) fn main() -> i32 {
     };
     match cli.command {
         Command::Run(cmd) => cmd.execute(),
+        Command::Python(cmd) => cmd.execute(),
         Command::Policy(cmd) => cmd.execute(),
     }
 }

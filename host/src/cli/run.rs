@@ -1,14 +1,8 @@
 //! `procbridge run`: run a guest module.
 
-use super::ExitCode;
-use anyhow::{anyhow, Context};
+use super::job::{exit_code, JobOptions};
 use clap::Args;
-use procbridge::{
-    audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, ModuleCache, Policy,
-    PolicyBuilder, RunError, Runtime, Stdio,
-};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Run a WebAssembly module (wasm32-wasi command) with the grants given.
 ///
@@ -20,101 +14,8 @@ use std::time::Duration;
 /// limit with 124.
 #[derive(Debug, Args)]
 pub(crate) struct RunCommand {
-    /// Read grants and limits from a policy file (TOML, see docs/policy.md);
-    /// the flags below add to it.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-
-    /// Grant a host directory, read-write, seen by the guest at GUEST
-    /// (default: the same path); commands the guest runs may use it too.
-    /// Repeatable.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-    dirs: Vec<String>,
-
-    /// Grant a host directory, read-only. Repeatable.
-    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
-    dirs_ro: Vec<String>,
-
-    /// Let granted directories lie inside read-write grants (refused
-    /// otherwise: a guest could swap them).
-    #[arg(long)]
-    allow_overlap: bool,
-
-    /// Grant an environment variable: NAME=VALUE, or NAME to pass the
-    /// host's value. Repeatable.
-    #[arg(long = "env", value_name = "NAME[=VALUE]")]
-    env: Vec<String>,
-
-    /// Grant running a command: a name (resolved in PATH once, now) or an
-    /// absolute path. The guest may then spawn it by that name or by the
-    /// resolved path, and nothing else. Repeatable.
-    #[arg(long = "allow-run", value_name = "CMD")]
-    allow_run: Vec<String>,
-
-    /// Let the commands the guest runs use the network.
-    #[arg(long)]
-    network: bool,
-
-    /// Run commands as this host user (and group; default: the user's
-    /// number) instead of procbridge's own; only when procbridge runs as
-    /// root.
-    #[arg(long, value_name = "UID[:GID]")]
-    run_as: Option<String>,
-
-    /// Most live processes in the whole tree (guest processes and commands).
-    #[arg(long, value_name = "N")]
-    max_processes: Option<usize>,
-
-    /// Most linear memory of one wasm instance, in MiB.
-    #[arg(long, value_name = "MIB")]
-    max_memory: Option<usize>,
-
-    /// Most linear memory of all the wasm instances of the tree, in MiB.
-    #[arg(long, value_name = "MIB")]
-    max_total_memory: Option<u64>,
-
-    /// Most output one call may capture from a command, in MiB.
-    #[arg(long, value_name = "MIB")]
-    max_output: Option<usize>,
-
-    /// Most bytes waiting in one queue, in MiB.
-    #[arg(long, value_name = "MIB")]
-    max_queued: Option<usize>,
-
-    /// Stop the whole job after SECS seconds of wall-clock time (exit 124).
-    #[arg(long, value_name = "SECS")]
-    wall_time: Option<f64>,
-
-    /// Most CPU seconds of each process of the job.
-    #[arg(long, value_name = "SECS")]
-    cpu_time: Option<u64>,
-
-    /// Append a JSON line for every spawn, exit, kill, denial and limit hit
-    /// to FILE.
-    #[arg(long, value_name = "FILE")]
-    audit: Option<PathBuf>,
-
-    /// Most the job may write to the audit log, in MiB; then one record
-    /// says the log was truncated.
-    #[arg(long, value_name = "MIB")]
-    max_audit: Option<u64>,
-
-    /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
-    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge). Entries are
-    /// authenticated with a key in $XDG_CONFIG_HOME/procbridge/cache.key
-    /// (or ~/.config/procbridge/cache.key); the cache is not used when a
-    /// granted directory is inside or around it, or holds the key.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-
-    /// Most the cached modules may take, in MiB (default 1024); the least
-    /// recently used go first.
-    #[arg(long, value_name = "MB")]
-    cache_max_mb: Option<u64>,
-
-    /// Compile the module without reading or writing the cache.
-    #[arg(long, conflicts_with = "cache_dir")]
-    no_cache: bool,
+    #[command(flatten)]
+    job: JobOptions,
 
     /// The module to run (.wasm, or .wat text).
     #[arg(value_name = "MODULE")]
@@ -131,178 +32,13 @@ pub(crate) struct RunCommand {
 
 impl RunCommand {
     pub(crate) fn execute(self) -> i32 {
-        match self.run() {
-            Ok(code) => code,
-            Err((code, err)) => {
-                eprintln!("procbridge: {err:#}");
-                code as i32
-            }
-        }
+        exit_code(self.job.run(
+            |runtime| runtime.load_file(&self.module),
+            |guest| {
+                guest
+                    .arg(self.module.display().to_string())
+                    .args(self.args.iter().cloned());
+            },
+        ))
     }
-
-    fn run(self) -> Result<i32, (ExitCode, anyhow::Error)> {
-        let usage = |e: anyhow::Error| (ExitCode::Usage, e);
-        let policy = self.policy().map_err(usage)?;
-        if let Some(path) = &self.audit {
-            audit::open(path, policy.limits().max_audit_bytes)
-                .with_context(|| format!("--audit {}", path.display()))
-                .map_err(usage)?;
-        }
-        let cache = self.cache(&policy);
-        let limits = policy.limits().clone();
-        let mut guest = GuestBuilder::new();
-        guest
-            .arg(self.module.display().to_string())
-            .args(self.args.iter().cloned())
-            .stdin(Stdio::Inherit)
-            .policy(policy);
-        let state = guest.build().map_err(usage)?;
-
-        let internal = |e: anyhow::Error| (ExitCode::Internal, e);
-        let runtime = Runtime::with_cache(cache).map_err(internal)?;
-        let program = runtime
-            .load_file(&self.module)
-            .map_err(|e| (load_exit_code(&e), e.into()))?;
-        if let Some(seconds) = limits.cpu_seconds {
-            watchdog::arm_cpu_limit(seconds)
-                .context("--cpu-time")
-                .map_err(internal)?;
-        }
-        // From here on this process needs no privilege of its own.
-        state
-            .harden()
-            .context("dropping privileges")
-            .map_err(internal)?;
-        let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
-        runtime.run(&program, state).map_err(classify_run_error)
-    }
-
-    /// The module cache, unless the job could tamper with it (one warning).
-    fn cache(&self, policy: &Policy) -> Option<ModuleCache> {
-        let dir = match (&self.cache_dir, self.no_cache) {
-            (_, true) => return None,
-            (Some(dir), false) => dir.clone(),
-            (None, false) => ModuleCache::default_dir()?,
-        };
-        let mut cache = ModuleCache::new(dir);
-        if let Some(mb) = self.cache_max_mb {
-            cache = cache.max_bytes(mb.saturating_mul(1 << 20));
-        }
-        if let Some(why) = cache.exposed_to(policy) {
-            eprintln!("procbridge: warning: {why}: compiling without the cache");
-            return None;
-        }
-        Some(cache)
-    }
-
-    fn policy(&self) -> anyhow::Result<Policy> {
-        let mut policy = match &self.policy {
-            Some(path) => policy_file::load(path)?,
-            None => Policy::builder(),
-        };
-        for cmd in &self.allow_run {
-            policy = policy.allow_run(cmd)?;
-        }
-        for spec in &self.env {
-            policy = add_env(policy, spec)?;
-        }
-        for (specs, perms) in [
-            (&self.dirs, DirPerms::ReadWrite),
-            (&self.dirs_ro, DirPerms::ReadOnly),
-        ] {
-            for spec in specs {
-                let (host, guest) = parse_dir(spec);
-                policy = if self.allow_overlap {
-                    policy.dir_overlapping(host, guest, perms)?
-                } else {
-                    policy.dir(host, guest, perms)?
-                };
-            }
-        }
-        if self.network {
-            policy = policy.network(true);
-        }
-        if let Some(spec) = &self.run_as {
-            let (uid, gid) = parse_ids(spec)?;
-            policy = policy.run_as(uid, gid)?;
-        }
-        let limits = policy.limits_mut();
-        if let Some(n) = self.max_processes {
-            limits.max_processes = n;
-        }
-        if let Some(mib) = self.max_memory {
-            limits.max_memory_bytes = mib.saturating_mul(1 << 20);
-        }
-        if let Some(mib) = self.max_total_memory {
-            limits.max_total_memory_bytes = mib.saturating_mul(1 << 20);
-        }
-        if let Some(mib) = self.max_output {
-            limits.max_output_bytes = mib.saturating_mul(1 << 20);
-        }
-        if let Some(mib) = self.max_queued {
-            limits.max_queued_bytes = mib.saturating_mul(1 << 20);
-        }
-        if let Some(mib) = self.max_audit {
-            limits.max_audit_bytes = mib.saturating_mul(1 << 20);
-        }
-        if let Some(secs) = self.wall_time {
-            if !(secs.is_finite() && secs > 0.0) {
-                return Err(anyhow!(
-                    "--wall-time {secs}: give a positive number of seconds"
-                ));
-            }
-            limits.wall_time = Some(Duration::from_secs_f64(secs));
-        }
-        if let Some(secs) = self.cpu_time {
-            if secs == 0 {
-                return Err(anyhow!("--cpu-time 0: give at least 1 second"));
-            }
-            limits.cpu_seconds = Some(secs);
-        }
-        Ok(policy.build())
-    }
-}
-
-fn load_exit_code(err: &LoadError) -> ExitCode {
-    match err {
-        LoadError::Read { .. } => ExitCode::NoInput,
-        LoadError::NotWasm { .. } => ExitCode::NotWasm,
-        LoadError::UnknownImport { .. } | LoadError::Link { .. } => ExitCode::Link,
-        LoadError::MissingStart { .. } => ExitCode::NoStart,
-    }
-}
-
-fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
-    if let Some(load) = err.downcast_ref::<LoadError>() {
-        return (load_exit_code(load), err);
-    }
-    match err.downcast_ref::<RunError>() {
-        // A memory limit hit was recorded where the limit refused the
-        // growth.
-        Some(RunError::Trap(_)) => (ExitCode::Trap, err),
-        _ => (ExitCode::Internal, err),
-    }
-}
-
-fn add_env(policy: PolicyBuilder, spec: &str) -> anyhow::Result<PolicyBuilder> {
-    match spec.split_once('=') {
-        Some(("", _)) => Err(anyhow!("--env {spec}: empty variable name")),
-        Some((key, value)) => policy.env(key, value),
-        None => policy.pass_env(spec),
-    }
-}
-
-fn parse_ids(spec: &str) -> anyhow::Result<(u32, u32)> {
-    let number = |s: &str| {
-        s.parse::<u32>()
-            .map_err(|_| anyhow!("--run-as {spec}: give numeric ids, UID or UID:GID"))
-    };
-    match spec.split_once(':') {
-        Some((uid, gid)) => Ok((number(uid)?, number(gid)?)),
-        None => Ok((number(spec)?, number(spec)?)),
-    }
-}
-
-fn parse_dir(spec: &str) -> (&str, &str) {
-    spec.split_once("::").unwrap_or((spec, spec))
 }

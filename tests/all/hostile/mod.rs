@@ -53,6 +53,8 @@ cases! {
     os::last_error_bad_buffers,
     os::take_result_bad_buffers_keep_the_result,
     os::waitpid_without_children,
+    os::cpu_count_is_the_machines,
+    os::kill_reaches_only_own_fork_children,
     os::fork_child_exits_in_the_middle,
     os::fork_child_cannot_use_parent_handles,
     subprocess::popen_bad_pointers_and_lists,

@@ -1,4 +1,5 @@
-//! `os`: identity, `last_error`, `take_result`, `fork`, `waitpid`.
+//! `os`: identity, `last_error`, `take_result`, `fork`, `waitpid`, `kill`,
+//! `cpu_count`.
 
 use super::{Script, Via};
 use procbridge::Errno::*;
@@ -32,6 +33,48 @@ pub fn identity_ignores_everything() -> Script {
             "(call $getppid)",
             std::os::unix::process::parent_id() as i32,
         )
+}
+
+pub fn cpu_count_is_the_machines() -> Script {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+    Script::new(Via::Library).expect("(call $cpu_count)", cpus)
+}
+
+/// `kill` reaches this process's own unwaited fork children and nothing
+/// else: not the parent, not init, not a command, not a reaped child, no
+/// bad signal.
+pub fn kill_reaches_only_own_fork_children() -> Script {
+    with_commands(Script::new(Via::Cli))
+        .errno("(call $kill (call $getppid) (i32.const 15))", Srch)
+        .errno("(call $kill (i32.const 1) (i32.const 9))", Srch)
+        .errno("(call $kill (i32.const 0) (i32.const 9))", Srch)
+        .errno("(call $kill (i32.const -1) (i32.const 9))", Srch)
+        .errno("(call $kill (i32.const -2147483648) (i32.const 9))", Srch)
+        .errno("(call $kill (call $getpid) (i32.const 0))", Inval)
+        .errno("(call $kill (call $getpid) (i32.const 65))", Inval)
+        .errno("(call $kill (call $getpid) (i32.const -9))", Inval)
+        .keep("$a", POPEN_SLEEP)
+        .errno(
+            "(call $kill (call $popen_pid (global.get $a)) (i32.const 9))",
+            Srch,
+        )
+        .expect("(call $popen_close (global.get $a))", 0)
+        // A child that sleeps: SIGTERM ends it, its status says so.
+        .raw(&format!(
+            "(local.set $r (call $fork)) (if (i32.eqz (local.get $r)) (then \
+               (global.set $b {POPEN_SLEEP}) \
+               (drop (call $popen_wait (global.get $b) (i64.const -1) (i32.const 0x100))) \
+               (call $proc_exit (i32.const 0))))"
+        ))
+        .raw("(global.set $a (local.get $r))")
+        .expect("(call $kill (global.get $a) (i32.const 15))", 0)
+        .expect_expr(
+            "(call $waitpid (global.get $a) (i32.const 0) (i32.const 0x100))",
+            "(global.get $a)",
+        )
+        .expect("(i32.load (i32.const 0x100))", 15)
+        // Reaped: no longer a child to signal.
+        .errno("(call $kill (global.get $a) (i32.const 15))", Srch)
 }
 
 pub fn last_error_bad_buffers() -> Script {

@@ -14,6 +14,8 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("take_result", "(param i32 i32) (result i32)"),
     ("fork", "(result i32)"),
     ("waitpid", "(param i32 i32 i32) (result i32)"),
+    ("kill", "(param i32 i32) (result i32)"),
+    ("cpu_count", "(result i32)"),
     (
         "popen",
         "(param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)",

@@ -1,0 +1,37 @@
+"""subprocess beyond call: run with capture, text, input, check, timeouts,
+a pipeline between two commands, and what happens to an ungranted one.
+Run with: procbridge python --allow-run sort --allow-run sh --allow-run wc subprocess_tour.py"""
+import subprocess
+
+r = subprocess.run(['sort', '-r'], input=b'a\nc\nb\n', capture_output=True)
+print('run:', r.returncode, r.stdout)
+
+print('text:', subprocess.run(['sort'], input='y\nx\n', capture_output=True, text=True).stdout.split())
+
+print('check_output:', subprocess.check_output(['sh', '-c', 'echo out; echo err >&2'],
+                                               stderr=subprocess.STDOUT))
+
+try:
+    subprocess.run(['sh', '-c', 'exit 3'], check=True)
+except subprocess.CalledProcessError as e:
+    print('CalledProcessError:', e.returncode, e)
+
+try:
+    subprocess.run(['sh', '-c', 'echo partial; sleep 10'], capture_output=True, timeout=0.5)
+except subprocess.TimeoutExpired as e:
+    print('TimeoutExpired:', e.timeout, e.stdout)
+
+p = subprocess.Popen(['sh', '-c', 'sleep 10'])
+print('poll while running:', p.poll())
+p.terminate()
+print('terminated:', p.wait())
+
+first = subprocess.Popen(['sort'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+second = subprocess.Popen(['wc', '-l'], stdin=first.stdout, stdout=subprocess.PIPE)
+first.stdin.write(b'3\n1\n2\n')
+first.stdin.close()
+print('pipeline:', second.communicate()[0].strip(), first.wait(), second.returncode)
+
+with subprocess.Popen(['sort'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
+    out, _ = p.communicate('pear\napple\n')
+print('with Popen:', out.split(), p.returncode)

@@ -1,0 +1,104 @@
+"""multiprocessing.Pipe: a pair of procbridge connections (a socket pair
+carrying whole messages)."""
+import pickle
+
+from procbridge._door import Buf, call, check, error, received, timeout_us
+
+__all__ = ['Pipe', 'Connection']
+
+_CAP = 4096
+
+
+class Connection:
+    def __init__(self, handle, readable, writable):
+        self._handle = handle
+        self._readable = readable
+        self._writable = writable
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    @property
+    def readable(self):
+        return self._readable
+
+    @property
+    def writable(self):
+        return self._writable
+
+    def _check(self, want):
+        if self._handle is None:
+            raise OSError('handle is closed')
+        if want == 'r' and not self._readable:
+            raise OSError('connection is write-only')
+        if want == 'w' and not self._writable:
+            raise OSError('connection is read-only')
+
+    def send_bytes(self, buf, offset=0, size=None):
+        self._check('w')
+        data = bytes(memoryview(buf))
+        if offset < 0 or offset > len(data):
+            raise ValueError('offset is out of bounds')
+        if size is None:
+            size = len(data) - offset
+        if size < 0 or offset + size > len(data):
+            raise ValueError('size is out of bounds')
+        ret, _ = call('pipe_send', self._handle, Buf(data[offset:offset + size]))
+        if ret < 0:
+            raise _pipe_error('send', ret)
+
+    def send(self, obj):
+        self.send_bytes(pickle.dumps(obj))
+
+    def recv_bytes(self, maxlength=None):
+        self._check('r')
+        ret, (buf,) = call('pipe_recv', self._handle, Buf(_CAP), timeout_us())
+        if ret < 0:
+            raise _pipe_error('recv', ret)
+        data = received(ret, buf)
+        if maxlength is not None and len(data) > maxlength:
+            self.close()
+            raise OSError('bad message length')
+        return data
+
+    def recv(self):
+        return pickle.loads(self.recv_bytes())
+
+    def poll(self, timeout=0.0):
+        self._check('r')
+        return bool(check('pipe_poll', self._handle, timeout_us(True, timeout))[0])
+
+    def fileno(self):
+        raise OSError('procbridge connections have no file descriptor')
+
+    def close(self):
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            call('pipe_close', handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        raise TypeError('a procbridge Connection is shared by inheritance: pass it '
+                        'to Process(args=...), not through a queue')
+
+
+def _pipe_error(what, ret):
+    if -ret == 32:          # EPIPE: the other end is closed
+        return EOFError() if what == 'recv' else BrokenPipeError(32, 'broken pipe')
+    return error(what, ret)
+
+
+def Pipe(duplex=True):
+    """Two connections: (receiving, sending) ends, or two duplex ones."""
+    _, (pair,) = check('pipe_new', int(bool(duplex)), Buf(8, with_len=False))
+    a = int.from_bytes(pair[:4], 'little')
+    b = int.from_bytes(pair[4:], 'little')
+    if duplex:
+        return Connection(a, True, True), Connection(b, True, True)
+    return Connection(a, True, False), Connection(b, False, True)

@@ -1,0 +1,133 @@
+"""The door into procbridge's host functions.
+
+A call is one frame written to the door (`/dev/procbridge/door`); the host
+answers in place (layout in host/src/python/frame.rs):
+
+    b"PBD1", i32 return value, u32 frame length, u8 name length, name,
+    u8 argument count, then per argument a tag and its value:
+    b"i" i32 | b"I" i64 | b"b" u32 len + bytes (passes the address)
+    | b"B" u32 len + bytes (passes the address and the length)
+"""
+import errno as _errno
+import os as _os
+import struct as _struct
+
+_fd = _os.open('/dev/procbridge/door', _os.O_RDWR)
+
+_i32 = _struct.Struct('<i')
+_u32 = _struct.Struct('<I')
+_i64 = _struct.Struct('<q')
+
+
+class I64(int):
+    """An argument passed as an i64 (timeouts)."""
+    __slots__ = ()
+
+
+class Buf:
+    """A buffer in the frame: its address is passed (with its length, as
+    two arguments, when `with_len`). `data` is bytes to send, or an int: that
+    many zero bytes for the host to fill."""
+    __slots__ = ('data', 'with_len')
+
+    def __init__(self, data, with_len=True):
+        self.data = bytes(data) if isinstance(data, int) else data
+        self.with_len = with_len
+
+
+def call(name, *args):
+    """Calls the host function `name`; returns its i32 result and the bytes
+    of every `Buf` argument as the host left them."""
+    n = name.encode()
+    frame = bytearray(b'PBD1\0\0\0\0\0\0\0\0')
+    frame.append(len(n))
+    frame += n
+    frame.append(len(args))
+    spans = None
+    for a in args:
+        if type(a) is int:
+            frame += b'i'
+            frame += _i32.pack(a)
+        elif type(a) is I64:
+            frame += b'I'
+            frame += _i64.pack(a)
+        else:
+            frame += b'B' if a.with_len else b'b'
+            frame += _u32.pack(len(a.data))
+            if spans is None:
+                spans = []
+            spans.append((len(frame), len(a.data)))
+            frame += a.data
+    _u32.pack_into(frame, 8, len(frame))
+    _os.write(_fd, frame)
+    ret = _i32.unpack_from(frame, 4)[0]
+    if spans is None:
+        return ret, ()
+    return ret, [bytes(frame[o:o + n]) for o, n in spans]
+
+
+# The ABI's codes are Linux errno numbers; this interpreter's errno module
+# numbers them its own way (WASI's).
+_LINUX = {1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 7: 'E2BIG',
+          8: 'ENOEXEC', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM',
+          14: 'EFAULT', 22: 'EINVAL', 24: 'EMFILE', 32: 'EPIPE', 38: 'ENOSYS',
+          105: 'ENOBUFS', 110: 'ETIMEDOUT', 130: 'EOWNERDEAD'}
+
+
+def errno_of(ret):
+    """This interpreter's errno for a negative ABI return value."""
+    return getattr(_errno, _LINUX.get(-ret, ''), -ret)
+
+
+def message():
+    """The host's message for the last failed call."""
+    n, (text,) = call('last_error', Buf(512))
+    if n > 512:
+        n, (text,) = call('last_error', Buf(n))
+    return text[:max(n, 0)].decode('utf-8', 'replace')
+
+
+def error(what, ret):
+    """The OSError (a PermissionError for EPERM, ...) for a failed call."""
+    return OSError(errno_of(ret), '%s: %s' % (what, message()))
+
+
+def check(name, *args):
+    """`call`, raising OSError on failure."""
+    ret, bufs = call(name, *args)
+    if ret < 0:
+        raise error(name, ret)
+    return ret, bufs
+
+
+def take(n):
+    """The result waiting for `take_result`, `n` bytes."""
+    return check('take_result', Buf(n))[1][0]
+
+
+def received(ret, buf):
+    """The bytes of a message `ret` bytes long that came back in `buf`, or,
+    longer than it, wait for `take_result`."""
+    if ret <= len(buf):
+        return buf[:ret]
+    return take(ret)
+
+
+def pack_list(items):
+    """The ABI's list encoding: each item a u32 length and its bytes."""
+    out = bytearray()
+    for item in items:
+        out += _u32.pack(len(item))
+        out += item
+    return bytes(out)
+
+
+def timeout_us(block=True, timeout=None):
+    """The ABI's timeout: -1 waits forever, 0 does not wait."""
+    if not block:
+        return I64(0)
+    if timeout is None:
+        return I64(-1)
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return I64(int(timeout * 1e6 + 0.999))

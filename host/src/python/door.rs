@@ -1,0 +1,289 @@
+//! The door: how a Python guest, which can only make WASI calls, reaches
+//! procbridge's host functions.
+//!
+//! The guest opens `door` in a directory procbridge preopens for it
+//! (`/dev/procbridge`) and gets a descriptor no WASI table holds
+//! ([`DOOR_FD`]). Writing a [frame](super::frame) to it is one call of a
+//! procbridge host function: the host decodes the frame, calls the function
+//! it names from the runtime's own linker — exactly the import a Rust guest
+//! would call, with the same checks — and writes the return value into the
+//! frame, where buffers the function filled already are. The call runs on
+//! the guest's own call stack, so `fork` forks inside the interpreter.
+//!
+//! For this, five WASI functions are shadowed (`path_open`, `fd_write`,
+//! `fd_read`, `fd_close`, `fd_fdstat_get`): for the door they answer
+//! themselves, for everything else (and for every guest without a door)
+//! they run wasmtime-wasi's own implementation, as its linker glue does.
+
+use super::frame::{self, Arg, FrameError};
+use crate::ctx::HostState;
+use std::collections::HashMap;
+use wasmtime::{AsContextMut, Caller, Func, Linker, Memory, Val};
+use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
+
+/// The descriptor the door has in the guest: far above anything a WASI
+/// table hands out.
+pub const DOOR_FD: i32 = 0x7FFF_FF00;
+/// The file that is the door, in the door's directory.
+const DOOR_NAME: &[u8] = b"door";
+/// The largest frame accepted (a `communicate` input rides in one).
+const MAX_FRAME: usize = 1 << 30;
+
+// WASI errno values.
+const ERRNO_BADF: i32 = 8;
+const ERRNO_FAULT: i32 = 21;
+const ERRNO_INVAL: i32 = 28;
+
+/// A guest's door: where it is, and the host functions it has called.
+#[derive(Debug)]
+pub(crate) struct Door {
+    /// The WASI descriptor of the door's preopened directory.
+    dir_fd: i32,
+    funcs: HashMap<String, Func>,
+}
+
+impl Door {
+    /// A door in the directory preopened as WASI descriptor `dir_fd`.
+    pub(crate) fn new(dir_fd: i32) -> Door {
+        Door {
+            dir_fd,
+            funcs: HashMap::new(),
+        }
+    }
+}
+
+/// Shadows the five WASI functions on `linker` (after wasmtime-wasi's).
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    const WASI: &str = "wasi_snapshot_preview1";
+    linker.allow_shadowing(true);
+    linker.func_wrap(WASI, "path_open", path_open)?;
+    linker.func_wrap(WASI, "fd_write", fd_write)?;
+    linker.func_wrap(WASI, "fd_read", fd_read)?;
+    linker.func_wrap(WASI, "fd_close", fd_close)?;
+    linker.func_wrap(WASI, "fd_fdstat_get", fd_fdstat_get)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn memory_of(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
+    caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))
+}
+
+/// Runs wasmtime-wasi's own p1 function, as its synchronous linker glue
+/// does: hostcall fuel, the guest's memory, on Tokio.
+macro_rules! wasi {
+    ($caller:ident, $func:ident ($($arg:expr),*)) => {{
+        let fuel = $caller.as_context_mut().hostcall_fuel();
+        let memory = memory_of(&mut $caller)?;
+        let (bytes, state) = memory.data_and_store_mut(&mut $caller);
+        let mut mem = wiggle::GuestMemory::Unshared(bytes);
+        state.wasi.set_hostcall_fuel(fuel);
+        wasmtime_wasi::runtime::in_tokio(p1::$func(&mut state.wasi, &mut mem, $($arg),*))
+    }};
+}
+
+fn has_door(caller: &Caller<'_, HostState>) -> Option<i32> {
+    caller.data().bridge.door.as_ref().map(|d| d.dir_fd)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn path_open(
+    mut caller: Caller<'_, HostState>,
+    fd: i32,
+    dirflags: i32,
+    path: i32,
+    path_len: i32,
+    oflags: i32,
+    base: i64,
+    inheriting: i64,
+    fdflags: i32,
+    opened: i32,
+) -> wasmtime::Result<i32> {
+    if has_door(&caller) == Some(fd) {
+        let memory = memory_of(&mut caller)?;
+        let name = memory
+            .data(&caller)
+            .get(
+                path as u32 as usize
+                    ..(path as u32 as usize).saturating_add(path_len as u32 as usize),
+            )
+            .map(<[u8]>::to_vec);
+        if name.as_deref() == Some(DOOR_NAME) {
+            let written = memory.write(&mut caller, opened as u32 as usize, &DOOR_FD.to_le_bytes());
+            return Ok(if written.is_ok() { 0 } else { ERRNO_FAULT });
+        }
+    }
+    wasi!(
+        caller,
+        path_open(fd, dirflags, path, path_len, oflags, base, inheriting, fdflags, opened)
+    )
+}
+
+fn fd_write(
+    mut caller: Caller<'_, HostState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten: i32,
+) -> wasmtime::Result<i32> {
+    if fd != DOOR_FD || has_door(&caller).is_none() {
+        return wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
+    }
+    let memory = memory_of(&mut caller)?;
+    // One buffer: the frame.
+    if iovs_len != 1 {
+        return Ok(ERRNO_INVAL);
+    }
+    let mut iov = [0u8; 8];
+    if memory
+        .read(&caller, iovs as u32 as usize, &mut iov)
+        .is_err()
+    {
+        return Ok(ERRNO_FAULT);
+    }
+    let base = u32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
+    let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]) as usize;
+    if let Err(errno) = call_frame(&mut caller, memory, base, len)? {
+        return Ok(errno);
+    }
+    // `fork` may have happened: each process answers in its own memory.
+    let written = memory.write(
+        &mut caller,
+        nwritten as u32 as usize,
+        &(len as u32).to_le_bytes(),
+    );
+    Ok(if written.is_ok() { 0 } else { ERRNO_FAULT })
+}
+
+fn fd_read(
+    mut caller: Caller<'_, HostState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nread: i32,
+) -> wasmtime::Result<i32> {
+    if fd == DOOR_FD && has_door(&caller).is_some() {
+        // The door answers in place; there is nothing to read.
+        return Ok(ERRNO_BADF);
+    }
+    wasi!(caller, fd_read(fd, iovs, iovs_len, nread))
+}
+
+fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> wasmtime::Result<i32> {
+    if fd == DOOR_FD && has_door(&caller).is_some() {
+        return Ok(0);
+    }
+    wasi!(caller, fd_close(fd))
+}
+
+fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> wasmtime::Result<i32> {
+    if fd == DOOR_FD && has_door(&caller).is_some() {
+        // A character device with every right, no flags.
+        let mut stat = [0u8; 24];
+        stat[0] = 2;
+        stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        let memory = memory_of(&mut caller)?;
+        let written = memory.write(&mut caller, out as u32 as usize, &stat);
+        return Ok(if written.is_ok() { 0 } else { ERRNO_FAULT });
+    }
+    wasi!(caller, fd_fdstat_get(fd, out))
+}
+
+/// Calls the frame at guest address `base` and writes its return value
+/// into it. `Err(errno)` when there is no frame to call; a trap inside the
+/// host function (a guest bug the host cannot answer) propagates.
+fn call_frame(
+    caller: &mut Caller<'_, HostState>,
+    memory: Memory,
+    base: u32,
+    len: usize,
+) -> wasmtime::Result<Result<(), i32>> {
+    if len > MAX_FRAME {
+        return Ok(Err(ERRNO_INVAL));
+    }
+    // Decoded where it lies: the call owns what it needs.
+    let decoded = match memory
+        .data(&*caller)
+        .get(base as usize..(base as usize).saturating_add(len))
+    {
+        Some(frame) => frame::decode(frame, base),
+        None => return Ok(Err(ERRNO_FAULT)),
+    };
+    let ret = match decoded {
+        Ok(call) => dispatch(caller, memory, &call.name, &call.args)?,
+        Err(FrameError::NotAFrame) => return Ok(Err(ERRNO_INVAL)),
+        Err(FrameError::Malformed) => -libc::EINVAL,
+    };
+    // Inside the frame (decoding checked it holds its header).
+    let at = base as usize + frame::RET_OFFSET;
+    Ok(match memory.write(&mut *caller, at, &ret.to_le_bytes()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(ERRNO_FAULT),
+    })
+}
+
+/// Calls the procbridge host function `name` with `args`; its return
+/// value, or `-ENOSYS`/`-EINVAL` for a name or arguments it does not take.
+fn dispatch(
+    caller: &mut Caller<'_, HostState>,
+    memory: Memory,
+    name: &str,
+    args: &[Arg],
+) -> wasmtime::Result<i32> {
+    let func = match lookup(caller, name) {
+        Some(func) => func,
+        None => return Ok(-libc::ENOSYS),
+    };
+    let ty = func.ty(&*caller);
+    let fits = ty.params().len() == args.len()
+        && ty.params().zip(args).all(|(param, arg)| {
+            matches!(
+                (param, arg),
+                (wasmtime::ValType::I32, Arg::I32(_)) | (wasmtime::ValType::I64, Arg::I64(_))
+            )
+        })
+        && ty.results().len() == 1;
+    if !fits {
+        return Ok(-libc::EINVAL);
+    }
+    let args: Vec<Val> = args
+        .iter()
+        .map(|a| match *a {
+            Arg::I32(v) => Val::I32(v),
+            Arg::I64(v) => Val::I64(v),
+        })
+        .collect();
+    // A host function called from the host has no calling instance to find
+    // the guest's memory through: hand it over.
+    caller.data_mut().bridge.memory = Some(memory);
+    let mut results = [Val::I32(0)];
+    func.call(&mut *caller, &args, &mut results)?;
+    Ok(results[0].i32().unwrap_or(-libc::EINVAL))
+}
+
+/// The host function `name` of module `procbridge`, from the runtime's
+/// linker (looked up once per guest).
+fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Func> {
+    let door = caller.data().bridge.door.as_ref()?;
+    if let Some(func) = door.funcs.get(name) {
+        return Some(*func);
+    }
+    let linker = caller.data().bridge.program.as_ref()?.linker().clone();
+    let func = linker
+        .get(&mut *caller, crate::MODULE, name)
+        .ok()?
+        .into_func()?;
+    caller
+        .data_mut()
+        .bridge
+        .door
+        .as_mut()?
+        .funcs
+        .insert(name.to_string(), func);
+    Some(func)
+}

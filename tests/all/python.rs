@@ -1,0 +1,374 @@
+//! Python guests: real Python programs under `procbridge python`, compared
+//! with `python3` running the same file. Needs the interpreter installed by
+//! `guests/install-python` (the README's set-up command).
+
+use crate::support::*;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn examples() -> PathBuf {
+    root().join("examples/python")
+}
+
+/// The commands the examples run.
+const GRANTS: &[&str] = &[
+    "--allow-run",
+    "echo",
+    "--allow-run",
+    "sort",
+    "--allow-run",
+    "sh",
+    "--allow-run",
+    "wc",
+    "--allow-run",
+    "sleep",
+];
+
+/// `procbridge python ARGS` (Python's own buffering: PYTHONUNBUFFERED is
+/// removed from both sides' environments).
+fn procbridge_python(args: &[&str]) -> Output {
+    procbridge()
+        .arg("python")
+        .args(args)
+        .env_remove("PYTHONUNBUFFERED")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge python")
+}
+
+fn python3(args: &[&str]) -> Output {
+    Command::new("python3")
+        .args(args)
+        .env_remove("PYTHONUNBUFFERED")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python3")
+}
+
+/// Output with what differs by nature masked: numbers (pids, durations)
+/// and where the standard library lives.
+fn normalize(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            let line = match (line.find("File \""), line.find("multiprocessing/")) {
+                (Some(start), Some(lib)) if lib > start => {
+                    format!("{}File \"<lib>/{}", &line[..start], &line[lib..])
+                }
+                _ => line.to_string(),
+            };
+            let mut out = String::new();
+            let mut in_number = false;
+            for c in line.chars() {
+                if c.is_ascii_digit() {
+                    if !in_number {
+                        out.push('N');
+                    }
+                    in_number = true;
+                } else {
+                    in_number = false;
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Runs one example under both and compares: line by line, or as sorted
+/// lines where processes interleave by nature.
+fn compare(example: &str, interleaved: bool) {
+    let path = examples().join(example);
+    let path = path.to_str().unwrap();
+    let mut args = GRANTS.to_vec();
+    args.push(path);
+    let ours = procbridge_python(&args);
+    let theirs = python3(&[path]);
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "{example}: exit codes\n{}",
+        stderr(&ours)
+    );
+    for (what, a, b) in [
+        ("stdout", stdout(&ours), stdout(&theirs)),
+        ("stderr", stderr(&ours), stderr(&theirs)),
+    ] {
+        let (mut a, mut b) = (normalize(&a), normalize(&b));
+        if interleaved {
+            a.sort();
+            b.sort();
+        }
+        assert_eq!(a, b, "{example}: {what} differs from python3's");
+    }
+}
+
+#[test]
+fn the_seed_stories_print_what_python3_prints() {
+    compare("fork_story.py", true);
+    compare("process_story.py", false);
+    compare("pool_story.py", true);
+    compare("queue_story.py", true);
+    compare("call_story.py", false);
+    compare("communicate_story.py", false);
+}
+
+#[test]
+fn more_programs_print_what_python3_prints() {
+    compare("pool_map.py", false);
+    compare("subprocess_tour.py", false);
+    compare("channels.py", false);
+}
+
+#[test]
+fn exit_codes_and_tracebacks_are_python3s() {
+    for code in [
+        "import sys; sys.exit(5)",
+        "raise ValueError('bad value')",
+        "import os; print('out'); os._exit(9)",
+        "def f():\n    return 1 / 0\nf()",
+        "import sys; print('to stderr', file=sys.stderr); sys.exit('message')",
+    ] {
+        let ours = procbridge_python(&["-c", code]);
+        let theirs = python3(&["-c", code]);
+        assert_eq!(ours.status.code(), theirs.status.code(), "{code}");
+        assert_eq!(stdout(&ours), stdout(&theirs), "{code}");
+        assert_eq!(stderr(&ours), stderr(&theirs), "{code}");
+    }
+    // A script's traceback shows its absolute path and its lines.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("job.py");
+    std::fs::write(
+        &script,
+        "import sys\nprint(sys.argv)\nraise KeyError('k')\n",
+    )
+    .unwrap();
+    let script = script.to_str().unwrap();
+    let ours = procbridge_python(&[script, "a", "-b"]);
+    let theirs = python3(&[script, "a", "-b"]);
+    assert_eq!(ours.status.code(), Some(1));
+    assert_eq!(stdout(&ours), stdout(&theirs));
+    assert_eq!(stderr(&ours), stderr(&theirs));
+}
+
+#[test]
+fn code_modules_and_stdin_run_as_python3_runs_them() {
+    let ours = procbridge_python(&["-m", "this"]);
+    let theirs = python3(&["-m", "this"]);
+    assert_eq!(stdout(&ours), stdout(&theirs));
+    assert!(stdout(&ours).contains("Beautiful is better than ugly."));
+
+    let ours = procbridge_python(&["-c", "import sys; print(sys.argv)", "x", "-y"]);
+    assert_eq!(stdout(&ours), "['-c', 'x', '-y']\n");
+
+    let mut child = procbridge()
+        .args(["python", "-", "arg"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"import sys\nprint('from stdin', sys.argv)\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "from stdin ['-', 'arg']\n");
+
+    let out = procbridge_python(&["/nonexistent/job.py"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("can't open file '/nonexistent/job.py'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_denied_command_raises_permission_error_naming_the_grant() {
+    let out = procbridge_python(&[
+        "-c",
+        "import subprocess\ntry:\n    subprocess.run(['sort'])\nexcept PermissionError as e:\n    print('PermissionError', e)",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("PermissionError [Errno"), "{text}");
+    assert!(text.contains("add --allow-run sort"), "{text}");
+}
+
+#[test]
+fn os_kill_reaches_only_the_scripts_own_children() {
+    let code = "\
+import os, signal, time
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+for target in (os.getppid(), 1):
+    try:
+        os.kill(target, signal.SIGTERM)
+    except ProcessLookupError as e:
+        print('refused', type(e).__name__)
+os.kill(pid, signal.SIGTERM)
+_, status = os.waitpid(pid, 0)
+print('child', os.waitstatus_to_exitcode(status), os.WIFSIGNALED(status), os.WTERMSIG(status))
+";
+    let out = procbridge_python(&["-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "refused ProcessLookupError\nrefused ProcessLookupError\nchild -15 True 15\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_dead_pool_worker_fails_its_task_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lost.py");
+    std::fs::write(
+        &script,
+        "\
+import os, signal, time
+from multiprocessing import Pool
+from multiprocessing.pool import WorkerLostError
+
+def die(_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def square(x):
+    return x * x
+
+if __name__ == '__main__':
+    with Pool(2) as pool:
+        started = time.monotonic()
+        try:
+            pool.apply(die, (1,))
+        except WorkerLostError as e:
+            print('lost:', 'died' in str(e), time.monotonic() - started < 5)
+        print('still works:', pool.map(square, range(6)))
+",
+    )
+    .unwrap();
+    let out = procbridge_python(&[script.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&out),
+        "lost: True True\nstill works: [0, 1, 4, 9, 16, 25]\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn fork_hooks_randomness_and_the_stdlib_work_in_children() {
+    let code = "\
+import os, random, concurrent.futures, logging
+order = []
+os.register_at_fork(before=lambda: order.append('b1'), after_in_parent=lambda: order.append('p'))
+os.register_at_fork(before=lambda: order.append('b2'), after_in_child=lambda: order.append('c'))
+logging.basicConfig(format='%(message)s')
+from multiprocessing import SimpleQueue
+q = SimpleQueue()
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        logging.warning('child logs')
+        q.put((random.random(), os.urandom(8), order))
+        os._exit(0)
+    os.waitpid(pid, 0)
+got = [q.get() for _ in range(3)]
+print('hooks', order[:3], got[0][2])
+print('distinct', len({g[0] for g in got}), len({g[1] for g in got}))
+";
+    let out = procbridge_python(&["-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "hooks ['b2', 'b1', 'p'] ['b2', 'b1', 'c']\ndistinct 3 3\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "child logs\n".repeat(3));
+}
+
+#[test]
+fn the_door_calls_procbridge_functions_and_nothing_else() {
+    // Through the door: a procbridge function works; a WASI function, an
+    // unknown name or a malformed frame does not.
+    let code = "\
+import os
+from procbridge._door import call, Buf
+print('getpid', call('getpid')[0] == os.getpid() > 0)
+print('wasi', call('fd_write', 1, 0, 0, 0)[0])
+print('unknown', call('no_such_function')[0])
+print('wrong arguments', call('getpid', 1)[0])
+fd = os.open('/dev/procbridge/door', os.O_RDWR)
+for junk in (b'PBD1', b'junk' * 10, b'PBD1' + bytes(100)):
+    try:
+        os.write(fd, junk)
+    except OSError as e:
+        print('junk', e.errno == __import__('errno').EINVAL)
+frame = bytearray(b'PBD1' + bytes(8) + bytes([6]) + b'getpid' + bytes([1]) + b'x')
+frame[8:12] = len(frame).to_bytes(4, 'little')
+os.write(fd, frame)
+print('malformed', int.from_bytes(frame[4:8], 'little', signed=True))
+";
+    let out = procbridge_python(&["-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "getpid True\nwasi -38\nunknown -38\nwrong arguments -22\njunk True\njunk True\njunk True\nmalformed -22\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_guest_that_is_not_python_has_no_door() {
+    // The door's descriptor means nothing to a Rust (or any other) guest.
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "PBD1")
+        (func (export "_start")
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (i32.const 4))
+          (call $exit (call $w (i32.const 0x7fffff00) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+    // WASI's EBADF is 8.
+    assert_eq!(run_wat(wat).unwrap(), 8);
+}
+
+#[test]
+fn python_gets_the_policy_a_rust_guest_gets() {
+    // No grants: no files outside, no commands; limits hold.
+    let code = "\
+import os, subprocess
+try:
+    open('/etc/passwd')
+except OSError as e:
+    print('no file', type(e).__name__)
+try:
+    subprocess.run(['true'])
+except PermissionError:
+    print('no command')
+pids = []
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            import time; time.sleep(5); os._exit(0)
+        pids.append(pid)
+except BlockingIOError as e:
+    print('process limit after', len(pids))
+for pid in pids:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+";
+    let out = procbridge_python(&["--max-processes", "3", "-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "no file FileNotFoundError\nno command\nprocess limit after 3\n",
+        "{}",
+        stderr(&out)
+    );
+}
