@@ -5,7 +5,7 @@
 //! arguments, no environment, no directories, no commands, stdin empty;
 //! stdout and stderr are inherited (as a process's would be).
 
-use crate::confine::jail::Jail;
+use crate::confine::jail::{Jail, JailError};
 use crate::confine::layers;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::handles::HandleTable;
@@ -392,14 +392,17 @@ impl GuestBuilder {
         }
         let jail = match Jail::start(&self.policy) {
             Ok(jail) => Some(Arc::new(jail)),
-            Err(err) => {
+            Err(JailError::Unavailable(err)) => {
                 layers::warn(&format!(
-                    "commands run without the jail ({err}): no PID, mount, network or user \
-                     namespace confines them; Landlock, seccomp, rlimits and no capabilities \
-                     still do"
+                    "commands run without the jail (this machine cannot make its namespaces: \
+                     {err}): no PID, mount, network or user namespace confines them; a new \
+                     session, Landlock, seccomp, rlimits and no capabilities still do"
                 ));
                 None
             }
+            // Never run commands unjailed because the jail could not be
+            // built as the policy says.
+            Err(err @ JailError::Build(_)) => return Err(err.into()),
         };
         for warning in confinement
             .warnings()

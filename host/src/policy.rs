@@ -96,12 +96,13 @@ pub struct ArgRules {
     pub subcommands: Option<Vec<String>>,
     /// Options that are refused (e.g. `--exec`, `-c`). A long option is
     /// also refused in every abbreviation `getopt_long` could accept
-    /// (`--exe`, `--ex=rm`), a one-letter option also inside a cluster
-    /// (`-xc`, `-cfoo`), and either with `=value`.
+    /// (`--exe`, `--ex=rm`) and behind one dash (`-exec`, `-ex`), a
+    /// one-letter option also inside a cluster (`-xc`, `-cfoo`), and either
+    /// with `=value`.
     pub deny_flags: Vec<String>,
     /// When set, the only options allowed: every argument that starts with
-    /// `-` (before a `--`) must be one of these exactly, one of these with
-    /// `=value`, or a cluster of allowed one-letter options (`-la`).
+    /// `-` (after a `--` too) must be one of these exactly, one of these
+    /// with `=value`, or a cluster of allowed one-letter options (`-la`).
     pub allow_flags: Option<Vec<String>>,
 }
 
@@ -339,16 +340,39 @@ impl Policy {
     ///
     /// # Errors
     /// When a granted binary can no longer be read.
+    ///
+    /// # Errors
+    /// When a granted binary can no longer be read, or it (or an
+    /// interpreter it names) lies inside a read-write grant: a guest could
+    /// change what runs.
     pub fn executables(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = Vec::new();
         for cmd in self.commands.values() {
             for file in crate::confine::exec::files_to_execute(&cmd.path)? {
+                if let Some(grant) = self.writable_grant_holding(&file) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        grant::CommandInsideGrant {
+                            command: cmd.name.clone(),
+                            file,
+                            grant: grant.host.clone(),
+                        }
+                        .to_string(),
+                    ));
+                }
                 if !files.contains(&file) {
                     files.push(file);
                 }
             }
         }
         Ok(files)
+    }
+
+    /// The read-write grant `path` lies inside, if any.
+    fn writable_grant_holding(&self, path: &Path) -> Option<&DirGrant> {
+        self.dirs
+            .iter()
+            .find(|d| d.perms == DirPerms::ReadWrite && path.starts_with(&d.host))
     }
 
     /// The confinement of the commands this policy grants, prepared on
@@ -507,6 +531,14 @@ impl PolicyBuilder {
         let path = resolve_in_path(command)?;
         let exec_path =
             std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
+        if let Some(grant) = self.policy.writable_grant_holding(&exec_path) {
+            return Err(grant::CommandInsideGrant {
+                command: command.to_string(),
+                file: exec_path,
+                grant: grant.host.clone(),
+            }
+            .into());
+        }
         let pin = match sha256_hex {
             None => None,
             Some(hex) => {
@@ -621,6 +653,21 @@ impl PolicyBuilder {
             overlap,
         };
         grant::check_overlap(&self.policy.dirs, &grant)?;
+        if perms == DirPerms::ReadWrite {
+            if let Some(cmd) = self
+                .policy
+                .commands
+                .values()
+                .find(|c| c.exec_path.starts_with(&grant.host))
+            {
+                return Err(grant::CommandInsideGrant {
+                    command: cmd.name.clone(),
+                    file: cmd.exec_path.clone(),
+                    grant: grant.host.clone(),
+                }
+                .into());
+            }
+        }
         self.policy.dirs.push(grant);
         Ok(self)
     }

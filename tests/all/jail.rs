@@ -716,3 +716,174 @@ fn a_fork_child_holds_no_descriptor_of_its_parents_commands() {
     let three: Vec<String> = three.iter().map(kind).collect();
     assert_eq!(three.len(), none.len(), "{three:?}\nagainst\n{none:?}");
 }
+
+/// `procbridge run GRANTS... escape_probe SCENARIO...` (several scenarios
+/// may be joined with `+`).
+fn probe_run(grants: &[&str], scenario: &[&str]) -> Output {
+    procbridge()
+        .arg("run")
+        .args(grants)
+        .arg(guest("escape_probe"))
+        .args(scenario)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge")
+}
+
+#[test]
+fn a_mount_point_swapped_for_a_link_stops_the_next_job() {
+    // Found in review: a guest renamed the directory another grant is
+    // mounted on (inside its read-write grant) and put a link there; the
+    // next run could not build the jail and ran its commands without one.
+    let root = tempfile::tempdir().unwrap();
+    let (work, reference) = (root.path().join("work"), root.path().join("ref"));
+    std::fs::create_dir_all(work.join("ref")).unwrap();
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::create_dir(&reference).unwrap();
+    let outer = format!("{}::/w", work.display());
+    let inner = format!("{}::/w/ref", reference.display());
+    let grants = [
+        "--allow-run",
+        "sh",
+        "--dir",
+        outer.as_str(),
+        "--dir-ro",
+        inner.as_str(),
+    ];
+    let out = probe_run(&grants, &["swap", "/w/./ref", "sub"]);
+    assert!(
+        stdout(&out).contains("linked /w/./ref -> sub"),
+        "{}",
+        stdout(&out)
+    );
+    let out = probe_run(&grants, &["run", "sh", "-c", "echo ran"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the jail cannot be built"), "{err}");
+    assert!(err.contains("/w/ref"), "{err}");
+    assert!(
+        !stdout(&out).contains("ran"),
+        "a command ran without the jail"
+    );
+}
+
+#[test]
+fn mount_points_are_never_made_inside_a_grant() {
+    let root = tempfile::tempdir().unwrap();
+    let (work, reference) = (root.path().join("work"), root.path().join("ref"));
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(&reference).unwrap();
+    let outer = format!("{}::/w", work.display());
+    let inner = format!("{}::/w/ref", reference.display());
+    let out = probe_run(
+        &["--allow-run", "true", "--dir", &outer, "--dir-ro", &inner],
+        &["run", "true"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no directory /w/ref to mount it on"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !work.join("ref").exists(),
+        "made a directory in the operator's grant"
+    );
+}
+
+#[test]
+fn guest_paths_inside_the_jails_own_directories_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for at in ["/etc/appconf", "/proc", "/usr/local/x", "/dev/x"] {
+        let grant = format!("{}::{at}", dir.path().display());
+        let out = probe_run(
+            &["--allow-run", "true", "--dir-ro", &grant],
+            &["run", "true"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{at}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("give it another guest path"), "{at}: {err}");
+    }
+}
+
+#[test]
+fn a_command_inside_a_read_write_grant_is_refused() {
+    // Found in review: a guest rewrote a granted script's `#!` line in its
+    // read-write grant; the next run bound the file it named (any file of
+    // the host) into the jail.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let grant = format!("{}::/w", dir.path().display());
+    let out = probe_run(
+        &["--allow-run", script.to_str().unwrap(), "--dir", &grant],
+        &["run", script.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("lies inside the read-write grant"), "{err}");
+    // Read-only, it runs.
+    let out = probe_run(
+        &["--allow-run", script.to_str().unwrap(), "--dir-ro", &grant],
+        &["run", script.to_str().unwrap()],
+    );
+    assert_eq!(probe_stdout(&out), "\"hi\n\"", "{}", stderr(&out));
+}
+
+#[test]
+fn an_interpreter_cannot_run_a_program_from_a_memfd() {
+    // Found in review: perl copied an ungranted program into a memfd and
+    // executed it. Layer: the jail's vm.memfd_noexec = 2.
+    let script = r#"
+        my $name = "x";
+        my $fd = syscall(319, $name, 0);
+        die "memfd: $!\n" if $fd < 0;
+        open(my $src, "<", "/usr/bin/id") or die "open: $!\n";
+        open(my $dst, ">&=", $fd) or die "fdopen: $!\n";
+        binmode $src;
+        my $data = do { local $/; <$src> };
+        syswrite($dst, $data) == length($data) or die "write: $!\n";
+        exec {"/proc/self/fd/$fd"} "id" or die "exec: $!\n";
+    "#;
+    let out = escape(&["--allow-run", "perl"], &["perl", "-e", script]);
+    assert!(!probe_stdout(&out).contains("uid="), "{}", stdout(&out));
+    assert!(line(&out, "stderr ").contains("exec: "), "{}", stdout(&out));
+}
+
+#[test]
+fn the_jails_proc_hides_what_root_alone_may_read_and_is_read_only() {
+    // Found in review: a command whose uid is root's outside (procbridge
+    // as root, no --run-as) read root-only /proc files.
+    let script = "for f in /proc/slabinfo /proc/keys /proc/timer_list /proc/kcore; do \
+                  [ -e $f ] && { cat $f >/dev/null 2>&1 && echo read $f || echo masked $f; }; done; \
+                  echo 5 > /proc/sys/kernel/printk_ratelimit && echo wrote";
+    let out = escape(
+        &["--allow-run", "sh", "--allow-run", "cat"],
+        &["sh", "-c", script],
+    );
+    let text = probe_stdout(&out);
+    assert!(!text.contains("read "), "{}", stdout(&out));
+    assert!(!text.contains("wrote"), "{}", stdout(&out));
+    assert!(text.contains("masked /proc/keys"), "{}", stdout(&out));
+}
+
+#[test]
+fn vsock_is_refused() {
+    // Found in review: AF_VSOCK reaches the hypervisor whatever the
+    // network namespace. Layer: seccomp.
+    let script = "socket(my $s, 40, 1, 0) and print \"socket\\n\"; print \"vsock: $!\\n\"";
+    for grants in [
+        &["--allow-run", "perl"][..],
+        &["--allow-run", "perl", "--network"],
+    ] {
+        let out = escape(grants, &["perl", "-e", script]);
+        let text = probe_stdout(&out);
+        assert!(!text.contains("socket\n"), "{grants:?}: {}", stdout(&out));
+        assert!(
+            text.contains("vsock: Operation not permitted"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Scripts naming scripts: how deep `#!` lines are followed (the kernel
@@ -34,8 +35,19 @@ fn add(path: &Path, depth: usize, files: &mut Vec<PathBuf>) -> io::Result<()> {
     if files.contains(&real) {
         return Ok(());
     }
+    // Canonical: no link left; still never follow one, never block on a
+    // FIFO, and take regular files only.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&real)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", real.display()),
+        ));
+    }
     files.push(real.clone());
-    let mut file = File::open(&real)?;
     let mut head = [0u8; MAX_LINE];
     let n = read_up_to(&mut file, &mut head)?;
     let head = &head[..n];
@@ -158,6 +170,20 @@ mod tests {
         // A script naming itself does not loop.
         std::fs::write(&script, format!("#!{}\n", script.display())).unwrap();
         assert_eq!(files_to_execute(&script).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fifos_and_devices_are_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let script = dir.path().join("job.sh");
+        std::fs::write(&script, format!("#!{}\n", fifo.display())).unwrap();
+        let err = files_to_execute(&script).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(files_to_execute(Path::new("/dev/null")).is_err());
     }
 
     #[test]

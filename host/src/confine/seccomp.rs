@@ -19,7 +19,9 @@
 //!   `quotactl`, clocks, host names, `iopl`/`ioperm`, `syslog`,
 //!   `vhangup`, `uselib`, `lookup_dcookie`;
 //! * `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)`, which type into a terminal
-//!   (compared on the low 32 bits, as the terminal driver reads them).
+//!   (compared on the low 32 bits, as the terminal driver reads them);
+//! * `socket(AF_VSOCK)`: sockets to the hypervisor, which network
+//!   namespaces do not confine.
 //!
 //! The guest-process filter ([`Profile::Guest`]) may also refuse `execve`
 //! and `execveat`: when commands run in the jail, nothing in procbridge's
@@ -173,6 +175,17 @@ impl Filter {
             })
             .collect::<io::Result<Vec<_>>>()?;
         deny(libc::SYS_clone, &clone_rules);
+        // Sockets to the hypervisor (vsock is not confined by network
+        // namespaces).
+        deny(
+            libc::SYS_socket,
+            &[rule(
+                0,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::AF_VSOCK as u64,
+            )?],
+        );
         // x32's own ioctl number.
         #[cfg(target_arch = "x86_64")]
         if x32_enabled() {

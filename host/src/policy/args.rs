@@ -49,10 +49,16 @@ fn hits(arg: &str, flag: &str) -> bool {
     }
     if let Some(long) = flag.strip_prefix("--") {
         // `--comp` or `--comp=x` for `--compress-program`: an abbreviation
-        // getopt_long accepts when no other option shares the prefix.
-        return name
-            .strip_prefix("--")
-            .is_some_and(|given| !given.is_empty() && long.starts_with(given));
+        // getopt_long accepts when no other option shares the prefix; and
+        // `-compress-prog` too, as getopt_long_only (and Perl's
+        // Getopt::Long) accept long options behind one dash.
+        let abbreviates = |given: &str, min: usize| given.len() >= min && long.starts_with(given);
+        return match name.strip_prefix("--") {
+            Some(given) => abbreviates(given, 1),
+            None => name
+                .strip_prefix('-')
+                .is_some_and(|given| abbreviates(given, 2)),
+        };
     }
     if let Some(letter) = short_letter(flag) {
         // `-xc` or `-cvalue` for `-c`: a cluster of one-letter options.
@@ -76,13 +82,13 @@ fn cluster(arg: &str) -> Option<&str> {
     (!letters.is_empty() && !letters.starts_with('-')).then_some(letters)
 }
 
-/// The arguments that are options: they start with `-`, are not `-`
-/// alone, and come before a `--`.
+/// The arguments that look like options: they start with `-` and are not
+/// `-` or `--` alone. Those after a `--` count too: a program may parse
+/// its arguments its own way (GNU find runs its expression after `--`).
 fn options(args: &[String]) -> impl Iterator<Item = &str> {
     args.iter()
         .map(String::as_str)
-        .take_while(|a| *a != "--")
-        .filter(|a| a.starts_with('-') && *a != "-")
+        .filter(|a| a.starts_with('-') && *a != "-" && *a != "--")
 }
 
 fn allowed_option(arg: &str, allowed: &[String]) -> bool {
@@ -165,11 +171,13 @@ mod tests {
             &["-nr"],
             &["--reverse"],
             &["--key=2"],
-            &["--", "-z"],
+            &["--", "file"],
             &["-", "x"],
         ] {
             assert_eq!(check(&r, args), Ok(()), "{args:?}");
         }
+        // After `--` options are still options to some programs.
+        assert_eq!(check(&r, &["--", "-z"]), Err("NotAllowed(\"-z\")".into()));
         for arg in ["-z", "-nz", "--rev", "--output=x", "-n3"] {
             assert_eq!(
                 check(&r, &[arg]),

@@ -51,6 +51,24 @@ pub enum GrantError {
     },
 }
 
+/// A granted command (or an interpreter it needs) inside a read-write
+/// grant: a guest could change what it runs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "command {command}: {} lies inside the read-write grant {}, where a guest could change \
+     what runs; grant a copy outside it, or grant the directory read-only",
+    file.display(),
+    grant.display()
+)]
+pub struct CommandInsideGrant {
+    /// The command's grant.
+    pub command: String,
+    /// The file that would run.
+    pub file: PathBuf,
+    /// The read-write grant holding it.
+    pub grant: PathBuf,
+}
+
 /// The directory at `path`, opened without following any symbolic link,
 /// and the absolute path it was found at.
 ///

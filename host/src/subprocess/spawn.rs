@@ -107,11 +107,11 @@ pub(crate) fn spawn(
     let claim = supervisor::claim(policy.limits().max_processes)?;
     let child = match jail {
         Some(jail) => {
-            // Inside the jail the directory is named by its jail path; it
-            // was checked above not to leave its grant.
+            // Inside the jail the directory is found again beneath its
+            // grant's mount (it was checked above not to leave the grant).
             let cwd = cwd
                 .as_ref()
-                .and_then(|(_, grant, rest)| Some(jail.path_of(grant)?.join(rest)));
+                .and_then(|(_, grant, rest)| Some((jail.path_of(grant)?, rest.as_str())));
             let stdio =
                 [0, 1, 2].map(|i| [&stdin_child, &stdout_child, &stderr_child][i].borrowed(i));
             let started = jail
@@ -119,7 +119,7 @@ pub(crate) fn spawn(
                     &granted.exec_path,
                     &req.argv,
                     &env,
-                    cwd.as_deref(),
+                    cwd,
                     stdio,
                     &confinement,
                 )

@@ -34,9 +34,9 @@ struct Command {
 /// What the helper knows once the jail is built.
 pub(super) struct Helper {
     pub(super) control: OwnedFd,
-    /// The jail's root and its own `/proc`: Landlock rules for what only
-    /// the jail has are added to each ruleset the host sends.
-    pub(super) root: OwnedFd,
+    /// The jail's own `/dev` and `/proc`: Landlock rules for what only the
+    /// jail has are added to each ruleset the host sends.
+    pub(super) dev: OwnedFd,
     pub(super) proc: Option<OwnedFd>,
     /// Where commands start when the guest names no directory.
     pub(super) default_cwd: Option<CString>,
@@ -144,12 +144,12 @@ impl Helper {
             Some(REQUEST_TIMEOUT),
         )?;
         let request = Request::receive(&mut Stream::new(channel))?;
-        // What only exists inside the jail: its /proc may be read, its
-        // directories listed (they hold nothing but what is granted).
+        // What only exists inside the jail: its /proc may be read, its /dev
+        // listed.
         let ruleset = match ruleset {
             Some(fd) => {
                 let mut rules = Ruleset::from_fd(fd);
-                rules.allow_fd(self.root.as_fd(), Access::List)?;
+                rules.allow_fd(self.dev.as_fd(), Access::List)?;
                 if let Some(proc) = &self.proc {
                     rules.allow_fd(proc.as_fd(), Access::Read)?;
                 }
@@ -168,16 +168,15 @@ impl Helper {
         };
         // The seccomp filter is the helper's own, inherited.
         let confinement = Arc::new(Confinement::from_parts(ruleset, limits, None));
-        let cwd = if request.cwd.is_empty() {
-            match &self.default_cwd {
-                Some(dir) => Cwd::Path(dir.clone()),
-                None => Cwd::Inherit,
-            }
+        let cwd_fd = if request.cwd.is_empty() {
+            None
         } else {
-            Cwd::Path(
-                CString::new(request.cwd)
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
-            )
+            Some(open_beneath(&request.cwd)?)
+        };
+        let cwd = match (&cwd_fd, &self.default_cwd) {
+            (Some(fd), _) => Cwd::Fd(fd.as_raw_fd()),
+            (None, Some(dir)) => Cwd::Path(dir.clone()),
+            (None, None) => Cwd::Inherit,
         };
         let path = Path::new(std::ffi::OsStr::from_bytes(&request.path));
         let stdio: [RawFd; 3] = [
@@ -217,6 +216,34 @@ impl Helper {
             }
         }
     }
+}
+
+/// Opens a working directory sent as `MOUNT\0PATH`: the grant's mount
+/// (no link on the way), then the path beneath it without leaving it (as
+/// the host checked it), so nothing swapped in since can lead elsewhere.
+fn open_beneath(cwd: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let split = cwd
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let (mount, rest) = (&cwd[..split], &cwd[split + 1..]);
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mount = rustix::fs::openat2(
+        rustix::fs::CWD,
+        std::ffi::OsStr::from_bytes(mount),
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let rest = if rest.is_empty() { b"." as &[u8] } else { rest };
+    Ok(rustix::fs::openat2(
+        &mount,
+        std::ffi::OsStr::from_bytes(rest),
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// Kills a command and everything in its process group.
@@ -274,4 +301,35 @@ fn child_signals() -> io::Result<OwnedFd> {
 fn drain(signals: &OwnedFd) {
     let mut buf = [0u8; 128 * 8];
     while matches!(rustix::io::read(signals, &mut buf), Ok(n) if n > 0) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_working_directory_never_leaves_its_grant() {
+        // A link planted after the host checked the path: the helper opens
+        // beneath the grant's mount and refuses to leave it.
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("grant");
+        std::fs::create_dir_all(mount.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", mount.join("out")).unwrap();
+        std::os::unix::fs::symlink("sub", mount.join("in")).unwrap();
+        let cwd = |rest: &str| {
+            let mut bytes = mount.as_os_str().as_bytes().to_vec();
+            bytes.push(0);
+            bytes.extend_from_slice(rest.as_bytes());
+            open_beneath(&bytes)
+        };
+        let where_is =
+            |fd: OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(where_is(cwd("sub").unwrap()), mount.join("sub"));
+        assert_eq!(where_is(cwd("in").unwrap()), mount.join("sub"));
+        assert_eq!(where_is(cwd("").unwrap()), mount);
+        for escape in ["out", "..", "sub/../..", "/etc"] {
+            assert!(cwd(escape).is_err(), "{escape}");
+        }
+        assert!(open_beneath(b"no nul").is_err());
+    }
 }

@@ -51,6 +51,25 @@ pub const JAIL_ID: u32 = 1000;
 /// How long building the jail may take.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Why there is no jail.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    /// This machine cannot make the namespaces (no unprivileged user
+    /// namespaces, say): commands can only run confined by what remains.
+    #[error("this machine cannot make the jail's namespaces: {0}")]
+    Unavailable(io::Error),
+    /// The jail could be made but not built as the policy says (a grant
+    /// that changed since start-up, a guest path it cannot be mounted at):
+    /// the job must not start.
+    #[error("the jail cannot be built: {0}")]
+    Build(io::Error),
+}
+
+/// Where commands never see a grant: the jail's own directories.
+const RESERVED: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc",
+];
+
 /// A granted directory's place in the jail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GrantMount {
@@ -99,10 +118,12 @@ impl Jail {
     /// Builds the jail for the commands `policy` grants.
     ///
     /// # Errors
-    /// When this machine cannot make the namespaces (no unprivileged user
-    /// namespaces, a kernel without the new mount API), or the jail's file
-    /// system cannot be built (a grant changed since it was opened).
-    pub fn start(policy: &Policy) -> io::Result<Jail> {
+    /// [`JailError::Unavailable`] when this machine cannot make the
+    /// namespaces; [`JailError::Build`] when the jail's file system cannot
+    /// be built as the policy says (a grant changed since it was opened, a
+    /// guest path inside the jail's system directories or inside another
+    /// grant that lacks a directory to mount on).
+    pub fn start(policy: &Policy) -> Result<Jail, JailError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let grants: Vec<GrantMount> = policy
             .dirs()
@@ -120,9 +141,22 @@ impl Jail {
             .zip(&grants)
             .map(|(grant, mount)| (PathBuf::from(&grant.guest), mount.at.clone()))
             .collect();
+        for grant in &grants {
+            if let Some(reserved) = RESERVED
+                .iter()
+                .find(|r| grant.at == Path::new("/") || grant.at.starts_with(r))
+            {
+                return Err(JailError::Build(io::Error::other(format!(
+                    "directory {}: commands would see it at {}, inside the jail's own {reserved}; \
+                     give it another guest path",
+                    grant.host.display(),
+                    grant.at.display()
+                ))));
+            }
+        }
         let plan = setup::Plan {
             grants,
-            executables: policy.executables()?,
+            executables: policy.executables().map_err(JailError::Build)?,
             run_as: policy.run_as(),
         };
         // The monitor and the helper count too.
@@ -167,8 +201,10 @@ impl Jail {
 
     /// Starts a command in the jail: `path` (an absolute path, the same
     /// inside), with exactly `argv` and `env` (`KEY=VALUE`), in `cwd` (a
-    /// path inside the jail; `None`: the host's working directory where it
-    /// is granted, else `/`), with `stdio` as its descriptors 0, 1 and 2.
+    /// grant's mount in the jail and a path beneath it, which the helper
+    /// opens without leaving the mount; `None`: the host's working
+    /// directory where it is granted, else `/`), with `stdio` as its
+    /// descriptors 0, 1 and 2.
     ///
     /// # Errors
     /// The errno of the step that failed (`ENOENT`, `EACCES`, ...), or `EIO`
@@ -178,7 +214,7 @@ impl Jail {
         path: &Path,
         argv: &[String],
         env: &[String],
-        cwd: Option<&Path>,
+        cwd: Option<(&Path, &str)>,
         stdio: [BorrowedFd<'_>; 3],
         confinement: &Confinement,
     ) -> io::Result<Started> {
@@ -203,7 +239,12 @@ impl Jail {
             argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
             env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),
             cwd: cwd
-                .map(|c| c.as_os_str().as_bytes().to_vec())
+                .map(|(mount, rest)| {
+                    let mut bytes = mount.as_os_str().as_bytes().to_vec();
+                    bytes.push(0);
+                    bytes.extend_from_slice(rest.as_bytes());
+                    bytes
+                })
                 .unwrap_or_default(),
             limits: [
                 max(limits.cpu_seconds),
@@ -348,19 +389,21 @@ fn launch(
     network: bool,
     cwd: &Path,
     cgroup: Option<&PidsCgroup>,
-) -> io::Result<Jail> {
+) -> Result<Jail, JailError> {
+    let unavailable = JailError::Unavailable;
     let (host_end, jail_end) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::SEQPACKET,
         rustix::net::SocketFlags::CLOEXEC,
         None,
-    )?;
-    let (from_monitor, to_root) = pipe()?;
-    let (from_root, to_monitor) = pipe()?;
+    )
+    .map_err(|e| unavailable(e.into()))?;
+    let (from_monitor, to_root) = pipe().map_err(unavailable)?;
+    let (from_root, to_monitor) = pipe().map_err(unavailable)?;
     // SAFETY: pidfd_open of this very process.
     let root = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
     if root < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(unavailable(io::Error::last_os_error()));
     }
     // SAFETY: a fresh descriptor we own.
     let root = unsafe { OwnedFd::from_raw_fd(root as RawFd) };
@@ -369,7 +412,7 @@ fn launch(
     // never returns.
     let monitor_pid = unsafe { libc::fork() };
     if monitor_pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(unavailable(io::Error::last_os_error()));
     }
     if monitor_pid == 0 {
         drop((host_end, from_monitor, to_monitor));
@@ -387,68 +430,62 @@ fn launch(
         mounts: Vec::new(),
         warnings: Vec::new(),
     };
-    let fail = |jail: &mut Jail, err: io::Error| -> io::Error {
+    let fail = |jail: &mut Jail, err: JailError| -> JailError {
         // SAFETY: our own child.
         unsafe { libc::kill(jail.monitor, libc::SIGKILL) };
         jail.shut_down();
         err
     };
+    let context = |what: &str, err: io::Error| io::Error::new(err.kind(), format!("{what}: {err}"));
     // 1. The monitor made its user namespace: write its id maps.
     let mut byte = [0u8; 4];
     if let Err(err) = read_within(&from_monitor, &mut byte[..1]) {
-        return Err(fail(&mut jail, err));
+        return Err(fail(&mut jail, unavailable(err)));
     }
     if byte[0] != b'U' {
         let mut errno = [0u8; 4];
         let _ = read_within(&from_monitor, &mut errno);
         let err = io::Error::from_raw_os_error(i32::from_le_bytes(errno));
-        return Err(fail(
-            &mut jail,
-            io::Error::new(err.kind(), format!("user namespace: {err}")),
-        ));
+        return Err(fail(&mut jail, unavailable(context("user namespace", err))));
     }
     if let Err(err) = write_id_maps(monitor_pid, plan.run_as) {
-        return Err(fail(
-            &mut jail,
-            io::Error::new(err.kind(), format!("id maps: {err}")),
-        ));
+        return Err(fail(&mut jail, unavailable(context("id maps", err))));
     }
     if let Some(cgroup) = cgroup {
         if let Err(err) = cgroup.add(monitor_pid as u32) {
-            return Err(fail(
-                &mut jail,
-                io::Error::new(err.kind(), format!("pids cgroup: {err}")),
-            ));
+            return Err(fail(&mut jail, unavailable(context("pids cgroup", err))));
         }
     }
     // 2. Let it go on; it answers with the helper's pid.
     if let Err(err) = rustix::io::write(&to_monitor, b"G") {
-        return Err(fail(&mut jail, err.into()));
+        return Err(fail(&mut jail, unavailable(err.into())));
     }
     if let Err(err) = read_within(&from_monitor, &mut byte) {
-        return Err(fail(&mut jail, err));
+        return Err(fail(&mut jail, unavailable(err)));
     }
     match i32::from_le_bytes(byte) {
         pid if pid > 0 => jail.helper = pid,
         errno => {
             let err = io::Error::from_raw_os_error(-errno);
-            return Err(fail(
-                &mut jail,
-                io::Error::new(err.kind(), format!("namespaces: {err}")),
-            ));
+            return Err(fail(&mut jail, unavailable(context("namespaces", err))));
         }
     }
-    // 3. The helper built the jail (or says why not).
+    // 3. The helper built the jail (or says why not): from here on, a
+    // failure is the jail's, never a reason to run commands without it.
+    let build = JailError::Build;
     let mut answer = [0u8; 4096];
     if !readable(jail.control.as_fd(), START_TIMEOUT) {
         return Err(fail(
             &mut jail,
-            io::Error::new(io::ErrorKind::TimedOut, "the jail did not start in time"),
+            build(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the jail did not start in time",
+            )),
         ));
     }
     let n = match wire::receive_with_fds(jail.control.as_fd(), &mut answer, RecvFlags::empty()) {
         Ok((n, _)) => n,
-        Err(err) => return Err(fail(&mut jail, err)),
+        Err(err) => return Err(fail(&mut jail, build(err))),
     };
     let answer = &answer[..n];
     if answer.starts_with(wire::READY) {
@@ -461,10 +498,7 @@ fn launch(
         Ok(jail)
     } else {
         let why = String::from_utf8_lossy(answer.get(4..).unwrap_or_default()).into_owned();
-        Err(fail(
-            &mut jail,
-            io::Error::other(format!("building the jail: {why}")),
-        ))
+        Err(fail(&mut jail, build(io::Error::other(why))))
     }
 }
 
@@ -634,13 +668,13 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
         }
         None => warnings.push("seccomp is not available: commands may create namespaces, use ptrace and type into terminals".into()),
     }
-    let root = match rustix::fs::open(
-        "/",
+    let dev = match rustix::fs::open(
+        "/dev",
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     ) {
         Ok(root) => root,
-        Err(err) => fail(format!("opening the jail's root: {err}")),
+        Err(err) => fail(format!("opening the jail's /dev: {err}")),
     };
     let proc = rustix::fs::open(
         "/proc",
@@ -660,7 +694,7 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
     }
     helper::Helper {
         control,
-        root,
+        dev,
         proc,
         default_cwd,
         identity: plan.run_as.map(|_| (JAIL_ID, JAIL_ID)),

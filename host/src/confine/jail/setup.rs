@@ -104,6 +104,13 @@ pub(crate) fn build_root(plan: &Plan) -> io::Result<Vec<String>> {
     mkdir("oldroot")?;
     rustix::process::pivot_root(".", "oldroot").map_err(|e| context("pivot_root", e))?;
     rustix::process::chdir("/")?;
+    // The empty, unreadable file bound over what must not be read.
+    rustix::fs::open(
+        MASK,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| context("creating the mask", e))?;
 
     for dir in SYSTEM {
         bind_system(dir)?;
@@ -117,18 +124,21 @@ pub(crate) fn build_root(plan: &Plan) -> io::Result<Vec<String>> {
             )?;
         }
     }
-    build_etc()?;
+    // Granted programs first: the masks of /etc go on top of anything.
     for file in &plan.executables {
         bind_executable(file)?;
     }
+    build_etc()?;
     build_dev()?;
-    if let Err(err) = mount_proc() {
-        warnings.push(format!("the jail has no /proc ({err})"));
+    match mount_proc() {
+        Ok(()) => harden_proc(&mut warnings)?,
+        Err(err) => warnings.push(format!("the jail has no /proc ({err})")),
     }
+    let root_dev = rustix::fs::stat("/")?.st_dev;
     let mut grants: Vec<&GrantMount> = plan.grants.iter().collect();
     grants.sort_by_key(|g| g.at.components().count());
     for grant in grants {
-        bind_grant(grant)?;
+        bind_grant(grant, root_dev)?;
     }
 
     rustix::mount::unmount(OLD_ROOT, UnmountFlags::DETACH)
@@ -137,9 +147,6 @@ pub(crate) fn build_root(plan: &Plan) -> io::Result<Vec<String>> {
     let _ = rustix::fs::unlink(MASK);
     set_attr(CWD, "/", MOUNT_ATTR_RDONLY, false).map_err(|e| context("read-only root", e))?;
     rustix::process::chdir("/")?;
-    if let Err(err) = std::fs::write("/proc/sys/user/max_user_namespaces", "0") {
-        warnings.push(format!("nested user namespaces are not limited ({err})"));
-    }
     Ok(warnings)
 }
 
@@ -272,6 +279,34 @@ fn attach(source: BorrowedFd<'_>, target: &Path, attrs: u64) -> io::Result<()> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(|e| context(&format!("mounting {}", target.display()), e))
+}
+
+/// As [`attach`], onto the directory `target` already opened.
+fn attach_onto(
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    at: &Path,
+    attrs: u64,
+) -> io::Result<()> {
+    let tree: OwnedFd = rustix::mount::open_tree(
+        source,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|e| context(&format!("cloning the mount for {}", at.display()), e))?;
+    set_attr(tree.as_fd(), "", attrs, true)
+        .map_err(|e| context(&format!("mount flags of {}", at.display()), e))?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| context(&format!("mounting {}", at.display()), e))
 }
 
 /// Binds `source` (a path under the old root) at `target`.
@@ -416,6 +451,76 @@ fn build_dev() -> io::Result<()> {
     set_attr(CWD, "/dev", MOUNT_ATTR_RDONLY, false).map_err(|e| context("read-only /dev", e))
 }
 
+/// `/proc` as Docker leaves it: the kernel's settings read-only, and what
+/// only root may read (or must not be read at all) masked, since a
+/// command's uid may be root's outside the jail. Settings of the jail's own
+/// namespaces are made first.
+fn harden_proc(warnings: &mut Vec<String>) -> io::Result<()> {
+    for (setting, value, what) in [
+        (
+            "/proc/sys/user/max_user_namespaces",
+            "0",
+            "nested user namespaces are not limited",
+        ),
+        ("/proc/sys/vm/memfd_noexec", "2", "memfds can be executed"),
+    ] {
+        if let Err(err) = std::fs::write(setting, value) {
+            warnings.push(format!("{what} ({setting}: {err})"));
+        }
+    }
+    for dir in [
+        "/proc/sys",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sysrq-trigger",
+    ] {
+        if std::fs::symlink_metadata(dir).is_ok() {
+            let flags =
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+            bind(Path::new(dir), Path::new(dir), flags)?;
+        }
+    }
+    const MASKED: &[&str] = &[
+        "kcore",
+        "keys",
+        "timer_list",
+        "sched_debug",
+        "latency_stats",
+    ];
+    const MASKED_DIRS: &[&str] = &["acpi", "scsi", "asound"];
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(_) => continue,
+        };
+        let path = entry.path();
+        if meta.is_file() && (meta.permissions().mode() & 0o004 == 0 || MASKED.contains(&&*name)) {
+            bind(
+                Path::new(MASK),
+                &path,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )?;
+        } else if meta.is_dir() && MASKED_DIRS.contains(&&*name) {
+            rustix::mount::mount(
+                "tmpfs",
+                &path,
+                "tmpfs",
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                Some(c"mode=000,size=4k"),
+            )
+            .map_err(|e| context(&format!("masking {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
 fn mount_proc() -> io::Result<()> {
     mkdir("/proc")?;
     rustix::mount::mount(
@@ -430,8 +535,10 @@ fn mount_proc() -> io::Result<()> {
 
 /// A granted directory at its place in the jail, after checking that the
 /// path still leads (without any link) to the directory opened at
-/// start-up.
-fn bind_grant(grant: &GrantMount) -> io::Result<()> {
+/// start-up. Its mount point is found without following links, and
+/// created only on the jail's own root (`root_dev`), never inside another
+/// grant (which is a directory of the host).
+fn bind_grant(grant: &GrantMount, root_dev: u64) -> io::Result<()> {
     let old_root = rustix::fs::open(
         OLD_ROOT,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -458,10 +565,10 @@ fn bind_grant(grant: &GrantMount) -> io::Result<()> {
             grant.host.display()
         )));
     }
-    mkdir_all(&grant.at).map_err(|e| {
+    let target = mount_point(&grant.at, root_dev).map_err(|e| {
         context(
             &format!(
-                "making room for the grant {} at {}",
+                "mounting {} at {}",
                 grant.host.display(),
                 grant.at.display()
             ),
@@ -472,5 +579,55 @@ fn bind_grant(grant: &GrantMount) -> io::Result<()> {
     if !grant.writable {
         attrs |= MOUNT_ATTR_RDONLY;
     }
-    attach(fd.as_fd(), &grant.at, attrs)
+    attach_onto(fd.as_fd(), target.as_fd(), &grant.at, attrs)
+}
+
+/// Opens the directory `at` of the jail without following any link,
+/// creating the parts that are missing on the jail's own root (device
+/// `root_dev`) and nowhere else.
+fn mount_point(at: &Path, root_dev: u64) -> io::Result<OwnedFd> {
+    let open = |dir: &OwnedFd, name: &std::ffi::OsStr| {
+        rustix::fs::openat2(
+            dir,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH,
+        )
+    };
+    let mut dir = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut walked = PathBuf::from("/");
+    for component in at.components() {
+        let name = match component {
+            std::path::Component::Normal(name) => name,
+            _ => continue,
+        };
+        walked.push(name);
+        dir = match open(&dir, name) {
+            Ok(next) => next,
+            Err(rustix::io::Errno::NOENT) if rustix::fs::fstat(&dir)?.st_dev == root_dev => {
+                rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))?;
+                open(&dir, name)?
+            }
+            Err(rustix::io::Errno::NOENT) => {
+                return Err(io::Error::other(format!(
+                    "there is no directory {} to mount it on, and none is made inside a \
+                     granted directory",
+                    walked.display()
+                )))
+            }
+            Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a directory (a symbolic link?)",
+                    walked.display()
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        };
+    }
+    Ok(dir)
 }

@@ -40,7 +40,8 @@ pub(crate) struct Request {
     pub(crate) argv: Vec<Vec<u8>>,
     /// `KEY=VALUE` entries.
     pub(crate) env: Vec<Vec<u8>>,
-    /// The working directory inside the jail (empty: the default).
+    /// The working directory: a grant's mount in the jail, a NUL, and the
+    /// path beneath it (empty: the default).
     pub(crate) cwd: Vec<u8>,
     /// CPU seconds, address space, open files, processes, file size
     /// (`u64::MAX`: no limit).
