@@ -286,9 +286,14 @@ impl GuestBuilder {
         self
     }
 
-    /// Opens the Python door (see [`crate::python`]) in the empty directory
-    /// `dir`, seen by the guest at `guest`.
-    pub(crate) fn door(&mut self, dir: Arc<cap_std::fs::Dir>, guest: &str) -> &mut Self {
+    /// Opens the door (see [`crate::python`]) for a guest that can only make
+    /// WASI calls, such as an interpreter: `dir`, an empty directory, is
+    /// preopened at `guest` (as the first preopen, WASI descriptor 3), and
+    /// opening `door` in it gives [`DOOR_FD`](crate::python::DOOR_FD), on
+    /// which each write of a frame is one call of a procbridge host
+    /// function, under the guest's policy. [`crate::python::PythonJob`]
+    /// sets this up for Python.
+    pub fn door(&mut self, dir: Arc<cap_std::fs::Dir>, guest: &str) -> &mut Self {
         self.door = Some((dir, guest.to_string()));
         self
     }

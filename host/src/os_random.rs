@@ -6,9 +6,46 @@
 //! same bytes (and a `spawn` child's seed comes from a thread-local
 //! generator that `fork` copies too). With no state at all, every process
 //! of the tree draws its own bytes.
+//!
+//! WASI's `random_get` is answered here too ([`add_to_linker`]):
+//! wasmtime-wasi's draws its bytes one at a time from the generator, which
+//! for a stateless one is a system call per byte (CPython's `random.seed()`
+//! after every fork asked for 2,496 bytes: 1.7 ms). Here it is one
+//! `getrandom` into the guest's memory.
 
+use crate::ctx::HostState;
 use rand_core::TryRng;
 use std::convert::Infallible;
+use wasmtime::{Caller, Linker};
+
+/// WASI errno `fault`.
+const ERRNO_FAULT: i32 = 21;
+
+/// Answers WASI's `random_get` (shadowing wasmtime-wasi's).
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap("wasi_snapshot_preview1", "random_get", random_get)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Fills the guest's `len` bytes at `buf` from the kernel: `0`, or WASI's
+/// `fault` for a range outside its memory (nothing is written then).
+fn random_get(mut caller: Caller<'_, HostState>, buf: i32, len: i32) -> wasmtime::Result<i32> {
+    let memory = caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))?;
+    let start = buf as u32 as usize;
+    let end = start.saturating_add(len as u32 as usize);
+    match memory.data_mut(&mut caller).get_mut(start..end) {
+        Some(dst) => {
+            fill(dst);
+            Ok(0)
+        }
+        None => Ok(ERRNO_FAULT),
+    }
+}
 
 /// A generator with no state: each draw asks the kernel.
 #[derive(Clone, Copy, Debug, Default)]

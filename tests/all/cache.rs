@@ -320,3 +320,41 @@ fn eviction_removes_the_least_recently_used_entries() {
     assert_eq!(stderr(&out), "");
     assert!(entries(&cache).is_empty(), "{:?}", entries(&cache));
 }
+
+#[test]
+fn a_cached_module_runs_from_a_sealed_copy_not_from_the_entry() {
+    // A cache hit maps a sealed memfd holding the authenticated module:
+    // the entry on disk can change afterwards without changing what runs,
+    // and the code is file-backed (a fork copies no page tables for it).
+    let s = Scratch::new();
+    let cache = procbridge::ModuleCache::new(s.path("cache"))
+        .key_file(s.path("config/procbridge/cache.key"));
+    let runtime = procbridge::Runtime::with_cache(Some(cache)).unwrap();
+    let first = runtime.load_file(s.path("seven.wat")).unwrap();
+    assert_eq!(first.origin(), procbridge::Origin::Compiled);
+    let memfds = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("memfd:procbridge-module"))
+            .count()
+    };
+    let before = memfds();
+    let cached = runtime.load_file(s.path("seven.wat")).unwrap();
+    assert_eq!(cached.origin(), procbridge::Origin::Cached);
+    assert!(
+        memfds() > before,
+        "the cached module is not mapped from a memfd"
+    );
+    // Overwriting the entry now does not reach the loaded module.
+    let [entry] = &entries(&s.path("cache"))[..] else {
+        panic!("{:?}", entries(&s.path("cache")))
+    };
+    std::fs::write(
+        entry,
+        vec![0u8; std::fs::metadata(entry).unwrap().len() as usize],
+    )
+    .unwrap();
+    let guest = procbridge::GuestBuilder::new().build().unwrap();
+    assert_eq!(runtime.run(&cached, guest).unwrap(), 7);
+}

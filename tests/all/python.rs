@@ -261,6 +261,57 @@ if __name__ == '__main__':
 }
 
 #[test]
+fn a_pool_hands_out_tasks_as_workers_free_up_and_survives_what_goes_wrong() {
+    // Tasks a dead worker had not started run on the others; a worker that
+    // reached maxtasksperchild is replaced; a task whose arguments cannot be
+    // pickled fails alone; results come back in order, from every worker.
+    let code = "\
+import os, signal, time
+from multiprocessing import Pool
+from multiprocessing.pool import WorkerLostError
+
+def slow_or_die(x):
+    if x == 0:
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+def pid(_):
+    time.sleep(0.01)
+    return os.getpid()
+
+with Pool(2) as pool:
+    results = [pool.apply_async(slow_or_die, (x,)) for x in range(8)]
+    outcomes = []
+    for r in results:
+        try:
+            outcomes.append(r.get(timeout=10))
+        except WorkerLostError:
+            outcomes.append('lost')
+    print('outcomes', outcomes)
+    try:
+        pool.apply(pid, (lambda: 0,))
+    except Exception as e:
+        print('unpicklable argument:', type(e).__name__)
+    print('still works', pool.map(abs, [-1, -2, -3]))
+
+with Pool(2, maxtasksperchild=2) as pool:
+    pids = pool.map(pid, range(12), chunksize=1)
+    print('workers used', len(set(pids)) >= 6, 'results', len(pids))
+";
+    let out = procbridge_python(&["-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "outcomes ['lost', 10, 20, 30, 40, 50, 60, 70]\n\
+         unpicklable argument: PicklingError\n\
+         still works [1, 2, 3]\n\
+         workers used True results 12\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn fork_hooks_randomness_and_the_stdlib_work_in_children() {
     let code = "\
 import os, random, concurrent.futures, logging
@@ -303,20 +354,20 @@ print('wasi', call('fd_write', 1, 0, 0, 0)[0])
 print('unknown', call('no_such_function')[0])
 print('wrong arguments', call('getpid', 1)[0])
 fd = os.open('/dev/procbridge/door', os.O_RDWR)
-for junk in (b'PBD1', b'junk' * 10, b'PBD1' + bytes(100)):
+for junk in (b'PBD1', b'junk' * 10, b'PBD1\\0\\0\\0'):
     try:
         os.write(fd, junk)
     except OSError as e:
         print('junk', e.errno == __import__('errno').EINVAL)
-frame = bytearray(b'PBD1' + bytes(8) + bytes([6]) + b'getpid' + bytes([1]) + b'x')
-frame[8:12] = len(frame).to_bytes(4, 'little')
-os.write(fd, frame)
-print('malformed', int.from_bytes(frame[4:8], 'little', signed=True))
+for bad in (bytes([6]) + b'getpid' + bytes([1]) + b'x', bytes(100)):
+    frame = bytearray(b'PBD1' + bytes(4) + bad)
+    os.write(fd, frame)
+    print('malformed', int.from_bytes(frame[4:8], 'little', signed=True))
 ";
     let out = procbridge_python(&["-c", code]);
     assert_eq!(
         stdout(&out),
-        "getpid True\nwasi -38\nunknown -38\nwrong arguments -22\njunk True\njunk True\njunk True\nmalformed -22\n",
+        "getpid True\nwasi -38\nunknown -38\nwrong arguments -22\njunk True\njunk True\njunk True\nmalformed -22\nmalformed -22\n",
         "{}",
         stderr(&out)
     );

@@ -2,11 +2,12 @@
 carrying whole messages)."""
 import pickle
 
-from procbridge._door import Buf, call, check, error, received, timeout_us
+from procbridge._door import (I64, Buf, call, check, error, fd as _door, receiver, ret_of as _ret_of,
+                              sender, take, timeout_us, write as _write)
 
 __all__ = ['Pipe', 'Connection']
 
-_CAP = 4096
+_CAP = 512
 
 
 class Connection:
@@ -14,6 +15,9 @@ class Connection:
         self._handle = handle
         self._readable = readable
         self._writable = writable
+        # Prebuilt frames of send and blocking receive (see procbridge._door).
+        self._send_head = sender('pipe_send', handle)
+        self._recv_frame, self._recv_at = receiver('pipe_recv', handle, _CAP, I64(-1))
 
     @property
     def closed(self):
@@ -44,19 +48,33 @@ class Connection:
             size = len(data) - offset
         if size < 0 or offset + size > len(data):
             raise ValueError('size is out of bounds')
-        ret, _ = call('pipe_send', self._handle, Buf(data[offset:offset + size]))
+        ret = self._send(data[offset:offset + size])
         if ret < 0:
             raise _pipe_error('send', ret)
 
     def send(self, obj):
-        self.send_bytes(pickle.dumps(obj))
+        self._check('w')
+        ret = self._send(pickle.dumps(obj))
+        if ret < 0:
+            raise _pipe_error('send', ret)
+
+    def _send(self, data):
+        frame = bytearray(self._send_head + data)
+        _write(_door, frame)
+        return _ret_of(frame, 4)[0]
 
     def recv_bytes(self, maxlength=None):
         self._check('r')
-        ret, (buf,) = call('pipe_recv', self._handle, Buf(_CAP), timeout_us())
+        frame = bytearray(self._recv_frame)
+        _write(_door, frame)
+        ret = _ret_of(frame, 4)[0]
         if ret < 0:
             raise _pipe_error('recv', ret)
-        data = received(ret, buf)
+        if ret <= _CAP:
+            at = self._recv_at
+            data = bytes(frame[at:at + ret])
+        else:
+            data = take(ret)
         if maxlength is not None and len(data) > maxlength:
             self.close()
             raise OSError('bad message length')

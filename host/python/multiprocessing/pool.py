@@ -1,22 +1,31 @@
 """multiprocessing.Pool: worker processes forked by procbridge, fed through
 procbridge queues.
 
-Workers take tasks from one shared queue, so a free worker takes the next
-task. This interpreter has no threads, so the parent collects results (and
-runs callbacks) while it is inside a pool call: `get`, `wait`, `ready`,
-`join`, iterating `imap`, or submitting more work. A worker that dies fails
-the task it was running (`multiprocessing.pool.WorkerLostError`) and is
-replaced; so is one that reached `maxtasksperchild`.
+Each worker has a queue of its own and holds at most two tasks at a time
+(the one it runs and the next), so a free worker finds its next task
+waiting while the rest stay with the parent and go to whichever worker
+finishes first. All workers send results on one shared queue. Because the
+parent knows which tasks each worker holds, a worker that dies fails the
+task it was running (`multiprocessing.pool.WorkerLostError`), the tasks it
+had not started go to the others, and it is replaced; a worker that reached
+`maxtasksperchild` is replaced too.
+
+This interpreter has no threads, so the parent hands out tasks, collects
+results and runs callbacks while it is inside a pool call: `get`, `wait`,
+`ready`, `join`, iterating `imap`, or submitting more work.
 """
+import collections
 import itertools
 import os
+import pickle
 import queue as _queue
-import signal
 import time
 import traceback
 
 from multiprocessing.process import Process
-from multiprocessing.queues import Queue, SimpleQueue
+from multiprocessing.queues import Queue
+from procbridge._door import (I64, fd as _door, receiver, ret_of as _ret_of, sender,
+                              take as _take, write as _write)
 
 __all__ = ['Pool', 'ThreadPool', 'AsyncResult', 'ApplyResult', 'MapResult',
            'IMapIterator', 'WorkerLostError']
@@ -26,7 +35,16 @@ RUN, CLOSE, TERMINATE = 0, 1, 2
 # How long the parent waits for a result before it looks at its workers.
 _CHECK_EVERY = 0.05
 
+# Tasks a worker holds at once: the one it runs, and the next.
+_PREFETCH = 2
+
+# Results up to this size come back in one call.
+_CAP = 512
+
 _job_ids = itertools.count()
+_worker_ids = itertools.count()
+_dumps = pickle.dumps
+_loads = pickle.loads
 
 
 class TimeoutError(Exception):
@@ -62,36 +80,76 @@ def _rebuild(exc, tb):
     return exc
 
 
-def _mapstar(args):
-    return list(map(*args))
+# How a worker runs a task: runner(func, payload).
+
+def _apply(func, args):
+    return func(*args)
 
 
-def _starmapstar(args):
-    return list(itertools.starmap(args[0], args[1]))
+def _apply_kw(func, payload):
+    args, kwds = payload
+    return func(*args, **kwds)
 
 
-def _worker(inqueue, outqueue, initializer, initargs, maxtasks):
-    """A worker's life: run tasks until the sentinel or `maxtasks`."""
+def _mapstar(func, chunk):
+    return list(map(func, chunk))
+
+
+def _starmapstar(func, chunk):
+    return list(itertools.starmap(func, chunk))
+
+
+# A task is (job, index, ref, payload): `ref` is the pickled (runner, func),
+# made once per function in the parent and unpickled once per function in
+# each worker; only the payload is pickled with every task.
+_REFS_KEPT = 256
+
+
+def _worker(wid, inqueue, outqueue, initializer, initargs, maxtasks):
+    """A worker's life: run the tasks of its own queue until the sentinel
+    or `maxtasks`, sending each result tagged with its id."""
     if initializer is not None:
         initializer(*initargs)
-    pid = os.getpid()
     done = 0
+    refs = {}
     while maxtasks is None or done < maxtasks:
         task = inqueue.get()
         if task is None:
             break
-        job, i, func, args, kwds = task
-        outqueue.put(('start', job, i, pid))
+        job, i, ref, payload = task
         try:
-            result = (True, func(*args, **kwds))
+            runner, func = refs.get(ref) or _unpack_ref(refs, ref)
+            result = (True, runner(func, payload))
         except Exception as e:
             result = (False, (e, traceback.format_exc()))
         try:
-            outqueue.put(('done', job, i, result))
+            outqueue.put((wid, job, i, result))
         except Exception as e:
             wrapped = MaybeEncodingError(e, result[1])
-            outqueue.put(('done', job, i, (False, (wrapped, ''))))
+            outqueue.put((wid, job, i, (False, (wrapped, ''))))
         done += 1
+
+
+def _unpack_ref(refs, ref):
+    if len(refs) >= _REFS_KEPT:
+        refs.clear()
+    refs[ref] = unpacked = pickle.loads(ref)
+    return unpacked
+
+
+class _Worker:
+    """A worker process, its task queue and the tasks it holds, oldest
+    first (the first is the one it runs)."""
+    __slots__ = ('wid', 'process', 'tasks', 'put_head', 'held', 'sent', 'retired')
+
+    def __init__(self, wid, process, tasks):
+        self.wid = wid
+        self.process = process
+        self.tasks = tasks
+        self.put_head = sender('queue_put', tasks._handle, I64(-1))
+        self.held = collections.deque()     # (job, i) of each task sent
+        self.sent = 0
+        self.retired = False                # reached maxtasksperchild
 
 
 class Pool:
@@ -115,88 +173,165 @@ class Pool:
         self._initializer = initializer
         self._initargs = initargs
         self._maxtasks = maxtasksperchild
-        self._inqueue = SimpleQueue()
         self._outqueue = Queue()
+        # The results' queue read with a deadline of _CHECK_EVERY, or none.
+        handle = self._outqueue._handle
+        self._wait_frame, self._wait_at = receiver(
+            'queue_get', handle, _CAP, I64(int(_CHECK_EVERY * 1e6)))
+        self._poll_frame, self._poll_at = receiver('queue_get', handle, _CAP, I64(0))
         self._cache = {}
-        self._running = {}          # worker pid -> (job, index) it started
-        self._workers = []
+        self._refs = {}                         # (runner, func) -> pickled
+        self._backlog = collections.deque()     # tasks no worker holds yet
+        self._workers = {}                      # wid -> _Worker
         self._state = RUN
+        self._stopping = False                  # sentinels sent
         self._checked = time.monotonic()
         for _ in range(processes):
             self._add_worker()
 
     def _add_worker(self):
+        wid = next(_worker_ids)
+        tasks = Queue()
         w = Process(target=_worker, daemon=True,
-                    args=(self._inqueue, self._outqueue, self._initializer,
+                    args=(wid, tasks, self._outqueue, self._initializer,
                           self._initargs, self._maxtasks))
         w.name = w.name.replace('Process', 'PoolWorker')
         w.start()
-        self._workers.append(w)
+        worker = self._workers[wid] = _Worker(wid, w, tasks)
+        if self._stopping:
+            tasks.put(None)
+        return worker
 
-    # --- the parent's side: collecting results
+    def _has_work(self):
+        return self._state == RUN or (self._state == CLOSE and (
+            self._backlog or self._cache))
+
+    # --- the parent's side: handing out tasks, collecting results
+
+    def _dispatch(self):
+        """Hands tasks from the backlog to workers with room for them; once
+        the pool is closed and nothing is left, tells the workers to end."""
+        backlog = self._backlog
+        maxtasks = self._maxtasks
+        for w in self._workers.values():
+            if not backlog:
+                break
+            room = _PREFETCH - len(w.held)
+            if maxtasks is not None:
+                # Never more than it will take before it ends.
+                room = min(room, maxtasks - w.sent)
+            while room > 0 and backlog:
+                task = backlog.popleft()
+                try:
+                    data = _dumps(task)
+                except Exception as e:
+                    # Its arguments cannot be sent: the task fails.
+                    self._fail(task[0], task[1], e)
+                    continue
+                frame = bytearray(w.put_head + data)
+                _write(_door, frame)
+                if _ret_of(frame, 4)[0] < 0:
+                    w.tasks.put(task)       # raises what went wrong
+                w.held.append(task[:2])
+                w.sent += 1
+                room -= 1
+        if self._state == CLOSE and not backlog and not self._stopping:
+            self._stopping = True
+            for w in self._workers.values():
+                w.tasks.put(None)
+
+    def _fail(self, job, i, error):
+        result = self._cache.get(job)
+        if result is not None and not result._has(i):
+            result._set(i, (False, (error, '')))
+
+    def _receive(self, frame, at):
+        """The next message of the results' queue, or None when the frame's
+        deadline passed."""
+        frame = bytearray(frame)
+        _write(_door, frame)
+        ret = _ret_of(frame, 4)[0]
+        if 0 <= ret <= _CAP:
+            return _loads(frame[at:at + ret])
+        if ret > _CAP:
+            return _loads(_take(ret))
+        if -ret in (11, 110):       # EAGAIN, ETIMEDOUT
+            return None
+        raise OSError(-ret, 'the pool\'s result queue failed')
 
     def _collect(self, timeout):
-        """Takes what the workers sent for up to `timeout` seconds (at least
-        one message if one comes), and looks at the workers now and then."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
+        """Waits up to `timeout` seconds (at most _CHECK_EVERY: callers
+        loop) for results, handles every one that came, and looks at the
+        workers when none came or every _CHECK_EVERY."""
+        if timeout >= _CHECK_EVERY:
+            message = self._receive(self._wait_frame, self._wait_at)
+        elif timeout > 0:
             try:
-                message = self._outqueue.get(True, max(0.0, min(left, _CHECK_EVERY)))
+                message = self._outqueue.get(True, timeout)
             except _queue.Empty:
-                self._check_workers()
-                if time.monotonic() >= deadline:
-                    return
-                continue
-            self._handle(message)
-            # Take whatever else is already there without waiting.
-            while True:
-                try:
-                    self._handle(self._outqueue.get(False))
-                except _queue.Empty:
-                    break
-            if time.monotonic() - self._checked >= _CHECK_EVERY:
-                self._check_workers()
+                message = None
+        else:
+            message = self._receive(self._poll_frame, self._poll_at)
+        if message is None:
+            self._check_workers()
             return
+        self._handle(message)
+        self._poll()
+        if time.monotonic() - self._checked >= _CHECK_EVERY:
+            self._check_workers()
 
     def _handle(self, message):
-        kind, job, i, rest = message
-        if kind == 'start':
-            self._running[rest] = (job, i)
-            return
-        for pid, started in list(self._running.items()):
-            if started == (job, i):
-                del self._running[pid]
+        wid, job, i, outcome = message
+        w = self._workers.get(wid)
+        if w is not None and w.held:
+            w.held.popleft()
+            if (self._maxtasks is not None and w.sent >= self._maxtasks
+                    and not w.held and not w.retired):
+                # It ends now: its replacement starts without waiting to
+                # see it gone.
+                w.retired = True
+                if self._has_work():
+                    self._add_worker()
         result = self._cache.get(job)
         if result is not None:
-            result._set(i, rest)
+            result._set(i, outcome)
 
     def _check_workers(self):
-        """Reaps workers that ended: fails the task a dead one was running,
-        and replaces it while the pool runs (or tasks are still queued)."""
-        for w in list(self._workers):
-            if w.exitcode is None:
-                continue
-            self._workers.remove(w)
-            lost = self._running.pop(w.pid, None)
-            if lost is not None:
-                job, i = lost
-                # Its result may still be on its way: take what arrived.
-                while True:
-                    try:
-                        self._handle(self._outqueue.get(False))
-                    except _queue.Empty:
-                        break
-                result = self._cache.get(job)
-                if result is not None and not result._has(i):
-                    err = WorkerLostError(
-                        'the worker running this task (pid %s) died with exit code %s'
-                        % (w.pid, w.exitcode))
-                    result._set(i, (False, (err, '')))
-            if self._state == RUN or (self._state == CLOSE and self._cache):
+        """Reaps workers that ended: a dead one fails the task it was
+        running, and the tasks it had not started go back to the backlog;
+        each is replaced while there is work (or the pool runs)."""
+        self._checked = time.monotonic()
+        ended = [w for w in self._workers.values() if w.process.exitcode is not None]
+        if not ended:
+            return
+        # Results sent before a worker died are still on their way: take
+        # them first.
+        while True:
+            message = self._receive(self._poll_frame, self._poll_at)
+            if message is None:
+                break
+            self._handle(message)
+        for w in ended:
+            del self._workers[w.wid]
+            unstarted = []
+            while True:
+                try:
+                    task = w.tasks.get(False)
+                except _queue.Empty:
+                    break
+                if task is not None:
+                    unstarted.append(task)
+            w.tasks.close()
+            running = len(w.held) - len(unstarted)
+            if running > 0:
+                job, i = w.held[0]
+                self._fail(job, i, WorkerLostError(
+                    'the worker running this task (pid %s) died with exit code %s'
+                    % (w.process.pid, w.process.exitcode)))
+            self._backlog.extendleft(reversed(unstarted))
+            if not w.retired and self._has_work():
                 self._add_worker()
-                if self._state == CLOSE:
-                    self._inqueue.put(None)
+        self._dispatch()
 
     # --- submitting work
 
@@ -204,18 +339,44 @@ class Pool:
         if self._state != RUN:
             raise ValueError('Pool not running')
 
+    def _ref(self, runner, func):
+        """The pickled (runner, func) tasks name."""
+        key = (runner, func)
+        try:
+            ref = self._refs.get(key)
+        except TypeError:           # an unhashable callable
+            return pickle.dumps(key)
+        if ref is None:
+            if len(self._refs) >= _REFS_KEPT:
+                self._refs.clear()
+            ref = self._refs[key] = pickle.dumps(key)
+        return ref
+
     def _submit(self, result, tasks):
-        for task in tasks:
-            self._inqueue.put(task)
-        self._collect(0)
+        self._backlog.extend(tasks)
+        self._poll()
+
+    def _poll(self):
+        """Handles the results already there, without waiting, and hands
+        out tasks."""
+        while True:
+            message = self._receive(self._poll_frame, self._poll_at)
+            if message is None:
+                break
+            self._handle(message)
+        self._dispatch()
 
     def apply(self, func, args=(), kwds={}):
         return self.apply_async(func, args, kwds).get()
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
         self._check_running()
+        if kwds:
+            ref, payload = self._ref(_apply_kw, func), (tuple(args), dict(kwds))
+        else:
+            ref, payload = self._ref(_apply, func), tuple(args)
         result = ApplyResult(self, callback, error_callback)
-        self._submit(result, [(result._job, 0, func, args, kwds)])
+        self._submit(result, [(result._job, 0, ref, payload)])
         return result
 
     def map(self, func, iterable, chunksize=None):
@@ -243,11 +404,12 @@ class Pool:
                 chunksize += 1
         if len(iterable) == 0:
             chunksize = 0
+        ref = self._ref(mapper, func)
         chunks = list(_chunks(iterable, chunksize))
         result = MapResult(self, chunksize, len(iterable), len(chunks), callback,
                            error_callback)
-        self._submit(result, [(result._job, i, mapper, ((func, chunk),), {})
-                              for i, chunk in enumerate(chunks)])
+        job = result._job
+        self._submit(result, [(job, i, ref, chunk) for i, chunk in enumerate(chunks)])
         return result
 
     def imap(self, func, iterable, chunksize=1):
@@ -260,10 +422,11 @@ class Pool:
         self._check_running()
         if chunksize < 1:
             raise ValueError('Chunksize must be 1+, not {0:n}'.format(chunksize))
+        ref = self._ref(_mapstar, func)
         chunks = list(_chunks(list(iterable), chunksize))
         result = kind(self, len(chunks))
-        self._submit(result, [(result._job, i, _mapstar, ((func, chunk),), {})
-                              for i, chunk in enumerate(chunks)])
+        job = result._job
+        self._submit(result, [(job, i, ref, chunk) for i, chunk in enumerate(chunks)])
         return result
 
     # --- ending
@@ -271,16 +434,18 @@ class Pool:
     def close(self):
         if self._state == RUN:
             self._state = CLOSE
-            for _ in self._workers:
-                self._inqueue.put(None)
+            self._dispatch()
 
     def terminate(self):
         self._state = TERMINATE
-        for w in self._workers:
-            w.terminate()
-        for w in self._workers:
-            w.join()
-        self._workers = []
+        self._backlog.clear()
+        workers = list(self._workers.values())
+        for w in workers:
+            w.process.terminate()
+        for w in workers:
+            w.process.join()
+            w.tasks.close()
+        self._workers = {}
         for result in list(self._cache.values()):
             result._abandon()
 
@@ -304,6 +469,9 @@ class Pool:
 
 
 def _chunks(items, size):
+    if size == 1:
+        yield from ((item,) for item in items)
+        return
     it = iter(items)
     while size:
         chunk = tuple(itertools.islice(it, size))

@@ -8,12 +8,18 @@ import errno
 import pickle
 import queue as _queue
 
-from procbridge._door import Buf, call, check, error, received, timeout_us
+from procbridge._door import (I64, Buf, call, check, error, fd as _door, receiver, ret_of as _ret_of,
+                              sender, take, timeout_us, write as _write)
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
 
-# The first try: messages up to this size come back in one call.
-_CAP = 4096
+_dumps = pickle.dumps
+_loads = pickle.loads
+
+# The first try: messages up to this size come back in one call (longer
+# ones take a second, `take_result`).
+_CAP = 512
+_FOREVER = I64(-1)
 
 
 class Queue:
@@ -23,13 +29,23 @@ class Queue:
         self._maxsize = maxsize
         self._handle = check('queue_new', maxsize, 0, int(self._joinable))[0]
         self._closed = False
+        # Prebuilt frames of the blocking put and get (see procbridge._door).
+        self._put_head = sender('queue_put', self._handle, _FOREVER)
+        self._get_frame, self._get_at = receiver('queue_get', self._handle, _CAP, _FOREVER)
 
     _joinable = False
 
     def put(self, obj, block=True, timeout=None):
-        self._check_closed()
-        data = pickle.dumps(obj)
-        ret, _ = call('queue_put', self._handle, Buf(data), timeout_us(block, timeout))
+        if block and timeout is None and not self._closed:
+            frame = bytearray(self._put_head + _dumps(obj))
+            _write(_door, frame)
+            ret = _ret_of(frame, 4)[0]
+            if not ret:
+                return
+        else:
+            self._check_closed()
+            ret, _ = call('queue_put', self._handle, Buf(_dumps(obj)),
+                          timeout_us(block, timeout))
         if ret < 0:
             code = -ret
             if code in (11, 110):    # EAGAIN, ETIMEDOUT
@@ -39,13 +55,25 @@ class Queue:
             raise error('put', ret)
 
     def get(self, block=True, timeout=None):
-        self._check_closed()
-        ret, (buf,) = call('queue_get', self._handle, Buf(_CAP), timeout_us(block, timeout))
+        if block and timeout is None and not self._closed:
+            frame = bytearray(self._get_frame)
+            _write(_door, frame)
+            ret = _ret_of(frame, 4)[0]
+            if 0 <= ret <= _CAP:
+                at = self._get_at
+                return _loads(frame[at:at + ret])
+        else:
+            self._check_closed()
+            ret, (frame,) = call('queue_get', self._handle, Buf(_CAP),
+                                 timeout_us(block, timeout))
+            if 0 <= ret <= _CAP:
+                return _loads(frame[:ret])
         if ret < 0:
             if -ret in (11, 110):
                 raise _queue.Empty
             raise error('get', ret)
-        return pickle.loads(received(ret, buf))
+        # Longer than the first try: it waits for `take_result`.
+        return _loads(take(ret))
 
     def put_nowait(self, obj):
         return self.put(obj, False)

@@ -3,16 +3,19 @@
 A call is one frame written to the door (`/dev/procbridge/door`); the host
 answers in place (layout in host/src/python/frame.rs):
 
-    b"PBD1", i32 return value, u32 frame length, u8 name length, name,
-    u8 argument count, then per argument a tag and its value:
+    b"PBD1", i32 return value, u8 name length, name, u8 argument count,
+    then per argument a tag and its value:
     b"i" i32 | b"I" i64 | b"b" u32 len + bytes (passes the address)
     | b"B" u32 len + bytes (passes the address and the length)
+    | b"R" (the frame's rest, after the last argument: address and length)
 """
 import errno as _errno
 import os as _os
 import struct as _struct
 
-_fd = _os.open('/dev/procbridge/door', _os.O_RDWR)
+# The door, and the two calls every frame takes (the hot paths of
+# multiprocessing.queues and .connection use them directly).
+fd = _os.open('/dev/procbridge/door', _os.O_RDWR)
 
 _i32 = _struct.Struct('<i')
 _u32 = _struct.Struct('<I')
@@ -35,35 +38,81 @@ class Buf:
         self.with_len = with_len
 
 
+_heads = {}
+_arg_i32 = _struct.Struct('<ci').pack
+_arg_i64 = _struct.Struct('<cq').pack
+_arg_buf = _struct.Struct('<cI').pack
+write = _os.write
+ret_of = _i32.unpack_from
+
+
+def _head(name, argc):
+    n = name.encode()
+    head = b'PBD1' + bytes(4) + bytes((len(n),)) + n + bytes((argc,))
+    _heads[name, argc] = head
+    return head
+
+
 def call(name, *args):
     """Calls the host function `name`; returns its i32 result and the bytes
     of every `Buf` argument as the host left them."""
-    n = name.encode()
-    frame = bytearray(b'PBD1\0\0\0\0\0\0\0\0')
-    frame.append(len(n))
-    frame += n
-    frame.append(len(args))
+    head = _heads.get((name, len(args))) or _head(name, len(args))
+    if not args:
+        frame = bytearray(head)
+        write(fd, frame)
+        return ret_of(frame, 4)[0], ()
+    parts = [head]
     spans = None
+    at = len(head)
     for a in args:
-        if type(a) is int:
-            frame += b'i'
-            frame += _i32.pack(a)
-        elif type(a) is I64:
-            frame += b'I'
-            frame += _i64.pack(a)
+        t = type(a)
+        if t is int:
+            parts.append(_arg_i32(b'i', a))
+            at += 5
+        elif t is I64:
+            parts.append(_arg_i64(b'I', a))
+            at += 9
         else:
-            frame += b'B' if a.with_len else b'b'
-            frame += _u32.pack(len(a.data))
+            data = a.data
+            parts.append(_arg_buf(b'B' if a.with_len else b'b', len(data)))
+            parts.append(data)
             if spans is None:
                 spans = []
-            spans.append((len(frame), len(a.data)))
-            frame += a.data
-    _u32.pack_into(frame, 8, len(frame))
-    _os.write(_fd, frame)
-    ret = _i32.unpack_from(frame, 4)[0]
+            spans.append((at + 5, len(data)))
+            at += 5 + len(data)
+    frame = bytearray(b''.join(parts))
+    write(fd, frame)
+    ret = ret_of(frame, 4)[0]
     if spans is None:
         return ret, ()
     return ret, [bytes(frame[o:o + n]) for o, n in spans]
+
+
+def sender(name, handle, timeout=None):
+    """The frame of `name(handle, ptr, len[, timeout])` without its message,
+    which the caller appends (`R`: the rest of the frame) — the hot path
+    of Queue.put and send_bytes:
+
+        frame = bytearray(head + message)
+        os.write(door, frame)
+        ret = ret_of(frame, 4)[0]
+    """
+    if timeout is None:
+        return _head(name, 2) + _arg_i32(b'i', handle) + b'R'
+    return _head(name, 3) + _arg_i32(b'i', handle) + b'R' + _arg_i64(b'I', timeout)
+
+
+def receiver(name, handle, cap, timeout):
+    """The frame of `name(handle, ptr, cap, timeout)` with room for a
+    message of `cap` bytes, and where the message starts — the hot path of
+    Queue.get and recv_bytes:
+
+        frame = bytearray(template)
+        os.write(door, frame)
+        ret = ret_of(frame, 4)[0]     # the message is frame[start:start + ret]
+    """
+    head = _head(name, 3) + _arg_i32(b'i', handle) + _arg_buf(b'B', cap)
+    return head + bytes(cap) + _arg_i64(b'I', timeout), len(head)
 
 
 # The ABI's codes are Linux errno numbers; this interpreter's errno module
@@ -103,14 +152,6 @@ def check(name, *args):
 def take(n):
     """The result waiting for `take_result`, `n` bytes."""
     return check('take_result', Buf(n))[1][0]
-
-
-def received(ret, buf):
-    """The bytes of a message `ret` bytes long that came back in `buf`, or,
-    longer than it, wait for `take_result`."""
-    if ret <= len(buf):
-        return buf[:ret]
-    return take(ret)
 
 
 def pack_list(items):

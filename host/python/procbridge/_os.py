@@ -16,8 +16,15 @@ WNOHANG = 1
 _hooks = ([], [], [])   # before, after_in_parent, after_in_child
 
 
+_pid = None
+
+
 def getpid():
-    return check('getpid')[0]
+    # A process's pid changes only in a fork child, which forgets it.
+    global _pid
+    if _pid is None:
+        _pid = check('getpid')[0]
+    return _pid
 
 
 def getppid():
@@ -57,7 +64,10 @@ def fork():
     sys.stdout: output still buffered is in both processes
     (multiprocessing flushes before it forks)."""
     _run_hooks(reversed(_hooks[0]))
+    global _pid
     pid = check('fork')[0]
+    if pid == 0:
+        _pid = None
     _run_hooks(_hooks[2] if pid == 0 else _hooks[1])
     return pid
 

@@ -74,18 +74,23 @@ impl CacheDir {
         self.path.join(name)
     }
 
-    /// Reads entry `name` whole (one read of at most `max_len` bytes), or
-    /// `None` when there is none. The open file comes back too, to
-    /// [`touch`](CacheDir::touch) once the entry has been used.
+    /// Opens entry `name` for reading and checks it, or `None` when there
+    /// is none: the open file and its length (at most `max_len`). The file
+    /// is also what [`touch`](CacheDir::touch) takes once the entry has
+    /// been used.
     ///
     /// # Errors
     /// Why the entry may not be used (a sentence naming it): a symbolic
     /// link, not a regular file, not the user's alone, larger than the
     /// cache, unreadable.
-    pub(crate) fn read(&self, name: &str, max_len: u64) -> Result<Option<(Vec<u8>, File)>, String> {
-        let what = format!("the module cache entry {}", self.path_of(name).display());
+    pub(crate) fn open_entry(
+        &self,
+        name: &str,
+        max_len: u64,
+    ) -> Result<Option<(File, u64)>, String> {
+        let what = self.what(name);
         let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-        let mut file = match self.open_at(name, flags, 0) {
+        let file = match self.open_at(name, flags, 0) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -106,12 +111,25 @@ impl CacheDir {
                 meta.len()
             ));
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        (&mut file)
-            .take(meta.len())
+        Ok(Some((file, meta.len())))
+    }
+
+    /// Reads the opened entry `name` whole (one read of `len` bytes).
+    ///
+    /// # Errors
+    /// A sentence naming the entry.
+    pub(crate) fn read(&self, name: &str, file: &File, len: u64) -> Result<Vec<u8>, String> {
+        let mut bytes = Vec::with_capacity(len as usize);
+        let reader = file;
+        reader
+            .take(len)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read {what}: {e}"))?;
-        Ok(Some((bytes, file)))
+            .map_err(|e| format!("cannot read {}: {e}", self.what(name)))?;
+        Ok(bytes)
+    }
+
+    fn what(&self, name: &str) -> String {
+        format!("the module cache entry {}", self.path_of(name).display())
     }
 
     /// Marks an entry as just used: eviction orders by its times. (Set

@@ -56,6 +56,7 @@
 mod dir;
 mod hmac;
 mod key;
+mod sealed;
 
 use crate::policy::Policy;
 use anyhow::Result;
@@ -252,28 +253,8 @@ impl ModuleCache {
             return Ok((Module::new(engine, bytes)?, Origin::Compiled));
         };
         let hashes = [&engine_hash[..], &module_hash[..]];
-        match dir.read(&name, self.max_bytes) {
-            Ok(None) => {}
-            Ok(Some((entry, file))) => match verify(&entry, &key, hashes) {
-                Ok(payload) => {
-                    // SAFETY: `payload` is what `store` below serialized
-                    // for this module and engine: its MAC under the user's
-                    // key, kept outside the cache, checked over these very
-                    // bytes (see "Trust").
-                    match unsafe { Module::deserialize(engine, payload) } {
-                        Ok(module) => {
-                            dir.touch(&file);
-                            return Ok((module, Origin::Cached));
-                        }
-                        Err(e) => self.refused(&dir, &name, &format!("does not load ({e})")),
-                    }
-                }
-                Err(why) => self.refused(&dir, &name, why),
-            },
-            Err(why) => self.warn(
-                Warning::Entry,
-                &format!("{why}: it is compiled again and replaced"),
-            ),
+        if let Some(module) = self.load_entry(engine, &dir, &name, &key, hashes) {
+            return Ok((module, Origin::Cached));
         }
         let module = Module::new(engine, bytes)?;
         match store(&dir, &name, &key, hashes, &module) {
@@ -287,6 +268,50 @@ impl ModuleCache {
             ),
         }
         Ok((module, Origin::Compiled))
+    }
+
+    /// The module of entry `name` when there is one and it authenticates;
+    /// otherwise `None`, with a warning for an entry that is refused.
+    fn load_entry(
+        &self,
+        engine: &Engine,
+        dir: &CacheDir,
+        name: &str,
+        key: &Key,
+        hashes: [&[u8]; 2],
+    ) -> Option<Module> {
+        let (file, len) = match dir.open_entry(name, self.max_bytes) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(why) => {
+                self.warn(
+                    Warning::Entry,
+                    &format!("{why}: it is compiled again and replaced"),
+                );
+                return None;
+            }
+        };
+        let loaded = match load_sealed(engine, &file, len, key, hashes) {
+            Some(loaded) => loaded,
+            None => load_in_memory(engine, dir, name, &file, len, key, hashes),
+        };
+        match loaded {
+            Ok(module) => {
+                dir.touch(&file);
+                Some(module)
+            }
+            Err(Refused::Unreadable(why)) => {
+                self.warn(
+                    Warning::Entry,
+                    &format!("{why}: it is compiled again and replaced"),
+                );
+                None
+            }
+            Err(Refused::Invalid(why)) => {
+                self.refused(dir, name, &why);
+                None
+            }
+        }
     }
 
     /// The checked directory and the key, or why the cache is not used.
@@ -328,13 +353,89 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// Why an entry was not loaded.
+enum Refused {
+    /// It could not be read (a sentence naming it).
+    Unreadable(String),
+    /// It is not a good entry (what is wrong with it).
+    Invalid(String),
+}
+
+/// Loads the entry from a sealed copy of its payload (see [`sealed`]), or
+/// `None` where this machine cannot run code from a memfd.
+fn load_sealed(
+    engine: &Engine,
+    file: &std::fs::File,
+    len: u64,
+    key: &Key,
+    hashes: [&[u8]; 2],
+) -> Option<Result<Module, Refused>> {
+    use std::os::unix::fs::FileExt;
+    if len < HEADER as u64 {
+        return Some(Err(Refused::Invalid("is too short to be an entry".into())));
+    }
+    let mut header = [0u8; HEADER];
+    if let Err(e) = file.read_exact_at(&mut header, 0) {
+        return Some(Err(Refused::Unreadable(format!(
+            "cannot read a module cache entry: {e}"
+        ))));
+    }
+    let payload_len = len - HEADER as u64;
+    let memfd = sealed::copy(file, HEADER as u64, payload_len).ok()?;
+    let verdict = sealed::with_bytes(&memfd, payload_len, |payload| {
+        authenticate(&header, payload, key, hashes)
+    })
+    .ok()?;
+    if let Err(why) = verdict {
+        return Some(Err(Refused::Invalid(why.into())));
+    }
+    // SAFETY: the memfd holds what `store` below serialized for this module
+    // and engine: its MAC under the user's key, kept outside the cache,
+    // checked over the memfd's own bytes after it was sealed against every
+    // change (see "Trust"). Where the memfd cannot be mapped executable,
+    // the entry is loaded from memory instead.
+    unsafe { Module::deserialize_open_file(engine, memfd) }
+        .ok()
+        .map(Ok)
+}
+
+/// Loads the entry from its bytes read into memory.
+fn load_in_memory(
+    engine: &Engine,
+    dir: &CacheDir,
+    name: &str,
+    file: &std::fs::File,
+    len: u64,
+    key: &Key,
+    hashes: [&[u8]; 2],
+) -> Result<Module, Refused> {
+    let entry = dir.read(name, file, len).map_err(Refused::Unreadable)?;
+    let payload = verify(&entry, key, hashes).map_err(|why| Refused::Invalid(why.into()))?;
+    // SAFETY: `payload` is what `store` below serialized for this module and
+    // engine: its MAC under the user's key, kept outside the cache, checked
+    // over these very bytes (see "Trust").
+    unsafe { Module::deserialize(engine, payload) }
+        .map_err(|e| Refused::Invalid(format!("does not load ({e})")))
+}
+
 /// The serialized module of `entry` if it authenticates, or why not.
 fn verify<'a>(entry: &'a [u8], key: &Key, hashes: [&[u8]; 2]) -> Result<&'a [u8], &'static str> {
     if entry.len() < HEADER {
         return Err("is too short to be an entry");
     }
-    let (magic, rest) = entry.split_at(MAGIC.len());
-    let (mac, payload) = rest.split_at(32);
+    let (header, payload) = entry.split_at(HEADER);
+    authenticate(header, payload, key, hashes)?;
+    Ok(payload)
+}
+
+/// Whether `header` (magic and MAC) authenticates `payload`, or why not.
+fn authenticate(
+    header: &[u8],
+    payload: &[u8],
+    key: &Key,
+    hashes: [&[u8]; 2],
+) -> Result<(), &'static str> {
+    let (magic, mac) = header.split_at(MAGIC.len());
     if magic != MAGIC {
         return Err("is not in the cache's format");
     }
@@ -342,7 +443,7 @@ fn verify<'a>(entry: &'a [u8], key: &Key, hashes: [&[u8]; 2]) -> Result<&'a [u8]
     if !hmac::same(&expected, mac) {
         return Err("does not authenticate with this user's cache key (it was modified, or written with another key)");
     }
-    Ok(payload)
+    Ok(())
 }
 
 /// Serializes `module` into entry `name`, with its MAC.

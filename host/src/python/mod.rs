@@ -28,6 +28,8 @@ pub(crate) mod door;
 pub mod frame;
 mod library;
 
+pub use door::DOOR_FD;
+
 use crate::ctx::GuestBuilder;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};

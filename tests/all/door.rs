@@ -1,0 +1,303 @@
+//! The door (`procbridge python`'s way into the host functions) attacked
+//! from below Python: a raw WASI guest writes hostile frames and hostile
+//! WASI arguments to it. Every bad input is an error code, never a panic,
+//! and a frame can only call what a Rust guest could call, as it could.
+
+use crate::support::*;
+use procbridge::python::DOOR_FD;
+use procbridge::{GuestBuilder, Policy, Stdio};
+use std::sync::Arc;
+
+/// WASI errno values.
+const WASI_BADF: i32 = 8;
+const WASI_FAULT: i32 = 21;
+const WASI_INVAL: i32 = 28;
+
+/// Where things are in the test guest's one page of memory.
+const IOV: u32 = 0x10;
+const NWRITTEN: u32 = 0x20;
+const OUT: u32 = 0x30;
+const NAME: u32 = 0x40;
+const FRAME: u32 = 0x100;
+
+/// A frame as the Python side builds it: `args` are (tag, value bytes).
+fn frame(name: &[u8], args: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut f = b"PBD1".to_vec();
+    f.extend_from_slice(&[0; 4]);
+    f.push(name.len() as u8);
+    f.extend_from_slice(name);
+    f.push(args.len() as u8);
+    let mut rest = Vec::new();
+    for (tag, value) in args {
+        f.push(*tag);
+        match tag {
+            b'b' | b'B' => {
+                f.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                f.extend_from_slice(value);
+            }
+            b'R' => rest = value.clone(),
+            _ => f.extend_from_slice(value),
+        }
+    }
+    f.extend_from_slice(&rest);
+    f
+}
+
+fn i32_arg(v: i32) -> (u8, Vec<u8>) {
+    (b'i', v.to_le_bytes().to_vec())
+}
+
+fn wat_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A guest that runs `checks` in order — each a WAT expression and the
+/// i32 it must give — and exits with 100 + the index of the first that
+/// does not, or 0. `data` is placed at FRAME.
+fn door_guest(data: &[u8], checks: &[(String, i32)]) -> String {
+    let mut body = String::new();
+    for (i, (expr, want)) in checks.iter().enumerate() {
+        body += &format!(
+            "(if (i32.ne {expr} (i32.const {want})) (then (call $exit (i32.const {})))) ",
+            100 + i
+        );
+    }
+    format!(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $stat (param i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const {NAME}) "door")
+        (data (i32.const 0x50) "nope")
+        (data (i32.const 0x60) "../etc")
+        (data (i32.const {FRAME}) "{}")
+        (func $iov (param $base i32) (param $len i32) (result i32)
+          (i32.store (i32.const {IOV}) (local.get $base))
+          (i32.store (i32.const {}) (local.get $len))
+          (i32.const {IOV}))
+        (func (export "_start") {body} (call $exit (i32.const 0))))"#,
+        wat_bytes(data),
+        IOV + 4,
+    )
+}
+
+/// Writes the `len` bytes at FRAME to the door; the fd_write result.
+fn call_frame(len: usize) -> String {
+    format!(
+        "(call $write (i32.const {DOOR_FD}) (call $iov (i32.const {FRAME}) (i32.const {len})) \
+         (i32.const 1) (i32.const {NWRITTEN}))"
+    )
+}
+
+/// The return value the host wrote into the frame.
+fn ret() -> String {
+    format!("(i32.load (i32.const {}))", FRAME + 4)
+}
+
+/// Runs `wat` with a door (and no grants): its exit code.
+fn run_with_door(wat: &str) -> i32 {
+    try_with_door(wat).unwrap()
+}
+
+fn try_with_door(wat: &str) -> anyhow::Result<i32> {
+    let rt = runtime();
+    let program = rt.load_bytes("door.wat", wat.as_bytes()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let door =
+        cap_std::fs::Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).unwrap();
+    let mut guest = GuestBuilder::new();
+    guest
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .policy(Policy::default())
+        .door(Arc::new(door), "/dev/procbridge");
+    rt.run(&program, guest.build().unwrap())
+}
+
+fn expect(data: &[u8], checks: &[(String, i32)]) {
+    let code = run_with_door(&door_guest(data, checks));
+    assert_eq!(
+        code,
+        0,
+        "check {} failed: {:?}",
+        code - 100,
+        checks.get((code - 100) as usize)
+    );
+}
+
+#[test]
+fn the_door_opens_only_by_its_name_in_its_directory() {
+    let open = |dir: i32, name: u32, len: i32, out: u32| {
+        format!(
+            "(call $open (i32.const {dir}) (i32.const 0) (i32.const {name}) (i32.const {len}) \
+             (i32.const 0) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) \
+             (i32.const {out}))"
+        )
+    };
+    expect(
+        b"",
+        &[
+            (open(3, NAME, 4, OUT), 0),
+            (format!("(i32.load (i32.const {OUT}))"), DOOR_FD),
+            // Another name in its directory is an ordinary (empty)
+            // directory's: nothing there, and no way out.
+            (format!("(i32.eqz {})", open(3, 0x50, 4, OUT)), 0),
+            (format!("(i32.eqz {})", open(3, 0x60, 6, OUT)), 0),
+            // The result outside memory.
+            (open(3, NAME, 4, 0xFFFF_FFF0), WASI_FAULT),
+            // Its stat, its reads, its close.
+            (format!("(call $stat (i32.const {DOOR_FD}) (i32.const {OUT}))"), 0),
+            (format!("(i32.load8_u (i32.const {OUT}))"), 2),
+            (format!("(call $stat (i32.const {DOOR_FD}) (i32.const 0xFFFFFFF0))"), WASI_FAULT),
+            (
+                format!(
+                    "(call $read (i32.const {DOOR_FD}) (call $iov (i32.const {FRAME}) (i32.const 8)) \
+                     (i32.const 1) (i32.const {NWRITTEN}))"
+                ),
+                WASI_BADF,
+            ),
+            (format!("(call $close (i32.const {DOOR_FD}))"), 0),
+        ],
+    );
+}
+
+#[test]
+fn a_name_outside_memory_is_wasi_s_business() {
+    // Not the door's name: wasmtime-wasi answers as it does for any guest —
+    // a trap for a path outside memory, an error for an impossible length.
+    // The guest ends or gets its error; the host goes on.
+    let open = |name: u32, len: i32| {
+        format!(
+            "(call $open (i32.const 3) (i32.const 0) (i32.const {name}) (i32.const {len}) \
+             (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const {OUT}))"
+        )
+    };
+    let err = try_with_door(&door_guest(b"", &[(open(0xFFFF, 4), 0)])).unwrap_err();
+    assert!(format!("{err:?}").contains("out of bounds"), "{err:?}");
+    let wat = door_guest(b"", &[(format!("(i32.eqz {})", open(NAME, -1)), 0)]);
+    assert_eq!(run_with_door(&wat), 0);
+}
+
+#[test]
+fn a_frame_calls_the_function_a_rust_guest_would_call() {
+    let getpid = frame(b"getpid", &[]);
+    expect(
+        &getpid,
+        &[
+            (call_frame(getpid.len()), 0),
+            (ret(), std::process::id() as i32),
+            // The whole frame was written.
+            (
+                format!("(i32.load (i32.const {NWRITTEN}))"),
+                getpid.len() as i32,
+            ),
+        ],
+    );
+    // waitpid(-1, WNOHANG, status): no children, as for a Rust guest.
+    let waitpid = frame(b"waitpid", &[i32_arg(-1), i32_arg(1), (b'b', vec![0; 4])]);
+    expect(&waitpid, &[(call_frame(waitpid.len()), 0), (ret(), -10)]);
+    // Pointers passed as plain integers are checked by the host function.
+    let pipe_new = frame(b"pipe_new", &[i32_arg(1), i32_arg(-16)]);
+    expect(&pipe_new, &[(call_frame(pipe_new.len()), 0), (ret(), -14)]);
+    // A command the policy does not grant is refused as for a Rust guest.
+    let mut argv = Vec::new();
+    argv.extend_from_slice(&4u32.to_le_bytes());
+    argv.extend_from_slice(b"true");
+    let mut popen_args = vec![(b'B', argv)];
+    popen_args.extend([0, 0, 0, 0, -2, -2, -2].map(i32_arg));
+    let popen = frame(b"popen", &popen_args);
+    expect(&popen, &[(call_frame(popen.len()), 0), (ret(), -1)]);
+}
+
+#[test]
+fn frames_that_lie_are_refused_with_an_error_code() {
+    let wasi = frame(
+        b"fd_write",
+        &[i32_arg(1), i32_arg(0), i32_arg(0), i32_arg(0)],
+    );
+    let unknown = frame(b"no_such_function", &[]);
+    let wrong_arity = frame(b"getpid", &[i32_arg(1)]);
+    let wrong_type = frame(b"kill", &[(b'I', 1i64.to_le_bytes().to_vec()), i32_arg(9)]);
+    let bad_tag = {
+        let mut f = frame(b"getpid", &[i32_arg(1)]);
+        let at = f.len() - 5;
+        f[at] = b'x';
+        f
+    };
+    let not_utf8 = frame(&[0xff, 0xfe], &[]);
+    let too_many = frame(b"getpid", &vec![i32_arg(0); 17]);
+    let long_buffer = {
+        let mut f = frame(b"getpid", &[(b'b', vec![0; 4])]);
+        let at = f.len() - 8;
+        f[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        f
+    };
+    let trailing = {
+        let mut f = frame(b"getpid", &[]);
+        f.extend_from_slice(b"junk");
+        f
+    };
+    let two_rests = frame(b"pipe_send", &[(b'R', vec![]), (b'R', vec![])]);
+    for (what, f, ret_value) in [
+        ("a WASI function", &wasi, -38),
+        ("an unknown function", &unknown, -38),
+        ("too many arguments", &wrong_arity, -22),
+        ("an i64 for an i32", &wrong_type, -22),
+        ("an unknown tag", &bad_tag, -22),
+        ("a name that is not UTF-8", &not_utf8, -22),
+        ("more than 16 arguments", &too_many, -22),
+        ("a buffer longer than the frame", &long_buffer, -22),
+        ("bytes after the last argument", &trailing, -22),
+        ("two rests", &two_rests, -22),
+    ] {
+        let code = run_with_door(&door_guest(
+            f,
+            &[(call_frame(f.len()), 0), (ret(), ret_value)],
+        ));
+        assert_eq!(code, 0, "{what}: check {} failed", code - 100);
+    }
+}
+
+#[test]
+fn hostile_writes_to_the_door_are_wasi_errors() {
+    let getpid = frame(b"getpid", &[]);
+    let len = getpid.len() as i32;
+    let write = |iov: &str, count: i32, nwritten: u32| {
+        format!(
+            "(call $write (i32.const {DOOR_FD}) {iov} (i32.const {count}) (i32.const {nwritten}))"
+        )
+    };
+    let iov = |base: u32, len: i32| format!("(call $iov (i32.const {base}) (i32.const {len}))");
+    expect(
+        &getpid,
+        &[
+            // Not a frame: too short for the header, or not its magic.
+            (write(&iov(FRAME, 4), 1, NWRITTEN), WASI_INVAL),
+            (write(&iov(FRAME + 1, len - 1), 1, NWRITTEN), WASI_INVAL),
+            // One buffer only.
+            (write(&iov(FRAME, len), 2, NWRITTEN), WASI_INVAL),
+            (write(&iov(FRAME, len), 0, NWRITTEN), WASI_INVAL),
+            // The vector, the frame or the count outside memory.
+            (write("(i32.const 0xFFFFFFF8)", 1, NWRITTEN), WASI_FAULT),
+            (write(&iov(0xFFF0, 0x100), 1, NWRITTEN), WASI_FAULT),
+            (write(&iov(0xFFFF_FF00, len), 1, NWRITTEN), WASI_FAULT),
+            (write(&iov(FRAME, -1), 1, NWRITTEN), WASI_INVAL),
+            (write(&iov(FRAME, len), 1, 0xFFFF_FFFE), WASI_FAULT),
+            // After all that, the door still works.
+            (write(&iov(FRAME, len), 1, NWRITTEN), 0),
+            (ret(), std::process::id() as i32),
+        ],
+    );
+}
+
+#[test]
+fn the_door_is_closed_to_a_guest_that_was_not_given_one() {
+    // The same frame through the same descriptor, with no door: EBADF.
+    let getpid = frame(b"getpid", &[]);
+    let wat = door_guest(&getpid, &[(call_frame(getpid.len()), WASI_BADF)]);
+    assert_eq!(run_wat(&wat).unwrap(), 0);
+}
