@@ -11,10 +11,11 @@ and, where one makes sense, the native baseline (a binary in
 
 from .model import NATIVE, PYTHON, Figure, Target
 from .programs import ProgramScenario
+from .python_guest import PythonProgramScenario, PythonStartupScenario
 from .startup import StartupScenario
 
 # The targets are those of the issues: start-up issue 2, subprocess 3,
-# process 4, pool 5, queue 6. A cost ratio is procbridge's time (or
+# process 4, pool 5, queue 6, Python guests 13. A cost ratio is procbridge's time (or
 # 1 ÷ throughput) divided by the baseline's, so "at least 2x Python's
 # throughput" is a ratio of at most 0.5.
 SCENARIOS = [
@@ -161,6 +162,49 @@ SCENARIOS = [
                 "Pipe ping-pong round trip",
                 (Target(PYTHON, 0.5, rate="round trips/s"),),
             ),
+        ],
+    ),
+    PythonStartupScenario(
+        figure=Figure(
+            "python_print_ms",
+            "`print(1)`, interpreter cached",
+            (Target(PYTHON, 2.0),),
+        ),
+        issue=13,
+    ),
+    PythonProgramScenario(
+        name="python",
+        title="Python guests: the same script under `procbridge python` and `python3`",
+        about=(
+            "`bench/python/python_guest_bench.py`, run unchanged by `procbridge python` "
+            "(CPython 3.12 for WASI, with procbridge's `multiprocessing` and "
+            "`subprocess`) and by the machine's `python3`, both with the fork start "
+            "method: `Process(target=f).start(); join()`; `Pool(4).map` of a trivial "
+            "task over 20,000 items with chunksize 1, and 20,000 `apply_async` + "
+            "`get()`, per task; a writer process putting 100,000 16-byte messages on a "
+            "`Queue` for the parent; `subprocess.run([\"true\"])`. Python code runs "
+            "about four times slower in the WASI interpreter than natively (a function "
+            "call, a `pickle.dumps`), so each of these holds its Python work to a few "
+            "calls per message or task."
+        ),
+        issue=13,
+        guest="python",
+        script="python_guest_bench.py",
+        grants=("--allow-run", "true"),
+        figures=[
+            Figure(
+                "start_join_fork_us",
+                "Process start+join, fork",
+                (Target(PYTHON, 1.0),),
+            ),
+            Figure("pool_map_task_us", "`Pool(4).map`, per task", (Target(PYTHON, 1.0),)),
+            Figure(
+                "pool_apply_async_task_us",
+                "`apply_async` + `get`, per task",
+                (Target(PYTHON, 1.0),),
+            ),
+            Figure("queue_16b_msg_s", "Queue, 16-byte messages", (Target(PYTHON, 1.0),)),
+            Figure("run_true_us", '`subprocess.run(["true"])`', (Target(PYTHON, 1.2),)),
         ],
     ),
 ]

@@ -87,7 +87,7 @@ class StartupScenario:
         except ProgramFailed as err:
             result.notes.append(f"a --no-cache run failed: {err}")
         cells = {
-            PROCBRIDGE: _cell(compile_samples, failed=False),
+            PROCBRIDGE: cell_of(compile_samples, failed=False),
             PYTHON: Cell(NOT_APPLICABLE),
             NATIVE: Cell(NOT_APPLICABLE),
         }
@@ -99,21 +99,21 @@ class StartupScenario:
         )
         result.notes.extend(self.notes)
         for row in result.rows:
-            ctx.log(f"  {row.figure.key}: " + _summary(row))
+            ctx.log(f"  {row.figure.key}: " + summary(row))
         return result
 
     def _row(self, figure, samples, failed):
-        cells = {side: _cell(samples[side], side in failed) for side in SIDES}
+        cells = {side: cell_of(samples[side], side in failed) for side in SIDES}
         return Row(figure, cells)
 
 
-def _cell(samples, failed):
+def cell_of(samples, failed):
     if failed or not samples:
         return Cell(FAILED)
     return Cell(OK, Stats.of(samples))
 
 
-def _summary(row):
+def summary(row):
     parts = []
     for side in SIDES:
         median = row.median(side)

@@ -117,6 +117,7 @@ fn more_programs_print_what_python3_prints() {
     compare("pool_map.py", false);
     compare("subprocess_tour.py", false);
     compare("channels.py", false);
+    compare("locks.py", false);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 """multiprocessing for CPython on WASI, on procbridge's real OS processes.
 
 The API of the standard module, with the "fork" start method: Process,
-Pool, Queue, SimpleQueue, JoinableQueue, Pipe, current_process,
-parent_process, active_children, cpu_count. Processes are forked by
+Pool, Queue, SimpleQueue, JoinableQueue, Pipe, Lock, RLock, Semaphore,
+BoundedSemaphore, current_process, parent_process, active_children,
+cpu_count. Processes are forked by
 procbridge (`os.fork`); queues and pipes are procbridge's, shared by every
 process forked after they were made.
 """
@@ -12,9 +13,11 @@ from multiprocessing.process import (Process, current_process, active_children,
                                      parent_process)
 from multiprocessing.queues import Queue, SimpleQueue, JoinableQueue
 from multiprocessing.connection import Pipe
+from multiprocessing.synchronize import Lock, RLock, Semaphore, BoundedSemaphore
 
 __all__ = ['Process', 'current_process', 'active_children', 'parent_process',
            'Queue', 'SimpleQueue', 'JoinableQueue', 'Pipe', 'Pool', 'cpu_count',
+           'Lock', 'RLock', 'Semaphore', 'BoundedSemaphore',
            'get_context', 'get_start_method', 'set_start_method',
            'get_all_start_methods', 'TimeoutError', 'ProcessError',
            'AuthenticationError', 'BufferTooShort', 'freeze_support']

@@ -52,6 +52,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "multiprocessing/pool.py",
         include_str!("../../python/multiprocessing/pool.py"),
     ),
+    (
+        "multiprocessing/synchronize.py",
+        include_str!("../../python/multiprocessing/synchronize.py"),
+    ),
 ];
 
 /// Writes the library below `python` (once per content) and opens it.
