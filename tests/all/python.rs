@@ -313,6 +313,62 @@ with Pool(2, maxtasksperchild=2) as pool:
 }
 
 #[test]
+fn the_library_is_compiled_once_and_read_only_to_jobs() {
+    // A fresh data directory: the first run writes procbridge's Python
+    // library and compiles it to bytecode; jobs can read it, never write it.
+    let data = tempfile::tempdir().unwrap();
+    let interpreter = procbridge::python::data_dir()
+        .unwrap()
+        .join(procbridge::python::INTERPRETER.path);
+    let code = "\
+import os
+import procbridge._door as door
+try:
+    open('/procbridge/lib/sitecustomize.py', 'a')
+except OSError as e:
+    print('write refused:', type(e).__name__)
+print('bytecode:', os.path.exists(door.__cached__))
+";
+    let run = || {
+        procbridge()
+            .args(["python", "-c", code])
+            .env("PROCBRIDGE_DATA_DIR", data.path())
+            .env("PROCBRIDGE_PYTHON", &interpreter)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        stdout(&out),
+        "write refused: PermissionError\nbytecode: True\n",
+        "{}",
+        stderr(&out)
+    );
+    let libs: Vec<_> = std::fs::read_dir(data.path().join("python"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("lib-"))
+        .collect();
+    let [lib] = &libs[..] else { panic!("{libs:?}") };
+    assert!(lib.join(".compiled").is_file());
+    let compiled = lib.join("procbridge/__pycache__");
+    let pycs = std::fs::read_dir(&compiled).unwrap().count();
+    assert!(pycs >= 5, "{pycs} files in {}", compiled.display());
+    // The second run finds it compiled: nothing is written.
+    let before = std::fs::metadata(lib.join(".compiled"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(run().status.success());
+    let after = std::fs::metadata(lib.join(".compiled"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
 fn fork_hooks_randomness_and_the_stdlib_work_in_children() {
     let code = "\
 import os, random, concurrent.futures, logging

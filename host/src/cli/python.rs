@@ -50,7 +50,12 @@ impl PythonCommand {
         };
         let interpreter = job.interpreter().to_path_buf();
         exit_code(self.job.run(
-            |runtime| runtime.load_file(&interpreter),
+            |runtime| {
+                let program = runtime.load_file(&interpreter)?;
+                // Only a slower start when it fails.
+                let _ = job.precompile(runtime, &program);
+                Ok(program)
+            },
             |guest| job.configure(guest),
         ))
     }

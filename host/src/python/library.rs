@@ -3,7 +3,7 @@
 //! guests see read-only at [`super::LIBRARY_GUEST_PATH`].
 
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every file of the library: its path below the library and its content.
 pub(crate) const FILES: &[(&str, &str)] = &[
@@ -58,11 +58,12 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes the library below `python` (once per content) and opens it.
+/// Writes the library below `python` (once per content) and opens it:
+/// its path and the open directory.
 ///
 /// # Errors
 /// When it cannot be written or opened.
-pub(crate) fn install(python: &Path) -> std::io::Result<cap_std::fs::Dir> {
+pub(crate) fn install(python: &Path) -> std::io::Result<(PathBuf, cap_std::fs::Dir)> {
     let mut digest = Sha256::new();
     for (name, content) in FILES {
         digest.update(name.as_bytes());
@@ -78,7 +79,8 @@ pub(crate) fn install(python: &Path) -> std::io::Result<cap_std::fs::Dir> {
     if !complete(&dir) {
         write(python, &dir)?;
     }
-    cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())
+    let open = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())?;
+    Ok((dir, open))
 }
 
 /// Whether `dir` holds every file with its content.
