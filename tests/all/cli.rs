@@ -200,3 +200,41 @@ fn help_explains_every_flag() {
         );
     }
 }
+
+#[test]
+fn python_help_and_usage_errors() {
+    let out = run_cli(&["python", "--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for flag in [
+        "-c <CODE>",
+        "-m <MODULE>",
+        "-u",
+        "SCRIPT",
+        "--allow-run",
+        "--dir",
+        "--wall-time",
+        "--audit",
+        "install-python",
+    ] {
+        assert!(
+            help.contains(flag),
+            "python --help does not mention {flag}:\n{help}"
+        );
+    }
+    // A script that does not exist: 2, naming it, as python3.
+    let out = run_cli(&["python", "/no/such/script.py"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/no/such/script.py"), "{}", stderr(&out));
+    // -c and -m together, an unknown flag: 2.
+    assert_eq!(run_cli(&["python", "-c", "1", "-m", "x"]).status.code(), Some(2));
+    assert_eq!(run_cli(&["python", "--frobnicate"]).status.code(), Some(2));
+    // No interpreter: 66, saying how to install it.
+    let out = procbridge()
+        .args(["python", "-c", "print(1)"])
+        .env("PROCBRIDGE_PYTHON", "/no/such/python.wasm")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+    assert!(stderr(&out).contains("guests/install-python"), "{}", stderr(&out));
+}
