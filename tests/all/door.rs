@@ -4,6 +4,7 @@
 //! and a frame can only call what a Rust guest could call, as it could.
 
 use crate::support::*;
+use procbridge::python::frame::{encode as frame, Part};
 use procbridge::python::DOOR_FD;
 use procbridge::{GuestBuilder, Policy, Stdio};
 use std::sync::Arc;
@@ -19,33 +20,6 @@ const NWRITTEN: u32 = 0x20;
 const OUT: u32 = 0x30;
 const NAME: u32 = 0x40;
 const FRAME: u32 = 0x100;
-
-/// A frame as the Python side builds it: `args` are (tag, value bytes).
-fn frame(name: &[u8], args: &[(u8, Vec<u8>)]) -> Vec<u8> {
-    let mut f = b"PBD1".to_vec();
-    f.extend_from_slice(&[0; 4]);
-    f.push(name.len() as u8);
-    f.extend_from_slice(name);
-    f.push(args.len() as u8);
-    let mut rest = Vec::new();
-    for (tag, value) in args {
-        f.push(*tag);
-        match tag {
-            b'b' | b'B' => {
-                f.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                f.extend_from_slice(value);
-            }
-            b'R' => rest = value.clone(),
-            _ => f.extend_from_slice(value),
-        }
-    }
-    f.extend_from_slice(&rest);
-    f
-}
-
-fn i32_arg(v: i32) -> (u8, Vec<u8>) {
-    (b'i', v.to_le_bytes().to_vec())
-}
 
 fn wat_bytes(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\{b:02x}")).collect()
@@ -198,17 +172,20 @@ fn a_frame_calls_the_function_a_rust_guest_would_call() {
         ],
     );
     // waitpid(-1, WNOHANG, status): no children, as for a Rust guest.
-    let waitpid = frame(b"waitpid", &[i32_arg(-1), i32_arg(1), (b'b', vec![0; 4])]);
+    let waitpid = frame(
+        b"waitpid",
+        &[Part::I32(-1), Part::I32(1), Part::Buf(&[0; 4])],
+    );
     expect(&waitpid, &[(call_frame(waitpid.len()), 0), (ret(), -10)]);
     // Pointers passed as plain integers are checked by the host function.
-    let pipe_new = frame(b"pipe_new", &[i32_arg(1), i32_arg(-16)]);
+    let pipe_new = frame(b"pipe_new", &[Part::I32(1), Part::I32(-16)]);
     expect(&pipe_new, &[(call_frame(pipe_new.len()), 0), (ret(), -14)]);
     // A command the policy does not grant is refused as for a Rust guest.
     let mut argv = Vec::new();
     argv.extend_from_slice(&4u32.to_le_bytes());
     argv.extend_from_slice(b"true");
-    let mut popen_args = vec![(b'B', argv)];
-    popen_args.extend([0, 0, 0, 0, -2, -2, -2].map(i32_arg));
+    let mut popen_args = vec![Part::BufLen(&argv)];
+    popen_args.extend([0, 0, 0, 0, -2, -2, -2].map(Part::I32));
     let popen = frame(b"popen", &popen_args);
     expect(&popen, &[(call_frame(popen.len()), 0), (ret(), -1)]);
 }
@@ -217,21 +194,21 @@ fn a_frame_calls_the_function_a_rust_guest_would_call() {
 fn frames_that_lie_are_refused_with_an_error_code() {
     let wasi = frame(
         b"fd_write",
-        &[i32_arg(1), i32_arg(0), i32_arg(0), i32_arg(0)],
+        &[Part::I32(1), Part::I32(0), Part::I32(0), Part::I32(0)],
     );
     let unknown = frame(b"no_such_function", &[]);
-    let wrong_arity = frame(b"getpid", &[i32_arg(1)]);
-    let wrong_type = frame(b"kill", &[(b'I', 1i64.to_le_bytes().to_vec()), i32_arg(9)]);
+    let wrong_arity = frame(b"getpid", &[Part::I32(1)]);
+    let wrong_type = frame(b"kill", &[Part::I64(1), Part::I32(9)]);
     let bad_tag = {
-        let mut f = frame(b"getpid", &[i32_arg(1)]);
+        let mut f = frame(b"getpid", &[Part::I32(1)]);
         let at = f.len() - 5;
         f[at] = b'x';
         f
     };
     let not_utf8 = frame(&[0xff, 0xfe], &[]);
-    let too_many = frame(b"getpid", &vec![i32_arg(0); 17]);
+    let too_many = frame(b"getpid", &[Part::I32(0); 17]);
     let long_buffer = {
-        let mut f = frame(b"getpid", &[(b'b', vec![0; 4])]);
+        let mut f = frame(b"getpid", &[Part::Buf(&[0; 4])]);
         let at = f.len() - 8;
         f[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         f
@@ -241,7 +218,7 @@ fn frames_that_lie_are_refused_with_an_error_code() {
         f.extend_from_slice(b"junk");
         f
     };
-    let two_rests = frame(b"pipe_send", &[(b'R', vec![]), (b'R', vec![])]);
+    let two_rests = frame(b"pipe_send", &[Part::Rest(b""), Part::Rest(b"")]);
     for (what, f, ret_value) in [
         ("a WASI function", &wasi, -38),
         ("an unknown function", &unknown, -38),

@@ -130,6 +130,66 @@ pub fn decode(frame: &[u8], base: u32) -> Result<Call, FrameError> {
     Ok(Call { name, args })
 }
 
+/// One argument of a frame being built with [`encode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// `i`: an i32.
+    I32(i32),
+    /// `I`: an i64.
+    I64(i64),
+    /// `b`: a buffer; the function gets its address.
+    Buf(&'a [u8]),
+    /// `B`: a buffer; the function gets its address and length.
+    BufLen(&'a [u8]),
+    /// `R`: the rest of the frame; the function gets its address and length.
+    Rest(&'a [u8]),
+}
+
+/// A frame calling `name` with `parts`, as the Python side builds it (for
+/// tests, fuzzing, and guests in other languages). The name is bytes so
+/// that a frame with a name that is not UTF-8 can be built too.
+///
+/// # Panics
+/// With more than 255 parts, a name longer than 255 bytes or a buffer
+/// longer than 4 GiB, which no frame can say.
+pub fn encode(name: &[u8], parts: &[Part<'_>]) -> Vec<u8> {
+    let byte = |n: usize| u8::try_from(n).expect("at most 255");
+    let mut frame = MAGIC.to_vec();
+    frame.extend_from_slice(&[0; 4]);
+    frame.push(byte(name.len()));
+    frame.extend_from_slice(name);
+    frame.push(byte(parts.len()));
+    let mut rest: &[u8] = &[];
+    for part in parts {
+        match *part {
+            Part::I32(v) => {
+                frame.push(b'i');
+                frame.extend_from_slice(&v.to_le_bytes());
+            }
+            Part::I64(v) => {
+                frame.push(b'I');
+                frame.extend_from_slice(&v.to_le_bytes());
+            }
+            Part::Buf(bytes) | Part::BufLen(bytes) => {
+                frame.push(if matches!(part, Part::Buf(_)) {
+                    b'b'
+                } else {
+                    b'B'
+                });
+                let len = u32::try_from(bytes.len()).expect("at most 4 GiB");
+                frame.extend_from_slice(&len.to_le_bytes());
+                frame.extend_from_slice(bytes);
+            }
+            Part::Rest(bytes) => {
+                frame.push(b'R');
+                rest = bytes;
+            }
+        }
+    }
+    frame.extend_from_slice(rest);
+    frame
+}
+
 struct Reader<'a> {
     frame: &'a [u8],
     at: usize,
@@ -165,41 +225,18 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds a frame as the Python side does.
-    pub(crate) fn frame(name: &str, args: &[(u8, Vec<u8>)]) -> Vec<u8> {
-        let mut f = MAGIC.to_vec();
-        f.extend_from_slice(&[0; 4]);
-        f.push(name.len() as u8);
-        f.extend_from_slice(name.as_bytes());
-        f.push(args.len() as u8);
-        let mut rest = Vec::new();
-        for (tag, value) in args {
-            f.push(*tag);
-            match tag {
-                b'b' | b'B' => {
-                    f.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                    f.extend_from_slice(value);
-                }
-                b'R' => rest = value.clone(),
-                _ => f.extend_from_slice(value),
-            }
-        }
-        f.extend_from_slice(&rest);
-        f
-    }
 
     #[test]
     fn a_frame_decodes_into_the_call_a_rust_guest_would_make() {
-        let f = frame(
-            "waitpid",
+        let f = encode(
+            b"waitpid",
             &[
-                (b'i', 7i32.to_le_bytes().to_vec()),
-                (b'I', (-2i64).to_le_bytes().to_vec()),
-                (b'b', vec![0; 4]),
-                (b'B', b"abc".to_vec()),
+                Part::I32(7),
+                Part::I64(-2),
+                Part::Buf(&[0; 4]),
+                Part::BufLen(b"abc"),
             ],
         );
         let call = decode(&f, 1000).unwrap();
@@ -221,13 +258,9 @@ pub(crate) mod tests {
     #[test]
     fn the_rest_of_the_frame_is_a_buffer_in_its_argument_place() {
         // queue_put(q, ptr, len, timeout) with the message appended.
-        let f = frame(
-            "queue_put",
-            &[
-                (b'i', 5i32.to_le_bytes().to_vec()),
-                (b'R', b"message".to_vec()),
-                (b'I', (-1i64).to_le_bytes().to_vec()),
-            ],
+        let f = encode(
+            b"queue_put",
+            &[Part::I32(5), Part::Rest(b"message"), Part::I64(-1)],
         );
         let call = decode(&f, 100).unwrap();
         // header 8 + 1 + 9 + argc 1 = 19; then 'i' 5, 'R' 1, 'I' 9: 34.
@@ -236,18 +269,18 @@ pub(crate) mod tests {
             [Arg::I32(5), Arg::I32(134), Arg::I32(7), Arg::I64(-1)]
         );
         // An empty rest is an empty buffer; two rests are refused.
-        let empty = frame("queue_put", &[(b'R', vec![])]);
+        let empty = encode(b"queue_put", &[Part::Rest(b"")]);
         assert_eq!(
             decode(&empty, 0).unwrap().args,
             [Arg::I32(empty.len() as i32), Arg::I32(0)]
         );
-        let two = frame("x", &[(b'R', vec![]), (b'R', vec![])]);
+        let two = encode(b"x", &[Part::Rest(b""), Part::Rest(b"")]);
         assert_eq!(decode(&two, 0), Err(FrameError::Malformed));
     }
 
     #[test]
     fn every_truncation_and_every_lie_is_refused() {
-        let f = frame("popen", &[(b'B', vec![1; 10]), (b'i', vec![0; 4])]);
+        let f = encode(b"popen", &[Part::BufLen(&[1; 10]), Part::I32(0)]);
         assert!(decode(&f, 0).is_ok());
         for cut in 0..f.len() {
             assert!(decode(&f[..cut], 0).is_err(), "{cut}");
@@ -269,14 +302,13 @@ pub(crate) mod tests {
         let mut extra = f.clone();
         extra.push(0);
         assert_eq!(decode(&extra, 0), Err(FrameError::Malformed));
-        let many = frame("x", &vec![(b'i', vec![0; 4]); MAX_ARGS + 1]);
+        let many = encode(b"x", &[Part::I32(0); MAX_ARGS + 1]);
         assert_eq!(decode(&many, 0), Err(FrameError::Malformed));
-        let mut bad_name = frame("\u{ff}", &[]);
-        bad_name[9] = 0xff;
+        let bad_name = encode(&[0xff], &[]);
         assert_eq!(decode(&bad_name, 0), Err(FrameError::Malformed));
         // A buffer near the top of the address space cannot wrap.
         assert_eq!(decode(&f, u32::MAX - 4), Err(FrameError::Malformed));
-        let rest = frame("x", &[(b'R', vec![1; 8])]);
+        let rest = encode(b"x", &[Part::Rest(&[1; 8])]);
         assert_eq!(decode(&rest, u32::MAX - 4), Err(FrameError::Malformed));
     }
 }
