@@ -225,9 +225,16 @@ fn python_help_and_usage_errors() {
     // A script that does not exist: 2, naming it, as python3.
     let out = run_cli(&["python", "/no/such/script.py"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("/no/such/script.py"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/no/such/script.py"),
+        "{}",
+        stderr(&out)
+    );
     // -c and -m together, an unknown flag: 2.
-    assert_eq!(run_cli(&["python", "-c", "1", "-m", "x"]).status.code(), Some(2));
+    assert_eq!(
+        run_cli(&["python", "-c", "1", "-m", "x"]).status.code(),
+        Some(2)
+    );
     assert_eq!(run_cli(&["python", "--frobnicate"]).status.code(), Some(2));
     // No interpreter: 66, saying how to install it.
     let out = procbridge()
@@ -236,5 +243,9 @@ fn python_help_and_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
-    assert!(stderr(&out).contains("guests/install-python"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("guests/install-python"),
+        "{}",
+        stderr(&out)
+    );
 }
