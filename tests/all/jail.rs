@@ -609,6 +609,49 @@ fn without_the_jail_commands_are_still_confined() {
 }
 
 #[test]
+fn signals_while_the_jail_starts_do_not_stop_it() {
+    // An embedder's signal handlers (a profiler's SIGPROF, a fuzzer's
+    // SIGALRM, SIGCHLD) interrupt the waits while the jail starts: they
+    // must be retried, never taken for a jail that did not start.
+    use procbridge::{GuestBuilder, Policy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: a handler that does nothing, for a signal nothing else uses.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        assert_eq!(
+            libc::sigaction(libc::SIGURG, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let policy = Arc::new(Policy::builder().allow_run("true").unwrap().build());
+    for _ in 0..3 {
+        // SAFETY: this thread's own id.
+        let target = unsafe { libc::pthread_self() };
+        let done = Arc::new(AtomicBool::new(false));
+        let hammer = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    // SAFETY: the target thread outlives this loop (it joins us).
+                    unsafe { libc::pthread_kill(target, libc::SIGURG) };
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        let mut builder = GuestBuilder::new();
+        builder.args(["x"]).policy(policy.clone());
+        let state = builder.build();
+        done.store(true, Ordering::Relaxed);
+        hammer.join().unwrap();
+        let state = state.expect("the jail starts while signals arrive");
+        assert!(state.is_jailed());
+    }
+}
+
+#[test]
 fn commands_can_run_as_another_host_user() {
     use std::os::unix::fs::MetadataExt;
     let work = tempfile::tempdir().unwrap();

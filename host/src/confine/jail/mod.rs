@@ -349,6 +349,17 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
+/// Why the monitor did not answer. A slow machine is no proof that it
+/// cannot make namespaces: a timeout refuses to run commands rather than
+/// running them without the jail.
+fn not_started(err: io::Error) -> JailError {
+    if err.kind() == io::ErrorKind::TimedOut {
+        JailError::Build(err)
+    } else {
+        JailError::Unavailable(err)
+    }
+}
+
 /// Reads exactly `buf.len()` bytes from `fd`, within [`START_TIMEOUT`].
 fn read_within(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<()> {
     let deadline = std::time::Instant::now() + START_TIMEOUT;
@@ -371,15 +382,27 @@ fn read_within(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `fd` becomes readable within `timeout`. A signal (an
+/// embedder's handler) does not end the wait early.
 fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // Round up so a short wait still waits.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            n if n > 0 => return true,
+            0 => return false,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Forks the monitor, which makes the namespaces and forks the helper;
@@ -440,7 +463,7 @@ fn launch(
     // 1. The monitor made its user namespace: write its id maps.
     let mut byte = [0u8; 4];
     if let Err(err) = read_within(&from_monitor, &mut byte[..1]) {
-        return Err(fail(&mut jail, unavailable(err)));
+        return Err(fail(&mut jail, not_started(err)));
     }
     if byte[0] != b'U' {
         let mut errno = [0u8; 4];
@@ -461,7 +484,7 @@ fn launch(
         return Err(fail(&mut jail, unavailable(err.into())));
     }
     if let Err(err) = read_within(&from_monitor, &mut byte) {
-        return Err(fail(&mut jail, unavailable(err)));
+        return Err(fail(&mut jail, not_started(err)));
     }
     match i32::from_le_bytes(byte) {
         pid if pid > 0 => jail.helper = pid,
