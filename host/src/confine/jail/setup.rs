@@ -260,17 +260,7 @@ fn set_attr(dir: BorrowedFd<'_>, path: &str, set: u64, recursive: bool) -> io::R
 /// Clones the tree at `source` (an open directory or file), gives it
 /// `attrs` and attaches it at `target`.
 fn attach(source: BorrowedFd<'_>, target: &Path, attrs: u64) -> io::Result<()> {
-    let tree: OwnedFd = rustix::mount::open_tree(
-        source,
-        "",
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_EMPTY_PATH
-            | OpenTreeFlags::AT_RECURSIVE,
-    )
-    .map_err(|e| context(&format!("cloning the mount for {}", target.display()), e))?;
-    set_attr(tree.as_fd(), "", attrs, true)
-        .map_err(|e| context(&format!("mount flags of {}", target.display()), e))?;
+    let tree = detached_tree(source, target, attrs)?;
     rustix::mount::move_mount(
         tree.as_fd(),
         "",
@@ -281,13 +271,28 @@ fn attach(source: BorrowedFd<'_>, target: &Path, attrs: u64) -> io::Result<()> {
     .map_err(|e| context(&format!("mounting {}", target.display()), e))
 }
 
-/// As [`attach`], onto the directory `target` already opened.
+/// As [`attach`], onto the directory `target` already opened (`at` names
+/// it in errors).
 fn attach_onto(
     source: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
     at: &Path,
     attrs: u64,
 ) -> io::Result<()> {
+    let tree = detached_tree(source, at, attrs)?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| context(&format!("mounting {}", at.display()), e))
+}
+
+/// A detached clone of the tree at `source` with `attrs`, ready to be
+/// moved into place (`at` names it in errors).
+fn detached_tree(source: BorrowedFd<'_>, at: &Path, attrs: u64) -> io::Result<OwnedFd> {
     let tree: OwnedFd = rustix::mount::open_tree(
         source,
         "",
@@ -299,14 +304,7 @@ fn attach_onto(
     .map_err(|e| context(&format!("cloning the mount for {}", at.display()), e))?;
     set_attr(tree.as_fd(), "", attrs, true)
         .map_err(|e| context(&format!("mount flags of {}", at.display()), e))?;
-    rustix::mount::move_mount(
-        tree.as_fd(),
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .map_err(|e| context(&format!("mounting {}", at.display()), e))
+    Ok(tree)
 }
 
 /// Binds `source` (a path under the old root) at `target`.
