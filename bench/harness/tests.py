@@ -181,11 +181,24 @@ class Scenarios(unittest.TestCase):
                     self.assertIn(target.against, (PYTHON, NATIVE))
 
     def test_the_issue_targets(self):
-        found = {
-            figure.key: [(t.against, round(t.at_most, 3), t.key, t.strict) for t in figure.targets]
-            for scenario in SCENARIOS
-            for figure in _figures(scenario)
-        }
+        def targets_of(names):
+            return {
+                figure.key: [
+                    (t.against, round(t.at_most, 3), t.key, t.strict) for t in figure.targets
+                ]
+                for scenario in SCENARIOS
+                if scenario.name in names
+                for figure in _figures(scenario)
+            }
+
+        # Issue 13: the same script under procbridge python and python3.
+        python = targets_of({"python_startup", "python"})
+        self.assertEqual(python["python_print_ms"], [(PYTHON, 2.0, None, False)])
+        for key in ("start_join_fork_us", "pool_map_task_us", "pool_apply_async_task_us"):
+            self.assertEqual(python[key], [(PYTHON, 1.0, None, False)], key)
+        self.assertEqual(python["queue_16b_msg_s"], [(PYTHON, 1.0, None, False)])
+        self.assertEqual(python["run_true_us"], [(PYTHON, 1.2, None, False)])
+        found = targets_of({s.name for s in SCENARIOS} - {"python_startup", "python"})
         self.assertEqual(found["startup_ms"], [])  # issue 2: report only
         self.assertEqual(found["run_true_us"], [(NATIVE, 1.5, None, False)])
         self.assertEqual(
@@ -217,10 +230,22 @@ class Scenarios(unittest.TestCase):
                 if figure.targets:
                     self.assertRegex(text, rf"\b{figure.key}\b", scenario.guest)
 
+    def test_python_guest_scripts_print_the_keys_that_have_targets(self):
+        scripts = Path(__file__).resolve().parents[1] / "python"
+        for scenario in SCENARIOS:
+            if not hasattr(scenario, "script"):
+                continue
+            text = (scripts / scenario.script).read_text(encoding="utf-8")
+            for figure in scenario.figures:
+                if figure.targets:
+                    self.assertRegex(text, rf"\b{figure.key}\b", scenario.script)
+
 
 def _figures(scenario):
     if hasattr(scenario, "figures"):
         return scenario.figures
+    if hasattr(scenario, "figure"):
+        return [scenario.figure]
     return [scenario.cached, scenario.compiled]
 
 
