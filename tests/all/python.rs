@@ -313,6 +313,94 @@ with Pool(2, maxtasksperchild=2) as pool:
 }
 
 #[test]
+fn a_pool_gives_idle_workers_work_first() {
+    // As many slow tasks as workers: each worker runs one, at the same
+    // time (none waits behind another's task while a worker idles). Then
+    // many quick tasks, sent in batches: every result arrives, in order,
+    // and a slow task does not hold back the results before it.
+    let code = "\
+import os, time
+from multiprocessing import Pool
+
+def slow(_):
+    time.sleep(0.3)
+    return os.getpid()
+
+def quick(x):
+    return x + 1
+
+with Pool(4) as pool:
+    print('four workers', len(set(pool.map(slow, range(4), chunksize=1))))
+    print('apply_async', len(set(r.get() for r in [pool.apply_async(slow, (0,)) for _ in range(4)])))
+    print('quick', pool.map(quick, range(5000), chunksize=1) == list(range(1, 5001)))
+    seen = list(pool.imap(quick, range(2000)))
+    print('imap', seen == list(range(1, 2001)))
+";
+    let out = procbridge_python(&["-c", code]);
+    assert_eq!(
+        stdout(&out),
+        "four workers 4\napply_async 4\nquick True\nimap True\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn quick_tasks_in_batches_fail_alone_and_a_dead_worker_fails_its_batch() {
+    // Quick tasks travel in batches: a result that cannot be pickled fails
+    // its own task (MaybeEncodingError) and no other; a worker killed in
+    // the middle of a batch fails the map (WorkerLostError) instead of
+    // hanging, and the pool goes on.
+    let code = "\
+import os, signal, time, threading
+from multiprocessing import Pool
+from multiprocessing.pool import MaybeEncodingError, WorkerLostError
+
+def odd_lock(x):
+    return threading.Lock() if x == 7 else x
+
+def die_at(x):
+    if x == 300:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+with Pool(2) as pool:
+    pool.map(abs, range(2000))                      # tasks are quick
+    results = [pool.apply_async(odd_lock, (x,)) for x in range(20)]
+    outcomes = []
+    for r in results:
+        try:
+            outcomes.append(r.get(timeout=10))
+        except MaybeEncodingError as e:
+            outcomes.append('unpicklable')
+    print(outcomes)
+    try:
+        pool.map(odd_lock, range(50), chunksize=1)
+    except MaybeEncodingError as e:
+        print('map:', 'Error sending result' in str(e))
+    started = time.monotonic()
+    try:
+        pool.map(die_at, range(2000), chunksize=1)
+    except WorkerLostError as e:
+        print('lost:', time.monotonic() - started < 5)
+    print('still works', pool.map(abs, [-1, -2, -3]))
+";
+    let out = procbridge_python(&["-c", code]);
+    let expected = format!(
+        "{:?}\nmap: True\nlost: True\nstill works [1, 2, 3]\n",
+        (0..20)
+            .map(|x| if x == 7 {
+                "'unpicklable'".to_string()
+            } else {
+                x.to_string()
+            })
+            .collect::<Vec<_>>()
+    )
+    .replace('"', "");
+    assert_eq!(stdout(&out), expected, "{}", stderr(&out));
+}
+
+#[test]
 fn the_library_is_compiled_once_and_read_only_to_jobs() {
     // A fresh data directory: the first run writes procbridge's Python
     // library and compiles it to bytecode; jobs can read it, never write it.

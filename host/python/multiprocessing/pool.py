@@ -1,14 +1,19 @@
 """multiprocessing.Pool: worker processes forked by procbridge, fed through
 procbridge queues.
 
-Each worker has a queue of its own and holds at most two tasks at a time
-(the one it runs and the next), so a free worker finds its next task
-waiting while the rest stay with the parent and go to whichever worker
-finishes first. All workers send results on one shared queue. Because the
-parent knows which tasks each worker holds, a worker that dies fails the
-task it was running (`multiprocessing.pool.WorkerLostError`), the tasks it
-had not started go to the others, and it is replaced; a worker that reached
-`maxtasksperchild` is replaced too.
+Each worker has a queue of its own and holds a few tasks, so a free worker
+finds its next task waiting while the rest stay with the parent and go to
+whichever worker finishes first. Tasks go out idle workers first. How many
+a worker holds follows how long tasks take: while they take over a
+millisecond, the one it runs and the next, each in a message of its own;
+while they are quicker, up to eight, in messages of up to four, and a
+worker sends the results of quick tasks together (never holding one back
+for more than a millisecond of other quick tasks). All workers send
+results on one shared queue. Because the parent knows which
+tasks each worker holds, a worker that dies fails the tasks it had taken
+and not answered (`multiprocessing.pool.WorkerLostError`), the batches it
+had not started go to the others, and it is replaced; a worker that
+reached `maxtasksperchild` is replaced too.
 
 This interpreter has no threads, so the parent hands out tasks, collects
 results and runs callbacks while it is inside a pool call: `get`, `wait`,
@@ -35,8 +40,12 @@ RUN, CLOSE, TERMINATE = 0, 1, 2
 # How long the parent waits for a result before it looks at its workers.
 _CHECK_EVERY = 0.05
 
-# Tasks a worker holds at once: the one it runs, and the next.
-_PREFETCH = 2
+# Tasks quicker than this (seconds) travel in batches.
+_QUICK = 0.001
+
+# (tasks in one message, tasks a worker holds) for slow and quick tasks.
+_SLOW_SHAPE = (1, 2)
+_QUICK_SHAPE = (4, 8)
 
 # Results up to this size come back in one call.
 _CAP = 512
@@ -106,28 +115,47 @@ _REFS_KEPT = 256
 
 
 def _worker(wid, inqueue, outqueue, initializer, initargs, maxtasks):
-    """A worker's life: run the tasks of its own queue until the sentinel
-    or `maxtasks`, sending each result tagged with its id."""
+    """A worker's life: run the batches of its own queue until the sentinel
+    or `maxtasks`, sending results tagged with its id."""
     if initializer is not None:
         initializer(*initargs)
     done = 0
     refs = {}
+    clock = time.monotonic
     while maxtasks is None or done < maxtasks:
-        task = inqueue.get()
-        if task is None:
+        batch = inqueue.get()
+        if batch is None:
             break
-        job, i, ref, payload = task
-        try:
-            runner, func = refs.get(ref) or _unpack_ref(refs, ref)
-            result = (True, runner(func, payload))
-        except Exception as e:
-            result = (False, (e, traceback.format_exc()))
-        try:
-            outqueue.put((wid, job, i, result))
-        except Exception as e:
-            wrapped = MaybeEncodingError(e, result[1])
-            outqueue.put((wid, job, i, (False, (wrapped, ''))))
-        done += 1
+        results = []
+        last = len(batch) - 1
+        began = clock()
+        for n, (job, i, ref, payload) in enumerate(batch):
+            try:
+                runner, func = refs.get(ref) or _unpack_ref(refs, ref)
+                result = (True, runner(func, payload))
+            except Exception as e:
+                result = (False, (e, traceback.format_exc()))
+            results.append((job, i, result))
+            done += 1
+            now = clock()
+            if n == last or now - began >= _QUICK:
+                # With the time the tasks took, for the parent's estimate.
+                _send_results(outqueue, wid, results, now - began)
+                results = []
+                began = now
+
+
+def _send_results(outqueue, wid, results, took):
+    try:
+        outqueue.put((wid, results, took))
+    except Exception:
+        # One of them cannot be pickled: it fails, the others go.
+        for job, i, result in results:
+            try:
+                outqueue.put((wid, [(job, i, result)], took))
+            except Exception as e:
+                wrapped = MaybeEncodingError(e, result[1])
+                outqueue.put((wid, [(job, i, (False, (wrapped, '')))], took))
 
 
 def _unpack_ref(refs, ref):
@@ -185,6 +213,8 @@ class Pool:
         self._workers = {}                      # wid -> _Worker
         self._state = RUN
         self._stopping = False                  # sentinels sent
+        self._task_time = None                  # seconds, a moving average
+        self._shape = _SLOW_SHAPE               # until tasks prove quick
         self._checked = time.monotonic()
         for _ in range(processes):
             self._add_worker()
@@ -209,36 +239,64 @@ class Pool:
     # --- the parent's side: handing out tasks, collecting results
 
     def _dispatch(self):
-        """Hands tasks from the backlog to workers with room for them; once
-        the pool is closed and nothing is left, tells the workers to end."""
+        """Hands tasks from the backlog to workers with room for them, the
+        least busy first, a batch each; once the pool is closed and nothing
+        is left, tells the workers to end."""
         backlog = self._backlog
-        maxtasks = self._maxtasks
-        for w in self._workers.values():
-            if not backlog:
-                break
-            room = _PREFETCH - len(w.held)
-            if maxtasks is not None:
-                # Never more than it will take before it ends.
-                room = min(room, maxtasks - w.sent)
-            while room > 0 and backlog:
-                task = backlog.popleft()
-                try:
-                    data = _dumps(task)
-                except Exception as e:
-                    # Its arguments cannot be sent: the task fails.
-                    self._fail(task[0], task[1], e)
-                    continue
-                frame = bytearray(w.put_head + data)
-                _write(_door, frame)
-                if _ret_of(frame, 4)[0] < 0:
-                    w.tasks.put(task)       # raises what went wrong
-                w.held.append(task[:2])
-                w.sent += 1
-                room -= 1
+        if backlog:
+            batch, holds = self._shape
+            workers = self._workers.values()
+            maxtasks = self._maxtasks
+            while backlog:
+                best, least = None, holds
+                for w in workers:
+                    held = len(w.held)
+                    if held < least and (maxtasks is None or w.sent < maxtasks):
+                        best, least = w, held
+                        if not held:
+                            break
+                if best is None:
+                    break
+                room = holds - least
+                if maxtasks is not None:
+                    # Never more than it will take before it ends.
+                    room = min(room, maxtasks - best.sent)
+                take = min(room, batch, len(backlog) // len(workers)) or 1
+                if take == 1:
+                    self._send(best, [backlog.popleft()])
+                else:
+                    self._send(best, [backlog.popleft() for _ in range(take)])
         if self._state == CLOSE and not backlog and not self._stopping:
             self._stopping = True
             for w in self._workers.values():
                 w.tasks.put(None)
+
+    def _send(self, w, batch):
+        """Puts a batch of tasks on `w`'s queue; a task whose arguments
+        cannot be pickled fails alone."""
+        try:
+            data = _dumps(batch)
+        except Exception:
+            sendable = []
+            for task in batch:
+                try:
+                    _dumps(task)
+                except Exception as e:
+                    self._fail(task[0], task[1], e)
+                else:
+                    sendable.append(task)
+            if not sendable:
+                return
+            batch = sendable
+            data = _dumps(batch)
+        frame = bytearray(w.put_head + data)
+        _write(_door, frame)
+        if _ret_of(frame, 4)[0] < 0:
+            w.tasks.put(batch)      # raises what went wrong
+        held = w.held
+        for task in batch:
+            held.append((task[0], task[1]))
+        w.sent += len(batch)
 
     def _fail(self, job, i, error):
         result = self._cache.get(job)
@@ -281,10 +339,16 @@ class Pool:
             self._check_workers()
 
     def _handle(self, message):
-        wid, job, i, outcome = message
+        wid, results, took = message
+        per_task = took / len(results)
+        average = self._task_time
+        average = per_task if average is None else 0.8 * average + 0.2 * per_task
+        self._task_time = average
+        self._shape = _QUICK_SHAPE if average < _QUICK else _SLOW_SHAPE
         w = self._workers.get(wid)
-        if w is not None and w.held:
-            w.held.popleft()
+        if w is not None:
+            for _ in range(min(len(results), len(w.held))):
+                w.held.popleft()
             if (self._maxtasks is not None and w.sent >= self._maxtasks
                     and not w.held and not w.retired):
                 # It ends now: its replacement starts without waiting to
@@ -292,9 +356,11 @@ class Pool:
                 w.retired = True
                 if self._has_work():
                     self._add_worker()
-        result = self._cache.get(job)
-        if result is not None:
-            result._set(i, outcome)
+        cache = self._cache
+        for job, i, outcome in results:
+            result = cache.get(job)
+            if result is not None:
+                result._set(i, outcome)
 
     def _check_workers(self):
         """Reaps workers that ended: a dead one fails the task it was
@@ -316,15 +382,14 @@ class Pool:
             unstarted = []
             while True:
                 try:
-                    task = w.tasks.get(False)
+                    batch = w.tasks.get(False)
                 except _queue.Empty:
                     break
-                if task is not None:
-                    unstarted.append(task)
+                if batch is not None:
+                    unstarted.extend(batch)
             w.tasks.close()
-            running = len(w.held) - len(unstarted)
-            if running > 0:
-                job, i = w.held[0]
+            # What it had taken and not answered: the oldest it held.
+            for job, i in itertools.islice(w.held, len(w.held) - len(unstarted)):
                 self._fail(job, i, WorkerLostError(
                     'the worker running this task (pid %s) died with exit code %s'
                     % (w.process.pid, w.process.exitcode)))
@@ -353,8 +418,12 @@ class Pool:
         return ref
 
     def _submit(self, result, tasks):
+        """Queues the tasks and hands out what workers have room for; looks
+        at results only when some tasks must wait for room."""
         self._backlog.extend(tasks)
-        self._poll()
+        self._dispatch()
+        if self._backlog:
+            self._poll()
 
     def _poll(self):
         """Handles the results already there, without waiting, and hands
