@@ -192,11 +192,13 @@ SCENARIOS = [
             "What makes the WASI interpreter keep up: a cached module runs from a sealed "
             "memfd mapping, so a fork copies no page tables for its code; a fork child's "
             "`proc_exit` ends it at once; `random_get` is one `getrandom`; `Queue` and "
-            "`Pipe` write prebuilt door frames, one WASI call per message; each `Pool` "
-            "worker holds two tasks, so it never waits for the parent between them.",
-            "`Pool.map` with chunksize 1 does three pickles and two door calls per task "
-            "in each process; at about four times CPython's per-call cost that is the "
-            "floor of this design (a larger chunksize amortises it, as it does natively).",
+            "`Pipe` write prebuilt door frames, one WASI call per message; `Pool` workers "
+            "hold the next tasks, so they never wait for the parent between them, and "
+            "quick tasks (under a millisecond on average) travel four to a message, "
+            "their results together.",
+            "`Queue` and `apply_async` make one door call per message or task in each "
+            "process, where CPython's own code is about four times slower than "
+            "natively: they are at about native CPython's speed, not below it.",
         ],
         guest="python",
         script="python_guest_bench.py",
