@@ -103,9 +103,22 @@ fn write(python: &Path, dir: &Path) -> std::io::Result<()> {
         }
         std::fs::write(&path, content)?;
     }
-    let _ = std::fs::remove_dir_all(dir);
-    match std::fs::rename(&staging, dir) {
-        // Another process put the same library in place first.
+    if std::fs::rename(&staging, dir).is_ok() {
+        return Ok(());
+    }
+    // Another process put the same library in place first: it may be
+    // running from it, so it stays.
+    if complete(dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Ok(());
+    }
+    // A damaged library: moved aside, ours put in its place.
+    let aside = python.join(format!(".lib-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    std::fs::rename(dir, &aside)?;
+    let placed = std::fs::rename(&staging, dir);
+    let _ = std::fs::remove_dir_all(&aside);
+    match placed {
         Err(_) if complete(dir) => {
             let _ = std::fs::remove_dir_all(&staging);
             Ok(())
@@ -133,5 +146,24 @@ mod tests {
         std::fs::write(lib.join("subprocess.py"), "raise SystemExit(3)").unwrap();
         install(python.path()).unwrap();
         assert!(complete(&lib));
+    }
+
+    #[test]
+    fn a_second_install_never_pulls_the_library_from_under_a_running_job() {
+        // Two first runs at once: the one that finds the library missing
+        // writes it while the other already runs from it.
+        let python = tempfile::tempdir().unwrap();
+        let (dir, running) = install(python.path()).unwrap();
+        write(python.path(), &dir).unwrap();
+        for (name, content) in FILES {
+            let found = running.read_to_string(name).unwrap();
+            assert_eq!(found, *content, "{name}");
+        }
+        let left: Vec<_> = std::fs::read_dir(python.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "staging left behind: {left:?}");
     }
 }
