@@ -36,6 +36,9 @@
 //! `cargo +nightly fuzz run door_frames` from the repository root.
 #![no_main]
 
+mod common;
+
+use common::{hex, no_children, open_fds};
 use libfuzzer_sys::fuzz_target;
 use procbridge::python::DOOR_FD;
 use procbridge::{GuestBuilder, Limits, Policy, Program, Runtime, Stdio};
@@ -510,24 +513,6 @@ fn run(h: &Harness, data: &[u8]) -> Option<i32> {
     let state = guest.build().expect("guest state");
     // A trap or an exit code is the guest's business; a panic is a finding.
     h.runtime.run(&h.program, state).ok()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// `true` when this process has no child, live or zombie.
-fn no_children() -> bool {
-    let mut status = 0;
-    // SAFETY: plain syscall; WNOHANG never blocks.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    pid == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -12,6 +12,9 @@
 //! `cargo +nightly fuzz run host_calls` from the repository root.
 #![no_main]
 
+mod common;
+
+use common::{hex, no_children, open_fds};
 use libfuzzer_sys::fuzz_target;
 use procbridge::{GuestBuilder, Limits, Policy, Program, Runtime, Stdio};
 use std::path::Path;
@@ -66,24 +69,6 @@ fn run(h: &Harness, data: &[u8]) {
     let state = guest.build().expect("guest state");
     // A trap or an exit code is the guest's business; a panic is a finding.
     let _ = h.runtime.run(&h.program, state);
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// `true` when this process has no child, live or zombie.
-fn no_children() -> bool {
-    let mut status = 0;
-    // SAFETY: plain syscall; WNOHANG never blocks.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    pid == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fuzz_target!(|data: &[u8]| {
