@@ -12,9 +12,9 @@ print('check_output:', subprocess.check_output(['sh', '-c', 'echo out; echo err 
                                                stderr=subprocess.STDOUT))
 
 try:
-    subprocess.run(['sh', '-c', 'exit 3'], check=True)
+    subprocess.run(['sh', '-c', 'echo before; exit 3'], check=True, capture_output=True)
 except subprocess.CalledProcessError as e:
-    print('CalledProcessError:', e.returncode, e)
+    print('CalledProcessError:', e.returncode, e, e.stdout, e.output is e.stdout)
 
 try:
     subprocess.run(['sh', '-c', 'echo partial; sleep 10'], capture_output=True, timeout=0.5)
