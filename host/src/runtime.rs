@@ -13,7 +13,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-use crate::cache::{ModuleCache, Origin};
+use crate::cache::{FileLoadError, ModuleCache, Origin};
 use crate::ctx::{GuestBuilder, HostState};
 use crate::process_local;
 use std::collections::HashSet;
@@ -143,6 +143,19 @@ pub(crate) fn new_store(engine: &Engine, state: HostState) -> Store<HostState> {
     store
 }
 
+/// `bytes` as a wasm binary: as they are, or compiled from WAT text; or
+/// why they are neither.
+fn binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| "it has no wasm header and is not WAT text".to_string())?;
+    wat::parse_str(text)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| format!("not wasm, and not WAT: {e}"))
+}
+
 /// A wasmtime engine with the procbridge host functions and a module cache.
 pub struct Runtime {
     engine: Engine,
@@ -227,17 +240,37 @@ impl Runtime {
         names
     }
 
-    /// Loads a module from a file (binary, or WAT text).
+    /// Loads a module from a file (binary, or WAT text). With a cache, a
+    /// file loaded before and unchanged since is not read again (see
+    /// [`ModuleCache`]).
     ///
     /// # Errors
     /// See [`LoadError`].
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Program, LoadError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        let name = path.display().to_string();
+        let read_error = |source| LoadError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-        self.load_bytes(&path.display().to_string(), &bytes)
+        };
+        let Some(cache) = &self.cache else {
+            let bytes = std::fs::read(path).map_err(read_error)?;
+            return self.load_bytes(&name, &bytes);
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let (module, origin) = cache
+            .load_file(&self.engine, &file, |bytes| match binary(&bytes)? {
+                std::borrow::Cow::Borrowed(_) => Ok(bytes),
+                std::borrow::Cow::Owned(compiled) => Ok(compiled),
+            })
+            .map_err(|e| match e {
+                FileLoadError::Read(source) => read_error(source),
+                FileLoadError::Invalid(reason) => LoadError::NotWasm {
+                    name: name.clone(),
+                    reason,
+                },
+            })?;
+        self.program(name, module, origin)
     }
 
     /// Loads a module from bytes (binary, or WAT text); `name` is used in
@@ -246,31 +279,30 @@ impl Runtime {
     /// # Errors
     /// See [`LoadError`].
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, LoadError> {
-        let not_wasm = |reason: String| LoadError::NotWasm {
+        let binary = binary(bytes).map_err(|reason| LoadError::NotWasm {
             name: name.to_string(),
             reason,
-        };
-        let binary = if bytes.starts_with(b"\0asm") {
-            std::borrow::Cow::Borrowed(bytes)
-        } else {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| not_wasm("it has no wasm header and is not WAT text".into()))?;
-            std::borrow::Cow::Owned(
-                wat::parse_str(text)
-                    .map_err(|e| not_wasm(format!("not wasm, and not WAT: {e}")))?,
-            )
-        };
+        })?;
         let (module, origin) = match &self.cache {
             Some(cache) => cache.load(&self.engine, &binary),
             None => Module::new(&self.engine, &*binary)
                 .map(|m| (m, Origin::Compiled))
                 .map_err(anyhow::Error::from),
         }
-        .map_err(|e| not_wasm(format!("{e:#}")))?;
+        .map_err(|e| LoadError::NotWasm {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        self.program(name.to_string(), module, origin)
+    }
+
+    /// The program of a compiled module, once its imports are checked and
+    /// linked.
+    fn program(&self, name: String, module: Module, origin: Origin) -> Result<Program, LoadError> {
         for import in module.imports() {
             if !self.provides(import.module(), import.name()) {
                 return Err(LoadError::UnknownImport {
-                    name: name.to_string(),
+                    name: name.clone(),
                     module: import.module().to_string(),
                     field: import.name().to_string(),
                 });
@@ -280,11 +312,11 @@ impl Runtime {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Link {
-                name: name.to_string(),
+                name: name.clone(),
                 reason: format!("{e:#}"),
             })?;
         Ok(Program {
-            name: name.to_string(),
+            name: name.clone(),
             module,
             pre,
             origin,

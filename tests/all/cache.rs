@@ -51,12 +51,21 @@ impl Scratch {
     }
 }
 
-/// The regular files in `dir`.
+/// The entries (compiled modules) in `dir`.
 fn entries(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".pbcache")
+}
+
+/// The records of module identities in `dir`.
+fn records(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".pbknown")
+}
+
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(list) => list
             .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file())
+            .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
             .collect(),
         Err(_) => Vec::new(),
     };
@@ -357,4 +366,105 @@ fn a_cached_module_runs_from_a_sealed_copy_not_from_the_entry() {
     .unwrap();
     let guest = procbridge::GuestBuilder::new().build().unwrap();
     assert_eq!(runtime.run(&cached, guest).unwrap(), 7);
+}
+
+/// A runtime with its own cache and key under `s`.
+fn cached_runtime(s: &Scratch) -> procbridge::Runtime {
+    let cache = procbridge::ModuleCache::new(s.path("cache"))
+        .key_file(s.path("config/procbridge/cache.key"));
+    procbridge::Runtime::with_cache(Some(cache)).unwrap()
+}
+
+fn exit_code(runtime: &procbridge::Runtime, program: &procbridge::Program) -> i32 {
+    let guest = procbridge::GuestBuilder::new().build().unwrap();
+    runtime.run(program, guest).unwrap()
+}
+
+/// Waits until files written now count as settled (their change time is
+/// old enough for the cache to remember them by identity).
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+}
+
+#[test]
+fn a_module_seen_before_is_known_by_its_identity_and_a_changed_one_is_not() {
+    // Issue 19: a cached load of an unchanged file takes its digest from an
+    // authenticated record instead of reading and hashing the module. A
+    // module changed in place — same size, its modification time put back —
+    // is never run from the old module's entry.
+    let s = Scratch::new();
+    let runtime = cached_runtime(&s);
+    let seven = s.path("seven.wat");
+    // Written just now: too fresh to be remembered by identity.
+    let first = runtime.load_file(&seven).unwrap();
+    assert_eq!(first.origin(), procbridge::Origin::Compiled);
+    assert!(records(&s.path("cache")).is_empty());
+    settle();
+    let second = runtime.load_file(&seven).unwrap();
+    assert_eq!(second.origin(), procbridge::Origin::Cached);
+    assert_eq!(records(&s.path("cache")).len(), 1);
+    let third = runtime.load_file(&seven).unwrap();
+    assert_eq!(third.origin(), procbridge::Origin::Cached);
+    assert_eq!(exit_code(&runtime, &third), 7);
+
+    let modified = std::fs::metadata(&seven).unwrap().modified().unwrap();
+    let nine = String::from_utf8(SEVEN.to_vec())
+        .unwrap()
+        .replace("(i32.const 7)", "(i32.const 9)");
+    assert_eq!(nine.len(), SEVEN.len());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seven)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, nine.as_bytes(), 0).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    assert_eq!(
+        std::fs::metadata(&seven).unwrap().modified().unwrap(),
+        modified
+    );
+    let changed = runtime.load_file(&seven).unwrap();
+    assert_eq!(changed.origin(), procbridge::Origin::Compiled);
+    assert_eq!(exit_code(&runtime, &changed), 9);
+}
+
+#[test]
+fn a_forged_or_replayed_identity_record_is_ignored() {
+    // A job that could write the cache directory could try to point a
+    // module's record at another module's entry; records authenticate
+    // under the user's key and name the file they are about.
+    let s = Scratch::new();
+    let runtime = cached_runtime(&s);
+    settle();
+    let seven = s.path("seven.wat");
+    let planted = s.path("planted.wat");
+    assert_eq!(exit_code(&runtime, &runtime.load_file(&seven).unwrap()), 7);
+    let [seven_record] = &records(&s.path("cache"))[..] else {
+        panic!("{:?}", records(&s.path("cache")))
+    };
+    assert_eq!(
+        exit_code(&runtime, &runtime.load_file(&planted).unwrap()),
+        42
+    );
+    let planted_record = records(&s.path("cache"))
+        .into_iter()
+        .find(|r| r != seven_record)
+        .unwrap();
+    let genuine = std::fs::read(seven_record).unwrap();
+    let mut edited = genuine.clone();
+    let last = edited.len() - 1;
+    edited[last] ^= 1;
+    for (what, bytes) in [
+        (
+            "the planted module's record",
+            std::fs::read(&planted_record).unwrap(),
+        ),
+        ("an edited record", edited),
+        ("garbage", b"garbage".to_vec()),
+        ("an empty file", Vec::new()),
+    ] {
+        plant(seven_record, &bytes);
+        let program = runtime.load_file(&seven).unwrap();
+        assert_eq!(exit_code(&runtime, &program), 7, "{what}");
+    }
 }

@@ -3,6 +3,7 @@
 //! path looked up again.
 
 use super::key::check_private;
+use super::known;
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -22,6 +23,11 @@ const LEGACY_SUFFIX: &str = ".cwasm";
 
 /// A temporary file older than this was left by a writer that died.
 const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// A record of a module's identity (see [`super::known`]) written longer
+/// ago than this is removed when the cache is trimmed: the module is hashed
+/// again on its next load.
+const STALE_RECORD: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Why the cache cannot be used for this load.
 #[derive(Debug)]
@@ -114,6 +120,13 @@ impl CacheDir {
         Ok(Some((file, meta.len())))
     }
 
+    /// The contents of the small file `name` (at most `max_len` bytes), if
+    /// there is one that [`open_entry`](CacheDir::open_entry) accepts.
+    pub(crate) fn read_small(&self, name: &str, max_len: usize) -> Option<Vec<u8>> {
+        let (file, len) = self.open_entry(name, max_len as u64).ok()??;
+        self.read(name, &file, len).ok()
+    }
+
     /// Reads the opened entry `name` whole (one read of `len` bytes).
     ///
     /// # Errors
@@ -174,12 +187,18 @@ impl CacheDir {
     }
 
     /// Removes least recently used entries until they take at most
-    /// `max_bytes`, and what earlier versions or dead writers left.
+    /// `max_bytes`, records of module identities not written for
+    /// [`STALE_RECORD`], and what earlier versions or dead writers left.
     pub(crate) fn evict(&self, max_bytes: u64) {
         let Ok(list) = std::fs::read_dir(&self.path) else {
             return;
         };
         let now = SystemTime::now();
+        let age = |stat: &libc::stat| {
+            let modified =
+                SystemTime::UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
+            now.duration_since(modified).unwrap_or_default()
+        };
         let mut entries = Vec::new();
         for item in list.flatten() {
             let name = item.file_name();
@@ -193,14 +212,13 @@ impl CacheDir {
             let mtime = (stat.st_mtime, stat.st_mtime_nsec);
             if name.ends_with(ENTRY_SUFFIX) {
                 entries.push((mtime, stat.st_size.max(0) as u64, name.to_string()));
-            } else if name.ends_with(LEGACY_SUFFIX) {
+                continue;
+            }
+            let left_over = name.ends_with(LEGACY_SUFFIX)
+                || (name.ends_with(known::SUFFIX) && age(&stat) > STALE_RECORD)
+                || (name.contains(".tmp") && age(&stat) > STALE_TMP);
+            if left_over {
                 self.unlink(name);
-            } else if name.contains(&format!("{ENTRY_SUFFIX}.tmp")) {
-                let modified =
-                    SystemTime::UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
-                if now.duration_since(modified).unwrap_or_default() > STALE_TMP {
-                    self.unlink(name);
-                }
             }
         }
         let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();

@@ -15,9 +15,11 @@
 //!   symbolic link.
 //! * **Entries are authenticated.** An entry is
 //!   `MAGIC (8 bytes) | MAC (32 bytes) | serialized module`, where the MAC
-//!   is the HMAC-SHA256, under the user's cache key, of the magic, the
+//!   is the keyed BLAKE3, under the user's cache key, of the magic, the
 //!   engine's compatibility hash (wasmtime version and settings), the
-//!   SHA-256 of the module's bytes and the serialized module. The entry's
+//!   BLAKE3 digest of the module's bytes and the digest of the serialized
+//!   module (a list of the digests of its 4 MiB pieces, so that pieces are
+//!   checked in parallel; see [`mac`]). The entry's
 //!   name is derived from the same two hashes, and the MAC covers them, so an
 //!   entry is only good under its own name: a valid entry of another module
 //!   planted under this one's name fails like a forged or edited one.
@@ -33,10 +35,11 @@
 //!   apart from the cache (rather than next to it) means that a job granted
 //!   the cache's directory, or its parent (`~/.cache`), can write entries
 //!   but cannot read the key, so it cannot forge one.
-//! * **Loading is from the verified bytes.** An entry is read into memory
-//!   once, through a descriptor opened relative to the checked directory,
-//!   its MAC checked over those bytes, and the module deserialized from
-//!   them: nothing can be swapped in between the check and the load.
+//! * **Loading is from the verified bytes.** An entry is read once, through
+//!   a descriptor opened relative to the checked directory, into a sealed
+//!   memfd (see [`sealed`]), its MAC checked over exactly those bytes, and
+//!   the module loaded from them: nothing can be swapped in between the
+//!   check and the load.
 //! * **Grants.** A job granted a directory inside (or containing) the cache
 //!   directory, or containing the key, could tamper with the cache or read
 //!   the key: the CLI does not use the cache for such a job
@@ -44,8 +47,13 @@
 //!   directory has seen the key: delete the key file to make a new one (the
 //!   entries are then compiled again).
 //!
-//! A cache hit reads and hashes the module's bytes once (its name), reads
-//! the entry once and computes its MAC once, then deserializes it.
+//! # Cost of a hit
+//!
+//! A module file loaded before and unchanged since is known by its identity
+//! (see [`known`]): a hit reads neither the module nor its digest, only a
+//! small record, then copies and checks the entry (in parallel) and maps
+//! it. A module given as bytes, or a file not yet remembered, is hashed
+//! once (BLAKE3) to find its entry.
 //!
 //! # Size
 //!
@@ -54,26 +62,28 @@
 //! times are set on each hit).
 
 mod dir;
-mod hmac;
 mod key;
+mod known;
+mod mac;
 mod sealed;
 
 use crate::policy::Policy;
 use anyhow::Result;
 use dir::{CacheDir, Problem};
 use key::Key;
-use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 use wasmtime::{Engine, Module};
 
 /// The default size cap of the entries.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// The first bytes of every entry (the format's version is its last byte).
-const MAGIC: &[u8; 8] = b"PBCACHE1";
+const MAGIC: &[u8; 8] = b"PBCACHE2";
 
 /// Bytes before the serialized module: the magic and the MAC.
 const HEADER: usize = MAGIC.len() + 32;
@@ -229,10 +239,58 @@ impl ModuleCache {
     /// # Errors
     /// When `bytes` is not a valid module.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Module, Origin)> {
-        let module_hash: [u8; 32] = Sha256::digest(bytes).into();
-        let engine_hash = engine_hash(engine);
-        let name = entry_name(&engine_hash, &module_hash);
-        let trusted = match self.open() {
+        match self.trusted() {
+            Some((dir, key)) => {
+                self.load_or_compile(engine, &dir, &key, bytes, &mac::digest(bytes))
+            }
+            None => Ok((Module::new(engine, bytes)?, Origin::Compiled)),
+        }
+    }
+
+    /// Loads the module in `file`, like [`load`](ModuleCache::load), but
+    /// finds the entry of a file seen before by its identity, without
+    /// reading it (see [`known`]). `binary` turns the file's contents into a
+    /// wasm binary (WAT text is compiled to one); it runs only when the file
+    /// has to be read.
+    ///
+    /// # Errors
+    /// [`FileLoadError::Read`] when the file cannot be read;
+    /// [`FileLoadError::Invalid`] when `binary` refuses it or it is not a
+    /// valid module.
+    pub(crate) fn load_file(
+        &self,
+        engine: &Engine,
+        file: &File,
+        binary: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, String>,
+    ) -> Result<(Module, Origin), FileLoadError> {
+        let identity = known::Identity::of(file).map_err(FileLoadError::Read)?;
+        let trusted = self.trusted();
+        if let Some((dir, key)) = &trusted {
+            if let Some(digest) = known::digest(dir, key, &identity) {
+                let hashes = [&engine_hash(engine)[..], &digest[..]];
+                if let Some(module) = self.load_entry(engine, dir, key, hashes) {
+                    return Ok((module, Origin::Cached));
+                }
+            }
+        }
+        let contents = read_whole(file, identity.size()).map_err(FileLoadError::Read)?;
+        let bytes = binary(contents).map_err(FileLoadError::Invalid)?;
+        let Some((dir, key)) = trusted else {
+            let module = Module::new(engine, &*bytes).map_err(invalid)?;
+            return Ok((module, Origin::Compiled));
+        };
+        let digest = mac::digest(&bytes);
+        let loaded = self.load_or_compile(engine, &dir, &key, &bytes, &digest);
+        if loaded.is_ok() && known::Identity::of(file).is_ok_and(|now| now == identity) {
+            known::remember(&dir, &key, &identity, &digest, SystemTime::now());
+        }
+        loaded.map_err(invalid)
+    }
+
+    /// The checked directory and key, or `None` (with a warning) when the
+    /// cache is not used.
+    fn trusted(&self) -> Option<(CacheDir, Key)> {
+        match self.open() {
             Ok(trusted) => Some(trusted),
             Err(Problem::Untrusted(why)) => {
                 self.warn(
@@ -248,16 +306,26 @@ impl ModuleCache {
                 );
                 None
             }
-        };
-        let Some((dir, key)) = trusted else {
-            return Ok((Module::new(engine, bytes)?, Origin::Compiled));
-        };
-        let hashes = [&engine_hash[..], &module_hash[..]];
-        if let Some(module) = self.load_entry(engine, &dir, &name, &key, hashes) {
+        }
+    }
+
+    /// The entry of the module `bytes` (whose digest is `digest`), or the
+    /// module compiled and stored.
+    fn load_or_compile(
+        &self,
+        engine: &Engine,
+        dir: &CacheDir,
+        key: &Key,
+        bytes: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<(Module, Origin)> {
+        let engine_hash = engine_hash(engine);
+        let hashes = [&engine_hash[..], &digest[..]];
+        if let Some(module) = self.load_entry(engine, dir, key, hashes) {
             return Ok((module, Origin::Cached));
         }
         let module = Module::new(engine, bytes)?;
-        match store(&dir, &name, &key, hashes, &module) {
+        match store(dir, key, hashes, &module) {
             Ok(()) => dir.evict(self.max_bytes),
             Err(e) => self.warn(
                 Warning::Unwritable,
@@ -276,10 +344,10 @@ impl ModuleCache {
         &self,
         engine: &Engine,
         dir: &CacheDir,
-        name: &str,
         key: &Key,
         hashes: [&[u8]; 2],
     ) -> Option<Module> {
+        let name = &entry_name(hashes);
         let (file, len) = match dir.open_entry(name, self.max_bytes) {
             Ok(Some(found)) => found,
             Ok(None) => return None,
@@ -380,20 +448,18 @@ fn load_sealed(
             "cannot read a module cache entry: {e}"
         ))));
     }
-    let payload_len = len - HEADER as u64;
-    let memfd = sealed::copy(file, HEADER as u64, payload_len).ok()?;
-    let verdict = sealed::with_bytes(&memfd, payload_len, |payload| {
-        authenticate(&header, payload, key, hashes)
-    })
-    .ok()?;
-    if let Err(why) = verdict {
+    if !header.starts_with(MAGIC) {
+        return Some(Err(Refused::Invalid(NOT_OUR_FORMAT.into())));
+    }
+    let (memfd, digest) = sealed::copy(file, HEADER as u64, len - HEADER as u64).ok()?;
+    if let Err(why) = authenticate(&header, &digest, key, hashes) {
         return Some(Err(Refused::Invalid(why.into())));
     }
     // SAFETY: the memfd holds what `store` below serialized for this module
     // and engine: its MAC under the user's key, kept outside the cache,
-    // checked over the memfd's own bytes after it was sealed against every
-    // change (see "Trust"). Where the memfd cannot be mapped executable,
-    // the entry is loaded from memory instead.
+    // checked over the digest of exactly the bytes the memfd holds, which
+    // was sealed against every change (see "Trust"). Where the memfd cannot
+    // be mapped executable, the entry is loaded from memory instead.
     unsafe { Module::deserialize_open_file(engine, memfd) }
         .ok()
         .map(Ok)
@@ -424,42 +490,47 @@ fn verify<'a>(entry: &'a [u8], key: &Key, hashes: [&[u8]; 2]) -> Result<&'a [u8]
         return Err("is too short to be an entry");
     }
     let (header, payload) = entry.split_at(HEADER);
-    authenticate(header, payload, key, hashes)?;
+    authenticate(header, &mac::payload_digest(payload), key, hashes)?;
     Ok(payload)
 }
 
-/// Whether `header` (magic and MAC) authenticates `payload`, or why not.
+/// Why an entry of another format is refused.
+const NOT_OUR_FORMAT: &str = "is not in the cache's format";
+
+/// Whether `header` (magic and MAC) authenticates a payload with digest
+/// `payload_digest` ([`mac::payload_digest`]), or why not.
 fn authenticate(
     header: &[u8],
-    payload: &[u8],
+    payload_digest: &[u8; 32],
     key: &Key,
     hashes: [&[u8]; 2],
 ) -> Result<(), &'static str> {
-    let (magic, mac) = header.split_at(MAGIC.len());
+    let (magic, tag) = header.split_at(MAGIC.len());
     if magic != MAGIC {
-        return Err("is not in the cache's format");
+        return Err(NOT_OUR_FORMAT);
     }
-    let expected = hmac::hmac_sha256(key, &[MAGIC, hashes[0], hashes[1], payload]);
-    if !hmac::same(&expected, mac) {
+    let expected = mac::mac(key, &[MAGIC, hashes[0], hashes[1], payload_digest]);
+    if !mac::same(&expected, tag) {
         return Err("does not authenticate with this user's cache key (it was modified, or written with another key)");
     }
     Ok(())
 }
 
-/// Serializes `module` into entry `name`, with its MAC.
-fn store(dir: &CacheDir, name: &str, key: &Key, hashes: [&[u8]; 2], module: &Module) -> Result<()> {
+/// Serializes `module` into its entry, with its MAC.
+fn store(dir: &CacheDir, key: &Key, hashes: [&[u8]; 2], module: &Module) -> Result<()> {
     let payload = module.serialize()?;
-    let mac = hmac::hmac_sha256(key, &[MAGIC, hashes[0], hashes[1], &payload]);
-    dir.write(name, &[MAGIC, &mac, &payload])?;
+    let digest = mac::payload_digest(&payload);
+    let tag = mac::mac(key, &[MAGIC, hashes[0], hashes[1], &digest]);
+    dir.write(&entry_name(hashes), &[MAGIC, &tag, &payload])?;
     Ok(())
 }
 
 /// A digest of the engine's compatibility hash (wasmtime version and
 /// compilation settings): entries of another engine are other entries.
 fn engine_hash(engine: &Engine) -> [u8; 32] {
-    /// Feeds what a `Hash` implementation writes into SHA-256.
-    struct Sha(Sha256);
-    impl Hasher for Sha {
+    /// Feeds what a `Hash` implementation writes into BLAKE3.
+    struct Digest(blake3::Hasher);
+    impl Hasher for Digest {
         fn finish(&self) -> u64 {
             // Unused: the digest is taken from the inner hasher.
             0
@@ -468,23 +539,48 @@ fn engine_hash(engine: &Engine) -> [u8; 32] {
             self.0.update(bytes);
         }
     }
-    let mut sha = Sha(Sha256::new());
-    engine.precompile_compatibility_hash().hash(&mut sha);
-    sha.0.finalize().into()
+    let mut digest = Digest(blake3::Hasher::new());
+    engine.precompile_compatibility_hash().hash(&mut digest);
+    digest.0.finalize().into()
 }
 
-/// The file name of the entry for a module and engine.
-fn entry_name(engine_hash: &[u8; 32], module_hash: &[u8; 32]) -> String {
-    let mut digest = Sha256::new();
-    digest.update(b"procbridge module cache entry");
-    digest.update(engine_hash);
-    digest.update(module_hash);
-    let hex: String = digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+/// The file name of the entry for a module and engine (`hashes`: the
+/// engine's, the module's).
+fn entry_name(hashes: [&[u8]; 2]) -> String {
+    let name = mac::digest(
+        &[
+            &b"procbridge module cache entry"[..],
+            MAGIC,
+            hashes[0],
+            hashes[1],
+        ]
+        .concat(),
+    );
+    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}{}", dir::ENTRY_SUFFIX)
+}
+
+/// Why [`ModuleCache::load_file`] failed.
+#[derive(Debug)]
+pub(crate) enum FileLoadError {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// It is not a valid module (why).
+    Invalid(String),
+}
+
+fn invalid(e: impl Into<anyhow::Error>) -> FileLoadError {
+    FileLoadError::Invalid(format!("{:#}", e.into()))
+}
+
+/// Reads `file` whole, from where it is (its start, when just opened);
+/// `size` is what it is expected to hold.
+fn read_whole(file: &File, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut contents = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut reader = file;
+    reader.read_to_end(&mut contents)?;
+    Ok(contents)
 }
 
 /// `path` made absolute and canonical as far as it exists (symbolic links
@@ -530,8 +626,11 @@ mod tests {
         let key = [7u8; 32];
         let (engine, module) = ([1u8; 32], [2u8; 32]);
         let payload = b"compiled code";
-        let mac = hmac::hmac_sha256(&key, &[MAGIC, &engine, &module, payload]);
-        let entry = [&MAGIC[..], &mac, payload].concat();
+        let tag = mac::mac(
+            &key,
+            &[MAGIC, &engine, &module, &mac::payload_digest(payload)],
+        );
+        let entry = [&MAGIC[..], &tag, payload].concat();
         assert_eq!(verify(&entry, &key, [&engine, &module]), Ok(&payload[..]));
         assert!(verify(&entry, &[8u8; 32], [&engine, &module]).is_err());
         assert!(verify(&entry, &key, [&engine, &[3u8; 32]]).is_err());

@@ -1,12 +1,21 @@
 //! A cache entry's serialized module, copied into a sealed memfd: checked
-//! where it will run from, unchangeable once checked, and file-backed.
+//! as it is copied, unchangeable once checked, and file-backed.
 //!
-//! * **Checked where it runs from.** The payload is copied out of the entry
-//!   into a new memfd, sealed against every write (`F_SEAL_WRITE`,
-//!   `F_SEAL_SHRINK`, `F_SEAL_GROW`, then `F_SEAL_SEAL`), and only then
-//!   mapped and authenticated; wasmtime maps that same memfd. Nothing can
-//!   change between the check and the load: not the entry on disk (it is no
-//!   longer read), not the memfd (no one can write it, procbridge included).
+//! * **Checked as it is copied.** The payload is read from the entry into
+//!   private buffers, a piece at a time; each piece is hashed (see
+//!   [`mac::payload_digest`]) and written into a new memfd from the same
+//!   buffer, so the memfd holds exactly the bytes that were hashed. The
+//!   memfd is then sealed against every write (`F_SEAL_WRITE`,
+//!   `F_SEAL_SHRINK`, `F_SEAL_GROW`, then `F_SEAL_SEAL`) and its digest
+//!   checked against the entry's MAC; wasmtime maps that same memfd. Nothing
+//!   can change between the check and the load: not the entry on disk (it
+//!   is no longer read), not the memfd (no one can write it, procbridge
+//!   included).
+//! * **In parallel.** The payload's digest is a list of digests of
+//!   [`mac::PIECE`]-sized pieces, so the pieces are copied and hashed by as
+//!   many threads as there are CPUs (at most [`MAX_THREADS`]): the copy is
+//!   what a cached start-up of a large module (CPython's 25 MB of compiled
+//!   code) mostly waits for.
 //! * **File-backed.** wasmtime runs the code from the memfd's pages instead
 //!   of copying them into anonymous memory. `fork` copies no page tables
 //!   for pages that are not anonymous, and an exiting child has none to tear
@@ -18,61 +27,101 @@
 //! without sealing), [`copy`] fails and the caller loads from memory as
 //! before.
 
+use super::mac;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::FileExt;
 
 /// The name the memfd shows in `/proc/PID/maps`.
 const NAME: &CStr = c"procbridge-module";
 
-/// A new memfd holding bytes `offset..offset + len` of `entry`, sealed.
+/// At most this many threads copy one payload.
+const MAX_THREADS: usize = 4;
+
+/// Bytes read and written at a time.
+const BUFFER: usize = 1 << 20;
+
+/// A new memfd holding bytes `offset..offset + len` of `entry`, sealed,
+/// and the digest of those bytes ([`mac::payload_digest`]).
 ///
 /// # Errors
 /// When memfds cannot be made, sealed or made executable here, or `entry`
 /// is shorter than it said.
-pub(crate) fn copy(entry: &File, offset: u64, len: u64) -> io::Result<File> {
+pub(crate) fn copy(entry: &File, offset: u64, len: u64) -> io::Result<(File, [u8; 32])> {
+    let len_usize =
+        usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let memfd = create()?;
-    fill(entry, offset, len, &memfd)?;
+    memfd.set_len(len)?;
+    let pieces = len_usize.div_ceil(mac::PIECE);
+    // (Asking for the CPUs reads the cgroup's files: only worth it when
+    // there is more than one piece.)
+    let threads = match pieces {
+        0 | 1 => 1,
+        _ => std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_THREADS)
+            .min(pieces),
+    };
+    let mut digests = vec![[0u8; 32]; pieces];
+    // Thread t copies pieces t, t + threads, t + 2 * threads, ...
+    let mut lanes: Vec<Vec<(usize, &mut [u8; 32])>> = (0..threads).map(|_| Vec::new()).collect();
+    for (index, digest) in digests.iter_mut().enumerate() {
+        lanes[index % threads].push((index, digest));
+    }
+    let copy_lane = |lane: Vec<(usize, &mut [u8; 32])>| -> io::Result<()> {
+        let mut buffer = vec![0u8; BUFFER.min(len_usize)];
+        for (index, digest) in lane {
+            let start = index * mac::PIECE;
+            let end = (start + mac::PIECE).min(len_usize);
+            *digest = copy_piece(entry, offset, &memfd, start..end, &mut buffer)?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let mut lanes = lanes.into_iter();
+        let first = lanes.next();
+        let others: Vec<_> = lanes
+            .map(|lane| scope.spawn(move || copy_lane(lane)))
+            .collect();
+        let mut result = first.map_or(Ok(()), copy_lane);
+        for other in others {
+            let joined = other
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a copy thread panicked")));
+            result = result.and(joined);
+        }
+        result
+    })?;
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
     // SAFETY: fcntl on a descriptor owned here, with an int argument.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(memfd)
+    Ok((memfd, mac::digest_of_pieces(len, &digests)))
 }
 
-/// Runs `f` over the bytes of the sealed `memfd`, `len` of them (mapped
-/// read-only, unmapped after).
-///
-/// # Errors
-/// When it cannot be mapped.
-pub(crate) fn with_bytes<R>(memfd: &File, len: u64, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
-    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    if len == 0 {
-        return Ok(f(&[]));
+/// Copies bytes `range` of the payload (at `offset` in `entry`) to the same
+/// place in `memfd` through `buffer`, returning their digest.
+fn copy_piece(
+    entry: &File,
+    offset: u64,
+    memfd: &File,
+    range: std::ops::Range<usize>,
+    buffer: &mut [u8],
+) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut at = range.start;
+    while at < range.end {
+        let want = (range.end - at).min(buffer.len());
+        let chunk = &mut buffer[..want];
+        entry.read_exact_at(chunk, offset + at as u64)?;
+        hasher.update(chunk);
+        memfd.write_all_at(chunk, at as u64)?;
+        at += want;
     }
-    // SAFETY: a fresh read-only shared mapping of a file this function does
-    // not change; the memfd is sealed, so no one can change it while it is
-    // mapped. The mapping is removed below and never escapes `f`.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            memfd.as_raw_fd(),
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `base` maps `len` readable bytes until the munmap below.
-    let result = f(unsafe { std::slice::from_raw_parts(base.cast::<u8>(), len) });
-    // SAFETY: unmaps exactly the mapping made above.
-    unsafe { libc::munmap(base, len) };
-    Ok(result)
+    Ok(hasher.finalize().into())
 }
 
 fn create() -> io::Result<File> {
@@ -94,84 +143,43 @@ fn create() -> io::Result<File> {
     Err(io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Copies `len` bytes of `from` at `offset` into `to`, in the kernel where
-/// it can.
-fn fill(from: &File, offset: u64, len: u64, to: &File) -> io::Result<()> {
-    let mut at = offset as libc::loff_t;
-    let mut left = len;
-    while left > 0 {
-        let chunk = left.min(1 << 30) as usize;
-        // SAFETY: two open descriptors, an offset owned here, no output
-        // offset (the memfd's own position advances).
-        let n = unsafe {
-            libc::copy_file_range(
-                from.as_raw_fd(),
-                &mut at,
-                to.as_raw_fd(),
-                std::ptr::null_mut(),
-                chunk,
-                0,
-            )
-        };
-        match n {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n if n > 0 => left -= n as u64,
-            _ => {
-                let err = io::Error::last_os_error();
-                return match err.raw_os_error() {
-                    Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP) => {
-                        fill_by_reading(from, at as u64, left, to)
-                    }
-                    Some(libc::EINTR) => continue,
-                    _ => Err(err),
-                };
-            }
-        }
-    }
-    Ok(())
-}
-
-fn fill_by_reading(from: &File, offset: u64, len: u64, mut to: &File) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = offset;
-    let end = offset + len;
-    while at < end {
-        let want = ((end - at) as usize).min(buf.len());
-        let n = from.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        to.write_all(&buf[..n])?;
-        at += n as u64;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Seek, Write};
 
     #[test]
-    fn the_copy_holds_the_range_and_can_never_change() {
-        let mut entry = tempfile();
-        entry.write_all(b"headerPAYLOAD").unwrap();
-        let memfd = copy(&entry, 6, 7).unwrap();
-        assert_eq!(with_bytes(&memfd, 7, <[u8]>::to_vec).unwrap(), b"PAYLOAD");
+    fn the_copy_holds_the_range_and_its_digest_and_can_never_change() {
+        let mut entry = create().unwrap();
+        let payload: Vec<u8> = (0..(2 * mac::PIECE + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        entry.write_all(b"header").unwrap();
+        entry.write_all(&payload).unwrap();
+        let (mut memfd, digest) = copy(&entry, 6, payload.len() as u64).unwrap();
+        assert_eq!(digest, mac::payload_digest(&payload));
+        let mut copied = Vec::new();
+        memfd.rewind().unwrap();
+        memfd.read_to_end(&mut copied).unwrap();
+        assert!(copied == payload);
         // Sealed: no write, no truncation, no growth, no new seals.
-        assert!((&memfd).write_all(b"x").is_err());
+        assert!(memfd.write_all_at(b"x", 0).is_err());
         assert!(memfd.set_len(3).is_err());
-        assert!(memfd.set_len(100).is_err());
+        assert!(memfd.set_len(1 << 30).is_err());
         // SAFETY: fcntl with an int argument on an open descriptor.
         let unseal = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, 0) };
         assert_eq!(unseal, -1);
-        // A range past the end of the entry is refused.
-        assert!(copy(&entry, 6, 8).is_err());
     }
 
-    fn tempfile() -> File {
-        create().unwrap()
+    #[test]
+    fn small_and_empty_payloads_and_short_entries() {
+        let mut entry = create().unwrap();
+        entry.write_all(b"headerPAYLOAD").unwrap();
+        let (_, digest) = copy(&entry, 6, 7).unwrap();
+        assert_eq!(digest, mac::payload_digest(b"PAYLOAD"));
+        let (_, digest) = copy(&entry, 13, 0).unwrap();
+        assert_eq!(digest, mac::payload_digest(b""));
+        // A range past the end of the entry is refused.
+        assert!(copy(&entry, 6, 8).is_err());
     }
 }
