@@ -145,6 +145,10 @@ def _stream(raw, mode, text, encoding, errors):
 
 
 def _argv(args, shell, executable):
+    if type(args) is list and not shell and not executable:
+        # The usual case, without the ABC check below.
+        if all(type(a) is str for a in args):
+            return list(args)
     if isinstance(args, (str, bytes, os.PathLike)):
         args = [args]
     else:
@@ -186,15 +190,20 @@ class Popen:
             env_list = pack_list(items)
             env_len = len(env_list)
         cwd = b'' if cwd is None else os.fsencode(cwd)
-        codes = (self._stdio(stdin, True), self._stdio(stdout, False),
-                 self._stdio(stderr, False, stdout_is=stdout))
+        if stdin is None and stdout is None and stderr is None:
+            codes = (_INHERIT, _INHERIT, _INHERIT)
+        else:
+            codes = (self._stdio(stdin, True), self._stdio(stdout, False),
+                     self._stdio(stderr, False, stdout_is=stdout))
         argv_list = pack_list([a.encode() for a in argv])
         ret, _ = _call('popen', Buf(argv_list), Buf(env_list, with_len=False), env_len,
                       Buf(cwd), *codes)
         if ret < 0:
             raise error('popen', ret)
         self._handle = ret
-        self.pid = check('popen_pid', self._handle)[0]
+        self._pid = None
+        # run() never shows its Popen: it does not ask the pid.
+        self._pid_wanted = True
         self.stdin = self.stdout = self.stderr = None
         if stdin == PIPE:
             self.stdin = _stream(_Pipe(self, 0), 'w', self._text, encoding, errors)
@@ -304,9 +313,19 @@ class Popen:
         self.wait()
         self._close()
 
+    @property
+    def pid(self):
+        """The command's process id (asked of the host once, when first
+        wanted; kept after the handle is given back)."""
+        if self._pid is None and self._handle is not None:
+            self._pid = check('popen_pid', self._handle)[0]
+        return self._pid
+
     def _close(self):
         """Gives the handle back (the command has ended)."""
         if self._handle is not None:
+            if self._pid_wanted:
+                self.pid
             handle, self._handle = self._handle, None
             _call('popen_close', handle)
 
@@ -324,6 +343,9 @@ class Popen:
 
 
 def run(*popenargs, input=None, capture_output=False, timeout=None, check=False, **kwargs):
+    if (input is None and not capture_output and timeout is None
+            and PIPE not in (kwargs.get('stdin'), kwargs.get('stdout'), kwargs.get('stderr'))):
+        return _run_without_pipes(popenargs, check, kwargs)
     if input is not None:
         if kwargs.get('stdin') is not None:
             raise ValueError('stdin and input arguments may not both be used.')
@@ -357,8 +379,28 @@ def run(*popenargs, input=None, capture_output=False, timeout=None, check=False,
     return CompletedProcess(process.args, retcode, stdout, stderr)
 
 
+def _run_without_pipes(popenargs, check, kwargs):
+    """run() of a command that reads and writes no pipe of ours, with no
+    timeout: start it, wait for it, give its handle back."""
+    process = Popen(*popenargs, **kwargs)
+    process._pid_wanted = False
+    try:
+        retcode = process.wait()
+    except BaseException:
+        # As CPython's run(): an interrupted wait kills the command.
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        process._close()
+    if check and retcode:
+        raise CalledProcessError(retcode, process.args)
+    return CompletedProcess(process.args, retcode)
+
+
 def call(*popenargs, timeout=None, **kwargs):
     with Popen(*popenargs, **kwargs) as p:
+        p._pid_wanted = False
         try:
             return p.wait(timeout=timeout)
         except BaseException:

@@ -1,6 +1,12 @@
 //! `no_new_privs` and dropping every capability, for a child before `exec`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once this process has locked its securebits and emptied its
+/// bounding set for good ([`lock_down_inheritance`]): what it starts
+/// inherits both, so [`drop_all`] only clears the current sets.
+static INHERITANCE_LOCKED: AtomicBool = AtomicBool::new(false);
 
 const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
 const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
@@ -63,12 +69,10 @@ pub(super) unsafe fn drop_all() -> io::Result<()> {
         if data.iter().all(|d| d.permitted == 0) {
             return Ok(());
         }
-        let bits = SECBIT_NOROOT
-            | SECBIT_NOROOT_LOCKED
-            | SECBIT_NO_SETUID_FIXUP
-            | SECBIT_NO_SETUID_FIXUP_LOCKED;
-        check(libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) as libc::c_long)?;
-        drop_bounding_set()?;
+        if !INHERITANCE_LOCKED.load(Ordering::Acquire) {
+            lock_securebits()?;
+            drop_bounding_set()?;
+        }
         let zero = [Data {
             effective: 0,
             permitted: 0,
@@ -76,6 +80,39 @@ pub(super) unsafe fn drop_all() -> io::Result<()> {
         }; 2];
         check(libc::syscall(libc::SYS_capset, &mut header, zero.as_ptr()))
     }
+}
+
+/// Locks root's implicit capabilities away (the securebits) and empties
+/// the bounding set, for this process and everything it starts, while
+/// keeping its current capabilities: for the jail's helper, which needs
+/// some of its own (credentials of other processes on a socket) but starts
+/// commands that must have none. Each command then only clears its current
+/// sets in [`drop_all`] instead of walking the bounding set again.
+///
+/// # Safety
+/// Affects the calling process for good; async-signal-safe.
+pub(super) unsafe fn lock_down_inheritance() -> io::Result<()> {
+    // SAFETY: as documented on both.
+    unsafe {
+        lock_securebits()?;
+        drop_bounding_set()?;
+    }
+    INHERITANCE_LOCKED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Sets and locks the securebits that take root's implicit capabilities
+/// away on `exec` and on changes of uid.
+///
+/// # Safety
+/// Affects the calling process for good; async-signal-safe.
+unsafe fn lock_securebits() -> io::Result<()> {
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED;
+    // SAFETY: a prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) } as libc::c_long)
 }
 
 /// Drops every capability still in the bounding set (reading first: a drop

@@ -40,7 +40,20 @@ const ERRNO_INVAL: i32 = 28;
 pub(crate) struct Door {
     /// The WASI descriptor of the door's preopened directory.
     dir_fd: i32,
-    funcs: HashMap<String, Func>,
+    /// The guest's memory, once looked up (the same in a fork child: its
+    /// store is a copy).
+    memory: Option<Memory>,
+    funcs: HashMap<String, Callee>,
+}
+
+/// A host function the door has called, with its signature, read once.
+#[derive(Debug, Clone, Copy)]
+struct Callee {
+    func: Func,
+    /// How many parameters, and which are i64 (bit `n` for parameter `n`;
+    /// the others are i32). `None`: a signature the door cannot call (not
+    /// i32 and i64 parameters only, or not one i32 result).
+    params: Option<(usize, u64)>,
 }
 
 impl Door {
@@ -48,6 +61,7 @@ impl Door {
     pub(crate) fn new(dir_fd: i32) -> Door {
         Door {
             dir_fd,
+            memory: None,
             funcs: HashMap::new(),
         }
     }
@@ -84,6 +98,18 @@ macro_rules! wasi {
         state.wasi.set_hostcall_fuel(fuel);
         wasmtime_wasi::runtime::in_tokio(p1::$func(&mut state.wasi, &mut mem, $($arg),*))
     }};
+}
+
+/// The guest's memory, for a door call (looked up once).
+fn door_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
+    if let Some(memory) = caller.data().bridge.door.as_ref().and_then(|d| d.memory) {
+        return Ok(memory);
+    }
+    let memory = memory_of(caller)?;
+    if let Some(door) = caller.data_mut().bridge.door.as_mut() {
+        door.memory = Some(memory);
+    }
+    Ok(memory)
 }
 
 fn has_door(caller: &Caller<'_, HostState>) -> Option<i32> {
@@ -133,7 +159,7 @@ fn fd_write(
     if fd != DOOR_FD || has_door(&caller).is_none() {
         return wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
     }
-    let memory = memory_of(&mut caller)?;
+    let memory = door_memory(&mut caller)?;
     // One buffer: the frame.
     if iovs_len != 1 {
         return Ok(ERRNO_INVAL);
@@ -235,19 +261,17 @@ fn dispatch(
     name: &str,
     args: &[Arg],
 ) -> wasmtime::Result<i32> {
-    let func = match lookup(caller, name) {
-        Some(func) => func,
+    let callee = match lookup(caller, name) {
+        Some(callee) => callee,
         None => return Ok(-libc::ENOSYS),
     };
-    let ty = func.ty(&*caller);
-    let fits = ty.params().len() == args.len()
-        && ty.params().zip(args).all(|(param, arg)| {
-            matches!(
-                (param, arg),
-                (wasmtime::ValType::I32, Arg::I32(_)) | (wasmtime::ValType::I64, Arg::I64(_))
-            )
-        })
-        && ty.results().len() == 1;
+    let fits = callee.params.is_some_and(|(count, i64s)| {
+        count == args.len()
+            && args
+                .iter()
+                .enumerate()
+                .all(|(n, arg)| matches!(arg, Arg::I64(_)) == (i64s >> n & 1 == 1))
+    });
     if !fits {
         return Ok(-libc::EINVAL);
     }
@@ -262,28 +286,43 @@ fn dispatch(
     // the guest's memory through: hand it over.
     caller.data_mut().bridge.memory = Some(memory);
     let mut results = [Val::I32(0)];
-    func.call(&mut *caller, &args, &mut results)?;
+    callee.func.call(&mut *caller, &args, &mut results)?;
     Ok(results[0].i32().unwrap_or(-libc::EINVAL))
 }
 
 /// The host function `name` of module `procbridge`, from the runtime's
-/// linker (looked up once per guest).
-fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Func> {
+/// linker, with its signature (looked up once per guest).
+fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
     let door = caller.data().bridge.door.as_ref()?;
-    if let Some(func) = door.funcs.get(name) {
-        return Some(*func);
+    if let Some(callee) = door.funcs.get(name) {
+        return Some(*callee);
     }
     let linker = caller.data().bridge.program.as_ref()?.linker().clone();
     let func = linker
         .get(&mut *caller, crate::MODULE, name)
         .ok()?
         .into_func()?;
+    let ty = func.ty(&*caller);
+    let returns_i32 =
+        ty.results().len() == 1 && matches!(ty.results().next(), Some(wasmtime::ValType::I32));
+    let mut params = Some((ty.params().len(), 0u64));
+    for (n, param) in ty.params().enumerate() {
+        params = match (params, param) {
+            (Some((count, i64s)), wasmtime::ValType::I32) if n < 64 => Some((count, i64s)),
+            (Some((count, i64s)), wasmtime::ValType::I64) if n < 64 => Some((count, i64s | 1 << n)),
+            _ => None,
+        };
+    }
+    let callee = Callee {
+        func,
+        params: params.filter(|_| returns_i32),
+    };
     caller
         .data_mut()
         .bridge
         .door
         .as_mut()?
         .funcs
-        .insert(name.to_string(), func);
-    Some(func)
+        .insert(name.to_string(), callee);
+    Some(callee)
 }

@@ -42,8 +42,59 @@ pub(crate) struct Launch {
     /// The uid and gid to switch to first (all supplementary groups
     /// dropped); `None`: keep the parent's.
     identity: Option<(libc::uid_t, libc::gid_t)>,
+    /// The signals the child puts back to their default action.
+    signals: Dispositions,
     /// Set by the child when a step fails: `errno`.
     error: AtomicI32,
+}
+
+/// Which signals a child puts back to their default action before
+/// `execve`: the parent's handlers must never run in the child (which
+/// shares the parent's memory until `execve`), and ignored signals must not
+/// stay ignored in the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dispositions {
+    /// Bit `n` for signal `n`.
+    mask: u64,
+}
+
+impl Dispositions {
+    /// Every signal below the real-time ones (but `SIGKILL` and `SIGSTOP`,
+    /// which cannot be changed): what a process whose handlers may change
+    /// at any time must reset.
+    pub(crate) fn all() -> Dispositions {
+        let mut mask = 0;
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                mask |= 1 << sig;
+            }
+        }
+        Dispositions { mask }
+    }
+
+    /// The signals this process does not leave at their default action now
+    /// (ignored or handled): enough for a process whose handlers do not
+    /// change afterwards, such as the jail's helper, which then spares
+    /// every command a system call per signal.
+    pub(crate) fn changed_now() -> Dispositions {
+        let mut mask = 0;
+        for sig in 1..libc::SIGRTMIN() {
+            // SAFETY: an all-zero sigaction is a valid value to overwrite.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: reads the disposition into a valid struct.
+            let read = unsafe { libc::sigaction(sig, std::ptr::null(), &mut action) } == 0;
+            if !read || action.sa_sigaction != libc::SIG_DFL {
+                mask |= 1 << sig;
+            }
+        }
+        Dispositions {
+            mask: mask & Dispositions::all().mask,
+        }
+    }
+
+    fn contains(self, sig: libc::c_int) -> bool {
+        (0..64).contains(&sig) && self.mask & (1 << sig) != 0
+    }
 }
 
 /// The working directory of a child.
@@ -98,6 +149,7 @@ impl Launch {
             parent: std::process::id() as libc::pid_t,
             confinement,
             identity: None,
+            signals: Dispositions::all(),
             error: AtomicI32::new(0),
         })
     }
@@ -106,6 +158,12 @@ impl Launch {
     /// group) before anything else it does as the command.
     pub(crate) fn with_identity(mut self, uid: libc::uid_t, gid: libc::gid_t) -> Launch {
         self.identity = Some((uid, gid));
+        self
+    }
+
+    /// Resets only `signals` in the child (see [`Dispositions::changed_now`]).
+    pub(crate) fn with_signals(mut self, signals: Dispositions) -> Launch {
+        self.signals = signals;
         self
     }
 
@@ -169,7 +227,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     unsafe {
         // Signals the host ignores (SIGPIPE) or handles go back to default.
         for sig in 1..libc::SIGRTMIN() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            if launch.signals.contains(sig) {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }

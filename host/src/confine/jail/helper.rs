@@ -11,7 +11,7 @@
 use super::wire::{self, Record, Request, Stream};
 use crate::confine::landlock::{Access, Ruleset};
 use crate::confine::{CommandLimits, Confinement};
-use crate::subprocess::launch::{Cwd, Launch};
+use crate::subprocess::launch::{Cwd, Dispositions, Launch};
 use rustix::net::RecvFlags;
 use std::ffi::CString;
 use std::io;
@@ -43,11 +43,24 @@ pub(super) struct Helper {
     /// Whom commands run as, when the helper itself runs as the jail's
     /// root (`--run-as`).
     pub(super) identity: Option<(u32, u32)>,
+    /// The signals the helper does not leave at their default action
+    /// (its handlers never change once it serves): the only ones a command
+    /// needs put back.
+    pub(super) signals: Dispositions,
 }
 
 impl Helper {
     /// Serves until the control socket closes, then ends the process.
     pub(super) fn serve(self) -> ! {
+        if self.identity.is_none() {
+            // Commands run as the helper's own uid. Emptying the bounding
+            // set once here spares each command walking it again (the
+            // helper keeps its current capabilities: it sends commands'
+            // pids as credentials). Should it fail, each command still
+            // empties its own.
+            // SAFETY: changes this process's credentials only.
+            let _ = unsafe { crate::confine::caps::lock_down_inheritance() };
+        }
         let signals = match child_signals() {
             Ok(fd) => fd,
             // SAFETY: ends this helper process.
@@ -184,7 +197,8 @@ impl Helper {
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ];
-        let mut launch = Launch::new(path, &request.argv, &request.env, cwd, stdio, confinement)?;
+        let mut launch = Launch::new(path, &request.argv, &request.env, cwd, stdio, confinement)?
+            .with_signals(self.signals);
         if let Some((uid, gid)) = self.identity {
             launch = launch.with_identity(uid, gid);
         }

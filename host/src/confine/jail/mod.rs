@@ -38,7 +38,7 @@ use crate::policy::{DirGrant, Policy};
 use cgroup::PidsCgroup;
 use rustix::net::RecvFlags;
 use std::ffi::CString;
-use std::io;
+use std::io::{self, Write as _};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -226,12 +226,6 @@ impl Jail {
         )?;
         // The command's pid arrives as credentials, in our PID namespace.
         rustix::net::sockopt::set_socket_passcred(&ours, true)?;
-        let mut fds = vec![theirs.as_fd(), stdio[0], stdio[1], stdio[2]];
-        if let Some(ruleset) = confinement.ruleset() {
-            fds.push(ruleset.as_fd());
-        }
-        wire::send_with_fds(self.control.as_fd(), wire::SPAWN, &fds).map_err(gone)?;
-        drop(theirs);
         let limits = confinement.limits();
         let max = |v: Option<u64>| v.unwrap_or(u64::MAX);
         let request = Request {
@@ -257,8 +251,21 @@ impl Jail {
                 }),
                 max(limits.file_size),
             ],
-        };
-        request.send(&mut wire::Stream::new(&ours)).map_err(gone)?;
+        }
+        .to_bytes();
+        // The request waits in the channel before the helper hears of it,
+        // so that it reads the whole request at once (what does not fit
+        // now follows once the helper reads).
+        let sent = wire::send_now(ours.as_fd(), &request).map_err(gone)?;
+        let mut fds = vec![theirs.as_fd(), stdio[0], stdio[1], stdio[2]];
+        if let Some(ruleset) = confinement.ruleset() {
+            fds.push(ruleset.as_fd());
+        }
+        wire::send_with_fds(self.control.as_fd(), wire::SPAWN, &fds).map_err(gone)?;
+        drop(theirs);
+        wire::Stream::new(&ours)
+            .write_all(&request[sent..])
+            .map_err(gone)?;
         match Record::receive(ours.as_fd(), RecvFlags::empty()).map_err(gone)? {
             Some((Record::Started(pid), Some(pidfd))) => Ok(Started {
                 pid,
@@ -721,6 +728,7 @@ fn helper_main(plan: &setup::Plan, network: bool, cwd: &Path, control: OwnedFd) 
         proc,
         default_cwd,
         identity: plan.run_as.map(|_| (JAIL_ID, JAIL_ID)),
+        signals: crate::subprocess::launch::Dispositions::changed_now(),
     }
     .serve()
 }

@@ -98,11 +98,19 @@ impl Request {
         })
     }
 
-    /// Writes the request on a channel.
-    pub(super) fn send(&self, channel: &mut impl Write) -> io::Result<()> {
+    /// The request as it goes on a channel: its length, then its body.
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
         let body = self.encode();
-        channel.write_all(&(body.len() as u32).to_le_bytes())?;
-        channel.write_all(&body)
+        let mut bytes = Vec::with_capacity(4 + body.len());
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// Writes the request on a channel.
+    #[cfg(test)]
+    pub(super) fn send(&self, channel: &mut impl Write) -> io::Result<()> {
+        channel.write_all(&self.to_bytes())
     }
 
     /// Reads a request from a channel.
@@ -316,6 +324,19 @@ fn receive_message(
         }
     }
     Ok((received.bytes, fds, creds))
+}
+
+/// Writes as much of `bytes` as `channel` takes now, without waiting: how
+/// many bytes.
+pub(super) fn send_now(channel: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match rustix::net::send(channel, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// A borrowed descriptor as a `Read`/`Write` stream (a channel).
