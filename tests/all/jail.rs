@@ -930,3 +930,40 @@ fn vsock_is_refused() {
         );
     }
 }
+
+#[test]
+fn commands_start_with_every_signal_at_its_default_action() {
+    // The host ignores SIGPIPE and handles the signals of wasm traps; the
+    // jail's helper puts back only the signals it changed itself. Either
+    // way no command starts with a signal ignored, handled or blocked.
+    use procbridge::{GuestBuilder, OutputCapture, Policy};
+    for jail in [false, true] {
+        // The jail has its own /proc, readable by commands; without it
+        // the host's must be granted.
+        let mut policy = Policy::builder().allow_run("cat").unwrap();
+        if !jail {
+            policy = policy
+                .dir("/proc", "/proc", procbridge::DirPerms::ReadOnly)
+                .unwrap();
+        }
+        let policy = policy.build();
+        let out = OutputCapture::new(1 << 20);
+        let program = runtime().load_file(guest("escape_probe")).unwrap();
+        let mut builder = GuestBuilder::new();
+        builder
+            .args(["escape_probe", "run", "cat", "/proc/self/status"])
+            .stdout(procbridge::Stdio::Capture(out.clone()))
+            .policy(policy)
+            .jail(jail);
+        let state = builder.build().unwrap();
+        assert_eq!(runtime().run(&program, state).unwrap(), 0);
+        let text = out.text().replace("\\t", "\t").replace("\\n", "\n");
+        for field in [
+            "SigBlk:\t0000000000000000",
+            "SigIgn:\t0000000000000000",
+            "SigCgt:\t0000000000000000",
+        ] {
+            assert!(text.contains(field), "jail {jail}: no {field}:\n{text}");
+        }
+    }
+}

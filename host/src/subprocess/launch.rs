@@ -54,19 +54,19 @@ pub(crate) struct Launch {
 /// stay ignored in the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Dispositions {
-    /// Bit `n` for signal `n`.
+    /// Bit `n - 1` for signal `n`.
     mask: u64,
 }
 
 impl Dispositions {
-    /// Every signal below the real-time ones (but `SIGKILL` and `SIGSTOP`,
-    /// which cannot be changed): what a process whose handlers may change
-    /// at any time must reset.
+    /// Every signal (but `SIGKILL` and `SIGSTOP`, which cannot be
+    /// changed): what a process whose handlers may change at any time must
+    /// reset.
     pub(crate) fn all() -> Dispositions {
         let mut mask = 0;
-        for sig in 1..libc::SIGRTMIN() {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                mask |= 1 << sig;
+                mask |= Dispositions::bit(sig);
             }
         }
         Dispositions { mask }
@@ -78,13 +78,21 @@ impl Dispositions {
     /// every command a system call per signal.
     pub(crate) fn changed_now() -> Dispositions {
         let mut mask = 0;
-        for sig in 1..libc::SIGRTMIN() {
-            // SAFETY: an all-zero sigaction is a valid value to overwrite.
-            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            // SAFETY: reads the disposition into a valid struct.
-            let read = unsafe { libc::sigaction(sig, std::ptr::null(), &mut action) } == 0;
-            if !read || action.sa_sigaction != libc::SIG_DFL {
-                mask |= 1 << sig;
+        for sig in 1..=libc::SIGRTMAX() {
+            let mut action = KernelSigaction::default();
+            // SAFETY: reads the disposition into a valid struct of the
+            // kernel's layout.
+            let read = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    std::ptr::null::<KernelSigaction>(),
+                    &mut action,
+                    8usize,
+                )
+            } == 0;
+            if !read || action.handler != libc::SIG_DFL {
+                mask |= Dispositions::bit(sig);
             }
         }
         Dispositions {
@@ -93,7 +101,46 @@ impl Dispositions {
     }
 
     fn contains(self, sig: libc::c_int) -> bool {
-        (0..64).contains(&sig) && self.mask & (1 << sig) != 0
+        self.mask & Dispositions::bit(sig) != 0
+    }
+
+    /// Signal `sig`'s bit (`0` for a number outside 1..=64).
+    fn bit(sig: libc::c_int) -> u64 {
+        match sig {
+            1..=64 => 1 << (sig - 1),
+            _ => 0,
+        }
+    }
+}
+
+/// `struct sigaction` as the `rt_sigaction` system call takes it.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Puts `sig` back to its default action. A raw system call: the C
+/// library refuses to touch the two signals it keeps for its threads (32
+/// and 33), which a command must not inherit ignored either.
+///
+/// # Safety
+/// Changes this process's signal dispositions; async-signal-safe.
+unsafe fn set_default_action(sig: libc::c_int) {
+    let action = KernelSigaction::default();
+    // SAFETY: a valid struct of the kernel's layout (SIG_DFL is 0, no
+    // flags, an empty mask).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
     }
 }
 
@@ -226,9 +273,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: system calls on this child's own state.
     unsafe {
         // Signals the host ignores (SIGPIPE) or handles go back to default.
-        for sig in 1..libc::SIGRTMIN() {
+        for sig in 1..=libc::SIGRTMAX() {
             if launch.signals.contains(sig) {
-                libc::signal(sig, libc::SIG_DFL);
+                set_default_action(sig);
             }
         }
         // A session of its own: no controlling terminal to type into, and
