@@ -29,6 +29,13 @@ if __name__ == '__main__':
         got = []
         r = pool.apply_async(square, (12,), callback=got.append)
         print('apply_async:', r.get(timeout=10), 'callback got', got)
+        # Many at once, two functions taking turns, one failing: each
+        # result is its own task's.
+        results = [pool.apply_async(square if i % 2 else power, (i, 2) if i % 2 == 0 else (i,))
+                   for i in range(200)]
+        print('apply_async x200:', sum(r.get() for r in results))
+        bad = [pool.apply_async(fails, (i,)) for i in range(6)]
+        print('apply_async failures:', [r.successful() if r.wait() is None else None for r in bad])
         errors = []
         r = pool.map_async(fails, range(5), error_callback=lambda e: errors.append(str(e)))
         try:

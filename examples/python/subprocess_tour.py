@@ -35,3 +35,15 @@ print('pipeline:', second.communicate()[0].strip(), first.wait(), second.returnc
 with subprocess.Popen(['sort'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
     out, _ = p.communicate('pear\napple\n')
 print('with Popen:', out.split(), p.returncode)
+
+r = subprocess.run(['sh', '-c', 'exit 4'])
+print('run without pipes:', r.returncode, r.stdout, r.stderr, r)
+print('run, check, success:', subprocess.run(['sh', '-c', 'exit 0'], check=True).returncode)
+try:
+    subprocess.run(['sh', '-c', 'exit 5'], check=True)
+except subprocess.CalledProcessError as e:
+    print('run, check, failure:', e.returncode, e.cmd, e.output, e.stderr)
+
+with subprocess.Popen(['sh', '-c', 'exit 0']) as p:
+    pass
+print('pid after with:', isinstance(p.pid, int) and p.pid > 0, p.returncode)

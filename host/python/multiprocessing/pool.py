@@ -209,6 +209,7 @@ class Pool:
         self._poll_frame, self._poll_at = receiver('queue_get', handle, _CAP, I64(0))
         self._cache = {}
         self._refs = {}                         # (runner, func) -> pickled
+        self._last_func = self._last_ref = None # apply_async's last func
         self._backlog = collections.deque()     # tasks no worker holds yet
         self._workers = {}                      # wid -> _Worker
         self._state = RUN
@@ -241,10 +242,17 @@ class Pool:
     def _dispatch(self):
         """Hands tasks from the backlog to workers with room for them, the
         least busy first, a batch each; once the pool is closed and nothing
-        is left, tells the workers to end."""
+        is left, tells the workers to end.
+
+        While every worker still holds half of what it may hold, tasks wait
+        in the backlog until they fill a batch (tasks submitted one by one,
+        as `apply_async` does, then travel together): the workers have work
+        meanwhile, and the backlog is handed out again whenever results come
+        in or the parent waits for one."""
         backlog = self._backlog
         if backlog:
             batch, holds = self._shape
+            low = holds // 2
             workers = self._workers.values()
             maxtasks = self._maxtasks
             while backlog:
@@ -257,11 +265,17 @@ class Pool:
                             break
                 if best is None:
                     break
+                if least >= low and len(backlog) < batch:
+                    break
                 room = holds - least
                 if maxtasks is not None:
                     # Never more than it will take before it ends.
                     room = min(room, maxtasks - best.sent)
-                take = min(room, batch, len(backlog) // len(workers)) or 1
+                if least < low:
+                    # Workers short of work share what there is.
+                    take = min(room, batch, len(backlog) // len(workers)) or 1
+                else:
+                    take = min(room, batch, len(backlog))
                 if take == 1:
                     self._send(best, [backlog.popleft()])
                 else:
@@ -439,13 +453,28 @@ class Pool:
         return self.apply_async(func, args, kwds).get()
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
-        self._check_running()
+        if self._state != RUN:
+            raise ValueError('Pool not running')
         if kwds:
             ref, payload = self._ref(_apply_kw, func), (tuple(args), dict(kwds))
+        elif func is self._last_func:
+            # The hot path: the same function again (a loop of apply_async).
+            ref, payload = self._last_ref, tuple(args)
         else:
             ref, payload = self._ref(_apply, func), tuple(args)
+            self._last_func, self._last_ref = func, ref
         result = ApplyResult(self, callback, error_callback)
-        self._submit(result, [(result._job, 0, ref, payload)])
+        backlog = self._backlog
+        backlog.append((result._job, 0, ref, payload))
+        if len(backlog) == 1 and self._maxtasks is None:
+            # One task and an idle worker: straight to it.
+            for w in self._workers.values():
+                if not w.held:
+                    self._send(w, [backlog.popleft()])
+                    return result
+        self._dispatch()
+        if backlog:
+            self._poll()
         return result
 
     def map(self, func, iterable, chunksize=None):

@@ -158,6 +158,16 @@ impl RobustMutex {
     }
 }
 
+/// How long [`Event::wait`] watches for a change before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// Whether this machine has more than one CPU to run on (watching for a
+/// change on the only CPU would only delay whoever makes it).
+fn many_cpus() -> bool {
+    static MANY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
 /// A futex word in shared memory that waiters sleep on until it changes,
 /// with a count of sleepers so that wakers can skip the system call.
 #[repr(C)]
@@ -175,7 +185,20 @@ impl Event {
 
     /// Sleeps while the value is still `seen`, at most `timeout`. Returns
     /// early on a change, a signal or a spurious wake-up: callers re-check.
+    ///
+    /// On a machine with more than one CPU it first watches the value for
+    /// up to [`SPIN`] without sleeping: a message that follows the last one
+    /// closely (a producer in a loop) is then taken without the consumer
+    /// going to sleep, and without the producer paying a system call to
+    /// wake it.
     pub(crate) fn wait(&self, seen: u32, timeout: Option<Duration>) {
+        let spin = match timeout {
+            Some(timeout) => timeout.min(SPIN),
+            None => SPIN,
+        };
+        if many_cpus() && self.changes_within(seen, spin) {
+            return;
+        }
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let ts = crate::timespec::Timespec::new(timeout);
         let ts_ptr = ts.as_ptr();
@@ -193,6 +216,23 @@ impl Event {
             );
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether the value moves off `seen` within `limit` (watched without
+    /// sleeping).
+    fn changes_within(&self, seen: u32, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            for _ in 0..64 {
+                if self.seq.load(Ordering::SeqCst) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+        }
     }
 
     /// Changes the value and wakes every sleeper. A sleeper killed while
