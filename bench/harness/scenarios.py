@@ -171,6 +171,15 @@ SCENARIOS = [
             (Target(PYTHON, 2.0),),
         ),
         issue=13,
+        notes=[
+            "A cached start-up reads neither the interpreter's 26 MB nor hashes it: the "
+            "cache knows the file by its identity (device, inode, size, times) from an "
+            "authenticated record. The 25 MB of compiled code is copied into a sealed "
+            "memfd and checked (keyed BLAKE3 over 4 MiB pieces) by two threads at once. "
+            "Measured by hand on this machine, 20 runs each: 231 ms before (SHA-256 of "
+            "the module, HMAC-SHA256 of the entry, one thread), 127 ms after, "
+            "`python3` 86 ms.",
+        ],
     ),
     PythonProgramScenario(
         name="python",
@@ -198,7 +207,14 @@ SCENARIOS = [
             "their results together.",
             "`Queue` and `apply_async` make one door call per message or task in each "
             "process, where CPython's own code is about four times slower than "
-            "natively: they are at about native CPython's speed, not below it.",
+            "natively: they are at about native CPython's speed, not below it. A door "
+            "call costs about 4.5 µs, most of it the interpreter's own `os.write`; a "
+            "WASI call such as `time.monotonic()` costs 0.5 µs.",
+            "`subprocess.run([\"true\"])` without pipes is one call to start the command, "
+            "one to wait and one to give its handle back (its pid is asked for only when "
+            "wanted); the jail's helper resets only the signals it changed and empties "
+            "its bounding set once, so a command's start is a dozen system calls before "
+            "`execve` instead of a hundred.",
         ],
         guest="python",
         script="python_guest_bench.py",

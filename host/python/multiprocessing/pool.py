@@ -473,7 +473,9 @@ class Pool:
                     self._send(w, [backlog.popleft()])
                     return result
         self._dispatch()
-        if backlog:
+        if len(backlog) >= self._shape[0]:
+            # Every worker is full (not only waiting to fill a batch): take
+            # in what is done to make room.
             self._poll()
         return result
 

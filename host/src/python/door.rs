@@ -18,7 +18,7 @@
 use super::frame::{self, Arg, FrameError};
 use crate::ctx::HostState;
 use std::collections::HashMap;
-use wasmtime::{AsContextMut, Caller, Func, Linker, Memory, Val};
+use wasmtime::{AsContextMut, Caller, Func, Linker, Memory, TypedFunc, Val};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 
@@ -47,13 +47,79 @@ pub(crate) struct Door {
 }
 
 /// A host function the door has called, with its signature, read once.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Callee {
     func: Func,
+    /// The same function typed, for the signatures of the hot paths
+    /// (`getpid`, closing a handle, a message put or taken): called without
+    /// checking and boxing each argument.
+    typed: Option<Typed>,
     /// How many parameters, and which are i64 (bit `n` for parameter `n`;
     /// the others are i32). `None`: a signature the door cannot call (not
     /// i32 and i64 parameters only, or not one i32 result).
     params: Option<(usize, u64)>,
+}
+
+/// [`Callee::func`] as a typed function, for the signatures calls take
+/// most often.
+#[derive(Clone)]
+enum Typed {
+    /// `() -> i32`
+    Nullary(TypedFunc<(), i32>),
+    /// `(i32) -> i32`: a handle.
+    Handle(TypedFunc<i32, i32>),
+    /// `(i32, i32, i32) -> i32`: a handle and a buffer.
+    Buffer(TypedFunc<(i32, i32, i32), i32>),
+    /// `(i32, i32, i32, i64) -> i32`: a handle, a buffer, a timeout.
+    Message(TypedFunc<(i32, i32, i32, i64), i32>),
+}
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Typed::Nullary(_) => "() -> i32",
+            Typed::Handle(_) => "(i32) -> i32",
+            Typed::Buffer(_) => "(i32, i32, i32) -> i32",
+            Typed::Message(_) => "(i32, i32, i32, i64) -> i32",
+        })
+    }
+}
+
+impl Typed {
+    fn of(func: Func, store: impl wasmtime::AsContext) -> Option<Typed> {
+        let store = store.as_context();
+        if let Ok(f) = func.typed::<(), i32>(&store) {
+            return Some(Typed::Nullary(f));
+        }
+        if let Ok(f) = func.typed::<i32, i32>(&store) {
+            return Some(Typed::Handle(f));
+        }
+        if let Ok(f) = func.typed::<(i32, i32, i32), i32>(&store) {
+            return Some(Typed::Buffer(f));
+        }
+        func.typed::<(i32, i32, i32, i64), i32>(&store)
+            .ok()
+            .map(Typed::Message)
+    }
+
+    /// Calls it when `args` are its parameters (which the caller checked).
+    fn call(
+        &self,
+        caller: &mut Caller<'_, HostState>,
+        args: &[Arg],
+    ) -> Option<wasmtime::Result<i32>> {
+        Some(match (self, args) {
+            (Typed::Nullary(f), []) => f.call(caller, ()),
+            (Typed::Handle(f), [Arg::I32(h)]) => f.call(caller, *h),
+            (Typed::Buffer(f), [Arg::I32(h), Arg::I32(ptr), Arg::I32(len)]) => {
+                f.call(caller, (*h, *ptr, *len))
+            }
+            (Typed::Message(f), [Arg::I32(h), Arg::I32(ptr), Arg::I32(len), Arg::I64(t)]) => {
+                f.call(caller, (*h, *ptr, *len, *t))
+            }
+            _ => return None,
+        })
+    }
 }
 
 impl Door {
@@ -275,6 +341,12 @@ fn dispatch(
     if !fits {
         return Ok(-libc::EINVAL);
     }
+    // A host function called from the host has no calling instance to find
+    // the guest's memory through: hand it over.
+    caller.data_mut().bridge.memory = Some(memory);
+    if let Some(result) = callee.typed.as_ref().and_then(|t| t.call(caller, args)) {
+        return result;
+    }
     let args: Vec<Val> = args
         .iter()
         .map(|a| match *a {
@@ -282,9 +354,6 @@ fn dispatch(
             Arg::I64(v) => Val::I64(v),
         })
         .collect();
-    // A host function called from the host has no calling instance to find
-    // the guest's memory through: hand it over.
-    caller.data_mut().bridge.memory = Some(memory);
     let mut results = [Val::I32(0)];
     callee.func.call(&mut *caller, &args, &mut results)?;
     Ok(results[0].i32().unwrap_or(-libc::EINVAL))
@@ -295,7 +364,7 @@ fn dispatch(
 fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
     let door = caller.data().bridge.door.as_ref()?;
     if let Some(callee) = door.funcs.get(name) {
-        return Some(*callee);
+        return Some(callee.clone());
     }
     let linker = caller.data().bridge.program.as_ref()?.linker().clone();
     let func = linker
@@ -315,6 +384,7 @@ fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
     }
     let callee = Callee {
         func,
+        typed: Typed::of(func, &*caller),
         params: params.filter(|_| returns_i32),
     };
     caller
@@ -323,6 +393,6 @@ fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
         .door
         .as_mut()?
         .funcs
-        .insert(name.to_string(), callee);
+        .insert(name.to_string(), callee.clone());
     Some(callee)
 }
