@@ -18,7 +18,7 @@ use crate::ctx::{GuestBuilder, HostState};
 use crate::process_local;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::I32Exit;
 
@@ -160,7 +160,9 @@ fn binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
-    defined: HashSet<(String, String)>,
+    /// Every import the linker defines, listed on first need (listing takes
+    /// a store, so a load whose imports all link never builds one).
+    defined: OnceLock<HashSet<(String, String)>>,
     cache: Option<ModuleCache>,
 }
 
@@ -198,15 +200,10 @@ impl Runtime {
         crate::python::door::add_to_linker(&mut linker)?;
         crate::os_random::add_to_linker(&mut linker)?;
         crate::api::add_to_linker(&mut linker)?;
-        let mut store = Store::new(&engine, GuestBuilder::new().build()?);
-        let defined = linker
-            .iter(&mut store)
-            .map(|(module, name, _)| (module.to_string(), name.to_string()))
-            .collect();
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
-            defined,
+            defined: OnceLock::new(),
             cache,
         })
     }
@@ -223,15 +220,30 @@ impl Runtime {
 
     /// Whether the host provides the import `module::name`.
     pub fn provides(&self, module: &str, name: &str) -> bool {
-        self.defined
+        self.defined()
             .contains(&(module.to_string(), name.to_string()))
+    }
+
+    /// Every import the linker defines (listed once, with a throw-away
+    /// store: the linker lists its definitions only through a store).
+    fn defined(&self) -> &HashSet<(String, String)> {
+        self.defined.get_or_init(|| {
+            let Ok(state) = GuestBuilder::new().build() else {
+                return HashSet::new();
+            };
+            let mut store = Store::new(&self.engine, state);
+            self.linker
+                .iter(&mut store)
+                .map(|(module, name, _)| (module.to_string(), name.to_string()))
+                .collect()
+        })
     }
 
     /// The names of every function the host provides under [`crate::MODULE`],
     /// sorted.
     pub fn bridge_functions(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self
-            .defined
+            .defined()
             .iter()
             .filter(|(module, _)| module == crate::MODULE)
             .map(|(_, name)| name.as_str())
@@ -299,22 +311,24 @@ impl Runtime {
     /// The program of a compiled module, once its imports are checked and
     /// linked.
     fn program(&self, name: String, module: Module, origin: Origin) -> Result<Program, LoadError> {
-        for import in module.imports() {
-            if !self.provides(import.module(), import.name()) {
-                return Err(LoadError::UnknownImport {
+        // Linking checks every import; only a failure needs the list of
+        // what the host defines, to say which import is missing.
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| {
+            let missing = module
+                .imports()
+                .find(|import| !self.provides(import.module(), import.name()));
+            match missing {
+                Some(import) => LoadError::UnknownImport {
                     name: name.clone(),
                     module: import.module().to_string(),
                     field: import.name().to_string(),
-                });
+                },
+                None => LoadError::Link {
+                    name: name.clone(),
+                    reason: format!("{e:#}"),
+                },
             }
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| LoadError::Link {
-                name: name.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        })?;
         Ok(Program {
             name: name.clone(),
             module,

@@ -74,3 +74,40 @@ fn second_load_comes_from_the_cache() {
     g.arg("hello").stdout(Stdio::Null);
     assert_eq!(rt.run(&third, g.build().unwrap()).unwrap(), 0);
 }
+
+#[test]
+fn an_import_the_host_lacks_or_mistypes_is_named() {
+    // Linking checks every import at load; only a failure lists what the
+    // host defines, to say which import is wrong.
+    let rt = Runtime::with_cache(None).unwrap();
+    let missing = rt
+        .load_bytes(
+            "missing.wat",
+            br#"(module (import "procbridge" "no_such_function" (func (result i32)))
+                (func (export "_start")))"#,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&missing, procbridge::LoadError::UnknownImport { module, field, .. }
+            if module == "procbridge" && field == "no_such_function"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        missing.to_string(),
+        "missing.wat imports `procbridge::no_such_function`, which this host does not provide"
+    );
+    let mistyped = rt
+        .load_bytes(
+            "mistyped.wat",
+            br#"(module (import "procbridge" "getpid" (func (param i64) (result i32)))
+                (func (export "_start")))"#,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&mistyped, procbridge::LoadError::Link { name, .. } if name == "mistyped.wat"),
+        "{mistyped:?}"
+    );
+    assert!(rt.provides("procbridge", "getpid"));
+    assert!(!rt.provides("procbridge", "no_such_function"));
+    assert!(rt.bridge_functions().contains(&"popen"));
+}
