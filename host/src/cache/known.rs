@@ -23,6 +23,14 @@
 //! git's "racy" index entries). A record that does not authenticate or does
 //! not match is ignored: the module is read and hashed as before.
 //!
+//! One writer goes unseen for a while: a process that has the module mapped
+//! shared and writable changes the file's times only on the first write to
+//! a page after it was written back, so later writes to a page still dirty
+//! keep them. Until the page is written back (about half a minute), a run
+//! may then use the compiled code of the module's previous contents. That
+//! is code this user compiled from this file before, never code anyone
+//! else chose; whoever can write the module chooses what runs anyway.
+//!
 //! The record says which bytes the module has; the entry it leads to is
 //! still authenticated on every load.
 
