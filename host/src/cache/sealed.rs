@@ -64,36 +64,49 @@ pub(crate) fn copy(entry: &File, offset: u64, len: u64) -> io::Result<(File, [u8
             .clamp(1, MAX_THREADS)
             .min(pieces),
     };
-    let mut digests = vec![[0u8; 32]; pieces];
     // Thread t copies pieces t, t + threads, t + 2 * threads, ...
-    let mut lanes: Vec<Vec<(usize, &mut [u8; 32])>> = (0..threads).map(|_| Vec::new()).collect();
-    for (index, digest) in digests.iter_mut().enumerate() {
-        lanes[index % threads].push((index, digest));
-    }
-    let copy_lane = |lane: Vec<(usize, &mut [u8; 32])>| -> io::Result<()> {
+    let lanes: Vec<Vec<usize>> = (0..threads)
+        .map(|t| (t..pieces).step_by(threads).collect())
+        .collect();
+    let copy_lane = |lane: &[usize]| -> io::Result<Vec<(usize, [u8; 32])>> {
         let mut buffer = vec![0u8; BUFFER.min(len_usize)];
-        for (index, digest) in lane {
-            let start = index * mac::PIECE;
-            let end = (start + mac::PIECE).min(len_usize);
-            *digest = copy_piece(entry, offset, &memfd, start..end, &mut buffer)?;
-        }
-        Ok(())
+        lane.iter()
+            .map(|&index| {
+                let start = index * mac::PIECE;
+                let end = (start + mac::PIECE).min(len_usize);
+                let digest = copy_piece(entry, offset, &memfd, start..end, &mut buffer)?;
+                Ok((index, digest))
+            })
+            .collect()
     };
-    std::thread::scope(|scope| {
-        let mut lanes = lanes.into_iter();
-        let first = lanes.next();
-        let others: Vec<_> = lanes
-            .map(|lane| scope.spawn(move || copy_lane(lane)))
-            .collect();
-        let mut result = first.map_or(Ok(()), copy_lane);
-        for other in others {
-            let joined = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a copy thread panicked")));
-            result = result.and(joined);
+    let copy_lane = &copy_lane;
+    let done: Vec<io::Result<Vec<(usize, [u8; 32])>>> = std::thread::scope(|scope| {
+        let mut helpers = Vec::new();
+        let mut here: Vec<&[usize]> = lanes.iter().take(1).map(Vec::as_slice).collect();
+        for lane in lanes.iter().skip(1) {
+            let spawned = std::thread::Builder::new()
+                .name("procbridge-load".into())
+                .spawn_scoped(scope, move || copy_lane(lane));
+            match spawned {
+                Ok(helper) => helpers.push(helper),
+                // No thread to be had (a thread limit): this one copies it.
+                Err(_) => here.push(lane),
+            }
         }
-        result
-    })?;
+        let mut done: Vec<_> = here.into_iter().map(copy_lane).collect();
+        done.extend(helpers.into_iter().map(|helper| {
+            helper
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a copy thread panicked")))
+        }));
+        done
+    });
+    let mut digests = vec![[0u8; 32]; pieces];
+    for lane in done {
+        for (index, digest) in lane? {
+            digests[index] = digest;
+        }
+    }
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
     // SAFETY: fcntl on a descriptor owned here, with an int argument.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
