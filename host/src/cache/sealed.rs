@@ -40,6 +40,9 @@ const NAME: &CStr = c"procbridge-module";
 /// At most this many threads copy one payload.
 const MAX_THREADS: usize = 4;
 
+/// The digests of the pieces one thread copied, by piece.
+type Digests = Vec<(usize, [u8; 32])>;
+
 /// Bytes read and written at a time.
 const BUFFER: usize = 1 << 20;
 
@@ -68,7 +71,7 @@ pub(crate) fn copy(entry: &File, offset: u64, len: u64) -> io::Result<(File, [u8
     let lanes: Vec<Vec<usize>> = (0..threads)
         .map(|t| (t..pieces).step_by(threads).collect())
         .collect();
-    let copy_lane = |lane: &[usize]| -> io::Result<Vec<(usize, [u8; 32])>> {
+    let copy_lane = |lane: &[usize]| -> io::Result<Digests> {
         let mut buffer = vec![0u8; BUFFER.min(len_usize)];
         lane.iter()
             .map(|&index| {
@@ -80,7 +83,7 @@ pub(crate) fn copy(entry: &File, offset: u64, len: u64) -> io::Result<(File, [u8
             .collect()
     };
     let copy_lane = &copy_lane;
-    let done: Vec<io::Result<Vec<(usize, [u8; 32])>>> = std::thread::scope(|scope| {
+    let done: Vec<io::Result<Digests>> = std::thread::scope(|scope| {
         let mut helpers = Vec::new();
         let mut here: Vec<&[usize]> = lanes.iter().take(1).map(Vec::as_slice).collect();
         for lane in lanes.iter().skip(1) {
