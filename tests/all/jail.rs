@@ -967,3 +967,24 @@ fn commands_start_with_every_signal_at_its_default_action() {
         }
     }
 }
+
+#[test]
+fn a_request_larger_than_the_channel_buffer_still_starts_the_command() {
+    // A spawn request waits in the command's channel before the helper
+    // hears of it; one larger than the channel holds (here 800 kB of
+    // arguments, the kernel allows 128 kB per argument) goes in two parts
+    // and must arrive whole.
+    let pieces: Vec<String> = (0..8)
+        .map(|i| char::from(b'a' + i).to_string().repeat(100_000))
+        .collect();
+    let script = r#"n=0; for a; do n=$((n+${#a})); done; echo $n $# $(printf %.1s "$1") $(printf %.1s "$8")"#;
+    let mut args = vec!["run", "sh", "-c", script, "sh"];
+    args.extend(pieces.iter().map(String::as_str));
+    let policy = procbridge::Policy::builder()
+        .allow_run("sh")
+        .unwrap()
+        .build();
+    let out = run_captured(&guest("escape_probe"), &args, policy).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("800000 8 a h"), "{}", out.stdout);
+}
