@@ -209,7 +209,7 @@ class Pool:
         self._poll_frame, self._poll_at = receiver('queue_get', handle, _CAP, I64(0))
         self._cache = {}
         self._refs = {}                         # (runner, func) -> pickled
-        self._last_func = self._last_ref = None # apply_async's last func
+        self._last_ref = (None, None, None)     # (runner, func, ref), the last
         self._backlog = collections.deque()     # tasks no worker holds yet
         self._workers = {}                      # wid -> _Worker
         self._state = RUN
@@ -250,6 +250,12 @@ class Pool:
         meanwhile, and the backlog is handed out again whenever results come
         in or the parent waits for one."""
         backlog = self._backlog
+        if len(backlog) == 1 and self._maxtasks is None:
+            # One task (apply_async) and an idle worker: straight to it.
+            for w in self._workers.values():
+                if not w.held:
+                    self._send(w, [backlog.popleft()])
+                    break
         if backlog:
             batch, holds = self._shape
             low = holds // 2
@@ -420,6 +426,15 @@ class Pool:
 
     def _ref(self, runner, func):
         """The pickled (runner, func) tasks name."""
+        last = self._last_ref
+        if last[1] is func and last[0] is runner:
+            # The same again, as in a loop of apply_async.
+            return last[2]
+        ref = self._pickled_ref(runner, func)
+        self._last_ref = (runner, func, ref)
+        return ref
+
+    def _pickled_ref(self, runner, func):
         key = (runner, func)
         try:
             ref = self._refs.get(key)
@@ -433,10 +448,12 @@ class Pool:
 
     def _submit(self, result, tasks):
         """Queues the tasks and hands out what workers have room for; looks
-        at results only when some tasks must wait for room."""
-        self._backlog.extend(tasks)
+        at results only when every worker is full (not when tasks only wait
+        to fill a batch)."""
+        backlog = self._backlog
+        backlog.extend(tasks)
         self._dispatch()
-        if self._backlog:
+        if len(backlog) >= self._shape[0]:
             self._poll()
 
     def _poll(self):
@@ -457,26 +474,10 @@ class Pool:
             raise ValueError('Pool not running')
         if kwds:
             ref, payload = self._ref(_apply_kw, func), (tuple(args), dict(kwds))
-        elif func is self._last_func:
-            # The hot path: the same function again (a loop of apply_async).
-            ref, payload = self._last_ref, tuple(args)
         else:
             ref, payload = self._ref(_apply, func), tuple(args)
-            self._last_func, self._last_ref = func, ref
         result = ApplyResult(self, callback, error_callback)
-        backlog = self._backlog
-        backlog.append((result._job, 0, ref, payload))
-        if len(backlog) == 1 and self._maxtasks is None:
-            # One task and an idle worker: straight to it.
-            for w in self._workers.values():
-                if not w.held:
-                    self._send(w, [backlog.popleft()])
-                    return result
-        self._dispatch()
-        if len(backlog) >= self._shape[0]:
-            # Every worker is full (not only waiting to fill a batch): take
-            # in what is done to make room.
-            self._poll()
+        self._submit(result, [(result._job, 0, ref, payload)])
         return result
 
     def map(self, func, iterable, chunksize=None):
