@@ -468,3 +468,25 @@ fn a_forged_or_replayed_identity_record_is_ignored() {
         assert_eq!(exit_code(&runtime, &program), 7, "{what}");
     }
 }
+
+#[test]
+fn a_known_module_whose_entry_was_replaced_is_compiled_again_never_run() {
+    // The record leads to the entry; a planted entry is refused there as
+    // anywhere, and the module is compiled once more and stored again.
+    let s = Scratch::new();
+    settle();
+    let cache = s.path("cache");
+    assert_eq!(s.run(&cache, &[], "seven.wat").status.code(), Some(7));
+    assert_eq!(records(&cache).len(), 1);
+    let [entry] = &entries(&cache)[..] else {
+        panic!("{:?}", entries(&cache))
+    };
+    plant(entry, b"garbage");
+    let out = s.run(&cache, &[], "seven.wat");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(warnings(&out).len(), 1, "{}", stderr(&out));
+    assert_ne!(std::fs::read(entry).unwrap(), b"garbage");
+    let out = s.run(&cache, &[], "seven.wat");
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(stderr(&out), "");
+}

@@ -241,7 +241,8 @@ impl ModuleCache {
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Module, Origin)> {
         match self.trusted() {
             Some((dir, key)) => {
-                self.load_or_compile(engine, &dir, &key, bytes, &mac::digest(bytes))
+                let hashes = [&engine_hash(engine)[..], &mac::digest(bytes)[..]];
+                self.load_or_compile(engine, &dir, &key, bytes, hashes)
             }
             None => Ok((Module::new(engine, bytes)?, Origin::Compiled)),
         }
@@ -265,12 +266,16 @@ impl ModuleCache {
     ) -> Result<(Module, Origin), FileLoadError> {
         let identity = known::Identity::of(file).map_err(FileLoadError::Read)?;
         let trusted = self.trusted();
+        let engine_hash = engine_hash(engine);
+        // The digest whose entry was tried already (and was missing or
+        // refused): it is not tried twice.
+        let mut tried = None;
         if let Some((dir, key)) = &trusted {
             if let Some(digest) = known::digest(dir, key, &identity) {
-                let hashes = [&engine_hash(engine)[..], &digest[..]];
-                if let Some(module) = self.load_entry(engine, dir, key, hashes) {
+                if let Some(module) = self.load_entry(engine, dir, key, [&engine_hash, &digest]) {
                     return Ok((module, Origin::Cached));
                 }
+                tried = Some(digest);
             }
         }
         let contents = read_whole(file, identity.size()).map_err(FileLoadError::Read)?;
@@ -280,7 +285,11 @@ impl ModuleCache {
             return Ok((module, Origin::Compiled));
         };
         let digest = mac::digest(&bytes);
-        let loaded = self.load_or_compile(engine, &dir, &key, &bytes, &digest);
+        let hashes = [&engine_hash[..], &digest[..]];
+        let loaded = match tried == Some(digest) {
+            true => self.compile_and_store(engine, &dir, &key, &bytes, hashes),
+            false => self.load_or_compile(engine, &dir, &key, &bytes, hashes),
+        };
         if loaded.is_ok() && known::Identity::of(file).is_ok_and(|now| now == identity) {
             known::remember(&dir, &key, &identity, &digest, SystemTime::now());
         }
@@ -309,21 +318,32 @@ impl ModuleCache {
         }
     }
 
-    /// The entry of the module `bytes` (whose digest is `digest`), or the
-    /// module compiled and stored.
+    /// The entry of the module `bytes` (`hashes`: the engine's and the
+    /// module's), or the module compiled and stored.
     fn load_or_compile(
         &self,
         engine: &Engine,
         dir: &CacheDir,
         key: &Key,
         bytes: &[u8],
-        digest: &[u8; 32],
+        hashes: [&[u8]; 2],
     ) -> Result<(Module, Origin)> {
-        let engine_hash = engine_hash(engine);
-        let hashes = [&engine_hash[..], &digest[..]];
-        if let Some(module) = self.load_entry(engine, dir, key, hashes) {
-            return Ok((module, Origin::Cached));
+        match self.load_entry(engine, dir, key, hashes) {
+            Some(module) => Ok((module, Origin::Cached)),
+            None => self.compile_and_store(engine, dir, key, bytes, hashes),
         }
+    }
+
+    /// Compiles `bytes` and stores the result as its entry (a failure to
+    /// store is one warning).
+    fn compile_and_store(
+        &self,
+        engine: &Engine,
+        dir: &CacheDir,
+        key: &Key,
+        bytes: &[u8],
+        hashes: [&[u8]; 2],
+    ) -> Result<(Module, Origin)> {
         let module = Module::new(engine, bytes)?;
         match store(dir, key, hashes, &module) {
             Ok(()) => dir.evict(self.max_bytes),
