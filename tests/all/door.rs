@@ -219,6 +219,20 @@ fn frames_that_lie_are_refused_with_an_error_code() {
         f
     };
     let two_rests = frame(b"pipe_send", &[Part::Rest(b""), Part::Rest(b"")]);
+    // The signatures the door calls typed: a timeout given as an i32, a
+    // handle as an i64, and well-typed calls on a handle that is not open
+    // (the function's own answer, EBADF).
+    let short_timeout = frame(
+        b"queue_get",
+        &[Part::I32(1), Part::BufLen(&[0; 8]), Part::I32(0)],
+    );
+    let long_handle = frame(b"popen_close", &[Part::I64(1)]);
+    let queue_get = frame(
+        b"queue_get",
+        &[Part::I32(999), Part::BufLen(&[0; 8]), Part::I64(0)],
+    );
+    let pipe_send = frame(b"pipe_send", &[Part::I32(999), Part::Rest(b"hi")]);
+    let popen_close = frame(b"popen_close", &[Part::I32(999)]);
     for (what, f, ret_value) in [
         ("a WASI function", &wasi, -38),
         ("an unknown function", &unknown, -38),
@@ -230,6 +244,11 @@ fn frames_that_lie_are_refused_with_an_error_code() {
         ("a buffer longer than the frame", &long_buffer, -22),
         ("bytes after the last argument", &trailing, -22),
         ("two rests", &two_rests, -22),
+        ("an i32 for a typed call's i64", &short_timeout, -22),
+        ("an i64 for a typed call's handle", &long_handle, -22),
+        ("a typed message call on no handle", &queue_get, -9),
+        ("a typed buffer call on no handle", &pipe_send, -9),
+        ("a typed handle call on no handle", &popen_close, -9),
     ] {
         let code = run_with_door(&door_guest(
             f,
