@@ -1,6 +1,17 @@
 //! What both fuzz targets check after every input, and how they hand it
 //! to their guest.
 
+/// The limits both targets run their guest under: small, so that an input
+/// reaches them quickly.
+pub fn limits() -> procbridge::Limits {
+    let mut limits = procbridge::Limits::default();
+    limits.max_handles = 16;
+    limits.max_processes = 8;
+    limits.max_output_bytes = 64 << 10;
+    limits.max_memory_bytes = 64 << 20;
+    limits
+}
+
 /// The number of descriptors this process has open.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")

@@ -41,7 +41,7 @@ mod common;
 use common::{hex, no_children, open_fds};
 use libfuzzer_sys::fuzz_target;
 use procbridge::python::DOOR_FD;
-use procbridge::{GuestBuilder, Limits, Policy, Program, Runtime, Stdio};
+use procbridge::{GuestBuilder, Policy, Program, Runtime, Stdio};
 use std::sync::{Arc, OnceLock};
 
 /// The guest's memory (4 pages):
@@ -468,11 +468,7 @@ fn harness() -> &'static Harness {
         let program = runtime
             .load_bytes("door_frames.wat", guest_wat().as_bytes())
             .expect("load the door_frames guest");
-        let mut limits = Limits::default();
-        limits.max_handles = 16;
-        limits.max_processes = 8;
-        limits.max_output_bytes = 64 << 10;
-        limits.max_memory_bytes = 64 << 20;
+        let limits = common::limits();
         let policy = Policy::builder()
             .allow_run("true")
             .expect("grant true")

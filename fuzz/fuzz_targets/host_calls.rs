@@ -16,7 +16,7 @@ mod common;
 
 use common::{hex, no_children, open_fds};
 use libfuzzer_sys::fuzz_target;
-use procbridge::{GuestBuilder, Limits, Policy, Program, Runtime, Stdio};
+use procbridge::{GuestBuilder, Policy, Program, Runtime, Stdio};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -34,11 +34,7 @@ fn harness() -> &'static Harness {
         let program = runtime
             .load_file(&wasm)
             .expect("load target/guests/fuzz_calls.wasm (run guests/build fuzz_calls)");
-        let mut limits = Limits::default();
-        limits.max_handles = 16;
-        limits.max_processes = 8;
-        limits.max_output_bytes = 64 << 10;
-        limits.max_memory_bytes = 64 << 20;
+        let limits = common::limits();
         let policy = Policy::builder()
             .allow_run("true")
             .and_then(|p| p.allow_run("cat"))
