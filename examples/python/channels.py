@@ -26,6 +26,16 @@ def echo(conn):
         conn.send(msg[::-1])
 
 
+def sends_every_size(q, conn, sizes):
+    for n in sizes:
+        q.put(b'q' * n)
+    for n in sizes:
+        conn.send_bytes(b'p' * n)
+    for _ in sizes:
+        conn.send(len(conn.recv_bytes()))
+    conn.close()
+
+
 def exits(code):
     sys.exit(code)
 
@@ -59,6 +69,33 @@ if __name__ == '__main__':
     parent.send('bye')
     print('pipe:', parent.recv())
     p.join()
+
+    # Messages of every size, around the sizes taken in one call.
+    sizes = [0, 1, 512, 513, 65536, 65536 + 256, 65536 + 257, 300000]
+    q = Queue()
+    a, b = Pipe()
+    p = Process(target=sends_every_size, args=(q, b, sizes))
+    p.start()
+    b.close()
+    print('queue sizes:', [len(q.get()) for _ in sizes])
+    print('pipe sizes:', [len(a.recv_bytes()) for _ in sizes])
+    for n in sizes:
+        a.send_bytes(b'r' * n)
+    print('echoed sizes:', [a.recv() for _ in sizes])
+    p.join()
+    try:
+        a.recv()
+    except EOFError:
+        print('other end closed: EOFError')
+    try:
+        q.get(timeout=0.05)
+    except Exception as e:
+        print('nothing to get:', type(e).__name__)
+    q.close()
+    try:
+        q.put(1)
+    except ValueError:
+        print('closed queue: ValueError')
 
     q = SimpleQueue()
     q.put({'nested': [1, 2, (3, 4)]})

@@ -9,10 +9,10 @@
 //! |---|---|
 //! | 0, 7 | a `u16` length and that many bytes: copied into the scratch region (at `(op >> 3) * 8` in it) and written to the door as one frame |
 //! | 1 | the last frame's write again (its iovec as it now is in memory) |
-//! | 2 | `fd_write` to the door with a pointer (the iovec), a length byte (`255` is `-1`) and a pointer (`nwritten`) |
-//! | 3 | `path_open`: a byte (bits 0-1: in descriptor 3, 3, the door, or the next byte; bit 2: follow symlinks; bit 3: `O_DIRECTORY`), a name (`0`: `door`, else `n & 15` bytes) and a result pointer |
-//! | 4 | `fd_read` on the door with a pointer, a length byte and a pointer |
-//! | 5 | a byte: odd closes the door (bit 1: its directory, descriptor 3), even is `fd_fdstat_get` on the door with a pointer |
+//! | 2 | `fd_write` to the door with a pointer (the iovec), a length byte (`255` is `-1`) and a pointer (`nwritten`); bit 3 of `op` set: to bound door `op >> 4 & 7` (below) |
+//! | 3 | `path_open`: a byte (bits 0-1: in descriptor 3, 3, the door, or the next byte; bit 2: follow symlinks; bit 3: `O_DIRECTORY`), a name (`0`: `door`; bit 7 set: bound door name `n & 15` of [`BOUND_NAMES`]; else `n & 15` bytes) and a result pointer |
+//! | 4 | `fd_read` on the door, or (bit 3 of `op` set) bound door `op >> 4 & 7`, with a pointer, a length byte and a pointer |
+//! | 5 | a byte: odd closes the door (bit 1: its directory, descriptor 3; bit 2: bound door `b >> 3 & 7`), even is `fd_fdstat_get` on the door (bit 2: on bound door `b >> 3 & 7`) with a pointer |
 //! | 6 | `proc_exit` with the next byte (bit 3 of `op` set), or a trap |
 //!
 //! A pointer is a tag byte then: an offset (`u16`) in the scratch region,
@@ -26,7 +26,11 @@
 //! `-ENOSYS`), as does `kill` of the fuzzer's own pid; `i64` timeouts of
 //! `-1` become 1 ms and longer ones are cut below 10 ms; `pipe_send` may
 //! send 96 KiB in all per input (it has no timeout: a pipe nobody reads
-//! blocks when full, as it should). Everything that decides this lives in
+//! blocks when full, as it should). Bound doors (`bind/FUNCTION/HANDLE`)
+//! are opened only by the names in [`BOUND_NAMES`], built from constants
+//! just before each `path_open` (names the guest's memory held could be
+//! overwritten into one without a timeout); a write to one counts against
+//! the same 96 KiB. Everything that decides this lives in
 //! wasm globals and locals, where no host call can write. The policy grants
 //! `true` only.
 //!
@@ -43,6 +47,45 @@ use libfuzzer_sys::fuzz_target;
 use procbridge::python::DOOR_FD;
 use procbridge::{GuestBuilder, Policy, Program, Runtime, Stdio};
 use std::sync::{Arc, OnceLock};
+
+/// The bound doors the guest may open: every function that can be bound,
+/// on the first handles, each receive and `queue_put` with a timeout (a
+/// door waiting forever would hang the fuzzer), and names refused.
+const BOUND_NAMES: [&str; 16] = [
+    "bind/queue_get/1/1000",
+    "bind/queue_put/1/1000",
+    "bind/pipe_recv/1/1000",
+    "bind/pipe_send/1",
+    "bind/queue_get/2/0",
+    "bind/queue_put/2/0",
+    "bind/pipe_recv/2/0",
+    "bind/pipe_send/2",
+    "bind/queue_get/3/500",
+    "bind/pipe_send/3",
+    "bind/pipe_recv/3/999",
+    "bind/queue_put/3/2000",
+    "bind/getpid/1",
+    "bind/queue_get/0/0",
+    "bind/queue_get/1/-2",
+    "bind/queue_new/1",
+];
+
+/// WAT that writes bound door name `$idx` at `0x2F100` from constants and
+/// sets `$plen` to its length.
+fn bound_name_wat() -> String {
+    let mut wat = String::new();
+    for (i, name) in BOUND_NAMES.iter().enumerate() {
+        let mut bytes = [0u8; 24];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        wat += &format!("(if (i32.eq (local.get $idx) (i32.const {i})) (then ");
+        for (k, word) in bytes.chunks(8).enumerate() {
+            let word = i64::from_le_bytes(word.try_into().expect("8 bytes"));
+            wat += &format!("(i64.store (i32.const {}) (i64.const {word})) ", 0x2F100 + 8 * k);
+        }
+        wat += &format!("(local.set $plen (i32.const {}))))\n", name.len());
+    }
+    wat
+}
 
 /// The guest's memory (4 pages):
 ///
@@ -300,6 +343,26 @@ fn guest_wat() -> String {
               (then (return)))))))
     (drop (call $fd_write (i32.const {door_fd}) (local.get $iovs) (local.get $iovs_len) (local.get $nwritten))))
 
+  ;; Bound door `op >> 4 & 7`'s descriptor.
+  (func $bound_fd (param $op i32) (result i32)
+    (i32.add (i32.const {first_bound})
+      (i32.and (i32.shr_u (local.get $op) (i32.const 4)) (i32.const 7))))
+
+  ;; fd_write to a bound door, counted against the pipe budget (it may be
+  ;; a pipe_send): skipped when its one buffer would overdraw it.
+  (func $bound_write (param $fd i32) (param $iovs i32) (param $iovs_len i32) (param $nwritten i32)
+    (local $len i32)
+    (if (i32.and (i32.eq (local.get $iovs_len) (i32.const 1))
+                 (call $inside (local.get $iovs) (i32.const 8)))
+      (then
+        (local.set $len (i32.load offset=4 (local.get $iovs)))
+        (if (i32.lt_u (global.get $budget) (i32.const 2048)) (then (return)))
+        (if (i32.gt_u (local.get $len) (i32.sub (global.get $budget) (i32.const 2048)))
+          (then (return)))
+        (global.set $budget
+          (i32.sub (global.get $budget) (i32.add (local.get $len) (i32.const 2048))))))
+    (drop (call $fd_write (local.get $fd) (local.get $iovs) (local.get $iovs_len) (local.get $nwritten))))
+
   (func $hex (param $c i32) (result i32)
     (if (i32.lt_u (i32.sub (local.get $c) (i32.const 0x30)) (i32.const 10))
       (then (return (i32.sub (local.get $c) (i32.const 0x30)))))
@@ -310,7 +373,7 @@ fn guest_wat() -> String {
 
   (func $step
     (local $op i32) (local $kind i32) (local $at i32) (local $len i32) (local $b i32)
-    (local $fd i32) (local $path i32) (local $plen i32) (local $i i32)
+    (local $fd i32) (local $path i32) (local $plen i32) (local $i i32) (local $idx i32)
     (local.set $op (call $byte))
     (local.set $kind (i32.and (local.get $op) (i32.const 7)))
     ;; A frame from the input, in the scratch region.
@@ -334,7 +397,11 @@ fn guest_wat() -> String {
     (if (i32.eq (local.get $kind) (i32.const 1))
       (then (call $write (i32.const 0x30) (i32.const 1) (i32.const 0x38)) (return)))
     (if (i32.eq (local.get $kind) (i32.const 2))
-      (then (call $write (call $ptr) (call $count) (call $ptr)) (return)))
+      (then
+        (if (i32.and (local.get $op) (i32.const 8))
+          (then (call $bound_write (call $bound_fd (local.get $op)) (call $ptr) (call $count) (call $ptr)))
+          (else (call $write (call $ptr) (call $count) (call $ptr))))
+        (return)))
     (if (i32.eq (local.get $kind) (i32.const 3))
       (then
         (local.set $b (call $byte))
@@ -348,6 +415,11 @@ fn guest_wat() -> String {
           (then
             (local.set $path (i32.const 0x20))
             (local.set $plen (i32.const 4)))
+          (else (if (i32.and (local.get $plen) (i32.const 0x80))
+          (then
+            (local.set $idx (i32.and (local.get $plen) (i32.const 15)))
+            (local.set $path (i32.const 0x2F100))
+            {bound_names})
           (else
             (local.set $path (i32.const 0x2F000))
             (local.set $plen (i32.and (local.get $plen) (i32.const 15)))
@@ -356,7 +428,7 @@ fn guest_wat() -> String {
                 (br_if $copied (i32.ge_u (local.get $i) (local.get $plen)))
                 (i32.store8 (i32.add (local.get $path) (local.get $i)) (call $byte))
                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                (br $copy)))))
+                (br $copy)))))))
         ;; No O_CREAT, O_EXCL, O_TRUNC: nothing is written to the directory.
         (drop (call $path_open
           (local.get $fd)
@@ -368,17 +440,20 @@ fn guest_wat() -> String {
         (return)))
     (if (i32.eq (local.get $kind) (i32.const 4))
       (then
-        (drop (call $fd_read (i32.const {door_fd}) (call $ptr) (call $count) (call $ptr)))
+        (local.set $fd (i32.const {door_fd}))
+        (if (i32.and (local.get $op) (i32.const 8))
+          (then (local.set $fd (call $bound_fd (local.get $op)))))
+        (drop (call $fd_read (local.get $fd) (call $ptr) (call $count) (call $ptr)))
         (return)))
     (if (i32.eq (local.get $kind) (i32.const 5))
       (then
         (local.set $b (call $byte))
+        (local.set $fd (select (i32.const 3) (i32.const {door_fd}) (i32.and (local.get $b) (i32.const 2))))
+        (if (i32.and (local.get $b) (i32.const 4))
+          (then (local.set $fd (call $bound_fd (i32.shl (local.get $b) (i32.const 1))))))
         (if (i32.and (local.get $b) (i32.const 1))
-          (then
-            (drop (call $fd_close
-              (select (i32.const 3) (i32.const {door_fd}) (i32.and (local.get $b) (i32.const 2))))))
-          (else
-            (drop (call $fd_fdstat_get (i32.const {door_fd}) (call $ptr)))))
+          (then (drop (call $fd_close (local.get $fd))))
+          (else (drop (call $fd_fdstat_get (local.get $fd) (call $ptr)))))
         (return)))
     ;; 6: ending in the middle, with whatever is still open.
     (if (i32.and (local.get $op) (i32.const 8))
@@ -445,6 +520,8 @@ fn guest_wat() -> String {
         (br $run)))))
 "#,
         door_fd = DOOR_FD,
+        first_bound = DOOR_FD + 1,
+        bound_names = bound_name_wat(),
         fork = name_i32(b"fork"),
         kill = name_i32(b"kill"),
         pool_new = name_i64(b"pool_new"),

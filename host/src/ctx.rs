@@ -154,6 +154,12 @@ impl Bridge {
         Ok(len)
     }
 
+    /// The length of the result waiting to be taken, if any.
+    pub(crate) fn result_len(&self) -> Option<i32> {
+        let result = self.pending_result.as_ref()?;
+        i32::try_from(result.len()).ok()
+    }
+
     /// Takes the waiting result if the guest asks for exactly its length.
     pub(crate) fn take_result(&mut self, len: usize) -> BridgeResult<Vec<u8>> {
         match &self.pending_result {

@@ -13,6 +13,10 @@ use std::sync::Arc;
 const WASI_BADF: i32 = 8;
 const WASI_FAULT: i32 = 21;
 const WASI_INVAL: i32 = 28;
+const WASI_AGAIN: i32 = 6;
+const WASI_MSGSIZE: i32 = 35;
+const WASI_NFILE: i32 = 41;
+const WASI_NOENT: i32 = 44;
 
 /// Where things are in the test guest's one page of memory.
 const IOV: u32 = 0x10;
@@ -29,6 +33,15 @@ fn wat_bytes(bytes: &[u8]) -> String {
 /// i32 it must give — and exits with 100 + the index of the first that
 /// does not, or 0. `data` is placed at FRAME.
 fn door_guest(data: &[u8], checks: &[(String, i32)]) -> String {
+    door_guest_with(data, &[], checks)
+}
+
+/// [`door_guest`] with more data: each at its address.
+fn door_guest_with(data: &[u8], more: &[(u32, &[u8])], checks: &[(String, i32)]) -> String {
+    let more: String = more
+        .iter()
+        .map(|(at, bytes)| format!("(data (i32.const {at}) \"{}\")", wat_bytes(bytes)))
+        .collect();
     let mut body = String::new();
     for (i, (expr, want)) in checks.iter().enumerate() {
         body += &format!(
@@ -45,6 +58,9 @@ fn door_guest(data: &[u8], checks: &[(String, i32)]) -> String {
         (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
         (memory (export "memory") 1)
+        (global $n (mut i32) (i32.const 0))
+        (global $r (mut i32) (i32.const 0))
+        {more}
         (data (i32.const {NAME}) "door")
         (data (i32.const 0x50) "nope")
         (data (i32.const 0x60) "../etc")
@@ -292,8 +308,227 @@ fn hostile_writes_to_the_door_are_wasi_errors() {
 
 #[test]
 fn the_door_is_closed_to_a_guest_that_was_not_given_one() {
-    // The same frame through the same descriptor, with no door: EBADF.
+    // The same frame through the same descriptor, with no door: EBADF; so
+    // are a bound door's descriptor and name.
     let getpid = frame(b"getpid", &[]);
-    let wat = door_guest(&getpid, &[(call_frame(getpid.len()), WASI_BADF)]);
+    let wat = door_guest_with(
+        &getpid,
+        &[(NAMES, b"bind/getpid/1")],
+        &[
+            (call_frame(getpid.len()), WASI_BADF),
+            (read(DOOR_FD + 1, BUF, 8), WASI_BADF),
+            (format!("(i32.eqz {})", open(NAMES, 13)), 0),
+        ],
+    );
     assert_eq!(run_wat(&wat).unwrap(), 0);
+}
+
+// Bound doors: `bind/FUNCTION/HANDLE[/TIMEOUT]`, one function on one handle.
+
+/// Where bound doors' names, messages and buffers are.
+const NAMES: u32 = 0x400;
+const MSG: u32 = 0x600;
+const BUF: u32 = 0x800;
+const TAKE: u32 = 0xA00;
+
+/// Opens the name of `len` bytes at `name` in the door's directory; the
+/// descriptor lands at OUT.
+fn open(name: u32, len: usize) -> String {
+    format!(
+        "(call $open (i32.const 3) (i32.const 0) (i32.const {name}) (i32.const {len}) \
+         (i32.const 0) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) \
+         (i32.const {OUT}))"
+    )
+}
+
+fn read(fd: i32, base: u32, len: i32) -> String {
+    format!(
+        "(call $read (i32.const {fd}) (call $iov (i32.const {base}) (i32.const {len})) \
+         (i32.const 1) (i32.const {NWRITTEN}))"
+    )
+}
+
+fn write(fd: i32, base: u32, len: i32) -> String {
+    format!(
+        "(call $write (i32.const {fd}) (call $iov (i32.const {base}) (i32.const {len})) \
+         (i32.const 1) (i32.const {NWRITTEN}))"
+    )
+}
+
+fn load(at: u32) -> String {
+    format!("(i32.load (i32.const {at}))")
+}
+
+/// A guest that makes queue 1 and has `names` at NAMES, NAMES + 0x20, ...
+fn bound_guest(names: &[&[u8]], checks: &[(String, i32)]) -> String {
+    let queue_new = frame(b"queue_new", &[Part::I32(0), Part::I32(0), Part::I32(0)]);
+    let result_len = frame(b"result_len", &[]);
+    let take = frame(b"take_result", &[Part::BufLen(&[0; 100])]);
+    let mut more: Vec<(u32, &[u8])> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (NAMES + 0x20 * i as u32, *name))
+        .collect();
+    more.push((MSG, &[b'm'; 100]));
+    more.push((TAKE, &take));
+    more.push((TAKE + 0x100, &result_len));
+    let mut all = vec![(call_frame(queue_new.len()), 0), (ret(), 1)];
+    all.extend_from_slice(checks);
+    all.push(("(i32.const 0)".into(), 0));
+    door_guest_with(&queue_new, &more, &all)
+}
+
+fn name_at(i: u32) -> u32 {
+    NAMES + 0x20 * i
+}
+
+#[test]
+fn a_bound_door_is_one_function_on_one_handle() {
+    let names: [&[u8]; 3] = [
+        b"bind/queue_put/1",
+        b"bind/queue_get/1",
+        b"bind/queue_get/1/0",
+    ];
+    let (put, get, poll) = (DOOR_FD + 1, DOOR_FD + 2, DOOR_FD + 3);
+    let result_len = frame(b"result_len", &[]);
+    let take = frame(b"take_result", &[Part::BufLen(&[0; 100])]);
+    let frame_at = |at: u32, len: usize| {
+        format!(
+            "(call $write (i32.const {DOOR_FD}) (call $iov (i32.const {at}) (i32.const {len})) \
+             (i32.const 1) (i32.const {NWRITTEN}))"
+        )
+    };
+    let wat = bound_guest(
+        &names,
+        &[
+            (open(name_at(0), 16), 0),
+            (load(OUT), put),
+            (open(name_at(1), 16), 0),
+            (load(OUT), get),
+            (open(name_at(2), 18), 0),
+            (load(OUT), poll),
+            (
+                format!("(call $stat (i32.const {put}) (i32.const {OUT}))"),
+                0,
+            ),
+            // put: its return value (0) is the count.
+            (write(put, MSG, 5), 0),
+            (load(NWRITTEN), 0),
+            // get: the message, its length the count.
+            (read(get, BUF, 64), 0),
+            (load(NWRITTEN), 5),
+            (load(BUF), i32::from_le_bytes(*b"mmmm")),
+            // With a timeout of 0 on an empty queue: EAGAIN.
+            (read(poll, BUF, 64), WASI_AGAIN),
+            // A message longer than the buffer waits for take_result; the
+            // door says how long it is.
+            (write(put, MSG, 100), 0),
+            (read(get, BUF, 8), WASI_MSGSIZE),
+            (frame_at(TAKE + 0x100, result_len.len()), 0),
+            (load(TAKE + 0x100 + 4), 100),
+            (frame_at(TAKE, take.len()), 0),
+            (load(TAKE + 4), 0),
+            // Nothing waiting: result_len says EINVAL.
+            (frame_at(TAKE + 0x100, result_len.len()), 0),
+            (load(TAKE + 0x100 + 4), -22),
+            // Closed: its descriptor is WASI's again (not open).
+            (format!("(call $close (i32.const {poll}))"), 0),
+            (format!("(call $close (i32.const {poll}))"), WASI_BADF),
+            (read(poll, BUF, 8), WASI_BADF),
+            // Its slot is reused.
+            (open(name_at(2), 18), 0),
+            (load(OUT), poll),
+        ],
+    );
+    assert_eq!(run_with_door(&wat), 0, "{}", wat.len());
+}
+
+#[test]
+fn hostile_bound_doors_are_refused_and_lose_no_message() {
+    let names: [&[u8]; 11] = [
+        b"bind/queue_put/1",
+        b"bind/queue_get/1",
+        b"bind/nope/1",
+        b"bind/getpid/1",
+        b"bind/queue_get/0",
+        b"bind/pipe_send/1/5",
+        b"bind/queue_get/1/-2",
+        b"bind/queue_get/2",
+        b"bind/queue_get/1/x",
+        b"bind/../door",
+        b"bind/queue_new/1",
+    ];
+    let (put, get, other) = (DOOR_FD + 1, DOOR_FD + 2, DOOR_FD + 3);
+    let wat = bound_guest(
+        &names,
+        &[
+            (open(name_at(0), 16), 0),
+            (open(name_at(1), 16), 0),
+            // No such function, not a buffer function, no handle 0, a
+            // timeout for a function without one or below -1, junk.
+            (open(name_at(2), 11), WASI_NOENT),
+            (open(name_at(3), 13), WASI_INVAL),
+            (open(name_at(4), 16), WASI_INVAL),
+            (open(name_at(5), 18), WASI_INVAL),
+            (open(name_at(6), 19), WASI_INVAL),
+            (open(name_at(8), 18), WASI_INVAL),
+            (open(name_at(9), 12), WASI_INVAL),
+            // Only the functions that carry messages are bound.
+            (open(name_at(10), 16), WASI_INVAL),
+            // A handle that is not the guest's opens, and each call is EBADF.
+            (open(name_at(7), 16), 0),
+            (load(OUT), other),
+            (read(other, BUF, 8), WASI_BADF),
+            (write(other, MSG, 8), WASI_BADF),
+            (write(put, MSG, 7), 0),
+            // One buffer only; the vector, the buffer or the count outside
+            // memory: errors, and the message is still there.
+            (
+                format!(
+                    "(call $read (i32.const {get}) (call $iov (i32.const {BUF}) (i32.const 8)) \
+                     (i32.const 2) (i32.const {NWRITTEN}))"
+                ),
+                WASI_INVAL,
+            ),
+            (
+                format!(
+                    "(call $read (i32.const {get}) (i32.const 0xFFFFFFFC) (i32.const 1) \
+                     (i32.const {NWRITTEN}))"
+                ),
+                WASI_FAULT,
+            ),
+            (read(get, 0xFFFF_FF00, 8), WASI_FAULT),
+            (read(get, 0xFFF0, 0x100), WASI_FAULT),
+            (
+                format!(
+                    "(call $read (i32.const {get}) (call $iov (i32.const {BUF}) (i32.const 8)) \
+                     (i32.const 1) (i32.const 0xFFFE))"
+                ),
+                WASI_FAULT,
+            ),
+            (write(put, 0xFFFF_FF00, 8), WASI_FAULT),
+            (read(get, BUF, 8), 0),
+            (load(NWRITTEN), 7),
+            // Every slot taken: ENFILE, and the door goes on.
+            (
+                format!(
+                    "(block $out (result i32) (loop $again \
+                       (global.set $r {}) \
+                       (br_if $out (global.get $r) (global.get $r)) \
+                       (global.set $n (i32.add (global.get $n) (i32.const 1))) \
+                       (br $again)) (i32.const -1))",
+                    open(name_at(1), 16)
+                ),
+                WASI_NFILE,
+            ),
+            ("(global.get $n)".into(), 255 - 3),
+            (format!("(call $close (i32.const {other}))"), 0),
+            (open(name_at(1), 16), 0),
+            (load(OUT), other),
+            (write(put, MSG, 3), 0),
+            (read(other, BUF, 8), 0),
+            (load(NWRITTEN), 3),
+        ],
+    );
+    assert_eq!(run_with_door(&wat), 0);
 }

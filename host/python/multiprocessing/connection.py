@@ -1,13 +1,21 @@
 """multiprocessing.Pipe: a pair of procbridge connections (a socket pair
 carrying whole messages)."""
+import errno
+import os
 import pickle
 
-from procbridge._door import (I64, Buf, call, check, error, fd as _door, receiver, ret_of as _ret_of,
-                              sender, take, timeout_us, write as _write)
+from procbridge._door import Buf, I64, bind, call, check, error, result_len, take, timeout_us
 
 __all__ = ['Pipe', 'Connection']
 
-_CAP = 512
+_write = os.write
+_read = os.read
+_EMSGSIZE = errno.EMSGSIZE
+_FOREVER = I64(-1)
+# Messages up to this size are received in one call.
+_CAP = 64 * 1024 + 256
+# The same in a frame (the slow path).
+_FRAME_CAP = 512
 
 
 class Connection:
@@ -15,9 +23,10 @@ class Connection:
         self._handle = handle
         self._readable = readable
         self._writable = writable
-        # Prebuilt frames of send and blocking receive (see procbridge._door).
-        self._send_head = sender('pipe_send', handle)
-        self._recv_frame, self._recv_at = receiver('pipe_recv', handle, _CAP, I64(-1))
+        # Descriptors bound to send and blocking receive (see
+        # procbridge._door.bind); None: calls in frames.
+        self._send_fd = bind('pipe_send', handle) if writable else None
+        self._recv_fd = bind('pipe_recv', handle) if readable else None
 
     @property
     def closed(self):
@@ -59,26 +68,36 @@ class Connection:
             raise _pipe_error('send', ret)
 
     def _send(self, data):
-        frame = bytearray(self._send_head + data)
-        _write(_door, frame)
-        return _ret_of(frame, 4)[0]
+        if self._send_fd is not None:
+            try:
+                _write(self._send_fd, data)
+                return 0
+            except OSError:
+                pass    # the same call in a frame says why
+        return call('pipe_send', self._handle, Buf(data))[0]
 
     def recv_bytes(self, maxlength=None):
         self._check('r')
-        frame = bytearray(self._recv_frame)
-        _write(_door, frame)
-        ret = _ret_of(frame, 4)[0]
-        if ret < 0:
-            raise _pipe_error('recv', ret)
-        if ret <= _CAP:
-            at = self._recv_at
-            data = bytes(frame[at:at + ret])
-        else:
-            data = take(ret)
+        data = self._recv()
         if maxlength is not None and len(data) > maxlength:
             self.close()
             raise OSError('bad message length')
         return data
+
+    def _recv(self):
+        if self._recv_fd is not None:
+            try:
+                return _read(self._recv_fd, _CAP)
+            except OSError as e:
+                if e.errno == _EMSGSIZE:
+                    return take(result_len())
+                # The same call in a frame says why.
+        ret, (frame,) = call('pipe_recv', self._handle, Buf(_FRAME_CAP), _FOREVER)
+        if ret < 0:
+            raise _pipe_error('recv', ret)
+        if ret <= _FRAME_CAP:
+            return frame[:ret]
+        return take(ret)
 
     def recv(self):
         return pickle.loads(self.recv_bytes())
@@ -93,7 +112,18 @@ class Connection:
     def close(self):
         if self._handle is not None:
             handle, self._handle = self._handle, None
+            self._unbind()
             call('pipe_close', handle)
+
+    def _unbind(self):
+        for fd in (self._send_fd, self._recv_fd):
+            if fd is not None:
+                os.close(fd)
+        self._send_fd = self._recv_fd = None
+
+    def __del__(self):
+        if getattr(self, '_send_fd', None) is not None or getattr(self, '_recv_fd', None) is not None:
+            self._unbind()
 
     def __enter__(self):
         return self

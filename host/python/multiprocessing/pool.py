@@ -20,6 +20,7 @@ results and runs callbacks while it is inside a pool call: `get`, `wait`,
 `ready`, `join`, iterating `imap`, or submitting more work.
 """
 import collections
+import errno
 import itertools
 import os
 import pickle
@@ -29,7 +30,7 @@ import traceback
 
 from multiprocessing.process import Process
 from multiprocessing.queues import Queue
-from procbridge._door import (I64, fd as _door, receiver, ret_of as _ret_of, sender,
+from procbridge._door import (I64, bind, fd as _door, receiver, result_len, ret_of as _ret_of,
                               take as _take, write as _write)
 
 __all__ = ['Pool', 'ThreadPool', 'AsyncResult', 'ApplyResult', 'MapResult',
@@ -49,6 +50,11 @@ _QUICK_SHAPE = (4, 8)
 
 # Results up to this size come back in one call.
 _CAP = 512
+# The same, waiting on a bound descriptor (see procbridge._door.bind).
+_WAIT_CAP = 64 * 1024 + 256
+_read = os.read
+_EMSGSIZE = errno.EMSGSIZE
+_EMPTY = (errno.EAGAIN, errno.ETIMEDOUT)
 
 _job_ids = itertools.count()
 _worker_ids = itertools.count()
@@ -168,13 +174,12 @@ def _unpack_ref(refs, ref):
 class _Worker:
     """A worker process, its task queue and the tasks it holds, oldest
     first (the first is the one it runs)."""
-    __slots__ = ('wid', 'process', 'tasks', 'put_head', 'held', 'sent', 'retired')
+    __slots__ = ('wid', 'process', 'tasks', 'held', 'sent', 'retired')
 
     def __init__(self, wid, process, tasks):
         self.wid = wid
         self.process = process
         self.tasks = tasks
-        self.put_head = sender('queue_put', tasks._handle, I64(-1))
         self.held = collections.deque()     # (job, i) of each task sent
         self.sent = 0
         self.retired = False                # reached maxtasksperchild
@@ -204,6 +209,7 @@ class Pool:
         self._outqueue = Queue()
         # The results' queue read with a deadline of _CHECK_EVERY, or none.
         handle = self._outqueue._handle
+        self._wait_fd = bind('queue_get', handle, I64(int(_CHECK_EVERY * 1e6)))
         self._wait_frame, self._wait_at = receiver(
             'queue_get', handle, _CAP, I64(int(_CHECK_EVERY * 1e6)))
         self._poll_frame, self._poll_at = receiver('queue_get', handle, _CAP, I64(0))
@@ -309,10 +315,11 @@ class Pool:
                 return
             batch = sendable
             data = _dumps(batch)
-        frame = bytearray(w.put_head + data)
-        _write(_door, frame)
-        if _ret_of(frame, 4)[0] < 0:
-            w.tasks.put(batch)      # raises what went wrong
+        fd = w.tasks._put_fd
+        try:
+            _write(fd, data)
+        except (OSError, TypeError):    # failed, or no descriptor (None)
+            w.tasks.put(batch)          # puts it, or raises what went wrong
         held = w.held
         for task in batch:
             held.append((task[0], task[1]))
@@ -337,12 +344,28 @@ class Pool:
             return None
         raise OSError(-ret, 'the pool\'s result queue failed')
 
+    def _wait(self):
+        """The next message of the results' queue, or None after
+        _CHECK_EVERY."""
+        if self._wait_fd is None:
+            return self._receive(self._wait_frame, self._wait_at)
+        try:
+            data = _read(self._wait_fd, _WAIT_CAP)
+        except OSError as e:
+            if e.errno == _EMSGSIZE:
+                return _loads(_take(result_len()))
+            if e.errno in _EMPTY:
+                return None
+            # The same call in a frame says why.
+            return self._receive(self._wait_frame, self._wait_at)
+        return _loads(data)
+
     def _collect(self, timeout):
         """Waits up to `timeout` seconds (at most _CHECK_EVERY: callers
         loop) for results, handles every one that came, and looks at the
         workers when none came or every _CHECK_EVERY."""
         if timeout >= _CHECK_EVERY:
-            message = self._receive(self._wait_frame, self._wait_at)
+            message = self._wait()
         elif timeout > 0:
             try:
                 message = self._outqueue.get(True, timeout)
@@ -562,6 +585,12 @@ class Pool:
 
     def __exit__(self, *exc):
         self.terminate()
+
+    def __del__(self):
+        fd = getattr(self, '_wait_fd', None)
+        if fd is not None:
+            self._wait_fd = None
+            os.close(fd)
 
     def __repr__(self):
         state = {RUN: 'RUN', CLOSE: 'CLOSE', TERMINATE: 'TERMINATE'}[self._state]

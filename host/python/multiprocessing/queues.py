@@ -5,21 +5,25 @@ one; the queue itself is procbridge's (`queue_*`), shared by every process
 forked after it was made.
 """
 import errno
+import os
 import pickle
 import queue as _queue
 
-from procbridge._door import (I64, Buf, call, check, error, fd as _door, receiver, ret_of as _ret_of,
-                              sender, take, timeout_us, write as _write)
+from procbridge._door import Buf, bind, call, check, error, result_len, take, timeout_us
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
 
 _dumps = pickle.dumps
 _loads = pickle.loads
+_write = os.write
+_read = os.read
+_EMSGSIZE = errno.EMSGSIZE
 
-# The first try: messages up to this size come back in one call (longer
-# ones take a second, `take_result`).
-_CAP = 512
-_FOREVER = I64(-1)
+# Messages up to this size come back in one call (longer ones take two
+# more: their length and `take_result`).
+_CAP = 64 * 1024 + 256
+# The same in a frame (the slow path: a timeout, or no bound descriptor).
+_FRAME_CAP = 512
 
 
 class Queue:
@@ -29,23 +33,23 @@ class Queue:
         self._maxsize = maxsize
         self._handle = check('queue_new', maxsize, 0, int(self._joinable))[0]
         self._closed = False
-        # Prebuilt frames of the blocking put and get (see procbridge._door).
-        self._put_head = sender('queue_put', self._handle, _FOREVER)
-        self._get_frame, self._get_at = receiver('queue_get', self._handle, _CAP, _FOREVER)
+        # Descriptors bound to the blocking put and get (see
+        # procbridge._door.bind); None: calls in frames.
+        self._put_fd = bind('queue_put', self._handle)
+        self._get_fd = bind('queue_get', self._handle)
 
     _joinable = False
 
     def put(self, obj, block=True, timeout=None):
-        if block and timeout is None and not self._closed:
-            frame = bytearray(self._put_head + _dumps(obj))
-            _write(_door, frame)
-            ret = _ret_of(frame, 4)[0]
-            if not ret:
+        data = _dumps(obj)
+        if block and timeout is None and self._put_fd is not None:
+            try:
+                _write(self._put_fd, data)
                 return
-        else:
-            self._check_closed()
-            ret, _ = call('queue_put', self._handle, Buf(_dumps(obj)),
-                          timeout_us(block, timeout))
+            except OSError:
+                pass    # the same call in a frame says why
+        self._check_closed()
+        ret, _ = call('queue_put', self._handle, Buf(data), timeout_us(block, timeout))
         if ret < 0:
             code = -ret
             if code in (11, 110):    # EAGAIN, ETIMEDOUT
@@ -55,19 +59,20 @@ class Queue:
             raise error('put', ret)
 
     def get(self, block=True, timeout=None):
-        if block and timeout is None and not self._closed:
-            frame = bytearray(self._get_frame)
-            _write(_door, frame)
-            ret = _ret_of(frame, 4)[0]
-            if 0 <= ret <= _CAP:
-                at = self._get_at
-                return _loads(frame[at:at + ret])
-        else:
-            self._check_closed()
-            ret, (frame,) = call('queue_get', self._handle, Buf(_CAP),
-                                 timeout_us(block, timeout))
-            if 0 <= ret <= _CAP:
-                return _loads(frame[:ret])
+        if block and timeout is None and self._get_fd is not None:
+            try:
+                data = _read(self._get_fd, _CAP)
+            except OSError as e:
+                if e.errno == _EMSGSIZE:
+                    return _loads(take(result_len()))
+                # The same call in a frame says why.
+            else:
+                return _loads(data)
+        self._check_closed()
+        ret, (frame,) = call('queue_get', self._handle, Buf(_FRAME_CAP),
+                             timeout_us(block, timeout))
+        if 0 <= ret <= _FRAME_CAP:
+            return _loads(frame[:ret])
         if ret < 0:
             if -ret in (11, 110):
                 raise _queue.Empty
@@ -93,7 +98,18 @@ class Queue:
     def close(self):
         if not self._closed:
             self._closed = True
+            self._unbind()
             call('queue_close', self._handle)
+
+    def _unbind(self):
+        for fd in (self._put_fd, self._get_fd):
+            if fd is not None:
+                os.close(fd)
+        self._put_fd = self._get_fd = None
+
+    def __del__(self):
+        if getattr(self, '_put_fd', None) is not None:
+            self._unbind()
 
     def join_thread(self):
         pass

@@ -88,6 +88,34 @@ def call(name, *args):
     return ret, [bytes(frame[o:o + n]) for o, n in spans]
 
 
+def bind(name, handle, timeout=None):
+    """A descriptor bound to host function `name` and `handle`, or None when
+    the host has none to give: each `os.write(fd, data)` or
+    `os.read(fd, cap)` of it is one call `name(handle, ptr, len[, timeout])`
+    (an I64 timeout as `timeout_us` makes it; none: -1, for the functions
+    that take one) — the hot path of Queue.put and .get:
+
+        os.write(fd, message)          # returns the function's result
+        message = os.read(fd, cap)     # its first `result` bytes
+
+    A failed call raises OSError (its message: the same call in a frame);
+    a result longer than `cap` raises OSError(EMSGSIZE) and waits for
+    `take(result_len())`.
+    """
+    path = '/dev/procbridge/bind/%s/%d' % (name, handle)
+    if timeout is not None:
+        path += '/%d' % timeout
+    try:
+        return _os.open(path, _os.O_RDWR)
+    except OSError:
+        return None
+
+
+def result_len():
+    """The length of the result waiting for `take`."""
+    return check('result_len')[0]
+
+
 def sender(name, handle, timeout=None):
     """The frame of `name(handle, ptr, len[, timeout])` without its message,
     which the caller appends (`R`: the rest of the frame) — the hot path

@@ -15,6 +15,7 @@
 //! themselves, for everything else (and for every guest without a door)
 //! they run wasmtime-wasi's own implementation, as its linker glue does.
 
+use super::bound::{self, BoundDoors};
 use super::frame::{self, Arg, FrameError};
 use crate::ctx::HostState;
 use std::collections::HashMap;
@@ -27,11 +28,14 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 pub const DOOR_FD: i32 = 0x7FFF_FF00;
 /// The file that is the door, in the door's directory.
 const DOOR_NAME: &[u8] = b"door";
+/// The door's own call (not a host function): the length of the result
+/// waiting for `take_result`, after a [bound door](bound) said `EMSGSIZE`.
+pub const RESULT_LEN: &str = "result_len";
 /// The largest frame accepted (a `communicate` input rides in one).
 const MAX_FRAME: usize = 1 << 30;
 
 // WASI errno values.
-const ERRNO_BADF: i32 = 8;
+pub(super) const ERRNO_BADF: i32 = 8;
 const ERRNO_FAULT: i32 = 21;
 const ERRNO_INVAL: i32 = 28;
 
@@ -44,16 +48,18 @@ pub(crate) struct Door {
     /// store is a copy).
     memory: Option<Memory>,
     funcs: HashMap<String, Callee>,
+    /// The doors bound to one function and handle ([`bound`]).
+    pub(super) bound: BoundDoors,
 }
 
 /// A host function the door has called, with its signature, read once.
 #[derive(Debug, Clone)]
-struct Callee {
+pub(super) struct Callee {
     func: Func,
     /// The same function typed, for the signatures of the hot paths
     /// (`getpid`, closing a handle, a message put or taken): called without
     /// checking and boxing each argument.
-    typed: Option<Typed>,
+    pub(super) typed: Option<Typed>,
     /// How many parameters, and which are i64 (bit `n` for parameter `n`;
     /// the others are i32). `None`: a signature the door cannot call (not
     /// i32 and i64 parameters only, or not one i32 result).
@@ -63,7 +69,7 @@ struct Callee {
 /// [`Callee::func`] as a typed function, for the signatures calls take
 /// most often.
 #[derive(Clone)]
-enum Typed {
+pub(super) enum Typed {
     /// `() -> i32`
     Nullary(TypedFunc<(), i32>),
     /// `(i32) -> i32`: a handle.
@@ -129,6 +135,7 @@ impl Door {
             dir_fd,
             memory: None,
             funcs: HashMap::new(),
+            bound: BoundDoors::default(),
         }
     }
 }
@@ -204,9 +211,21 @@ fn path_open(
                     ..(path as u32 as usize).saturating_add(path_len as u32 as usize),
             )
             .map(<[u8]>::to_vec);
-        if name.as_deref() == Some(DOOR_NAME) {
-            let written = memory.write(&mut caller, opened as u32 as usize, &DOOR_FD.to_le_bytes());
-            return Ok(if written.is_ok() { 0 } else { ERRNO_FAULT });
+        let door = match name.as_deref() {
+            Some(DOOR_NAME) => Some(Ok(DOOR_FD)),
+            Some(name) => bound::open(&mut caller, name),
+            None => None,
+        };
+        if let Some(door) = door {
+            return Ok(match door {
+                Ok(fd) => {
+                    match memory.write(&mut caller, opened as u32 as usize, &fd.to_le_bytes()) {
+                        Ok(()) => 0,
+                        Err(_) => ERRNO_FAULT,
+                    }
+                }
+                Err(errno) => errno,
+            });
         }
     }
     wasi!(
@@ -223,32 +242,21 @@ fn fd_write(
     nwritten: i32,
 ) -> wasmtime::Result<i32> {
     if fd != DOOR_FD || has_door(&caller).is_none() {
+        if bound::is_bound(&caller, fd) {
+            return call_bound(caller, fd, iovs, iovs_len, nwritten);
+        }
         return wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
     }
     let memory = door_memory(&mut caller)?;
-    // One buffer: the frame.
-    if iovs_len != 1 {
-        return Ok(ERRNO_INVAL);
-    }
-    let mut iov = [0u8; 8];
-    if memory
-        .read(&caller, iovs as u32 as usize, &mut iov)
-        .is_err()
-    {
-        return Ok(ERRNO_FAULT);
-    }
-    let base = u32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
-    let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]) as usize;
-    if let Err(errno) = call_frame(&mut caller, memory, base, len)? {
+    let (base, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
+        Ok(buffer) => buffer,
+        Err(errno) => return Ok(errno),
+    };
+    if let Err(errno) = call_frame(&mut caller, memory, base, len as usize)? {
         return Ok(errno);
     }
     // `fork` may have happened: each process answers in its own memory.
-    let written = memory.write(
-        &mut caller,
-        nwritten as u32 as usize,
-        &(len as u32).to_le_bytes(),
-    );
-    Ok(if written.is_ok() { 0 } else { ERRNO_FAULT })
+    Ok(write_count(&mut caller, memory, nwritten, len))
 }
 
 fn fd_read(
@@ -262,18 +270,75 @@ fn fd_read(
         // The door answers in place; there is nothing to read.
         return Ok(ERRNO_BADF);
     }
+    if bound::is_bound(&caller, fd) {
+        return call_bound(caller, fd, iovs, iovs_len, nread);
+    }
     wasi!(caller, fd_read(fd, iovs, iovs_len, nread))
 }
 
+/// A read or write of a bound door: one call of its function.
+fn call_bound(
+    mut caller: Caller<'_, HostState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    count: i32,
+) -> wasmtime::Result<i32> {
+    let memory = door_memory(&mut caller)?;
+    let (ptr, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
+        Ok(buffer) => buffer,
+        Err(errno) => return Ok(errno),
+    };
+    // Where the count goes is checked first: a message taken is never lost
+    // to a bad pointer (memory only grows, so it stays valid).
+    let count_fits = (count as u32 as usize)
+        .checked_add(4)
+        .is_some_and(|end| end <= memory.data_size(&caller));
+    if !count_fits {
+        return Ok(ERRNO_FAULT);
+    }
+    Ok(match bound::call(&mut caller, memory, fd, ptr, len)? {
+        Ok(n) => write_count(&mut caller, memory, count, n),
+        Err(errno) => errno,
+    })
+}
+
+/// The one buffer of an I/O vector (a door call takes exactly one).
+fn one_buffer(
+    caller: &Caller<'_, HostState>,
+    memory: Memory,
+    iovs: i32,
+    iovs_len: i32,
+) -> Result<(u32, u32), i32> {
+    if iovs_len != 1 {
+        return Err(ERRNO_INVAL);
+    }
+    let mut iov = [0u8; 8];
+    memory
+        .read(caller, iovs as u32 as usize, &mut iov)
+        .map_err(|_| ERRNO_FAULT)?;
+    let base = u32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
+    let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
+    Ok((base, len))
+}
+
+/// Writes a read or write's byte count for the guest: its WASI errno.
+fn write_count(caller: &mut Caller<'_, HostState>, memory: Memory, at: i32, n: u32) -> i32 {
+    match memory.write(caller, at as u32 as usize, &n.to_le_bytes()) {
+        Ok(()) => 0,
+        Err(_) => ERRNO_FAULT,
+    }
+}
+
 fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> wasmtime::Result<i32> {
-    if fd == DOOR_FD && has_door(&caller).is_some() {
+    if fd == DOOR_FD && has_door(&caller).is_some() || bound::close(&mut caller, fd) {
         return Ok(0);
     }
     wasi!(caller, fd_close(fd))
 }
 
 fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> wasmtime::Result<i32> {
-    if fd == DOOR_FD && has_door(&caller).is_some() {
+    if fd == DOOR_FD && has_door(&caller).is_some() || bound::is_bound(&caller, fd) {
         // A character device with every right, no flags.
         let mut stat = [0u8; 24];
         stat[0] = 2;
@@ -327,6 +392,9 @@ fn dispatch(
     name: &str,
     args: &[Arg],
 ) -> wasmtime::Result<i32> {
+    if name == RESULT_LEN && args.is_empty() {
+        return Ok(caller.data().bridge.result_len().unwrap_or(-libc::EINVAL));
+    }
     let callee = match lookup(caller, name) {
         Some(callee) => callee,
         None => return Ok(-libc::ENOSYS),
@@ -361,7 +429,7 @@ fn dispatch(
 
 /// The host function `name` of module `procbridge`, from the runtime's
 /// linker, with its signature (looked up once per guest).
-fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
+pub(super) fn lookup(caller: &mut Caller<'_, HostState>, name: &str) -> Option<Callee> {
     let door = caller.data().bridge.door.as_ref()?;
     if let Some(callee) = door.funcs.get(name) {
         return Some(callee.clone());

@@ -24,6 +24,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod bound;
 pub(crate) mod door;
 pub mod frame;
 mod library;
