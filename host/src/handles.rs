@@ -208,6 +208,20 @@ impl HandleTable {
         }
     }
 
+    /// Calls `f` on every entry of `kind` this OS process owns.
+    pub(crate) fn for_each_own<T: Any>(&mut self, kind: &'static str, mut f: impl FnMut(&mut T)) {
+        let pid = std::process::id();
+        for slot in &mut self.slots {
+            if let Some(entry) = slot.entry.as_mut() {
+                if entry.kind == kind && entry.owner_pid == pid {
+                    if let Some(value) = entry.value.downcast_mut::<T>() {
+                        f(value);
+                    }
+                }
+            }
+        }
+    }
+
     /// Called in a fork child: entries it may not use are forgotten without
     /// running their destructors (they belong to the parent: dropping a
     /// process entry here would kill or reap the parent's child).

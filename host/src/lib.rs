@@ -29,15 +29,18 @@
 
 pub mod api;
 pub mod audit;
+mod blocking;
 pub mod cache;
 pub mod channel;
 pub mod confine;
 pub mod ctx;
+mod deadline;
 pub mod errno;
 pub mod guest_mem;
 pub mod handles;
 mod memory;
 mod os_random;
+pub mod plugin;
 pub mod policy;
 pub mod policy_file;
 pub(crate) mod pool;
@@ -52,10 +55,13 @@ mod timespec;
 pub mod watchdog;
 
 pub use api::MODULE;
+pub use blocking::CannotBlock;
 pub use cache::{ModuleCache, Origin};
 pub use ctx::{DirPerms, GuestBuilder, HostState, OutputCapture, Stdio};
+pub use deadline::DEFAULT_TICK as DEFAULT_EPOCH_TICK;
 pub use errno::{BridgeError, Errno};
 pub use guest_mem::GuestMemory;
 pub use handles::HandleTable;
+pub use plugin::{CallError, CallErrorKind, Plugin, PluginPool};
 pub use policy::{Limits, Policy, PolicyBuilder};
-pub use runtime::{LoadError, Program, RunError, Runtime};
+pub use runtime::{LoadError, Program, RunError, Runtime, RuntimeBuilder};

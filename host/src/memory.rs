@@ -107,8 +107,13 @@ fn refused(message: String) -> wasmtime::Error {
     crate::audit::Event::new(crate::audit::Kind::Limit)
         .outcome(&message)
         .record();
-    wasmtime::Error::msg(message)
+    wasmtime::Error::new(MemoryLimitHit(message))
 }
+
+/// The error a guest traps with when its memory would grow past a limit.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct MemoryLimitHit(String);
 
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {

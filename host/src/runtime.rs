@@ -15,10 +15,13 @@
 
 use crate::cache::{FileLoadError, ModuleCache, Origin};
 use crate::ctx::{GuestBuilder, HostState};
+use crate::deadline::{self, Ticker};
+use crate::plugin::{Instantiator, Plugin, PluginPool};
 use crate::process_local;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::I32Exit;
 
@@ -77,6 +80,14 @@ pub enum RunError {
     /// The guest trapped. The message carries the wasm backtrace.
     #[error("guest trapped: {}", causes(.0))]
     Trap(anyhow::Error),
+    /// The guest ran past its policy's wall time ([`crate::Limits::wall_time`]);
+    /// its instance was dropped and its processes killed.
+    #[error("the guest ran past its wall time of {0:?} and was stopped")]
+    Timeout(Duration),
+    /// The policy sets a wall time but the runtime has no epoch
+    /// interruption to enforce it with.
+    #[error("the policy sets a wall time, but this runtime cannot stop a guest: build it with epoch interruption (RuntimeBuilder::epoch_interruption)")]
+    NoDeadlines,
 }
 
 /// An error and its causes, one per line (the wasm backtrace is one of
@@ -140,6 +151,7 @@ impl Program {
 pub(crate) fn new_store(engine: &Engine, state: HostState) -> Store<HostState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
+    deadline::no_deadline(&mut store);
     store
 }
 
@@ -164,6 +176,98 @@ pub struct Runtime {
     /// a store, so a load whose imports all link never builds one).
     defined: OnceLock<HashSet<(String, String)>>,
     cache: Option<ModuleCache>,
+    /// What stops guests at their deadlines (none without epoch
+    /// interruption).
+    ticker: Option<Arc<Ticker>>,
+    /// Whether stores count fuel.
+    fuel: bool,
+}
+
+/// Builds a [`Runtime`] with the wasmtime settings that are safe to
+/// change.
+///
+/// ```
+/// use procbridge::Runtime;
+/// use std::time::Duration;
+///
+/// let runtime = Runtime::builder()
+///     .cache(None)                                   // no module cache
+///     .epoch_tick(Duration::from_millis(5))          // deadlines to 5 ms
+///     .max_wasm_stack(2 << 20)
+///     .fuel(true)                                    // Plugin::set_fuel
+///     .build()?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeBuilder {
+    cache: Option<ModuleCache>,
+    epoch_tick: Option<Duration>,
+    max_wasm_stack: Option<usize>,
+    fuel: bool,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            cache: ModuleCache::default_dir().map(ModuleCache::new),
+            epoch_tick: Some(deadline::DEFAULT_TICK),
+            max_wasm_stack: None,
+            fuel: false,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// The module cache (default: [`ModuleCache::default_dir`]); `None`
+    /// compiles every module it loads. See [`Runtime::with_cache`] on
+    /// guests that are granted directories.
+    pub fn cache(mut self, cache: Option<ModuleCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Whether guests can be stopped at a deadline (per-call timeouts,
+    /// [`crate::Limits::wall_time`]): on by default, at the cost of a check
+    /// at every loop and call in the guest's code.
+    pub fn epoch_interruption(mut self, on: bool) -> Self {
+        self.epoch_tick = on.then(|| self.epoch_tick.unwrap_or(deadline::DEFAULT_TICK));
+        self
+    }
+
+    /// How often deadlines are looked at (default 1 ms; at least 100 µs);
+    /// turns epoch interruption on.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = Some(tick);
+        self
+    }
+
+    /// The most native stack a guest may use (wasmtime's
+    /// `Config::max_wasm_stack`; default 512 KiB).
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.max_wasm_stack = Some(bytes);
+        self
+    }
+
+    /// Whether guests' instructions can be counted and limited
+    /// ([`crate::Plugin::set_fuel`]); off by default (it slows guest code).
+    pub fn fuel(mut self, on: bool) -> Self {
+        self.fuel = on;
+        self
+    }
+
+    /// The runtime.
+    ///
+    /// # Errors
+    /// When wasmtime refuses the settings or the engine cannot be created.
+    pub fn build(self) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(self.epoch_tick.is_some());
+        config.consume_fuel(self.fuel);
+        if let Some(bytes) = self.max_wasm_stack {
+            config.max_wasm_stack(bytes);
+        }
+        Runtime::from_config(&config, self)
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -180,7 +284,12 @@ impl Runtime {
     /// # Errors
     /// When the engine cannot be created.
     pub fn new() -> anyhow::Result<Self> {
-        Self::with_cache(ModuleCache::default_dir().map(ModuleCache::new))
+        RuntimeBuilder::default().build()
+    }
+
+    /// A builder for a runtime with other settings.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
     }
 
     /// A runtime with the given cache, or none.
@@ -193,8 +302,11 @@ impl Runtime {
     /// # Errors
     /// When the engine cannot be created.
     pub fn with_cache(cache: Option<ModuleCache>) -> anyhow::Result<Self> {
-        let config = Config::new();
-        let engine = Engine::new(&config)?;
+        RuntimeBuilder::default().cache(cache).build()
+    }
+
+    fn from_config(config: &Config, settings: RuntimeBuilder) -> anyhow::Result<Self> {
+        let engine = Engine::new(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
         crate::python::door::add_to_linker(&mut linker)?;
@@ -204,7 +316,9 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             defined: OnceLock::new(),
-            cache,
+            cache: settings.cache,
+            ticker: settings.epoch_tick.map(|tick| Arc::new(Ticker::new(tick))),
+            fuel: settings.fuel,
         })
     }
 
@@ -345,6 +459,17 @@ impl Runtime {
     /// [`LoadError::MissingStart`] (as an error) when there is no `_start`;
     /// [`RunError`] when instantiation fails or the guest traps.
     pub fn run(&self, program: &Program, state: HostState) -> anyhow::Result<i32> {
+        let (program, store, wall_time) = self.prepare(program, state)?;
+        crate::blocking::run_blocking(|| run_store(&program, store, wall_time))?
+    }
+
+    /// A store for a run of `program`'s `_start`, with the policy's wall
+    /// time as its deadline.
+    fn prepare(
+        &self,
+        program: &Program,
+        state: HostState,
+    ) -> anyhow::Result<(Program, Store<HostState>, Option<Duration>)> {
         if program
             .module
             .get_export("_start")
@@ -356,34 +481,99 @@ impl Runtime {
             }
             .into());
         }
-        let _tokio = process_local::enter_tokio();
+        let wall_time = state.policy().limits().wall_time;
         let mut state = state;
         state.bridge.program = Some(program.clone());
         let mut store = new_store(&self.engine, state);
-        let instance = program
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| RunError::Instantiate(e.into()))?;
-        let start = instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|e| RunError::Instantiate(e.into()))?;
-        let result = start.call(&mut store, ());
-        if store.data().bridge.process.in_child {
-            // An `os.fork` child whose guest has ended: it must never return
-            // into the embedder (that is the parent's code).
-            let code = crate::process::exit_code_of(result, &program.name);
-            crate::process::exit_child(store.data_mut(), code);
+        if wall_time.is_some() {
+            let ticker = self.ticker.as_ref().ok_or(RunError::NoDeadlines)?;
+            ticker
+                .arm(&mut store, wall_time)
+                .map_err(|e| RunError::Instantiate(e.into()))?;
         }
-        // Children are finished with the store; then the audit's count of
-        // what it left out is reported.
-        drop(store);
-        crate::audit::flush_suppressed();
-        match result {
-            Ok(()) => Ok(0),
-            Err(err) => match err.downcast_ref::<I32Exit>() {
-                Some(exit) => Ok(exit.0),
-                None => Err(RunError::Trap(err.into()).into()),
+        Ok((program.clone(), store, wall_time))
+    }
+
+    /// [`Runtime::run`] for async code: the guest runs on Tokio's blocking
+    /// threads. Must be awaited inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// As [`Runtime::run`].
+    pub async fn run_async(&self, program: &Program, state: HostState) -> anyhow::Result<i32> {
+        let (program, store, wall_time) = self.prepare(program, state)?;
+        tokio::task::spawn_blocking(move || run_store(&program, store, wall_time)).await?
+    }
+
+    /// An instance of `program` kept for calls of its exports (see
+    /// [`crate::Plugin`]): its `_initialize` runs, its `_start` does not.
+    ///
+    /// # Errors
+    /// When instantiation fails (memory limits, a trap in `_initialize`), or
+    /// inside a current-thread Tokio runtime.
+    pub fn instantiate(&self, program: &Program, state: HostState) -> anyhow::Result<Plugin> {
+        self.instantiator().instantiate(program, state)
+    }
+
+    /// `size` instances of `program` for concurrent calls (see
+    /// [`PluginPool`]); the first gets `state`, the others states built
+    /// the way it was.
+    ///
+    /// # Errors
+    /// As [`Runtime::instantiate`], or `size` is 0.
+    pub fn plugin_pool(
+        &self,
+        program: &Program,
+        state: HostState,
+        size: usize,
+    ) -> anyhow::Result<PluginPool> {
+        PluginPool::new(&self.instantiator(), program, state, size)
+    }
+
+    fn instantiator(&self) -> Instantiator {
+        Instantiator {
+            engine: self.engine.clone(),
+            ticker: self.ticker.clone(),
+            fuel: self.fuel,
+        }
+    }
+}
+
+/// Runs `_start` in a new instance in `store` (the blocking part of
+/// [`Runtime::run`]).
+fn run_store(
+    program: &Program,
+    mut store: Store<HostState>,
+    wall_time: Option<Duration>,
+) -> anyhow::Result<i32> {
+    let _tokio = process_local::enter_tokio();
+    let instance = program
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| RunError::Instantiate(e.into()))?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(|e| RunError::Instantiate(e.into()))?;
+    let result = start.call(&mut store, ());
+    if store.data().bridge.process.in_child {
+        // An `os.fork` child whose guest has ended: it must never return
+        // into the embedder (that is the parent's code).
+        let code = crate::process::exit_code_of(result, &program.name);
+        crate::process::exit_child(store.data_mut(), code);
+    }
+    // Children are finished with the store; then the audit's count of
+    // what it left out is reported.
+    drop(store);
+    crate::audit::flush_suppressed();
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => match err.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => match (err.downcast_ref::<wasmtime::Trap>(), wall_time) {
+                (Some(wasmtime::Trap::Interrupt), Some(limit)) => {
+                    Err(RunError::Timeout(limit).into())
+                }
+                _ => Err(RunError::Trap(err.into()).into()),
             },
-        }
+        },
     }
 }

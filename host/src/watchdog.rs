@@ -43,10 +43,6 @@ pub struct WallClock {
 /// drop(limit); // finished in time: disarm
 /// ```
 pub fn arm_wall_clock(limit: Duration) -> WallClock {
-    let message = format!(
-        "procbridge: limit: wall-clock time of {}s reached; the job is stopped\n",
-        limit.as_secs_f64()
-    );
     let (disarm, disarmed) = crossbeam_channel::bounded::<()>(0);
     std::thread::Builder::new()
         .name("procbridge-wall-clock".into())
@@ -55,18 +51,30 @@ pub fn arm_wall_clock(limit: Duration) -> WallClock {
             if disarmed.recv_timeout(limit) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
                 return;
             }
-            crate::audit::flush_suppressed();
-            crate::audit::Event::new(crate::audit::Kind::Limit)
-                .outcome(message.trim_end().trim_start_matches("procbridge: limit: "))
-                .record_quietly();
-            write_stderr(message.as_bytes());
-            // SAFETY: ends the process without running destructors or
-            // atexit handlers that could wait on locks the guest thread holds.
-            unsafe { libc::_exit(WALL_CLOCK_EXIT) }
+            wall_clock_reached(limit)
         })
         .map(drop)
         .unwrap_or_else(|e| eprintln!("procbridge: cannot arm the wall-clock limit: {e}"));
     WallClock { _disarm: disarm }
+}
+
+/// Ends this process (and so the whole tree) as the wall-clock limit
+/// does: a limit record, one line on stderr, exit code
+/// [`WALL_CLOCK_EXIT`]. The CLI calls it when the guest's own deadline
+/// stopped it first.
+pub fn wall_clock_reached(limit: Duration) -> ! {
+    let message = format!(
+        "procbridge: limit: wall-clock time of {}s reached; the job is stopped\n",
+        limit.as_secs_f64()
+    );
+    crate::audit::flush_suppressed();
+    crate::audit::Event::new(crate::audit::Kind::Limit)
+        .outcome(message.trim_end().trim_start_matches("procbridge: limit: "))
+        .record_quietly();
+    write_stderr(message.as_bytes());
+    // SAFETY: ends the process without running destructors or atexit
+    // handlers that could wait on locks the guest thread holds.
+    unsafe { libc::_exit(WALL_CLOCK_EXIT) }
 }
 
 /// The CPU limit's outcome, in the audit record and on stderr.

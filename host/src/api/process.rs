@@ -56,6 +56,14 @@ impl Drop for ProcessEntry {
     }
 }
 
+/// Kills every `Process` this OS process started (their handles stay, to
+/// be closed and reaped as the guest ends).
+pub(crate) fn kill_all(handles: &mut crate::HandleTable) {
+    handles.for_each_own::<ProcessEntry>(PROCESS_KIND, |entry| {
+        let _ = entry.child.signal(libc::SIGKILL);
+    });
+}
+
 /// The longest task name accepted.
 const MAX_TARGET: usize = 256;
 

@@ -147,7 +147,13 @@ impl JobOptions {
         let state = guest.build().map_err(usage)?;
 
         let internal = |e: anyhow::Error| (ExitCode::Internal, e);
-        let runtime = Runtime::with_cache(cache).map_err(internal)?;
+        // The guest's deadline stops it at its wall time (the watchdog is
+        // the backstop for a guest waiting in a host call).
+        let runtime = Runtime::builder()
+            .cache(cache)
+            .epoch_interruption(limits.wall_time.is_some())
+            .build()
+            .map_err(internal)?;
         let program = load(&runtime).map_err(|e| (load_exit_code(&e), e.into()))?;
         if let Some(seconds) = limits.cpu_seconds {
             watchdog::arm_cpu_limit(seconds)
@@ -266,6 +272,7 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
         // A memory limit hit was recorded where the limit refused the
         // growth.
         Some(RunError::Trap(_)) => (ExitCode::Trap, err),
+        Some(RunError::Timeout(limit)) => watchdog::wall_clock_reached(*limit),
         _ => (ExitCode::Internal, err),
     }
 }

@@ -170,6 +170,17 @@ pub(crate) fn finish_guest(state: &mut HostState) {
     drop(std::mem::take(&mut state.bridge.process.fork_children));
 }
 
+/// What ends a guest that was stopped (a plugin's instance discarded): its
+/// `Process` and `fork` children are killed, then reaped as
+/// [`finish_guest`] reaps them; its commands die with their handles.
+pub(crate) fn kill_guest(state: &mut HostState) {
+    crate::api::process::kill_all(&mut state.bridge.handles);
+    for child in &mut state.bridge.process.fork_children {
+        let _ = child.signal(libc::SIGKILL);
+    }
+    finish_guest(state);
+}
+
 /// Ends a child OS process with `code` after finishing its guest.
 pub(crate) fn exit_child(state: &mut HostState, code: i32) -> ! {
     finish_guest(state);

@@ -1,0 +1,185 @@
+//! A pool of instances of one plugin, for concurrent calls.
+
+use super::{CallError, CallErrorKind, Instantiator, Plugin};
+use crate::blocking::run_blocking;
+use crate::ctx::GuestBuilder;
+use crate::runtime::Program;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `size` instances of one program; each call takes an idle one (waiting
+/// for one if all are busy) and gives it back, so calls run concurrently
+/// and instances are reused. An instance a call ended (a trap, a timeout)
+/// is replaced by a fresh one, built from the same guest configuration.
+///
+/// ```no_run
+/// # async fn example() -> anyhow::Result<()> {
+/// use procbridge::{GuestBuilder, Runtime};
+///
+/// let runtime = Runtime::new()?;
+/// let program = runtime.load_file("plugin.wasm")?;
+/// let pool = runtime.plugin_pool(&program, GuestBuilder::new().build()?, 4)?;
+/// let out = pool.call("count_vowels", b"Hello").await?;
+/// # Ok(()) }
+/// ```
+pub struct PluginPool {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PluginPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginPool")
+            .field("name", &self.shared.name)
+            .field("size", &self.shared.size)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    name: String,
+    size: usize,
+    idle: Receiver<Plugin>,
+    back: Sender<Plugin>,
+    program: Program,
+    origin: Arc<GuestBuilder>,
+    runtime: Instantiator,
+    timeout: std::sync::Mutex<Option<Duration>>,
+    /// Instances ended and not yet replaced (building one failed).
+    missing: AtomicUsize,
+}
+
+impl PluginPool {
+    /// `size` instances; the first runs with `state`, the others (and
+    /// replacements) with states built the way `state` was.
+    pub(crate) fn new(
+        runtime: &Instantiator,
+        program: &Program,
+        state: crate::HostState,
+        size: usize,
+    ) -> anyhow::Result<PluginPool> {
+        anyhow::ensure!(size > 0, "a plugin pool needs at least one instance");
+        let origin = state.bridge.process.origin.clone().ok_or_else(|| {
+            anyhow::anyhow!("the guest state was not made by GuestBuilder::build")
+        })?;
+        let (back, idle) = crossbeam_channel::bounded(size);
+        let first = runtime.instantiate(program, state)?;
+        let timeout = first.settings.timeout;
+        let shared = Arc::new(Shared {
+            name: program.name().to_string(),
+            size,
+            idle,
+            back,
+            program: program.clone(),
+            origin,
+            runtime: runtime.clone(),
+            timeout: std::sync::Mutex::new(timeout),
+            missing: AtomicUsize::new(0),
+        });
+        shared.give_back(first);
+        for _ in 1..size {
+            shared.give_back(shared.fresh()?);
+        }
+        Ok(PluginPool { shared })
+    }
+
+    /// How many instances it holds.
+    pub fn size(&self) -> usize {
+        self.shared.size
+    }
+
+    /// The deadline of each call from now on (`None`: none).
+    pub fn set_call_timeout(&self, timeout: Option<Duration>) {
+        *self
+            .shared
+            .timeout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = timeout;
+    }
+
+    /// Calls `export` with `input` on an idle instance, on Tokio's
+    /// blocking threads. Must be awaited inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// As [`Plugin::call`].
+    pub async fn call(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let shared = self.shared.clone();
+        let export = export.to_string();
+        let input = input.to_vec();
+        let name = shared.name.clone();
+        tokio::task::spawn_blocking(move || shared.call(&export, &input))
+            .await
+            .unwrap_or_else(|e| {
+                Err(CallError::new(
+                    &name,
+                    "",
+                    CallErrorKind::Host(format!("the call's thread failed: {e}")),
+                ))
+            })
+    }
+
+    /// [`PluginPool::call`] on this thread, blocking.
+    ///
+    /// # Errors
+    /// As [`Plugin::call`].
+    pub fn call_blocking(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        run_blocking(|| self.shared.call(export, input))
+            .map_err(|e| CallError::new(&self.shared.name, export, CallErrorKind::CannotBlock(e)))?
+    }
+}
+
+impl Shared {
+    fn call(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let fail = |kind| CallError::new(&self.name, export, kind);
+        let mut plugin = self.take().map_err(|e| {
+            fail(CallErrorKind::Host(format!(
+                "no instance to call: building one failed: {e:#}"
+            )))
+        })?;
+        plugin.set_call_timeout(*self.timeout.lock().unwrap_or_else(|p| p.into_inner()));
+        let result = plugin.call_here(export, input);
+        if plugin.is_alive() {
+            self.give_back(plugin);
+        } else {
+            match self.fresh() {
+                Ok(fresh) => self.give_back(fresh),
+                // Built on a later call instead.
+                Err(_) => {
+                    self.missing.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        result
+    }
+
+    /// An idle instance: one given back, or one built in place of an
+    /// instance that could not be replaced, or the next given back.
+    fn take(&self) -> anyhow::Result<Plugin> {
+        if let Ok(plugin) = self.idle.try_recv() {
+            return Ok(plugin);
+        }
+        let claimed = self
+            .missing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| m.checked_sub(1))
+            .is_ok();
+        if claimed {
+            return self.fresh().inspect_err(|_| {
+                self.missing.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        self.idle
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the pool is gone"))
+    }
+
+    fn fresh(&self) -> anyhow::Result<Plugin> {
+        self.runtime
+            .instantiate(&self.program, self.origin.build()?)
+    }
+
+    fn give_back(&self, plugin: Plugin) {
+        // Never full: at most `size` instances exist.
+        let _ = self.back.try_send(plugin);
+    }
+}

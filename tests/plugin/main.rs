@@ -1,0 +1,448 @@
+//! The plugin host (issue: call exports, per-call deadlines, async, pools):
+//! a platform embedding procbridge calls a plugin's exports with bytes,
+//! many times, and a bad plugin never takes the embedder down.
+//!
+//! Its own test binary: the leak check counts this process's descriptors
+//! and children, so the tests here run one at a time.
+
+#[allow(dead_code)]
+#[path = "../all/support.rs"]
+mod support;
+
+use procbridge::{CallErrorKind, GuestBuilder, Limits, Plugin, Policy, RunError, Runtime, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// One test at a time (see the module docs).
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn program() -> &'static procbridge::Program {
+    static PROGRAM: OnceLock<procbridge::Program> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        runtime()
+            .load_file(guest("plugin"))
+            .expect("load plugin.wasm")
+    })
+}
+
+fn quiet(policy: Policy) -> procbridge::HostState {
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Null).stderr(Stdio::Null).policy(policy);
+    guest.build().expect("guest state")
+}
+
+fn plugin() -> Plugin {
+    runtime()
+        .instantiate(program(), quiet(Policy::default()))
+        .expect("instantiate")
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+#[test]
+fn a_plugin_answers_bytes_and_keeps_its_state_between_calls() {
+    let _serial = serial();
+    let mut plugin = plugin();
+    assert_eq!(text(plugin.call("count_vowels", b"Hello").unwrap()), "2");
+    assert_eq!(
+        text(plugin.call("count_vowels", b"AEIOU and y").unwrap()),
+        "6"
+    );
+    for n in 1..=3 {
+        assert_eq!(text(plugin.call("counter", b"").unwrap()), n.to_string());
+    }
+    for input in [&b""[..], b"\x00\xff binary", &vec![7u8; 1 << 20]] {
+        assert_eq!(plugin.call("echo", input).unwrap(), input);
+    }
+    // Another instance has its own state.
+    let mut other = self::plugin();
+    assert_eq!(text(other.call("counter", b"").unwrap()), "1");
+    assert_eq!(text(plugin.call("counter", b"").unwrap()), "4");
+    // `main` never ran: instantiating is not running.
+    assert!(plugin.is_alive());
+}
+
+#[test]
+fn errors_name_the_export_and_what_happened() {
+    let _serial = serial();
+    let mut plugin = plugin();
+    let err = plugin.call("no_such_export", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::NoSuchExport), "{err}");
+    assert_eq!(err.export(), "no_such_export");
+    assert!(
+        err.to_string().contains("`no_such_export` is not exported"),
+        "{err}"
+    );
+    let err = plugin.call("_start", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::NotATask(_)), "{err}");
+    // A reported failure keeps the instance.
+    assert_eq!(text(plugin.call("counter", b"").unwrap()), "1");
+    let err = plugin.call("fail", b"no reason").unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::Failed(m) if m == "refused: no reason"),
+        "{err}"
+    );
+    assert!(!err.discarded_instance() && plugin.is_alive());
+    assert_eq!(text(plugin.call("counter", b"").unwrap()), "2");
+    // A trap ends it; later calls say why.
+    let err = plugin.call("trap", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::Trap(_)), "{err}");
+    assert!(err.is_trap() && err.discarded_instance() && !plugin.is_alive());
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    let err = plugin.call("counter", b"").unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::Discarded(why) if why.contains("`trap` trapped")),
+        "{err}"
+    );
+    // proc_exit ends it too.
+    let mut plugin = self::plugin();
+    let err = plugin.call("exit_now", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::Exit(3)), "{err}");
+    assert!(!plugin.is_alive());
+}
+
+#[test]
+fn a_spinning_plugin_is_stopped_at_its_deadline_while_another_keeps_answering() {
+    let _serial = serial();
+    let mut spinner = plugin();
+    let mut steady = plugin();
+    spinner.set_call_timeout(Some(Duration::from_millis(50)));
+    let started = Instant::now();
+    let spinning = std::thread::spawn(move || {
+        let err = spinner.call("spin", b"").unwrap_err();
+        (err, spinner.is_alive(), started.elapsed())
+    });
+    let mut answered = 0;
+    while !spinning.is_finished() {
+        assert_eq!(text(steady.call("count_vowels", b"plugin").unwrap()), "2");
+        answered += 1;
+    }
+    let (err, alive, took) = spinning.join().unwrap();
+    assert!(err.is_timeout(), "{err}");
+    assert!(matches!(err.kind(), CallErrorKind::Timeout(t) if *t == Duration::from_millis(50)));
+    assert!(
+        err.to_string().contains("`spin` timed out after 50ms"),
+        "{err}"
+    );
+    assert!(!alive);
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(answered > 0);
+    // The other plugin, and its state, are untouched.
+    assert_eq!(text(steady.call("counter", b"").unwrap()), "1");
+    // A deadline long enough is no deadline; none at all is none.
+    steady.set_call_timeout(Some(Duration::from_secs(30)));
+    assert_eq!(text(steady.call("counter", b"").unwrap()), "2");
+    steady.set_call_timeout(None);
+    assert_eq!(text(steady.call("counter", b"").unwrap()), "3");
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn a_timed_out_plugin_s_processes_are_killed() {
+    let _serial = serial();
+    let mut plugin = plugin();
+    let pid: i32 = text(plugin.call("leave_sleeper", b"").unwrap())
+        .parse()
+        .unwrap();
+    assert!(pid > 0 && alive(pid));
+    plugin.set_call_timeout(Some(Duration::from_millis(20)));
+    let started = Instant::now();
+    assert!(plugin.call("spin", b"").unwrap_err().is_timeout());
+    // Killed and reaped before the call returned (not joined: that would
+    // have taken a minute).
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!alive(pid), "the plugin's process {pid} outlived it");
+}
+
+#[test]
+fn plugins_fork_and_use_a_pool_inside_a_call() {
+    let _serial = serial();
+    let mut plugin = plugin();
+    for _ in 0..2 {
+        let out = text(plugin.call("forks", b"").unwrap());
+        let words: Vec<&str> = out.split(' ').collect();
+        assert_eq!(
+            words[0..2],
+            ["parent", &std::process::id().to_string()],
+            "{out}"
+        );
+        // The child returned from the export and ended there, with 0.
+        assert_eq!(words[3], words[5], "{out}");
+        assert_ne!(words[3], words[1], "{out}");
+        assert_eq!(words[6..], ["exited", "0"], "{out}");
+        assert_eq!(
+            text(plugin.call("pool_squares", b"6").unwrap()),
+            "0,1,4,9,16,25"
+        );
+    }
+    assert_eq!(text(plugin.call("counter", b"").unwrap()), "1");
+}
+
+#[test]
+fn fuel_and_memory_limits_end_a_call_not_the_embedder() {
+    let _serial = serial();
+    let fueled = Runtime::builder().cache(None).fuel(true).build().unwrap();
+    let program = fueled.load_file(guest("plugin")).unwrap();
+    let mut plugin = fueled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    plugin.set_fuel(Some(10_000_000));
+    assert_eq!(text(plugin.call("count_vowels", b"fuel").unwrap()), "2");
+    let err = plugin.call("spin", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::OutOfFuel), "{err}");
+    // Fuel on a runtime that does not count it is refused, not ignored.
+    let mut plugin = self::plugin();
+    plugin.set_fuel(Some(1000));
+    let err = plugin.call("count_vowels", b"x").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::NoFuel), "{err}");
+    assert!(plugin.is_alive());
+    // Memory: the policy's per-instance limit.
+    let limits = Limits {
+        max_memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let policy = Policy::builder().limits(limits).build();
+    let mut plugin = runtime()
+        .instantiate(program_of_runtime(), quiet(policy))
+        .unwrap();
+    assert_eq!(
+        text(plugin.call("grow", b"4").unwrap()),
+        (4usize << 20).to_string()
+    );
+    let err = plugin.call("grow", b"64").unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::OutOfMemory(m) if m.contains("memory limit")),
+        "{err}"
+    );
+    assert!(!plugin.is_alive());
+}
+
+fn program_of_runtime() -> &'static procbridge::Program {
+    program()
+}
+
+#[test]
+fn run_stops_a_guest_at_the_policy_s_wall_time() {
+    let _serial = serial();
+    let spin = r#"(module (func (export "_start") (loop (br 0))))"#;
+    let program = runtime().load_bytes("spin.wat", spin.as_bytes()).unwrap();
+    let limits = Limits {
+        wall_time: Some(Duration::from_millis(100)),
+        ..Limits::default()
+    };
+    let policy = Policy::builder().limits(limits).build();
+    let started = Instant::now();
+    let err = runtime().run(&program, quiet(policy.clone())).unwrap_err();
+    assert!(
+        matches!(err.downcast_ref::<RunError>(), Some(RunError::Timeout(t)) if *t == Duration::from_millis(100)),
+        "{err:#}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A runtime that cannot stop guests says so instead of ignoring it.
+    let unstoppable = Runtime::builder()
+        .cache(None)
+        .epoch_interruption(false)
+        .build()
+        .unwrap();
+    let program = unstoppable.load_bytes("spin.wat", spin.as_bytes()).unwrap();
+    let err = unstoppable.run(&program, quiet(policy)).unwrap_err();
+    assert!(
+        matches!(err.downcast_ref::<RunError>(), Some(RunError::NoDeadlines)),
+        "{err:#}"
+    );
+    let mut plugin = unstoppable
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    plugin.set_call_timeout(Some(Duration::from_millis(10)));
+    let err = plugin.call("_start", b"").unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            CallErrorKind::NoDeadlines | CallErrorKind::NotATask(_)
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn calls_from_inside_tokio() {
+    let _serial = serial();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut plugin = plugin();
+    // Blocking calls on a worker thread: moved off it, not a panic.
+    let out = multi.block_on(async {
+        tokio::spawn(async move {
+            let a = plugin.call("count_vowels", b"tokio").unwrap();
+            let b = plugin.call_async("counter", b"").await.unwrap();
+            (a, b)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!((text(out.0), text(out.1)), ("3".into(), "1".into()));
+    // run() and run_async() inside the runtime, a guest that prints.
+    let hello = runtime().load_file(guest("hello")).unwrap();
+    let codes = multi.block_on(async {
+        let sync = runtime().run(&hello, quiet(Policy::default())).unwrap();
+        let run_async = runtime()
+            .run_async(&hello, quiet(Policy::default()))
+            .await
+            .unwrap();
+        (sync, run_async)
+    });
+    assert_eq!(codes, (0, 0));
+    // A current-thread runtime cannot block: a clear error, and the async
+    // forms work.
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut plugin = self::plugin();
+    let (blocked, awaited) = single.block_on(async {
+        let blocked = plugin.call("counter", b"").unwrap_err();
+        let awaited = plugin.call_async("counter", b"").await.unwrap();
+        (blocked, awaited)
+    });
+    assert!(
+        matches!(blocked.kind(), CallErrorKind::CannotBlock(_)),
+        "{blocked}"
+    );
+    assert!(blocked.to_string().contains("call_async"), "{blocked}");
+    assert_eq!(text(awaited), "1", "the refused call did not run");
+    let err = single
+        .block_on(async { runtime().run(&hello, quiet(Policy::default())) })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("current-thread Tokio runtime"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn a_pool_answers_concurrent_calls_and_replaces_ended_instances() {
+    let _serial = serial();
+    let pool = runtime()
+        .plugin_pool(program(), quiet(Policy::default()), 4)
+        .unwrap();
+    assert_eq!(pool.size(), 4);
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = std::sync::Arc::new(pool);
+    let outs = multi.block_on(async {
+        let calls: Vec<_> = (0..32)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.call("count_vowels", format!("a{}e", "i".repeat(i)).as_bytes())
+                        .await
+                })
+            })
+            .collect();
+        let mut outs = Vec::new();
+        for call in calls {
+            outs.push(text(call.await.unwrap().unwrap()));
+        }
+        outs
+    });
+    let want: Vec<String> = (0..32).map(|i| (i + 2).to_string()).collect();
+    assert_eq!(outs, want);
+    // Instances are reused: 4 of them served 32 calls and 40 more.
+    let mut counts: Vec<u64> = (0..40)
+        .map(|_| {
+            text(pool.call_blocking("counter", b"").unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    counts.sort_unstable();
+    assert!(*counts.last().unwrap() <= 40 && counts.len() == 40);
+    // A call that times out ends its instance; the pool builds another.
+    pool.set_call_timeout(Some(Duration::from_millis(20)));
+    for _ in 0..5 {
+        assert!(pool.call_blocking("spin", b"").unwrap_err().is_timeout());
+    }
+    pool.set_call_timeout(None);
+    for _ in 0..8 {
+        assert_eq!(
+            text(pool.call_blocking("count_vowels", b"oo").unwrap()),
+            "2"
+        );
+    }
+    assert!(runtime()
+        .plugin_pool(program(), quiet(Policy::default()), 0)
+        .is_err());
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn children() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|p| p == me))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn nothing_leaks_across_ten_thousand_calls() {
+    let _serial = serial();
+    let mut plugin = plugin();
+    // Warm up: what lives as long as the process (the epoch thread, the
+    // I/O runtime) is made by the first calls.
+    plugin.set_call_timeout(Some(Duration::from_secs(60)));
+    for _ in 0..200 {
+        plugin.call("count_vowels", b"warm up").unwrap();
+    }
+    plugin.call("forks", b"").unwrap();
+    let (fds, kids, rss) = (open_fds(), children(), rss_kib());
+    for i in 0..10_000 {
+        let out = plugin.call("count_vowels", b"sixteen bytes!!!").unwrap();
+        assert_eq!(out, b"4");
+        if i % 1000 == 0 {
+            plugin.call("forks", b"").unwrap();
+            assert!(plugin.call("fail", b"x").is_err());
+        }
+    }
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert_eq!(children(), kids, "processes leaked");
+    let grown = rss_kib().saturating_sub(rss);
+    assert!(
+        grown < 16 << 10,
+        "memory grew by {grown} KiB over 10,000 calls"
+    );
+}
