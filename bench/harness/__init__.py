@@ -6,7 +6,8 @@ Modules, one job each:
 - ``model``: figures, targets, rows and results;
 - ``startup``: the start-up scenario (wall time of whole commands);
 - ``programs``: scenarios whose programs measure themselves and print
-  ``BENCH <key> <value>`` lines (guest + Python + native);
+  ``BENCH <key> <value>`` lines (guest + Python + native, or an example
+  program of the host crate measuring procbridge as a library);
 - ``measure``: running commands, parsing BENCH lines, statistics;
 - ``units``: units from key suffixes, costs and number formatting;
 - ``build``: building the host, guests and native baselines;

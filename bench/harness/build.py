@@ -7,13 +7,17 @@ class BuildFailed(Exception):
     """A build step failed (its output has been shown)."""
 
 
-def build_all(ctx):
-    """``cargo build --release`` of the host and the native baselines, then
-    ``guests/build`` (every guest, bench guests included)."""
+def build_all(ctx, examples=()):
+    """``cargo build --release`` of the host and the native baselines, and of
+    the host crate's ``examples`` that scenarios run, then ``guests/build``
+    (every guest, bench guests included)."""
     _step(
         ctx,
         ["cargo", "build", "--release", "-p", "procbridge", "-p", "procbridge-bench-native"],
     )
+    if examples:
+        chosen = [arg for name in examples for arg in ("--example", name)]
+        _step(ctx, ["cargo", "build", "--release", "-p", "procbridge", *chosen])
     _step(ctx, [str(ctx.root / "guests" / "build")])
 
 

@@ -49,7 +49,7 @@ def main(argv):
 
     if not args.no_build:
         try:
-            build_all(ctx)
+            build_all(ctx, examples=_examples(SCENARIOS))
         except BuildFailed as err:
             ctx.log(f"bench/run: {err}")
             return 1
@@ -120,6 +120,12 @@ def _choose(only):
         print(f"bench/run: unknown scenario {', '.join(unknown)} (see --list)", file=sys.stderr)
         return None
     return [by_name[name] for name in names]
+
+
+def _examples(scenarios):
+    """The host crate's examples that ``scenarios`` run, once each."""
+    names = [getattr(scenario, "example", None) for scenario in scenarios]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def _warm_module_cache(ctx):

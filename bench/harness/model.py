@@ -230,6 +230,10 @@ class Context:
     def native(self, name):
         return str(self.native_dir / name)
 
+    def example(self, name):
+        """An example program of the host crate (built by the harness)."""
+        return str(self.native_dir / "examples" / name)
+
     def python_script(self, script):
         return [self.python, str(self.python_dir / script)]
 

@@ -8,6 +8,11 @@ A scenario names up to three programs, one per side:
   that runs the harness;
 - a native Rust baseline, a binary of the ``bench/native`` crate.
 
+``ExampleScenario`` measures procbridge used as a library instead: an
+example program of the host crate (``host/examples/<example>.rs``) that
+measures procbridge's side when given ``procbridge`` and its baseline when
+given the scenario's ``native_args``.
+
 Each program prints ``BENCH <key> <value>`` lines (the median of its own
 iterations) and may be given ``--quick`` for a smoke run. The harness runs
 every program ``--runs`` times, in turns, and reports the median of those
@@ -129,3 +134,52 @@ class ProgramScenario:
                     known.add(key)
                     figures.append(Figure(key, f"`{key}`"))
         return figures
+
+
+@dataclass
+class ExampleScenario(ProgramScenario):
+    """procbridge embedded as a library: ``host/examples/<example>.rs``,
+    built by ``cargo build --release -p procbridge --example <example>``.
+
+    Its procbridge side runs ``<example> procbridge --plugin <wasm>
+    --cache-dir <cache> [--quick]``, where ``<wasm>`` is the built guest
+    ``guest`` (pending until it exists); its native side runs the same
+    program with ``native_args`` (none: no native side) instead, and a
+    Python side, if any, is ``python`` as in a ``ProgramScenario``."""
+
+    example: str = ""
+    native_args: Sequence[str] = ()
+
+    def source(self, root):
+        """The example's source file."""
+        return root / "host" / "examples" / f"{self.example}.rs"
+
+    def _commands(self, ctx, notes):
+        commands, unavailable = {}, {}
+        program = ctx.example(self.example)
+        wasm = ctx.guest_wasm(self.guest)
+        if wasm is None:
+            unavailable[PROCBRIDGE] = PENDING
+            notes.append(
+                f"procbridge figures are pending: the guest `guests/{self.guest}` does not "
+                f"exist yet."
+            )
+        else:
+            commands[PROCBRIDGE] = [
+                program,
+                "procbridge",
+                "--plugin",
+                str(wasm),
+                "--cache-dir",
+                str(ctx.cache_dir),
+                *ctx.scale_args(),
+            ]
+        if self.python:
+            commands[PYTHON] = ctx.python_script(self.python) + ctx.scale_args()
+        else:
+            unavailable[PYTHON] = NOT_APPLICABLE
+        if self.native_args:
+            commands[NATIVE] = [program, *self.native_args, *ctx.scale_args()]
+        else:
+            unavailable[NATIVE] = NOT_APPLICABLE
+        return commands, unavailable

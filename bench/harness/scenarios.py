@@ -6,18 +6,20 @@ guest (``guests/<name>``), the Python baseline (``bench/python/<name>.py``)
 and, where one makes sense, the native baseline (a binary in
 ``bench/native/src/bin/``), all printing ``BENCH <key> <value>``; then add a
 ``ProgramScenario`` below. Until the guest exists its procbridge column says
-"pending". See bench/README.md.
+"pending". A scenario measuring procbridge embedded as a library is an
+``ExampleScenario``: one example program of the host crate
+(``host/examples/<example>.rs``) measures both sides. See bench/README.md.
 """
 
 from .model import NATIVE, PYTHON, Figure, Target
-from .programs import ProgramScenario
+from .programs import ExampleScenario, ProgramScenario
 from .python_guest import PythonProgramScenario, PythonStartupScenario
 from .startup import StartupScenario
 
 # The targets are those of the issues: start-up issue 2, subprocess 3,
-# process 4, pool 5, queue 6, Python guests 13. A cost ratio is procbridge's time (or
-# 1 ÷ throughput) divided by the baseline's, so "at least 2x Python's
-# throughput" is a ratio of at most 0.5.
+# process 4, pool 5, queue 6, Python guests 13, plugins 14. A cost ratio is
+# procbridge's time (or 1 ÷ throughput) divided by the baseline's, so "at
+# least 2x Python's throughput" is a ratio of at most 0.5.
 SCENARIOS = [
     StartupScenario(
         cached=Figure("startup_ms", "run `hello a b`, module cached"),
@@ -242,6 +244,45 @@ SCENARIOS = [
             ),
             Figure("queue_16b_msg_s", "Queue, 16-byte messages", (Target(PYTHON, 1.0),)),
             Figure("run_true_us", '`subprocess.run(["true"])`', (Target(PYTHON, 1.2),)),
+        ],
+    ),
+    ExampleScenario(
+        name="plugin",
+        title="Plugins: `plugin.call` next to a plain wasmtime call",
+        about=(
+            "procbridge embedded as a library (`host/examples/plugin_bench.rs`): "
+            '`Plugin::call("echo", 16 bytes)` on a warm instance of `guests/plugin` '
+            "(its `echo` task export hands its input back), and `PluginPool::call_blocking` "
+            "of the same on a pool of 4, called from one thread. The native Rust column is "
+            "**plain wasmtime**, the same program with a default `Config`: the 16 bytes "
+            "written into a module's memory, its `echo(ptr, len)` (which copies them "
+            "elsewhere in its memory) called through a `TypedFunc<(i32, i32), i32>`, and "
+            "the 16 bytes read back into a `Vec`. Each figure is the median time per call "
+            "of 20 rounds of 10,000 calls, after a round of warm-up; both calls are held "
+            "to the plain wasmtime call."
+        ),
+        issue=14,
+        guest="plugin",
+        example="plugin_bench",
+        native_args=("wasmtime",),
+        figures=[
+            Figure(
+                "plugin_call_ns",
+                "`plugin.call`, 16 bytes, warm instance",
+                (Target(NATIVE, 2.0, baseline_label="(plain wasmtime)"),),
+            ),
+            Figure(
+                "pool_call_ns",
+                "`PluginPool` call, 16 bytes",
+                (
+                    Target(
+                        NATIVE,
+                        2.0,
+                        key="plugin_call_ns",
+                        baseline_label="(plain wasmtime)",
+                    ),
+                ),
+            ),
         ],
     ),
 ]

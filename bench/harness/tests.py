@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 from . import units
 from .chart import write_chart
 from .measure import ProgramFailed, Stats, parse_bench, percentile, run_bench_program
+from .cli import _examples
 from .model import (
     MISSING,
     NATIVE,
@@ -21,12 +22,14 @@ from .model import (
     PROCBRIDGE,
     PYTHON,
     Cell,
+    Context,
     Figure,
     Result,
     Row,
     Target,
     rotated,
 )
+from .programs import ExampleScenario
 from .report import write_report
 from .scenarios import SCENARIOS
 
@@ -97,6 +100,11 @@ class Ratios(unittest.TestCase):
         mine = row("x_us", procbridge=1500, targets=[Target(PYTHON, 1.0, key="y_ms")])
         self.assertAlmostEqual(verdict(mine, 0, row("y_ms", python=3)).ratio, 0.5)
         self.assertTrue(units.comparable("x_us", "y_ms"))
+        self.assertTrue(units.comparable("x_ns", "y_us"))
+        self.assertTrue(units.lower_is_better("x_ns"))
+        self.assertAlmostEqual(row("x_ns", procbridge=1500, native=1.5).ratio(NATIVE), 1000)
+        nanos = row("x_ns", procbridge=1500, targets=[Target(NATIVE, 2.0, key="y_us")])
+        self.assertAlmostEqual(verdict(nanos, 0, row("y_us", native=1)).ratio, 1.5)
         self.assertTrue(units.comparable("x_mb_s", "y_mb_s"))
         self.assertFalse(units.comparable("x_mb_s", "y_msg_s"))
         self.assertFalse(units.comparable("x_us", "y_msg_s"))
@@ -104,6 +112,10 @@ class Ratios(unittest.TestCase):
     def test_units_and_scaling(self):
         self.assertEqual(units.unit("communicate_cat_mb_s"), "MB/s")
         self.assertEqual(units.scale("x_us", 99_200), (1000, "ms"))
+        self.assertEqual(units.unit("plugin_call_ns"), "ns")
+        self.assertEqual(units.scale("x_ns", 850), (1, "ns"))
+        self.assertEqual(units.scale("x_ns", 12_500), (1000, "µs"))
+        self.assertEqual(units.scale("x_ns", 25_000_000), (1_000_000, "ms"))
         self.assertEqual(units.number(183_100.8), "183,000")
         self.assertEqual(units.ratio(0.0937), "0.094x")
 
@@ -209,6 +221,9 @@ class Scenarios(unittest.TestCase):
             found["start_join_spawn_us"], [(PYTHON, 1.0, "start_join_forkserver_us", True)]
         )
         self.assertEqual(found["os_fork_wait_us"], [(PYTHON, 1.0, None, True)])
+        # Issue 14: a plugin call, warm or on a pool, against plain wasmtime's.
+        self.assertEqual(found["plugin_call_ns"], [(NATIVE, 2.0, None, False)])
+        self.assertEqual(found["pool_call_ns"], [(NATIVE, 2.0, "plugin_call_ns", False)])
         for key in (
             "map_chunksize1_task_us",
             "map_chunksize100_task_us",
@@ -220,15 +235,29 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(found[key], [(PYTHON, 0.5, None, False)], key)
 
     def test_existing_bench_guests_print_the_keys_that_have_targets(self):
-        guests = Path(__file__).resolve().parents[2] / "guests"
+        root = Path(__file__).resolve().parents[2]
         for scenario in SCENARIOS:
-            source = guests / getattr(scenario, "guest", "hello") / "src" / "main.rs"
-            if not source.is_file() or not hasattr(scenario, "guest"):
+            if not hasattr(scenario, "guest") or hasattr(scenario, "example"):
+                continue
+            source = root / "guests" / scenario.guest / "src" / "main.rs"
+            if not source.is_file():
                 continue
             text = source.read_text(encoding="utf-8")
             for figure in scenario.figures:
                 if figure.targets:
                     self.assertRegex(text, rf"\b{figure.key}\b", scenario.guest)
+
+    def test_example_programs_print_every_key_and_are_built(self):
+        root = Path(__file__).resolve().parents[2]
+        examples = [s for s in SCENARIOS if hasattr(s, "example")]
+        self.assertIn("plugin", [s.name for s in examples])
+        for scenario in examples:
+            text = scenario.source(root).read_text(encoding="utf-8")
+            for figure in scenario.figures:
+                self.assertRegex(text, rf"\b{figure.key}\b", scenario.example)
+            for arg in scenario.native_args:
+                self.assertIn(f'"{arg}"', text, scenario.example)
+        self.assertEqual(_examples(SCENARIOS + SCENARIOS), [s.example for s in examples])
 
     def test_python_guest_scripts_print_the_keys_that_have_targets(self):
         scripts = Path(__file__).resolve().parents[1] / "python"
@@ -239,6 +268,63 @@ class Scenarios(unittest.TestCase):
             for figure in scenario.figures:
                 if figure.targets:
                     self.assertRegex(text, rf"\b{figure.key}\b", scenario.script)
+
+
+class Examples(unittest.TestCase):
+    def context(self, tmp):
+        root = Path(tmp)
+        return Context(
+            root=root,
+            procbridge=root / "target/release/procbridge",
+            native_dir=root / "target/release",
+            python_dir=root / "bench/python",
+            guests_src=root / "guests",
+            guests_out=root / "target/guests",
+            cache_dir=root / "target/bench/module-cache",
+            quick=True,
+            runs=1,
+            samples=1,
+        )
+
+    def scenario(self, **more):
+        figures = [Figure("a_ns", "a", (Target(NATIVE, 2.0),))]
+        return ExampleScenario(
+            name="e", title="E", about="About.", guest="g", figures=figures, example="x", **more
+        )
+
+    def test_both_sides_run_the_example_program(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = self.context(tmp)
+            (ctx.guests_src / "g").mkdir(parents=True)
+            ctx.guests_out.mkdir(parents=True)
+            (ctx.guests_out / "g.wasm").write_bytes(b"")
+            notes = []
+            commands, unavailable = self.scenario(native_args=("base",))._commands(ctx, notes)
+            program = str(Path(tmp) / "target/release/examples/x")
+            self.assertEqual(
+                commands[PROCBRIDGE],
+                [
+                    program,
+                    "procbridge",
+                    "--plugin",
+                    str(ctx.guests_out / "g.wasm"),
+                    "--cache-dir",
+                    str(ctx.cache_dir),
+                    "--quick",
+                ],
+            )
+            self.assertEqual(commands[NATIVE], [program, "base", "--quick"])
+            self.assertEqual((unavailable, notes), ({PYTHON: NOT_APPLICABLE}, []))
+
+    def test_procbridge_is_pending_without_its_guest_and_native_without_args(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            notes = []
+            commands, unavailable = self.scenario()._commands(self.context(tmp), notes)
+            self.assertEqual(commands, {})
+            self.assertEqual(
+                unavailable, {PROCBRIDGE: PENDING, PYTHON: NOT_APPLICABLE, NATIVE: NOT_APPLICABLE}
+            )
+            self.assertIn("`guests/g`", notes[0])
 
 
 def _figures(scenario):
@@ -282,6 +368,19 @@ class Report(unittest.TestCase):
         self.assertIn("| c_us | — | 600 µs | — | — | — | ≤ 1x Python 3: not measured |", self.text)
         self.assertIn(
             "![procbridge and native Rust relative to Python 3](benchmarks.svg)", self.text
+        )
+
+    def test_a_labelled_baseline_is_named_in_the_target(self):
+        target = Target(NATIVE, 2.0, baseline_label="(plain wasmtime)")
+        r = row("p_ns", procbridge=1500, native=100, targets=[target])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "benchmarks.md"
+            write_report(path, "benchmarks.svg", [("CPU", "test")], [result_of(r)])
+            text = path.read_text(encoding="utf-8")
+        self.assertIn(
+            "| p_ns | 1,500 ns | — | 100 ns | — | 15x | ≤ 2x native Rust (plain wasmtime): "
+            "15x, **missed** |",
+            text,
         )
 
     def test_several_targets_share_the_target_cell(self):

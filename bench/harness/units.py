@@ -1,7 +1,8 @@
 """Units, read from the suffix of a BENCH key, and number formatting.
 
-A key ends with its unit: ``_us`` (microseconds), ``_ms`` (milliseconds),
-``_mb_s`` (megabytes per second) or ``_msg_s`` (messages per second).
+A key ends with its unit: ``_ns`` (nanoseconds), ``_us`` (microseconds),
+``_ms`` (milliseconds), ``_mb_s`` (megabytes per second) or ``_msg_s``
+(messages per second).
 Times are costs (lower is better); rates are inverted to get a cost, so a
 ratio of costs always reads the same way: 0.5x is twice as fast.
 """
@@ -10,6 +11,7 @@ ratio of costs always reads the same way: 0.5x is twice as fast.
 _UNITS = (
     ("_mb_s", "MB/s", False),
     ("_msg_s", "msg/s", False),
+    ("_ns", "ns", True),
     ("_us", "µs", True),
     ("_ms", "ms", True),
 )
@@ -33,6 +35,7 @@ def lower_is_better(key):
 
 # Larger units for large numbers: (unit, threshold, larger unit, divisor).
 _LARGER = (
+    ("ns", 10_000, "µs", 1_000),
     ("µs", 10_000, "ms", 1_000),
     ("ms", 10_000, "s", 1_000),
     ("msg/s", 1_000_000, "M msg/s", 1_000_000),
@@ -50,7 +53,7 @@ def scale(key, value):
 
 
 # Seconds per unit of a time, or the size of one counted thing of a rate.
-_BASE = {"_us": 1e-6, "_ms": 1e-3, "_mb_s": 1e6, "_msg_s": 1.0}
+_BASE = {"_ns": 1e-9, "_us": 1e-6, "_ms": 1e-3, "_mb_s": 1e6, "_msg_s": 1.0}
 
 
 def _suffix(key):

@@ -27,8 +27,13 @@ pub enum Stdio {
     Inherit,
     /// Nothing: reads see end of file, writes are discarded.
     Null,
-    /// Written output is kept in memory (stdout and stderr only).
+    /// Written output is kept in memory (stdout and stderr only), the
+    /// guest's own: its child processes' output is not.
     Capture(OutputCapture),
+    /// Every line every guest process of the tree writes reaches the
+    /// embedder, tagged with its pid (stdout and stderr only; see
+    /// [`crate::OutputSink`]).
+    Sink(crate::OutputSink),
 }
 
 /// Output written by a guest, kept in memory; see [`Stdio::Capture`].
@@ -364,11 +369,13 @@ impl GuestBuilder {
             Stdio::Inherit => wasi.stdout(std::io::stdout()),
             Stdio::Null => wasi.stdout(std::io::empty()),
             Stdio::Capture(c) => wasi.stdout(c.0.clone()),
+            Stdio::Sink(s) => wasi.stdout(s.stream(crate::output::StdStream::Stdout)),
         };
         match &self.stderr {
             Stdio::Inherit => wasi.stderr(std::io::stderr()),
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
+            Stdio::Sink(s) => wasi.stderr(s.stream(crate::output::StdStream::Stderr)),
         };
         let memory = crate::memory::MemoryLimiter::new(self.policy.limits());
         let jail = self.build_jail()?;

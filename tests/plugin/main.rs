@@ -9,7 +9,10 @@
 #[path = "../all/support.rs"]
 mod support;
 
-use procbridge::{CallErrorKind, GuestBuilder, Limits, Plugin, Policy, RunError, Runtime, Stdio};
+use procbridge::{
+    CallErrorKind, GuestBuilder, Limits, OutputLine, OutputSink, Plugin, Policy, RunError, Runtime,
+    StdStream, Stdio,
+};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use support::*;
@@ -445,4 +448,72 @@ fn nothing_leaks_across_ten_thousand_calls() {
         grown < 16 << 10,
         "memory grew by {grown} KiB over 10,000 calls"
     );
+}
+
+#[test]
+fn every_process_s_lines_reach_the_sink_tagged_with_its_pid() {
+    let _serial = serial();
+    let (sink, lines) = OutputSink::channel().unwrap();
+    let mut guest = GuestBuilder::new();
+    guest
+        .stdout(Stdio::Sink(sink.clone()))
+        .stderr(Stdio::Sink(sink));
+    let mut plugin = runtime()
+        .instantiate(program(), guest.build().unwrap())
+        .unwrap();
+    plugin.call("speak", b"").unwrap();
+    assert_eq!(text(plugin.call("pool_squares", b"3").unwrap()), "0,1,4");
+    drop((plugin, guest));
+    // Every writer is gone: the channel ends after the last line.
+    let got: Vec<OutputLine> = lines.iter().collect();
+    let me = std::process::id();
+    let shown: Vec<(bool, StdStream, String)> = got
+        .iter()
+        .map(|l| (l.pid == me, l.stream, l.text()))
+        .collect();
+    assert!(
+        shown.contains(&(true, StdStream::Stdout, format!("out from {me}"))),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains(&(true, StdStream::Stderr, format!("err from {me}"))),
+        "{shown:?}"
+    );
+    let child = got
+        .iter()
+        .find(|l| l.text().starts_with("out from child "))
+        .unwrap_or_else(|| panic!("no line from the fork child: {shown:?}"));
+    assert_ne!(child.pid, me);
+    assert_eq!(child.text(), format!("out from child {}", child.pid));
+    assert_eq!(got.len(), 3, "{shown:?}");
+}
+
+#[test]
+fn long_and_partial_lines_are_joined_per_process() {
+    let _serial = serial();
+    // A guest writing a 10 KiB line in pieces, then a last line with no
+    // newline.
+    let long = "x".repeat(10_000);
+    let wat = format!(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0x1000) "{long}\nno newline")
+        (func $put (param $at i32) (param $len i32)
+          (i32.store (i32.const 0) (local.get $at))
+          (i32.store (i32.const 4) (local.get $len))
+          (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+        (func (export "_start")
+          (call $put (i32.const 0x1000) (i32.const 3000))
+          (call $put (i32.const 0x1BB8) (i32.const 7001))
+          (call $put (i32.const 0x3711) (i32.const 10))))"#
+    );
+    let program = runtime().load_bytes("lines.wat", wat.as_bytes()).unwrap();
+    let (sink, lines) = OutputSink::channel().unwrap();
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Sink(sink));
+    assert_eq!(runtime().run(&program, guest.build().unwrap()).unwrap(), 0);
+    drop(guest);
+    let got: Vec<String> = lines.iter().map(|l| l.text()).collect();
+    assert_eq!(got, [long, "no newline".to_string()]);
 }
