@@ -108,6 +108,8 @@ pub struct Bridge {
     pub(crate) program: Option<crate::runtime::Program>,
     /// The environment the guest was granted (a spawned command's default).
     pub(crate) granted_env: Vec<(String, String)>,
+    /// The guest's environment, as WASI's `environ_get` hands it over.
+    pub(crate) environ: crate::environ::Environ,
     /// Its child processes and how it was started.
     pub(crate) process: crate::process::ProcessState,
     last_error: String,
@@ -130,6 +132,7 @@ impl Bridge {
             handles,
             program: None,
             granted_env: Vec::new(),
+            environ: Default::default(),
             process: Default::default(),
             last_error: String::new(),
             pending_result: None,
@@ -382,6 +385,14 @@ impl GuestBuilder {
         let mut bridge = Bridge::new(self.policy.clone());
         // A command's default environment: what the policy grants commands.
         bridge.granted_env = self.policy.env().to_vec();
+        // In the order the WASI context was given them.
+        bridge.environ = crate::environ::Environ::new(
+            self.policy
+                .env()
+                .iter()
+                .chain(&self.env)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         bridge.process.origin = Some(Arc::new(self.clone()));
         bridge.jail = jail;
         bridge.door = door;

@@ -35,6 +35,7 @@ pub mod channel;
 pub mod confine;
 pub mod ctx;
 mod deadline;
+mod environ;
 pub mod errno;
 pub mod guest_mem;
 pub mod handles;

@@ -7,13 +7,52 @@
 //! same process ([`enter_tokio`]), and a fork child makes its own on first
 //! use.
 
-use std::sync::Mutex;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 use tokio::runtime::{EnterGuard, Runtime};
 
 static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
+/// How many forks this process descends through (counted in each child by
+/// a `pthread_atfork` handler): a runtime remembered by a thread is still
+/// this process's while the count has not changed.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's last answer of [`tokio_runtime`], with the fork count
+    /// it was given at: a call per plugin call needs no system call.
+    static LAST: Cell<Option<(u64, &'static Runtime)>> = const { Cell::new(None) };
+}
+
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn count_forks() {
+    static REGISTER: Once = Once::new();
+    // SAFETY: registers a handler that only increments an atomic, which is
+    // async-signal-safe as a fork child handler must be.
+    REGISTER.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(count_fork_in_child));
+    });
+}
+
 /// This process's Tokio runtime, created on first use in each process.
 pub(crate) fn tokio_runtime() -> &'static Runtime {
+    count_forks();
+    let forks = FORKS.load(Ordering::SeqCst);
+    if let Some((seen, rt)) = LAST.get() {
+        if seen == forks {
+            return rt;
+        }
+    }
+    let rt = runtime_of_this_process();
+    LAST.set(Some((forks, rt)));
+    rt
+}
+
+fn runtime_of_this_process() -> &'static Runtime {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((owner, rt)) = *slot {

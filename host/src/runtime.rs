@@ -310,6 +310,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
         crate::python::door::add_to_linker(&mut linker)?;
+        crate::environ::add_to_linker(&mut linker)?;
         crate::os_random::add_to_linker(&mut linker)?;
         crate::api::add_to_linker(&mut linker)?;
         Ok(Runtime {

@@ -82,7 +82,7 @@ fn errors_name_the_export_and_what_happened() {
         err.to_string().contains("`no_such_export` is not exported"),
         "{err}"
     );
-    let err = plugin.call("_start", b"").unwrap_err();
+    let err = plugin.call("add", b"").unwrap_err();
     assert!(matches!(err.kind(), CallErrorKind::NotATask(_)), "{err}");
     // A reported failure keeps the instance.
     assert_eq!(text(plugin.call("counter", b"").unwrap()), "1");
@@ -263,16 +263,17 @@ fn run_stops_a_guest_at_the_policy_s_wall_time() {
         matches!(err.downcast_ref::<RunError>(), Some(RunError::NoDeadlines)),
         "{err:#}"
     );
+    let program = unstoppable.load_file(guest("plugin")).unwrap();
     let mut plugin = unstoppable
         .instantiate(&program, quiet(Policy::default()))
         .unwrap();
     plugin.set_call_timeout(Some(Duration::from_millis(10)));
-    let err = plugin.call("_start", b"").unwrap_err();
-    assert!(
-        matches!(
-            err.kind(),
-            CallErrorKind::NoDeadlines | CallErrorKind::NotATask(_)
-        ),
+    let err = plugin.call("count_vowels", b"").unwrap_err();
+    assert!(matches!(err.kind(), CallErrorKind::NoDeadlines), "{err}");
+    plugin.set_call_timeout(None);
+    assert_eq!(
+        text(plugin.call("count_vowels", b"a").unwrap()),
+        "1",
         "{err}"
     );
 }

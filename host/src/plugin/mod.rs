@@ -41,7 +41,6 @@ use crate::deadline::Ticker;
 use crate::process::task::{self, Ending};
 use crate::process_local;
 use crate::runtime::{new_store, Program};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::{Engine, Instance, Store, TypedFunc};
@@ -79,7 +78,9 @@ enum Slot {
 struct Live {
     store: Store<HostState>,
     instance: Instance,
-    exports: HashMap<String, TypedFunc<i32, i32>>,
+    /// Task exports looked up so far (a plugin has few: a scan beats
+    /// hashing the name).
+    exports: Vec<(String, TypedFunc<i32, i32>)>,
 }
 
 /// What a runtime lends its plugins: the engine, its deadlines, whether it
@@ -113,7 +114,7 @@ impl Instantiator {
             Ok(Live {
                 store,
                 instance,
-                exports: HashMap::new(),
+                exports: Vec::new(),
             })
         })??;
         Ok(Plugin {
@@ -208,10 +209,12 @@ impl Plugin {
             Slot::Live(live) => live,
             Slot::Ended(why) => return Err(fail(CallErrorKind::Discarded(why.clone()))),
         };
-        let func = live.export(export).map_err(fail)?;
+        let index = live.look_up(export).map_err(fail)?;
         self.arm(live).map_err(fail)?;
         let _tokio = process_local::enter_tokio();
-        let ending = task::call_typed(&mut live.store, &func, input.to_vec());
+        let Live { store, exports, .. } = &mut **live;
+        let func = &exports[index].1;
+        let ending = task::call_typed(&mut *store, func, input.to_vec());
         crate::deadline::no_deadline(&mut live.store);
         if live.store.data().bridge.process.in_child {
             // A fork child made inside the call, returning from it: it ends
@@ -279,10 +282,10 @@ impl Drop for Live {
 }
 
 impl Live {
-    /// Task export `name`, looked up once.
-    fn export(&mut self, name: &str) -> Result<TypedFunc<i32, i32>, CallErrorKind> {
-        if let Some(func) = self.exports.get(name) {
-            return Ok(func.clone());
+    /// Looks task export `name` up (once): its index in `exports`.
+    fn look_up(&mut self, name: &str) -> Result<usize, CallErrorKind> {
+        if let Some(index) = self.exports.iter().position(|(n, _)| n == name) {
+            return Ok(index);
         }
         let func = self
             .instance
@@ -291,8 +294,8 @@ impl Live {
         let typed = func
             .typed::<i32, i32>(&self.store)
             .map_err(|e| CallErrorKind::NotATask(e.to_string()))?;
-        self.exports.insert(name.to_string(), typed.clone());
-        Ok(typed)
+        self.exports.push((name.to_string(), typed));
+        Ok(self.exports.len() - 1)
     }
 }
 

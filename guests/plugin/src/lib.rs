@@ -1,6 +1,10 @@
 //! A plugin: task exports an embedder calls with bytes, many times, on one
-//! instance (`Runtime::instantiate`, `Plugin::call`). Its `main` is never
-//! run by a plugin host; run as a program it says so.
+//! instance (`Runtime::instantiate`, `Plugin::call`).
+//!
+//! Built as a `cdylib`, which for WASI is a *reactor*: its start-up code
+//! (`_initialize`) runs once when the plugin host instantiates it. (A
+//! program built as a binary works too, but wasm-ld wraps each of its
+//! exports in the C start-up and shut-down code, run again on every call.)
 
 use procbridge_sdk::multiprocessing::{Pool, Process};
 use procbridge_sdk::{os, task};
@@ -118,6 +122,8 @@ task!(speak, |_: &[u8]| {
     let _ = os::wait();
 });
 
-fn main() {
-    eprintln!("plugin: a plugin's exports are called by a plugin host (Runtime::instantiate)");
+/// Not a task (two parameters): a plugin host refuses to call it as one.
+#[no_mangle]
+pub extern "C" fn add(a: i32, b: i32) -> i32 {
+    a + b
 }
