@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod host;
 pub mod multiprocessing;
 pub mod os;
 pub mod subprocess;

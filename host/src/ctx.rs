@@ -355,7 +355,7 @@ impl GuestBuilder {
         };
         for dir in self.policy.dirs() {
             preopen(&dir.dir, &dir.guest, dir.perms)
-                .map_err(|e| e.context(format!("--dir {}", dir.host.display())))?;
+                .map_err(|e| e.context(format!("granted directory {}", dir.host.display())))?;
         }
         for (dir, guest) in &self.extra_dirs {
             preopen(dir, guest, DirPerms::ReadOnly)?;

@@ -27,16 +27,6 @@ impl<'a> GuestMemory<'a> {
         GuestMemory { bytes }
     }
 
-    /// The memory's size in bytes.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether the memory has no bytes at all.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
     fn range(&self, ptr: i32, len: usize) -> BridgeResult<std::ops::Range<usize>> {
         let start = ptr as u32 as usize;
         let end = start.checked_add(len);
@@ -119,6 +109,7 @@ impl<'a> GuestMemory<'a> {
     }
 
     /// Writes a little-endian `i64` at `ptr`.
+    #[cfg(test)]
     pub fn write_i64(&mut self, ptr: i32, value: i64) -> BridgeResult<()> {
         self.write(ptr, &value.to_le_bytes())
     }

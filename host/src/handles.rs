@@ -58,11 +58,13 @@ impl HandleTable {
     }
 
     /// The number of open handles.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live
     }
 
     /// Whether no handle is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }

@@ -23,22 +23,30 @@
 //!   guest; [`Policy`] says what it may do.
 //! * The host functions live in `api`, one module per bridged API, all
 //!   registered under the import module [`MODULE`].
-//! * Guest memory is only touched through [`GuestMemory`]; guest resources
-//!   only through the [`HandleTable`]; failures are [`BridgeError`]s.
+//! * [`Runtime::instantiate`] keeps an instance for calls of its exports:
+//!   a [`Plugin`] (or a [`PluginPool`]), each call under its own deadline;
+//!   [`OutputSink`] brings the whole tree's output back, line by line.
+//! * Inside, guest memory is only touched through `GuestMemory`, guest
+//!   resources only through the `HandleTable`; failures are
+//!   [`BridgeError`]s. `docs/embedding.md` is the embedder's guide.
 #![deny(missing_docs)]
 
-pub mod api;
+pub(crate) mod api;
 pub mod audit;
 mod blocking;
 pub mod cache;
+// Public only for `host/examples/channel_bench.rs`, which measures the
+// channels themselves; not part of the embedding API.
+#[doc(hidden)]
 pub mod channel;
 pub mod confine;
 pub mod ctx;
 mod deadline;
 mod environ;
 pub mod errno;
-pub mod guest_mem;
-pub mod handles;
+pub(crate) mod guest_mem;
+pub(crate) mod handles;
+pub mod host_fn;
 mod memory;
 mod os_random;
 pub mod output;
@@ -46,13 +54,13 @@ pub mod plugin;
 pub mod policy;
 pub mod policy_file;
 pub(crate) mod pool;
-pub mod process;
+pub(crate) mod process;
 mod process_local;
 pub mod python;
 pub mod runtime;
 pub(crate) mod subprocess;
-pub mod supervisor;
-pub mod timeout;
+pub(crate) mod supervisor;
+pub(crate) mod timeout;
 mod timespec;
 pub mod watchdog;
 
@@ -62,8 +70,6 @@ pub use cache::{ModuleCache, Origin};
 pub use ctx::{DirPerms, GuestBuilder, HostState, OutputCapture, Stdio};
 pub use deadline::DEFAULT_TICK as DEFAULT_EPOCH_TICK;
 pub use errno::{BridgeError, Errno};
-pub use guest_mem::GuestMemory;
-pub use handles::HandleTable;
 pub use output::{OutputLine, OutputSink, StdStream};
 pub use plugin::{CallError, CallErrorKind, Plugin, PluginPool};
 pub use policy::{Limits, Policy, PolicyBuilder};

@@ -528,7 +528,7 @@ impl PolicyBuilder {
         args: ArgRules,
         sha256_hex: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let path = resolve_in_path(command)?;
+        let path = resolve_in_path(command).with_context(|| format!("allow_run({command:?})"))?;
         let exec_path =
             std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
         if let Some(grant) = self.policy.writable_grant_holding(&exec_path) {
@@ -737,7 +737,7 @@ impl PolicyBuilder {
 
 fn resolve_in_path(command: &str) -> anyhow::Result<PathBuf> {
     if command.is_empty() {
-        bail!("--allow-run: empty command name");
+        bail!("empty command name");
     }
     if command.starts_with('/') {
         let path = Path::new(command);
@@ -745,9 +745,7 @@ fn resolve_in_path(command: &str) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     if command.contains('/') {
-        bail!(
-            "--allow-run {command}: give a command name or an absolute path, not a relative path"
-        );
+        bail!("give a command name or an absolute path, not a relative path");
     }
     let search = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&search) {
@@ -759,7 +757,7 @@ fn resolve_in_path(command: &str) -> anyhow::Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("--allow-run {command}: not found in PATH")
+    bail!("not found in PATH")
 }
 
 fn check_executable(path: &Path) -> anyhow::Result<()> {

@@ -204,6 +204,7 @@ pub struct RuntimeBuilder {
     epoch_tick: Option<Duration>,
     max_wasm_stack: Option<usize>,
     fuel: bool,
+    host_fns: Vec<crate::host_fn::Registration>,
 }
 
 impl Default for RuntimeBuilder {
@@ -213,6 +214,7 @@ impl Default for RuntimeBuilder {
             epoch_tick: Some(deadline::DEFAULT_TICK),
             max_wasm_stack: None,
             fuel: false,
+            host_fns: Vec::new(),
         }
     }
 }
@@ -255,10 +257,40 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds a host function of the embedder's own: guests import it as
+    /// `module::name(ptr, len) -> i32`, pass it bytes and get bytes back
+    /// (see the `host_fn` module docs for the guest side). Your platform's
+    /// API, next to procbridge's; the policy does not check it: it is yours.
+    ///
+    /// ```
+    /// use procbridge::Runtime;
+    ///
+    /// let runtime = Runtime::builder()
+    ///     .cache(None)
+    ///     .host_fn("platform", "upper", |input: &[u8]| Ok(input.to_ascii_uppercase()))
+    ///     .build()?;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn host_fn(
+        mut self,
+        module: &str,
+        name: &str,
+        func: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.host_fns.push(crate::host_fn::Registration {
+            module: module.to_string(),
+            name: name.to_string(),
+            func: Arc::new(func),
+        });
+        self
+    }
+
     /// The runtime.
     ///
     /// # Errors
-    /// When wasmtime refuses the settings or the engine cannot be created.
+    /// When wasmtime refuses the settings or the engine cannot be created;
+    /// a host function in procbridge's or WASI's import module, or named
+    /// twice.
     pub fn build(self) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         config.epoch_interruption(self.epoch_tick.is_some());
@@ -313,6 +345,7 @@ impl Runtime {
         crate::environ::add_to_linker(&mut linker)?;
         crate::os_random::add_to_linker(&mut linker)?;
         crate::api::add_to_linker(&mut linker)?;
+        crate::host_fn::add_to_linker(&mut linker, &settings.host_fns)?;
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),

@@ -139,12 +139,6 @@ impl Claim {
         }
     }
 
-    /// Forgets the claim without giving the slot back: for the copy of a
-    /// claim that a `fork` child inherits (the parent commits the original).
-    pub fn forget_in_child(self) {
-        std::mem::forget(self);
-    }
-
     /// Accounts `bytes` of wasm memory to the claimed slot before the child
     /// exists (the instance it will hold), unless the tree would then hold
     /// more than `limit`: a child's memory counts from the moment of the
@@ -315,6 +309,7 @@ pub fn own_memory_bytes() -> u64 {
 
 /// The number of live processes the tree's table counts (`0` before any
 /// child was started).
+#[cfg(test)]
 pub fn live() -> usize {
     match TABLE.get() {
         Some(Some(table)) => table.live.load(Ordering::Acquire) as usize,

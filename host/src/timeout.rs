@@ -11,7 +11,7 @@ pub enum Wait {
     /// Until the operation can be done.
     Forever,
     /// Not at all: `EAGAIN` if the operation would block.
-    NoWait,
+    Never,
     /// Until this instant: `ETIMEDOUT` after it.
     Until(Instant),
 }
@@ -25,7 +25,7 @@ impl Wait {
     pub fn from_micros(timeout_us: i64) -> BridgeResult<Wait> {
         match timeout_us {
             procbridge_abi::NO_TIMEOUT => Ok(Wait::Forever),
-            0 => Ok(Wait::NoWait),
+            0 => Ok(Wait::Never),
             t if t < 0 => Err(BridgeError::invalid(format!(
                 "timeout {t} is negative (use -1 to wait forever)"
             ))),
@@ -37,7 +37,7 @@ impl Wait {
     pub fn timeout(duration: Option<Duration>) -> Wait {
         match duration {
             None => Wait::Forever,
-            Some(d) if d.is_zero() => Wait::NoWait,
+            Some(d) if d.is_zero() => Wait::Never,
             Some(d) => Instant::now()
                 .checked_add(d)
                 .map_or(Wait::Forever, Wait::Until),
@@ -49,7 +49,7 @@ impl Wait {
     pub(crate) fn remaining(self, what: &str) -> BridgeResult<Option<Duration>> {
         match self {
             Wait::Forever => Ok(None),
-            Wait::NoWait => Err(BridgeError::new(
+            Wait::Never => Err(BridgeError::new(
                 Errno::Again,
                 format!("{what} would block"),
             )),
@@ -67,7 +67,7 @@ impl Wait {
     pub(crate) fn left(&self) -> Option<Duration> {
         match self {
             Wait::Forever => None,
-            Wait::NoWait => Some(Duration::ZERO),
+            Wait::Never => Some(Duration::ZERO),
             Wait::Until(at) => Some(at.saturating_duration_since(Instant::now())),
         }
     }
@@ -94,9 +94,9 @@ mod tests {
     #[test]
     fn timeouts_from_micros() {
         assert_eq!(Wait::from_micros(-1).unwrap(), Wait::Forever);
-        assert_eq!(Wait::from_micros(0).unwrap(), Wait::NoWait);
+        assert_eq!(Wait::from_micros(0).unwrap(), Wait::Never);
         assert!(matches!(Wait::from_micros(5).unwrap(), Wait::Until(_)));
-        assert_ne!(Wait::from_micros(i64::MAX).unwrap(), Wait::NoWait);
+        assert_ne!(Wait::from_micros(i64::MAX).unwrap(), Wait::Never);
         assert!(matches!(
             Wait::from_micros(i64::MAX).unwrap(),
             Wait::Until(_) | Wait::Forever
@@ -105,7 +105,7 @@ mod tests {
             assert_eq!(Wait::from_micros(bad).unwrap_err().errno, Errno::Inval);
         }
         assert_eq!(
-            Wait::NoWait.remaining("get").unwrap_err().errno,
+            Wait::Never.remaining("get").unwrap_err().errno,
             Errno::Again
         );
         let past = Wait::Until(Instant::now());
@@ -116,8 +116,8 @@ mod tests {
     fn poll_timeouts_and_expiry() {
         assert_eq!(Wait::Forever.poll_millis(), -1);
         assert!(!Wait::Forever.expired());
-        assert_eq!(Wait::NoWait.poll_millis(), 0);
-        assert!(Wait::NoWait.expired());
+        assert_eq!(Wait::Never.poll_millis(), 0);
+        assert!(Wait::Never.expired());
         let huge = Wait::from_micros(i64::MAX).unwrap();
         assert!(!huge.expired());
         assert!(huge.poll_millis() == -1 || huge.poll_millis() == i32::MAX);

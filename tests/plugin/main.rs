@@ -518,3 +518,72 @@ fn long_and_partial_lines_are_joined_per_process() {
     let got: Vec<String> = lines.iter().map(|l| l.text()).collect();
     assert_eq!(got, [long, "no newline".to_string()]);
 }
+
+#[test]
+fn embedders_add_host_functions_of_their_own() {
+    let _serial = serial();
+    let runtime = Runtime::builder()
+        .cache(None)
+        .host_fn("platform", "upper", |input: &[u8]| {
+            Ok(input.to_ascii_uppercase())
+        })
+        .host_fn("platform", "refuse", |input: &[u8]| {
+            Err(format!("refused {} bytes", input.len()))
+        })
+        .build()
+        .unwrap();
+    // A guest that calls both, takes the result, and prints it and the
+    // error's code and message.
+    let wat = r#"(module
+      (import "platform" "upper" (func $upper (param i32 i32) (result i32)))
+      (import "platform" "refuse" (func $refuse (param i32 i32) (result i32)))
+      (import "procbridge" "take_result" (func $take (param i32 i32) (result i32)))
+      (import "procbridge" "last_error" (func $last_error (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0x100) "hello plugin\n")
+      (func $print (param $at i32) (param $len i32)
+        (i32.store (i32.const 0) (local.get $at))
+        (i32.store (i32.const 4) (local.get $len))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+      (func (export "_start") (local $n i32)
+        (local.set $n (call $upper (i32.const 0x100) (i32.const 13)))
+        (if (i32.ne (local.get $n) (i32.const 13)) (then (call $exit (i32.const 10))))
+        (if (call $take (i32.const 0x200) (local.get $n)) (then (call $exit (i32.const 11))))
+        (call $print (i32.const 0x200) (local.get $n))
+        ;; An input outside memory: EFAULT, the function is not called.
+        (if (i32.ne (call $upper (i32.const 0xFFFF) (i32.const 16)) (i32.const -14))
+          (then (call $exit (i32.const 12))))
+        (if (i32.ne (call $refuse (i32.const 0x100) (i32.const 5)) (i32.const -5))
+          (then (call $exit (i32.const 13))))
+        (local.set $n (call $last_error (i32.const 0x300) (i32.const 64)))
+        (call $print (i32.const 0x300) (local.get $n))))"#;
+    let program = runtime.load_bytes("platform.wat", wat.as_bytes()).unwrap();
+    let out = procbridge::OutputCapture::new(1 << 16);
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Capture(out.clone()));
+    assert_eq!(runtime.run(&program, guest.build().unwrap()).unwrap(), 0);
+    assert_eq!(out.text(), "HELLO PLUGIN\nrefused 5 bytes");
+    // A runtime without them cannot load the guest, and says which import.
+    let err = self::runtime()
+        .load_bytes("platform.wat", wat.as_bytes())
+        .unwrap_err();
+    assert!(err.to_string().contains("`platform::upper`"), "{err}");
+    // procbridge's and WASI's import modules are not the embedder's.
+    for module in ["procbridge", "wasi_snapshot_preview1"] {
+        let err = Runtime::builder()
+            .cache(None)
+            .host_fn(module, "getpid", |_: &[u8]| Ok(Vec::new()))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("procbridge's own"), "{err}");
+    }
+    let err = Runtime::builder()
+        .cache(None)
+        .host_fn("platform", "twice", |_: &[u8]| Ok(Vec::new()))
+        .host_fn("platform", "twice", |_: &[u8]| Ok(Vec::new()))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("platform::twice"), "{err}");
+}

@@ -211,7 +211,7 @@ fn pool_submit(
         let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
         // Send what should be sent now; do not wait.
         if pool(caller.data_mut(), h)?.wants_round() {
-            drive(caller, h, Wait::NoWait, |_| Ok(None::<()>))?;
+            drive(caller, h, Wait::Never, |_| Ok(None::<()>))?;
         }
         Ok(id)
     })
@@ -243,7 +243,7 @@ fn check_task_export(caller: &mut Caller<'_, HostState>, name: &str) -> BridgeRe
 fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
     with_caller(&mut caller, |caller| {
         pool(caller.data_mut(), h)?.batch(id)?;
-        let done = drive(caller, h, Wait::NoWait, |p| {
+        let done = drive(caller, h, Wait::Never, |p| {
             Ok(p.batch(id)?.is_complete().then_some(()))
         })?;
         Ok(i32::from(done.is_some()))
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn waits_from_abi_timeouts() {
         assert!(matches!(Wait::from_micros(-1), Ok(Wait::Forever)));
-        assert!(matches!(Wait::from_micros(0), Ok(Wait::NoWait)));
+        assert!(matches!(Wait::from_micros(0), Ok(Wait::Never)));
         assert!(matches!(Wait::from_micros(5), Ok(Wait::Until(_))));
         assert_eq!(Wait::from_micros(-2).unwrap_err().errno, Errno::Inval);
         assert!(Wait::from_micros(i64::MAX).is_ok());

@@ -58,7 +58,7 @@ impl Drop for ProcessEntry {
 
 /// Kills every `Process` this OS process started (their handles stay, to
 /// be closed and reaped as the guest ends).
-pub(crate) fn kill_all(handles: &mut crate::HandleTable) {
+pub(crate) fn kill_all(handles: &mut crate::handles::HandleTable) {
     handles.for_each_own::<ProcessEntry>(PROCESS_KIND, |entry| {
         let _ = entry.child.signal(libc::SIGKILL);
     });

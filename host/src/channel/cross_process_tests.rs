@@ -144,7 +144,7 @@ fn one_writer_three_readers_each_message_exactly_once_in_order() {
         assert_eq!(r.exit_code(), 0, "a reader saw messages out of order");
     }
     let mut seen = HashSet::new();
-    while let Ok(m) = results.get(Wait::NoWait) {
+    while let Ok(m) = results.get(Wait::Never) {
         assert_eq!(parse_id(&m).0, 7);
         assert!(seen.insert(parse_id(&m).1), "a message was delivered twice");
     }
@@ -264,10 +264,10 @@ fn a_process_dying_with_the_lock_held_does_not_wedge_the_queue() {
         2,
         "the recount includes the committed message"
     );
-    assert_eq!(q.get(Wait::NoWait).unwrap(), b"before");
-    assert_eq!(q.get(Wait::NoWait).unwrap(), b"half-put");
-    q.put(b"after", Wait::NoWait).unwrap();
-    assert_eq!(q.get(Wait::NoWait).unwrap(), b"after");
+    assert_eq!(q.get(Wait::Never).unwrap(), b"before");
+    assert_eq!(q.get(Wait::Never).unwrap(), b"half-put");
+    q.put(b"after", Wait::Never).unwrap();
+    assert_eq!(q.get(Wait::Never).unwrap(), b"after");
 }
 
 #[test]

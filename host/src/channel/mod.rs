@@ -22,7 +22,7 @@
 //!
 //! let q = Queue::new(QueueConfig::default())?;
 //! q.put(b"A", Wait::Forever)?;
-//! assert_eq!(q.get(Wait::NoWait)?, b"A");
+//! assert_eq!(q.get(Wait::Never)?, b"A");
 //! # Ok::<(), procbridge::BridgeError>(())
 //! ```
 
@@ -36,6 +36,6 @@ mod cross_process_tests;
 
 pub(crate) use pipe::socketpair;
 pub use pipe::{pipe, Connection, MAX_PIPE_MESSAGE};
-pub use queue::{Queue, QueueConfig, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES, MAX_TOTAL_QUEUE_BYTES};
+pub use queue::{Queue, QueueConfig, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
 
 pub use crate::timeout::Wait;

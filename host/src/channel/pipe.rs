@@ -120,16 +120,6 @@ fn peer_gone() -> BridgeError {
 }
 
 impl Connection {
-    /// Whether this end may receive.
-    pub fn readable(&self) -> bool {
-        self.readable
-    }
-
-    /// Whether this end may send.
-    pub fn writable(&self) -> bool {
-        self.writable
-    }
-
     /// Sends one message, waiting for room in the socket as long as needed.
     ///
     /// # Errors
@@ -445,7 +435,7 @@ mod tests {
         }
         b.send(b"").unwrap();
         for i in 0..50u32 {
-            assert_eq!(b.recv(Wait::NoWait).unwrap(), i.to_le_bytes());
+            assert_eq!(b.recv(Wait::Never).unwrap(), i.to_le_bytes());
         }
         assert_eq!(a.recv(Wait::Forever).unwrap(), b"");
     }
@@ -454,8 +444,8 @@ mod tests {
     fn one_way_pipe_refuses_the_wrong_direction() {
         let (mut r, mut w) = pipe(false).unwrap();
         assert_eq!(r.send(b"x").unwrap_err().errno, Errno::BadF);
-        assert_eq!(w.recv(Wait::NoWait).unwrap_err().errno, Errno::BadF);
-        assert_eq!(w.poll(Wait::NoWait).unwrap_err().errno, Errno::BadF);
+        assert_eq!(w.recv(Wait::Never).unwrap_err().errno, Errno::BadF);
+        assert_eq!(w.poll(Wait::Never).unwrap_err().errno, Errno::BadF);
         w.send(b"x").unwrap();
         assert_eq!(r.recv(Wait::Forever).unwrap(), b"x");
     }
@@ -464,17 +454,17 @@ mod tests {
     fn timeouts_poll_and_eof() {
         let _serial = crate::channel::cross_process_tests::FORK_LOCK.lock();
         let (mut a, mut b) = pipe(true).unwrap();
-        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert_eq!(b.recv(Wait::Never).unwrap_err().errno, Errno::Again);
         let wait = Wait::timeout(Some(Duration::from_millis(20)));
         assert_eq!(b.recv(wait).unwrap_err().errno, Errno::TimedOut);
-        assert!(!b.poll(Wait::NoWait).unwrap());
+        assert!(!b.poll(Wait::Never).unwrap());
         a.send(b"hi").unwrap();
         assert!(b
             .poll(Wait::timeout(Some(Duration::from_millis(20))))
             .unwrap());
-        assert_eq!(b.recv(Wait::NoWait).unwrap(), b"hi");
+        assert_eq!(b.recv(Wait::Never).unwrap(), b"hi");
         drop(a);
-        assert!(b.poll(Wait::NoWait).unwrap(), "end-of-file is readable");
+        assert!(b.poll(Wait::Never).unwrap(), "end-of-file is readable");
         assert_eq!(b.recv(Wait::Forever).unwrap_err().errno, Errno::Pipe);
         assert_eq!(b.send(b"x").unwrap_err().errno, Errno::Pipe);
     }
@@ -506,14 +496,14 @@ mod tests {
         // SAFETY: a valid fd and buffer.
         let n = unsafe { libc::write(a.fd.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
         assert_eq!(n, 6);
-        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert_eq!(b.recv(Wait::Never).unwrap_err().errno, Errno::Again);
         // SAFETY: as above.
         unsafe { libc::write(a.fd.as_raw_fd(), b"llo".as_ptr().cast(), 3) };
-        assert_eq!(b.recv(Wait::NoWait).unwrap(), b"hello");
+        assert_eq!(b.recv(Wait::Never).unwrap(), b"hello");
         // A prefix over the limit is refused without allocating it.
         let huge = (MAX_PIPE_MESSAGE as u32 + 1).to_le_bytes();
         // SAFETY: as above.
         unsafe { libc::write(a.fd.as_raw_fd(), huge.as_ptr().cast(), 4) };
-        assert_eq!(b.recv(Wait::NoWait).unwrap_err().errno, Errno::Io);
+        assert_eq!(b.recv(Wait::Never).unwrap_err().errno, Errno::Io);
     }
 }

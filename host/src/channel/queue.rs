@@ -87,7 +87,7 @@ const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
 ///
 /// let q = Queue::new(QueueConfig { maxsize: 1, ..QueueConfig::default() })?;
 /// q.put(b"first", Wait::Forever)?;
-/// assert_eq!(q.put(b"second", Wait::NoWait).unwrap_err().errno, Errno::Again);
+/// assert_eq!(q.put(b"second", Wait::Never).unwrap_err().errno, Errno::Again);
 /// assert_eq!(q.get(Wait::Forever)?, b"first");
 /// # Ok::<(), procbridge::BridgeError>(())
 /// ```
@@ -165,11 +165,6 @@ impl Queue {
         Ok(queue)
     }
 
-    /// How the queue was made.
-    pub fn config(&self) -> QueueConfig {
-        self.config
-    }
-
     fn header(&self) -> &Header {
         // SAFETY: the header was initialised in `new` and lives as long as
         // the mapping; its shared fields are only used through the lock or
@@ -198,7 +193,7 @@ impl Queue {
     ///
     /// # Errors
     /// `E2BIG` for a message larger than the queue's byte limit; `EAGAIN`
-    /// (with [`Wait::NoWait`]) or `ETIMEDOUT` when the queue stayed full;
+    /// (with [`Wait::Never`]) or `ETIMEDOUT` when the queue stayed full;
     /// `ENOBUFS` when an unbounded queue's byte limit is reached; `EPIPE`
     /// once the queue is shut down.
     pub fn put(&self, msg: &[u8], wait: Wait) -> BridgeResult<()> {
@@ -254,8 +249,9 @@ impl Queue {
     /// Takes the oldest message, waiting for one as `wait` says.
     ///
     /// # Errors
-    /// `EAGAIN` (with [`Wait::NoWait`]) or `ETIMEDOUT` when the queue stayed
+    /// `EAGAIN` (with [`Wait::Never`]) or `ETIMEDOUT` when the queue stayed
     /// empty; `EPIPE` when it is empty and shut down.
+    #[cfg(test)]
     pub fn get(&self, wait: Wait) -> BridgeResult<Vec<u8>> {
         self.get_with(wait, |a, b| Ok([a, b].concat()))
     }
@@ -453,27 +449,27 @@ mod tests {
     fn fifo_and_sizes() {
         let q = queue(0, 1024);
         for i in 0..100u32 {
-            q.put(&i.to_le_bytes()[..(i % 5) as usize], Wait::NoWait)
+            q.put(&i.to_le_bytes()[..(i % 5) as usize], Wait::Never)
                 .unwrap();
         }
         assert_eq!(q.qsize().unwrap(), 100);
         for i in 0..100u32 {
             assert_eq!(
-                q.get(Wait::NoWait).unwrap(),
+                q.get(Wait::Never).unwrap(),
                 &i.to_le_bytes()[..(i % 5) as usize]
             );
         }
-        assert_eq!(q.get(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert_eq!(q.get(Wait::Never).unwrap_err().errno, Errno::Again);
         assert!(!q.is_full().unwrap());
     }
 
     #[test]
     fn maxsize_and_byte_limits() {
         let q = queue(2, 1024);
-        q.put(b"a", Wait::NoWait).unwrap();
-        q.put(b"b", Wait::NoWait).unwrap();
+        q.put(b"a", Wait::Never).unwrap();
+        q.put(b"b", Wait::Never).unwrap();
         assert!(q.is_full().unwrap());
-        assert_eq!(q.put(b"c", Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert_eq!(q.put(b"c", Wait::Never).unwrap_err().errno, Errno::Again);
         let start = Instant::now();
         let deadline = Wait::timeout(Some(Duration::from_millis(50)));
         assert_eq!(q.put(b"c", deadline).unwrap_err().errno, Errno::TimedOut);
@@ -490,7 +486,7 @@ mod tests {
         // A bounded queue whose bytes are full waits like a full one.
         let q = queue(10, 16);
         q.put(&[0; 12], Wait::Forever).unwrap();
-        assert_eq!(q.put(b"", Wait::NoWait).unwrap_err().errno, Errno::Again);
+        assert_eq!(q.put(b"", Wait::Never).unwrap_err().errno, Errno::Again);
     }
 
     #[test]
@@ -505,9 +501,9 @@ mod tests {
     #[test]
     fn shutdown_drains_then_closes() {
         let q = queue(0, 64);
-        q.put(b"last", Wait::NoWait).unwrap();
+        q.put(b"last", Wait::Never).unwrap();
         q.shutdown().unwrap();
-        assert_eq!(q.put(b"x", Wait::NoWait).unwrap_err().errno, Errno::Pipe);
+        assert_eq!(q.put(b"x", Wait::Never).unwrap_err().errno, Errno::Pipe);
         assert_eq!(q.get(Wait::Forever).unwrap(), b"last");
         assert_eq!(q.get(Wait::Forever).unwrap_err().errno, Errno::Pipe);
     }
@@ -519,17 +515,17 @@ mod tests {
             ..QueueConfig::default()
         })
         .unwrap();
-        q.join(Wait::NoWait).unwrap();
-        q.put(b"t", Wait::NoWait).unwrap();
-        assert_eq!(q.join(Wait::NoWait).unwrap_err().errno, Errno::Again);
-        q.get(Wait::NoWait).unwrap();
-        assert_eq!(q.join(Wait::NoWait).unwrap_err().errno, Errno::Again);
+        q.join(Wait::Never).unwrap();
+        q.put(b"t", Wait::Never).unwrap();
+        assert_eq!(q.join(Wait::Never).unwrap_err().errno, Errno::Again);
+        q.get(Wait::Never).unwrap();
+        assert_eq!(q.join(Wait::Never).unwrap_err().errno, Errno::Again);
         q.task_done().unwrap();
-        q.join(Wait::NoWait).unwrap();
+        q.join(Wait::Never).unwrap();
         assert_eq!(q.task_done().unwrap_err().errno, Errno::Inval);
         assert_eq!(queue(0, 64).task_done().unwrap_err().errno, Errno::Inval);
         assert_eq!(
-            queue(0, 64).join(Wait::NoWait).unwrap_err().errno,
+            queue(0, 64).join(Wait::Never).unwrap_err().errno,
             Errno::Inval
         );
     }

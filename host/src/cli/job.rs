@@ -193,7 +193,10 @@ impl JobOptions {
             None => Policy::builder(),
         };
         for cmd in &self.allow_run {
-            policy = policy.allow_run(cmd)?;
+            // The library names its builder call; the operator typed a flag.
+            policy = policy
+                .allow_run(cmd)
+                .map_err(|e| anyhow!("--allow-run {cmd}: {}", e.root_cause()))?;
         }
         for spec in &self.env {
             policy = add_env(policy, spec)?;

@@ -98,7 +98,7 @@ impl Pool {
     fn poll_timeout(&self, wait: Wait) -> Option<Duration> {
         let now = Instant::now();
         let mut limit = match wait {
-            Wait::NoWait => return Some(Duration::ZERO),
+            Wait::Never => return Some(Duration::ZERO),
             Wait::Until(deadline) => Some(deadline.saturating_duration_since(now)),
             Wait::Forever => None,
         };
