@@ -844,8 +844,14 @@ mod tests {
         assert!(Policy::builder().allow_run("").is_err());
         let err = Policy::builder().allow_run("/etc/passwd").unwrap_err();
         assert!(
-            err.to_string().contains("not an executable file"),
+            format!("{err:#}").contains("not an executable file"),
             "{err:#}"
+        );
+        // In the library's words: the builder call, then why.
+        let err = Policy::builder().allow_run("no-such-command-xyz").unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "allow_run(\"no-such-command-xyz\"): not found in PATH"
         );
     }
 

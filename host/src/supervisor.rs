@@ -14,9 +14,9 @@
 //!
 //! The protocol, for code that starts processes:
 //!
-//! ```no_run
+//! ```ignore
 //! # fn main() -> Result<(), procbridge::BridgeError> {
-//! use procbridge::supervisor;
+//! use crate::supervisor;
 //! let claim = supervisor::claim(64)?;         // EAGAIN when the tree is full
 //! let child = std::process::Command::new("true").spawn().unwrap();
 //! let slot = claim.commit(child.id());        // a failed start drops the claim instead

@@ -251,7 +251,6 @@ impl Queue {
     /// # Errors
     /// `EAGAIN` (with [`Wait::Never`]) or `ETIMEDOUT` when the queue stayed
     /// empty; `EPIPE` when it is empty and shut down.
-    #[cfg(test)]
     pub fn get(&self, wait: Wait) -> BridgeResult<Vec<u8>> {
         self.get_with(wait, |a, b| Ok([a, b].concat()))
     }
