@@ -274,6 +274,18 @@ impl GuestBuilder {
         self
     }
 
+    /// The sink `stream` writes to, if it goes to one.
+    pub(crate) fn sink(&self, stream: crate::output::StdStream) -> Option<&crate::OutputSink> {
+        let stdio = match stream {
+            crate::output::StdStream::Stdout => &self.stdout,
+            crate::output::StdStream::Stderr => &self.stderr,
+        };
+        match stdio {
+            Stdio::Sink(sink) => Some(sink),
+            _ => None,
+        }
+    }
+
     /// The policy that will be used.
     pub fn current_policy(&self) -> &Arc<Policy> {
         &self.policy

@@ -24,8 +24,9 @@
 //! never mix; a line written in pieces is joined again per process and
 //! stream. The reading thread ends once every copy of the sink is dropped
 //! and every process that held one has ended; a last line without a
-//! newline is handed over then. Commands a guest runs do not write into
-//! the sink (their output goes where the embedder's own does).
+//! newline is handed over then. A command a guest runs with its stdout or
+//! stderr inherited writes into a pipe of its own, whose lines a thread of
+//! the guest's process relays into the sink under the command's pid.
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -129,6 +130,44 @@ impl OutputSink {
             stream,
         }
     }
+
+    /// A pipe for a command's `stream`: its writing end (for the command),
+    /// and a function that, once the command's pid is known, relays what
+    /// it writes into the sink on a thread, until the command and whatever
+    /// inherited the pipe have closed it.
+    ///
+    /// # Errors
+    /// When the pipe cannot be made.
+    pub(crate) fn command_pipe(
+        &self,
+        stream: StdStream,
+    ) -> std::io::Result<(OwnedFd, impl FnOnce(u32) + use<>)> {
+        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let sink = self.stream(stream);
+        let start = move |pid: u32| {
+            let relay = move || {
+                let mut reader = std::fs::File::from(reader);
+                let mut chunk = vec![0u8; MAX_DATA];
+                loop {
+                    match reader.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if sink.write_as(pid, &chunk[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return,
+                    }
+                }
+            };
+            // Without a thread the command's output is lost, not the call.
+            let _ = std::thread::Builder::new()
+                .name("procbridge-relay".into())
+                .spawn(relay);
+        };
+        Ok((writer, start))
+    }
 }
 
 /// The reading thread: records to lines, until every writer is gone.
@@ -174,7 +213,11 @@ impl SinkStream {
     /// without its newline, partial. Nothing is kept between writes (a
     /// fork child must not inherit half a line of its parent's).
     fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let pid = std::process::id();
+        self.write_as(std::process::id(), bytes)
+    }
+
+    /// [`SinkStream::write_all`] for process `pid`.
+    fn write_as(&self, pid: u32, bytes: &[u8]) -> std::io::Result<()> {
         let stream = match self.stream {
             StdStream::Stdout => 1u8,
             StdStream::Stderr => 2u8,

@@ -848,7 +848,9 @@ mod tests {
             "{err:#}"
         );
         // In the library's words: the builder call, then why.
-        let err = Policy::builder().allow_run("no-such-command-xyz").unwrap_err();
+        let err = Policy::builder()
+            .allow_run("no-such-command-xyz")
+            .unwrap_err();
         assert_eq!(
             format!("{err:#}"),
             "allow_run(\"no-such-command-xyz\"): not found in PATH"

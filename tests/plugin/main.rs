@@ -587,3 +587,32 @@ fn embedders_add_host_functions_of_their_own() {
         .unwrap_err();
     assert!(err.to_string().contains("platform::twice"), "{err}");
 }
+
+#[test]
+fn a_command_s_inherited_output_reaches_the_sink_under_its_pid() {
+    let _serial = serial();
+    let (sink, lines) = OutputSink::channel().unwrap();
+    let mut guest = GuestBuilder::new();
+    guest
+        .stdout(Stdio::Sink(sink.clone()))
+        .stderr(Stdio::Sink(sink))
+        .policy(Policy::builder().allow_run("sh").unwrap().build());
+    let mut plugin = runtime()
+        .instantiate(program(), guest.build().unwrap())
+        .unwrap();
+    let pid: u32 = text(plugin.call("command_speaks", b"hi").unwrap())
+        .parse()
+        .unwrap();
+    drop((plugin, guest));
+    let got: Vec<(u32, StdStream, String)> =
+        lines.iter().map(|l| (l.pid, l.stream, l.text())).collect();
+    assert!(
+        got.contains(&(pid, StdStream::Stdout, "out: hi".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(pid, StdStream::Stderr, "err: hi".into())),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+}

@@ -7,6 +7,7 @@
 //! exports in the C start-up and shut-down code, run again on every call.)
 
 use procbridge_sdk::multiprocessing::{Pool, Process};
+use procbridge_sdk::subprocess::Popen;
 use procbridge_sdk::{os, task};
 use std::cell::Cell;
 use std::time::Duration;
@@ -120,6 +121,17 @@ task!(speak, |_: &[u8]| {
         return;
     }
     let _ = os::wait();
+});
+
+// Runs `sh -c 'echo out: TEXT; echo err: TEXT >&2'` with the plugin's own
+// stdout and stderr; the command's pid.
+task!(command_speaks, |text: &str| {
+    let script = format!("echo out: {}; echo err: {} >&2", text, text);
+    let mut child = Popen::builder(["sh", "-c", script.as_str()])
+        .spawn()
+        .expect("spawn sh");
+    child.wait(None).expect("wait");
+    child.pid().to_string()
 });
 
 /// Not a task (two parameters): a plugin host refuses to call it as one.

@@ -89,7 +89,7 @@ fn popen(
                 )));
             }
         }
-        let req = SpawnRequest {
+        let mut req = SpawnRequest {
             argv,
             env,
             cwd,
@@ -97,9 +97,41 @@ fn popen(
             stdout: stdio(&mut bridge.handles, stdout, false)?,
             stderr: stdio(&mut bridge.handles, stderr, false)?,
         };
+        let relays = relay_to_sinks(bridge, &mut req)?;
         let popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
+        for relay in relays {
+            relay(popen.pid() as u32);
+        }
         bridge.handles.insert(KIND, popen)
     })
+}
+
+/// Starts relaying a command's output, given its pid.
+type Relay = Box<dyn FnOnce(u32)>;
+
+/// A command whose stdout or stderr is inherited from a guest writing to
+/// an [`crate::OutputSink`] writes into a pipe relayed into that sink
+/// instead (the host's own stream is not the guest's); the relays to start
+/// once its pid is known.
+fn relay_to_sinks(bridge: &crate::ctx::Bridge, req: &mut SpawnRequest) -> BridgeResult<Vec<Relay>> {
+    use crate::output::StdStream;
+    let mut relays: Vec<Relay> = Vec::new();
+    let Some(origin) = bridge.process.origin.as_deref() else {
+        return Ok(relays);
+    };
+    for (stream, spec) in [
+        (StdStream::Stdout, &mut req.stdout),
+        (StdStream::Stderr, &mut req.stderr),
+    ] {
+        if let (StdioSpec::Inherit, Some(sink)) = (&*spec, origin.sink(stream)) {
+            let (writer, relay) = sink
+                .command_pipe(stream)
+                .map_err(|e| BridgeError::io("a pipe for the command's output", e))?;
+            *spec = StdioSpec::Fd(writer);
+            relays.push(Box::new(relay));
+        }
+    }
+    Ok(relays)
 }
 
 /// `KEY=VALUE` items.
