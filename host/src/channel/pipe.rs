@@ -27,6 +27,39 @@ pub struct Connection {
     partial: Frame,
     /// Bytes read from the socket, not yet part of a frame.
     buffered: ReadBuffer,
+    /// Whether `recv` looks for a message before sleeping ([`Spin`]).
+    spin: Spin,
+}
+
+/// When spinning pays: a reply that comes within microseconds (ping-pong)
+/// is caught without the cost of a wake-up, but a reader of slow messages
+/// would burn the whole spin on every one. So a spin that found nothing
+/// turns spinning off, and a sleep that ended soon turns it back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spin {
+    On,
+    Off,
+}
+
+impl Spin {
+    /// After a spin: whether it found a message.
+    fn after_spin(found: bool) -> Spin {
+        if found {
+            Spin::On
+        } else {
+            Spin::Off
+        }
+    }
+
+    /// After sleeping `slept` for a message: a message that came within a
+    /// few spins' time would have been caught by spinning.
+    fn after_sleep(self, slept: std::time::Duration) -> Spin {
+        if slept <= 4 * SPIN_BEFORE_SLEEP {
+            Spin::On
+        } else {
+            self
+        }
+    }
 }
 
 /// Bytes read from the socket ahead of need.
@@ -111,6 +144,7 @@ pub fn pipe(duplex: bool) -> BridgeResult<(Connection, Connection)> {
         writable,
         partial: Frame::default(),
         buffered: ReadBuffer::default(),
+        spin: Spin::On,
     };
     Ok((end(a, true, duplex), end(b, duplex, true)))
 }
@@ -214,13 +248,17 @@ impl Connection {
                     // A reply usually comes within microseconds: look for it
                     // briefly before sleeping in poll(2), whose wake-up from
                     // another core costs far more than the wait itself.
-                    if !spun {
+                    if !spun && self.spin == Spin::On {
                         spun = true;
-                        if self.spin_until_readable(SPIN_BEFORE_SLEEP) {
+                        let found = self.spin_until_readable(SPIN_BEFORE_SLEEP);
+                        self.spin = Spin::after_spin(found);
+                        if found {
                             continue;
                         }
                     }
+                    let slept = std::time::Instant::now();
                     self.wait_for(libc::POLLIN, left)?;
+                    self.spin = self.spin.after_sleep(slept.elapsed());
                 }
                 Err(err) => return Err(err),
             }
@@ -426,6 +464,28 @@ pub(crate) fn socketpair(nonblocking: bool, what: &str) -> BridgeResult<(OwnedFd
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_reader_of_slow_messages_stops_spinning_and_a_quick_reply_starts_it_again() {
+        assert_eq!(Spin::after_spin(true), Spin::On);
+        assert_eq!(Spin::after_spin(false), Spin::Off);
+        assert_eq!(Spin::Off.after_sleep(Duration::from_micros(80)), Spin::On);
+        assert_eq!(Spin::Off.after_sleep(Duration::from_millis(2)), Spin::Off);
+        assert_eq!(Spin::On.after_sleep(Duration::from_millis(2)), Spin::On);
+        // Messages 5 ms apart: the first wait spins in vain, the rest sleep.
+        let (mut reader, mut writer) = pipe(false).unwrap();
+        let sender = std::thread::spawn(move || {
+            for i in 0..3u8 {
+                std::thread::sleep(Duration::from_millis(5));
+                writer.send(&[i]).unwrap();
+            }
+        });
+        for i in 0..3u8 {
+            assert_eq!(reader.recv(Wait::Forever).unwrap(), [i]);
+            assert_eq!(reader.spin, Spin::Off, "message {i}");
+        }
+        sender.join().unwrap();
+    }
 
     #[test]
     fn duplex_both_ways_and_order() {
