@@ -594,6 +594,16 @@ fn run_store(
         let code = crate::process::exit_code_of(result, &program.name);
         crate::process::exit_child(store.data_mut(), code);
     }
+    let timed_out = matches!(
+        result
+            .as_ref()
+            .map_err(|e| e.downcast_ref::<wasmtime::Trap>()),
+        Err(Some(wasmtime::Trap::Interrupt))
+    );
+    if timed_out {
+        // Stopped, not ended: its processes are killed, not waited for.
+        crate::process::kill_guest(store.data_mut());
+    }
     // Children are finished with the store; then the audit's count of
     // what it left out is reported.
     drop(store);

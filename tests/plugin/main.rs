@@ -616,3 +616,72 @@ fn a_command_s_inherited_output_reaches_the_sink_under_its_pid() {
     );
     assert_eq!(got.len(), 2, "{got:?}");
 }
+
+#[test]
+fn a_run_stopped_at_its_wall_time_kills_its_processes_instead_of_waiting() {
+    let _serial = serial();
+    // `_start` forks a `Process` running `busy` (which never returns), then
+    // spins itself.
+    let wat = r#"(module
+      (import "procbridge" "process_start"
+        (func $start (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "procbridge" "process_pid" (func $pid (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0x100) "busy")
+      (func (export "busy") (param i32) (result i32) (loop (br 0)) (i32.const 0))
+      (func (export "_start") (local $h i32)
+        (local.set $h (call $start (i32.const 0x100) (i32.const 4) (i32.const 0) (i32.const 0)
+                                   (i32.const 1) (i32.const 0)))
+        (if (i32.le_s (local.get $h) (i32.const 0)) (then unreachable))
+        ;; Its pid, as text is too long to write here: 4 raw bytes on stdout.
+        (i32.store (i32.const 0x200) (call $pid (local.get $h)))
+        (i32.store (i32.const 0) (i32.const 0x200))
+        (i32.store (i32.const 4) (i32.const 4))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (loop (br 0))))"#;
+    let program = runtime().load_bytes("busy.wat", wat.as_bytes()).unwrap();
+    let limits = Limits {
+        wall_time: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    };
+    let out = procbridge::OutputCapture::new(64);
+    let mut guest = GuestBuilder::new();
+    guest
+        .stdout(Stdio::Capture(out.clone()))
+        .policy(Policy::builder().limits(limits).build());
+    let state = guest.build().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime().run(&program, state).map_err(|e| e.to_string()));
+    });
+    let result = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("run waited for a child that never ends");
+    assert!(result.unwrap_err().contains("wall time"));
+    let pid = i32::from_le_bytes(out.contents()[..4].try_into().unwrap());
+    assert!(
+        pid > 0 && !alive(pid),
+        "process {pid} outlived the stopped run"
+    );
+}
+
+#[test]
+fn a_pool_replaces_instances_inside_a_current_thread_runtime() {
+    let _serial = serial();
+    let pool = runtime()
+        .plugin_pool(program(), quiet(Policy::default()), 1)
+        .unwrap();
+    pool.set_call_timeout(Some(Duration::from_millis(20)));
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (spun, after) = single.block_on(async {
+        let spun = pool.call("spin", b"").await.unwrap_err();
+        let after = pool.call("count_vowels", b"io").await;
+        (spun, after)
+    });
+    assert!(spun.is_timeout(), "{spun}");
+    assert_eq!(text(after.unwrap()), "2");
+}

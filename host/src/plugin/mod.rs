@@ -101,22 +101,32 @@ impl Instantiator {
         program: &Program,
         state: HostState,
     ) -> anyhow::Result<Plugin> {
+        run_blocking(|| self.instantiate_here(program, state))?
+    }
+
+    /// [`Instantiator::instantiate`] on this thread, which may block (a
+    /// blocking thread of Tokio's, where a pool builds replacements).
+    pub(crate) fn instantiate_here(
+        &self,
+        program: &Program,
+        state: HostState,
+    ) -> anyhow::Result<Plugin> {
         let timeout = state.policy().limits().wall_time;
         let mut state = state;
         state.bridge.program = Some(program.clone());
         let mut store = new_store(&self.engine, state);
-        let live = run_blocking(|| -> anyhow::Result<Live> {
+        let live = {
             let _tokio = process_local::enter_tokio();
             let instance = program.instance_pre().instantiate(&mut store)?;
             if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
                 init.call(&mut store, ())?;
             }
-            Ok(Live {
+            Live {
                 store,
                 instance,
                 exports: Vec::new(),
-            })
-        })??;
+            }
+        };
         Ok(Plugin {
             name: program.name().to_string(),
             slot: Arc::new(Mutex::new(Slot::Live(Box::new(live)))),

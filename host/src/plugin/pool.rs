@@ -173,9 +173,11 @@ impl Shared {
             .map_err(|_| anyhow::anyhow!("the pool is gone"))
     }
 
+    /// A new instance (on the calling thread, which may block: the pool's
+    /// calls run on blocking threads, or the caller's own).
     fn fresh(&self) -> anyhow::Result<Plugin> {
         self.runtime
-            .instantiate(&self.program, self.origin.build()?)
+            .instantiate_here(&self.program, self.origin.build()?)
     }
 
     fn give_back(&self, plugin: Plugin) {
