@@ -161,18 +161,10 @@ impl Plugin {
     /// As [`Plugin::call`].
     pub async fn call_async(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let this = self.handle();
-        let export = export.to_string();
-        let input = input.to_vec();
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || this.call_here(&export, &input))
-            .await
-            .unwrap_or_else(|e| {
-                Err(CallError::new(
-                    &name,
-                    "",
-                    CallErrorKind::Host(format!("the call's thread failed: {e}")),
-                ))
-            })
+        on_blocking_thread(&self.name, export, input, move |export, input| {
+            this.call_here(export, input)
+        })
+        .await
     }
 
     /// Each later call's deadline (`None`: none). A call past it returns
@@ -307,6 +299,25 @@ impl Live {
         self.exports.push((name.to_string(), typed));
         Ok(self.exports.len() - 1)
     }
+}
+
+/// Runs `call(export, input)` on one of Tokio's blocking threads.
+pub(crate) async fn on_blocking_thread(
+    plugin: &str,
+    export: &str,
+    input: &[u8],
+    call: impl FnOnce(&str, &[u8]) -> Result<Vec<u8>, CallError> + Send + 'static,
+) -> Result<Vec<u8>, CallError> {
+    let (name, input) = (export.to_string(), input.to_vec());
+    tokio::task::spawn_blocking(move || call(&name, &input))
+        .await
+        .unwrap_or_else(|e| {
+            Err(CallError::new(
+                plugin,
+                export,
+                CallErrorKind::Host(format!("the call's thread failed: {e}")),
+            ))
+        })
 }
 
 fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {

@@ -105,18 +105,10 @@ impl PluginPool {
     /// As [`Plugin::call`].
     pub async fn call(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let shared = self.shared.clone();
-        let export = export.to_string();
-        let input = input.to_vec();
-        let name = shared.name.clone();
-        tokio::task::spawn_blocking(move || shared.call(&export, &input))
-            .await
-            .unwrap_or_else(|e| {
-                Err(CallError::new(
-                    &name,
-                    "",
-                    CallErrorKind::Host(format!("the call's thread failed: {e}")),
-                ))
-            })
+        super::on_blocking_thread(&self.shared.name, export, input, move |export, input| {
+            shared.call(export, input)
+        })
+        .await
     }
 
     /// [`PluginPool::call`] on this thread, blocking.
