@@ -204,6 +204,7 @@ pub struct RuntimeBuilder {
     epoch_tick: Option<Duration>,
     max_wasm_stack: Option<usize>,
     fuel: bool,
+    pooling: Option<u32>,
     host_fns: Vec<crate::host_fn::Registration>,
 }
 
@@ -214,6 +215,7 @@ impl Default for RuntimeBuilder {
             epoch_tick: Some(deadline::DEFAULT_TICK),
             max_wasm_stack: None,
             fuel: false,
+            pooling: None,
             host_fns: Vec::new(),
         }
     }
@@ -257,6 +259,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Instances come from wasmtime's pooling allocator, which reserves
+    /// room for `instances` of them up front and reuses it (faster
+    /// instantiation for a platform that makes many; each slot reserves
+    /// the address space of a 4 GiB memory). Past `instances` live at once,
+    /// instantiating fails until one is dropped. Off by default.
+    pub fn pooling_allocator(mut self, instances: u32) -> Self {
+        self.pooling = Some(instances.max(1));
+        self
+    }
+
     /// Adds a host function of the embedder's own: guests import it as
     /// `module::name(ptr, len) -> i32`, pass it bytes and get bytes back
     /// (see the `host_fn` module docs for the guest side). Your platform's
@@ -297,6 +309,13 @@ impl RuntimeBuilder {
         config.consume_fuel(self.fuel);
         if let Some(bytes) = self.max_wasm_stack {
             config.max_wasm_stack(bytes);
+        }
+        if let Some(instances) = self.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_core_instances(instances)
+                .total_memories(instances)
+                .total_tables(instances);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         Runtime::from_config(&config, self)
     }

@@ -685,3 +685,35 @@ fn a_pool_replaces_instances_inside_a_current_thread_runtime() {
     assert!(spun.is_timeout(), "{spun}");
     assert_eq!(text(after.unwrap()), "2");
 }
+
+#[test]
+fn plugins_from_a_pooling_allocator_fork_and_free_their_slots() {
+    let _serial = serial();
+    let pooled = Runtime::builder()
+        .cache(None)
+        .pooling_allocator(2)
+        .build()
+        .unwrap();
+    let program = pooled.load_file(guest("plugin")).unwrap();
+    let mut a = pooled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    let mut b = pooled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    assert_eq!(text(a.call("count_vowels", b"pool").unwrap()), "2");
+    assert_eq!(text(b.call("counter", b"").unwrap()), "1");
+    let out = text(a.call("forks", b"").unwrap());
+    assert!(out.ends_with("exited 0"), "{out}");
+    assert_eq!(text(a.call("pool_squares", b"4").unwrap()), "0,1,4,9");
+    // Two slots: a third instance waits for one to be freed.
+    let err = pooled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("maximum concurrent"), "{err:#}");
+    drop(b);
+    let mut c = pooled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    assert_eq!(text(c.call("counter", b"").unwrap()), "1");
+}
