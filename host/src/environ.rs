@@ -1,6 +1,7 @@
 //! `environ_sizes_get` and `environ_get`, answered from the guest's own
-//! state exactly as wasmtime-wasi answers them, without its per-call
-//! overhead (a tracing span, the memory export looked up by name).
+//! state as wasmtime-wasi answers them (a pointer outside memory or
+//! misaligned traps), without its per-call overhead (a tracing span, the
+//! memory export looked up by name).
 //!
 //! They are called often: a module built as a WASI *command* (any Rust
 //! binary) runs its C start-up code, which reads the whole environment,
@@ -9,7 +10,18 @@
 use crate::ctx::HostState;
 use wasmtime::{Caller, Linker, Memory};
 
-const ERRNO_FAULT: i32 = 21;
+/// A pointer outside memory or misaligned: a trap, as wasmtime-wasi (and
+/// the WASI specification) has it.
+fn bad_pointer(what: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("{what}: pointer out of bounds or misaligned"))
+}
+
+/// `len` bytes at `ptr` of a memory of `size` bytes, aligned to `align`.
+fn span(ptr: i32, len: usize, align: usize, size: usize) -> Option<std::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len)?;
+    (start % align == 0 && end <= size).then_some(start..end)
+}
 
 /// The environment as WASI hands it over: `K=V\0` entries, in order.
 #[derive(Debug, Clone, Default)]
@@ -61,13 +73,15 @@ fn environ_sizes_get(
     size_ptr: i32,
 ) -> wasmtime::Result<i32> {
     let memory = memory(&mut caller)?;
-    let environ = &caller.data().bridge.environ;
-    let count = environ.starts.len() as u32;
-    let size = environ.entries.len() as u32;
-    let written = memory
-        .write(&mut caller, count_ptr as u32 as usize, &count.to_le_bytes())
-        .and_then(|()| memory.write(&mut caller, size_ptr as u32 as usize, &size.to_le_bytes()));
-    Ok(if written.is_ok() { 0 } else { ERRNO_FAULT })
+    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+    let environ = &state.bridge.environ;
+    let count = (environ.starts.len() as u32).to_le_bytes();
+    let size = (environ.entries.len() as u32).to_le_bytes();
+    for (ptr, value) in [(count_ptr, count), (size_ptr, size)] {
+        let at = span(ptr, 4, 4, bytes.len()).ok_or_else(|| bad_pointer("environ_sizes_get"))?;
+        bytes[at].copy_from_slice(&value);
+    }
+    Ok(0)
 }
 
 fn environ_get(
@@ -78,19 +92,15 @@ fn environ_get(
     let memory = memory(&mut caller)?;
     let (bytes, state) = memory.data_and_store_mut(&mut caller);
     let environ = &state.bridge.environ;
-    let buf = buf_ptr as u32 as usize;
-    let table = environ_ptr as u32 as usize;
-    let Some(out) = bytes.get_mut(buf..buf.saturating_add(environ.entries.len())) else {
-        return Ok(ERRNO_FAULT);
-    };
-    out.copy_from_slice(&environ.entries);
-    for (n, start) in environ.starts.iter().enumerate() {
-        let at = table.saturating_add(4 * n);
-        let pointer = (buf as u32).wrapping_add(*start).to_le_bytes();
-        let Some(slot) = bytes.get_mut(at..at.saturating_add(4)) else {
-            return Ok(ERRNO_FAULT);
-        };
-        slot.copy_from_slice(&pointer);
+    let size = bytes.len();
+    let buf =
+        span(buf_ptr, environ.entries.len(), 1, size).ok_or_else(|| bad_pointer("environ_get"))?;
+    let table = span(environ_ptr, 4 * environ.starts.len(), 4, size)
+        .ok_or_else(|| bad_pointer("environ_get"))?;
+    let base = buf.start as u32;
+    bytes[buf].copy_from_slice(&environ.entries);
+    for (slot, start) in bytes[table].chunks_exact_mut(4).zip(&environ.starts) {
+        slot.copy_from_slice(&base.wrapping_add(*start).to_le_bytes());
     }
     Ok(0)
 }
