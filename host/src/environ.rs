@@ -20,7 +20,7 @@ fn bad_pointer(what: &str) -> wasmtime::Error {
 fn span(ptr: i32, len: usize, align: usize, size: usize) -> Option<std::ops::Range<usize>> {
     let start = ptr as u32 as usize;
     let end = start.checked_add(len)?;
-    (start % align == 0 && end <= size).then_some(start..end)
+    (start.is_multiple_of(align) && end <= size).then_some(start..end)
 }
 
 /// The environment as WASI hands it over: `K=V\0` entries, in order.
