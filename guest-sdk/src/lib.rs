@@ -32,7 +32,7 @@ pub mod sys;
 pub mod task;
 mod time;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 /// The ABI shared with the host (constants, list encoding), for raw calls.
 pub use procbridge_abi as abi;
 pub use procbridge_abi::Errno;

@@ -103,4 +103,5 @@ extern "C" {
     pub fn pool_terminate(h: i32) -> i32;
     pub fn pool_join(h: i32, timeout_us: i64) -> i32;
     pub fn pool_drop(h: i32) -> i32;
+    pub fn pool_share(h: i32, handle: i32) -> i32;
 }

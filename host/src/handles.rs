@@ -27,6 +27,9 @@ struct Entry {
     kind: &'static str,
     owner_pid: u32,
     inheritable: bool,
+    /// When it was made, in the table's count of insertions: a fork child
+    /// made after it holds a copy.
+    serial: u64,
 }
 
 /// A bounded table from guest handles to host resources of any type.
@@ -35,6 +38,8 @@ pub struct HandleTable {
     free: Vec<usize>,
     max: usize,
     live: usize,
+    /// Insertions so far.
+    serial: u64,
 }
 
 impl std::fmt::Debug for HandleTable {
@@ -54,6 +59,7 @@ impl HandleTable {
             free: Vec::new(),
             max: max.min(INDEX_MASK as usize),
             live: 0,
+            serial: 0,
         }
     }
 
@@ -99,11 +105,13 @@ impl HandleTable {
                 format!("too many open handles (limit {})", self.max),
             )));
         }
+        self.serial += 1;
         let entry = Entry {
             value,
             kind,
             owner_pid: std::process::id(),
             inheritable,
+            serial: self.serial,
         };
         let index = match self.free.pop() {
             Some(index) => index,
@@ -119,6 +127,40 @@ impl HandleTable {
         slot.entry = Some(entry);
         self.live += 1;
         Ok(((slot.generation << INDEX_BITS) | (index as u32 + 1)) as i32)
+    }
+
+    /// How many handles were ever made: a process forked now holds a copy
+    /// of every inheritable handle whose [`serial_of`](Self::serial_of) is
+    /// at most this.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The serial of an open inheritable handle (a queue or a pipe end) of
+    /// any kind.
+    ///
+    /// # Errors
+    /// `EBADF` for a handle that is not open; `EINVAL` for one a child
+    /// cannot hold (a process, a command, a pool).
+    pub fn serial_of(&self, handle: i32) -> BridgeResult<u64> {
+        let raw = handle as u32;
+        let index = (raw & INDEX_MASK) as usize;
+        let bad = || BridgeError::bad_handle(handle, "queue or pipe");
+        if handle <= 0 || index == 0 {
+            return Err(bad());
+        }
+        let slot = self.slots.get(index - 1).ok_or_else(bad)?;
+        let entry = slot.entry.as_ref().ok_or_else(bad)?;
+        if slot.generation != raw >> INDEX_BITS {
+            return Err(bad());
+        }
+        if !entry.inheritable {
+            return Err(BridgeError::invalid(format!(
+                "a {} handle cannot be given to another process: only queues and pipe ends can",
+                entry.kind
+            )));
+        }
+        Ok(entry.serial)
     }
 
     fn locate(&self, handle: i32, kind: &str) -> BridgeResult<usize> {

@@ -45,6 +45,17 @@ pub enum LoadError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The file is a WebAssembly component (a `wasm32-wasip2` build), not the
+    /// core module procbridge runs.
+    #[error(
+        "{name} is a WebAssembly component (built for wasm32-wasip2?); procbridge runs core \
+         modules: build for wasm32-wasip1 (rustup target add wasm32-wasip1) or wasm32-wasi, \
+         e.g. with guests/build"
+    )]
+    Component {
+        /// The module's name or path.
+        name: String,
+    },
     /// The module imports a function the host does not provide.
     #[error("{name} imports `{module}::{field}`, which this host does not provide")]
     UnknownImport {
@@ -153,6 +164,13 @@ pub(crate) fn new_store(engine: &Engine, state: HostState) -> Store<HostState> {
     store.limiter(|s| &mut s.memory);
     deadline::no_deadline(&mut store);
     store
+}
+
+/// Whether `bytes` begin with the header of a WebAssembly component: the
+/// magic, then a version whose layer (its upper 16 bits) is 1, as in
+/// `\0asm 0d 00 01 00`. A core module's layer is 0.
+fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
 }
 
 /// `bytes` as a wasm binary: as they are, or compiled from WAT text; or
@@ -437,13 +455,25 @@ impl Runtime {
             return self.load_bytes(&name, &bytes);
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
+        // A component is refused before it is compiled (the cache never
+        // holds one, so it is always read).
+        let component = std::cell::Cell::new(false);
         let (module, origin) = cache
-            .load_file(&self.engine, &file, |bytes| match binary(&bytes)? {
-                std::borrow::Cow::Borrowed(_) => Ok(bytes),
-                std::borrow::Cow::Owned(compiled) => Ok(compiled),
+            .load_file(&self.engine, &file, |bytes| {
+                if is_component(&bytes) {
+                    component.set(true);
+                    return Err(String::new());
+                }
+                match binary(&bytes)? {
+                    std::borrow::Cow::Borrowed(_) => Ok(bytes),
+                    std::borrow::Cow::Owned(compiled) => Ok(compiled),
+                }
             })
             .map_err(|e| match e {
                 FileLoadError::Read(source) => read_error(source),
+                FileLoadError::Invalid(_) if component.get() => {
+                    LoadError::Component { name: name.clone() }
+                }
                 FileLoadError::Invalid(reason) => LoadError::NotWasm {
                     name: name.clone(),
                     reason,
@@ -458,6 +488,11 @@ impl Runtime {
     /// # Errors
     /// See [`LoadError`].
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, LoadError> {
+        if is_component(bytes) {
+            return Err(LoadError::Component {
+                name: name.to_string(),
+            });
+        }
         let binary = binary(bytes).map_err(|reason| LoadError::NotWasm {
             name: name.to_string(),
             reason,

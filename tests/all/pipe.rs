@@ -14,7 +14,7 @@ fn send_recv_poll_and_one_way_pipes() {
             "poll true",
             "recv ping-pong",
             "poll empty false",
-            "recv_timeout Err(Timeout) waited true",
+            "recv_timeout Err(TimeoutError: no message came before the timeout) waited true",
             "one-way send on reader Err(BadF)",
             "one-way recv on writer Err(BadF)",
             "one-way 1.5"

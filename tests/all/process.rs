@@ -51,7 +51,7 @@ fn unknown_target_fails_before_forking_even_in_the_library() {
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(
         out.stderr,
-        "[ENOENT] the module exports no task function `no_such_task`\n"
+        "FileNotFoundError: [Errno 2] the module exports no task function `no_such_task`\n"
     );
 }
 

@@ -26,21 +26,21 @@ fn timeouts_wait_then_fail() {
     assert_eq!(
         queue_probe(&["timeouts"]),
         [
-            "get_timeout Err(Timeout) waited true",
-            "put_timeout Err(Timeout(\"y\")) waited true",
+            "get_timeout Err(queue.Empty: the queue stayed empty until the timeout) waited true",
+            "put_timeout Err(queue.Full: the queue stayed full until the timeout) waited true",
             "get_timeout Ok(\"x\")"
         ]
     );
 }
 
 #[test]
-fn nowait_errors_carry_the_item_back() {
+fn nowait_errors_are_pythons_empty_and_full() {
     assert_eq!(
         queue_probe(&["nowait"]),
         [
-            "get_nowait Err(Empty)",
+            "get_nowait Err(queue.Empty: the queue is empty)",
             "put_nowait Ok(())",
-            "put_nowait Err(Full(\"b\"))",
+            "put_nowait Err(queue.Full: the queue is full)",
             "get_nowait Ok(\"a\")"
         ]
     );
@@ -76,10 +76,10 @@ fn shutdown_refuses_puts_and_drains_gets() {
     assert_eq!(
         queue_probe(&["shutdown"]),
         [
-            "put Err(Closed(\"late\"))",
+            "put Err(queue.ShutDown: the queue is shut down)",
             "get Ok(\"left\")",
-            "get Err(Closed)",
-            "get_nowait Err(Closed)"
+            "get Err(queue.ShutDown: the queue is shut down)",
+            "get_nowait Err(queue.ShutDown: the queue is shut down)"
         ]
     );
 }
@@ -119,8 +119,8 @@ fn a_flooding_guest_gets_an_error_not_host_memory() {
         queue_probe(&["flood"]),
         [
             // 1024 bytes hold nine 104-byte records.
-            "flood put 9 then Some(Again)",
-            "item back 100",
+            "flood put 9 then Some(NoBufs)",
+            "full Full",
             "too big Some(TooBig)",
             "limit Err(Inval)"
         ]

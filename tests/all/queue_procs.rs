@@ -18,7 +18,7 @@ fn scenario(name: &str) -> String {
 fn one_writer_three_readers_each_message_exactly_once() {
     let out = scenario("fanout");
     assert!(out.contains("received 300 unique 300\n"), "{out}");
-    assert!(out.contains("extra Err(Timeout)\n"), "{out}");
+    assert!(out.contains("extra Err(Empty)\n"), "{out}");
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn pipe_reports_end_of_file_when_the_peer_dies() {
         "{out}"
     );
     assert!(
-        out.contains("after death Err(Closed) within 1s true\n"),
+        out.contains("after death Err(EndOfFile) within 1s true\n"),
         "{out}"
     );
 }

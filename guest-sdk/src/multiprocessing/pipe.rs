@@ -1,30 +1,32 @@
 //! Python's `multiprocessing.Pipe` and its connections.
 
+use super::handle::SharedHandle;
 use super::message::{micros, receive, Decode, Encode};
-use crate::error::{check, Error, Result};
+use crate::error::{check, Error, ErrorKind, Result};
 use crate::sys;
+use crate::task::{Decoder, Encoder, Value};
 use procbridge_abi::{Errno, NO_TIMEOUT};
 use std::cell::Cell;
-use std::fmt;
 use std::time::Duration;
 
 /// Makes a pipe and returns its two ends (`Pipe(duplex)`).
 ///
 /// With `duplex` both ends send and receive; without, the first end only
 /// receives and the second only sends. The other end sees end-of-file
-/// ([`RecvError::Closed`]) once every copy of an end is closed, including
+/// ([`ErrorKind::EndOfFile`]) once every copy of an end is closed, including
 /// when the process holding it dies. As in Python, a parent that hands one
 /// end to a child should close its own copy of that end.
 ///
 /// ```no_run
-/// use procbridge_sdk::multiprocessing::{Pipe, RecvError};
+/// use procbridge_sdk::multiprocessing::Pipe;
+/// use procbridge_sdk::ErrorKind;
 ///
 /// let (parent, child) = Pipe(true)?;
 /// child.send("hello")?;
 /// let got: String = parent.recv()?;
 /// assert_eq!(got, "hello");
 /// child.close()?;
-/// assert_eq!(parent.recv::<String>(), Err(RecvError::Closed));
+/// assert_eq!(parent.recv::<String>().unwrap_err().kind(), ErrorKind::EndOfFile);
 /// # Ok::<(), procbridge_sdk::Error>(())
 /// ```
 ///
@@ -43,70 +45,58 @@ pub fn Pipe(duplex: bool) -> Result<(Connection, Connection)> {
 
 /// One end of a [`Pipe`] (`multiprocessing.connection.Connection`).
 ///
-/// Dropping it closes this process's handle, as [`close`](Connection::close)
-/// does.
-#[derive(Debug)]
+/// A `Connection` is a handle: clone it to pass it to a task as an
+/// argument (see [`task!`](crate::task!)). Dropping the last clone closes
+/// this process's handle, as [`close`](Connection::close) does; one a task
+/// received as an argument is never closed by dropping it.
+#[derive(Clone, Debug)]
 pub struct Connection {
-    handle: i32,
+    handle: SharedHandle,
     /// The size of the last message received, to size the next buffer.
     hint: Cell<usize>,
 }
 
-/// Why a receive failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RecvError {
-    /// No message came before the timeout (`ETIMEDOUT`, or `EAGAIN` for a
-    /// zero timeout).
-    Timeout,
-    /// End-of-file: the other end is closed (Python's `EOFError`, `EPIPE`).
-    Closed,
-    /// Another error: a closed handle, a send-only end, a message that does
-    /// not decode...
-    Failed(Error),
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Timeout => f.write_str("no message came before the timeout"),
-            RecvError::Closed => f.write_str("the other end of the pipe is closed"),
-            RecvError::Failed(e) => write!(f, "recv failed: {e}"),
+/// A failed receive as Python raises it: `EOFError` once the other end is
+/// closed, `TimeoutError` when no message came in time (`ETIMEDOUT`, or
+/// `EAGAIN` for a zero timeout), else the host's error.
+fn recv_error(err: Error) -> Error {
+    let (kind, message) = match err.errno() {
+        Errno::Again | Errno::TimedOut => {
+            (ErrorKind::Timeout, "no message came before the timeout")
         }
-    }
-}
-
-impl std::error::Error for RecvError {}
-
-impl From<RecvError> for Error {
-    fn from(err: RecvError) -> Error {
-        let errno = match &err {
-            RecvError::Timeout => Errno::TimedOut,
-            RecvError::Closed => Errno::Pipe,
-            RecvError::Failed(e) => return e.clone(),
-        };
-        Error::new(errno, err.to_string())
-    }
+        Errno::Pipe => (ErrorKind::EndOfFile, "the other end of the pipe is closed"),
+        _ => return err,
+    };
+    Error::with_kind(kind, err.errno(), message)
 }
 
 impl Connection {
-    /// The connection's handle, to pass to another process of the tree,
-    /// which rebuilds it with [`from_raw`](Connection::from_raw).
+    /// The connection's handle number (see [`Queue::as_raw`](super::Queue::as_raw)).
     pub fn as_raw(&self) -> i32 {
-        self.handle
+        self.handle.raw()
     }
 
-    /// The handle, which this `Connection` no longer closes on drop.
+    /// The handle, which neither this `Connection` nor its clones close
+    /// any more.
     pub fn into_raw(self) -> i32 {
-        let handle = self.handle;
-        std::mem::forget(self);
-        handle
+        self.handle.release()
     }
 
-    /// The connection behind a raw handle. A handle that is not an open
-    /// connection makes every call fail with `EBADF`.
+    /// Takes ownership of a handle of this process (see
+    /// [`Queue::from_raw`](super::Queue::from_raw)). A handle that is not an
+    /// open connection makes every call fail with `EBADF`.
     pub fn from_raw(handle: i32) -> Connection {
         Connection {
-            handle,
+            handle: SharedHandle::owned(handle, sys::pipe_close),
+            hint: Cell::new(0),
+        }
+    }
+
+    /// The connection behind a handle this process holds but does not own
+    /// here: dropping it never closes the handle.
+    pub fn from_raw_borrowed(handle: i32) -> Connection {
+        Connection {
+            handle: SharedHandle::received(handle, sys::pipe_close),
             hint: Cell::new(0),
         }
     }
@@ -121,36 +111,32 @@ impl Connection {
         let len = i32::try_from(bytes.len())
             .map_err(|_| Error::new(Errno::TooBig, "message too large"))?;
         // SAFETY: `bytes` is readable for `len` bytes during the call.
-        check(unsafe { sys::pipe_send(self.handle, bytes.as_ptr(), len) }).map(|_| ())
+        check(unsafe { sys::pipe_send(self.as_raw(), bytes.as_ptr(), len) }).map(|_| ())
     }
 
-    fn recv_with<T: Decode>(&self, timeout_us: i64) -> std::result::Result<T, RecvError> {
+    fn recv_with<T: Decode>(&self, timeout_us: i64) -> Result<T> {
         let bytes = receive(&self.hint, |ptr, cap| {
             // SAFETY: `ptr` is writable for `cap` bytes during the call.
-            unsafe { sys::pipe_recv(self.handle, ptr, cap, timeout_us) }
+            unsafe { sys::pipe_recv(self.as_raw(), ptr, cap, timeout_us) }
         })
-        .map_err(|err| match err.errno() {
-            Errno::Again | Errno::TimedOut => RecvError::Timeout,
-            Errno::Pipe => RecvError::Closed,
-            _ => RecvError::Failed(err),
-        })?;
-        T::decode(bytes).map_err(RecvError::Failed)
+        .map_err(recv_error)?;
+        T::decode(bytes)
     }
 
     /// Receives a message, waiting for one (`recv()`).
     ///
     /// # Errors
-    /// [`RecvError::Closed`] at end-of-file; [`RecvError::Failed`] for
-    /// other errors.
-    pub fn recv<T: Decode>(&self) -> std::result::Result<T, RecvError> {
+    /// [`ErrorKind::EndOfFile`] at end-of-file; the host's error
+    /// otherwise.
+    pub fn recv<T: Decode>(&self) -> Result<T> {
         self.recv_with(NO_TIMEOUT)
     }
 
     /// Receives a message, waiting at most `timeout`.
     ///
     /// # Errors
-    /// As [`recv`](Connection::recv); [`RecvError::Timeout`].
-    pub fn recv_timeout<T: Decode>(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
+    /// As [`recv`](Connection::recv); [`ErrorKind::Timeout`].
+    pub fn recv_timeout<T: Decode>(&self, timeout: Duration) -> Result<T> {
         self.recv_with(micros(timeout))
     }
 
@@ -163,7 +149,7 @@ impl Connection {
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let us = timeout.map_or(NO_TIMEOUT, micros);
         // SAFETY: integer arguments only.
-        check(unsafe { sys::pipe_poll(self.handle, us) }).map(|r| r == 1)
+        check(unsafe { sys::pipe_poll(self.as_raw(), us) }).map(|r| r == 1)
     }
 
     /// Closes this process's handle (`close()`).
@@ -177,12 +163,15 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // SAFETY: integer arguments only; an already closed handle is EBADF,
-        // which there is no one to report to.
-        unsafe {
-            sys::pipe_close(self.handle);
-        }
+impl Value for Connection {
+    /// A connection travels as its handle number, as a [`Queue`](super::Queue) does.
+    fn encode(&self, out: &mut Encoder) {
+        out.write_handle(self.as_raw());
+    }
+
+    fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        Ok(Connection::from_raw_borrowed(<i32 as Value>::decode(
+            input,
+        )?))
     }
 }

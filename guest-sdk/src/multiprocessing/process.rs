@@ -2,7 +2,9 @@
 
 use crate::error::{check, Error, Result};
 use crate::sys;
+use crate::task::{encode_args, IntoArgs, RawArgs, Target};
 use procbridge_abi::{Errno, NO_TIMEOUT};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -30,27 +32,39 @@ use procbridge_abi::process::{
 
 static COUNTER: AtomicUsize = AtomicUsize::new(1);
 
-/// A process that runs a task function (exported with
+/// A process that runs a task function (defined with
 /// [`task!`](crate::task!)) in a new OS process.
 ///
-/// Build it, [`start`](Process::start) it, [`join`](Process::join) it:
+/// Build it with its target and arguments, [`start`](Process::start) it,
+/// [`join`](Process::join) it:
 ///
 /// ```no_run
 /// use procbridge_sdk::multiprocessing::{Process, StartMethod};
-/// let mut p = Process::new("run_proc")
-///     .args("test")
-///     .with_name("worker")
-///     .start_method(StartMethod::Spawn);
-/// p.start()?;
-/// println!("started {} as pid {:?}", p.name(), p.pid());
-/// p.join()?;
-/// # Ok::<(), procbridge_sdk::Error>(())
+/// use procbridge_sdk::{os, task};
+///
+/// task!(fn run_proc(name: String) {
+///     println!("Run child process {} ({})...", name, os::getpid());
+/// });
+///
+/// fn main() -> procbridge_sdk::Result<()> {
+///     let mut p = Process::new(run_proc)
+///         .args((String::from("test"),))
+///         .with_name("worker")
+///         .start_method(StartMethod::Spawn);
+///     p.start()?;
+///     println!("started {} as pid {:?}", p.name(), p.pid());
+///     p.join()?;
+///     Ok(())
+/// }
 /// ```
+///
+/// A target named by a string (`Process::new("run_proc")`) takes its
+/// arguments as bytes or a string (`.args("test")`).
 ///
 /// A process still running when its parent ends is waited for (or, for a
 /// daemon, terminated), as in Python.
 #[derive(Debug)]
-pub struct Process {
+pub struct Process<A = RawArgs> {
     target: String,
     args: Vec<u8>,
     name: String,
@@ -59,14 +73,16 @@ pub struct Process {
     handle: Option<i32>,
     pid: Option<u32>,
     exitcode: Option<i32>,
+    types: PhantomData<fn(A)>,
 }
 
-impl Process {
-    /// A process that will run the task exported as `target`.
-    pub fn new(target: &str) -> Process {
+impl<A> Process<A> {
+    /// A process that will run `target`: a task defined with
+    /// [`task!`](crate::task!), or the name of a task export.
+    pub fn new<T: Target<Args = A>>(target: T) -> Process<A> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Process {
-            target: target.to_string(),
+            target: target.name().to_string(),
             args: Vec::new(),
             name: format!("Process-{}", n),
             flags: 0,
@@ -74,24 +90,28 @@ impl Process {
             handle: None,
             pid: None,
             exitcode: None,
+            types: PhantomData,
         }
     }
 
-    /// The bytes (or string) given to the task.
-    pub fn args(mut self, args: impl AsRef<[u8]>) -> Process {
-        self.args = args.as_ref().to_vec();
+    /// The arguments given to the task: the tuple a typed task takes (or
+    /// its one argument), or bytes or a string for a target named by a
+    /// string. Handles among them (`Queue`, `Connection`) reach the child
+    /// under the same numbers.
+    pub fn args<X: IntoArgs<A>>(mut self, args: X) -> Process<A> {
+        self.args = encode_args(&args).0;
         self
     }
 
     /// Names the process (default `Process-N`).
-    pub fn with_name(mut self, name: &str) -> Process {
+    pub fn with_name(mut self, name: &str) -> Process<A> {
         self.name = name.to_string();
         self
     }
 
     /// A daemon is terminated, not waited for, when its parent ends, and
     /// may not start processes of its own.
-    pub fn daemon(mut self, daemon: bool) -> Process {
+    pub fn daemon(mut self, daemon: bool) -> Process<A> {
         if daemon {
             self.flags |= DAEMON;
         } else {
@@ -101,25 +121,25 @@ impl Process {
     }
 
     /// Chooses the start method (default [`StartMethod::Fork`]).
-    pub fn start_method(mut self, method: StartMethod) -> Process {
+    pub fn start_method(mut self, method: StartMethod) -> Process<A> {
         self.method = method;
         self
     }
 
     /// The child may run no commands, whatever this guest may run.
-    pub fn without_commands(mut self) -> Process {
+    pub fn without_commands(mut self) -> Process<A> {
         self.flags |= DROP_RUN;
         self
     }
 
     /// The child sees none of the granted directories (spawn only).
-    pub fn without_dirs(mut self) -> Process {
+    pub fn without_dirs(mut self) -> Process<A> {
         self.flags |= DROP_DIRS;
         self
     }
 
     /// The child sees none of the granted environment (spawn only).
-    pub fn without_env(mut self) -> Process {
+    pub fn without_env(mut self) -> Process<A> {
         self.flags |= DROP_ENV;
         self
     }

@@ -1,11 +1,12 @@
 //! Python's `multiprocessing.Queue` and `JoinableQueue`.
 
+use super::handle::SharedHandle;
 use super::message::{micros, receive, Decode, Encode};
-use crate::error::{check, Error, Result};
+use crate::error::{check, Error, ErrorKind, Result};
 use crate::sys;
+use crate::task::{Decoder, Encoder, Value};
 use procbridge_abi::{Errno, NO_TIMEOUT};
 use std::cell::Cell;
-use std::fmt;
 use std::time::Duration;
 
 /// A queue shared by the processes of the tree (`multiprocessing.Queue`).
@@ -14,13 +15,17 @@ use std::time::Duration;
 /// putter put them. A queue made with a `maxsize` makes putters wait while
 /// it is full; an unbounded one never does, but holds at most its byte
 /// limit (8 MiB unless [`with_limits`](Queue::with_limits) says otherwise):
-/// a put past it fails with [`PutError::Full`].
+/// a put past it fails with [`ErrorKind::Full`].
 ///
-/// Dropping a `Queue` closes this process's handle (as
-/// [`close`](Queue::close) does); other processes keep theirs.
+/// A `Queue` is a handle: [`clone`](Clone::clone) it to hand it to a
+/// [`Process`](super::Process) or a [`Pool`](super::Pool) task as an
+/// argument (see [`task!`](crate::task!)). Dropping the last clone closes
+/// this process's handle (as [`close`](Queue::close) does); other
+/// processes keep theirs, and a queue a task received as an argument is
+/// never closed by dropping it.
 ///
 /// ```no_run
-/// use procbridge_sdk::multiprocessing::{GetError, Queue};
+/// use procbridge_sdk::multiprocessing::Queue;
 ///
 /// let q = Queue::new()?;
 /// for value in ["A", "B", "C"] {
@@ -31,123 +36,38 @@ use std::time::Duration;
 /// assert_eq!(first, "A");
 /// # Ok::<(), procbridge_sdk::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Queue {
-    handle: i32,
+    handle: SharedHandle,
     /// The size of the last message got, to size the next buffer.
     hint: Cell<usize>,
 }
 
-/// Why a put failed; the item comes back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PutError<T> {
-    /// The queue is full (`put_nowait`), or an unbounded queue reached its
-    /// byte limit (`EAGAIN`, `ENOBUFS`).
-    Full(T),
-    /// The queue stayed full until the timeout (`ETIMEDOUT`).
-    Timeout(T),
-    /// The queue was shut down (`EPIPE`).
-    Closed(T),
-    /// Another error: a closed handle, a message too large for the queue...
-    Failed(T, Error),
+/// A failed put as Python raises it: `queue.Full` when the queue is full
+/// (also after a timeout, with `ETIMEDOUT`) or an unbounded queue reached
+/// its byte limit, `queue.ShutDown` after [`shutdown`](Queue::shutdown),
+/// else the host's error (`E2BIG`: larger than the queue; `EBADF`).
+fn put_error(err: Error) -> Error {
+    let (kind, message) = match err.errno() {
+        Errno::Again | Errno::NoBufs => (ErrorKind::Full, "the queue is full"),
+        Errno::TimedOut => (ErrorKind::Full, "the queue stayed full until the timeout"),
+        Errno::Pipe => (ErrorKind::Closed, "the queue is shut down"),
+        _ => return err,
+    };
+    Error::with_kind(kind, err.errno(), message)
 }
 
-/// Why a get failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GetError {
-    /// The queue is empty (`get_nowait`, `EAGAIN`).
-    Empty,
-    /// The queue stayed empty until the timeout (`ETIMEDOUT`).
-    Timeout,
-    /// The queue was shut down and is empty (`EPIPE`).
-    Closed,
-    /// Another error: a closed handle, a message that does not decode...
-    Failed(Error),
-}
-
-impl<T> PutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(t) | PutError::Timeout(t) | PutError::Closed(t) => t,
-            PutError::Failed(t, _) => t,
-        }
-    }
-
-    fn new(item: T, err: Error) -> Self {
-        match err.errno() {
-            Errno::Again | Errno::NoBufs => PutError::Full(item),
-            Errno::TimedOut => PutError::Timeout(item),
-            Errno::Pipe => PutError::Closed(item),
-            _ => PutError::Failed(item, err),
-        }
-    }
-
-    fn errno(&self) -> Errno {
-        match self {
-            PutError::Full(_) => Errno::Again,
-            PutError::Timeout(_) => Errno::TimedOut,
-            PutError::Closed(_) => Errno::Pipe,
-            PutError::Failed(_, e) => e.errno(),
-        }
-    }
-}
-
-impl GetError {
-    fn new(err: Error) -> Self {
-        match err.errno() {
-            Errno::Again => GetError::Empty,
-            Errno::TimedOut => GetError::Timeout,
-            Errno::Pipe => GetError::Closed,
-            _ => GetError::Failed(err),
-        }
-    }
-}
-
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("the queue is full"),
-            PutError::Timeout(_) => f.write_str("the queue stayed full until the timeout"),
-            PutError::Closed(_) => f.write_str("the queue is shut down"),
-            PutError::Failed(_, e) => write!(f, "put failed: {e}"),
-        }
-    }
-}
-
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetError::Empty => f.write_str("the queue is empty"),
-            GetError::Timeout => f.write_str("the queue stayed empty until the timeout"),
-            GetError::Closed => f.write_str("the queue is shut down"),
-            GetError::Failed(e) => write!(f, "get failed: {e}"),
-        }
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for PutError<T> {}
-impl std::error::Error for GetError {}
-
-impl<T> From<PutError<T>> for Error {
-    fn from(err: PutError<T>) -> Error {
-        match err {
-            PutError::Failed(_, e) => e,
-            other => Error::new(other.errno(), other.to_string()),
-        }
-    }
-}
-
-impl From<GetError> for Error {
-    fn from(err: GetError) -> Error {
-        let errno = match &err {
-            GetError::Empty => Errno::Again,
-            GetError::Timeout => Errno::TimedOut,
-            GetError::Closed => Errno::Pipe,
-            GetError::Failed(e) => return e.clone(),
-        };
-        Error::new(errno, err.to_string())
-    }
+/// A failed get as Python raises it: `queue.Empty` when the queue is empty
+/// (also after a timeout, with `ETIMEDOUT`), `queue.ShutDown` when it is
+/// shut down and empty, else the host's error.
+fn get_error(err: Error) -> Error {
+    let (kind, message) = match err.errno() {
+        Errno::Again => (ErrorKind::Empty, "the queue is empty"),
+        Errno::TimedOut => (ErrorKind::Empty, "the queue stayed empty until the timeout"),
+        Errno::Pipe => (ErrorKind::Closed, "the queue is shut down"),
+        _ => return err,
+    };
+    Error::with_kind(kind, err.errno(), message)
 }
 
 impl Queue {
@@ -191,63 +111,57 @@ impl Queue {
         Ok(Queue::from_raw(handle))
     }
 
-    /// The queue's handle, to pass to another process of the tree (in a
-    /// child's arguments), which rebuilds it with [`from_raw`](Queue::from_raw).
+    /// The queue's handle number. Passing the `Queue` itself as a task's
+    /// argument is simpler: a number passed by hand must be rebuilt with
+    /// [`from_raw_borrowed`](Queue::from_raw_borrowed) in the task.
     pub fn as_raw(&self) -> i32 {
-        self.handle
+        self.handle.raw()
     }
 
-    /// The handle, which this `Queue` no longer closes on drop.
+    /// The handle, which neither this `Queue` nor its clones close any
+    /// more.
     pub fn into_raw(self) -> i32 {
-        let handle = self.handle;
-        std::mem::forget(self);
-        handle
+        self.handle.release()
     }
 
-    /// The queue behind a handle given by [`as_raw`](Queue::as_raw) in this
-    /// process or its parent. A handle that is not an open queue makes every
-    /// call fail with `EBADF`.
+    /// Takes ownership of a handle of this process: dropping the `Queue`
+    /// (its last clone) closes it. A handle that is not an open queue makes
+    /// every call fail with `EBADF`. In a task given the number by hand,
+    /// use [`from_raw_borrowed`](Queue::from_raw_borrowed) instead: a pool
+    /// worker runs task after task with the same copy of the handle.
     pub fn from_raw(handle: i32) -> Queue {
         Queue {
-            handle,
+            handle: SharedHandle::owned(handle, sys::queue_close),
             hint: Cell::new(0),
         }
     }
 
-    fn put_with<T: Encode>(
-        &self,
-        item: T,
-        timeout_us: i64,
-    ) -> std::result::Result<(), PutError<T>> {
-        let ret = {
-            let bytes = item.encode();
-            let len = match i32::try_from(bytes.len()) {
-                Ok(len) => len,
-                Err(_) => {
-                    drop(bytes);
-                    return Err(PutError::Failed(
-                        item,
-                        Error::new(Errno::TooBig, "message too large"),
-                    ));
-                }
-            };
-            // SAFETY: `bytes` is readable for `len` bytes during the call.
-            unsafe { sys::queue_put(self.handle, bytes.as_ptr(), len, timeout_us) }
-        };
-        match check(ret) {
-            Ok(_) => Ok(()),
-            Err(err) => Err(PutError::new(item, err)),
+    /// The queue behind a handle this process holds but does not own here:
+    /// dropping it never closes the handle (what a task receives).
+    pub fn from_raw_borrowed(handle: i32) -> Queue {
+        Queue {
+            handle: SharedHandle::received(handle, sys::queue_close),
+            hint: Cell::new(0),
         }
+    }
+
+    fn put_with<T: Encode>(&self, item: T, timeout_us: i64) -> Result<()> {
+        let bytes = item.encode();
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| Error::new(Errno::TooBig, "message too large"))?;
+        // SAFETY: `bytes` is readable for `len` bytes during the call.
+        let ret = unsafe { sys::queue_put(self.as_raw(), bytes.as_ptr(), len, timeout_us) };
+        check(ret).map(|_| ()).map_err(put_error)
     }
 
     /// Puts an item, waiting while the queue is full (`put(item)`).
     ///
     /// # Errors
-    /// [`PutError::Full`] when an unbounded queue reached its byte limit;
-    /// [`PutError::Closed`] after [`shutdown`](Queue::shutdown);
-    /// [`PutError::Failed`] for other errors (`E2BIG`: larger than the
-    /// queue; `EBADF`: not an open queue).
-    pub fn put<T: Encode>(&self, item: T) -> std::result::Result<(), PutError<T>> {
+    /// [`ErrorKind::Full`] when an unbounded queue reached its byte limit;
+    /// [`ErrorKind::Closed`] after [`shutdown`](Queue::shutdown); the
+    /// host's error otherwise (`E2BIG`: larger than the queue; `EBADF`: not
+    /// an open queue).
+    pub fn put<T: Encode>(&self, item: T) -> Result<()> {
         self.put_with(item, NO_TIMEOUT)
     }
 
@@ -255,55 +169,53 @@ impl Queue {
     /// (`put(item, timeout=t)`).
     ///
     /// # Errors
-    /// As [`put`](Queue::put); [`PutError::Timeout`] when it stayed full.
-    pub fn put_timeout<T: Encode>(
-        &self,
-        item: T,
-        timeout: Duration,
-    ) -> std::result::Result<(), PutError<T>> {
+    /// As [`put`](Queue::put); [`ErrorKind::Full`] with `ETIMEDOUT` when
+    /// it stayed full.
+    pub fn put_timeout<T: Encode>(&self, item: T, timeout: Duration) -> Result<()> {
         self.put_with(item, micros(timeout))
     }
 
     /// Puts an item if there is room now (`put_nowait(item)`).
     ///
     /// # Errors
-    /// As [`put`](Queue::put); [`PutError::Full`] when the queue is full.
-    pub fn put_nowait<T: Encode>(&self, item: T) -> std::result::Result<(), PutError<T>> {
+    /// As [`put`](Queue::put); [`ErrorKind::Full`] when the queue is full.
+    pub fn put_nowait<T: Encode>(&self, item: T) -> Result<()> {
         self.put_with(item, 0)
     }
 
-    fn get_with<T: Decode>(&self, timeout_us: i64) -> std::result::Result<T, GetError> {
+    fn get_with<T: Decode>(&self, timeout_us: i64) -> Result<T> {
         let bytes = receive(&self.hint, |ptr, cap| {
             // SAFETY: `ptr` is writable for `cap` bytes during the call.
-            unsafe { sys::queue_get(self.handle, ptr, cap, timeout_us) }
+            unsafe { sys::queue_get(self.as_raw(), ptr, cap, timeout_us) }
         })
-        .map_err(GetError::new)?;
-        T::decode(bytes).map_err(GetError::Failed)
+        .map_err(get_error)?;
+        T::decode(bytes)
     }
 
     /// Takes the oldest item, waiting for one (`get()`, `get(True)`).
     ///
     /// # Errors
-    /// [`GetError::Closed`] when the queue is shut down and empty;
-    /// [`GetError::Failed`] for other errors (`EBADF`; `EINVAL` when the
-    /// message is not a `T`, which is then lost).
-    pub fn get<T: Decode>(&self) -> std::result::Result<T, GetError> {
+    /// [`ErrorKind::Closed`] when the queue is shut down and empty; the
+    /// host's error otherwise (`EBADF`; `EINVAL` when the message is not a
+    /// `T`, which is then lost).
+    pub fn get<T: Decode>(&self) -> Result<T> {
         self.get_with(NO_TIMEOUT)
     }
 
     /// Takes the oldest item, waiting at most `timeout` (`get(timeout=t)`).
     ///
     /// # Errors
-    /// As [`get`](Queue::get); [`GetError::Timeout`] when it stayed empty.
-    pub fn get_timeout<T: Decode>(&self, timeout: Duration) -> std::result::Result<T, GetError> {
+    /// As [`get`](Queue::get); [`ErrorKind::Empty`] with `ETIMEDOUT` when
+    /// it stayed empty.
+    pub fn get_timeout<T: Decode>(&self, timeout: Duration) -> Result<T> {
         self.get_with(micros(timeout))
     }
 
     /// Takes the oldest item if there is one (`get_nowait()`).
     ///
     /// # Errors
-    /// As [`get`](Queue::get); [`GetError::Empty`] when the queue is empty.
-    pub fn get_nowait<T: Decode>(&self) -> std::result::Result<T, GetError> {
+    /// As [`get`](Queue::get); [`ErrorKind::Empty`] when the queue is empty.
+    pub fn get_nowait<T: Decode>(&self) -> Result<T> {
         self.get_with(0)
     }
 
@@ -313,7 +225,7 @@ impl Queue {
     /// `EBADF` when this is not an open queue.
     pub fn qsize(&self) -> Result<usize> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_qsize(self.handle) }).map(|n| n as usize)
+        check(unsafe { sys::queue_qsize(self.as_raw()) }).map(|n| n as usize)
     }
 
     /// Whether the queue is empty (`empty()`).
@@ -322,7 +234,7 @@ impl Queue {
     /// As [`qsize`](Queue::qsize).
     pub fn empty(&self) -> Result<bool> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_empty(self.handle) }).map(|b| b == 1)
+        check(unsafe { sys::queue_empty(self.as_raw()) }).map(|b| b == 1)
     }
 
     /// Whether the queue holds `maxsize` items (`full()`); never for an
@@ -332,7 +244,7 @@ impl Queue {
     /// As [`qsize`](Queue::qsize).
     pub fn full(&self) -> Result<bool> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_full(self.handle) }).map(|b| b == 1)
+        check(unsafe { sys::queue_full(self.as_raw()) }).map(|b| b == 1)
     }
 
     /// Closes this process's handle (`close()`); the queue lives on in the
@@ -347,24 +259,26 @@ impl Queue {
     }
 
     /// Shuts the queue down for every process (`shutdown()` of Python's
-    /// `queue.Queue`): puts fail with [`PutError::Closed`], gets return the
-    /// items left and then [`GetError::Closed`]; waiting callers wake up.
+    /// `queue.Queue`): puts fail with [`ErrorKind::Closed`], gets return the
+    /// items left and then fail the same way; waiting callers wake up.
     ///
     /// # Errors
     /// `EBADF` when this is not an open queue.
     pub fn shutdown(&self) -> Result<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_shutdown(self.handle) }).map(|_| ())
+        check(unsafe { sys::queue_shutdown(self.as_raw()) }).map(|_| ())
     }
 }
 
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // SAFETY: integer arguments only. An already closed handle is EBADF,
-        // which there is no one to report to.
-        unsafe {
-            sys::queue_close(self.handle);
-        }
+impl Value for Queue {
+    /// A queue travels as its handle number; the receiver uses its own
+    /// copy of the handle and never closes it by dropping the `Queue`.
+    fn encode(&self, out: &mut Encoder) {
+        out.write_handle(self.as_raw());
+    }
+
+    fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        Ok(Queue::from_raw_borrowed(<i32 as Value>::decode(input)?))
     }
 }
 
@@ -383,7 +297,7 @@ impl Drop for Queue {
 /// q.join()?;
 /// # Ok::<(), procbridge_sdk::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct JoinableQueue {
     queue: Queue,
 }
@@ -420,6 +334,13 @@ impl JoinableQueue {
         }
     }
 
+    /// As [`Queue::from_raw_borrowed`].
+    pub fn from_raw_borrowed(handle: i32) -> JoinableQueue {
+        JoinableQueue {
+            queue: Queue::from_raw_borrowed(handle),
+        }
+    }
+
     /// The handle, which this queue no longer closes on drop.
     pub fn into_raw(self) -> i32 {
         self.queue.into_raw()
@@ -440,7 +361,7 @@ impl JoinableQueue {
     /// of a queue that is not joinable; `EBADF`.
     pub fn task_done(&self) -> Result<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_task_done(self.queue.handle) }).map(|_| ())
+        check(unsafe { sys::queue_task_done(self.queue.as_raw()) }).map(|_| ())
     }
 
     /// Waits until every item put has been marked done (`join()`).
@@ -449,7 +370,7 @@ impl JoinableQueue {
     /// As [`task_done`](JoinableQueue::task_done).
     pub fn join(&self) -> Result<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_join(self.queue.handle, NO_TIMEOUT) }).map(|_| ())
+        check(unsafe { sys::queue_join(self.queue.as_raw(), NO_TIMEOUT) }).map(|_| ())
     }
 
     /// Waits at most `timeout` for every item to be marked done.
@@ -458,7 +379,18 @@ impl JoinableQueue {
     /// As [`join`](JoinableQueue::join); `ETIMEDOUT` when tasks are left.
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_join(self.queue.handle, micros(timeout)) }).map(|_| ())
+        check(unsafe { sys::queue_join(self.queue.as_raw(), micros(timeout)) }).map(|_| ())
+    }
+}
+
+impl Value for JoinableQueue {
+    /// As for [`Queue`].
+    fn encode(&self, out: &mut Encoder) {
+        self.queue.encode(out);
+    }
+
+    fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        Queue::decode(input).map(|queue| JoinableQueue { queue })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The errors of `subprocess`, as Python's.
 
-use crate::Error;
+use crate::error::{Error, ErrorKind};
+use procbridge_abi::Errno;
 use std::fmt;
 use std::time::Duration;
 
@@ -62,6 +63,19 @@ impl SubprocessError {
     /// Whether a timeout expired.
     pub fn is_timeout(&self) -> bool {
         matches!(self, SubprocessError::Timeout(_))
+    }
+}
+
+impl From<SubprocessError> for Error {
+    /// `subprocess.CalledProcessError`, `subprocess.TimeoutExpired`, or the
+    /// host's error.
+    fn from(err: SubprocessError) -> Error {
+        let (kind, errno) = match &err {
+            SubprocessError::Os(e) => return e.clone(),
+            SubprocessError::CalledProcess(_) => (ErrorKind::CalledProcess, Errno::Child),
+            SubprocessError::Timeout(_) => (ErrorKind::TimeoutExpired, Errno::TimedOut),
+        };
+        Error::with_kind(kind, errno, err.to_string())
     }
 }
 

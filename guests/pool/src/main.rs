@@ -41,32 +41,36 @@ fn random() -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
-// The task the workers run: its argument is "NAME SCALE".
-task!(long_time_task, |args: &str| {
-    let mut parts = args.split(' ');
-    let name = parts.next().unwrap_or("?");
-    let scale: f64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    println!("Run task {} ({})...", name, os::getpid());
-    let start = Instant::now();
-    // At least 20 ms, so that the first four tasks are all running before
-    // any ends (Python's random() * 3 is below that 0.7% of the time).
-    let secs = (random() * 3.0 * scale).max(0.02);
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    println!(
-        "Task {} runs {:.2} seconds.",
-        name,
-        start.elapsed().as_secs_f64()
-    );
-});
+// The task the workers run.
+task!(
+    fn long_time_task(name: i64, scale: f64) {
+        println!("Run task {} ({})...", name, os::getpid());
+        let start = Instant::now();
+        // At least 20 ms, so that the first four tasks are all running before
+        // any ends (Python's random() * 3 is below that 0.7% of the time).
+        let secs = (random() * 3.0 * scale).max(0.02);
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        println!(
+            "Task {} runs {:.2} seconds.",
+            name,
+            start.elapsed().as_secs_f64()
+        );
+    }
+);
 
 fn main() {
-    let scale = std::env::args().nth(1).unwrap_or_else(|| String::from("1"));
+    let scale: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     println!("Parent process {}.", os::getpid());
     let p = Pool::new(4).expect("Pool(4)");
     let mut results = Vec::new();
     for i in 0..5 {
-        let args = format!("{} {}", i, scale);
-        results.push(p.apply_async("long_time_task", args).expect("apply_async"));
+        results.push(
+            p.apply_async(long_time_task, (i, scale))
+                .expect("apply_async"),
+        );
     }
     println!("Waiting for all subprocesses done...");
     p.close().expect("close");

@@ -103,7 +103,7 @@ fn map() {
     let expected: Vec<i64> = (0..50).map(|i| i * i).collect();
     println!("imap_unordered complete {}", unordered == expected);
     let star = pool
-        .starmap("add", vec![vec!["1", "2"], vec!["10", "20", "30"]])
+        .starmap_raw("add", vec![vec!["1", "2"], vec!["10", "20", "30"]])
         .expect("starmap");
     println!("starmap {}", texts(star));
     println!("apply {}", text(pool.apply("square", "12").expect("apply")));

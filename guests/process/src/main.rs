@@ -20,9 +20,11 @@ use procbridge_sdk::multiprocessing::{Process, StartMethod};
 use procbridge_sdk::{os, task};
 
 // The code the child process runs:
-task!(run_proc, |name: &str| {
-    println!("Run child process {} ({})...", name, os::getpid());
-});
+task!(
+    fn run_proc(name: String) {
+        println!("Run child process {} ({})...", name, os::getpid());
+    }
+);
 
 fn main() {
     let method = match std::env::args().nth(1).as_deref() {
@@ -30,7 +32,9 @@ fn main() {
         _ => StartMethod::Fork,
     };
     println!("Parent process {}.", os::getpid());
-    let mut p = Process::new("run_proc").args("test").start_method(method);
+    let mut p = Process::new(run_proc)
+        .args((String::from("test"),))
+        .start_method(method);
     println!("Child process will start.");
     p.start().expect("start");
     p.join().expect("join");

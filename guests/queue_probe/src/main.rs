@@ -4,10 +4,8 @@
 //!
 //! Run it: `procbridge run target/guests/queue_probe.wasm order timeouts`.
 
-use procbridge_sdk::multiprocessing::{
-    Connection, GetError, JoinableQueue, Pipe, PutError, Queue, RecvError,
-};
-use procbridge_sdk::{Errno, Error};
+use procbridge_sdk::multiprocessing::{Connection, JoinableQueue, Pipe, Queue};
+use procbridge_sdk::{Errno, Error, ErrorKind};
 use std::time::{Duration, Instant};
 
 type Result = std::result::Result<(), Error>;
@@ -167,16 +165,12 @@ fn joinable() -> Result {
     Ok(())
 }
 
-fn errno_of_put<T>(r: std::result::Result<(), PutError<T>>) -> Option<Errno> {
-    match r {
-        Err(PutError::Failed(_, e)) => Some(e.errno()),
-        Err(other) => Some(Error::from(other).errno()),
-        Ok(()) => None,
-    }
+fn errno_of_put(r: std::result::Result<(), Error>) -> Option<Errno> {
+    r.err().map(|e| e.errno())
 }
 
-fn errno_of_get<T>(r: std::result::Result<T, GetError>) -> Option<Errno> {
-    r.err().map(|e| Error::from(e).errno())
+fn errno_of_get<T>(r: std::result::Result<T, Error>) -> Option<Errno> {
+    r.err().map(|e| e.errno())
 }
 
 fn bad_handles() -> Result {
@@ -220,11 +214,8 @@ fn flood() -> Result {
             Err(e) => break e,
         }
     };
-    println!(
-        "flood put {n} then {:?}",
-        errno_of_put::<Vec<u8>>(Err(err.clone()))
-    );
-    println!("item back {}", err.into_inner().len());
+    println!("flood put {n} then {:?}", errno_of_put(Err(err.clone())));
+    println!("full {:?}", err.kind());
     println!(
         "too big {:?}",
         errno_of_put(Queue::new()?.put(vec![0u8; 9 << 20]))
@@ -302,7 +293,10 @@ fn pipe_eof() -> Result {
     b.close()?;
     println!("recv {:?}", a.recv::<String>());
     println!("poll at eof {}", a.poll(Some(Duration::ZERO))?);
-    println!("recv {:?}", a.recv::<String>() == Err(RecvError::Closed));
+    println!(
+        "recv {:?}",
+        a.recv::<String>().map_err(|e| e.kind()) == Err(ErrorKind::EndOfFile)
+    );
     println!("send {:?}", a.send("anyone?").map_err(|e| e.errno()));
     let raw = a.as_raw();
     a.close()?;

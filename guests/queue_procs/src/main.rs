@@ -12,7 +12,7 @@
 //!   parent made and passed in their arguments.
 //! * `fork_child`: an `os.fork` child puts into its parent's queue.
 
-use procbridge_sdk::multiprocessing::{GetError, Pipe, Pool, Process, Queue, RecvError};
+use procbridge_sdk::multiprocessing::{Pipe, Pool, Process, Queue};
 use procbridge_sdk::{os, task};
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ task!(writer, |args: &[u8]| -> Result<Vec<u8>, String> {
 task!(blocked_reader, |args: &[u8]| -> Result<Vec<u8>, String> {
     let q = Queue::from_raw(unpack(args)[0]);
     println!("blocked reader {} waiting", os::getpid());
-    let value: Result<String, GetError> = q.get();
+    let value: Result<String, procbridge_sdk::Error> = q.get();
     println!("blocked reader got {:?}", value);
     Ok(Vec::new())
 });
@@ -158,7 +158,9 @@ fn fanout() -> procbridge_sdk::Result<()> {
     println!("readers used {}", by_reader.len());
     println!(
         "extra {:?}",
-        results.get_timeout::<String>(Duration::from_millis(100))
+        results
+            .get_timeout::<String>(Duration::from_millis(100))
+            .map_err(|e| e.kind())
     );
     Ok(())
 }
@@ -223,12 +225,14 @@ fn pipe_peer_death() -> procbridge_sdk::Result<()> {
     child.start()?;
     // As in Python: the parent closes its copy of the child's end.
     drop(child_end);
-    let first: Result<String, RecvError> = parent_end.recv();
+    let first = parent_end.recv::<String>().map_err(|e| e.kind());
     println!("first {:?}", first);
     child.kill()?;
     child.join()?;
     let started = std::time::Instant::now();
-    let second: Result<String, RecvError> = parent_end.recv_timeout(Duration::from_secs(5));
+    let second = parent_end
+        .recv_timeout::<String>(Duration::from_secs(5))
+        .map_err(|e| e.kind());
     println!(
         "after death {:?} within 1s {}",
         second,

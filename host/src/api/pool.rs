@@ -43,6 +43,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     linker.func_wrap(MODULE, "pool_terminate", pool_terminate)?;
     linker.func_wrap(MODULE, "pool_join", pool_join)?;
     linker.func_wrap(MODULE, "pool_drop", pool_drop)?;
+    linker.func_wrap(MODULE, "pool_share", pool_share)?;
     Ok(())
 }
 
@@ -378,6 +379,20 @@ fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 
 fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         state.bridge.handles.remove::<Pool>(h, POOL_KIND)?;
+        Ok(0)
+    })
+}
+
+/// Makes every worker that runs a task from now on hold `handle` (a queue
+/// or pipe end of this process) under the same number: workers forked
+/// before it was made are replaced once their tasks in flight are done.
+fn pool_share(mut caller: Caller<'_, HostState>, h: i32, handle: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        if pool(state, h)?.state() != State::Running {
+            return Err(BridgeError::invalid("Pool not running"));
+        }
+        let serial = state.bridge.handles.serial_of(handle)?;
+        pool(state, h)?.share(serial);
         Ok(0)
     })
 }

@@ -261,7 +261,7 @@ impl JobOptions {
 fn load_exit_code(err: &LoadError) -> ExitCode {
     match err {
         LoadError::Read { .. } => ExitCode::NoInput,
-        LoadError::NotWasm { .. } => ExitCode::NotWasm,
+        LoadError::NotWasm { .. } | LoadError::Component { .. } => ExitCode::NotWasm,
         LoadError::UnknownImport { .. } | LoadError::Link { .. } => ExitCode::Link,
         LoadError::MissingStart { .. } => ExitCode::NoStart,
     }

@@ -229,6 +229,7 @@ impl Plugin {
             Ending::Failed(message) => return Err(fail(CallErrorKind::Failed(message))),
             Ending::Exit(code) => CallErrorKind::Exit(code),
             Ending::Trap(err) => self.trap_kind(err),
+            Ending::Panicked(message) => CallErrorKind::Trap(message),
         };
         // The instance ends (see `Live`'s drop).
         let err = fail(kind);

@@ -286,9 +286,23 @@ impl Pool {
         let max_tasks = self.config.max_tasks;
         self.last_step.elapsed() >= SUBMIT_ROUND_EVERY
             || self.missing_workers() > 0
-            || self.workers.iter().any(|w| {
-                w.in_flight.is_empty() && !w.dying && max_tasks.is_none_or(|max| w.sent < max)
-            })
+            || self
+                .workers
+                .iter()
+                .any(|w| w.in_flight.is_empty() && w.takes_chunks(max_tasks))
+    }
+
+    /// Makes sure every worker that runs a task from now on holds the
+    /// inheritable handle made at `serial` (see
+    /// [`HandleTable::serial_of`](crate::handles::HandleTable::serial_of)):
+    /// workers forked before it get no more tasks, and are replaced by
+    /// fresh forks, which inherit it, once their tasks in flight are done.
+    pub(crate) fn share(&mut self, serial: u64) {
+        for worker in &mut self.workers {
+            if worker.forked_at < serial {
+                worker.stale = true;
+            }
+        }
     }
 
     /// Whether no task is queued or running.

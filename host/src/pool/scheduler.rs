@@ -143,10 +143,7 @@ impl Pool {
         let max_tasks = self.config.max_tasks;
         for level in 1..=depth {
             for worker in &mut self.workers {
-                while worker.in_flight.len() < level
-                    && !worker.dying
-                    && max_tasks.is_none_or(|max| worker.sent < max)
-                {
+                while worker.in_flight.len() < level && worker.takes_chunks(max_tasks) {
                     let Some(chunk) = self.queue.pop_front() else {
                         return;
                     };
@@ -262,15 +259,14 @@ impl Pool {
         }
     }
 
-    /// Retires workers that ran `maxtasksperchild` chunks and are idle.
+    /// Retires idle workers that ran `maxtasksperchild` chunks or lack a
+    /// shared handle (see [`Pool::share`]).
     fn retire_spent(&mut self) {
-        let Some(max) = self.config.max_tasks else {
-            return;
-        };
+        let max_tasks = self.config.max_tasks;
         let mut index = 0;
         while index < self.workers.len() {
             let worker = &self.workers[index];
-            if worker.sent >= max && worker.in_flight.is_empty() {
+            if worker.is_spent(max_tasks) && worker.in_flight.is_empty() {
                 let worker = self.workers.remove(index);
                 self.retired.push(worker.retire());
             } else {

@@ -32,6 +32,12 @@ pub(crate) struct Worker {
     pub(crate) sent: u32,
     /// It said it will exit (its instance trapped): send it nothing more.
     pub(crate) dying: bool,
+    /// The handle table's serial when it was forked: it holds the
+    /// inheritable handles up to this one.
+    pub(crate) forked_at: u64,
+    /// It lacks a handle a task was given: it runs what it was sent, then
+    /// is replaced by a worker forked now.
+    pub(crate) stale: bool,
 }
 
 /// What reading from a worker found.
@@ -57,6 +63,17 @@ impl Worker {
     /// Whether requests are waiting to be written.
     pub(crate) fn wants_write(&self) -> bool {
         !self.outbuf.is_empty()
+    }
+
+    /// Whether it may be sent another chunk: it is not dying or stale and
+    /// has not run `max_tasks` chunks.
+    pub(crate) fn takes_chunks(&self, max_tasks: Option<u32>) -> bool {
+        !self.dying && !self.stale && max_tasks.is_none_or(|max| self.sent < max)
+    }
+
+    /// Whether it is to be replaced once its chunks in flight are done.
+    pub(crate) fn is_spent(&self, max_tasks: Option<u32>) -> bool {
+        self.stale || max_tasks.is_some_and(|max| self.sent >= max)
     }
 
     /// Queues `chunk` for this worker.
@@ -201,6 +218,8 @@ pub(crate) fn start(
                 head_since: Instant::now(),
                 sent: 0,
                 dying: false,
+                forked_at: caller.data().bridge.handles.serial(),
+                stale: false,
             })
         }
         Forked::Child => {

@@ -23,6 +23,9 @@ pub(crate) enum Ending {
     Exit(i32),
     /// It trapped.
     Trap(wasmtime::Error),
+    /// It reported an error and then trapped: a panic, whose message the
+    /// SDK's panic hook reported with `task_error` before aborting.
+    Panicked(String),
 }
 
 impl Ending {
@@ -34,7 +37,7 @@ impl Ending {
         match self {
             Ending::Returned(_) => 0,
             Ending::Exit(code) => code,
-            Ending::Failed(message) => {
+            Ending::Failed(message) | Ending::Panicked(message) => {
                 eprintln!("Process {target} ({pid}): {message}");
                 1
             }
@@ -85,9 +88,19 @@ pub(crate) fn call_typed(
             None if status == 0 => Ending::Returned(Vec::new()),
             None => Ending::Failed(format!("the task returned status {status}")),
         },
-        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(exit) => Ending::Exit(exit.0),
-            None => Ending::Trap(err),
-        },
+        Err(err) => {
+            if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                return Ending::Exit(exit.0);
+            }
+            // An abort (`unreachable`) after `task_error`: the SDK's panic
+            // hook reported the panic. Any other trap (a deadline, out of
+            // fuel) is what it is.
+            let aborted = err.downcast_ref::<wasmtime::Trap>()
+                == Some(&wasmtime::Trap::UnreachableCodeReached);
+            match outcome {
+                Some(TaskOutcome::Failed(message)) if aborted => Ending::Panicked(message),
+                _ => Ending::Trap(err),
+            }
+        }
     }
 }

@@ -51,6 +51,7 @@ fn pool_calls(h: &str) -> Vec<String> {
         format!("(call $pool_terminate {h})"),
         format!("(call $pool_join {h} (i64.const -1))"),
         format!("(call $pool_drop {h})"),
+        format!("(call $pool_share {h} (i32.const 65537))"),
     ]
 }
 
@@ -186,10 +187,25 @@ pub fn pool_odd_orders() -> Script {
         )
         .errno(&format!("(call $process_join {H} (i64.const 0))"), BadF)
         .errno(&format!("(call $popen_close {H})"), BadF)
+        // Sharing with the workers: only open queues and pipe ends, and
+        // sharing one twice is harmless.
+        .errno(&format!("(call $pool_share {H} (i32.const 12345))"), BadF)
+        .errno(&format!("(call $pool_share {H} (i32.const 0))"), BadF)
+        .errno(&format!("(call $pool_share {H} (i32.const -1))"), BadF)
+        .errno(&format!("(call $pool_share {H} {H})"), Inval)
+        .keep(
+            "$c",
+            "(call $queue_new (i32.const 0) (i32.const 0) (i32.const 0))",
+        )
+        .expect(&format!("(call $pool_share {H} (global.get $c))"), 0)
+        .expect(&format!("(call $pool_share {H} (global.get $c))"), 0)
+        .expect("(call $queue_close (global.get $c))", 0)
+        .errno(&format!("(call $pool_share {H} (global.get $c))"), BadF)
         // Close: no more submissions; the queued task still runs.
         .expect(&format!("(call $pool_close {H})"), 0)
         .expect(&format!("(call $pool_close {H})"), 0)
         .errno(&submit(H, ECHO.0, ECHO.1, 1), Inval)
+        .errno(&format!("(call $pool_share {H} (i32.const 12345))"), Inval)
         .errno(&format!("(call $pool_join {H} (i64.const 0))"), TimedOut)
         .errno(&format!("(call $pool_join {H} (i64.const 1000))"), TimedOut)
         .errno(&format!("(call $pool_join {H} (i64.const -2))"), Inval)

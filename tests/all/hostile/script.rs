@@ -76,6 +76,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("pool_terminate", "(param i32) (result i32)"),
     ("pool_join", "(param i32 i64) (result i32)"),
     ("pool_drop", "(param i32) (result i32)"),
+    ("pool_share", "(param i32 i32) (result i32)"),
 ];
 
 /// Where a script runs.

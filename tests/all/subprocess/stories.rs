@@ -61,7 +61,10 @@ fn an_ungranted_command_is_denied_with_one_operator_line() {
         "{err}"
     );
     assert_eq!(err.matches("procbridge: denied").count(), 1, "{err}");
-    assert!(err.contains("[EPERM]"), "the guest sees EPERM: {err}");
+    assert!(
+        err.contains("PermissionError: [Errno 1] run \"curl\": not granted"),
+        "the guest sees EPERM: {err}"
+    );
 }
 
 #[test]

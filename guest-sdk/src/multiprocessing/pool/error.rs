@@ -1,6 +1,6 @@
 //! The errors of pool calls and tasks, and how a task's outcome is decoded.
 
-use crate::error::{check, Error};
+use crate::error::{check, Error, ErrorKind};
 use procbridge_abi::pool::{
     STATUS_FAILED, STATUS_OK, STATUS_TERMINATED, STATUS_TIMED_OUT, STATUS_WORKER_LOST,
 };
@@ -51,6 +51,29 @@ impl fmt::Display for PoolError {
 }
 
 impl std::error::Error for PoolError {}
+
+impl From<PoolError> for Error {
+    /// The task's own message for a failed task (as Python re-raises the
+    /// worker's exception), `WorkerLostError`, `TimeoutError`, `ValueError`
+    /// for a pool in the wrong state, or the host's error.
+    fn from(err: PoolError) -> Error {
+        let (kind, errno) = match &err {
+            PoolError::Task(message) => {
+                return Error::with_kind(ErrorKind::Task, Errno::NoExec, message.clone())
+            }
+            PoolError::WorkerLost(_) => (ErrorKind::WorkerLost, Errno::OwnerDead),
+            PoolError::TaskTimedOut(_) | PoolError::Timeout => {
+                (ErrorKind::Timeout, Errno::TimedOut)
+            }
+            PoolError::Terminated => (ErrorKind::Value, Errno::Pipe),
+            PoolError::Closed | PoolError::NotClosed | PoolError::NotReady => {
+                (ErrorKind::Value, Errno::Inval)
+            }
+            PoolError::Os(e) => return e.clone(),
+        };
+        Error::with_kind(kind, errno, err.to_string())
+    }
+}
 
 impl From<Error> for PoolError {
     fn from(err: Error) -> Self {

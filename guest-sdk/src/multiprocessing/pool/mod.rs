@@ -1,26 +1,32 @@
 //! `multiprocessing.Pool`: worker processes reused across tasks.
 //!
-//! A task is a function exported with [`task!`](crate::task!), named by
-//! string, taking and returning bytes (or strings). Each worker is a real
-//! OS process that runs task after task; a worker that dies (killed, out of
-//! memory, trapped) is replaced and its task fails with
-//! [`PoolError::WorkerLost`] instead of hanging as in Python.
+//! A task is a function defined with [`task!`](crate::task!), taking and
+//! returning typed values; tasks named by a string take and return bytes.
+//! Each worker is a real OS process that runs task after task; a worker
+//! that dies (killed, out of memory, trapped) is replaced and its task
+//! fails with [`PoolError::WorkerLost`] instead of hanging as in Python. A
+//! task's panic or error reaches `get()` with its message.
 //!
 //! ```no_run
-//! use procbridge_sdk::multiprocessing::Pool;
+//! use procbridge_sdk::multiprocessing::{Pool, Queue};
 //! use procbridge_sdk::task;
 //!
-//! task!(square, |n: &str| -> Result<String, String> {
-//!     let n: i64 = n.parse().map_err(|e| format!("{}", e))?;
-//!     Ok((n * n).to_string())
+//! task!(fn square(x: i64) -> i64 {
+//!     x * x
 //! });
 //!
-//! fn main() -> Result<(), procbridge_sdk::multiprocessing::PoolError> {
+//! task!(fn produce(q: Queue, n: i64) {
+//!     q.put(n).unwrap();
+//! });
+//!
+//! fn main() -> Result<(), procbridge_sdk::Error> {
 //!     let pool = Pool::new(4)?;
-//!     let squares = pool.map_str("square", (0..10).map(|i| i.to_string()))?;
-//!     assert_eq!(squares[3], "9");
-//!     let r = pool.apply_async("square", "12")?;
-//!     assert_eq!(r.get_str()?, "144");
+//!     let squares: Vec<i64> = pool.map(square, 0..10)?;
+//!     assert_eq!(squares[3], 9);
+//!     assert_eq!(pool.apply_async(square, (12,))?.get()?, 144);
+//!     let q = Queue::new()?; // made after the workers: they get it too
+//!     pool.apply(produce, (q.clone(), 7))?;
+//!     assert_eq!(q.get::<i64>()?, 7);
 //!     pool.close()?;
 //!     pool.join()?;
 //!     Ok(())
@@ -34,6 +40,7 @@ pub use results::{AsyncResult, IMap, MapResult};
 
 use crate::error::take_result;
 use crate::sys;
+use crate::task::{encode_args, IntoArgs, Target, Task, Value};
 use error::{host, into_string, timeout_us};
 use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
 use procbridge_abi::{list, NO_TIMEOUT};
@@ -156,9 +163,19 @@ impl Pool {
             .collect())
     }
 
-    fn submit(&self, task: &str, items: &[u8], chunksize: usize) -> PoolResult<i32> {
+    fn submit(
+        &self,
+        task: &str,
+        items: &[u8],
+        chunksize: usize,
+        handles: &[i32],
+    ) -> PoolResult<i32> {
         if self.state.get() != State::Running {
             return Err(PoolError::Closed);
+        }
+        for &handle in handles {
+            // SAFETY: plain integers.
+            host(unsafe { sys::pool_share(self.handle, handle) })?;
         }
         crate::os::flush_std();
         let chunksize = i32::try_from(chunksize).unwrap_or(i32::MAX);
@@ -175,19 +192,27 @@ impl Pool {
         })
     }
 
-    fn submit_all<I, A>(&self, task: &str, items: I, chunksize: Option<usize>) -> PoolResult<Batch>
+    fn submit_all<T, I>(&self, task: &T, items: I, chunksize: Option<usize>) -> PoolResult<Batch>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         let mut encoded = Vec::new();
+        let mut handles = Vec::new();
         let mut count = 0usize;
         for item in items {
-            list::push(&mut encoded, item.as_ref());
+            let (bytes, item_handles) = encode_args(&item);
+            list::push(&mut encoded, &bytes);
+            for h in item_handles {
+                if !handles.contains(&h) {
+                    handles.push(h);
+                }
+            }
             count += 1;
         }
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(count, self.processes));
-        let id = self.submit(task, &encoded, chunksize)?;
+        let id = self.submit(task.name(), &encoded, chunksize, &handles)?;
         Ok(Batch {
             pool: self.handle,
             id,
@@ -195,41 +220,56 @@ impl Pool {
     }
 
     /// Runs `task(args)` in a worker and waits for its result (Python's
-    /// `apply`).
+    /// `apply`). `args` is the tuple the task takes (`(12,)`), or bytes for
+    /// a task named by a string.
     ///
     /// # Errors
     /// The task's error, [`PoolError::WorkerLost`], [`PoolError::Closed`], ...
-    pub fn apply(&self, task: &str, args: impl AsRef<[u8]>) -> PoolResult<Vec<u8>> {
+    pub fn apply<T: Target, X: IntoArgs<T::Args>>(
+        &self,
+        task: T,
+        args: X,
+    ) -> PoolResult<T::Output> {
         self.apply_async(task, args)?.get()
     }
 
     /// Queues `task(args)` and returns at once (Python's `apply_async`).
+    /// Queues and connections among the arguments reach the workers, even
+    /// those started before the queue was made.
     ///
     /// # Errors
     /// [`PoolError::Closed`] after [`close`](Pool::close); `ENOENT` when no
     /// task function is exported under that name.
-    pub fn apply_async(&self, task: &str, args: impl AsRef<[u8]>) -> PoolResult<AsyncResult<'_>> {
-        let mut encoded = Vec::with_capacity(args.as_ref().len() + 4);
-        list::push(&mut encoded, args.as_ref());
-        let id = self.submit(task, &encoded, 1)?;
+    pub fn apply_async<T: Target, X: IntoArgs<T::Args>>(
+        &self,
+        task: T,
+        args: X,
+    ) -> PoolResult<AsyncResult<'_, T::Output>> {
+        let (bytes, handles) = encode_args(&args);
+        let mut encoded = Vec::with_capacity(bytes.len() + 4);
+        list::push(&mut encoded, &bytes);
+        let id = self.submit(task.name(), &encoded, 1, &handles)?;
         Ok(AsyncResult {
             batch: Batch {
                 pool: self.handle,
                 id,
             },
+            decode: T::decode_output,
             _pool: self,
         })
     }
 
     /// `task` over every item, results in order (Python's `map`, with its
-    /// default chunksize). The first failed item's error fails the call.
+    /// default chunksize). Each item is the task's one argument. The first
+    /// failed item's error fails the call.
     ///
     /// # Errors
     /// As [`apply`](Pool::apply).
-    pub fn map<I, A>(&self, task: &str, items: I) -> PoolResult<Vec<Vec<u8>>>
+    pub fn map<T, I>(&self, task: T, items: I) -> PoolResult<Vec<T::Output>>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         self.map_async(task, items, None)?.get()
     }
@@ -238,20 +278,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply`](Pool::apply).
-    pub fn map_chunked<I, A>(
+    pub fn map_chunked<T, I>(
         &self,
-        task: &str,
+        task: T,
         items: I,
         chunksize: usize,
-    ) -> PoolResult<Vec<Vec<u8>>>
+    ) -> PoolResult<Vec<T::Output>>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         self.map_async(task, items, Some(chunksize))?.get()
     }
 
-    /// [`map`](Pool::map) for string results.
+    /// [`map`](Pool::map) of a task named by a string, for string results.
     ///
     /// # Errors
     /// As [`map`](Pool::map), or a result that is not UTF-8.
@@ -271,18 +312,20 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply_async`](Pool::apply_async).
-    pub fn map_async<I, A>(
+    pub fn map_async<T, I>(
         &self,
-        task: &str,
+        task: T,
         items: I,
         chunksize: Option<usize>,
-    ) -> PoolResult<MapResult<'_>>
+    ) -> PoolResult<MapResult<'_, T::Output>>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         Ok(MapResult {
-            batch: self.submit_all(task, items, chunksize)?,
+            batch: self.submit_all(&task, items, chunksize)?,
+            decode: T::decode_output,
             _pool: self,
         })
     }
@@ -293,15 +336,17 @@ impl Pool {
     /// # Errors
     /// As [`apply_async`](Pool::apply_async); each item's own error comes
     /// from the iterator.
-    pub fn imap<I, A>(&self, task: &str, items: I, chunksize: usize) -> PoolResult<IMap<'_>>
+    pub fn imap<T, I>(&self, task: T, items: I, chunksize: usize) -> PoolResult<IMap<'_, T::Output>>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         Ok(IMap {
-            batch: self.submit_all(task, items, Some(chunksize))?,
+            batch: self.submit_all(&task, items, Some(chunksize))?,
             order: NEXT_ORDERED,
             done: false,
+            decode: T::decode_output,
             _pool: self,
         })
     }
@@ -311,27 +356,42 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap`](Pool::imap).
-    pub fn imap_unordered<I, A>(
+    pub fn imap_unordered<T, I>(
         &self,
-        task: &str,
+        task: T,
         items: I,
         chunksize: usize,
-    ) -> PoolResult<IMap<'_>>
+    ) -> PoolResult<IMap<'_, T::Output>>
     where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
+        T: Target,
+        I: IntoIterator,
+        I::Item: IntoArgs<T::Args>,
     {
         let mut it = self.imap(task, items, chunksize)?;
         it.order = NEXT_UNORDERED;
         Ok(it)
     }
 
-    /// `task` over argument lists (Python's `starmap`): each item is a list
-    /// of arguments, which the task unpacks with [`star_args`].
+    /// `task` over argument tuples (Python's `starmap`): each item is the
+    /// whole tuple of the task's arguments.
     ///
     /// # Errors
     /// As [`map`](Pool::map).
-    pub fn starmap<I, L, A>(&self, task: &str, items: I) -> PoolResult<Vec<Vec<u8>>>
+    pub fn starmap<A, R, I>(&self, task: Task<A, R>, items: I) -> PoolResult<Vec<R>>
+    where
+        A: Value,
+        R: Value,
+        I: IntoIterator<Item = A>,
+    {
+        self.map(task, items)
+    }
+
+    /// `starmap` for a task named by a string: each item is a list of
+    /// arguments, which the task unpacks with [`star_args`].
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    pub fn starmap_raw<I, L, A>(&self, task: &str, items: I) -> PoolResult<Vec<Vec<u8>>>
     where
         I: IntoIterator<Item = L>,
         L: IntoIterator<Item = A>,
@@ -409,7 +469,7 @@ fn default_chunksize(items: usize, processes: usize) -> usize {
     }
 }
 
-/// The arguments of a [`starmap`](Pool::starmap) task.
+/// The arguments of a [`starmap_raw`](Pool::starmap_raw) task.
 ///
 /// ```no_run
 /// use procbridge_sdk::multiprocessing::pool::star_args;

@@ -3,7 +3,7 @@
 
 use super::error::{into_string, outcome, timeout_us};
 use super::{Pool, PoolError, PoolResult};
-use crate::error::{check, take_result, Error};
+use crate::error::{check, take_result, Error, Result};
 use crate::sys;
 use procbridge_abi::{list, Errno, NO_TIMEOUT};
 use std::time::Duration;
@@ -67,23 +67,23 @@ impl Drop for Batch {
     }
 }
 
-/// The pending result of [`Pool::apply_async`] (Python's `AsyncResult`).
+/// Reads a task's result bytes as the target's output type.
+pub(super) type DecodeFn<R> = fn(Vec<u8>) -> Result<R>;
+
+fn decoded<R>(decode: DecodeFn<R>, outcome: PoolResult<Vec<u8>>) -> PoolResult<R> {
+    outcome.and_then(|bytes| decode(bytes).map_err(PoolError::Os))
+}
+
+/// The pending result of [`Pool::apply_async`] (Python's `AsyncResult`):
+/// `R` is the task's result type (bytes for a task named by a string).
 #[derive(Debug)]
-pub struct AsyncResult<'p> {
+pub struct AsyncResult<'p, R = Vec<u8>> {
     pub(super) batch: Batch,
+    pub(super) decode: DecodeFn<R>,
     pub(super) _pool: &'p Pool,
 }
 
-impl<'p> AsyncResult<'p> {
-    /// Waits for the task and gives its result or its error.
-    ///
-    /// # Errors
-    /// The task's error, [`PoolError::WorkerLost`], [`PoolError::TaskTimedOut`],
-    /// [`PoolError::Terminated`].
-    pub fn get(&self) -> PoolResult<Vec<u8>> {
-        self.get_within(NO_TIMEOUT)
-    }
-
+impl<'p> AsyncResult<'p, Vec<u8>> {
     /// As [`get`](AsyncResult::get) for a string result.
     ///
     /// # Errors
@@ -91,14 +91,25 @@ impl<'p> AsyncResult<'p> {
     pub fn get_str(&self) -> PoolResult<String> {
         into_string(self.get()?)
     }
+}
+
+impl<'p, R> AsyncResult<'p, R> {
+    /// Waits for the task and gives its result or its error.
+    ///
+    /// # Errors
+    /// The task's error (its message, or its panic's), [`PoolError::WorkerLost`],
+    /// [`PoolError::TaskTimedOut`], [`PoolError::Terminated`].
+    pub fn get(&self) -> PoolResult<R> {
+        decoded(self.decode, self.get_within(NO_TIMEOUT))
+    }
 
     /// As [`get`](AsyncResult::get), giving up after `timeout` with
     /// [`PoolError::Timeout`] (the task goes on).
     ///
     /// # Errors
     /// As [`get`](AsyncResult::get), or [`PoolError::Timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<Vec<u8>> {
-        self.get_within(timeout_us(timeout))
+    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<R> {
+        decoded(self.decode, self.get_within(timeout_us(timeout)))
     }
 
     fn get_within(&self, timeout: i64) -> PoolResult<Vec<u8>> {
@@ -143,17 +154,18 @@ impl<'p> AsyncResult<'p> {
 
 /// The pending results of [`Pool::map_async`].
 #[derive(Debug)]
-pub struct MapResult<'p> {
+pub struct MapResult<'p, R = Vec<u8>> {
     pub(super) batch: Batch,
+    pub(super) decode: DecodeFn<R>,
     pub(super) _pool: &'p Pool,
 }
 
-impl<'p> MapResult<'p> {
+impl<'p, R> MapResult<'p, R> {
     /// Waits for every item; their results in order, or the first error.
     ///
     /// # Errors
     /// As [`AsyncResult::get`].
-    pub fn get(&self) -> PoolResult<Vec<Vec<u8>>> {
+    pub fn get(&self) -> PoolResult<Vec<R>> {
         self.collect(NO_TIMEOUT)
     }
 
@@ -161,7 +173,7 @@ impl<'p> MapResult<'p> {
     ///
     /// # Errors
     /// As [`get`](MapResult::get), or [`PoolError::Timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<Vec<Vec<u8>>> {
+    pub fn get_timeout(&self, timeout: Duration) -> PoolResult<Vec<R>> {
         self.collect(timeout_us(timeout))
     }
 
@@ -169,13 +181,18 @@ impl<'p> MapResult<'p> {
     ///
     /// # Errors
     /// Only if the host refuses (or [`PoolError::Timeout`]).
-    pub fn outcomes(&self, timeout: Option<Duration>) -> PoolResult<Vec<PoolResult<Vec<u8>>>> {
+    pub fn outcomes(&self, timeout: Option<Duration>) -> PoolResult<Vec<PoolResult<R>>> {
         let timeout = timeout.map_or(NO_TIMEOUT, timeout_us);
-        self.batch.each(timeout, |o| o)
+        let decode = self.decode;
+        self.batch.each(timeout, |o| decoded(decode, o))
     }
 
-    fn collect(&self, timeout: i64) -> PoolResult<Vec<Vec<u8>>> {
-        self.batch.each(timeout, |o| o)?.into_iter().collect()
+    fn collect(&self, timeout: i64) -> PoolResult<Vec<R>> {
+        let decode = self.decode;
+        self.batch
+            .each(timeout, |o| decoded(decode, o))?
+            .into_iter()
+            .collect()
     }
 
     /// Waits until every item has finished.
@@ -205,21 +222,27 @@ impl<'p> MapResult<'p> {
 
 /// The results of [`Pool::imap`] / [`Pool::imap_unordered`], as they come.
 #[derive(Debug)]
-pub struct IMap<'p> {
+pub struct IMap<'p, R = Vec<u8>> {
     pub(super) batch: Batch,
     pub(super) order: i32,
     pub(super) done: bool,
+    pub(super) decode: DecodeFn<R>,
     pub(super) _pool: &'p Pool,
 }
 
-impl<'p> IMap<'p> {
+impl<'p, R> IMap<'p, R> {
     /// The next result, waiting at most `timeout` ([`PoolError::Timeout`]
     /// then; the iteration can go on). `None` when all were given.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<PoolResult<Vec<u8>>> {
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<PoolResult<R>> {
         self.next_within(timeout_us(timeout))
     }
 
-    fn next_within(&mut self, timeout: i64) -> Option<PoolResult<Vec<u8>>> {
+    fn next_within(&mut self, timeout: i64) -> Option<PoolResult<R>> {
+        let decode = self.decode;
+        self.next_bytes(timeout).map(|o| decoded(decode, o))
+    }
+
+    fn next_bytes(&mut self, timeout: i64) -> Option<PoolResult<Vec<u8>>> {
         if self.done {
             return None;
         }
@@ -246,8 +269,8 @@ impl<'p> IMap<'p> {
     }
 }
 
-impl<'p> Iterator for IMap<'p> {
-    type Item = PoolResult<Vec<u8>>;
+impl<'p, R> Iterator for IMap<'p, R> {
+    type Item = PoolResult<R>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_within(NO_TIMEOUT)

@@ -1,0 +1,371 @@
+//! Task functions: code a child process or a pool worker runs, exported
+//! by [`task!`](crate::task!) under the function's name.
+//!
+//! A typed task takes and returns [`Value`]s, as a Python target takes and
+//! returns picklable objects:
+//!
+//! ```no_run
+//! use procbridge_sdk::multiprocessing::{Process, Queue};
+//! use procbridge_sdk::{os, task};
+//!
+//! task!(fn greet(q: Queue, names: Vec<String>) {
+//!     for name in names {
+//!         q.put(format!("hello {} from {}", name, os::getpid())).unwrap();
+//!     }
+//! });
+//!
+//! task!(fn parse(text: String) -> Result<i64, std::num::ParseIntError> {
+//!     text.trim().parse()
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! The older form names a closure over bytes or a string, for guests that
+//! pick a target by name at run time:
+//!
+//! ```no_run
+//! procbridge_sdk::task!(echo, |bytes: &[u8]| bytes.to_vec());
+//! # fn main() {}
+//! ```
+//!
+//! The ABI under both (see the host's `docs/abi.md`): the export is
+//! `fn NAME(args_len: i32) -> i32`; the arguments wait in the host and are
+//! taken with `take_result`; the outcome goes back with `task_return` or
+//! `task_error`. A panic in a task reaches the caller as the task's error
+//! (`panicked at 'message', src/main.rs:3:5`).
+
+mod panic;
+mod target;
+pub mod value;
+
+pub(crate) use target::encode_args;
+pub use target::{IntoArgs, RawArgs, Target, Task};
+pub use value::{Decoder, Encoder, Value};
+
+use crate::error::take_result;
+use crate::sys;
+use std::fmt::Display;
+
+/// What a task named by a string (`task!(name, |args: &str| ...)`) may
+/// return.
+pub trait TaskOutput {
+    /// The bytes to hand back, or an error message.
+    fn into_outcome(self) -> Result<Vec<u8>, String>;
+}
+
+impl TaskOutput for () {
+    fn into_outcome(self) -> Result<Vec<u8>, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl TaskOutput for Vec<u8> {
+    fn into_outcome(self) -> Result<Vec<u8>, String> {
+        Ok(self)
+    }
+}
+
+impl TaskOutput for String {
+    fn into_outcome(self) -> Result<Vec<u8>, String> {
+        Ok(self.into_bytes())
+    }
+}
+
+impl<'a> TaskOutput for &'a str {
+    fn into_outcome(self) -> Result<Vec<u8>, String> {
+        Ok(self.as_bytes().to_vec())
+    }
+}
+
+impl<T: TaskOutput, E: Display> TaskOutput for Result<T, E> {
+    fn into_outcome(self) -> Result<Vec<u8>, String> {
+        match self {
+            Ok(value) => value.into_outcome(),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+}
+
+/// What a typed task may return: a [`Value`], or a `Result` of one whose
+/// error is the task's failure (its `Display` is what the caller's `get()`
+/// reports, as Python re-raises the worker's exception).
+pub trait TaskReturn {
+    /// The value handed back.
+    type Output: Value;
+    /// The value, or the failure's message.
+    fn into_task_result(self) -> Result<Self::Output, String>;
+}
+
+impl<T: Value> TaskReturn for T {
+    type Output = T;
+    fn into_task_result(self) -> Result<T, String> {
+        Ok(self)
+    }
+}
+
+impl<T: Value, E: Display> TaskReturn for Result<T, E> {
+    type Output = T;
+    fn into_task_result(self) -> Result<T, String> {
+        self.map_err(|err| err.to_string())
+    }
+}
+
+/// Calls a function with its arguments as a tuple; used by
+/// [`task!`](crate::task!).
+#[doc(hidden)]
+pub trait Apply<A> {
+    type Output;
+    fn apply(&self, args: A) -> Self::Output;
+}
+
+macro_rules! apply {
+    ($(($($name:ident),*)),*) => {$(
+        impl<Func, Ret, $($name),*> Apply<($($name,)*)> for Func
+        where
+            Func: Fn($($name),*) -> Ret,
+        {
+            type Output = Ret;
+            #[allow(non_snake_case)]
+            fn apply(&self, args: ($($name,)*)) -> Ret {
+                let ($($name,)*) = args;
+                self($($name),*)
+            }
+        }
+    )*};
+}
+
+apply!(
+    (),
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H)
+);
+
+/// Runs a typed task; used by [`task!`](crate::task!).
+#[doc(hidden)]
+pub fn run_typed<A, F>(args_len: i32, func: F) -> i32
+where
+    A: Value,
+    F: Apply<A>,
+    F::Output: TaskReturn,
+{
+    let _running = panic::Running::enter();
+    let outcome = take_result(args_len)
+        .map_err(|err| format!("cannot take the task's arguments: {}", err))
+        .and_then(|bytes| call_typed(&func, &bytes));
+    finish(outcome)
+}
+
+fn call_typed<A, F>(func: &F, bytes: &[u8]) -> Result<Vec<u8>, String>
+where
+    A: Value,
+    F: Apply<A>,
+    F::Output: TaskReturn,
+{
+    let args: A = value::from_bytes(bytes)
+        .map_err(|err| format!("cannot read the task's arguments: {}", err))?;
+    let result = func.apply(args).into_task_result()?;
+    Ok(value::to_bytes(&result).0)
+}
+
+/// Runs a typed task over a whole chunk of a pool's items; used by
+/// [`task!`](crate::task!) for the `procbridge_batch.NAME` export (see
+/// [`run_bytes_batch`]).
+#[doc(hidden)]
+pub fn run_typed_batch<A, F>(args_len: i32, func: F) -> i32
+where
+    A: Value,
+    F: Apply<A>,
+    F::Output: TaskReturn,
+{
+    let _running = panic::Running::enter();
+    batch(args_len, |item| call_typed(&func, item))
+}
+
+/// Runs a task body that takes bytes; used by [`task!`](crate::task!).
+#[doc(hidden)]
+pub fn run_bytes<R: TaskOutput, F: FnOnce(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
+    let _running = panic::Running::enter();
+    match take_result(args_len) {
+        Ok(args) => finish(body(&args).into_outcome()),
+        Err(err) => finish(Err(format!("cannot take the task's arguments: {}", err))),
+    }
+}
+
+/// Runs a task body that takes a string; used by [`task!`](crate::task!).
+#[doc(hidden)]
+pub fn run_str<R: TaskOutput, F: FnOnce(&str) -> R>(args_len: i32, body: F) -> i32 {
+    run_bytes(args_len, |bytes| match std::str::from_utf8(bytes) {
+        Ok(text) => body(text).into_outcome(),
+        Err(_) => Err(String::from("the task's arguments are not UTF-8")),
+    })
+}
+
+/// Runs a task body over a whole chunk of a pool's items in one call; used
+/// by [`task!`](crate::task!) for the `procbridge_batch.NAME` export.
+///
+/// The arguments are a list (see `procbridge_abi::list`) of the items' own
+/// arguments; the result is a list with one entry per item: a status byte
+/// (`0` returned, `1` failed) followed by the item's result or error. As in
+/// Python, an item that traps or exits ends the whole chunk.
+#[doc(hidden)]
+pub fn run_bytes_batch<R: TaskOutput, F: Fn(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
+    let _running = panic::Running::enter();
+    batch(args_len, |item| body(item).into_outcome())
+}
+
+/// Takes a chunk's arguments, runs `one` on each item and hands back their
+/// outcomes as a list of status byte and payload.
+fn batch(args_len: i32, one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> i32 {
+    let args = match take_result(args_len) {
+        Ok(args) => args,
+        Err(err) => return finish(Err(format!("cannot take the task's arguments: {}", err))),
+    };
+    let mut out = Vec::with_capacity(args.len() + 64);
+    for item in procbridge_abi::list::iter(&args) {
+        let item = match item {
+            Ok(item) => item,
+            Err(err) => return finish(Err(format!("malformed chunk of arguments: {}", err))),
+        };
+        let (status, payload) = match one(item) {
+            Ok(bytes) => (0u8, bytes),
+            Err(message) => (1u8, message.into_bytes()),
+        };
+        out.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
+        out.push(status);
+        out.extend_from_slice(&payload);
+    }
+    finish(Ok(out))
+}
+
+/// [`run_bytes_batch`] for a body that takes a string.
+#[doc(hidden)]
+pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) -> i32 {
+    run_bytes_batch(args_len, |bytes| match std::str::from_utf8(bytes) {
+        Ok(text) => body(text).into_outcome(),
+        Err(_) => Err(String::from("the task's arguments are not UTF-8")),
+    })
+}
+
+fn finish(outcome: Result<Vec<u8>, String>) -> i32 {
+    crate::os::flush_std();
+    // SAFETY: pointer and length of a live buffer.
+    match outcome {
+        Ok(bytes) => unsafe {
+            sys::task_return(bytes.as_ptr(), bytes.len() as i32);
+            0
+        },
+        Err(message) => unsafe {
+            sys::task_error(message.as_ptr(), message.len() as i32);
+            1
+        },
+    }
+}
+
+/// Defines a task function: code a [`Process`](crate::multiprocessing::Process)
+/// or a [`Pool`](crate::multiprocessing::Pool) worker runs in another OS
+/// process.
+///
+/// `task!(fn NAME(ARG: TYPE, ...) -> RET { BODY })` defines the function
+/// and exports it, and `NAME` is a [`Task`] constant to hand to
+/// `Process::new(NAME)`, `pool.map(NAME, ...)` or `pool.apply_async(NAME,
+/// (ARG, ...))`. The arguments and the result are any [`Value`]s (numbers,
+/// strings, `Vec`s, `Option`s, tuples, and `Queue`, `JoinableQueue` or
+/// `Connection` handles, which the task receives as values and whose
+/// dropping never closes the process's copy). `RET` may be a `Result`:
+/// its error's `Display` is the task's failure, which the caller's `get()`
+/// reports; a panic is reported the same way.
+///
+/// ```no_run
+/// use procbridge_sdk::task;
+///
+/// task!(fn square(x: i64) -> i64 {
+///     x * x
+/// });
+///
+/// task!(fn shout(words: Vec<String>) -> Result<String, String> {
+///     if words.is_empty() {
+///         return Err(String::from("nothing to shout"));
+///     }
+///     Ok(words.join(" ").to_uppercase())
+/// });
+/// # fn main() {}
+/// ```
+///
+/// The older form exports a closure over the raw arguments, for targets
+/// named by a string (`Process::new("greet")`): it takes `&str` or
+/// `&[u8]` and returns `()`, `String`, `&str`, `Vec<u8>`, or a `Result` of
+/// one of those.
+///
+/// ```no_run
+/// procbridge_sdk::task!(greet, |name: &str| format!("hello {}", name));
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! task {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident ( $($($arg:ident)+ : $ty:ty),* $(,)? ) -> $ret:ty $body:block
+    ) => {
+        $crate::task!(@typed [$(#[$meta])*] [$vis] $name [$($($arg)+ : $ty),*] $ret $body);
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident ( $($($arg:ident)+ : $ty:ty),* $(,)? ) $body:block
+    ) => {
+        $crate::task!(@typed [$(#[$meta])*] [$vis] $name [$($($arg)+ : $ty),*] () $body);
+    };
+    (@typed [$($meta:tt)*] [$vis:vis] $name:ident [$($($arg:ident)+ : $ty:ty),*] $ret:ty $body:block) => {
+        $($meta)*
+        #[allow(non_upper_case_globals)]
+        $vis const $name: $crate::task::Task<
+            ($($ty,)*),
+            <$ret as $crate::task::TaskReturn>::Output,
+        > = $crate::task::Task::new(stringify!($name));
+        const _: () = {
+            #[allow(unused_mut, clippy::needless_pass_by_value)]
+            fn $name($($($arg)+ : $ty),*) -> $ret $body
+
+            #[export_name = stringify!($name)]
+            extern "C" fn one(args_len: i32) -> i32 {
+                $crate::task::run_typed::<($($ty,)*), _>(args_len, $name)
+            }
+
+            // A pool runs a whole chunk of items through this one export.
+            #[export_name = concat!("procbridge_batch.", stringify!($name))]
+            extern "C" fn batch(args_len: i32) -> i32 {
+                $crate::task::run_typed_batch::<($($ty,)*), _>(args_len, $name)
+            }
+        };
+    };
+    ($name:ident, |$arg:tt : &str| -> $ret:ty $body:block) => {
+        $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| -> $ret { $body });
+    };
+    ($name:ident, |$arg:tt : &[u8]| -> $ret:ty $body:block) => {
+        $crate::task!(@export $name, run_bytes, run_bytes_batch, |$arg: &[u8]| -> $ret { $body });
+    };
+    ($name:ident, |$arg:tt : &str| $body:expr) => {
+        $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| $body);
+    };
+    ($name:ident, |$arg:tt : &[u8]| $body:expr) => {
+        $crate::task!(@export $name, run_bytes, run_bytes_batch, |$arg: &[u8]| $body);
+    };
+    (@export $name:ident, $one:ident, $batch:ident, $($closure:tt)*) => {
+        #[no_mangle]
+        pub extern "C" fn $name(args_len: i32) -> i32 {
+            $crate::task::$one(args_len, $($closure)*)
+        }
+        // A pool runs a whole chunk of items through this one export.
+        const _: () = {
+            #[export_name = concat!("procbridge_batch.", stringify!($name))]
+            extern "C" fn batch(args_len: i32) -> i32 {
+                $crate::task::$batch(args_len, $($closure)*)
+            }
+        };
+    };
+}

@@ -1,0 +1,73 @@
+//! A panic inside a task becomes the task's error: the caller's `get()`
+//! (or the parent's stderr, for a `Process`) shows its message and where it
+//! happened, as Python shows the worker's exception.
+
+use crate::sys;
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::Location;
+use std::sync::Once;
+
+thread_local! {
+    /// How many task calls are running on this thread (a batch runs items
+    /// inside one call).
+    static DEPTH: Cell<u32> = Cell::new(0);
+}
+
+static HOOK: Once = Once::new();
+
+/// Marks a task call as running while it lives.
+pub(crate) struct Running(());
+
+impl Running {
+    /// Enters a task call, installing the panic hook the first time.
+    pub(crate) fn enter() -> Running {
+        HOOK.call_once(install);
+        DEPTH.with(|d| d.set(d.get() + 1));
+        Running(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+fn install() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if DEPTH.with(Cell::get) == 0 {
+            return previous(info);
+        }
+        let message = describe(info.payload(), info.location());
+        crate::os::flush_std();
+        // SAFETY: pointer and length of a live buffer. The instance traps
+        // right after (guests abort on panic); the host reports the task as
+        // failed with this message.
+        unsafe {
+            sys::task_error(message.as_ptr(), message.len() as i32);
+        }
+    }));
+}
+
+/// `panicked at 'MESSAGE', FILE:LINE:COLUMN`, on every toolchain.
+fn describe(payload: &(dyn Any + Send), location: Option<&Location<'_>>) -> String {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("Box<dyn Any>")
+    };
+    match location {
+        Some(at) => format!(
+            "panicked at '{}', {}:{}:{}",
+            text,
+            at.file(),
+            at.line(),
+            at.column()
+        ),
+        None => format!("panicked at '{}'", text),
+    }
+}

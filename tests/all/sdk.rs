@@ -1,0 +1,235 @@
+//! The Rust SDK's typed tasks: the issue's program against Python's, panics
+//! and errors reaching the caller as Python shows them, handles given to
+//! pool workers, bad arguments to typed tasks.
+
+use crate::support::*;
+use std::process::{Command, Output};
+
+fn probe(scenario: &str) -> Output {
+    run_cli(&["run", guest("sdk_probe").to_str().unwrap(), scenario])
+}
+
+fn probe_ok(scenario: &str) -> String {
+    let out = probe(scenario);
+    assert!(
+        out.status.success(),
+        "{scenario}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Lines with every number of four or more digits (pids) replaced by `PID`.
+fn without_pids(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    if word.len() >= 4 && word.chars().all(|c| c.is_ascii_digit()) {
+                        "PID"
+                    } else {
+                        word
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// The lines of one process's story, in the order they were printed.
+fn story<'a>(lines: &'a [String], prefixes: &[&str]) -> Vec<&'a str> {
+    lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+        .collect()
+}
+
+/// The tour guest is the issue's program as written; it prints what the
+/// same program prints in Python, pids aside (the reader's lines may stop
+/// early in both: it is terminated).
+#[test]
+fn the_tour_prints_what_python_prints() {
+    let out = run_cli(&["run", guest("tour").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = without_pids(&stdout(&out));
+    let script = root().join("guests/tour/src/main.rs");
+    let source = std::fs::read_to_string(script).unwrap();
+    let python: String = source
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ```python"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| format!("{}\n", l.strip_prefix("//! ").unwrap_or("")))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tour.py");
+    std::fs::write(&path, python).unwrap();
+    let py = Command::new("python3")
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(py.status.success(), "{}", stderr(&py));
+    let theirs = without_pids(&stdout(&py));
+
+    let writer = ["Process to write", "Put "];
+    assert_eq!(story(&ours, &writer), story(&theirs, &writer));
+    assert_eq!(
+        story(&ours, &writer),
+        [
+            "Process to write: PID",
+            "Put A to queue...",
+            "Put B to queue...",
+            "Put C to queue..."
+        ]
+    );
+    let reader = story(&ours, &["Process to read", "Get "]);
+    assert_eq!(reader.first(), Some(&"Process to read: PID"));
+    let gets = [
+        "Get A from queue.",
+        "Get B from queue.",
+        "Get C from queue.",
+    ];
+    assert_eq!(reader[1..], gets[..reader.len() - 1]);
+    let tail = |lines: &[String]| lines[lines.len() - 3..].to_vec();
+    assert_eq!(tail(&ours), tail(&theirs));
+    assert_eq!(
+        tail(&ours),
+        [
+            "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]",
+            "144",
+            "[0, 1, 2, 3, 4, 5, 6, 7]"
+        ]
+    );
+    assert_eq!(ours.len(), 4 + reader.len() + 3, "{ours:?}");
+}
+
+#[test]
+fn a_panic_in_a_pool_task_reaches_get_with_its_message_and_place() {
+    let out = probe_ok("pool_panic");
+    assert!(
+        out.contains("get: panicked at 'boom: in a pool', sdk_probe/src/main.rs:"),
+        "{out}"
+    );
+    assert!(out.contains("kind: Task\n"), "{out}");
+    // The worker was replaced; the pool goes on.
+    assert!(out.contains("after: (3, \"-x0.5\")\n"), "{out}");
+}
+
+#[test]
+fn a_panic_in_a_process_is_reported_and_exits_1() {
+    let out = probe("process_panic");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("): panicked at 'boom: in a process', sdk_probe/src/main.rs:"),
+        "{err}"
+    );
+    assert!(err.starts_with("Process boom ("), "{err}");
+    assert!(stdout(&out).contains("exitcode: Some(1)\n"));
+}
+
+#[test]
+fn a_task_error_reaches_get_as_pythons_exception_line() {
+    let out = probe_ok("task_error");
+    assert!(
+        out.contains(
+            "get: PermissionError: [Errno 1] run \"sort\": not granted (add --allow-run sort)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn main_returning_an_error_prints_pythons_line() {
+    let out = probe("denied");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "Error: PermissionError: [Errno 1] run \"sort\": not granted (add --allow-run sort)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A queue made after the pool's workers started reaches them (they are
+/// replaced by forks that hold it), task after task on the same worker:
+/// the task's copy of the argument never closes the worker's handle.
+#[test]
+fn queues_and_pipes_made_after_the_pool_reach_its_workers() {
+    let out = probe_ok("handles_to_workers");
+    assert!(out.contains("workers replaced: true\n"), "{out}");
+    assert!(out.contains(", all current: true\n"), "{out}");
+    assert!(out.contains("q2 got tag 7\n"), "{out}");
+    assert!(out.contains("q got tag 8\n"), "{out}");
+    assert!(out.contains("pipe sent [0, 1, 2] got [0, 1, 2]\n"), "{out}");
+}
+
+#[test]
+fn values_of_every_shape_make_the_round_trip() {
+    let out = probe_ok("values");
+    assert!(out.contains("shapes (201, \"é,-→-1.25\")\n"), "{out}");
+    assert!(out.contains("starmap [(1, \"a1\")]\n"), "{out}");
+}
+
+/// Bytes that are not a typed task's arguments: a clear error naming what
+/// is wrong, and the worker lives on.
+#[test]
+fn typed_tasks_refuse_bad_arguments_clearly() {
+    let out = probe("bad_arguments");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let refused = "cannot read the task's arguments: ValueError: malformed task value:";
+    for line in [
+        "boom([]): ",
+        "boom([1]): ",
+        "boom([255, 255, 255, 255]): ",
+        "boom([3, 0, 0, 0, 255, 254, 253]): ",
+        "shapes: ",
+    ] {
+        assert!(text.contains(&format!("{line}{refused}")), "{line}: {text}");
+    }
+    assert!(text.contains("a string that is not UTF-8\n"), "{text}");
+    assert!(text.contains("2 is not a bool\n"), "{text}");
+    assert!(text.contains("process exitcode Some(1)\n"), "{text}");
+    assert!(text.contains("pool still works: 2\n"), "{text}");
+    assert!(stderr(&out).contains(&format!("): {refused}")));
+}
+
+#[test]
+fn queue_errors_convert_with_question_mark_and_print_as_python() {
+    let out = probe_ok("boxed");
+    assert!(
+        out.contains("put_nowait: queue.Full: the queue is full\n"),
+        "{out}"
+    );
+    assert!(out.contains("got first\n"), "{out}");
+    assert!(
+        out.contains("get_nowait: queue.Empty: the queue is empty (Empty)\n"),
+        "{out}"
+    );
+}
+
+/// The SDK's own unit tests (value encoding, error lines, outcomes) run
+/// natively, as part of this suite.
+#[test]
+fn the_sdk_unit_tests_pass() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "procbridge-sdk",
+            "--lib",
+            "--manifest-path",
+        ])
+        .arg(root().join("guests/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("target/sdk-tests"))
+        .output()
+        .expect("run cargo test");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("test result: ok"), "{}", stdout(&out));
+}
