@@ -78,11 +78,10 @@ task!(pipe_child, |args: &[u8]| -> Result<Vec<u8>, String> {
 // Puts "task N from PID" into the queue; args: queue handle, N.
 task!(report_to_queue, |args: &[u8]| -> Result<Vec<u8>, String> {
     let a = unpack(args);
-    let q = Queue::from_raw(a[0]);
+    // The worker keeps serving: borrowed, so the queue stays open in it.
+    let q = Queue::from_raw_borrowed(a[0]);
     let msg = format!("task {} from {}", a[1], os::getpid());
     q.put(msg.as_str()).map_err(|e| format!("{:?}", e))?;
-    // The worker keeps serving: leave the queue open in this process.
-    let _ = q.into_raw();
     Ok(Vec::new())
 });
 
