@@ -29,8 +29,10 @@ pub mod list;
 pub mod pool;
 pub mod process;
 pub mod subprocess;
+pub mod table;
 
 pub use errno::Errno;
+pub use table::FUNCTION_COUNT;
 
 /// The import module every procbridge host function is registered under.
 pub const MODULE: &str = "procbridge";

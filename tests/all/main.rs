@@ -6,6 +6,7 @@ mod support;
 
 mod abi_doc;
 mod audit;
+mod c_header;
 mod cache;
 mod cli;
 mod confine;

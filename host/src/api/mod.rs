@@ -1,10 +1,12 @@
 //! The host functions guests import from the [`MODULE`] module.
 //!
-//! One submodule per bridged API, each with an `add_to_linker` that registers
-//! its functions; [`add_to_linker`] here is the one place that calls them.
-//! Every function follows the convention of [`procbridge_abi`]: `i32` return,
-//! negative errno on failure with a message kept for `last_error`.
-//! `docs/abi.md` lists every function.
+//! One submodule per section of the ABI table ([`procbridge_abi::functions!`]),
+//! each holding the functions of its section under their ABI names;
+//! [`add_to_linker`] registers every function of the table, each checked at
+//! compile time against the table's parameter types. Every function follows
+//! the convention of [`procbridge_abi`]: `i32` return, negative errno on
+//! failure with a message kept for `last_error`. `docs/abi.md` documents
+//! every function, and a test holds it to the table.
 
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
@@ -20,14 +22,28 @@ pub(crate) mod process;
 pub(crate) mod queue;
 pub(crate) mod subprocess;
 
-/// Registers every bridged function on `linker`.
+/// Registers every function of the ABI table: `SECTION::NAME` as
+/// `procbridge::NAME`, with the table's parameter types.
+macro_rules! register_table {
+    ($($section:ident { $($name:ident($($param:ident: $kind:ident),*);)* })*) => {
+        fn register_table(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+            $($(
+                let func: fn(Caller<'_, HostState> $(, procbridge_abi::wasm_type!($kind))*) -> i32 =
+                    $section::$name;
+                linker.func_wrap(MODULE, stringify!($name), func)?;
+            )*)*
+            Ok(())
+        }
+    };
+}
+
+procbridge_abi::functions!(register_table);
+
+/// Registers every bridged function on `linker`, and the WASI functions the
+/// host answers itself.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    os::add_to_linker(linker)?;
-    subprocess::add_to_linker(linker)?;
+    register_table(linker)?;
     process::add_to_linker(linker)?;
-    pipe::add_to_linker(linker)?;
-    queue::add_to_linker(linker)?;
-    pool::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -11,38 +11,26 @@
 //! | `kill(pid, signal) -> i32` | `0`; signals one of this process's own `fork` children |
 //! | `cpu_count() -> i32` | the number of CPUs this process may run on |
 
-use super::{with_memory, with_state, MODULE};
+use super::{with_memory, with_state};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process::child::{wait_any, Child};
 use crate::process::fork::{fork_host, Forked};
 use crate::process::Start;
 use procbridge_abi::process::WNOHANG;
-use wasmtime::{Caller, Linker};
+use wasmtime::Caller;
 
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.func_wrap(MODULE, "getpid", getpid)?;
-    linker.func_wrap(MODULE, "getppid", getppid)?;
-    linker.func_wrap(MODULE, "last_error", last_error)?;
-    linker.func_wrap(MODULE, "take_result", take_result)?;
-    linker.func_wrap(MODULE, "fork", fork)?;
-    linker.func_wrap(MODULE, "waitpid", waitpid)?;
-    linker.func_wrap(MODULE, "kill", kill)?;
-    linker.func_wrap(MODULE, "cpu_count", cpu_count)?;
-    Ok(())
-}
-
-fn getpid() -> i32 {
+pub(super) fn getpid(_caller: Caller<'_, HostState>) -> i32 {
     std::process::id() as i32
 }
 
-fn getppid() -> i32 {
+pub(super) fn getppid(_caller: Caller<'_, HostState>) -> i32 {
     std::os::unix::process::parent_id() as i32
 }
 
 /// `os.kill` for a guest: itself, or one of its own `fork` children that
 /// has not been waited for (a `Process` child of a Python guest is one).
-fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> i32 {
+pub(super) fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> i32 {
     with_state(&mut caller, |state| {
         if !(1..=64).contains(&signal) {
             return Err(BridgeError::invalid(format!(
@@ -71,11 +59,11 @@ fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> i32 {
     })
 }
 
-fn cpu_count() -> i32 {
+pub(super) fn cpu_count(_caller: Caller<'_, HostState>) -> i32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(i32::MAX as usize) as i32)
 }
 
-fn last_error(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
+pub(super) fn last_error(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let message = state.bridge.last_error().as_bytes();
         let n = message.len().min(cap.max(0) as usize);
@@ -86,7 +74,7 @@ fn last_error(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
     })
 }
 
-fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
+pub(super) fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let want = len as u32 as usize;
         // Check the destination before handing the result over, so a bad
@@ -99,7 +87,7 @@ fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
 }
 
 /// `os.fork()`: forks the host process, guest and all.
-fn fork(mut caller: Caller<'_, HostState>) -> i32 {
+pub(super) fn fork(mut caller: Caller<'_, HostState>) -> i32 {
     with_state(&mut caller, |state| match fork_host(state, Start::Fork)? {
         Forked::Parent(slot) => {
             let child = Child::new(slot);
@@ -113,7 +101,12 @@ fn fork(mut caller: Caller<'_, HostState>) -> i32 {
 
 /// `os.waitpid(pid, options)` for this guest's `os.fork` children: `pid`
 /// is one of them, or `-1` for any.
-fn waitpid(mut caller: Caller<'_, HostState>, pid: i32, options: i32, status_ptr: i32) -> i32 {
+pub(super) fn waitpid(
+    mut caller: Caller<'_, HostState>,
+    pid: i32,
+    options: i32,
+    status_ptr: i32,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(status_ptr, 4)?;
         if options & !WNOHANG != 0 {

@@ -9,28 +9,19 @@
 //! | `pipe_poll(c, timeout_us) -> i32` | `1` if `recv` would not wait (a message or end-of-file), else `0` |
 //! | `pipe_close(c) -> i32` | `0`; this process's handle is closed |
 
-use super::{deliver, with_memory, with_state, MODULE};
+use super::{deliver, with_memory, with_state};
 use crate::channel::{pipe, Connection, Wait, MAX_PIPE_MESSAGE};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult};
-use wasmtime::{Caller, Linker};
+use wasmtime::Caller;
 
 const KIND: &str = "pipe";
-
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.func_wrap(MODULE, "pipe_new", pipe_new)?;
-    linker.func_wrap(MODULE, "pipe_send", pipe_send)?;
-    linker.func_wrap(MODULE, "pipe_recv", pipe_recv)?;
-    linker.func_wrap(MODULE, "pipe_poll", pipe_poll)?;
-    linker.func_wrap(MODULE, "pipe_close", pipe_close)?;
-    Ok(())
-}
 
 fn connection(state: &mut HostState, c: i32) -> BridgeResult<&mut Connection> {
     state.bridge.handles.get::<Connection>(c, KIND)
 }
 
-fn pipe_new(mut caller: Caller<'_, HostState>, duplex: i32, out_ptr: i32) -> i32 {
+pub(super) fn pipe_new(mut caller: Caller<'_, HostState>, duplex: i32, out_ptr: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         if !(0..=1).contains(&duplex) {
             return Err(BridgeError::invalid(format!(
@@ -54,7 +45,7 @@ fn pipe_new(mut caller: Caller<'_, HostState>, duplex: i32, out_ptr: i32) -> i32
     })
 }
 
-fn pipe_send(mut caller: Caller<'_, HostState>, c: i32, ptr: i32, len: i32) -> i32 {
+pub(super) fn pipe_send(mut caller: Caller<'_, HostState>, c: i32, ptr: i32, len: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         let conn = connection(state, c)?;
         let msg = mem.read(ptr, len, MAX_PIPE_MESSAGE)?;
@@ -63,7 +54,7 @@ fn pipe_send(mut caller: Caller<'_, HostState>, c: i32, ptr: i32, len: i32) -> i
     })
 }
 
-fn pipe_recv(
+pub(super) fn pipe_recv(
     mut caller: Caller<'_, HostState>,
     c: i32,
     ptr: i32,
@@ -79,14 +70,14 @@ fn pipe_recv(
     })
 }
 
-fn pipe_poll(mut caller: Caller<'_, HostState>, c: i32, timeout_us: i64) -> i32 {
+pub(super) fn pipe_poll(mut caller: Caller<'_, HostState>, c: i32, timeout_us: i64) -> i32 {
     with_state(&mut caller, |state| {
         let wait = Wait::from_micros(timeout_us)?;
         Ok(i32::from(connection(state, c)?.poll(wait)?))
     })
 }
 
-fn pipe_close(mut caller: Caller<'_, HostState>, c: i32) -> i32 {
+pub(super) fn pipe_close(mut caller: Caller<'_, HostState>, c: i32) -> i32 {
     with_state(&mut caller, |state| {
         state.bridge.handles.remove::<Connection>(c, KIND)?;
         Ok(0)

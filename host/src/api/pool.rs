@@ -21,31 +21,14 @@
 //! | `pool_join(h, timeout_us: i64) -> i32` | `0` once every task ran and the workers exited |
 //! | `pool_drop(h) -> i32` | `0`; the pool is terminated and the handle gone |
 
-use super::{with_memory, with_state, MODULE};
+use super::{with_memory, with_state};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::MAX_READ;
 use crate::pool::{worker, Config, Next, Pool, State, Wait, MAX_WORKERS, POOL_KIND};
 use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
 use std::time::Duration;
-use wasmtime::{Caller, Linker, ValType};
-
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.func_wrap(MODULE, "pool_new", pool_new)?;
-    linker.func_wrap(MODULE, "pool_submit", pool_submit)?;
-    linker.func_wrap(MODULE, "pool_result_ready", pool_result_ready)?;
-    linker.func_wrap(MODULE, "pool_result_wait", pool_result_wait)?;
-    linker.func_wrap(MODULE, "pool_result_get", pool_result_get)?;
-    linker.func_wrap(MODULE, "pool_result_next", pool_result_next)?;
-    linker.func_wrap(MODULE, "pool_result_drop", pool_result_drop)?;
-    linker.func_wrap(MODULE, "pool_pids", pool_pids)?;
-    linker.func_wrap(MODULE, "pool_close", pool_close)?;
-    linker.func_wrap(MODULE, "pool_terminate", pool_terminate)?;
-    linker.func_wrap(MODULE, "pool_join", pool_join)?;
-    linker.func_wrap(MODULE, "pool_drop", pool_drop)?;
-    linker.func_wrap(MODULE, "pool_share", pool_share)?;
-    Ok(())
-}
+use wasmtime::{Caller, ValType};
 
 /// The longest task name accepted.
 const MAX_NAME: usize = 256;
@@ -112,7 +95,7 @@ fn drive<T>(
     }
 }
 
-fn pool_new(
+pub(super) fn pool_new(
     mut caller: Caller<'_, HostState>,
     processes: i32,
     maxtasksperchild: i32,
@@ -182,7 +165,7 @@ fn config(
     })
 }
 
-fn pool_submit(
+pub(super) fn pool_submit(
     mut caller: Caller<'_, HostState>,
     h: i32,
     name_ptr: i32,
@@ -241,7 +224,7 @@ fn check_task_export(caller: &mut Caller<'_, HostState>, name: &str) -> BridgeRe
     Ok(())
 }
 
-fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
+pub(super) fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
     with_caller(&mut caller, |caller| {
         pool(caller.data_mut(), h)?.batch(id)?;
         let done = drive(caller, h, Wait::Never, |p| {
@@ -270,14 +253,24 @@ fn wait_complete(
     }
 }
 
-fn pool_result_wait(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
+pub(super) fn pool_result_wait(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    id: i32,
+    timeout_us: i64,
+) -> i32 {
     with_caller(&mut caller, |caller| {
         wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
         Ok(0)
     })
 }
 
-fn pool_result_get(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_us: i64) -> i32 {
+pub(super) fn pool_result_get(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    id: i32,
+    timeout_us: i64,
+) -> i32 {
     with_caller(&mut caller, |caller| {
         wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
         let state = caller.data_mut();
@@ -286,7 +279,7 @@ fn pool_result_get(mut caller: Caller<'_, HostState>, h: i32, id: i32, timeout_u
     })
 }
 
-fn pool_result_next(
+pub(super) fn pool_result_next(
     mut caller: Caller<'_, HostState>,
     h: i32,
     id: i32,
@@ -323,14 +316,14 @@ fn pool_result_next(
     })
 }
 
-fn pool_result_drop(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
+pub(super) fn pool_result_drop(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
     with_state(&mut caller, |state| {
         pool(state, h)?.drop_batch(id)?;
         Ok(0)
     })
 }
 
-fn pool_pids(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn pool_pids(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         let pids: Vec<u8> = pool(state, h)?
             .pids()
@@ -341,21 +334,21 @@ fn pool_pids(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     })
 }
 
-fn pool_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn pool_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         pool(state, h)?.close();
         Ok(0)
     })
 }
 
-fn pool_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn pool_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         pool(state, h)?.terminate();
         Ok(0)
     })
 }
 
-fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
+pub(super) fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
     with_caller(&mut caller, |caller| {
         let wait = Wait::from_micros(timeout_us)?;
         match pool(caller.data_mut(), h)?.state() {
@@ -376,7 +369,7 @@ fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 
     })
 }
 
-fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         state.bridge.handles.remove::<Pool>(h, POOL_KIND)?;
         Ok(0)
@@ -386,7 +379,7 @@ fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
 /// Makes every worker that runs a task from now on hold `handle` (a queue
 /// or pipe end of this process) under the same number: workers forked
 /// before it was made are replaced once their tasks in flight are done.
-fn pool_share(mut caller: Caller<'_, HostState>, h: i32, handle: i32) -> i32 {
+pub(super) fn pool_share(mut caller: Caller<'_, HostState>, h: i32, handle: i32) -> i32 {
     with_state(&mut caller, |state| {
         if pool(state, h)?.state() != State::Running {
             return Err(BridgeError::invalid("Pool not running"));

@@ -12,7 +12,7 @@
 //! | `process_close(h) -> i32` | `0`; the handle is gone |
 //! | `task_return(ptr, len) -> i32`, `task_error(ptr, len) -> i32` | `0` |
 
-use super::{with_memory, with_state, MODULE};
+use super::{with_memory, with_state};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::MAX_READ;
@@ -26,16 +26,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     linker.allow_shadowing(true);
     linker.func_wrap("wasi_snapshot_preview1", "proc_exit", proc_exit)?;
     linker.allow_shadowing(false);
-    linker.func_wrap(MODULE, "process_start", process_start)?;
-    linker.func_wrap(MODULE, "process_join", process_join)?;
-    linker.func_wrap(MODULE, "process_is_alive", process_is_alive)?;
-    linker.func_wrap(MODULE, "process_pid", process_pid)?;
-    linker.func_wrap(MODULE, "process_exitcode", process_exitcode)?;
-    linker.func_wrap(MODULE, "process_terminate", process_terminate)?;
-    linker.func_wrap(MODULE, "process_kill", process_kill)?;
-    linker.func_wrap(MODULE, "process_close", process_close)?;
-    linker.func_wrap(MODULE, "task_return", task_return)?;
-    linker.func_wrap(MODULE, "task_error", task_error)?;
     Ok(())
 }
 
@@ -67,7 +57,7 @@ pub(crate) fn kill_all(handles: &mut crate::handles::HandleTable) {
 /// The longest task name accepted.
 const MAX_TARGET: usize = 256;
 
-fn process_start(
+pub(super) fn process_start(
     mut caller: Caller<'_, HostState>,
     target_ptr: i32,
     target_len: i32,
@@ -219,7 +209,7 @@ fn entry(state: &mut HostState, h: i32) -> BridgeResult<&mut ProcessEntry> {
     state.bridge.handles.get::<ProcessEntry>(h, PROCESS_KIND)
 }
 
-fn process_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
+pub(super) fn process_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i32 {
     with_state(&mut caller, |state| {
         let wait = crate::timeout::Wait::from_micros(timeout_us)?;
         match entry(state, h)?.child.wait(wait.left())? {
@@ -232,17 +222,17 @@ fn process_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64) -> i
     })
 }
 
-fn process_is_alive(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn process_is_alive(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(i32::from(entry(state, h)?.child.try_wait()?.is_none()))
     })
 }
 
-fn process_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn process_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| Ok(entry(state, h)?.child.pid()))
 }
 
-fn process_exitcode(mut caller: Caller<'_, HostState>, h: i32, ptr: i32) -> i32 {
+pub(super) fn process_exitcode(mut caller: Caller<'_, HostState>, h: i32, ptr: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(ptr, 4)?;
         match entry(state, h)?.child.try_wait()? {
@@ -255,21 +245,21 @@ fn process_exitcode(mut caller: Caller<'_, HostState>, h: i32, ptr: i32) -> i32 
     })
 }
 
-fn process_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn process_terminate(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         entry(state, h)?.child.signal(libc::SIGTERM)?;
         Ok(0)
     })
 }
 
-fn process_kill(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn process_kill(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         entry(state, h)?.child.signal(libc::SIGKILL)?;
         Ok(0)
     })
 }
 
-fn process_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn process_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         if entry(state, h)?.child.try_wait()?.is_none() {
             return Err(BridgeError::invalid(format!(
@@ -299,10 +289,10 @@ fn task_hand_back(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, failed
     })
 }
 
-fn task_return(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
+pub(super) fn task_return(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
     task_hand_back(&mut caller, ptr, len, false)
 }
 
-fn task_error(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
+pub(super) fn task_error(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
     task_hand_back(&mut caller, ptr, len, true)
 }

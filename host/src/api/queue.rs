@@ -11,34 +11,20 @@
 //! | `queue_shutdown(q)` | `0`; puts fail with `EPIPE` everywhere, gets once empty |
 //! | `queue_task_done(q)`, `queue_join(q, timeout_us)` | `0` (joinable queues) |
 
-use super::{with_memory, with_state, MODULE};
+use super::{with_memory, with_state};
 use crate::audit;
 use crate::channel::{Queue, QueueConfig, Wait, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
-use wasmtime::{Caller, Linker};
+use wasmtime::Caller;
 
 const KIND: &str = "queue";
-
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.func_wrap(MODULE, "queue_new", queue_new)?;
-    linker.func_wrap(MODULE, "queue_put", queue_put)?;
-    linker.func_wrap(MODULE, "queue_get", queue_get)?;
-    linker.func_wrap(MODULE, "queue_qsize", queue_qsize)?;
-    linker.func_wrap(MODULE, "queue_empty", queue_empty)?;
-    linker.func_wrap(MODULE, "queue_full", queue_full)?;
-    linker.func_wrap(MODULE, "queue_close", queue_close)?;
-    linker.func_wrap(MODULE, "queue_shutdown", queue_shutdown)?;
-    linker.func_wrap(MODULE, "queue_task_done", queue_task_done)?;
-    linker.func_wrap(MODULE, "queue_join", queue_join)?;
-    Ok(())
-}
 
 fn queue(state: &mut HostState, q: i32) -> BridgeResult<&mut Queue> {
     state.bridge.handles.get::<Queue>(q, KIND)
 }
 
-fn queue_new(
+pub(super) fn queue_new(
     mut caller: Caller<'_, HostState>,
     maxsize: i32,
     max_bytes: i32,
@@ -74,7 +60,7 @@ fn queue_new(
     })
 }
 
-fn queue_put(
+pub(super) fn queue_put(
     mut caller: Caller<'_, HostState>,
     q: i32,
     ptr: i32,
@@ -94,7 +80,7 @@ fn queue_put(
     })
 }
 
-fn queue_get(
+pub(super) fn queue_get(
     mut caller: Caller<'_, HostState>,
     q: i32,
     ptr: i32,
@@ -124,46 +110,46 @@ fn queue_get(
     })
 }
 
-fn queue_qsize(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_qsize(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(queue(state, q)?.qsize()?.min(i32::MAX as usize) as i32)
     })
 }
 
-fn queue_empty(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_empty(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(i32::from(queue(state, q)?.qsize()? == 0))
     })
 }
 
-fn queue_full(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_full(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(i32::from(queue(state, q)?.is_full()?))
     })
 }
 
-fn queue_close(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_close(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         state.bridge.handles.remove::<Queue>(q, KIND)?;
         Ok(0)
     })
 }
 
-fn queue_shutdown(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_shutdown(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         queue(state, q)?.shutdown()?;
         Ok(0)
     })
 }
 
-fn queue_task_done(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
+pub(super) fn queue_task_done(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
         queue(state, q)?.task_done()?;
         Ok(0)
     })
 }
 
-fn queue_join(mut caller: Caller<'_, HostState>, q: i32, timeout_us: i64) -> i32 {
+pub(super) fn queue_join(mut caller: Caller<'_, HostState>, q: i32, timeout_us: i64) -> i32 {
     with_state(&mut caller, |state| {
         let wait = Wait::from_micros(timeout_us)?;
         queue(state, q)?.join(wait)?;

@@ -18,7 +18,7 @@
 //! | `popen_send_signal(h, signal)` | `0` |
 //! | `popen_close(h)` | `0` |
 
-use super::{with_memory, with_state, MODULE};
+use super::{with_memory, with_state};
 use crate::audit;
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
@@ -28,25 +28,10 @@ use crate::subprocess::io::{Deadline, CHUNK};
 use crate::subprocess::spawn::{spawn, SpawnRequest, StdioSpec};
 use crate::subprocess::{Popen, Stream, KIND};
 use procbridge_abi::subprocess as abi;
-use wasmtime::{Caller, Linker};
-
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.func_wrap(MODULE, "popen", popen)?;
-    linker.func_wrap(MODULE, "popen_pid", popen_pid)?;
-    linker.func_wrap(MODULE, "popen_poll", popen_poll)?;
-    linker.func_wrap(MODULE, "popen_wait", popen_wait)?;
-    linker.func_wrap(MODULE, "popen_communicate", popen_communicate)?;
-    linker.func_wrap(MODULE, "popen_take_output", popen_take_output)?;
-    linker.func_wrap(MODULE, "popen_write", popen_write)?;
-    linker.func_wrap(MODULE, "popen_read", popen_read)?;
-    linker.func_wrap(MODULE, "popen_close_stdin", popen_close_stdin)?;
-    linker.func_wrap(MODULE, "popen_send_signal", popen_send_signal)?;
-    linker.func_wrap(MODULE, "popen_close", popen_close)?;
-    Ok(())
-}
+use wasmtime::Caller;
 
 #[allow(clippy::too_many_arguments)]
-fn popen(
+pub(super) fn popen(
     mut caller: Caller<'_, HostState>,
     argv_ptr: i32,
     argv_len: i32,
@@ -164,13 +149,13 @@ fn stdio(handles: &mut HandleTable, value: i32, input: bool) -> BridgeResult<Std
     })
 }
 
-fn popen_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn popen_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         Ok(state.bridge.handles.get::<Popen>(h, KIND)?.pid())
     })
 }
 
-fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
+pub(super) fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(code_ptr, 4)?;
         match state.bridge.handles.get::<Popen>(h, KIND)?.poll()? {
@@ -183,7 +168,12 @@ fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
     })
 }
 
-fn popen_wait(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64, code_ptr: i32) -> i32 {
+pub(super) fn popen_wait(
+    mut caller: Caller<'_, HostState>,
+    h: i32,
+    timeout_us: i64,
+    code_ptr: i32,
+) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(code_ptr, 4)?;
         let deadline = Deadline::from_micros(timeout_us)?;
@@ -193,7 +183,7 @@ fn popen_wait(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i64, code_p
     })
 }
 
-fn popen_communicate(
+pub(super) fn popen_communicate(
     mut caller: Caller<'_, HostState>,
     h: i32,
     in_ptr: i32,
@@ -229,7 +219,7 @@ fn popen_communicate(
     })
 }
 
-fn popen_take_output(mut caller: Caller<'_, HostState>, h: i32, out_ptr: i32) -> i32 {
+pub(super) fn popen_take_output(mut caller: Caller<'_, HostState>, h: i32, out_ptr: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(out_ptr, 4)?;
         let (output, split) = state.bridge.handles.get::<Popen>(h, KIND)?.take_output();
@@ -238,7 +228,7 @@ fn popen_take_output(mut caller: Caller<'_, HostState>, h: i32, out_ptr: i32) ->
     })
 }
 
-fn popen_write(
+pub(super) fn popen_write(
     mut caller: Caller<'_, HostState>,
     h: i32,
     ptr: i32,
@@ -257,7 +247,7 @@ fn popen_write(
     })
 }
 
-fn popen_read(
+pub(super) fn popen_read(
     mut caller: Caller<'_, HostState>,
     h: i32,
     stream: i32,
@@ -280,14 +270,14 @@ fn popen_read(
     })
 }
 
-fn popen_close_stdin(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn popen_close_stdin(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         state.bridge.handles.get::<Popen>(h, KIND)?.close_stdin()?;
         Ok(0)
     })
 }
 
-fn popen_send_signal(mut caller: Caller<'_, HostState>, h: i32, signal: i32) -> i32 {
+pub(super) fn popen_send_signal(mut caller: Caller<'_, HostState>, h: i32, signal: i32) -> i32 {
     with_state(&mut caller, |state| {
         state
             .bridge
@@ -298,7 +288,7 @@ fn popen_send_signal(mut caller: Caller<'_, HostState>, h: i32, signal: i32) -> 
     })
 }
 
-fn popen_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
+pub(super) fn popen_close(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
         // Dropping kills the group if the child still runs, and reaps it.
         drop(state.bridge.handles.remove::<Popen>(h, KIND)?);

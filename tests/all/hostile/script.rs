@@ -5,79 +5,31 @@ use procbridge::{Errno, GuestBuilder, Limits, OutputCapture, Policy, Stdio};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-/// The WAT signature of every host function, as `docs/abi.md` documents it.
-/// A new host function gets a line here (the coverage test says so).
-pub const SIGNATURES: &[(&str, &str)] = &[
-    ("getpid", "(result i32)"),
-    ("getppid", "(result i32)"),
-    ("last_error", "(param i32 i32) (result i32)"),
-    ("take_result", "(param i32 i32) (result i32)"),
-    ("fork", "(result i32)"),
-    ("waitpid", "(param i32 i32 i32) (result i32)"),
-    ("kill", "(param i32 i32) (result i32)"),
-    ("cpu_count", "(result i32)"),
-    (
-        "popen",
-        "(param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)",
-    ),
-    ("popen_pid", "(param i32) (result i32)"),
-    ("popen_poll", "(param i32 i32) (result i32)"),
-    ("popen_wait", "(param i32 i64 i32) (result i32)"),
-    (
-        "popen_communicate",
-        "(param i32 i32 i32 i64 i32 i32) (result i32)",
-    ),
-    ("popen_take_output", "(param i32 i32) (result i32)"),
-    ("popen_write", "(param i32 i32 i32 i64) (result i32)"),
-    ("popen_read", "(param i32 i32 i32 i32 i64) (result i32)"),
-    ("popen_close_stdin", "(param i32) (result i32)"),
-    ("popen_send_signal", "(param i32 i32) (result i32)"),
-    ("popen_close", "(param i32) (result i32)"),
-    (
-        "process_start",
-        "(param i32 i32 i32 i32 i32 i32) (result i32)",
-    ),
-    ("process_join", "(param i32 i64) (result i32)"),
-    ("process_is_alive", "(param i32) (result i32)"),
-    ("process_pid", "(param i32) (result i32)"),
-    ("process_exitcode", "(param i32 i32) (result i32)"),
-    ("process_terminate", "(param i32) (result i32)"),
-    ("process_kill", "(param i32) (result i32)"),
-    ("process_close", "(param i32) (result i32)"),
-    ("task_return", "(param i32 i32) (result i32)"),
-    ("task_error", "(param i32 i32) (result i32)"),
-    ("queue_new", "(param i32 i32 i32) (result i32)"),
-    ("queue_put", "(param i32 i32 i32 i64) (result i32)"),
-    ("queue_get", "(param i32 i32 i32 i64) (result i32)"),
-    ("queue_qsize", "(param i32) (result i32)"),
-    ("queue_empty", "(param i32) (result i32)"),
-    ("queue_full", "(param i32) (result i32)"),
-    ("queue_close", "(param i32) (result i32)"),
-    ("queue_shutdown", "(param i32) (result i32)"),
-    ("queue_task_done", "(param i32) (result i32)"),
-    ("queue_join", "(param i32 i64) (result i32)"),
-    ("pipe_new", "(param i32 i32) (result i32)"),
-    ("pipe_send", "(param i32 i32 i32) (result i32)"),
-    ("pipe_recv", "(param i32 i32 i32 i64) (result i32)"),
-    ("pipe_poll", "(param i32 i64) (result i32)"),
-    ("pipe_close", "(param i32) (result i32)"),
-    ("pool_new", "(param i32 i32 i64) (result i32)"),
-    (
-        "pool_submit",
-        "(param i32 i32 i32 i32 i32 i32) (result i32)",
-    ),
-    ("pool_result_ready", "(param i32 i32) (result i32)"),
-    ("pool_result_wait", "(param i32 i32 i64) (result i32)"),
-    ("pool_result_get", "(param i32 i32 i64) (result i32)"),
-    ("pool_result_next", "(param i32 i32 i32 i64) (result i32)"),
-    ("pool_result_drop", "(param i32 i32) (result i32)"),
-    ("pool_pids", "(param i32) (result i32)"),
-    ("pool_close", "(param i32) (result i32)"),
-    ("pool_terminate", "(param i32) (result i32)"),
-    ("pool_join", "(param i32 i64) (result i32)"),
-    ("pool_drop", "(param i32) (result i32)"),
-    ("pool_share", "(param i32 i32) (result i32)"),
-];
+/// The WAT type of a parameter kind of the ABI table.
+macro_rules! wat_type {
+    (timeout) => {
+        "i64"
+    };
+    ($kind:ident) => {
+        "i32"
+    };
+}
+
+/// The WAT signature of every host function, from the ABI table.
+macro_rules! signatures {
+    ($($section:ident { $($name:ident($($param:ident: $kind:ident),*);)* })*) => {
+        pub const SIGNATURES: &[(&str, &str)] = &[
+            $($(
+                (
+                    stringify!($name),
+                    concat!("(param", $(" ", wat_type!($kind),)* ") (result i32)"),
+                ),
+            )*)*
+        ];
+    };
+}
+
+procbridge_abi::functions!(signatures);
 
 /// Where a script runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
