@@ -2,11 +2,14 @@
 //! arguments against a real instance.
 //!
 //! Each input is handed (hex) to the `fuzz_calls` guest, which decodes it
-//! into raw host calls (see `guests/fuzz_calls`). The guest may trap or exit
-//! anywhere; the host must not panic, and after every run no child process
-//! and no file descriptor may be left behind. `fork` and `process_start`
-//! are not driven: they would fork the fuzzer itself (the hostile suite in
-//! `tests/all/hostile/` covers them through the CLI).
+//! into raw host calls to every function of the ABI table (see
+//! `guests/fuzz_calls`). The guest may trap or exit anywhere; the host must
+//! not panic, and after every run no child process and no file descriptor
+//! may be left behind. Nothing may fork the fuzzer: the guest never calls
+//! `fork`, and calls `process_start` and `pool_new` only with arguments the
+//! host refuses before forking (the hostile suite in `tests/all/hostile/`
+//! covers them through the CLI); it never `kill`s the fuzzer's pid.
+//! `tests/all/fuzz_guest.rs` runs the guest the same way, once per function.
 //!
 //! Build the guest first (`guests/build fuzz_calls`), then
 //! `cargo +nightly fuzz run host_calls` from the repository root.

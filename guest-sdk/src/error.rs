@@ -195,19 +195,17 @@ impl From<std::io::Error> for Error {
 }
 
 fn last_error_message() -> String {
-    let mut buf = vec![0u8; 256];
+    let mut buf = Vec::with_capacity(256);
     loop {
-        // SAFETY: the host writes at most `buf.len()` bytes into `buf`.
-        let len = unsafe { sys::last_error(buf.as_mut_ptr(), buf.len() as i32) };
+        let len = sys::last_error(&mut buf);
         if len < 0 {
             return String::from("(the host's message could not be read)");
         }
-        let len = len as usize;
-        if len <= buf.len() {
-            buf.truncate(len);
+        if len as usize <= buf.len() {
             return String::from_utf8_lossy(&buf).into_owned();
         }
-        buf.resize(len, 0);
+        buf.clear();
+        buf.reserve_exact(len as usize);
     }
 }
 
@@ -222,15 +220,9 @@ pub(crate) fn check(ret: i32) -> Result<i32> {
 
 /// Fetches a result of `len` bytes that a call left waiting in the host.
 pub(crate) fn take_result(len: i32) -> Result<Vec<u8>> {
-    let len = len.max(0);
     // Not zeroed first: results can be hundreds of megabytes.
-    let mut buf: Vec<u8> = Vec::with_capacity(len as usize);
-    // SAFETY: `buf` has `len` bytes of capacity; the host writes exactly
-    // `len` bytes there on success, and only then is the length set.
-    unsafe {
-        check(sys::take_result(buf.as_mut_ptr(), len))?;
-        buf.set_len(len as usize);
-    }
+    let mut buf = Vec::new();
+    check(sys::take_result(&mut buf, len.max(0) as usize))?;
     Ok(buf)
 }
 

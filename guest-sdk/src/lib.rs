@@ -22,12 +22,15 @@
 //! println!("My parent is {}.", os::getppid());
 //! ```
 #![deny(missing_docs)]
+// Everything unsafe about talking to the host is in `sys`.
+#![deny(unsafe_code)]
 
 pub mod error;
 pub mod host;
 pub mod multiprocessing;
 pub mod os;
 pub mod subprocess;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod task;
 mod time;

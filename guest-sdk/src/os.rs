@@ -9,14 +9,12 @@ use crate::sys;
 /// println!("Process ({}) start...", procbridge_sdk::os::getpid());
 /// ```
 pub fn getpid() -> u32 {
-    // SAFETY: no arguments; the host cannot fail this call.
-    unsafe { sys::getpid() as u32 }
+    sys::getpid() as u32
 }
 
 /// The real OS pid of this process's parent (`os.getppid()`).
 pub fn getppid() -> u32 {
-    // SAFETY: as `getpid`.
-    unsafe { sys::getppid() as u32 }
+    sys::getppid() as u32
 }
 
 /// `os.waitpid` option: return `(0, 0)` at once when no child has ended.
@@ -53,8 +51,7 @@ pub(crate) fn flush_std() {
 /// ```
 pub fn fork() -> Result<u32> {
     flush_std();
-    // SAFETY: no arguments.
-    check(unsafe { sys::fork() }).map(|pid| pid as u32)
+    check(sys::fork()).map(|pid| pid as u32)
 }
 
 /// `os.waitpid(pid, options)`: waits for the `os.fork` child `pid` (or any,
@@ -66,8 +63,7 @@ pub fn fork() -> Result<u32> {
 /// other options or pids.
 pub fn waitpid(pid: i32, options: i32) -> Result<(u32, i32)> {
     let mut status = 0i32;
-    // SAFETY: the host writes one i32 to `status`.
-    let ret = check(unsafe { sys::waitpid(pid, options, &mut status) })?;
+    let ret = check(sys::waitpid(pid, options, &mut status))?;
     Ok((ret as u32, status))
 }
 
@@ -77,14 +73,12 @@ pub fn waitpid(pid: i32, options: i32) -> Result<(u32, i32)> {
 /// # Errors
 /// `ESRCH` for any other pid, `EINVAL` for a signal outside 1..=64.
 pub fn kill(pid: u32, signal: i32) -> Result<()> {
-    // SAFETY: integer arguments only.
-    check(unsafe { sys::kill(pid as i32, signal) }).map(drop)
+    check(sys::kill(pid as i32, signal)).map(drop)
 }
 
 /// `os.cpu_count()`: the number of CPUs this process may run on.
 pub fn cpu_count() -> usize {
-    // SAFETY: no arguments.
-    unsafe { sys::cpu_count() }.max(1) as usize
+    sys::cpu_count().max(1) as usize
 }
 
 /// `os.wait()`: waits for any `os.fork` child.

@@ -82,8 +82,10 @@ const HEAD: &str = r#"/*
  * says why. A result of variable length (captured output, a message) is
  * returned as its length n and fetched with pb_take(n).
  *
- * Flush stdio (fflush(stdout)) before pb_fork() and pb_process_start():
- * the child is a copy of this instance, its stdio buffers included.
+ * Flush stdio (fflush(stdout)) before pb_fork(), pb_process_start() and
+ * the pool calls (pb_pool_new() forks the workers; a pool forks new ones
+ * inside its other calls): a child is a copy of this instance, its stdio
+ * buffers included.
  */
 #ifndef PROCBRIDGE_H
 #define PROCBRIDGE_H

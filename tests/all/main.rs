@@ -6,6 +6,7 @@ mod support;
 
 mod abi_doc;
 mod audit;
+mod c_guests;
 mod c_header;
 mod cache;
 mod cli;
@@ -13,6 +14,7 @@ mod confine;
 mod door;
 mod escapes;
 mod fork;
+mod fuzz_guest;
 mod grants;
 mod guest_build;
 mod hello;

@@ -15,12 +15,12 @@ struct Inner {
     /// Whether dropping the last clone closes the handle.
     owned: Cell<bool>,
     /// The host call that closes it (`queue_close`, `pipe_close`).
-    close: unsafe extern "C" fn(i32) -> i32,
+    close: fn(i32) -> i32,
 }
 
 impl SharedHandle {
     /// A handle this process owns: the last clone dropped closes it.
-    pub(crate) fn owned(raw: i32, close: unsafe extern "C" fn(i32) -> i32) -> SharedHandle {
+    pub(crate) fn owned(raw: i32, close: fn(i32) -> i32) -> SharedHandle {
         SharedHandle(Rc::new(Inner {
             raw,
             owned: Cell::new(true),
@@ -30,7 +30,7 @@ impl SharedHandle {
 
     /// A handle this process holds a copy of but does not own here (a
     /// task's argument): dropping never closes it.
-    pub(crate) fn received(raw: i32, close: unsafe extern "C" fn(i32) -> i32) -> SharedHandle {
+    pub(crate) fn received(raw: i32, close: fn(i32) -> i32) -> SharedHandle {
         let handle = SharedHandle::owned(raw, close);
         handle.0.owned.set(false);
         handle
@@ -51,11 +51,9 @@ impl SharedHandle {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.owned.get() {
-            // SAFETY: an integer argument only. An already closed handle is
-            // EBADF, which there is no one to report to.
-            unsafe {
-                (self.close)(self.raw);
-            }
+            // An already closed handle is EBADF, which there is no one to
+            // report to.
+            let _ = (self.close)(self.raw);
         }
     }
 }

@@ -116,21 +116,17 @@ numbers!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
 const MIN_BUFFER: usize = 256;
 const MAX_BUFFER: usize = 1 << 20;
 
-/// Receives a message with `call(ptr, cap)` (a `queue_get`/`pipe_recv`
-/// shape): into a buffer sized like the previous message (`hint`), or, when
-/// it is larger, through `take_result`.
+/// Receives a message with `call(buf)` (`sys::queue_get`/`sys::pipe_recv`):
+/// into a buffer sized like the previous message (`hint`), or, when it is
+/// larger, through `take_result`.
 pub(crate) fn receive(
     hint: &Cell<usize>,
-    call: impl FnOnce(*mut u8, i32) -> i32,
+    call: impl FnOnce(&mut Vec<u8>) -> i32,
 ) -> Result<Vec<u8>> {
-    let cap = hint.get().clamp(MIN_BUFFER, MAX_BUFFER);
-    let mut buf: Vec<u8> = Vec::with_capacity(cap);
-    let len = check(call(buf.as_mut_ptr(), cap as i32))? as usize;
+    let mut buf: Vec<u8> = Vec::with_capacity(hint.get().clamp(MIN_BUFFER, MAX_BUFFER));
+    let len = check(call(&mut buf))? as usize;
     hint.set(len);
-    if len <= cap {
-        // SAFETY: the host wrote the message's `len` bytes at the start of
-        // the buffer, whose capacity is `cap >= len`.
-        unsafe { buf.set_len(len) };
+    if len == buf.len() {
         Ok(buf)
     } else {
         take_result(len as i32)

@@ -35,8 +35,7 @@ use std::time::Duration;
 #[allow(non_snake_case)]
 pub fn Pipe(duplex: bool) -> Result<(Connection, Connection)> {
     let mut handles = [0i32; 2];
-    // SAFETY: the host writes two i32s to `handles`.
-    check(unsafe { sys::pipe_new(i32::from(duplex), handles.as_mut_ptr()) })?;
+    check(sys::pipe_new(i32::from(duplex), &mut handles))?;
     Ok((
         Connection::from_raw(handles[0]),
         Connection::from_raw(handles[1]),
@@ -107,17 +106,12 @@ impl Connection {
     /// `EPIPE` when the other end is closed; `E2BIG` over 16 MiB; `EBADF`
     /// on a receive-only end or a closed handle.
     pub fn send<T: Encode>(&self, item: T) -> Result<()> {
-        let bytes = item.encode();
-        let len = i32::try_from(bytes.len())
-            .map_err(|_| Error::new(Errno::TooBig, "message too large"))?;
-        // SAFETY: `bytes` is readable for `len` bytes during the call.
-        check(unsafe { sys::pipe_send(self.as_raw(), bytes.as_ptr(), len) }).map(|_| ())
+        check(sys::pipe_send(self.as_raw(), &item.encode())).map(|_| ())
     }
 
     fn recv_with<T: Decode>(&self, timeout_us: i64) -> Result<T> {
-        let bytes = receive(&self.hint, |ptr, cap| {
-            // SAFETY: `ptr` is writable for `cap` bytes during the call.
-            unsafe { sys::pipe_recv(self.as_raw(), ptr, cap, timeout_us) }
+        let bytes = receive(&self.hint, |buf| {
+            sys::pipe_recv(self.as_raw(), buf, timeout_us)
         })
         .map_err(recv_error)?;
         T::decode(bytes)
@@ -148,8 +142,7 @@ impl Connection {
     /// `EBADF` on a send-only end or a closed handle.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let us = timeout.map_or(NO_TIMEOUT, micros);
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::pipe_poll(self.as_raw(), us) }).map(|r| r == 1)
+        check(sys::pipe_poll(self.as_raw(), us)).map(|r| r == 1)
     }
 
     /// Closes this process's handle (`close()`).
@@ -158,8 +151,7 @@ impl Connection {
     /// `EBADF` when this is not an open connection.
     pub fn close(self) -> Result<()> {
         let handle = self.into_raw();
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::pipe_close(handle) }).map(|_| ())
+        check(sys::pipe_close(handle)).map(|_| ())
     }
 }
 

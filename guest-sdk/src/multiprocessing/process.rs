@@ -173,20 +173,14 @@ impl<A> Process<A> {
             StartMethod::Fork => METHOD_FORK,
             StartMethod::Spawn => METHOD_SPAWN,
         };
-        // SAFETY: pointers and lengths of live buffers.
-        let h = check(unsafe {
-            sys::process_start(
-                self.target.as_ptr(),
-                self.target.len() as i32,
-                self.args.as_ptr(),
-                self.args.len() as i32,
-                method,
-                self.flags,
-            )
-        })?;
+        let h = check(sys::process_start(
+            self.target.as_bytes(),
+            &self.args,
+            method,
+            self.flags,
+        ))?;
         self.handle = Some(h);
-        // SAFETY: a handle just returned.
-        self.pid = check(unsafe { sys::process_pid(h) }).ok().map(|p| p as u32);
+        self.pid = check(sys::process_pid(h)).ok().map(|p| p as u32);
         Ok(())
     }
 
@@ -201,8 +195,7 @@ impl<A> Process<A> {
     /// `EINVAL` before [`start`](Process::start).
     pub fn join(&mut self) -> Result<()> {
         let h = self.started()?;
-        // SAFETY: plain integers.
-        check(unsafe { sys::process_join(h, NO_TIMEOUT) })?;
+        check(sys::process_join(h, NO_TIMEOUT))?;
         self.exitcode();
         Ok(())
     }
@@ -214,8 +207,7 @@ impl<A> Process<A> {
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<bool> {
         let h = self.started()?;
         let us = crate::time::micros(timeout);
-        // SAFETY: plain integers.
-        match check(unsafe { sys::process_join(h, us) }) {
+        match check(sys::process_join(h, us)) {
             Ok(_) => {
                 self.exitcode();
                 Ok(true)
@@ -228,8 +220,7 @@ impl<A> Process<A> {
     /// Whether it has started and not yet ended.
     pub fn is_alive(&self) -> bool {
         match self.handle {
-            // SAFETY: plain integer.
-            Some(h) if self.exitcode.is_none() => unsafe { sys::process_is_alive(h) == 1 },
+            Some(h) if self.exitcode.is_none() => sys::process_is_alive(h) == 1,
             _ => false,
         }
     }
@@ -246,8 +237,7 @@ impl<A> Process<A> {
         if self.exitcode.is_none() {
             if let Some(h) = self.handle {
                 let mut code = 0i32;
-                // SAFETY: the host writes one i32 to `code`.
-                if unsafe { sys::process_exitcode(h, &mut code) } == 1 {
+                if sys::process_exitcode(h, &mut code) == 1 {
                     self.exitcode = Some(code);
                 }
             }
@@ -262,8 +252,7 @@ impl<A> Process<A> {
     /// `EINVAL` before [`start`](Process::start).
     pub fn terminate(&self) -> Result<()> {
         let h = self.started()?;
-        // SAFETY: plain integer.
-        check(unsafe { sys::process_terminate(h) }).map(|_| ())
+        check(sys::process_terminate(h)).map(|_| ())
     }
 
     /// Sends it `SIGKILL` (exit code `-9`).
@@ -272,8 +261,7 @@ impl<A> Process<A> {
     /// `EINVAL` before [`start`](Process::start).
     pub fn kill(&self) -> Result<()> {
         let h = self.started()?;
-        // SAFETY: plain integer.
-        check(unsafe { sys::process_kill(h) }).map(|_| ())
+        check(sys::process_kill(h)).map(|_| ())
     }
 
     /// Releases the host's handle of an ended process.
@@ -283,8 +271,7 @@ impl<A> Process<A> {
     pub fn close(&mut self) -> Result<()> {
         let h = self.started()?;
         self.exitcode();
-        // SAFETY: plain integer.
-        check(unsafe { sys::process_close(h) })?;
+        check(sys::process_close(h))?;
         self.handle = None;
         Ok(())
     }

@@ -106,8 +106,7 @@ impl Queue {
                 .map_err(|_| Error::new(Errno::Inval, format!("{what} {n} is too large")))
         };
         let (maxsize, max_bytes) = (int(maxsize, "maxsize")?, int(max_bytes, "max_bytes")?);
-        // SAFETY: integer arguments only.
-        let handle = check(unsafe { sys::queue_new(maxsize, max_bytes, i32::from(joinable)) })?;
+        let handle = check(sys::queue_new(maxsize, max_bytes, i32::from(joinable)))?;
         Ok(Queue::from_raw(handle))
     }
 
@@ -146,11 +145,7 @@ impl Queue {
     }
 
     fn put_with<T: Encode>(&self, item: T, timeout_us: i64) -> Result<()> {
-        let bytes = item.encode();
-        let len = i32::try_from(bytes.len())
-            .map_err(|_| Error::new(Errno::TooBig, "message too large"))?;
-        // SAFETY: `bytes` is readable for `len` bytes during the call.
-        let ret = unsafe { sys::queue_put(self.as_raw(), bytes.as_ptr(), len, timeout_us) };
+        let ret = sys::queue_put(self.as_raw(), &item.encode(), timeout_us);
         check(ret).map(|_| ()).map_err(put_error)
     }
 
@@ -184,9 +179,8 @@ impl Queue {
     }
 
     fn get_with<T: Decode>(&self, timeout_us: i64) -> Result<T> {
-        let bytes = receive(&self.hint, |ptr, cap| {
-            // SAFETY: `ptr` is writable for `cap` bytes during the call.
-            unsafe { sys::queue_get(self.as_raw(), ptr, cap, timeout_us) }
+        let bytes = receive(&self.hint, |buf| {
+            sys::queue_get(self.as_raw(), buf, timeout_us)
         })
         .map_err(get_error)?;
         T::decode(bytes)
@@ -224,8 +218,7 @@ impl Queue {
     /// # Errors
     /// `EBADF` when this is not an open queue.
     pub fn qsize(&self) -> Result<usize> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_qsize(self.as_raw()) }).map(|n| n as usize)
+        check(sys::queue_qsize(self.as_raw())).map(|n| n as usize)
     }
 
     /// Whether the queue is empty (`empty()`).
@@ -233,8 +226,7 @@ impl Queue {
     /// # Errors
     /// As [`qsize`](Queue::qsize).
     pub fn empty(&self) -> Result<bool> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_empty(self.as_raw()) }).map(|b| b == 1)
+        check(sys::queue_empty(self.as_raw())).map(|b| b == 1)
     }
 
     /// Whether the queue holds `maxsize` items (`full()`); never for an
@@ -243,8 +235,7 @@ impl Queue {
     /// # Errors
     /// As [`qsize`](Queue::qsize).
     pub fn full(&self) -> Result<bool> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_full(self.as_raw()) }).map(|b| b == 1)
+        check(sys::queue_full(self.as_raw())).map(|b| b == 1)
     }
 
     /// Closes this process's handle (`close()`); the queue lives on in the
@@ -254,8 +245,7 @@ impl Queue {
     /// `EBADF` when this is not an open queue.
     pub fn close(self) -> Result<()> {
         let handle = self.into_raw();
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_close(handle) }).map(|_| ())
+        check(sys::queue_close(handle)).map(|_| ())
     }
 
     /// Shuts the queue down for every process (`shutdown()` of Python's
@@ -265,8 +255,7 @@ impl Queue {
     /// # Errors
     /// `EBADF` when this is not an open queue.
     pub fn shutdown(&self) -> Result<()> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_shutdown(self.as_raw()) }).map(|_| ())
+        check(sys::queue_shutdown(self.as_raw())).map(|_| ())
     }
 }
 
@@ -360,8 +349,7 @@ impl JoinableQueue {
     /// `EINVAL` when called more times than items were put, or on a handle
     /// of a queue that is not joinable; `EBADF`.
     pub fn task_done(&self) -> Result<()> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_task_done(self.queue.as_raw()) }).map(|_| ())
+        check(sys::queue_task_done(self.queue.as_raw())).map(|_| ())
     }
 
     /// Waits until every item put has been marked done (`join()`).
@@ -369,8 +357,7 @@ impl JoinableQueue {
     /// # Errors
     /// As [`task_done`](JoinableQueue::task_done).
     pub fn join(&self) -> Result<()> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_join(self.queue.as_raw(), NO_TIMEOUT) }).map(|_| ())
+        check(sys::queue_join(self.queue.as_raw(), NO_TIMEOUT)).map(|_| ())
     }
 
     /// Waits at most `timeout` for every item to be marked done.
@@ -378,8 +365,7 @@ impl JoinableQueue {
     /// # Errors
     /// As [`join`](JoinableQueue::join); `ETIMEDOUT` when tasks are left.
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        // SAFETY: integer arguments only.
-        check(unsafe { sys::queue_join(self.queue.as_raw(), micros(timeout)) }).map(|_| ())
+        check(sys::queue_join(self.queue.as_raw(), micros(timeout))).map(|_| ())
     }
 }
 

@@ -137,27 +137,16 @@ impl PopenBuilder {
             let items: Vec<String> = vars.iter().map(|(k, v)| format!("{}={}", k, v)).collect();
             list::encode(&items)
         });
-        let (env_ptr, env_len) = match &env {
-            Some(bytes) => (bytes.as_ptr(), bytes.len() as i32),
-            None => (std::ptr::null(), abi::ENV_INHERIT),
-        };
         let cwd = self.cwd.as_deref().unwrap_or("");
-        // SAFETY: every pointer/length pair names a live buffer.
-        let handle = check(unsafe {
-            sys::popen(
-                argv.as_ptr(),
-                argv.len() as i32,
-                env_ptr,
-                env_len,
-                cwd.as_ptr(),
-                cwd.len() as i32,
-                self.stdin.to_abi(),
-                self.stdout.to_abi(),
-                self.stderr.to_abi(),
-            )
-        })?;
-        // SAFETY: plain call on the handle just issued.
-        let pid = unsafe { sys::popen_pid(handle) }.max(0) as u32;
+        let handle = check(sys::popen(
+            &argv,
+            env.as_deref(),
+            cwd.as_bytes(),
+            self.stdin.to_abi(),
+            self.stdout.to_abi(),
+            self.stderr.to_abi(),
+        ))?;
+        let pid = sys::popen_pid(handle).max(0) as u32;
         Ok(Popen {
             handle,
             pid,
@@ -227,8 +216,7 @@ impl Popen {
             return Ok(self.returncode);
         }
         let mut code = 0i32;
-        // SAFETY: `code` is a valid i32 to write.
-        if check(unsafe { sys::popen_poll(self.handle, &mut code) })? == 1 {
+        if check(sys::popen_poll(self.handle, &mut code))? == 1 {
             self.returncode = Some(code);
         }
         Ok(self.returncode)
@@ -244,8 +232,7 @@ impl Popen {
             return Ok(code);
         }
         let mut code = 0i32;
-        // SAFETY: `code` is a valid i32 to write.
-        let ret = unsafe { sys::popen_wait(self.handle, timeout_us(timeout), &mut code) };
+        let ret = sys::popen_wait(self.handle, timeout_us(timeout), &mut code);
         self.timeout_error(check(ret), timeout)?;
         self.returncode = Some(code);
         Ok(code)
@@ -279,17 +266,7 @@ impl Popen {
     ) -> std::result::Result<(Vec<u8>, Vec<u8>), SubprocessError> {
         let input = input.unwrap_or(&[]);
         let mut out = [0i32; 2];
-        // SAFETY: `input` is a live buffer and `out` has room for two i32s.
-        let ret = unsafe {
-            sys::popen_communicate(
-                self.handle,
-                input.as_ptr(),
-                input.len() as i32,
-                timeout_us(timeout),
-                flags,
-                out.as_mut_ptr(),
-            )
-        };
+        let ret = sys::popen_communicate(self.handle, input, timeout_us(timeout), flags, &mut out);
         let len = self.timeout_error(check(ret), timeout)?;
         self.returncode = Some(out[1]);
         Ok(split(take_result(len)?, out[0]))
@@ -299,15 +276,13 @@ impl Popen {
     /// stderr)`, handed over once.
     pub(crate) fn take_output(&mut self) -> Result<(Vec<u8>, Vec<u8>)> {
         let mut split_at = 0i32;
-        // SAFETY: `split_at` is a valid i32 to write.
-        let len = check(unsafe { sys::popen_take_output(self.handle, &mut split_at) })?;
+        let len = check(sys::popen_take_output(self.handle, &mut split_at))?;
         Ok(split(take_result(len)?, split_at))
     }
 
     /// Sends signal `signal` to the child (nothing once it has exited).
     pub fn send_signal(&mut self, signal: i32) -> Result<()> {
-        // SAFETY: plain call.
-        check(unsafe { sys::popen_send_signal(self.handle, signal) }).map(|_| ())
+        check(sys::popen_send_signal(self.handle, signal)).map(|_| ())
     }
 
     /// Sends `SIGTERM`.
@@ -329,10 +304,7 @@ impl Popen {
         let mut done = 0;
         while done < data.len() {
             let rest = &data[done..];
-            // SAFETY: `rest` is a live buffer.
-            let n = check(unsafe {
-                sys::popen_write(self.handle, rest.as_ptr(), rest.len() as i32, -1)
-            })?;
+            let n = check(sys::popen_write(self.handle, rest, -1))?;
             done += n as usize;
         }
         Ok(())
@@ -340,8 +312,7 @@ impl Popen {
 
     /// Closes the stdin pipe: the child reads end of file.
     pub fn close_stdin(&mut self) -> Result<()> {
-        // SAFETY: plain call.
-        check(unsafe { sys::popen_close_stdin(self.handle) }).map(|_| ())
+        check(sys::popen_close_stdin(self.handle)).map(|_| ())
     }
 
     /// Reads `n` bytes from an output pipe, or fewer at end of file
@@ -394,12 +365,8 @@ impl Popen {
             Stream::Stderr => abi::STREAM_STDERR,
         };
         let cap = n.min(1 << 20);
-        let mut buf = vec![0u8; cap];
-        // SAFETY: `buf` has `cap` writable bytes.
-        let got = check(unsafe {
-            sys::popen_read(self.handle, which, buf.as_mut_ptr(), cap as i32, -1)
-        })?;
-        buf.truncate(got as usize);
+        let mut buf = Vec::with_capacity(cap);
+        check(sys::popen_read(self.handle, which, &mut buf, -1))?;
         Ok(buf)
     }
 
@@ -425,8 +392,7 @@ impl Popen {
 
 impl Drop for Popen {
     fn drop(&mut self) {
-        // SAFETY: plain call; the host kills and reaps a child still running.
-        unsafe { sys::popen_close(self.handle) };
+        sys::popen_close(self.handle);
     }
 }
 

@@ -254,16 +254,15 @@ pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) ->
 
 fn finish(outcome: Result<Vec<u8>, String>) -> i32 {
     crate::os::flush_std();
-    // SAFETY: pointer and length of a live buffer.
     match outcome {
-        Ok(bytes) => unsafe {
-            sys::task_return(bytes.as_ptr(), bytes.len() as i32);
+        Ok(bytes) => {
+            sys::task_return(&bytes);
             0
-        },
-        Err(message) => unsafe {
-            sys::task_error(message.as_ptr(), message.len() as i32);
+        }
+        Err(message) => {
+            sys::task_error(message.as_bytes());
             1
-        },
+        }
     }
 }
 

@@ -42,12 +42,9 @@ fn install() {
         }
         let message = describe(info.payload(), info.location());
         crate::os::flush_std();
-        // SAFETY: pointer and length of a live buffer. The instance traps
-        // right after (guests abort on panic); the host reports the task as
-        // failed with this message.
-        unsafe {
-            sys::task_error(message.as_ptr(), message.len() as i32);
-        }
+        // The instance traps right after (guests abort on panic); the host
+        // reports the task as failed with this message.
+        sys::task_error(message.as_bytes());
     }));
 }
 

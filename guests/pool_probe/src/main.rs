@@ -265,7 +265,7 @@ fn lifecycle() {
     let pool = Pool::new(1).expect("pool");
     println!("join before close {:?}", pool.join());
     // SAFETY: plain integers.
-    let raw = unsafe { sys::pool_join(pool.handle(), -1) };
+    let raw = unsafe { sys::raw::pool_join(pool.handle(), -1) };
     println!("raw join before close {}", raw);
     pool.close().expect("close");
     println!("apply after close {:?}", pool.apply("square", "2").err());
@@ -273,7 +273,7 @@ fn lifecycle() {
     let items = procbridge_sdk::abi::list::encode(&["2"]);
     // SAFETY: live buffers.
     let raw = unsafe {
-        sys::pool_submit(
+        sys::raw::pool_submit(
             pool.handle(),
             name.as_ptr(),
             name.len() as i32,
@@ -291,7 +291,7 @@ fn lifecycle() {
 fn last_error() -> Option<Error> {
     let mut buf = vec![0u8; 512];
     // SAFETY: the host writes at most `buf.len()` bytes.
-    let len = unsafe { sys::last_error(buf.as_mut_ptr(), buf.len() as i32) };
+    let len = unsafe { sys::raw::last_error(buf.as_mut_ptr(), buf.len() as i32) };
     buf.truncate(len.max(0) as usize);
     Some(Error::new(Errno::Inval, String::from_utf8_lossy(&buf)))
 }
@@ -335,14 +335,14 @@ fn bad() {
     // SAFETY (whole function): raw calls with deliberately bad arguments;
     // the host checks every pointer before use.
     unsafe {
-        println!("new 0 {}", errno(sys::pool_new(0, 0, -1)));
-        println!("new -3 {}", errno(sys::pool_new(-3, 0, -1)));
-        println!("new 100000 {}", errno(sys::pool_new(100_000, 0, -1)));
-        println!("new maxtasks -1 {}", errno(sys::pool_new(1, -1, -1)));
-        println!("new timeout -5 {}", errno(sys::pool_new(1, 0, -5)));
-        println!("pids forged {}", errno(sys::pool_pids(12345)));
-        println!("close forged {}", errno(sys::pool_close(-1)));
-        let h = sys::pool_new(1, 0, -1);
+        println!("new 0 {}", errno(sys::raw::pool_new(0, 0, -1)));
+        println!("new -3 {}", errno(sys::raw::pool_new(-3, 0, -1)));
+        println!("new 100000 {}", errno(sys::raw::pool_new(100_000, 0, -1)));
+        println!("new maxtasks -1 {}", errno(sys::raw::pool_new(1, -1, -1)));
+        println!("new timeout -5 {}", errno(sys::raw::pool_new(1, 0, -5)));
+        println!("pids forged {}", errno(sys::raw::pool_pids(12345)));
+        println!("close forged {}", errno(sys::raw::pool_close(-1)));
+        let h = sys::raw::pool_new(1, 0, -1);
         println!("new {}", if h > 0 { "ok" } else { "failed" });
         let name = "square";
         let items = procbridge_sdk::abi::list::encode(&["3"]);
@@ -351,7 +351,7 @@ fn bad() {
                       items_ptr: *const u8,
                       items_len: i32,
                       chunk: i32| {
-            sys::pool_submit(h, name_ptr, name_len, items_ptr, items_len, chunk)
+            sys::raw::pool_submit(h, name_ptr, name_len, items_ptr, items_len, chunk)
         };
         println!(
             "submit oob name {}",
@@ -398,33 +398,45 @@ fn bad() {
         );
         let id = submit(name.as_ptr(), 6, items.as_ptr(), items.len() as i32, 1);
         println!("submit {}", if id > 0 { "ok" } else { "failed" });
-        println!("wait negative {}", errno(sys::pool_result_wait(h, id, -5)));
-        println!("get negative {}", errno(sys::pool_result_get(h, id, -2)));
+        println!(
+            "wait negative {}",
+            errno(sys::raw::pool_result_wait(h, id, -5))
+        );
+        println!(
+            "get negative {}",
+            errno(sys::raw::pool_result_get(h, id, -2))
+        );
         println!(
             "next bad order {}",
-            errno(sys::pool_result_next(h, id, 7, -1))
+            errno(sys::raw::pool_result_next(h, id, 7, -1))
         );
-        println!("get unknown id {}", errno(sys::pool_result_get(h, 999, -1)));
+        println!(
+            "get unknown id {}",
+            errno(sys::raw::pool_result_get(h, 999, -1))
+        );
         println!(
             "get forged pool {}",
-            errno(sys::pool_result_get(777, id, -1))
+            errno(sys::raw::pool_result_get(777, id, -1))
         );
-        println!("join negative {}", errno(sys::pool_join(h, -9)));
-        let len = sys::pool_result_get(h, id, -1);
+        println!("join negative {}", errno(sys::raw::pool_join(h, -9)));
+        let len = sys::raw::pool_result_get(h, id, -1);
         println!("get {}", errno(len));
         println!(
             "take oob {}",
-            errno(sys::take_result(0x7fff_fff0 as *mut u8, len))
+            errno(sys::raw::take_result(0x7fff_fff0 as *mut u8, len))
         );
-        println!("drop result {}", errno(sys::pool_result_drop(h, id)));
-        println!("get dropped {}", errno(sys::pool_result_get(h, id, -1)));
+        println!("drop result {}", errno(sys::raw::pool_result_drop(h, id)));
+        println!(
+            "get dropped {}",
+            errno(sys::raw::pool_result_get(h, id, -1))
+        );
         let mut process = Process::new("noop");
         process.start().expect("start");
         process.join().expect("join");
         let ph = process.handle().unwrap_or(0);
-        println!("wrong kind {}", errno(sys::pool_close(ph)));
-        println!("drop {}", errno(sys::pool_drop(h)));
-        println!("closed handle {}", errno(sys::pool_pids(h)));
+        println!("wrong kind {}", errno(sys::raw::pool_close(ph)));
+        println!("drop {}", errno(sys::raw::pool_drop(h)));
+        println!("closed handle {}", errno(sys::raw::pool_pids(h)));
         println!(
             "submit closed handle {}",
             errno(submit(

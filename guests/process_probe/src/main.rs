@@ -300,7 +300,7 @@ fn raw(ret: i32) -> Result<i32, procbridge_sdk::Error> {
 fn start_raw(target: &str, method: i32, flags: i32) -> i32 {
     // SAFETY: live buffers.
     unsafe {
-        sys::process_start(
+        sys::raw::process_start(
             target.as_ptr(),
             target.len() as i32,
             [].as_ptr(),
@@ -340,7 +340,7 @@ fn bad() {
     unsafe {
         expect_err(
             "target out of bounds",
-            raw(sys::process_start(
+            raw(sys::raw::process_start(
                 usize::MAX as *const u8,
                 4,
                 [].as_ptr(),
@@ -352,7 +352,7 @@ fn bad() {
         );
         expect_err(
             "args out of bounds",
-            raw(sys::process_start(
+            raw(sys::raw::process_start(
                 "noop".as_ptr(),
                 4,
                 0xffff_fff0usize as *const u8,
@@ -364,31 +364,31 @@ fn bad() {
         );
         expect_err(
             "waitpid status out of bounds",
-            raw(sys::waitpid(-1, 0, usize::MAX as *mut i32)),
+            raw(sys::raw::waitpid(-1, 0, usize::MAX as *mut i32)),
             Errno::Fault,
         );
         expect_err(
             "task_return outside a task",
-            raw(sys::task_return([].as_ptr(), 0)),
+            raw(sys::raw::task_return([].as_ptr(), 0)),
             Errno::Inval,
         );
     }
     expect_err(
         "forged handle",
-        raw(unsafe { sys::process_join(12345, -1) }),
+        raw(unsafe { sys::raw::process_join(12345, -1) }),
         Errno::BadF,
     );
     expect_err(
         "zero handle",
-        raw(unsafe { sys::process_pid(0) }),
+        raw(unsafe { sys::raw::process_pid(0) }),
         Errno::BadF,
     );
     expect_err(
         "negative timeout",
         {
             let h = start_raw("noop", 1, 0);
-            let r = raw(unsafe { sys::process_join(h, -5) });
-            unsafe { sys::process_join(h, -1) };
+            let r = raw(unsafe { sys::raw::process_join(h, -5) });
+            unsafe { sys::raw::process_join(h, -1) };
             r
         },
         Errno::Inval,
@@ -407,7 +407,7 @@ fn bad() {
         let mut code = 0;
         expect_err(
             "exitcode pointer out of bounds",
-            raw(sys::process_exitcode(h, usize::MAX as *mut i32)),
+            raw(sys::raw::process_exitcode(h, usize::MAX as *mut i32)),
             Errno::Fault,
         );
         let _ = &mut code;
@@ -415,7 +415,7 @@ fn bad() {
     // A fork child may not use its parent's Process handles.
     let pid = os::fork().expect("fork");
     if pid == 0 {
-        let r = raw(unsafe { sys::process_kill(h) });
+        let r = raw(unsafe { sys::raw::process_kill(h) });
         std::process::exit(if r.map_err(|e| e.errno()) == Err(Errno::BadF) {
             0
         } else {
@@ -433,7 +433,7 @@ fn bad() {
     running.close().expect("close");
     expect_err(
         "closed handle",
-        raw(unsafe { sys::process_pid(h) }),
+        raw(unsafe { sys::raw::process_pid(h) }),
         Errno::BadF,
     );
     expect_err(

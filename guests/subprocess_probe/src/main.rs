@@ -405,7 +405,7 @@ fn bad_inputs() {
     let empty: Vec<u8> = Vec::new();
     let truncated: Vec<u8> = vec![100, 0, 0, 0, b't'];
     let popen = |argv: &[u8], stdin: i32, stdout: i32, stderr: i32| unsafe {
-        sys::popen(
+        sys::raw::popen(
             argv.as_ptr(),
             argv.len() as i32,
             std::ptr::null(),
@@ -420,7 +420,7 @@ fn bad_inputs() {
     unsafe {
         show(
             "argv_out_of_bounds",
-            sys::popen(
+            sys::raw::popen(
                 0x7fff_fff0 as *const u8,
                 64,
                 std::ptr::null(),
@@ -434,7 +434,7 @@ fn bad_inputs() {
         );
         show(
             "env_out_of_bounds",
-            sys::popen(
+            sys::raw::popen(
                 argv.as_ptr(),
                 argv.len() as i32,
                 0x7fff_fff0 as *const u8,
@@ -449,7 +449,7 @@ fn bad_inputs() {
         let bad_env = procbridge_sdk::abi::list::encode(&["NOEQUALS"]);
         show(
             "env_malformed",
-            sys::popen(
+            sys::raw::popen(
                 argv.as_ptr(),
                 argv.len() as i32,
                 bad_env.as_ptr(),
@@ -464,7 +464,7 @@ fn bad_inputs() {
         let loader = procbridge_sdk::abi::list::encode(&["LD_PRELOAD=/tmp/x.so"]);
         show(
             "env_loader",
-            sys::popen(
+            sys::raw::popen(
                 argv.as_ptr(),
                 argv.len() as i32,
                 loader.as_ptr(),
@@ -485,38 +485,41 @@ fn bad_inputs() {
         let h = popen(&argv, -1, -1, -1);
         show("popen", h.min(1));
         let mut code = 0i32;
-        show("wait_negative_timeout", sys::popen_wait(h, -5, &mut code));
+        show(
+            "wait_negative_timeout",
+            sys::raw::popen_wait(h, -5, &mut code),
+        );
         show(
             "wait_code_out_of_bounds",
-            sys::popen_wait(h, -1, 0x7fff_fff0 as *mut i32),
+            sys::raw::popen_wait(h, -1, 0x7fff_fff0 as *mut i32),
         );
         show(
             "communicate_flags",
-            sys::popen_communicate(h, std::ptr::null(), 0, -1, 4, &mut code),
+            sys::raw::popen_communicate(h, std::ptr::null(), 0, -1, 4, &mut code),
         );
         show(
             "communicate_input_out_of_bounds",
-            sys::popen_communicate(h, 0x7fff_fff0 as *const u8, 64, -1, 0, &mut code),
+            sys::raw::popen_communicate(h, 0x7fff_fff0 as *const u8, 64, -1, 0, &mut code),
         );
         let mut buf = [0u8; 16];
         show(
             "read_bad_stream",
-            sys::popen_read(h, 3, buf.as_mut_ptr(), 16, -1),
+            sys::raw::popen_read(h, 3, buf.as_mut_ptr(), 16, -1),
         );
         show(
             "read_out_of_bounds",
-            sys::popen_read(h, 1, 0x7fff_fff0 as *mut u8, 64, -1),
+            sys::raw::popen_read(h, 1, 0x7fff_fff0 as *mut u8, 64, -1),
         );
-        show("signal_zero", sys::popen_send_signal(h, 0));
-        show("signal_huge", sys::popen_send_signal(h, 9999));
-        show("wait", sys::popen_wait(h, 5_000_000, &mut code));
-        show("close", sys::popen_close(h));
-        show("closed_pid", sys::popen_pid(h));
-        show("closed_wait", sys::popen_wait(h, -1, &mut code));
-        show("closed_close", sys::popen_close(h));
+        show("signal_zero", sys::raw::popen_send_signal(h, 0));
+        show("signal_huge", sys::raw::popen_send_signal(h, 9999));
+        show("wait", sys::raw::popen_wait(h, 5_000_000, &mut code));
+        show("close", sys::raw::popen_close(h));
+        show("closed_pid", sys::raw::popen_pid(h));
+        show("closed_wait", sys::raw::popen_wait(h, -1, &mut code));
+        show("closed_close", sys::raw::popen_close(h));
         show("closed_as_stdin", popen(&argv, h, 0, 0));
         for forged in [0, -1, 12345, i32::MAX] {
-            show(&format!("forged_{}", forged), sys::popen_pid(forged));
+            show(&format!("forged_{}", forged), sys::raw::popen_pid(forged));
         }
         show(
             "not_granted",

@@ -103,8 +103,7 @@ impl PoolBuilder {
         let timeout = self
             .task_timeout
             .map_or(NO_TIMEOUT, |t| timeout_us(t).max(1));
-        // SAFETY: plain integers.
-        let handle = host(unsafe { sys::pool_new(processes, maxtasks, timeout) })?;
+        let handle = host(sys::pool_new(processes, maxtasks, timeout))?;
         Ok(Pool {
             handle,
             processes: self.processes,
@@ -153,8 +152,7 @@ impl Pool {
     /// # Errors
     /// Only if the host refuses.
     pub fn pids(&self) -> PoolResult<Vec<u32>> {
-        // SAFETY: plain integer.
-        let len = host(unsafe { sys::pool_pids(self.handle) })?;
+        let len = host(sys::pool_pids(self.handle))?;
         let bytes = take_result(len)?;
         Ok(bytes
             .chunks(4)
@@ -174,22 +172,16 @@ impl Pool {
             return Err(PoolError::Closed);
         }
         for &handle in handles {
-            // SAFETY: plain integers.
-            host(unsafe { sys::pool_share(self.handle, handle) })?;
+            host(sys::pool_share(self.handle, handle))?;
         }
         crate::os::flush_std();
         let chunksize = i32::try_from(chunksize).unwrap_or(i32::MAX);
-        // SAFETY: pointers and lengths of live buffers.
-        host(unsafe {
-            sys::pool_submit(
-                self.handle,
-                task.as_ptr(),
-                task.len() as i32,
-                items.as_ptr(),
-                items.len() as i32,
-                chunksize,
-            )
-        })
+        host(sys::pool_submit(
+            self.handle,
+            task.as_bytes(),
+            items,
+            chunksize,
+        ))
     }
 
     fn submit_all<T, I>(&self, task: &T, items: I, chunksize: Option<usize>) -> PoolResult<Batch>
@@ -415,8 +407,7 @@ impl Pool {
     /// # Errors
     /// Only if the host refuses.
     pub fn close(&self) -> PoolResult<()> {
-        // SAFETY: plain integer.
-        host(unsafe { sys::pool_close(self.handle) })?;
+        host(sys::pool_close(self.handle))?;
         if self.state.get() == State::Running {
             self.state.set(State::Closed);
         }
@@ -429,8 +420,7 @@ impl Pool {
     /// # Errors
     /// Only if the host refuses.
     pub fn terminate(&self) -> PoolResult<()> {
-        // SAFETY: plain integer.
-        host(unsafe { sys::pool_terminate(self.handle) })?;
+        host(sys::pool_terminate(self.handle))?;
         self.state.set(State::Terminated);
         Ok(())
     }
@@ -444,17 +434,13 @@ impl Pool {
         if self.state.get() == State::Running {
             return Err(PoolError::NotClosed);
         }
-        // SAFETY: plain integers.
-        host(unsafe { sys::pool_join(self.handle, NO_TIMEOUT) }).map(|_| ())
+        host(sys::pool_join(self.handle, NO_TIMEOUT)).map(|_| ())
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        // SAFETY: plain integer.
-        unsafe {
-            sys::pool_drop(self.handle);
-        }
+        let _ = sys::pool_drop(self.handle);
     }
 }
 

@@ -18,8 +18,7 @@ pub(super) struct Batch {
 impl Batch {
     /// Waits for every outcome; their encoded list.
     fn encoded(&self, timeout: i64) -> PoolResult<Vec<u8>> {
-        // SAFETY: plain integers.
-        let ret = unsafe { sys::pool_result_get(self.pool, self.id, timeout) };
+        let ret = sys::pool_result_get(self.pool, self.id, timeout);
         let len = match check(ret) {
             Ok(len) => len,
             Err(err) if err.errno() == Errno::TimedOut => return Err(PoolError::Timeout),
@@ -44,13 +43,11 @@ impl Batch {
     }
 
     fn ready(&self) -> bool {
-        // SAFETY: plain integers.
-        unsafe { sys::pool_result_ready(self.pool, self.id) == 1 }
+        sys::pool_result_ready(self.pool, self.id) == 1
     }
 
     fn wait(&self, timeout: i64) -> PoolResult<bool> {
-        // SAFETY: plain integers.
-        match check(unsafe { sys::pool_result_wait(self.pool, self.id, timeout) }) {
+        match check(sys::pool_result_wait(self.pool, self.id, timeout)) {
             Ok(_) => Ok(true),
             Err(err) if err.errno() == Errno::TimedOut => Ok(false),
             Err(err) => Err(PoolError::Os(err)),
@@ -60,10 +57,7 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        // SAFETY: plain integers. Fails harmlessly if the pool is gone.
-        unsafe {
-            sys::pool_result_drop(self.pool, self.id);
-        }
+        let _ = sys::pool_result_drop(self.pool, self.id);
     }
 }
 
@@ -246,9 +240,7 @@ impl<'p, R> IMap<'p, R> {
         if self.done {
             return None;
         }
-        // SAFETY: plain integers.
-        let ret =
-            unsafe { sys::pool_result_next(self.batch.pool, self.batch.id, self.order, timeout) };
+        let ret = sys::pool_result_next(self.batch.pool, self.batch.id, self.order, timeout);
         let len = match check(ret) {
             Ok(0) => {
                 self.done = true;
