@@ -9,6 +9,7 @@ use crate::confine::jail::{Jail, JailError};
 use crate::confine::layers;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::handles::HandleTable;
+use crate::native_stdio::NativeStdio;
 use crate::os_random::OsRandom;
 use crate::policy::Policy;
 use std::os::fd::AsRawFd;
@@ -206,6 +207,9 @@ pub struct GuestBuilder {
     extra_dirs: Vec<(Arc<cap_std::fs::Dir>, String)>,
     /// A Python door in this directory, seen at this guest path.
     door: Option<(Arc<cap_std::fs::Dir>, String)>,
+    /// Inherited stdout/stderr end the process with SIGPIPE on a broken
+    /// pipe, as a native program's do.
+    native_sigpipe: bool,
 }
 
 /// Where a guest's commands run.
@@ -259,6 +263,16 @@ impl GuestBuilder {
     /// Sets where the guest's stderr goes (default: inherited).
     pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
         self.stderr = stdio;
+        self
+    }
+
+    /// With inherited stdout or stderr ([`Stdio::Inherit`]), a write
+    /// whose reader has gone ends the process with `SIGPIPE`, quietly, as
+    /// the kernel ends a native program (`job | head -1`); without it
+    /// (the default) the guest's write fails and the embedder's process
+    /// lives on. The `procbridge` command sets it.
+    pub fn native_sigpipe(&mut self, yes: bool) -> &mut Self {
+        self.native_sigpipe = yes;
         self
     }
 
@@ -381,12 +395,14 @@ impl GuestBuilder {
             }
         }
         match &self.stdout {
+            Stdio::Inherit if self.native_sigpipe => wasi.stdout(NativeStdio::Stdout),
             Stdio::Inherit => wasi.stdout(std::io::stdout()),
             Stdio::Null => wasi.stdout(std::io::empty()),
             Stdio::Capture(c) => wasi.stdout(c.0.clone()),
             Stdio::Sink(s) => wasi.stdout(s.stream(crate::output::StdStream::Stdout)),
         };
         match &self.stderr {
+            Stdio::Inherit if self.native_sigpipe => wasi.stderr(NativeStdio::Stderr),
             Stdio::Inherit => wasi.stderr(std::io::stderr()),
             Stdio::Null => wasi.stderr(std::io::empty()),
             Stdio::Capture(c) => wasi.stderr(c.0.clone()),
@@ -452,6 +468,7 @@ impl GuestBuilder {
         {
             layers::warn(warning);
         }
+        tracing::info!("commands are confined by: {}", confinement.describe());
         Ok(jail)
     }
 }

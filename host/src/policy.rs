@@ -689,9 +689,20 @@ impl PolicyBuilder {
     ///
     /// # Ambient authority
     /// Reads the host's environment.
+    ///
+    /// # Errors
+    /// When the variable is not set in the host (or its value is not
+    /// UTF-8), as one line naming it.
     pub fn pass_env(self, key: &str) -> anyhow::Result<Self> {
-        let value = std::env::var(key)
-            .with_context(|| format!("environment variable {key}: not set in the host"))?;
+        let value = match std::env::var(key) {
+            Ok(value) => value,
+            Err(std::env::VarError::NotPresent) => {
+                bail!("environment variable {key}: not set in the host")
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bail!("environment variable {key}: its value in the host is not UTF-8")
+            }
+        };
         self.env(key, &value)
     }
 

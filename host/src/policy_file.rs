@@ -171,13 +171,39 @@ const MB: usize = 1 << 20;
 /// # Errors
 /// A [`PolicyError`] naming the line at fault.
 pub fn load(path: &Path) -> Result<PolicyBuilder, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-        file: path.display().to_string(),
-        line: 0,
-        message: e.to_string(),
-    })?;
+    let text = read(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&path.display().to_string(), &text, base, Policy::builder())
+}
+
+/// Reads a policy file as `procbridge policy check` does: as [`load`], but
+/// a grant that depends on this machine's environment — `[env] pass` of a
+/// variable not set here — is left out with a warning instead of refusing
+/// the file (the machine that runs the job may well set it; [`load`] there
+/// refuses the file when it does not).
+///
+/// # Errors
+/// A [`PolicyError`] naming the line at fault.
+pub fn check(path: &Path) -> Result<(PolicyBuilder, Vec<PolicyError>), PolicyError> {
+    let text = read(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut warnings = Vec::new();
+    let builder = parse_with(
+        &path.display().to_string(),
+        &text,
+        base,
+        Policy::builder(),
+        Some(&mut warnings),
+    )?;
+    Ok((builder, warnings))
+}
+
+fn read(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: path.display().to_string(),
+        line: 0,
+        message: format!("cannot read it: {e}"),
+    })
 }
 
 /// Parses policy text into `builder`; relative directories are resolved
@@ -190,6 +216,18 @@ pub fn parse(
     text: &str,
     base: &Path,
     builder: PolicyBuilder,
+) -> Result<PolicyBuilder, PolicyError> {
+    parse_with(file, text, base, builder, None)
+}
+
+/// [`parse`]; with `warnings`, an `[env] pass` of a variable not set here
+/// is one of them instead of an error.
+fn parse_with(
+    file: &str,
+    text: &str,
+    base: &Path,
+    builder: PolicyBuilder,
+    mut warnings: Option<&mut Vec<PolicyError>>,
 ) -> Result<PolicyBuilder, PolicyError> {
     let at = |line: usize, message: String| PolicyError {
         file: file.to_string(),
@@ -224,7 +262,7 @@ pub fn parse(
         builder = builder
             .allow_run_with(name, rules, entry.sha256.as_deref())
             .and_then(|b| b.command_env(name, &entry.env))
-            .map_err(|e| at(line(), format!("{e:#}")))?;
+            .map_err(|e| at(line(), command_error(name, &e)))?;
     }
     for dir in &parsed.dirs {
         let host = base.join(&dir.host);
@@ -245,9 +283,26 @@ pub fn parse(
         builder = granted.map_err(|e| at(line_of(&[needle]), format!("{e:#}")))?;
     }
     for key in &parsed.env.pass {
+        let line = || line_of(&[format!("\"{key}\"")]);
+        if let Some(warnings) = warnings.as_deref_mut() {
+            // Only a valid name that is not set here is a warning.
+            Policy::builder()
+                .env(key, "")
+                .map_err(|e| at(line(), format!("{e:#}")))?;
+            if std::env::var_os(key).is_none() {
+                warnings.push(at(
+                    line(),
+                    format!(
+                        "environment variable {key}: not set in the host; \
+                         `procbridge run` with this policy needs it set"
+                    ),
+                ));
+                continue;
+            }
+        }
         builder = builder
             .pass_env(key)
-            .map_err(|e| at(line_of(&[format!("\"{key}\"")]), format!("{e:#}")))?;
+            .map_err(|e| at(line(), format!("{e:#}")))?;
     }
     for (key, value) in &parsed.env.set {
         builder = builder
@@ -260,20 +315,47 @@ pub fn parse(
             .run_as(uid, gid)
             .map_err(|e| at(line_of(&["run_as".to_string()]), format!("{e:#}")))?;
     }
-    // A time limit of 0 would stop the job before it starts: refuse it.
-    for (key, value) in [
-        ("wall_time_seconds", parsed.limits.wall_time_seconds),
-        ("cpu_seconds", parsed.limits.cpu_seconds),
+    // A limit of 0 would stop the job before it starts, or refuse it
+    // everything it needs to do anything: refuse it.
+    let l = &parsed.limits;
+    let widen = |n: Option<usize>| n.map(|n| n as u64);
+    for (key, value, otherwise) in [
+        ("processes", widen(l.processes), "the default"),
+        ("memory_mb", widen(l.memory_mb), "the default"),
+        ("total_memory_mb", l.total_memory_mb, "the default"),
+        ("wall_time_seconds", l.wall_time_seconds, "no limit"),
+        ("cpu_seconds", l.cpu_seconds, "no limit"),
+        ("output_mb", widen(l.output_mb), "the default"),
+        ("queued_mb", widen(l.queued_mb), "the default"),
+        ("open_files", l.open_files, "the default"),
+        ("address_space_mb", l.address_space_mb, "no limit"),
+        ("handles", widen(l.handles), "the default"),
+        ("audit_mb", l.audit_mb, "the default"),
     ] {
         if value == Some(0) {
             return Err(at(
                 line_of(&[key.to_string()]),
-                format!("{key} must be at least 1 (leave it out for no limit)"),
+                format!("{key} must be at least 1 (leave it out for {otherwise})"),
             ));
         }
     }
     apply_limits(&parsed.limits, builder.limits_mut());
     Ok(builder)
+}
+
+/// A command's grant that failed, in the file's words: the library names its
+/// builder call (`allow_run("x")`), the file names the command.
+fn command_error(name: &str, err: &anyhow::Error) -> String {
+    let mut chain = err.chain().map(ToString::to_string).peekable();
+    if chain.peek().is_some_and(|c| c.starts_with("allow_run(")) {
+        chain.next();
+    }
+    let why = chain.collect::<Vec<_>>().join(": ");
+    if why.starts_with(&format!("command {name}")) {
+        why
+    } else {
+        format!("command {name}: {why}")
+    }
 }
 
 fn apply_limits(entry: &LimitsEntry, limits: &mut Limits) {
@@ -369,6 +451,10 @@ pub fn explain(policy: &Policy) -> String {
         any = true;
         line("  network (TCP) for the commands it runs".into());
     }
+    if let Some((uid, gid)) = policy.run_as() {
+        any = true;
+        line(format!("  commands run as host user {uid}, group {gid}"));
+    }
     if !any {
         line("  nothing: the guest can compute and print, and nothing else".into());
     }
@@ -386,16 +472,19 @@ pub fn explain(policy: &Policy) -> String {
         l.max_queued_bytes / MB,
         l.max_handles
     ));
-    let or_none =
-        |v: Option<u64>, unit: &str| v.map_or("no limit".to_string(), |v| format!("{v} {unit}"));
+    let or_none = |v: Option<u64>, unit: &str| {
+        v.map_or("no limit".to_string(), |v| {
+            format!("{v} {unit}").trim_end().to_string()
+        })
+    };
     line(format!(
         "  wall-clock time: {}; CPU time per process: {}",
         or_none(l.wall_time.map(|d| d.as_secs()), "s"),
         or_none(l.cpu_seconds, "s")
     ));
     line(format!(
-        "  per command: open files {}, address space {}",
-        or_none(l.command_open_files, "files"),
+        "  open files per command: {}; address space per command: {}",
+        or_none(l.command_open_files, ""),
         or_none(l.command_address_space.map(|b| b / MB as u64), "MiB")
     ));
     line(format!(
@@ -404,6 +493,79 @@ pub fn explain(policy: &Policy) -> String {
     ));
     line("Everything else is denied.".into());
     out
+}
+
+/// What [`explain`] says, for machines: `grants` (commands with their
+/// resolved paths and rules, directories, environment, network, the user
+/// commands run as) and `limits`, each named as in a policy file's
+/// `[limits]` (`null`: no limit).
+pub fn explain_json(policy: &Policy) -> serde_json::Value {
+    use serde_json::json;
+    let commands: Vec<_> = policy
+        .commands()
+        .map(|cmd| {
+            json!({
+                "name": cmd.name,
+                "path": cmd.path.display().to_string(),
+                "subcommands": cmd.args.subcommands,
+                "deny_flags": cmd.args.deny_flags,
+                "allow_flags": cmd.args.allow_flags,
+                "env": cmd.env,
+                "sha256_pinned": cmd.is_pinned(),
+            })
+        })
+        .collect();
+    let dirs: Vec<_> = policy
+        .dirs()
+        .iter()
+        .map(|dir| {
+            json!({
+                "host": dir.host.display().to_string(),
+                "guest": dir.guest,
+                "mode": match dir.perms {
+                    DirPerms::ReadOnly => "read-only",
+                    DirPerms::ReadWrite => "read-write",
+                },
+                "overlap": dir.overlap,
+            })
+        })
+        .collect();
+    let env: serde_json::Map<String, serde_json::Value> = policy
+        .env()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone().into()))
+        .collect();
+    let l = policy.limits();
+    let mib = |bytes: u64| bytes / MB as u64;
+    let seconds = |d: Duration| -> serde_json::Value {
+        if d.subsec_nanos() == 0 {
+            d.as_secs().into()
+        } else {
+            d.as_secs_f64().into()
+        }
+    };
+    json!({
+        "grants": {
+            "commands": commands,
+            "dirs": dirs,
+            "env": env,
+            "network": policy.network(),
+            "run_as": policy.run_as().map(|(uid, gid)| [uid, gid]),
+        },
+        "limits": {
+            "processes": l.max_processes,
+            "memory_mb": mib(l.max_memory_bytes as u64),
+            "total_memory_mb": mib(l.max_total_memory_bytes),
+            "wall_time_seconds": l.wall_time.map(seconds),
+            "cpu_seconds": l.cpu_seconds,
+            "output_mb": mib(l.max_output_bytes as u64),
+            "queued_mb": mib(l.max_queued_bytes as u64),
+            "open_files": l.command_open_files,
+            "address_space_mb": l.command_address_space.map(mib),
+            "handles": l.max_handles,
+            "audit_mb": mib(l.max_audit_bytes),
+        },
+    })
 }
 
 #[cfg(test)]

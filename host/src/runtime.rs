@@ -30,12 +30,15 @@ use wasmtime_wasi::I32Exit;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    ///
+    /// The message says what the OS said; it is not also the error's
+    /// `source()`, so that printing the chain says it once.
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The module's path.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not a valid WebAssembly module.
     #[error("{name} is not a valid WebAssembly module: {reason}")]
@@ -446,9 +449,9 @@ impl Runtime {
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Program, LoadError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let read_error = |source| LoadError::Read {
+        let read_error = |error| LoadError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let Some(cache) = &self.cache else {
             let bytes = std::fs::read(path).map_err(read_error)?;
@@ -459,7 +462,7 @@ impl Runtime {
         // holds one, so it is always read).
         let component = std::cell::Cell::new(false);
         let (module, origin) = cache
-            .load_file(&self.engine, &file, |bytes| {
+            .load_file(&self.engine, &name, &file, |bytes| {
                 if is_component(&bytes) {
                     component.set(true);
                     return Err(String::new());
@@ -498,10 +501,10 @@ impl Runtime {
             reason,
         })?;
         let (module, origin) = match &self.cache {
-            Some(cache) => cache.load(&self.engine, &binary),
-            None => Module::new(&self.engine, &*binary)
-                .map(|m| (m, Origin::Compiled))
-                .map_err(anyhow::Error::from),
+            Some(cache) => cache.load_named(&self.engine, name, &binary),
+            None => {
+                crate::cache::compile(&self.engine, name, &binary).map(|m| (m, Origin::Compiled))
+            }
         }
         .map_err(|e| LoadError::NotWasm {
             name: name.to_string(),
@@ -570,6 +573,7 @@ impl Runtime {
             .into());
         }
         let wall_time = state.policy().limits().wall_time;
+        crate::diag::granted(state.policy());
         let mut state = state;
         state.bridge.program = Some(program.clone());
         let mut store = new_store(&self.engine, state);

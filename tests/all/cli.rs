@@ -249,3 +249,352 @@ fn python_help_and_usage_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn completions_are_printed_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run_cli(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{shell}");
+        let script = stdout(&out);
+        for word in [
+            "procbridge",
+            "allow-run",
+            "max-memory",
+            "policy",
+            "completions",
+        ] {
+            assert!(script.contains(word), "{shell} does not complete {word}");
+        }
+    }
+    // The bash script is one bash accepts.
+    let out = run_cli(&["completions", "bash"]);
+    let (_dir, path) = temp_file("procbridge.bash", &out.stdout);
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    let out = run_cli(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn version_names_procbridge_and_its_wasmtime() {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.split("\nversion = \"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .unwrap();
+    let out = run_cli(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "procbridge {} (wasmtime {wasmtime})\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn allow_run_and_env_take_comma_lists() {
+    // The second command of the list is granted.
+    let out = procbridge()
+        .args(["run", "--allow-run", "true,echo"])
+        .arg(guest("call"))
+        .args(["echo", "granted"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("granted\nExit code: 0\n"),
+        "{}",
+        stdout(&out)
+    );
+    // Each name of the list is resolved, and named alone when it cannot be.
+    let out = run_cli(&[
+        "run",
+        "--allow-run",
+        "true,no-such-command-xyz",
+        guest("hello").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "procbridge: --allow-run no-such-command-xyz: not found in PATH\n"
+    );
+    // NAME,NAME passes host values; NAME=VALUE keeps its commas.
+    let out = procbridge()
+        .env("FIRST_VAR", "one")
+        .env("SECOND_VAR", "two")
+        .args([
+            "run",
+            "--env",
+            "FIRST_VAR,SECOND_VAR",
+            "--env",
+            "LIST=a,b=c",
+        ])
+        .arg(guest("hello"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "env FIRST_VAR=one\n",
+        "env SECOND_VAR=two\n",
+        "env LIST=a,b=c\n",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // A list with a value in it, and an empty name, are refused.
+    for (spec, why) in [
+        (
+            "A,B=1",
+            "NAME=VALUE grants one variable; give each NAME=VALUE its own --env",
+        ),
+        ("FIRST_VAR,,SECOND_VAR", "empty variable name"),
+    ] {
+        let out = procbridge()
+            .env("FIRST_VAR", "one")
+            .env("SECOND_VAR", "two")
+            .args(["run", "--env", spec])
+            .arg(guest("hello"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert_eq!(stderr(&out), format!("procbridge: --env {spec}: {why}\n"));
+    }
+}
+
+#[test]
+fn zero_limits_are_usage_errors() {
+    let hello = guest("hello");
+    for (flag, unit) in [
+        ("--max-memory", "MiB"),
+        ("--max-total-memory", "MiB"),
+        ("--max-processes", "process"),
+        ("--max-output", "MiB"),
+        ("--max-queued", "MiB"),
+        ("--max-audit", "MiB"),
+        ("--cpu-time", "second"),
+    ] {
+        let out = run_cli(&["run", flag, "0", hello.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("procbridge: {flag} 0: give at least 1 {unit}\n")
+        );
+        assert_eq!(stdout(&out), "", "{flag}: the guest ran");
+    }
+    // In a policy file too, naming the line.
+    let (_dir, path) = temp_file("job.toml", b"[limits]\nprocesses = 4\nmemory_mb = 0\n");
+    let out = run_cli(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "procbridge: invalid policy: {}:3: memory_mb must be at least 1 (leave it out for the default)\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn errors_are_said_once() {
+    let out = run_cli(&["run", "nonexist.wasm"]);
+    assert_eq!(out.status.code(), Some(66));
+    assert_eq!(
+        stderr(&out),
+        "procbridge: cannot read nonexist.wasm: No such file or directory (os error 2)\n"
+    );
+    let out = procbridge()
+        .env_remove("PROCBRIDGE_UNSET_VAR")
+        .args(["run", "--env", "PROCBRIDGE_UNSET_VAR"])
+        .arg(guest("hello"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "procbridge: environment variable PROCBRIDGE_UNSET_VAR: not set in the host\n"
+    );
+    // A command a policy file cannot grant is named as the file names it.
+    let (_dir, path) = temp_file("job.toml", b"[commands.no-such-command-xyz]\n");
+    let out = run_cli(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "procbridge: invalid policy: {}:1: command no-such-command-xyz: not found in PATH\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn an_unset_passed_variable_is_a_warning_in_check_and_an_error_in_run() {
+    let (_dir, path) = temp_file("job.toml", b"[env]\npass = [\"PROCBRIDGE_UNSET_VAR\"]\n");
+    let file = path.to_str().unwrap();
+    let out = procbridge()
+        .env_remove("PROCBRIDGE_UNSET_VAR")
+        .args(["policy", "check", file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "procbridge: warning: {file}:2: environment variable PROCBRIDGE_UNSET_VAR: not set \
+             in the host; `procbridge run` with this policy needs it set\n"
+        )
+    );
+    assert!(stdout(&out).contains("Everything else is denied."));
+    let out = procbridge()
+        .env_remove("PROCBRIDGE_UNSET_VAR")
+        .args(["run", "--policy", file])
+        .arg(guest("hello"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "procbridge: {file}:2: environment variable PROCBRIDGE_UNSET_VAR: not set in the host\n"
+        )
+    );
+    // Set, it is granted with its value, and no warning.
+    let out = procbridge()
+        .env("PROCBRIDGE_UNSET_VAR", "here")
+        .args(["policy", "check", file])
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(0), ""));
+    assert!(
+        stdout(&out).contains("  environment variable PROCBRIDGE_UNSET_VAR=here\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn policy_check_reads_naturally() {
+    let (_dir, path) = temp_file("job.toml", b"[limits]\naddress_space_mb = 512\n");
+    let out = run_cli(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("\n  open files per command: 1024; address space per command: 512 MiB\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_check_json_says_what_is_granted() {
+    let work = tempfile::tempdir().unwrap();
+    let (_dir, path) = temp_file(
+        "job.toml",
+        format!(
+            "[commands.sort]\ndeny_flags = [\"--compress-program\"]\n\n\
+             [[dirs]]\nhost = \"{}\"\nguest = \"/work\"\nmode = \"read-write\"\n\n\
+             [env]\nset = {{ MODE = \"ci\" }}\npass = [\"PROCBRIDGE_UNSET_VAR\"]\n\n\
+             [limits]\nprocesses = 8\nwall_time_seconds = 60\n",
+            work.path().display()
+        )
+        .as_bytes(),
+    );
+    let file = path.to_str().unwrap();
+    let out = procbridge()
+        .env_remove("PROCBRIDGE_UNSET_VAR")
+        .args(["policy", "check", "--json", file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["file"], file);
+    let sort = &json["grants"]["commands"][0];
+    assert_eq!(sort["name"], "sort");
+    assert!(sort["path"].as_str().unwrap().starts_with('/'), "{sort}");
+    assert_eq!(
+        sort["deny_flags"],
+        serde_json::json!(["--compress-program"])
+    );
+    assert_eq!(sort["subcommands"], serde_json::Value::Null);
+    let dir = &json["grants"]["dirs"][0];
+    assert_eq!(dir["guest"], "/work");
+    assert_eq!(dir["mode"], "read-write");
+    assert_eq!(
+        dir["host"],
+        std::fs::canonicalize(work.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(json["grants"]["env"], serde_json::json!({ "MODE": "ci" }));
+    assert_eq!(json["grants"]["network"], false);
+    let limits = &json["limits"];
+    assert_eq!(limits["processes"], 8);
+    assert_eq!(limits["wall_time_seconds"], 60);
+    assert_eq!(limits["cpu_seconds"], serde_json::Value::Null);
+    assert_eq!(limits["memory_mb"], 1024);
+    assert_eq!(limits["open_files"], 1024);
+    let layers = json["layers"].as_array().unwrap();
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["name"] == "seccomp" && l["available"] == true),
+        "{layers:?}"
+    );
+    let warning = &json["warnings"][0];
+    assert_eq!(warning["line"], 11);
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("environment variable PROCBRIDGE_UNSET_VAR: not set in the host"),
+        "{warning}"
+    );
+    // An invalid policy: the line at fault, for machines too.
+    let (_dir, path) = temp_file("bad.toml", b"[commands.sort]\n\n[limitz]\n");
+    let out = run_cli(&["policy", "check", "--json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["error"]["line"], 3);
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limitz"),
+        "{json}"
+    );
+}
+
+#[test]
+fn run_and_python_help_list_every_exit_code() {
+    for command in ["run", "python"] {
+        let out = run_cli(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        let help = stdout(&out);
+        let codes: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Exit codes:")
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        for code in ["N", "2", "65", "66", "67", "68", "70", "124", "134", "152"] {
+            assert!(
+                codes.contains(&code),
+                "{command} --help does not list {code}:\n{help}"
+            );
+        }
+    }
+}

@@ -10,6 +10,8 @@ mod c_guests;
 mod c_header;
 mod cache;
 mod cli;
+mod cli_diag;
+mod cli_exit;
 mod confine;
 mod door;
 mod escapes;

@@ -202,6 +202,19 @@ fn main() -> Result<(), Error> {
         "bad_arguments" => bad_arguments(),
         "boxed" => boxed().map_err(|e| Error::new(procbridge_sdk::Errno::Io, e.to_string())),
         "denied" => denied(),
+        "panic" => {
+            let empty: Vec<u8> = Vec::new();
+            println!("about to index {} items", empty.len());
+            let index = empty.len() + 3;
+            println!("{}", empty[index]);
+            Ok(())
+        }
+        "flood" => {
+            for i in 0u64.. {
+                println!("line {}", i);
+            }
+            Ok(())
+        }
         other => Err(Error::with_kind(
             ErrorKind::Value,
             procbridge_sdk::Errno::Inval,

@@ -4,6 +4,7 @@
 
 use super::key::check_private;
 use super::known;
+use super::manage::{self, Removed};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,7 +20,7 @@ pub(crate) const ENTRY_SUFFIX: &str = ".pbcache";
 
 /// Entries of the unauthenticated format of earlier versions; never loaded,
 /// removed when the cache is trimmed.
-const LEGACY_SUFFIX: &str = ".cwasm";
+pub(crate) const LEGACY_SUFFIX: &str = ".cwasm";
 
 /// A temporary file older than this was left by a writer that died.
 const STALE_TMP: Duration = Duration::from_secs(3600);
@@ -57,6 +58,12 @@ impl CacheDir {
             .map_err(|e| {
                 Problem::Unwritable(format!("cannot create the module cache {shown}: {e}"))
             })?;
+        Self::open_existing(path)
+    }
+
+    /// Opens `path` if it exists, and checks it.
+    pub(crate) fn open_existing(path: &Path) -> Result<CacheDir, Problem> {
+        let shown = path.display();
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -188,18 +195,60 @@ impl CacheDir {
 
     /// Removes least recently used entries until they take at most
     /// `max_bytes`, records of module identities not written for
-    /// [`STALE_RECORD`], and what earlier versions or dead writers left.
-    pub(crate) fn evict(&self, max_bytes: u64) {
-        let Ok(list) = std::fs::read_dir(&self.path) else {
-            return;
-        };
+    /// [`STALE_RECORD`], and what earlier versions or dead writers left;
+    /// says how many entries it removed.
+    pub(crate) fn evict(&self, max_bytes: u64) -> Removed {
         let now = SystemTime::now();
-        let age = |stat: &libc::stat| {
-            let modified =
-                SystemTime::UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
-            now.duration_since(modified).unwrap_or_default()
-        };
+        let age = |file: &DirFile| now.duration_since(file.modified).unwrap_or_default();
         let mut entries = Vec::new();
+        let mut notes = Vec::new();
+        for file in self.files() {
+            let name = file.name.as_str();
+            if name.ends_with(ENTRY_SUFFIX) {
+                entries.push((file.mtime, file.size, file.name));
+                continue;
+            }
+            if name.ends_with(manage::INFO_SUFFIX) {
+                notes.push(file.name);
+                continue;
+            }
+            let left_over = name.ends_with(LEGACY_SUFFIX)
+                || (name.ends_with(known::SUFFIX) && age(&file) > STALE_RECORD)
+                || (name.contains(".tmp") && age(&file) > STALE_TMP);
+            if left_over {
+                self.unlink(name);
+            }
+        }
+        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        entries.sort();
+        let mut removed = Removed::default();
+        let mut kept = std::collections::HashSet::new();
+        for (_, size, name) in entries {
+            if total <= max_bytes {
+                kept.insert(name);
+                continue;
+            }
+            self.unlink(&name);
+            total -= size;
+            removed.entries += 1;
+            removed.bytes += size;
+        }
+        // Notes of entries that are gone.
+        for note in notes {
+            if !kept.contains(&manage::entry_of(&note)) {
+                self.unlink(&note);
+            }
+        }
+        removed
+    }
+
+    /// The regular files in the directory (symbolic links and other
+    /// files are not listed), with their sizes and modification times.
+    pub(crate) fn files(&self) -> Vec<DirFile> {
+        let Ok(list) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        let mut files = Vec::new();
         for item in list.flatten() {
             let name = item.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -209,27 +258,19 @@ impl CacheDir {
             if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
                 continue;
             }
-            let mtime = (stat.st_mtime, stat.st_mtime_nsec);
-            if name.ends_with(ENTRY_SUFFIX) {
-                entries.push((mtime, stat.st_size.max(0) as u64, name.to_string()));
-                continue;
-            }
-            let left_over = name.ends_with(LEGACY_SUFFIX)
-                || (name.ends_with(known::SUFFIX) && age(&stat) > STALE_RECORD)
-                || (name.contains(".tmp") && age(&stat) > STALE_TMP);
-            if left_over {
-                self.unlink(name);
-            }
+            let modified = SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    stat.st_mtime.max(0) as u64,
+                    stat.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+                );
+            files.push(DirFile {
+                name: name.to_string(),
+                size: stat.st_size.max(0) as u64,
+                mtime: (stat.st_mtime, stat.st_mtime_nsec),
+                modified,
+            });
         }
-        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
-        entries.sort();
-        for (_, size, name) in entries {
-            if total <= max_bytes {
-                break;
-            }
-            self.unlink(&name);
-            total -= size;
-        }
+        files
     }
 
     fn open_at(&self, name: &str, flags: i32, mode: libc::mode_t) -> std::io::Result<File> {
@@ -278,7 +319,7 @@ impl CacheDir {
         Ok(())
     }
 
-    fn unlink(&self, name: &str) {
+    pub(crate) fn unlink(&self, name: &str) {
         if let Ok(name) = c_name(name) {
             // SAFETY: unlinkat within our directory with a NUL-terminated
             // name.
@@ -287,6 +328,19 @@ impl CacheDir {
             }
         }
     }
+}
+
+/// A regular file of the cache directory ([`CacheDir::files`]).
+#[derive(Debug)]
+pub(crate) struct DirFile {
+    /// Its name.
+    pub(crate) name: String,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// Its modification time, as the kernel keeps it (for ordering).
+    pub(crate) mtime: (libc::time_t, i64),
+    /// The same as a time.
+    pub(crate) modified: SystemTime,
 }
 
 fn c_name(name: &str) -> std::io::Result<CString> {

@@ -57,16 +57,22 @@
 //!
 //! # Size
 //!
-//! The entries take at most [`ModuleCache::max_bytes`] (default 1 GiB):
-//! after each store the least recently used entries are removed (an entry's
-//! times are set on each hit).
+//! The entries take at most [`ModuleCache::max_bytes`] (default 1 GiB, or
+//! `$PROCBRIDGE_CACHE_MAX_MB` MiB): after each store the least recently
+//! used entries are removed (an entry's times are set on each hit).
+//! [`ModuleCache::entries`], [`ModuleCache::clean`] and
+//! [`ModuleCache::trim`] list, empty and trim the cache (`procbridge
+//! cache`); next to each entry a small `HEX.pbinfo` file says which module
+//! it was compiled from (for the list only: it is never trusted).
 
 mod dir;
 mod key;
 mod known;
 mod mac;
+mod manage;
 mod sealed;
 
+use crate::diag::{self, Compiled};
 use crate::policy::Policy;
 use anyhow::Result;
 use dir::{CacheDir, Problem};
@@ -78,6 +84,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 use wasmtime::{Engine, Module};
+
+pub use manage::{CacheEntry, Removed};
 
 /// The default size cap of the entries.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
@@ -138,14 +146,29 @@ enum Warning {
 impl ModuleCache {
     /// A cache in `dir` (created on first use), with the key in
     /// [`ModuleCache::default_key_file`] and a size cap of
-    /// [`DEFAULT_MAX_BYTES`].
+    /// `$PROCBRIDGE_CACHE_MAX_MB` MiB, else [`DEFAULT_MAX_BYTES`].
+    ///
+    /// # Ambient authority
+    /// Reads the process environment.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ModuleCache {
             dir: dir.into(),
             key_file: Self::default_key_file(),
-            max_bytes: DEFAULT_MAX_BYTES,
+            max_bytes: Self::default_max_bytes(),
             shared: Arc::default(),
         }
+    }
+
+    /// The default size cap: `$PROCBRIDGE_CACHE_MAX_MB` MiB when it is a
+    /// number, else [`DEFAULT_MAX_BYTES`].
+    ///
+    /// # Ambient authority
+    /// Reads the process environment.
+    pub fn default_max_bytes() -> u64 {
+        std::env::var("PROCBRIDGE_CACHE_MAX_MB")
+            .ok()
+            .and_then(|mb| mb.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_MAX_BYTES, |mb| mb.saturating_mul(1 << 20))
     }
 
     /// Keeps the key in `path` instead (outside the cache directory; see
@@ -161,6 +184,11 @@ impl ModuleCache {
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
+    }
+
+    /// The most the entries may take, in bytes.
+    pub fn size_cap(&self) -> u64 {
+        self.max_bytes
     }
 
     /// The default location: `$PROCBRIDGE_CACHE_DIR`, else
@@ -239,12 +267,23 @@ impl ModuleCache {
     /// # Errors
     /// When `bytes` is not a valid module.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Module, Origin)> {
+        self.load_named(engine, "a module given as bytes", bytes)
+    }
+
+    /// [`load`](ModuleCache::load) of the module `name` (for messages and
+    /// the list of entries).
+    pub(crate) fn load_named(
+        &self,
+        engine: &Engine,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Module, Origin)> {
         match self.trusted() {
             Some((dir, key)) => {
                 let hashes = [&engine_hash(engine)[..], &mac::digest(bytes)[..]];
-                self.load_or_compile(engine, &dir, &key, bytes, hashes)
+                self.load_or_compile(engine, &dir, &key, name, bytes, hashes)
             }
-            None => Ok((Module::new(engine, bytes)?, Origin::Compiled)),
+            None => Ok((compile(engine, name, bytes)?, Origin::Compiled)),
         }
     }
 
@@ -261,9 +300,14 @@ impl ModuleCache {
     pub(crate) fn load_file(
         &self,
         engine: &Engine,
+        name: &str,
         file: &File,
         binary: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, String>,
     ) -> Result<(Module, Origin), FileLoadError> {
+        // Messages and the list of entries name the file by its absolute
+        // path.
+        let absolute = std::path::absolute(name).map(|p| p.display().to_string());
+        let name = absolute.as_deref().unwrap_or(name);
         let identity = known::Identity::of(file).map_err(FileLoadError::Read)?;
         let trusted = self.trusted();
         let engine_hash = engine_hash(engine);
@@ -272,7 +316,8 @@ impl ModuleCache {
         let mut tried = None;
         if let Some((dir, key)) = &trusted {
             if let Some(digest) = known::digest(dir, key, &identity) {
-                if let Some(module) = self.load_entry(engine, dir, key, [&engine_hash, &digest]) {
+                let hashes = [&engine_hash[..], &digest[..]];
+                if let Some(module) = self.load_entry(engine, dir, key, name, hashes) {
                     return Ok((module, Origin::Cached));
                 }
                 tried = Some(digest);
@@ -281,14 +326,14 @@ impl ModuleCache {
         let contents = read_whole(file, identity.size()).map_err(FileLoadError::Read)?;
         let bytes = binary(contents).map_err(FileLoadError::Invalid)?;
         let Some((dir, key)) = trusted else {
-            let module = Module::new(engine, &*bytes).map_err(invalid)?;
+            let module = compile(engine, name, &bytes).map_err(invalid)?;
             return Ok((module, Origin::Compiled));
         };
         let digest = mac::digest(&bytes);
         let hashes = [&engine_hash[..], &digest[..]];
         let loaded = match tried == Some(digest) {
-            true => self.compile_and_store(engine, &dir, &key, &bytes, hashes),
-            false => self.load_or_compile(engine, &dir, &key, &bytes, hashes),
+            true => self.compile_and_store(engine, &dir, &key, name, &bytes, hashes),
+            false => self.load_or_compile(engine, &dir, &key, name, &bytes, hashes),
         };
         if loaded.is_ok() && known::Identity::of(file).is_ok_and(|now| now == identity) {
             known::remember(&dir, &key, &identity, &digest, SystemTime::now());
@@ -325,12 +370,13 @@ impl ModuleCache {
         engine: &Engine,
         dir: &CacheDir,
         key: &Key,
+        name: &str,
         bytes: &[u8],
         hashes: [&[u8]; 2],
     ) -> Result<(Module, Origin)> {
-        match self.load_entry(engine, dir, key, hashes) {
+        match self.load_entry(engine, dir, key, name, hashes) {
             Some(module) => Ok((module, Origin::Cached)),
-            None => self.compile_and_store(engine, dir, key, bytes, hashes),
+            None => self.compile_and_store(engine, dir, key, name, bytes, hashes),
         }
     }
 
@@ -341,19 +387,42 @@ impl ModuleCache {
         engine: &Engine,
         dir: &CacheDir,
         key: &Key,
+        name: &str,
         bytes: &[u8],
         hashes: [&[u8]; 2],
     ) -> Result<(Module, Origin)> {
+        let compiling = diag::compiling(name, bytes.len());
         let module = Module::new(engine, bytes)?;
-        match store(dir, key, hashes, &module) {
-            Ok(()) => dir.evict(self.max_bytes),
-            Err(e) => self.warn(
-                Warning::Unwritable,
-                &format!(
-                    "cannot write the module cache {}: {e:#}; compiled modules are not kept",
-                    self.dir.display()
-                ),
-            ),
+        let entry = entry_name(hashes);
+        match store(dir, key, hashes, &module, name) {
+            Ok(size) => {
+                tracing::debug!(
+                    "stored {name} in the module cache as {} ({})",
+                    dir.path_of(&entry).display(),
+                    diag::size(size)
+                );
+                let removed = dir.evict(self.max_bytes);
+                if removed.entries > 0 {
+                    tracing::info!(
+                        "the module cache was over its cap of {}: removed the {} least recently \
+                         used entries ({})",
+                        diag::size(self.max_bytes),
+                        removed.entries,
+                        diag::size(removed.bytes)
+                    );
+                }
+                compiling.finish(Compiled::Cached);
+            }
+            Err(e) => {
+                compiling.finish(Compiled::NotCached);
+                self.warn(
+                    Warning::Unwritable,
+                    &format!(
+                        "cannot write the module cache {}: {e:#}; compiled modules are not kept",
+                        self.dir.display()
+                    ),
+                );
+            }
         }
         Ok((module, Origin::Compiled))
     }
@@ -365,12 +434,16 @@ impl ModuleCache {
         engine: &Engine,
         dir: &CacheDir,
         key: &Key,
+        module_name: &str,
         hashes: [&[u8]; 2],
     ) -> Option<Module> {
         let name = &entry_name(hashes);
         let (file, len) = match dir.open_entry(name, self.max_bytes) {
             Ok(Some(found)) => found,
-            Ok(None) => return None,
+            Ok(None) => {
+                tracing::info!("module cache miss for {module_name}: compiling it");
+                return None;
+            }
             Err(why) => {
                 self.warn(
                     Warning::Entry,
@@ -386,6 +459,11 @@ impl ModuleCache {
         match loaded {
             Ok(module) => {
                 dir.touch(&file);
+                tracing::info!(
+                    "module cache hit for {module_name}: {} ({})",
+                    dir.path_of(name).display(),
+                    diag::size(len)
+                );
                 Some(module)
             }
             Err(Refused::Unreadable(why)) => {
@@ -405,6 +483,7 @@ impl ModuleCache {
     /// The checked directory and the key, or why the cache is not used.
     fn open(&self) -> Result<(CacheDir, Key), Problem> {
         let dir = CacheDir::open(&self.dir)?;
+        tracing::debug!("module cache: {}", self.dir.display());
         let key = self.shared.key.get_or_init(|| match &self.key_file {
             Some(path) => key::load_or_create(path),
             None => Err(
@@ -430,7 +509,7 @@ impl ModuleCache {
     fn warn(&self, which: Warning, message: &str) {
         let bit = which as u8;
         if self.shared.warned.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-            eprintln!("procbridge: warning: {message}");
+            diag::warning(message);
         }
     }
 }
@@ -536,13 +615,30 @@ fn authenticate(
     Ok(())
 }
 
-/// Serializes `module` into its entry, with its MAC.
-fn store(dir: &CacheDir, key: &Key, hashes: [&[u8]; 2], module: &Module) -> Result<()> {
+/// Compiles `bytes` (the module `name`) without the cache.
+pub(crate) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Module> {
+    let compiling = diag::compiling(name, bytes.len());
+    let module = Module::new(engine, bytes)?;
+    compiling.finish(Compiled::NotCached);
+    Ok(module)
+}
+
+/// Serializes `module` into its entry, with its MAC, and says which
+/// module it is next to it (see [`manage`]); the entry's size.
+fn store(
+    dir: &CacheDir,
+    key: &Key,
+    hashes: [&[u8]; 2],
+    module: &Module,
+    name: &str,
+) -> Result<u64> {
     let payload = module.serialize()?;
     let digest = mac::payload_digest(&payload);
     let tag = mac::mac(key, &[MAGIC, hashes[0], hashes[1], &digest]);
-    dir.write(&entry_name(hashes), &[MAGIC, &tag, &payload])?;
-    Ok(())
+    let entry = entry_name(hashes);
+    dir.write(&entry, &[MAGIC, &tag, &payload])?;
+    manage::describe(dir, &entry, name);
+    Ok((HEADER + payload.len()) as u64)
 }
 
 /// A digest of the engine's compatibility hash (wasmtime version and

@@ -11,6 +11,27 @@ use procbridge::{
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The exit codes of `procbridge run` and `procbridge python`, shown at the
+/// end of their `--help` (one text, so the two cannot drift; a test checks
+/// it names every [`ExitCode`]).
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  N    the guest's own exit code, passed through (0 when _start returns;
+       a Python script's as python3's: 1 for an uncaught exception)
+  2    bad command line: an unknown flag, a bad value, an invalid policy
+       file, a grant that cannot be made (not found, through a symbolic
+       link, inside a read-write grant), a script that cannot be read
+  65   the file is neither a WebAssembly module nor WAT text
+  66   the module (for python: the interpreter) cannot be read
+  67   the module imports a function this host does not provide
+  68   the module has no _start
+  70   procbridge failed for a reason of its own
+  124  the wall-clock limit (--wall-time) stopped the job
+  134  the guest trapped (a panic, an abort, a bad memory access)
+  141  the output was a pipe whose reader had gone (SIGPIPE, as a native
+       program: `procbridge run job.wasm | head -1`)
+  152  a guest process went over its CPU time (--cpu-time)";
+
 /// The grants and limits of a job (nothing is granted unless one of these,
 /// or the policy file, grants it).
 #[derive(Debug, Args)]
@@ -35,15 +56,16 @@ pub(crate) struct JobOptions {
     #[arg(long)]
     allow_overlap: bool,
 
-    /// Grant an environment variable: NAME=VALUE, or NAME to pass the
-    /// host's value. Repeatable.
+    /// Grant environment variables: NAME=VALUE (one variable; its value
+    /// may hold commas), or NAME, or NAME,NAME,... to pass the host's
+    /// values. Repeatable.
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     env: Vec<String>,
 
-    /// Grant running a command: a name (resolved in PATH once, now) or an
-    /// absolute path. The guest may then spawn it by that name or by the
-    /// resolved path, and nothing else. Repeatable.
-    #[arg(long = "allow-run", value_name = "CMD")]
+    /// Grant running commands: names (each resolved in PATH once, now) or
+    /// absolute paths, comma-separated. The guest may then spawn each by
+    /// that name or by the resolved path, and nothing else. Repeatable.
+    #[arg(long = "allow-run", value_name = "CMD[,CMD...]", value_delimiter = ',')]
     allow_run: Vec<String>,
 
     /// Let the commands the guest runs use the network.
@@ -118,7 +140,10 @@ pub(crate) fn exit_code(result: Result<i32, (ExitCode, anyhow::Error)>) -> i32 {
     match result {
         Ok(code) => code,
         Err((code, err)) => {
-            eprintln!("procbridge: {err:#}");
+            match super::trap::brief(&err) {
+                Some(line) => eprintln!("procbridge: {line}"),
+                None => eprintln!("procbridge: {err:#}"),
+            }
             code as i32
         }
     }
@@ -143,7 +168,10 @@ impl JobOptions {
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         configure(&mut guest);
-        guest.stdin(Stdio::Inherit).policy(policy);
+        guest
+            .stdin(Stdio::Inherit)
+            .native_sigpipe(true)
+            .policy(policy);
         let state = guest.build().map_err(usage)?;
 
         let internal = |e: anyhow::Error| (ExitCode::Internal, e);
@@ -154,7 +182,9 @@ impl JobOptions {
             .epoch_interruption(limits.wall_time.is_some())
             .build()
             .map_err(internal)?;
-        let program = load(&runtime).map_err(|e| (load_exit_code(&e), e.into()))?;
+        // A progress line on a terminal while the module compiles.
+        let program = super::progress::while_compiling(|| load(&runtime))
+            .map_err(|e| (load_exit_code(&e), e.into()))?;
         if let Some(seconds) = limits.cpu_seconds {
             watchdog::arm_cpu_limit(seconds)
                 .context("--cpu-time")
@@ -188,11 +218,17 @@ impl JobOptions {
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {
+        self.check_limits()?;
         let mut policy = match &self.policy {
             Some(path) => policy_file::load(path)?,
             None => Policy::builder(),
         };
         for cmd in &self.allow_run {
+            if cmd.is_empty() {
+                return Err(anyhow!(
+                    "--allow-run: an empty command name (a stray comma?)"
+                ));
+            }
             // The library names its builder call; the operator typed a flag.
             policy = policy
                 .allow_run(cmd)
@@ -249,16 +285,34 @@ impl JobOptions {
             limits.wall_time = Some(Duration::from_secs_f64(secs));
         }
         if let Some(secs) = self.cpu_time {
-            if secs == 0 {
-                return Err(anyhow!("--cpu-time 0: give at least 1 second"));
-            }
             limits.cpu_seconds = Some(secs);
         }
         Ok(policy.build())
     }
+
+    /// Refuses a limit of 0: it would refuse the job everything it needs to
+    /// start (memory, a process) or to do anything (output, queues, the
+    /// log, CPU time), so it is a mistake on the command line.
+    fn check_limits(&self) -> anyhow::Result<()> {
+        let widen = |n: Option<usize>| n.map(|n| n as u64);
+        for (flag, value, unit) in [
+            ("--max-processes", widen(self.max_processes), "process"),
+            ("--max-memory", widen(self.max_memory), "MiB"),
+            ("--max-total-memory", self.max_total_memory, "MiB"),
+            ("--max-output", widen(self.max_output), "MiB"),
+            ("--max-queued", widen(self.max_queued), "MiB"),
+            ("--max-audit", self.max_audit, "MiB"),
+            ("--cpu-time", self.cpu_time, "second"),
+        ] {
+            if value == Some(0) {
+                return Err(anyhow!("{flag} 0: give at least 1 {unit}"));
+            }
+        }
+        Ok(())
+    }
 }
 
-fn load_exit_code(err: &LoadError) -> ExitCode {
+pub(super) fn load_exit_code(err: &LoadError) -> ExitCode {
     match err {
         LoadError::Read { .. } => ExitCode::NoInput,
         LoadError::NotWasm { .. } | LoadError::Component { .. } => ExitCode::NotWasm,
@@ -280,11 +334,25 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
     }
 }
 
-fn add_env(policy: PolicyBuilder, spec: &str) -> anyhow::Result<PolicyBuilder> {
+/// One `--env`: `NAME=VALUE` grants one variable, whatever its value holds
+/// (commas included); without `=` it is a comma-separated list of names
+/// whose host values are passed.
+fn add_env(mut policy: PolicyBuilder, spec: &str) -> anyhow::Result<PolicyBuilder> {
     match spec.split_once('=') {
         Some(("", _)) => Err(anyhow!("--env {spec}: empty variable name")),
+        Some((key, _)) if key.contains(',') => Err(anyhow!(
+            "--env {spec}: NAME=VALUE grants one variable; give each NAME=VALUE its own --env"
+        )),
         Some((key, value)) => policy.env(key, value),
-        None => policy.pass_env(spec),
+        None => {
+            for name in spec.split(',') {
+                if name.is_empty() {
+                    return Err(anyhow!("--env {spec}: empty variable name"));
+                }
+                policy = policy.pass_env(name)?;
+            }
+            Ok(policy)
+        }
     }
 }
 
@@ -301,4 +369,52 @@ fn parse_ids(spec: &str) -> anyhow::Result<(u32, u32)> {
 
 fn parse_dir(spec: &str) -> (&str, &str) {
     spec.split_once("::").unwrap_or((spec, spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every exit code of procbridge's own: a variant added to [`ExitCode`]
+    /// does not compile here until it is listed.
+    fn every_exit_code() -> Vec<i32> {
+        let next = |code| match code {
+            ExitCode::Usage => Some(ExitCode::NotWasm),
+            ExitCode::NotWasm => Some(ExitCode::NoInput),
+            ExitCode::NoInput => Some(ExitCode::Link),
+            ExitCode::Link => Some(ExitCode::NoStart),
+            ExitCode::NoStart => Some(ExitCode::Internal),
+            ExitCode::Internal => Some(ExitCode::Trap),
+            ExitCode::Trap => None,
+        };
+        let mut codes = vec![watchdog::WALL_CLOCK_EXIT, watchdog::CPU_LIMIT_EXIT];
+        let mut code = Some(ExitCode::Usage);
+        while let Some(c) = code {
+            codes.push(c as i32);
+            code = next(c);
+        }
+        codes
+    }
+
+    #[test]
+    fn run_and_python_help_list_every_exit_code() {
+        let mut cli = super::super::Cli::command();
+        for name in ["run", "python"] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            for code in every_exit_code() {
+                let listed = help
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code} ")));
+                assert!(
+                    listed,
+                    "{name} --help does not list exit code {code}:\n{help}"
+                );
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! `procbridge python`: run a Python script in the sandbox, as `python3`
 //! would, with real processes.
 
-use super::job::{exit_code, JobOptions};
+use super::job::{exit_code, JobOptions, EXIT_CODES_HELP};
 use super::ExitCode;
 use anyhow::anyhow;
 use clap::Args;
@@ -17,6 +17,7 @@ use std::io::Read;
 /// `-m MODULE` as python3's; with no script, or `-`, the script is read
 /// from stdin. The interpreter is installed by `guests/install-python`.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub(crate) struct PythonCommand {
     #[command(flatten)]
     job: JobOptions,

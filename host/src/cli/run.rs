@@ -1,18 +1,15 @@
 //! `procbridge run`: run a guest module.
 
-use super::job::{exit_code, JobOptions};
+use super::job::{exit_code, JobOptions, EXIT_CODES_HELP};
 use clap::Args;
 use std::path::PathBuf;
 
 /// Run a WebAssembly module (wasm32-wasi command) with the grants given.
 ///
 /// Nothing is granted unless a flag or the policy file grants it. The exit
-/// code is the guest's exit code. A trap prints the wasm backtrace to stderr
-/// and exits with 134. Problems with the module itself exit with 66 (cannot
-/// read it), 65 (not WebAssembly), 67 (imports something this host does not
-/// provide), 68 (no `_start`); a bad flag or policy with 2; the wall-clock
-/// limit with 124.
+/// code is the guest's, or one of procbridge's own (below).
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub(crate) struct RunCommand {
     #[command(flatten)]
     job: JobOptions,

@@ -125,10 +125,19 @@ pub fn harden_process(no_exec: bool) -> std::io::Result<()> {
         return Ok(());
     }
     super::drop_privileges()?;
-    if super::seccomp::available() {
+    let seccomp = super::seccomp::available();
+    if seccomp {
         super::seccomp::Filter::new(super::seccomp::Profile::Guest { no_exec })?
             .apply_to_all_threads()?;
     }
     DONE.store(true, Ordering::Release);
+    tracing::info!(
+        "procbridge's own processes are confined by: no capabilities, no_new_privs{}",
+        match (seccomp, no_exec) {
+            (true, true) => "; seccomp (no execve)",
+            (true, false) => "; seccomp",
+            (false, _) => " (no seccomp on this kernel)",
+        }
+    );
     Ok(())
 }

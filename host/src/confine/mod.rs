@@ -145,6 +145,26 @@ impl Confinement {
         self.ruleset.is_some()
     }
 
+    /// The layers a command gets, in words (for `procbridge -v`).
+    pub fn describe(&self) -> String {
+        let mut layers = vec!["no capabilities, no_new_privs, resource limits".to_string()];
+        if self.ruleset.is_some() {
+            let abi = landlock::abi_version().unwrap_or(0);
+            let mut reach = vec!["files"];
+            if abi >= 4 {
+                reach.push("TCP");
+            }
+            if abi >= 6 {
+                reach.extend(["signals", "abstract sockets"]);
+            }
+            layers.push(format!("Landlock ABI {abi} ({})", reach.join(", ")));
+        }
+        if self.seccomp.is_some() {
+            layers.push("seccomp".to_string());
+        }
+        layers.join("; ")
+    }
+
     /// The Landlock ruleset, to hand to the jail's helper.
     pub(crate) fn ruleset(&self) -> Option<&landlock::Ruleset> {
         self.ruleset.as_ref()

@@ -61,6 +61,7 @@ pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult
     }
     let slot = claim.commit(pid as u32);
     start.record(pid as u32);
+    tracing::debug!("{} started: pid {pid} (parent {parent})", start.describe());
     Ok(Forked::Parent(slot))
 }
 

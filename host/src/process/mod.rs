@@ -87,6 +87,21 @@ impl Start<'_> {
         }
     }
 
+    /// What starts, in words (for `procbridge -vv`).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Start::Fork => "os.fork child".to_string(),
+            Start::Process { target, method } => format!(
+                "Process {target:?} ({})",
+                match method {
+                    StartMethod::Fork => "fork",
+                    StartMethod::Spawn => "spawn",
+                }
+            ),
+            Start::PoolWorker => "Pool worker".to_string(),
+        }
+    }
+
     /// The audit record of a child that started as `pid`.
     pub(crate) fn record(&self, pid: u32) {
         let event = crate::audit::Event::new(crate::audit::Kind::Spawn);

@@ -146,6 +146,14 @@ pub(crate) fn spawn(
     };
     // The child has its copies; ours close here.
     drop((stdin_child, stdout_child, stderr_child));
+    tracing::debug!(
+        "command {} started: pid {}{} (by pid {}), argv {:?}",
+        granted.path.display(),
+        child.pid(),
+        if jail.is_some() { " in the jail" } else { "" },
+        std::process::id(),
+        req.argv
+    );
     audit::Event::new(audit::Kind::Spawn)
         .command(granted.path.display().to_string())
         .argv(&req.argv)

@@ -182,6 +182,24 @@ impl Jail {
                 });
             }
         }
+        tracing::info!(
+            "commands run in the job's jail: user, PID, mount, IPC, UTS{} namespaces; {}",
+            if policy.network() {
+                " (not network: --network)"
+            } else {
+                " and network"
+            },
+            if jail.cgroup.is_some() {
+                "a pids cgroup counts their processes"
+            } else {
+                "no pids cgroup"
+            }
+        );
+        tracing::debug!(
+            "jail started: monitor pid {}, init pid {}",
+            jail.monitor,
+            jail.helper
+        );
         Ok(jail)
     }
 
