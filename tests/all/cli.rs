@@ -230,11 +230,22 @@ fn python_help_and_usage_errors() {
         "{}",
         stderr(&out)
     );
-    // -c and -m together, an unknown flag: 2.
+    // As python3's, -c ends the options: what follows is the script's.
+    let out = run_cli(&[
+        "python",
+        "-c",
+        "import sys; print(sys.argv)",
+        "-m",
+        "x",
+        "-v",
+    ]);
     assert_eq!(
-        run_cli(&["python", "-c", "1", "-m", "x"]).status.code(),
-        Some(2)
+        stdout(&out),
+        "['-c', '-m', 'x', '-v']\n",
+        "{}",
+        stderr(&out)
     );
+    // An unknown flag: 2.
     assert_eq!(run_cli(&["python", "--frobnicate"]).status.code(), Some(2));
     // No interpreter: 66, saying how to install it.
     let out = procbridge()

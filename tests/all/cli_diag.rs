@@ -449,7 +449,7 @@ fn quiet_prints_nothing_extra() {
     let out = s.run(&["run", "-q", &seven]);
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(stderr(&out), "");
-    let out = s.run(&["cache", "clean", "-q"]);
+    let out = s.run(&["cache", "-q", "clean"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
     assert_eq!(entries(&s.cache()), 0);

@@ -57,6 +57,9 @@ impl CacheOptions {
 #[derive(Debug, Args)]
 pub(crate) struct CacheCommand {
     #[command(flatten)]
+    noise: super::Noise,
+
+    #[command(flatten)]
     options: CacheOptions,
 
     #[command(subcommand)]
@@ -84,6 +87,11 @@ enum CacheAction {
 }
 
 impl CacheCommand {
+    /// Its -v/-q flags.
+    pub(crate) fn noise(&self) -> super::Noise {
+        self.noise
+    }
+
     pub(crate) fn execute(self) -> i32 {
         match self.run() {
             Ok(()) => 0,

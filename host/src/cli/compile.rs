@@ -24,6 +24,9 @@ use std::rc::Rc;
 #[derive(Debug, Args)]
 pub(crate) struct CompileCommand {
     #[command(flatten)]
+    noise: super::Noise,
+
+    #[command(flatten)]
     cache: CacheOptions,
 
     /// Also the Python interpreter `procbridge python` runs (installed by
@@ -53,6 +56,11 @@ enum Outcome {
 }
 
 impl CompileCommand {
+    /// Its -v/-q flags.
+    pub(crate) fn noise(&self) -> super::Noise {
+        self.noise
+    }
+
     pub(crate) fn execute(self) -> i32 {
         match self.run() {
             Ok(code) => code,

@@ -36,6 +36,9 @@ Exit codes:
 /// or the policy file, grants it).
 #[derive(Debug, Args)]
 pub(crate) struct JobOptions {
+    #[command(flatten)]
+    pub(crate) noise: super::Noise,
+
     /// Read grants and limits from a policy file (TOML, see docs/policy.md);
     /// the flags below add to it.
     #[arg(long, value_name = "FILE")]

@@ -44,6 +44,11 @@ pub(crate) struct PythonCommand {
 }
 
 impl PythonCommand {
+    /// Its -v/-q flags.
+    pub(crate) fn noise(&self) -> super::Noise {
+        self.job.noise
+    }
+
     pub(crate) fn execute(self) -> i32 {
         let job = match self.job_to_run() {
             Ok(job) => job,

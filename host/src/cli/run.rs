@@ -14,27 +14,34 @@ pub(crate) struct RunCommand {
     #[command(flatten)]
     job: JobOptions,
 
-    /// The module to run (.wasm, or .wat text).
-    #[arg(value_name = "MODULE")]
-    module: PathBuf,
-
-    /// Arguments for the guest (its argv[0] is MODULE).
+    /// The module to run (.wasm, or .wat text), then the guest's arguments
+    /// (its argv[0] is MODULE). Everything after MODULE is the guest's,
+    /// flags included.
     #[arg(
-        value_name = "ARGS",
+        value_name = "MODULE [ARGS]",
+        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    args: Vec<String>,
+    command: Vec<String>,
 }
 
 impl RunCommand {
+    /// Its -v/-q flags.
+    pub(crate) fn noise(&self) -> super::Noise {
+        self.job.noise
+    }
+
     pub(crate) fn execute(self) -> i32 {
+        // clap requires one value at least.
+        let (module, args) = self.command.split_first().expect("MODULE is required");
+        let module = PathBuf::from(module);
         exit_code(self.job.run(
-            |runtime| runtime.load_file(&self.module),
+            |runtime| runtime.load_file(&module),
             |guest| {
                 guest
-                    .arg(self.module.display().to_string())
-                    .args(self.args.iter().cloned());
+                    .arg(module.display().to_string())
+                    .args(args.iter().cloned());
             },
         ))
     }
