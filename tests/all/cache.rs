@@ -7,18 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// The trusted module: exits with 7.
-const SEVEN: &[u8] = br#"(module
-    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-    (memory (export "memory") 1)
-    (func (export "_start") (call $exit (i32.const 7))))"#;
-
-/// The attacker's module: exits with 42.
-const PLANTED: &[u8] = br#"(module
-    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-    (memory (export "memory") 1)
-    (func (export "_start") (call $exit (i32.const 42))))"#;
-
 /// A scratch directory with the two modules, a cache directory and a
 /// configuration directory (where the cache key lives).
 struct Scratch {
@@ -28,8 +16,9 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("seven.wat"), SEVEN).unwrap();
-        std::fs::write(tmp.path().join("planted.wat"), PLANTED).unwrap();
+        // The trusted module, and the attacker's.
+        std::fs::write(tmp.path().join("seven.wat"), exits_with(7)).unwrap();
+        std::fs::write(tmp.path().join("planted.wat"), exits_with(42)).unwrap();
         Scratch { tmp }
     }
 
@@ -102,7 +91,7 @@ fn a_replaced_cache_entry_is_compiled_again_never_run() {
     // The attacker's own module, compiled for this very engine.
     let runtime = procbridge::Runtime::with_cache(None).unwrap();
     let compiled = runtime
-        .load_bytes("planted.wat", PLANTED)
+        .load_bytes("planted.wat", exits_with(42).as_bytes())
         .unwrap()
         .module()
         .serialize()
@@ -228,7 +217,7 @@ fn a_cache_others_can_write_is_not_used() {
     };
     let runtime = procbridge::Runtime::with_cache(None).unwrap();
     let planted = runtime
-        .load_bytes("planted.wat", PLANTED)
+        .load_bytes("planted.wat", exits_with(42).as_bytes())
         .unwrap()
         .module()
         .serialize()
@@ -408,10 +397,9 @@ fn a_module_seen_before_is_known_by_its_identity_and_a_changed_one_is_not() {
     assert_eq!(exit_code(&runtime, &third), 7);
 
     let modified = std::fs::metadata(&seven).unwrap().modified().unwrap();
-    let nine = String::from_utf8(SEVEN.to_vec())
-        .unwrap()
-        .replace("(i32.const 7)", "(i32.const 9)");
-    assert_eq!(nine.len(), SEVEN.len());
+    // Same length, same modification time: only the content differs.
+    let nine = exits_with(9);
+    assert_eq!(nine.len(), exits_with(7).len());
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&seven)

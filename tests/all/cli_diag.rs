@@ -10,18 +10,6 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Exits with 7.
-const SEVEN: &str = r#"(module
-    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-    (memory (export "memory") 1)
-    (func (export "_start") (call $exit (i32.const 7))))"#;
-
-/// Exits with 8.
-const EIGHT: &str = r#"(module
-    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-    (memory (export "memory") 1)
-    (func (export "_start") (call $exit (i32.const 8))))"#;
-
 /// A cache, a configuration directory (its key) and modules of its own.
 struct Scratch {
     tmp: tempfile::TempDir,
@@ -30,8 +18,8 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("seven.wat"), SEVEN).unwrap();
-        std::fs::write(tmp.path().join("eight.wat"), EIGHT).unwrap();
+        std::fs::write(tmp.path().join("seven.wat"), exits_with(7)).unwrap();
+        std::fs::write(tmp.path().join("eight.wat"), exits_with(8)).unwrap();
         Scratch { tmp }
     }
 

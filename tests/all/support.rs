@@ -195,3 +195,13 @@ impl Drop for Marker {
         }
     }
 }
+
+/// A WAT module whose `_start` exits with `code`.
+pub fn exits_with(code: i32) -> String {
+    format!(
+        r#"(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (func (export "_start") (call $exit (i32.const {code}))))"#
+    )
+}
