@@ -143,17 +143,9 @@ impl HandleTable {
     /// `EBADF` for a handle that is not open; `EINVAL` for one a child
     /// cannot hold (a process, a command, a pool).
     pub fn serial_of(&self, handle: i32) -> BridgeResult<u64> {
-        let raw = handle as u32;
-        let index = (raw & INDEX_MASK) as usize;
-        let bad = || BridgeError::bad_handle(handle, "queue or pipe");
-        if handle <= 0 || index == 0 {
-            return Err(bad());
-        }
-        let slot = self.slots.get(index - 1).ok_or_else(bad)?;
-        let entry = slot.entry.as_ref().ok_or_else(bad)?;
-        if slot.generation != raw >> INDEX_BITS {
-            return Err(bad());
-        }
+        let entry = self
+            .open_entry(handle)
+            .ok_or_else(|| BridgeError::bad_handle(handle, "queue or pipe"))?;
         if !entry.inheritable {
             return Err(BridgeError::invalid(format!(
                 "a {} handle cannot be given to another process: only queues and pipe ends can",
@@ -163,17 +155,30 @@ impl HandleTable {
         Ok(entry.serial)
     }
 
-    fn locate(&self, handle: i32, kind: &str) -> BridgeResult<usize> {
+    /// The open entry a handle names (its index and generation match), of
+    /// any kind and owner.
+    fn open_entry(&self, handle: i32) -> Option<&Entry> {
+        self.index_of(handle)
+            .and_then(|index| self.slots[index].entry.as_ref())
+    }
+
+    /// The slot index a handle names, if the slot exists and has the
+    /// handle's generation.
+    fn index_of(&self, handle: i32) -> Option<usize> {
         let raw = handle as u32;
         let index = (raw & INDEX_MASK) as usize;
-        let generation = raw >> INDEX_BITS;
-        let bad = || BridgeError::bad_handle(handle, kind);
         if handle <= 0 || index == 0 {
-            return Err(bad());
+            return None;
         }
-        let slot = self.slots.get(index - 1).ok_or_else(bad)?;
-        let entry = slot.entry.as_ref().ok_or_else(bad)?;
-        if slot.generation != generation || entry.kind != kind {
+        let slot = self.slots.get(index - 1)?;
+        (slot.generation == raw >> INDEX_BITS).then_some(index - 1)
+    }
+
+    fn locate(&self, handle: i32, kind: &str) -> BridgeResult<usize> {
+        let bad = || BridgeError::bad_handle(handle, kind);
+        let index = self.index_of(handle).ok_or_else(bad)?;
+        let entry = self.slots[index].entry.as_ref().ok_or_else(bad)?;
+        if entry.kind != kind {
             return Err(bad());
         }
         // Inheritable entries (channels, on the hot path) need no getpid.
@@ -186,7 +191,7 @@ impl HandleTable {
                 ),
             ));
         }
-        Ok(index - 1)
+        Ok(index)
     }
 
     /// Borrows the resource behind `handle`, which must be of type `T` and
@@ -287,6 +292,9 @@ impl HandleTable {
     /// handle passed in its arguments keeps working.
     pub fn take_inheritable(&mut self) -> HandleTable {
         let mut table = HandleTable::new(self.max);
+        // The entries keep their serials: so does the count, or a pool made
+        // from the new table would take them for newer than its workers.
+        table.serial = self.serial;
         for index in 0..self.slots.len() {
             table.slots.push(Slot {
                 generation: self.slots[index].generation,
@@ -371,6 +379,25 @@ mod tests {
         let fresh = moved.insert("process", 3u32).unwrap();
         assert_ne!(fresh, queue);
         assert_eq!(*moved.get::<u32>(fresh, "process").unwrap(), 3);
+        // A process forked from the new table holds the moved queue.
+        assert!(moved.serial_of(queue).unwrap() <= moved.serial());
+    }
+
+    #[test]
+    fn serials_say_which_handles_a_fork_holds() {
+        let mut table = HandleTable::new(8);
+        let queue = table.insert_inheritable("queue", 1u32).unwrap();
+        let forked_at = table.serial();
+        let later = table.insert_inheritable("pipe", 2u32).unwrap();
+        assert!(table.serial_of(queue).unwrap() <= forked_at);
+        assert!(table.serial_of(later).unwrap() > forked_at);
+        let own = table.insert("process", 3u32).unwrap();
+        assert_eq!(table.serial_of(own).unwrap_err().errno, Errno::Inval);
+        for bad in [0, -1, 12345, queue + (1 << INDEX_BITS)] {
+            assert_eq!(table.serial_of(bad).unwrap_err().errno, Errno::BadF);
+        }
+        table.remove::<u32>(queue, "queue").unwrap();
+        assert_eq!(table.serial_of(queue).unwrap_err().errno, Errno::BadF);
     }
 
     #[test]

@@ -177,6 +177,16 @@ fn queues_and_pipes_made_after_the_pool_reach_its_workers() {
     assert!(out.contains("pipe sent [0, 1, 2] got [0, 1, 2]\n"), "{out}");
 }
 
+/// In a spawned child the inherited queue is older than the child's pool:
+/// sharing it replaces no worker.
+#[test]
+fn a_spawned_childs_pool_keeps_its_workers_for_an_inherited_queue() {
+    let out = probe_ok("spawn_child_pool");
+    assert!(out.contains("child pool kept its workers: true\n"), "{out}");
+    assert!(out.contains("exitcode Some(0)\n"), "{out}");
+    assert!(out.contains("tasks ran 3\n"), "{out}");
+}
+
 #[test]
 fn values_of_every_shape_make_the_round_trip() {
     let out = probe_ok("values");

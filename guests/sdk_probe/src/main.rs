@@ -131,6 +131,35 @@ fn handles_to_workers() -> Result<(), Error> {
     Ok(())
 }
 
+task!(fn pool_in_child(q: Queue) -> Result<(), Error> {
+    let pool = Pool::new(2)?;
+    let before = pool.pids()?;
+    for tag in 0..3 {
+        pool.apply(put_pid, (q.clone(), tag))?;
+    }
+    println!("child pool kept its workers: {}", pool.pids()? == before);
+    Ok(())
+});
+
+/// A spawned child's pool, given a queue the child inherited: its workers
+/// hold it already, so no submission replaces them.
+fn spawn_child_pool() -> Result<(), Error> {
+    // Handles made first: the queue's serial in the parent is well past
+    // anything the child's own table would count to.
+    let earlier: Vec<Queue> = (0..8).map(|_| Queue::new()).collect::<Result<_, _>>()?;
+    let q = Queue::new()?;
+    let mut p = Process::new(pool_in_child)
+        .args((q.clone(),))
+        .start_method(procbridge_sdk::multiprocessing::StartMethod::Spawn);
+    p.start()?;
+    p.join()?;
+    println!("exitcode {:?}", p.exitcode());
+    let tags: Vec<String> = (0..3).map(|_| q.get()).collect::<Result<_, _>>()?;
+    println!("tasks ran {}", tags.len());
+    drop(earlier);
+    Ok(())
+}
+
 /// Values of every shape make the round trip.
 fn values() -> Result<(), Error> {
     let pool = Pool::new(1)?;
@@ -199,6 +228,7 @@ fn main() -> Result<(), Error> {
         "task_error" => task_error(),
         "handles_to_workers" => handles_to_workers(),
         "values" => values(),
+        "spawn_child_pool" => spawn_child_pool(),
         "bad_arguments" => bad_arguments(),
         "boxed" => boxed().map_err(|e| Error::new(procbridge_sdk::Errno::Io, e.to_string())),
         "denied" => denied(),
