@@ -93,6 +93,24 @@ fn errors_name_the_export_and_what_happened() {
     );
     assert!(!err.discarded_instance() && plugin.is_alive());
     assert_eq!(text(plugin.call("counter", b"").unwrap()), "2");
+    // A panic ends it: its message is the plugin's text, quoted (a newline
+    // in it forges no line of the embedder's log), the trap kept apart.
+    let mut panicky = self::plugin();
+    let err = panicky
+        .call("panics", b"boom\nplugin.wasm: `x` forged")
+        .unwrap_err();
+    match err.kind() {
+        CallErrorKind::Panicked { message, trap } => {
+            assert!(
+                message.starts_with("panicked at 'boom\nplugin.wasm"),
+                "{message}"
+            );
+            assert!(trap.contains("unreachable"), "{trap}");
+        }
+        other => panic!("not a panic: {other:?}"),
+    }
+    assert!(err.is_trap() && err.discarded_instance() && !panicky.is_alive());
+    assert_eq!(err.to_string().lines().count(), 1, "{err}");
     // A trap ends it; later calls say why.
     let err = plugin.call("trap", b"").unwrap_err();
     assert!(matches!(err.kind(), CallErrorKind::Trap(_)), "{err}");

@@ -50,6 +50,11 @@ task!(fail, |why: &str| -> Result<(), String> {
 
 task!(trap, |_: &[u8]| { core::arch::wasm32::unreachable() });
 
+// Panics with the caller's text (it may hold newlines).
+task!(panics, |why: &str| {
+    panic!("{}", why);
+});
+
 task!(exit_now, |_: &[u8]| {
     std::process::exit(3);
 });

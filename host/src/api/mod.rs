@@ -28,9 +28,11 @@ macro_rules! register_table {
     ($($section:ident { $($name:ident($($param:ident: $kind:ident),*);)* })*) => {
         fn register_table(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             $($(
-                let func: fn(Caller<'_, HostState> $(, procbridge_abi::wasm_type!($kind))*) -> i32 =
+                // The table's types, checked at compile time; the function
+                // item itself is registered (no call through a pointer).
+                let _: fn(Caller<'_, HostState> $(, procbridge_abi::wasm_type!($kind))*) -> i32 =
                     $section::$name;
-                linker.func_wrap(MODULE, stringify!($name), func)?;
+                linker.func_wrap(MODULE, stringify!($name), $section::$name)?;
             )*)*
             Ok(())
         }
@@ -39,11 +41,11 @@ macro_rules! register_table {
 
 procbridge_abi::functions!(register_table);
 
-/// Registers every bridged function on `linker`, and the WASI functions the
-/// host answers itself.
+/// Registers every bridged function on `linker`, and the host's own
+/// `proc_exit`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     register_table(linker)?;
-    process::add_to_linker(linker)?;
+    process::add_proc_exit(linker)?;
     Ok(())
 }
 

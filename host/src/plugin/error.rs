@@ -44,6 +44,16 @@ pub enum CallErrorKind {
     /// a Rust panic).
     #[error("trapped; the instance was discarded and its processes killed: {0}")]
     Trap(String),
+    /// The plugin reported a message (`task_error`) and then aborted: a
+    /// Rust plugin's panic. `message` is the plugin's own text, not the
+    /// host's; `trap` is the abort with its wasm backtrace.
+    #[error("panicked; the instance was discarded and its processes killed: {message:?}")]
+    Panicked {
+        /// What the plugin reported (its text, as it gave it).
+        message: String,
+        /// The trap, with the wasm backtrace.
+        trap: String,
+    },
     /// The plugin called `proc_exit`.
     #[error("exited with code {0}; the instance was discarded and its processes killed")]
     Exit(i32),
@@ -91,11 +101,13 @@ impl CallError {
         matches!(self.kind, CallErrorKind::Timeout(_))
     }
 
-    /// Whether the plugin trapped (timeouts, fuel and memory included).
+    /// Whether the plugin trapped (panics, timeouts, fuel and memory
+    /// included).
     pub fn is_trap(&self) -> bool {
         matches!(
             self.kind,
             CallErrorKind::Trap(_)
+                | CallErrorKind::Panicked { .. }
                 | CallErrorKind::Timeout(_)
                 | CallErrorKind::OutOfFuel
                 | CallErrorKind::OutOfMemory(_)

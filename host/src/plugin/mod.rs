@@ -229,7 +229,10 @@ impl Plugin {
             Ending::Failed(message) => return Err(fail(CallErrorKind::Failed(message))),
             Ending::Exit(code) => CallErrorKind::Exit(code),
             Ending::Trap(err) => self.trap_kind(err),
-            Ending::Panicked(message) => CallErrorKind::Trap(message),
+            Ending::Panicked { message, trap } => CallErrorKind::Panicked {
+                message,
+                trap: crate::runtime::causes(&trap.into()),
+            },
         };
         // The instance ends (see `Live`'s drop).
         let err = fail(kind);

@@ -171,7 +171,7 @@ fn returned(status: u8, bytes: Vec<u8>) -> (u8, Vec<u8>) {
 fn ended_worker(ending: Ending) -> String {
     match ending {
         Ending::Exit(code) => format!("the task called exit({code})"),
-        Ending::Panicked(message) => message,
+        Ending::Panicked { message, .. } => message,
         Ending::Trap(err) => match err.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => format!("guest trapped: {trap}"),
             None => format!("guest trapped: {err}"),

@@ -23,9 +23,15 @@ pub(crate) enum Ending {
     Exit(i32),
     /// It trapped.
     Trap(wasmtime::Error),
-    /// It reported an error and then trapped: a panic, whose message the
-    /// SDK's panic hook reported with `task_error` before aborting.
-    Panicked(String),
+    /// It reported an error and then aborted (`unreachable`): a panic,
+    /// whose message the SDK's panic hook reported with `task_error`. The
+    /// message is the guest's own text; the trap keeps the wasm backtrace.
+    Panicked {
+        /// What the task reported.
+        message: String,
+        /// The abort.
+        trap: wasmtime::Error,
+    },
 }
 
 impl Ending {
@@ -37,7 +43,7 @@ impl Ending {
         match self {
             Ending::Returned(_) => 0,
             Ending::Exit(code) => code,
-            Ending::Failed(message) | Ending::Panicked(message) => {
+            Ending::Failed(message) | Ending::Panicked { message, .. } => {
                 eprintln!("Process {target} ({pid}): {message}");
                 1
             }
@@ -98,7 +104,9 @@ pub(crate) fn call_typed(
             let aborted = err.downcast_ref::<wasmtime::Trap>()
                 == Some(&wasmtime::Trap::UnreachableCodeReached);
             match outcome {
-                Some(TaskOutcome::Failed(message)) if aborted => Ending::Panicked(message),
+                Some(TaskOutcome::Failed(message)) if aborted => {
+                    Ending::Panicked { message, trap: err }
+                }
                 _ => Ending::Trap(err),
             }
         }
