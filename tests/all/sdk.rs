@@ -187,6 +187,22 @@ fn a_spawned_childs_pool_keeps_its_workers_for_an_inherited_queue() {
     assert!(out.contains("tasks ran 3\n"), "{out}");
 }
 
+/// Workers replaced for a new queue exit before their replacements start:
+/// a pool of 2 under a limit of 3 processes never hits it.
+#[test]
+fn replacing_stale_workers_stays_within_the_process_limit() {
+    let out = run_cli(&[
+        "run",
+        "--max-processes",
+        "3",
+        guest("sdk_probe").to_str().unwrap(),
+        "handles_to_workers",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("workers replaced: true\n"));
+    assert!(!stderr(&out).contains("limit:"), "{}", stderr(&out));
+}
+
 #[test]
 fn values_of_every_shape_make_the_round_trip() {
     let out = probe_ok("values");

@@ -30,6 +30,10 @@ use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
 use std::time::Duration;
 use wasmtime::{Caller, ValType};
 
+/// How long a pool waits for its retired workers to exit before starting
+/// their replacements (they exit at once when told to).
+const RETIRED_EXIT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The longest task name accepted.
 const MAX_NAME: usize = 256;
 
@@ -80,6 +84,7 @@ fn drive<T>(
         }
         let missing = pool_now.missing_workers();
         if missing > 0 {
+            pool_now.reap_retired(RETIRED_EXIT_WAIT);
             // A failure is kept by the pool, which retries after a pause
             // (or fails the queued tasks when no worker is left).
             let _ = start_workers(caller, h, missing);

@@ -170,6 +170,17 @@ impl Pool {
         self.config.processes.saturating_sub(self.workers.len())
     }
 
+    /// Waits up to `within` for the retired workers (told to exit) to end,
+    /// so their replacements do not count against the tree's process limit
+    /// next to them.
+    pub(crate) fn reap_retired(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        self.retired.retain_mut(|child| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            matches!(child.wait(Some(left)), Ok(None))
+        });
+    }
+
     /// The parent ends of the workers' sockets (a new worker closes them).
     pub(crate) fn sibling_fds(&self) -> Vec<RawFd> {
         self.workers.iter().map(Worker::fd).collect()
@@ -185,7 +196,8 @@ impl Pool {
     /// tasks fail rather than wait forever.
     pub(crate) fn start_failed(&mut self, err: &BridgeError) {
         self.start_failed_at = Some(Instant::now());
-        if self.workers.is_empty() {
+        // Retired workers still exiting hold process slots a retry gets.
+        if self.workers.is_empty() && self.retired.is_empty() {
             let outcome =
                 Outcome::WorkerLost(format!("no worker could be started: {}", err.message));
             for chunk in std::mem::take(&mut self.queue) {
