@@ -54,7 +54,7 @@ use tracing_subscriber::layer::SubscriberExt;
 /// How much procbridge says on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
-    /// `-q`: errors only; no progress line, no notices.
+    /// `-q`: errors and warnings only; no progress line, no notices.
     Quiet = 0,
     /// Warnings (the default).
     Normal = 1,
@@ -81,7 +81,7 @@ impl Verbosity {
     /// level asked for, other crates' warnings.
     fn directives(self) -> &'static str {
         match self {
-            Verbosity::Quiet => "error",
+            Verbosity::Quiet => "warn",
             Verbosity::Normal => "warn",
             Verbosity::Verbose => "warn,procbridge=info",
             Verbosity::Debug => "warn,procbridge=debug",
@@ -139,8 +139,8 @@ fn parse(directives: &str) -> Result<EnvFilter, String> {
 /// locks (see the module docs); `None` (with a warning) when it does not
 /// parse.
 fn from_rust_log(spec: &str) -> Option<EnvFilter> {
-    let (dynamic, kept): (Vec<&str>, Vec<&str>) = spec
-        .split(',')
+    let (dynamic, kept): (Vec<&str>, Vec<&str>) = directives(spec)
+        .into_iter()
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .partition(|d| d.contains('[') || d.contains('{'));
@@ -160,6 +160,26 @@ fn from_rust_log(spec: &str) -> Option<EnvFilter> {
             None
         }
     }
+}
+
+/// The directives of `spec`: split at the commas outside `[...]` and
+/// `{...}` (`target[span{a=1,b=2}]=debug` is one directive).
+fn directives(spec: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in spec.char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&spec[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&spec[start..]);
+    out
 }
 
 /// The subscriber: no spans, each event one line on stderr (see the
@@ -294,9 +314,32 @@ pub(crate) fn warning(message: &str) {
     write_line(&format!("{clear}procbridge: warning: {message}\n"));
 }
 
+/// The longest line [`write_line`] writes: `PIPE_BUF`, what the kernel
+/// writes to a pipe in one piece, never interleaved with other writers.
+const MAX_LINE: usize = libc::PIPE_BUF;
+
+/// What ends a line cut at [`MAX_LINE`].
+const CUT: &str = "…\n";
+
+/// `text`, or when it is longer than [`MAX_LINE`] bytes its start (cut at
+/// a character's boundary) and [`CUT`]: at most [`MAX_LINE`] bytes.
+fn capped(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_LINE {
+        return text.into();
+    }
+    let mut end = MAX_LINE - CUT.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &text[..end]).into()
+}
+
 /// Writes `text` to file descriptor 2 with `write(2)`: no lock, one call
-/// unless the kernel takes only part of it (see the module docs).
+/// unless the kernel takes only part of it (see the module docs); a line
+/// longer than `PIPE_BUF` is cut to it (ending `…`), so that it stays one
+/// write on a pipe, never interleaved with another process's lines.
 pub fn write_line(text: &str) {
+    let text = capped(text);
     let mut rest = text.as_bytes();
     while !rest.is_empty() {
         // SAFETY: writes bytes of a live buffer to fd 2.
@@ -506,6 +549,31 @@ pub fn size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_still_shows_warnings() {
+        let hint = |v: Verbosity| parse(v.directives()).unwrap().max_level_hint();
+        assert_eq!(hint(Verbosity::Quiet), Some(LevelFilter::WARN));
+        assert_eq!(hint(Verbosity::Normal), Some(LevelFilter::WARN));
+    }
+
+    #[test]
+    fn rust_log_splits_at_commas_outside_brackets() {
+        assert_eq!(
+            directives("a[s{x=1,y=2}]=debug,b=info"),
+            ["a[s{x=1,y=2}]=debug", "b=info"]
+        );
+        assert_eq!(directives("warn,b"), ["warn", "b"]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_pipe_buf() {
+        let long = format!("{}\n", "é".repeat(MAX_LINE));
+        let cut = capped(&long);
+        assert!(cut.len() <= MAX_LINE, "{}", cut.len());
+        assert!(cut.ends_with("é…\n"));
+        assert_eq!(capped("short\n"), "short\n");
+    }
 
     #[test]
     fn sizes_read_as_people_write_them() {

@@ -609,3 +609,53 @@ fn run_and_python_help_list_every_exit_code() {
         }
     }
 }
+
+/// `python` is looked for as the subcommand only: a module's argument
+/// `python` (or a module file named so) gets no stray `--`.
+#[test]
+fn a_module_argument_named_python_is_passed_as_given() {
+    let hello = guest("hello");
+    let out = run_cli(&["run", hello.to_str().unwrap(), "python", "-c", "foo", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().next(),
+        Some("python -c foo -v"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// As python3 reads them: `-uc CODE` and `-cCODE` end the option list.
+#[test]
+fn python_short_clusters_end_the_option_list() {
+    for args in [
+        &["python", "-uc", "import sys; print(sys.argv)", "-v"][..],
+        &["python", "-cimport sys; print(sys.argv)", "-v"],
+        &["-q", "python", "-uc", "import sys; print(sys.argv)", "-v"],
+    ] {
+        let out = run_cli(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "['-c', '-v']\n", "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// `run --help` and `cache --help` say the same of the cache flags (one
+/// definition).
+#[test]
+fn run_and_cache_help_describe_the_cache_flags_alike() {
+    let flag_help = |args: &[&str], flag: &str| {
+        let help = stdout(&run_cli(args));
+        let start = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{args:?} --help: no {flag}:\n{help}"));
+        let rest = &help[start..];
+        let end = rest.find("\n\n").unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    for flag in ["--cache-max-mb", "--cache-dir"] {
+        let run = flag_help(&["run", "--help"], flag);
+        assert_eq!(run, flag_help(&["cache", "--help"], flag));
+        assert_eq!(run, flag_help(&["compile", "--help"], flag));
+    }
+    assert!(flag_help(&["run", "--help"], "--cache-max-mb").contains("PROCBRIDGE_CACHE_MAX_MB"));
+}

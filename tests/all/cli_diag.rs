@@ -624,3 +624,200 @@ fn compile_shows_a_bar_over_several_modules_on_a_terminal() {
     assert!(terminal.ends_with("\r\x1b[2K"), "{terminal:?}");
     assert_eq!(entries(&s.cache()), 2);
 }
+
+/// `procbridge cache list | head -0`, `compile`, `cache size`: a reader
+/// gone before anything is printed ends the command quietly (no panic).
+#[test]
+fn a_closed_stdout_ends_cache_and_compile_quietly() {
+    let s = Scratch::new();
+    let seven = s.module("seven.wat");
+    for args in [
+        &["compile", &seven][..],
+        &["cache", "list"],
+        &["cache", "size"],
+        &["cache", "clean"],
+    ] {
+        let mut child = s
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before procbridge writes.
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {status:?}\n{err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}
+
+/// `cache clean` removes procbridge's own files only: not a `.cwasm`
+/// (wasmtime's), nor a file of the user's, nor a temporary file a job may
+/// be writing now; one a dead writer left an hour ago, yes.
+#[test]
+fn cache_clean_removes_only_procbridges_files() {
+    let s = Scratch::new();
+    assert!(s.run(&["compile", &s.module("seven.wat")]).status.success());
+    let cache = s.cache();
+    let hex = "0123456789abcdef".repeat(4);
+    let keep = [
+        "job.cwasm".to_string(),
+        format!("{hex}.cwasm"),
+        "notes.pbinfo".to_string(),
+        "mine.pbcache".to_string(),
+        format!("{hex}.pbcache.tmp4242.0"),
+    ];
+    for name in &keep {
+        std::fs::write(cache.join(name), b"x").unwrap();
+    }
+    let dead = cache.join(format!("{hex}.pbcache.tmp4243.1"));
+    std::fs::write(&dead, b"x").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&dead)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+
+    let out = s.run(&["cache", "clean"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("removed 1 compiled module "),
+        "{}",
+        text(&out)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected = keep.to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
+
+    // Trimming (as after every store) removes an earlier procbridge's
+    // `HEX.cwasm` entry, and still no file of anyone else's.
+    let out = s.run(&["cache", "trim"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(cache.join("job.cwasm").exists());
+    assert!(!cache.join(format!("{hex}.cwasm")).exists());
+    assert!(cache.join("mine.pbcache").exists());
+}
+
+/// `-q` shows warnings, as its help says (RUST_LOG's warning is one that
+/// shows whatever the filter; `-q -v` in two places is refused as in one).
+#[test]
+fn verbose_and_quiet_in_two_places_are_a_usage_error() {
+    let s = Scratch::new();
+    let seven = s.module("seven.wat");
+    for args in [
+        &["-v", "run", "-q", &seven][..],
+        &["-q", "run", "-v", &seven],
+        &["-vv", "python", "-q", "-c", "pass"],
+        &["-q", "compile", "-v", &seven],
+        &["-v", "cache", "-q", "list"],
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            stderr(&out).contains("cannot be used together"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // Each alone still works.
+    assert_eq!(s.run(&["-v", "run", "-v", &seven]).status.code(), Some(7));
+    assert_eq!(s.run(&["-q", "run", "-q", &seven]).status.code(), Some(7));
+}
+
+/// RUST_LOG's directives are split at commas outside brackets: a span
+/// filter with two fields is one directive (refused whole), the rest kept.
+#[test]
+fn rust_log_field_filters_with_commas_are_one_directive() {
+    let s = Scratch::new();
+    let seven = s.module("seven.wat");
+    let out = s
+        .command(&["run", &seven])
+        .env(
+            "RUST_LOG",
+            "procbridge[load{a=1,b,c=2}]=debug,procbridge::cache=info",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ignored: procbridge[load{a=1,b,c=2}]=debug\n"),
+        "{err}"
+    );
+    assert!(!err.contains("is not a valid filter"), "{err}");
+    assert!(err.contains("module cache "), "{err}");
+}
+
+/// Each diagnostic line is one write of at most PIPE_BUF bytes, however
+/// long the argv it names (`-vv`).
+#[test]
+fn a_diagnostic_line_is_at_most_pipe_buf() {
+    let s = Scratch::new();
+    let long = "x".repeat(3 * libc::PIPE_BUF);
+    let out = s.run(&[
+        "-vv",
+        "run",
+        "--allow-run",
+        "echo",
+        guest("call").to_str().unwrap(),
+        "echo",
+        &long,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = stderr(&out);
+    let started: Vec<&str> = err
+        .split_inclusive('\n')
+        .filter(|l| l.starts_with("procbridge: debug: command "))
+        .collect();
+    assert!(!started.is_empty(), "{err}");
+    for line in err.split_inclusive('\n') {
+        assert!(line.len() <= libc::PIPE_BUF, "{} bytes", line.len());
+    }
+    assert!(started[0].ends_with("…\n"), "{}", started[0]);
+}
+
+/// A cap from the environment that is not a number is a usage error, not
+/// silently the default.
+#[test]
+fn a_bad_cache_cap_in_the_environment_is_a_usage_error() {
+    let s = Scratch::new();
+    let seven = s.module("seven.wat");
+    for args in [
+        &["run", &seven][..],
+        &["compile", &seven],
+        &["cache", "size"],
+    ] {
+        let out = s
+            .command(args)
+            .env("PROCBRIDGE_CACHE_MAX_MB", "1G")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            stderr(&out).contains("PROCBRIDGE_CACHE_MAX_MB=\"1G\": give a whole number of MiB"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // --no-cache uses no cap.
+    let out = s
+        .command(&["run", "--no-cache", &seven])
+        .env("PROCBRIDGE_CACHE_MAX_MB", "1G")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+}

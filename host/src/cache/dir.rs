@@ -23,7 +23,7 @@ pub(crate) const ENTRY_SUFFIX: &str = ".pbcache";
 pub(crate) const LEGACY_SUFFIX: &str = ".cwasm";
 
 /// A temporary file older than this was left by a writer that died.
-const STALE_TMP: Duration = Duration::from_secs(3600);
+pub(crate) const STALE_TMP: Duration = Duration::from_secs(3600);
 
 /// A record of a module's identity (see [`super::known`]) written longer
 /// ago than this is removed when the cache is trimmed: the module is hashed
@@ -212,9 +212,11 @@ impl CacheDir {
                 notes.push(file.name);
                 continue;
             }
-            let left_over = name.ends_with(LEGACY_SUFFIX)
-                || (name.ends_with(known::SUFFIX) && age(&file) > STALE_RECORD)
-                || (name.contains(".tmp") && age(&file) > STALE_TMP);
+            // Only names procbridge gives its files: a `.cwasm` of someone
+            // else's in a directory given as the cache stays.
+            let left_over = manage::hex_named(name, LEGACY_SUFFIX, 64)
+                || (manage::hex_named(name, known::SUFFIX, 32) && age(&file) > STALE_RECORD)
+                || (name.contains(".tmp") && manage::ours(&file, now));
             if left_over {
                 self.unlink(name);
             }

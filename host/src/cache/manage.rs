@@ -7,7 +7,7 @@
 //! ever shown, never trusted: an entry loads or not by its MAC alone. A
 //! note goes with its entry (eviction and cleaning remove both).
 
-use super::dir::{CacheDir, DirFile, Problem, ENTRY_SUFFIX, LEGACY_SUFFIX};
+use super::dir::{CacheDir, DirFile, Problem, ENTRY_SUFFIX, STALE_TMP};
 use super::known;
 use super::ModuleCache;
 use anyhow::{anyhow, Result};
@@ -76,17 +76,45 @@ fn read_note(dir: &CacheDir, entry: &str) -> Option<String> {
     Some(String::from_utf8_lossy(module).into_owned())
 }
 
-/// Whether procbridge wrote `file` (entries, notes, records, what earlier
-/// versions and dead writers left): what cleaning removes. Anything else
-/// in the directory is left alone.
-fn ours(file: &DirFile) -> bool {
-    let name = file.name.as_str();
-    [ENTRY_SUFFIX, INFO_SUFFIX, known::SUFFIX, LEGACY_SUFFIX]
+/// Whether `name` is one procbridge gives its files: an entry or a note
+/// (`HEX.pbcache`, `HEX.pbinfo`, 64 hex digits) or a record of a module's
+/// identity (`HEX.pbknown`, 32).
+fn our_name(name: &str) -> bool {
+    [(ENTRY_SUFFIX, 64), (INFO_SUFFIX, 64), (known::SUFFIX, 32)]
         .iter()
-        .any(|suffix| name.ends_with(suffix))
-        || name.contains(&format!("{ENTRY_SUFFIX}.tmp"))
-        || name.contains(&format!("{INFO_SUFFIX}.tmp"))
-        || name.contains(&format!("{}.tmp", known::SUFFIX))
+        .any(|&(suffix, digits)| hex_named(name, suffix, digits))
+}
+
+/// Whether `name` is `digits` lowercase hex digits then `suffix`.
+pub(super) fn hex_named(name: &str, suffix: &str, digits: usize) -> bool {
+    name.strip_suffix(suffix).is_some_and(|stem| {
+        stem.len() == digits
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Whether procbridge wrote `file` (entries, notes, records, and the
+/// temporary files of writers that died: `NAME.tmpPID.SEQ` older than
+/// [`STALE_TMP`](super::dir::STALE_TMP)): what cleaning removes. Anything else in the directory
+/// is left alone (a `.cwasm` of wasmtime's, a file of the user's), and so
+/// is a temporary file a job may be writing now.
+pub(super) fn ours(file: &DirFile, now: SystemTime) -> bool {
+    let Some((name, tmp)) = file.name.split_once(".tmp") else {
+        return our_name(&file.name);
+    };
+    let written_by_us = tmp
+        .split_once('.')
+        .is_some_and(|(pid, seq)| all_digits(pid) && all_digits(seq));
+    let stale = now
+        .duration_since(file.modified)
+        .is_ok_and(|age| age > STALE_TMP);
+    our_name(name) && written_by_us && stale
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl ModuleCache {
@@ -103,7 +131,7 @@ impl ModuleCache {
         let mut entries: Vec<CacheEntry> = dir
             .files()
             .into_iter()
-            .filter(|file| file.name.ends_with(ENTRY_SUFFIX))
+            .filter(|file| file.name.ends_with(ENTRY_SUFFIX) && our_name(&file.name))
             .map(|file| CacheEntry {
                 path: dir.path_of(&file.name),
                 module: read_note(&dir, &file.name),
@@ -117,8 +145,9 @@ impl ModuleCache {
 
     /// Removes every entry, or with `unused_for` those not used for that
     /// long; with every entry go the records of the modules' identities
-    /// (see the module docs) and what earlier versions left. Files that are not
-    /// the cache's are left alone.
+    /// (see the module docs) and what writers that died left. Files that
+    /// are not procbridge's are left alone, and so are temporary files
+    /// younger than an hour (a job may be writing one now).
     ///
     /// # Errors
     /// As [`entries`](ModuleCache::entries).
@@ -136,7 +165,7 @@ impl ModuleCache {
         let mut removed = Removed::default();
         let files = dir.files();
         for file in &files {
-            if file.name.ends_with(ENTRY_SUFFIX) && stale(file) {
+            if file.name.ends_with(ENTRY_SUFFIX) && our_name(&file.name) && stale(file) {
                 dir.unlink(&file.name);
                 dir.unlink(&note_of(&file.name));
                 removed.entries += 1;
@@ -144,7 +173,7 @@ impl ModuleCache {
             }
         }
         if unused_for.is_none() {
-            for file in files.iter().filter(|file| ours(file)) {
+            for file in files.iter().filter(|file| ours(file, now)) {
                 dir.unlink(&file.name);
             }
         }

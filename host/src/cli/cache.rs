@@ -1,20 +1,26 @@
 //! `procbridge cache`: list, measure, clean and trim the module cache.
 
+use super::completions::write_stdout;
 use super::ExitCode;
 use clap::{Args, Subcommand};
 use procbridge::diag::{self, Verbosity};
 use procbridge::ModuleCache;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-/// Where the cache is and how large it may grow: the same flags and
-/// defaults as `procbridge run`'s.
+/// Where the cache is and how large it may grow: one set of flags for
+/// `run`, `python`, `compile` and `cache`, so their help and defaults
+/// cannot drift.
 #[derive(Debug, Args)]
 pub(crate) struct CacheOptions {
-    /// The module cache (default: $PROCBRIDGE_CACHE_DIR,
-    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge).
+    /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
+    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge). Entries are
+    /// authenticated with a key in $XDG_CONFIG_HOME/procbridge/cache.key
+    /// (or ~/.config/procbridge/cache.key); a job does not use the cache
+    /// when a granted directory is inside or around it, or holds the key.
     #[arg(long, value_name = "DIR", global = true)]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
 
     /// Most the cached modules may take, in MiB (default
     /// $PROCBRIDGE_CACHE_MAX_MB, else 1024); the least recently used go
@@ -30,6 +36,7 @@ impl CacheOptions {
     /// When there is no place for it (no flag, and none of the variables
     /// set).
     pub(crate) fn cache(&self) -> Result<ModuleCache, (ExitCode, anyhow::Error)> {
+        let max_bytes = self.max_bytes().map_err(|e| (ExitCode::Usage, e))?;
         let dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
             None => ModuleCache::default_dir().ok_or_else(|| {
@@ -42,11 +49,28 @@ impl CacheOptions {
                 )
             })?,
         };
-        let mut cache = ModuleCache::new(dir);
+        Ok(ModuleCache::new(dir).max_bytes(max_bytes))
+    }
+
+    /// The cap: --cache-max-mb, else $PROCBRIDGE_CACHE_MAX_MB, else the
+    /// default.
+    ///
+    /// # Errors
+    /// When $PROCBRIDGE_CACHE_MAX_MB is set but not a number of MiB.
+    pub(crate) fn max_bytes(&self) -> anyhow::Result<u64> {
         if let Some(mb) = self.cache_max_mb {
-            cache = cache.max_bytes(mb.saturating_mul(1 << 20));
+            return Ok(mb.saturating_mul(1 << 20));
         }
-        Ok(cache)
+        match std::env::var_os("PROCBRIDGE_CACHE_MAX_MB") {
+            None => Ok(ModuleCache::default_max_bytes()),
+            Some(value) => match value.to_str().map(|v| v.trim().parse::<u64>()) {
+                Some(Ok(mb)) => Ok(mb.saturating_mul(1 << 20)),
+                _ => Err(anyhow::anyhow!(
+                    "PROCBRIDGE_CACHE_MAX_MB={value:?}: give a whole number of MiB \
+                     (or unset it for the default, 1024)"
+                )),
+            },
+        }
     }
 }
 
@@ -94,7 +118,7 @@ impl CacheCommand {
 
     pub(crate) fn execute(self) -> i32 {
         match self.run() {
-            Ok(()) => 0,
+            Ok(out) => write_stdout(out.as_bytes()),
             Err((code, err)) => {
                 eprintln!("procbridge: {err:#}");
                 code as i32
@@ -102,37 +126,41 @@ impl CacheCommand {
         }
     }
 
-    fn run(&self) -> Result<(), (ExitCode, anyhow::Error)> {
+    /// Does the action; what it prints on stdout.
+    fn run(&self) -> Result<String, (ExitCode, anyhow::Error)> {
         let cache = self.options.cache()?;
         let failed = |e: anyhow::Error| (ExitCode::Internal, e);
         let quiet = diag::verbosity() == Verbosity::Quiet;
+        let mut out = String::new();
         match &self.action {
             CacheAction::List => {
                 let entries = cache.entries().map_err(failed)?;
                 if !entries.is_empty() {
-                    println!("{:<16}  {:>9}  MODULE", "LAST USED", "SIZE");
+                    let _ = writeln!(out, "{:<16}  {:>9}  MODULE", "LAST USED", "SIZE");
                 }
                 for entry in &entries {
                     let module = match &entry.module {
                         Some(module) => shown(module),
                         None => "(not recorded: compiled by an earlier procbridge)".to_string(),
                     };
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "{:<16}  {:>9}  {module}",
                         local_time(entry.last_used),
                         diag::size(entry.size),
                     );
                 }
-                println!("{}", total(&cache, &entries));
+                let _ = writeln!(out, "{}", total(&cache, &entries));
             }
             CacheAction::Size => {
                 let entries = cache.entries().map_err(failed)?;
-                println!("{}", total(&cache, &entries));
+                let _ = writeln!(out, "{}", total(&cache, &entries));
             }
             CacheAction::Clean { older_than } => {
                 let removed = cache.clean(*older_than).map_err(failed)?;
                 if !quiet {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "removed {} compiled module{} ({}) from {}",
                         removed.entries,
                         plural(removed.entries),
@@ -144,7 +172,8 @@ impl CacheCommand {
             CacheAction::Trim => {
                 let removed = cache.trim().map_err(failed)?;
                 if !quiet {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "removed {} compiled module{} ({}): the rest fit under {} MiB",
                         removed.entries,
                         plural(removed.entries),
@@ -154,7 +183,7 @@ impl CacheCommand {
                 }
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -2,6 +2,7 @@
 //! that their first run starts at once.
 
 use super::cache::CacheOptions;
+use super::completions::write_stdout;
 use super::job::load_exit_code;
 use super::progress::{self, Line};
 use super::ExitCode;
@@ -121,20 +122,26 @@ impl CompileCommand {
                 Ok(_) => None,
                 Err(failure) => Some(failure),
             };
+            // 0, or 70 when stdout fails (a reader gone is no failure).
             let print = || {
+                let mut written = 0;
                 if !report.is_empty() && !quiet {
-                    println!("{report}");
+                    written = write_stdout(format!("{report}\n").as_bytes());
                 }
                 if let Some((_, err)) = &failure {
                     eprintln!("procbridge: {err:#}");
                 }
+                written
             };
-            match &line {
+            let written = match &line {
                 Some(line) => line.suspend(print),
                 None => print(),
-            }
+            };
             if let (None, Some((code, _))) = (&first_failure, &failure) {
                 first_failure = Some(*code);
+            }
+            if first_failure.is_none() && written != 0 {
+                first_failure = Some(ExitCode::Internal);
             }
         }
         if let Some(line) = line {

@@ -119,18 +119,8 @@ pub(crate) struct JobOptions {
     #[arg(long, value_name = "MIB")]
     max_audit: Option<u64>,
 
-    /// Keep compiled modules in DIR (default: $PROCBRIDGE_CACHE_DIR,
-    /// $XDG_CACHE_HOME/procbridge or ~/.cache/procbridge). Entries are
-    /// authenticated with a key in $XDG_CONFIG_HOME/procbridge/cache.key
-    /// (or ~/.config/procbridge/cache.key); the cache is not used when a
-    /// granted directory is inside or around it, or holds the key.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-
-    /// Most the cached modules may take, in MiB (default 1024); the least
-    /// recently used go first.
-    #[arg(long, value_name = "MB")]
-    cache_max_mb: Option<u64>,
+    #[command(flatten)]
+    cache: super::cache::CacheOptions,
 
     /// Compile the module without reading or writing the cache.
     #[arg(long, conflicts_with = "cache_dir")]
@@ -167,7 +157,7 @@ impl JobOptions {
                 .with_context(|| format!("--audit {}", path.display()))
                 .map_err(usage)?;
         }
-        let cache = self.cache(&policy);
+        let cache = self.cache(&policy).map_err(usage)?;
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         configure(&mut guest);
@@ -203,21 +193,27 @@ impl JobOptions {
     }
 
     /// The module cache, unless the job could tamper with it (one warning).
-    fn cache(&self, policy: &Policy) -> Option<ModuleCache> {
-        let dir = match (&self.cache_dir, self.no_cache) {
-            (_, true) => return None,
-            (Some(dir), false) => dir.clone(),
-            (None, false) => ModuleCache::default_dir()?,
-        };
-        let mut cache = ModuleCache::new(dir);
-        if let Some(mb) = self.cache_max_mb {
-            cache = cache.max_bytes(mb.saturating_mul(1 << 20));
+    ///
+    /// # Errors
+    /// When its cap from the environment is not a number.
+    fn cache(&self, policy: &Policy) -> anyhow::Result<Option<ModuleCache>> {
+        if self.no_cache {
+            return Ok(None);
         }
+        let max_bytes = self.cache.max_bytes()?;
+        let dir = match &self.cache.cache_dir {
+            Some(dir) => dir.clone(),
+            None => match ModuleCache::default_dir() {
+                Some(dir) => dir,
+                None => return Ok(None),
+            },
+        };
+        let cache = ModuleCache::new(dir).max_bytes(max_bytes);
         if let Some(why) = cache.exposed_to(policy) {
             eprintln!("procbridge: warning: {why}: compiling without the cache");
-            return None;
+            return Ok(None);
         }
-        Some(cache)
+        Ok(Some(cache))
     }
 
     fn policy(&self) -> anyhow::Result<Policy> {

@@ -116,6 +116,17 @@ pub(crate) fn main() -> i32 {
         Command::Cache(cmd) => cmd.noise(),
         Command::Policy(_) | Command::Completions(_) => Noise::default(),
     });
+    if noise.quiet && noise.verbose > 0 {
+        // As clap says it of `-q -v` given together in one place.
+        let _ = <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "-q (--quiet) and -v (--verbose) cannot be used together, \
+                 before the subcommand or in its flags",
+            )
+            .print();
+        return ExitCode::Usage as i32;
+    }
     procbridge::diag::init(match (noise.quiet, noise.verbose) {
         (true, _) => Some(procbridge::diag::Verbosity::Quiet),
         (false, 0) => None,
@@ -138,8 +149,28 @@ pub(crate) fn main() -> i32 {
 /// `procbridge python`: what follows is the script's (`procbridge python
 /// -c CODE -v` gives the script `-v`). Marks the end with `--` for clap.
 /// (After a script name clap already passes everything on.)
+///
+/// Only when `python` is the subcommand: after argv[0] and the top-level
+/// `-v`/`-q` flags (anywhere else, as a module's argument or a file named
+/// `python`, it is left alone). Short flags may be clustered as python3
+/// takes them: `-uc CODE` (the code follows), `-cCODE` (it is attached;
+/// given to clap apart, `-c CODE`, which would take the whole as a script
+/// name).
 fn python_option_list_ends(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let Some(python) = args.iter().position(|a| a == "python") else {
+    let top_level_noise = |a: &std::ffi::OsString| {
+        let a = a.to_string_lossy();
+        a == "--verbose"
+            || a == "--quiet"
+            || a.strip_prefix('-')
+                .is_some_and(|s| !s.is_empty() && s.chars().all(|c| c == 'v' || c == 'q'))
+    };
+    let Some(python) = args
+        .iter()
+        .skip(1)
+        .position(|a| !top_level_noise(a))
+        .map(|i| i + 1)
+        .filter(|&i| args[i] == "python")
+    else {
         return args;
     };
     let command = <Cli as clap::CommandFactory>::command();
@@ -151,15 +182,19 @@ fn python_option_list_ends(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::O
             .chain(command.get_arguments())
             .any(|arg| arg.get_long() == Some(long) && arg.get_action().takes_values())
     };
+    let short_takes_value = |short: char| {
+        sub.get_arguments()
+            .any(|arg| arg.get_short() == Some(short) && arg.get_action().takes_values())
+    };
+    // Inserts `--` at `at` unless one is there already.
+    let end_at = |args: &mut Vec<std::ffi::OsString>, at: usize| {
+        if at <= args.len() && args.get(at).is_none_or(|a| a != "--") {
+            args.insert(at, "--".into());
+        }
+    };
     let mut at = python + 1;
     while at < args.len() {
         let arg = args[at].to_string_lossy().into_owned();
-        if arg == "-c" || arg == "-m" {
-            if at + 2 <= args.len() && args.get(at + 2).is_none_or(|a| a != "--") {
-                args.insert(at + 2, "--".into());
-            }
-            break;
-        }
         if arg == "--" || !arg.starts_with('-') || arg == "-" {
             break;
         }
@@ -167,8 +202,34 @@ fn python_option_list_ends(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::O
             if !long.contains('=') && takes_value(long) {
                 at += 1;
             }
+            at += 1;
+            continue;
         }
-        at += 1;
+        // A cluster of short flags: the first that takes a value takes the
+        // rest of the cluster, or else the next argument.
+        let cluster = &arg[1..];
+        let mut valued = None;
+        for (i, c) in cluster.char_indices() {
+            if short_takes_value(c) {
+                valued = Some((c, 1 + i + c.len_utf8()));
+                break;
+            }
+        }
+        let valued = valued.map(|(c, end)| (c, end < arg.len(), end));
+        match valued {
+            Some(('c' | 'm', attached, end)) => {
+                if attached {
+                    args[at] = arg[..end].into();
+                    args.insert(at + 1, arg[end..].into());
+                }
+                if at + 2 <= args.len() {
+                    end_at(&mut args, at + 2);
+                }
+                break;
+            }
+            Some((_, false, _)) => at += 2,
+            Some((_, true, _)) | None => at += 1,
+        }
     }
     args
 }
@@ -218,6 +279,63 @@ mod tests {
         assert_eq!(
             ends(&["pb", "python", "--dir", "-c", "-m", "m"]),
             ["pb", "python", "--dir", "-c", "-m", "m", "--"]
+        );
+    }
+
+    #[test]
+    fn only_the_python_subcommand_is_looked_at() {
+        // `python` as a module's argument, or a file named `python`.
+        assert_eq!(
+            ends(&["pb", "run", "hello.wasm", "python", "-c", "foo", "-v"]),
+            ["pb", "run", "hello.wasm", "python", "-c", "foo", "-v"]
+        );
+        assert_eq!(
+            ends(&["pb", "run", "python", "-c", "foo"]),
+            ["pb", "run", "python", "-c", "foo"]
+        );
+        assert_eq!(
+            ends(&["pb", "-v", "run", "python", "-c", "foo"]),
+            ["pb", "-v", "run", "python", "-c", "foo"]
+        );
+        // After the top-level -v/-q flags it is the subcommand.
+        assert_eq!(
+            ends(&["pb", "-vv", "--quiet", "python", "-c", "x", "-v"]),
+            ["pb", "-vv", "--quiet", "python", "-c", "x", "--", "-v"]
+        );
+        assert_eq!(
+            ends(&["pb", "--verbose", "python", "-m", "m", "a"]),
+            ["pb", "--verbose", "python", "-m", "m", "--", "a"]
+        );
+    }
+
+    #[test]
+    fn short_clusters_are_read_as_python3_reads_them() {
+        // The value follows the cluster.
+        assert_eq!(
+            ends(&["pb", "python", "-uc", "code", "-v"]),
+            ["pb", "python", "-uc", "code", "--", "-v"]
+        );
+        assert_eq!(
+            ends(&["pb", "python", "-vum", "mod", "-q"]),
+            ["pb", "python", "-vum", "mod", "--", "-q"]
+        );
+        // The value is attached.
+        assert_eq!(
+            ends(&["pb", "python", "-cCODE", "-v"]),
+            ["pb", "python", "-c", "CODE", "--", "-v"]
+        );
+        assert_eq!(
+            ends(&["pb", "python", "-ucCODE", "-v"]),
+            ["pb", "python", "-uc", "CODE", "--", "-v"]
+        );
+        assert_eq!(
+            ends(&["pb", "python", "-mmod"]),
+            ["pb", "python", "-m", "mod", "--"]
+        );
+        // Flags alone go on to the script.
+        assert_eq!(
+            ends(&["pb", "python", "-uv", "s.py", "-c", "x"]),
+            ["pb", "python", "-uv", "s.py", "-c", "x"]
         );
     }
 }

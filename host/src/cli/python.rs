@@ -23,11 +23,16 @@ pub(crate) struct PythonCommand {
     job: JobOptions,
 
     /// Run CODE (python3 -c).
-    #[arg(short = 'c', value_name = "CODE", conflicts_with = "module")]
+    #[arg(
+        short = 'c',
+        value_name = "CODE",
+        conflicts_with = "module",
+        allow_hyphen_values = true
+    )]
     code: Option<String>,
 
     /// Run a module as a script (python3 -m).
-    #[arg(short = 'm', value_name = "MODULE")]
+    #[arg(short = 'm', value_name = "MODULE", allow_hyphen_values = true)]
     module: Option<String>,
 
     /// Unbuffered stdout and stderr (python3 -u).
