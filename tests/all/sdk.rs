@@ -230,6 +230,12 @@ fn typed_tasks_refuse_bad_arguments_clearly() {
     assert!(text.contains("a string that is not UTF-8\n"), "{text}");
     assert!(text.contains("2 is not a bool\n"), "{text}");
     assert!(text.contains("process exitcode Some(1)\n"), "{text}");
+    assert!(
+        text.contains(
+            "returned a queue: a task cannot return a Queue or a Connection: pass one in its arguments instead\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains("pool still works: 2\n"), "{text}");
     assert!(stderr(&out).contains(&format!("): {refused}")));
 }

@@ -170,7 +170,14 @@ where
     let args: A = value::from_bytes(bytes)
         .map_err(|err| format!("cannot read the task's arguments: {}", err))?;
     let result = func.apply(args).into_task_result()?;
-    Ok(value::to_bytes(&result).0)
+    let (bytes, handles) = value::to_bytes(&result);
+    // A handle number means nothing in the caller's table.
+    if !handles.is_empty() {
+        return Err(String::from(
+            "a task cannot return a Queue or a Connection: pass one in its arguments instead",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Runs a typed task over a whole chunk of a pool's items; used by

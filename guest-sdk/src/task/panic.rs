@@ -43,8 +43,11 @@ fn install() {
         let message = describe(info.payload(), info.location());
         crate::os::flush_std();
         // The instance traps right after (guests abort on panic); the host
-        // reports the task as failed with this message.
-        sys::task_error(message.as_bytes());
+        // reports the task as failed with this message. Should the host
+        // refuse it, the message goes to stderr as without a task.
+        if sys::task_error(message.as_bytes()) < 0 {
+            previous(info);
+        }
     }));
 }
 

@@ -6,8 +6,9 @@
 //! handles [`Queue`](crate::multiprocessing::Queue),
 //! [`JoinableQueue`](crate::multiprocessing::JoinableQueue) and
 //! [`Connection`](crate::multiprocessing::Connection), which travel by
-//! their handle number: the receiving process uses its own copy of the
-//! handle, and dropping what it received never closes that copy.
+//! their handle number as a task's arguments: the receiving process uses its
+//! own copy of the handle, and dropping what it received never closes that
+//! copy. A task cannot return one (its number means nothing to the caller).
 //!
 //! The encoding is fixed-width little-endian for numbers, a `u32` length or
 //! count before strings and `Vec`s, a `0`/`1` byte before an `Option`'s
@@ -235,9 +236,9 @@ impl<T: Value> Value for Vec<T> {
     }
     fn decode(input: &mut Decoder<'_>) -> Result<Self> {
         let count = u32::decode(input)? as usize;
-        // Every item takes at least a byte except `()`: cap what is
-        // reserved up front by what is left, so a forged count cannot
-        // reserve gigabytes.
+        // Every item but `()` (and tuples of it) takes at least a byte: cap
+        // what is reserved up front by what is left, so a forged count
+        // cannot reserve gigabytes (zero-sized items allocate nothing).
         let mut out = Vec::with_capacity(count.min(input.bytes.len()));
         for _ in 0..count {
             out.push(T::decode(input)?);
@@ -262,15 +263,6 @@ impl<T: Value> Value for Option<T> {
             1 => Ok(Some(T::decode(input)?)),
             other => Err(malformed(format!("{} is not an Option tag", other))),
         }
-    }
-}
-
-impl<T: Value> Value for Box<T> {
-    fn encode(&self, out: &mut Encoder) {
-        (**self).encode(out);
-    }
-    fn decode(input: &mut Decoder<'_>) -> Result<Self> {
-        T::decode(input).map(Box::new)
     }
 }
 

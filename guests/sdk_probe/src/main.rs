@@ -131,15 +131,23 @@ fn handles_to_workers() -> Result<(), Error> {
     Ok(())
 }
 
-task!(fn pool_in_child(q: Queue) -> Result<(), Error> {
-    let pool = Pool::new(2)?;
-    let before = pool.pids()?;
-    for tag in 0..3 {
-        pool.apply(put_pid, (q.clone(), tag))?;
+task!(
+    fn give_queue(_n: i64) -> Result<Queue, Error> {
+        Queue::new()
     }
-    println!("child pool kept its workers: {}", pool.pids()? == before);
-    Ok(())
-});
+);
+
+task!(
+    fn pool_in_child(q: Queue) -> Result<(), Error> {
+        let pool = Pool::new(2)?;
+        let before = pool.pids()?;
+        for tag in 0..3 {
+            pool.apply(put_pid, (q.clone(), tag))?;
+        }
+        println!("child pool kept its workers: {}", pool.pids()? == before);
+        Ok(())
+    }
+);
 
 /// A spawned child's pool, given a queue the child inherited: its workers
 /// hold it already, so no submission replaces them.
@@ -192,6 +200,8 @@ fn bad_arguments() -> Result<(), Error> {
     p.start()?;
     p.join()?;
     println!("process exitcode {:?}", p.exitcode());
+    let err = Error::from(pool.apply(give_queue, (1,)).unwrap_err());
+    println!("returned a queue: {}", err);
     println!(
         "pool still works: {}",
         pool.apply(shapes, ((1, true), vec![], 'z', 2.0))?.0
