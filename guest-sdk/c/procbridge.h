@@ -153,9 +153,9 @@ typedef struct {
     int32_t cap;
 } pb_list;
 
-/* Appends bytes to a buffer; 0, or -PB_ENOMEM. */
+/* Appends bytes to a buffer; 0, or -PB_EINVAL or -PB_ENOMEM. */
 static inline int32_t pb_list_append(pb_list *l, const void *ptr, int32_t len) {
-    if (len < 0) return -PB_EINVAL;
+    if (len < 0 || (int64_t)l->len + len > INT32_MAX / 2) return len < 0 ? -PB_EINVAL : -PB_ENOMEM;
     if (l->len + len > l->cap) {
         int32_t cap = l->cap ? l->cap : 64;
         while (cap < l->len + len) cap *= 2;
@@ -169,12 +169,17 @@ static inline int32_t pb_list_append(pb_list *l, const void *ptr, int32_t len) {
     return 0;
 }
 
-/* Appends one item; 0, or -PB_ENOMEM. */
+/* Appends one item; 0, or -PB_EINVAL (a negative length) or -PB_ENOMEM,
+ * the list unchanged. */
 static inline int32_t pb_list_push(pb_list *l, const void *ptr, int32_t len) {
+    if (len < 0) return -PB_EINVAL;
     uint8_t prefix[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
                          (uint8_t)(len >> 24)};
+    int32_t before = l->len;
     int32_t err = pb_list_append(l, prefix, 4);
-    return err ? err : pb_list_append(l, ptr, len);
+    if (!err) err = pb_list_append(l, ptr, len);
+    if (err) l->len = before;
+    return err;
 }
 
 /* Appends a NUL-terminated string as one item. */
@@ -229,9 +234,10 @@ static inline char *pb_take(int32_t n) {
  * task returns. */
 typedef int32_t (*pb_task_body)(const char *args, int32_t args_len);
 
-/* Set while a batch export runs one item: pb_return and pb_fail fill it. */
-static pb_list *pb_batch_item;
-static int pb_batch_failed;
+/* Set while a batch export runs one item: pb_return and pb_fail fill it.
+ * Weak: one copy in the whole program, whichever file calls them. */
+__attribute__((weak)) pb_list *pb_batch_item;
+__attribute__((weak)) int pb_batch_failed;
 
 static inline int32_t pb_return(const void *ptr, int32_t len) {
     if (pb_batch_item) {
@@ -303,7 +309,8 @@ static inline int32_t pb_run_batch(pb_task_body body, int32_t args_len) {
     __attribute__((export_name(#name))) int32_t pb_export_##name(int32_t n) { \
         return pb_run_task(pb_task_##name, n);                                \
     }                                                                         \
-    static int32_t pb_task_##name(const char *args, int32_t args_len)
+    static int32_t pb_task_##name(__attribute__((unused)) const char *args,  \
+                                  __attribute__((unused)) int32_t args_len)
 
 #define PB_TASK_BATCH(name)                                                   \
     static int32_t pb_task_##name(const char *args, int32_t args_len);       \
@@ -314,6 +321,7 @@ static inline int32_t pb_run_batch(pb_task_body body, int32_t args_len) {
         pb_batch_##name(int32_t n) {                                          \
         return pb_run_batch(pb_task_##name, n);                               \
     }                                                                         \
-    static int32_t pb_task_##name(const char *args, int32_t args_len)
+    static int32_t pb_task_##name(__attribute__((unused)) const char *args,  \
+                                  __attribute__((unused)) int32_t args_len)
 
 #endif /* PROCBRIDGE_H */
