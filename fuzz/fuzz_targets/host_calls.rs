@@ -2,7 +2,7 @@
 //! arguments against a real instance.
 //!
 //! Each input is handed (hex) to the `fuzz_calls` guest, which decodes it
-//! into raw host calls to every function of the ABI table (see
+//! into raw host calls to every function of the ABI table but `fork` (see
 //! `guests/fuzz_calls`). The guest may trap or exit anywhere; the host must
 //! not panic, and after every run no child process and no file descriptor
 //! may be left behind. Nothing may fork the fuzzer: the guest never calls

@@ -116,4 +116,14 @@ fn the_environment_is_exactly_what_was_granted_and_bad_pointers_fault() {
             "{sizes:?} {table} {buf}: {err:#}"
         );
     }
+    // With no variable there is nothing to write and nothing is checked.
+    let program = runtime()
+        .load_bytes(
+            "environ.wat",
+            guest_wat((0x10, 0x14), 0xFFFF, -1).as_bytes(),
+        )
+        .unwrap();
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Null);
+    assert_eq!(runtime().run(&program, guest.build().unwrap()).unwrap(), 0);
 }
