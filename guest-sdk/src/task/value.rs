@@ -64,6 +64,16 @@ impl Encoder {
         self.bytes
     }
 
+    /// Appends an item of the ABI's list encoding (`procbridge_abi::list`):
+    /// its `u32` length, then what `write` writes.
+    pub(crate) fn list_item(&mut self, write: impl FnOnce(&mut Encoder)) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 4]);
+        write(self);
+        let len = (self.bytes.len() - at - 4) as u32;
+        self.bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
     /// The bytes written and the handles among them.
     pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<i32>) {
         (self.bytes, self.handles)

@@ -40,7 +40,7 @@ pub use results::{AsyncResult, IMap, MapResult};
 
 use crate::error::take_result;
 use crate::sys;
-use crate::task::{encode_args, IntoArgs, Target, Task, Value};
+use crate::task::{Encoder, IntoArgs, Target, Task, Value};
 use error::{host, into_string, timeout_us};
 use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
 use procbridge_abi::{list, NO_TIMEOUT};
@@ -190,19 +190,14 @@ impl Pool {
         I: IntoIterator,
         I::Item: IntoArgs<T::Args>,
     {
-        let mut encoded = Vec::new();
-        let mut handles = Vec::new();
+        // Every item straight into the list: no buffer of its own.
+        let mut list = Encoder::new();
         let mut count = 0usize;
         for item in items {
-            let (bytes, item_handles) = encode_args(&item);
-            list::push(&mut encoded, &bytes);
-            for h in item_handles {
-                if !handles.contains(&h) {
-                    handles.push(h);
-                }
-            }
+            list.list_item(|enc| item.encode_args(enc));
             count += 1;
         }
+        let (encoded, handles) = list.into_parts();
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(count, self.processes));
         let id = self.submit(task.name(), &encoded, chunksize, &handles)?;
         Ok(Batch {
@@ -237,9 +232,9 @@ impl Pool {
         task: T,
         args: X,
     ) -> PoolResult<AsyncResult<'_, T::Output>> {
-        let (bytes, handles) = encode_args(&args);
-        let mut encoded = Vec::with_capacity(bytes.len() + 4);
-        list::push(&mut encoded, &bytes);
+        let mut list = Encoder::new();
+        list.list_item(|enc| args.encode_args(enc));
+        let (encoded, handles) = list.into_parts();
         let id = self.submit(task.name(), &encoded, 1, &handles)?;
         Ok(AsyncResult {
             batch: Batch {
