@@ -210,6 +210,8 @@ pub struct GuestBuilder {
     /// Inherited stdout/stderr end the process with SIGPIPE on a broken
     /// pipe, as a native program's do.
     native_sigpipe: bool,
+    /// Commands' inherited stderr is read for denials, which become hints.
+    denial_hints: bool,
 }
 
 /// Where a guest's commands run.
@@ -274,6 +276,24 @@ impl GuestBuilder {
     pub fn native_sigpipe(&mut self, yes: bool) -> &mut Self {
         self.native_sigpipe = yes;
         self
+    }
+
+    /// Hints where the sandbox says no: a command whose stderr is
+    /// inherited writes it through a pipe that a thread copies to the
+    /// host's stderr, reading each line on the way; a line such as
+    /// `cat: /srv/in.csv: No such file or directory` about a path no grant
+    /// holds is followed, once the command ends, by the grant that would
+    /// allow it (`procbridge: hint: ... (add --dir-ro /srv ...)`, and a
+    /// `hint` record in the audit log). The command's stderr is then a
+    /// pipe, not the terminal. Off by default; the `procbridge` command
+    /// sets it unless `-q`.
+    pub fn denial_hints(&mut self, yes: bool) -> &mut Self {
+        self.denial_hints = yes;
+        self
+    }
+
+    pub(crate) fn denial_hints_on(&self) -> bool {
+        self.denial_hints
     }
 
     /// Sets the policy the guest's bridged calls are checked against.

@@ -72,6 +72,7 @@ pub use cache::{ModuleCache, Origin};
 pub use ctx::{DirPerms, GuestBuilder, HostState, OutputCapture, Stdio};
 pub use deadline::DEFAULT_TICK as DEFAULT_EPOCH_TICK;
 pub use errno::{BridgeError, Errno};
+pub use memory::{MemoryAtStart, MemoryScope};
 pub use output::{OutputLine, OutputSink, StdStream};
 pub use plugin::{CallError, CallErrorKind, Plugin, PluginPool};
 pub use policy::{Limits, Policy, PolicyBuilder};

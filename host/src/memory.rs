@@ -69,6 +69,13 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if current == 0 && desired > self.per_instance {
+            return Err(too_small_to_start(
+                desired,
+                self.per_instance,
+                MemoryScope::Instance,
+            ));
+        }
         if desired > self.per_instance {
             return Err(refused(format!(
                 "memory limit of one instance reached: growing to {} MiB, the limit is {} MiB",
@@ -79,6 +86,13 @@ impl ResourceLimiter for MemoryLimiter {
         let delta = desired.saturating_sub(current) as u64;
         let prepaid = delta.min(self.prepaid);
         if let Err(total) = supervisor::memory_grow(delta - prepaid, self.total) {
+            if current == 0 && total == 0 {
+                return Err(too_small_to_start(
+                    desired,
+                    self.total as usize,
+                    MemoryScope::Tree,
+                ));
+            }
             return Err(refused(format!(
                 "memory limit of the process tree reached: {} MiB held, {} MiB more asked, the limit is {} MiB",
                 total / MIB as u64,
@@ -108,6 +122,55 @@ fn refused(message: String) -> wasmtime::Error {
         .outcome(&message)
         .record();
     wasmtime::Error::new(MemoryLimitHit(message))
+}
+
+/// A module whose initial memory is over a limit: the limit, not the
+/// guest, is at fault (in the audit log as a limit hit, on stderr only as
+/// the error the run ends with).
+fn too_small_to_start(needs: usize, limit: usize, of: MemoryScope) -> wasmtime::Error {
+    let err = MemoryAtStart {
+        needs_mib: needs.div_ceil(MIB) as u64,
+        limit_mib: (limit / MIB) as u64,
+        of,
+    };
+    crate::audit::Event::new(crate::audit::Kind::Limit)
+        .outcome(err.to_string())
+        .record_quietly();
+    wasmtime::Error::new(err)
+}
+
+/// The module's initial linear memory is more than the policy lets one
+/// instance (or the whole tree) have: it cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the module needs {needs_mib} MiB of memory to start; the limit of {of} is {limit_mib} MiB"
+)]
+pub struct MemoryAtStart {
+    /// The memory the module declares, in MiB (rounded up).
+    pub needs_mib: u64,
+    /// The limit, in MiB.
+    pub limit_mib: u64,
+    /// Which limit.
+    pub of: MemoryScope,
+}
+
+/// What a memory limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryScope {
+    /// One wasm instance ([`crate::Limits::max_memory_bytes`]).
+    Instance,
+    /// All the instances of the process tree
+    /// ([`crate::Limits::max_total_memory_bytes`]).
+    Tree,
+}
+
+impl std::fmt::Display for MemoryScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemoryScope::Instance => "one instance",
+            MemoryScope::Tree => "the process tree",
+        })
+    }
 }
 
 /// The error a guest traps with when its memory would grow past a limit.

@@ -420,6 +420,38 @@ fn zero_limits_are_usage_errors() {
 }
 
 #[test]
+fn a_memory_limit_below_the_modules_own_memory_is_a_usage_error_said_once() {
+    let hello = guest("hello");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    for (flag, of) in [
+        ("--max-memory", "one instance"),
+        ("--max-total-memory", "the process tree"),
+    ] {
+        let out = run_cli(&[
+            "run",
+            flag,
+            "1",
+            "--audit",
+            audit.to_str().unwrap(),
+            hello.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "procbridge: {flag} 1: the module needs 2 MiB of memory to start; \
+                 the limit of {of} is 1 MiB\n"
+            )
+        );
+        assert_eq!(stdout(&out), "");
+    }
+    // Recorded as limit hits all the same.
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(log.matches("\"event\":\"limit\"").count(), 2, "{log}");
+}
+
+#[test]
 fn errors_are_said_once() {
     let out = run_cli(&["run", "nonexist.wasm"]);
     assert_eq!(out.status.code(), Some(66));

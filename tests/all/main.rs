@@ -20,6 +20,7 @@ mod fuzz_guest;
 mod grants;
 mod guest_build;
 mod hello;
+mod hints;
 mod host_calls;
 mod hostile;
 mod jail;

@@ -24,7 +24,9 @@ use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::{GuestMemory, MAX_READ};
 use crate::handles::HandleTable;
+use crate::subprocess::hints::Hints;
 use crate::subprocess::io::{Deadline, CHUNK};
+use crate::subprocess::relay::Pending;
 use crate::subprocess::spawn::{spawn, SpawnRequest, StdioSpec};
 use crate::subprocess::{Popen, Stream, KIND};
 use procbridge_abi::subprocess as abi;
@@ -83,9 +85,14 @@ pub(super) fn popen(
             stderr: stdio(&mut bridge.handles, stderr, false)?,
         };
         let relays = relay_to_sinks(bridge, &mut req)?;
-        let popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
+        let stderr_relay = relay_for_hints(bridge, &mut req)?;
+        let cwd = req.cwd.clone();
+        let mut popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
         for relay in relays {
             relay(popen.pid() as u32);
+        }
+        if let Some(relay) = stderr_relay.and_then(Pending::start) {
+            popen.set_relay(relay, cwd);
         }
         bridge.handles.insert(KIND, popen)
     })
@@ -117,6 +124,49 @@ fn relay_to_sinks(bridge: &crate::ctx::Bridge, req: &mut SpawnRequest) -> Bridge
         }
     }
     Ok(relays)
+}
+
+/// With hints on, a command whose stderr is the host's own (inherited, no
+/// sink) writes into a relay that looks for denials (see
+/// [`crate::subprocess::relay`]); the relay to start once it runs.
+fn relay_for_hints(
+    bridge: &crate::ctx::Bridge,
+    req: &mut SpawnRequest,
+) -> BridgeResult<Option<Pending>> {
+    let hints =
+        bridge.process.origin.as_deref().is_some_and(|o| {
+            o.denial_hints_on() && o.sink(crate::output::StdStream::Stderr).is_none()
+        });
+    if !hints || !matches!(req.stderr, StdioSpec::Inherit) {
+        return Ok(None);
+    }
+    let (pending, writer) =
+        Pending::new().map_err(|e| BridgeError::io("a pipe for the command's stderr", e))?;
+    // What the guest wrote before must still come before the command's.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    req.stderr = StdioSpec::Fd(writer);
+    Ok(Some(pending))
+}
+
+/// Once `popen`'s command has ended, its relay's denials become hints on
+/// the host's stderr and in the audit log (see
+/// [`crate::subprocess::hints`]).
+fn report_hints(policy: &crate::policy::Policy, popen: &mut Popen) {
+    let (denials, cwd) = popen.take_denials();
+    if denials.is_empty() {
+        return;
+    }
+    let hints = Hints::new(policy, cwd.as_deref());
+    let command = popen.args().first().map_or("", String::as_str);
+    for denial in &denials {
+        if let Some(hint) = hints.hint(command, denial) {
+            audit::Event::new(audit::Kind::Hint)
+                .command(command)
+                .child(popen.pid() as u32)
+                .outcome(hint)
+                .record();
+        }
+    }
 }
 
 /// `KEY=VALUE` items.
@@ -158,8 +208,10 @@ pub(super) fn popen_pid(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
 pub(super) fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i32) -> i32 {
     with_memory(&mut caller, |mem, state| {
         mem.check(code_ptr, 4)?;
-        match state.bridge.handles.get::<Popen>(h, KIND)?.poll()? {
+        let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
+        match popen.poll()? {
             Some(code) => {
+                report_hints(&state.bridge.policy, popen);
                 mem.write_i32(code_ptr, code)?;
                 Ok(1)
             }
@@ -177,7 +229,9 @@ pub(super) fn popen_wait(
     with_memory(&mut caller, |mem, state| {
         mem.check(code_ptr, 4)?;
         let deadline = Deadline::from_micros(timeout_us)?;
-        let code = state.bridge.handles.get::<Popen>(h, KIND)?.wait(deadline)?;
+        let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
+        let code = popen.wait(deadline)?;
+        report_hints(&state.bridge.policy, popen);
         mem.write_i32(code_ptr, code)?;
         Ok(0)
     })
@@ -212,6 +266,7 @@ pub(super) fn popen_communicate(
                 Errno::NoBufs => audit::limit(e),
                 _ => e,
             })?;
+        report_hints(&state.bridge.policy, popen);
         let (output, split) = popen.take_output();
         mem.write_i32(out_ptr, split as i32)?;
         mem.write_i32(out_ptr + 4, code)?;

@@ -83,6 +83,9 @@ pub enum Kind {
     Denied,
     /// A limit was reached.
     Limit,
+    /// A command failed on something a grant would allow (`outcome` names
+    /// the grant; see `subprocess::hints`).
+    Hint,
     /// Denials and limit hits left out by the rate limit (`suppressed`).
     Suppressed,
     /// The log reached its size cap; nothing more is written.
@@ -254,7 +257,7 @@ impl Event {
     /// limit hits are also printed on stderr as one line; both go through
     /// the rate limit (see the module docs).
     pub fn record(mut self) {
-        if matches!(self.event, Kind::Denied | Kind::Limit) {
+        if matches!(self.event, Kind::Denied | Kind::Limit | Kind::Hint) {
             let outcome = self.outcome.as_deref().unwrap_or("");
             let suppressed = match rate::admit(self.event, outcome) {
                 Some(suppressed) => suppressed,
@@ -279,6 +282,7 @@ impl Event {
     fn stderr_line(&self) -> String {
         let kind = match self.event {
             Kind::Denied => "denied",
+            Kind::Hint => "hint",
             _ => "limit",
         };
         let mut line = format!(

@@ -5,8 +5,8 @@ use super::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use procbridge::{
-    audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, ModuleCache, Policy,
-    PolicyBuilder, Program, RunError, Runtime, Stdio,
+    audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, MemoryAtStart, MemoryScope,
+    ModuleCache, Policy, PolicyBuilder, Program, RunError, Runtime, Stdio,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,7 +20,8 @@ Exit codes:
        a Python script's as python3's: 1 for an uncaught exception)
   2    bad command line: an unknown flag, a bad value, an invalid policy
        file, a grant that cannot be made (not found, through a symbolic
-       link, inside a read-write grant), a script that cannot be read
+       link, inside a read-write grant), a script that cannot be read,
+       a memory limit below the memory the module needs to start
   65   the file is neither a WebAssembly module nor WAT text
   66   the module (for python: the interpreter) cannot be read
   67   the module imports a function this host does not provide
@@ -164,6 +165,7 @@ impl JobOptions {
         guest
             .stdin(Stdio::Inherit)
             .native_sigpipe(true)
+            .denial_hints(procbridge::diag::verbosity() != procbridge::diag::Verbosity::Quiet)
             .policy(policy);
         let state = guest.build().map_err(usage)?;
 
@@ -325,6 +327,19 @@ fn classify_run_error(err: anyhow::Error) -> (ExitCode, anyhow::Error) {
         return (load_exit_code(load), err);
     }
     match err.downcast_ref::<RunError>() {
+        // The limit given is less than the module's own memory: the
+        // command line's fault.
+        Some(RunError::Instantiate(inner)) if inner.downcast_ref::<MemoryAtStart>().is_some() => {
+            let start = inner.downcast_ref::<MemoryAtStart>().expect("checked");
+            let flag = match start.of {
+                MemoryScope::Instance => "--max-memory",
+                MemoryScope::Tree => "--max-total-memory",
+            };
+            (
+                ExitCode::Usage,
+                anyhow!("{flag} {}: {start}", start.limit_mib),
+            )
+        }
         // A memory limit hit was recorded where the limit refused the
         // growth.
         Some(RunError::Trap(_)) => (ExitCode::Trap, err),

@@ -10,8 +10,10 @@
 //! `api/subprocess.rs`.
 
 mod communicate;
+pub(crate) mod hints;
 pub(crate) mod io;
 pub(crate) mod launch;
+pub(crate) mod relay;
 pub(crate) mod spawn;
 mod wait;
 
@@ -39,6 +41,9 @@ pub(crate) struct Popen {
     /// after a timeout continues from here).
     input_written: usize,
     args: Vec<String>,
+    /// Its inherited stderr, relayed to look for denials, and the
+    /// directory it started in (as it sees it).
+    relay: Option<(relay::StderrRelay, Option<String>)>,
     child: Child,
 }
 
@@ -84,8 +89,30 @@ impl Popen {
             captured: [Vec::new(), Vec::new()],
             input_written: 0,
             args,
+            relay: None,
             child,
         }
+    }
+
+    /// Keeps the relay of its stderr (see [`relay`]), started in `cwd`.
+    pub(crate) fn set_relay(&mut self, relay: relay::StderrRelay, cwd: Option<String>) {
+        self.relay = Some((relay, cwd));
+    }
+
+    /// Once the command has ended: what its relayed stderr reported as
+    /// denied (waiting a moment for the relay to catch up), with the
+    /// directory it started in. Empty before the end, without a relay,
+    /// and after the first call.
+    pub(crate) fn take_denials(&mut self) -> (Vec<hints::Denial>, Option<String>) {
+        match &mut self.relay {
+            Some((relay, cwd)) if self.child.returncode().is_some() => (relay.finish(), cwd.take()),
+            _ => (Vec::new(), None),
+        }
+    }
+
+    /// The command line it was started with.
+    pub(crate) fn args(&self) -> &[String] {
+        &self.args
     }
 
     /// The child's real pid.
@@ -134,6 +161,9 @@ impl Popen {
         self.stdin = None;
         self.stdout = None;
         self.stderr = None;
+        if let Some((relay, _)) = &self.relay {
+            relay.close_in_fork_child();
+        }
         self.child.close_descriptors_in_fork_child();
     }
 

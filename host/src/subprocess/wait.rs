@@ -65,6 +65,11 @@ impl Child {
         self.channel = None;
     }
 
+    /// The return code, once reaped.
+    pub(crate) fn returncode(&self) -> Option<i32> {
+        self.returncode
+    }
+
     /// The real OS pid.
     pub(crate) fn pid(&self) -> i32 {
         self.pid
