@@ -157,9 +157,11 @@ SCENARIOS = [
         title="Queue and Pipe between processes",
         about=(
             "One writer process puts messages on a `Queue`, one reader takes them all "
-            "(16-byte and 64 KiB messages); and the round trip of a 16-byte message "
-            "over a `Pipe` to a child that sends it back. Native: a forked child and OS "
-            "pipes carrying length-prefixed messages."
+            "(16-byte and 64 KiB messages); four writer processes on a bounded `Queue` "
+            "(`maxsize` 64) of 16-byte and 4,000-byte messages; and the round trip of a "
+            "16-byte message over a `Pipe` to a child that sends it back. Native: forked "
+            "children and OS pipes carrying length-prefixed messages (the four writers "
+            "share one pipe, each message one `write`)."
         ),
         issue=6,
         guest="queue_bench",
@@ -168,6 +170,8 @@ SCENARIOS = [
         figures=[
             Figure("queue_16b_msg_s", "Queue, 16-byte messages", (Target(PYTHON, 0.5),)),
             Figure("queue_64k_mb_s", "Queue, 64 KiB messages", (Target(PYTHON, 0.5),)),
+            Figure("queue_4p_16b_msg_s", "Queue, 4 writers, bounded, 16-byte messages"),
+            Figure("queue_4p_4k_msg_s", "Queue, 4 writers, bounded, 4,000-byte messages"),
             Figure(
                 "pipe_pingpong_us",
                 "Pipe ping-pong round trip",

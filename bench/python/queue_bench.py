@@ -3,6 +3,9 @@
 - queue_16b_msg_s: one writer process puts 16-byte messages on a Queue,
   the parent reads them all;
 - queue_64k_mb_s: the same with 64 KiB messages;
+- queue_4p_16b_msg_s, queue_4p_4k_msg_s: four writer processes put 16-byte
+  (4,000-byte) messages on a bounded Queue (maxsize 64), the parent gets
+  them all;
 - pipe_pingpong_us: round trip of a 16-byte message over Pipe() to a child
   that sends it back.
 """
@@ -20,17 +23,21 @@ def writer(queue, message, count):
         queue.put(message)
 
 
-def queue_seconds(size, count):
-    """Seconds from starting the writer to the reader holding every message."""
-    queue = CTX.Queue()
+def queue_seconds(size, count, producers=1, maxsize=0):
+    """Seconds from starting the writers (count / producers messages each)
+    to the reader holding every message."""
+    queue = CTX.Queue(maxsize)
     message = b"x" * size
+    each = count // producers
     start = time.perf_counter()
-    process = CTX.Process(target=writer, args=(queue, message, count))
-    process.start()
-    for _ in range(count):
+    processes = [CTX.Process(target=writer, args=(queue, message, each)) for _ in range(producers)]
+    for process in processes:
+        process.start()
+    for _ in range(each * producers):
         queue.get()
     elapsed = time.perf_counter() - start
-    process.join()
+    for process in processes:
+        process.join()
     return elapsed
 
 
@@ -51,6 +58,11 @@ def main():
     size = 64 * 1024
     seconds = median_seconds(pick(1, 3), lambda: queue_seconds(size, count))
     report("queue_64k_mb_s", size * count / 1e6 / seconds)
+
+    for key, size in (("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)):
+        count = pick(20_000, 200_000)
+        seconds = median_seconds(pick(1, 3), lambda: queue_seconds(size, count, 4, 64))
+        report(key, count / seconds)
 
     parent, child = CTX.Pipe()
     process = CTX.Process(target=echo, args=(child,))

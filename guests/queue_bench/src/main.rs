@@ -4,6 +4,9 @@
 //! - `queue_16b_msg_s`: a writer process puts 16-byte messages on a
 //!   `Queue`; the parent gets them all (messages per second);
 //! - `queue_64k_mb_s`: the same with 64 KiB messages (MB/s);
+//! - `queue_4p_16b_msg_s`, `queue_4p_4k_msg_s`: four writer processes put
+//!   16-byte (4,000-byte) messages on a bounded `Queue` (`maxsize` 64), the
+//!   parent gets them all (messages per second);
 //! - `pipe_pingpong_us`: round trip of a 16-byte message over a `Pipe` to a
 //!   child that sends it back (median, microseconds).
 //!
@@ -61,16 +64,30 @@ task!(echo, |args: &[u8]| -> Result<Vec<u8>, String> {
 
 /// Seconds from starting the writer to the reader holding every message.
 fn queue_seconds(size: usize, count: usize) -> f64 {
-    let q = Queue::with_maxsize(1 << 16).expect("queue");
+    producers_seconds(size, count, 1, 1 << 16)
+}
+
+/// Seconds from starting `producers` writers of `count / producers`
+/// messages each, on a queue of `maxsize`, to the reader holding them all.
+fn producers_seconds(size: usize, count: usize, producers: usize, maxsize: usize) -> f64 {
+    let q = Queue::with_maxsize(maxsize).expect("queue");
+    let each = count / producers;
     let start = Instant::now();
-    let mut writer =
-        Process::new("writer").args(&pack(&[q.as_raw(), size as i32, count as i32])[..]);
-    writer.start().expect("start writer");
-    for _ in 0..count {
+    let mut writers: Vec<_> = (0..producers)
+        .map(|_| {
+            let mut writer =
+                Process::new("writer").args(&pack(&[q.as_raw(), size as i32, each as i32])[..]);
+            writer.start().expect("start writer");
+            writer
+        })
+        .collect();
+    for _ in 0..each * producers {
         let _: Vec<u8> = q.get().expect("get");
     }
     let elapsed = start.elapsed().as_secs_f64();
-    writer.join().expect("join writer");
+    for writer in &mut writers {
+        writer.join().expect("join writer");
+    }
     elapsed
 }
 
@@ -89,6 +106,12 @@ fn main() {
         "BENCH queue_64k_mb_s {:.1}",
         (size * count) as f64 / 1e6 / secs
     );
+
+    for (key, size) in [("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)] {
+        let count = pick(quick, 20_000, 200_000);
+        let secs = median((0..rounds).map(|_| producers_seconds(size, count, 4, 64)).collect());
+        println!("BENCH {} {:.0}", key, count as f64 / secs);
+    }
 
     let (parent, child) = Pipe(true).expect("pipe");
     let mut echo = Process::new("echo").args(&pack(&[child.as_raw()])[..]);

@@ -153,6 +153,53 @@ fn one_writer_three_readers_each_message_exactly_once_in_order() {
 }
 
 #[test]
+fn four_writers_three_readers_on_a_tiny_queue_lose_nothing() {
+    // Each freed slot wakes one writer, and a reader that leaves messages
+    // behind wakes the next reader: with more sleepers than slots, every
+    // message still arrives exactly once, and every writer and reader ends.
+    let _serial = serial();
+    const N: u32 = 5_000;
+    let q = queue(2);
+    let results = queue(0);
+    let mut readers: Vec<Child> = (0..3)
+        .map(|_| {
+            fork_child(|| loop {
+                let m = q.get(ms(20_000)).unwrap();
+                if m.is_empty() {
+                    return 0;
+                }
+                results.put(&m, Wait::Forever).unwrap();
+            })
+        })
+        .collect();
+    let mut writers: Vec<Child> = (0..4u32)
+        .map(|w| {
+            let q = &q;
+            fork_child(move || {
+                for seq in 0..N {
+                    q.put(&id_message(w, seq), ms(20_000)).unwrap();
+                }
+                0
+            })
+        })
+        .collect();
+    for w in &mut writers {
+        assert_eq!(w.exit_code(), 0, "a writer was left waiting");
+    }
+    for _ in 0..3 {
+        q.put(b"", ms(20_000)).unwrap();
+    }
+    for r in &mut readers {
+        assert_eq!(r.exit_code(), 0, "a reader was left waiting");
+    }
+    let mut seen = HashSet::new();
+    while let Ok(m) = results.get(Wait::Never) {
+        assert!(seen.insert(parse_id(&m)), "a message was delivered twice");
+    }
+    assert_eq!(seen.len(), 4 * N as usize, "a message was lost");
+}
+
+#[test]
 fn two_writers_keep_their_own_order() {
     let _serial = serial();
     const N: u32 = 10_000;

@@ -68,6 +68,12 @@ struct Header {
     done: Event,
 }
 
+/// The longest a putter or getter sleeps before it looks again. Each
+/// wake-up goes to one sleeper, who passes it on; one that was woken and
+/// then killed before it could would otherwise leave the others asleep
+/// with work to do.
+const NAP: std::time::Duration = std::time::Duration::from_millis(50);
+
 const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
 
 /// A message queue whose messages are byte strings.
@@ -226,8 +232,22 @@ impl Queue {
                     if self.config.joinable {
                         state.unfinished += 1;
                     }
+                    let was_empty = state.count == 1;
+                    let room_left = self.config.maxsize == 0
+                        || state.count < self.config.maxsize as u64
+                            && state.tail - state.head + need <= data.len() as u64;
                     drop(guard);
-                    header.items.notify_all();
+                    // Getters sleep only on an empty queue: one wake-up when
+                    // it stops being empty (a getter that leaves messages
+                    // behind wakes the next).
+                    if was_empty {
+                        header.items.notify_one();
+                    }
+                    // Pass on the wake-up of a freed slot that was not
+                    // the last.
+                    if room_left && header.space.has_sleepers() {
+                        header.space.notify_one();
+                    }
                     return Ok(());
                 }
                 if self.config.maxsize == 0 {
@@ -242,7 +262,9 @@ impl Queue {
                 }
             }
             let left = wait.remaining("put on a full queue")?;
-            header.space.wait(seen, left);
+            header
+                .space
+                .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
         }
     }
 
@@ -284,11 +306,16 @@ impl Queue {
                     let result = deliver(a, b)?;
                     state.head += ring::record_len(len);
                     state.count -= 1;
+                    let more = state.count > 0;
                     if state.count == 0 {
                         rewind(state, data.len() as u64);
                     }
                     drop(guard);
-                    header.space.notify_all();
+                    // One freed slot, one putter.
+                    header.space.notify_one();
+                    if more && header.items.has_sleepers() {
+                        header.items.notify_one();
+                    }
                     return Ok(result);
                 }
                 if state.shutdown != 0 {
@@ -296,7 +323,9 @@ impl Queue {
                 }
             }
             let left = wait.remaining("get from an empty queue")?;
-            header.items.wait(seen, left);
+            header
+                .items
+                .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
         }
     }
 

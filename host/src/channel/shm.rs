@@ -238,15 +238,32 @@ impl Event {
     /// Changes the value and wakes every sleeper. A sleeper killed while
     /// asleep leaves `sleepers` too high, which only costs a system call.
     pub(crate) fn notify_all(&self) {
+        self.notify(i32::MAX);
+    }
+
+    /// Changes the value and wakes one sleeper (waiters that are not asleep
+    /// yet see the change). The woken one passes the wake-up on if what it
+    /// waited for is still there after it took its share (see
+    /// `Queue::put`).
+    pub(crate) fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Whether anyone sleeps on this event (or was killed asleep).
+    pub(crate) fn has_sleepers(&self) -> bool {
+        self.sleepers.load(Ordering::SeqCst) > 0
+    }
+
+    fn notify(&self, how_many: i32) {
         self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.has_sleepers() {
             // SAFETY: as in `wait`; waking has no memory effects.
             unsafe {
                 libc::syscall(
                     libc::SYS_futex,
                     self.seq.as_ptr(),
                     libc::FUTEX_WAKE,
-                    i32::MAX,
+                    how_many,
                     std::ptr::null::<libc::timespec>(),
                     std::ptr::null::<u32>(),
                     0u32,

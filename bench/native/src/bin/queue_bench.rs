@@ -5,6 +5,10 @@
 //! - `queue_16b_msg_s`: a forked writer sends 16-byte messages, the parent
 //!   reads them all;
 //! - `queue_64k_mb_s`: the same with 64 KiB messages;
+//! - `queue_4p_16b_msg_s`, `queue_4p_4k_msg_s`: four forked writers send
+//!   16-byte (4,000-byte) messages into one pipe (each framed message is one
+//!   `write` of at most `PIPE_BUF` bytes, so the kernel never interleaves
+//!   them), the parent reads them all;
 //! - `pipe_pingpong_us`: round trip of a 16-byte message to a forked child
 //!   that sends it back.
 
@@ -23,6 +27,12 @@ fn main() {
     let size = 64 * 1024;
     let elapsed = median_time(scale.pick(1, 3), || queue_transfer(size, count));
     report("queue_64k_mb_s", mb_per_s(size * count, elapsed));
+
+    for (key, size) in [("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)] {
+        let count = scale.pick(20_000, 200_000);
+        let elapsed = median_time(scale.pick(1, 3), || producers_transfer(size, count, 4));
+        report(key, count as f64 / elapsed.as_secs_f64());
+    }
 
     report(
         "pipe_pingpong_us",
@@ -59,6 +69,37 @@ fn queue_transfer(size: usize, count: usize) -> Duration {
     }
     let elapsed = start.elapsed();
     wait_child(child);
+    elapsed
+}
+
+/// Time from forking `producers` writers of `count / producers` messages
+/// of `size` bytes each, all into one pipe, to the parent holding the last.
+fn producers_transfer(size: usize, count: usize, producers: usize) -> Duration {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let each = count / producers;
+    let start = Instant::now();
+    let children: Vec<_> = (0..producers)
+        .map(|_| {
+            let mut out = writer.try_clone().expect("clone the write end");
+            fork_child(move || {
+                let message = vec![b'x'; size];
+                for _ in 0..each {
+                    send(&mut out, &message);
+                }
+            })
+        })
+        .collect();
+    drop(writer);
+    let mut input = BufReader::new(reader);
+    let mut message = Vec::new();
+    for _ in 0..each * producers {
+        receive(&mut input, &mut message);
+        assert_eq!(message.len(), size, "message size");
+    }
+    let elapsed = start.elapsed();
+    for child in children {
+        wait_child(child);
+    }
     elapsed
 }
 
