@@ -109,7 +109,11 @@ fn main() {
 
     for (key, size) in [("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)] {
         let count = pick(quick, 20_000, 200_000);
-        let secs = median((0..rounds).map(|_| producers_seconds(size, count, 4, 64)).collect());
+        let secs = median(
+            (0..rounds)
+                .map(|_| producers_seconds(size, count, 4, 64))
+                .collect(),
+        );
         println!("BENCH {} {:.0}", key, count as f64 / secs);
     }
 
