@@ -4,7 +4,8 @@
 //! [`Popen`]: the child (pid, return code, kill-and-reap on drop) and the
 //! parent ends of its pipes. [`Popen::communicate`] feeds input and
 //! collects output in one `poll(2)` loop on the calling thread, with a
-//! deadline. No helper threads are started anywhere: the host may fork.
+//! deadline. The only thread is the stderr relay's ([`relay`], with
+//! hints on), which takes no lock a forked child could need.
 //!
 //! The host functions that expose this to guests are in
 //! `api/subprocess.rs`.
