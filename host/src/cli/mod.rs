@@ -42,7 +42,7 @@ pub(crate) struct Noise {
     verbose: u8,
 
     /// Say nothing on stderr but errors and warnings: no progress line, no
-    /// notices.
+    /// notices, no hints (commands then write to stderr directly).
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
 }
