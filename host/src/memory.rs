@@ -32,6 +32,9 @@ pub(crate) struct MemoryLimiter {
     /// Bytes already accounted to this process for this store's first
     /// growth (a spawned child's fresh instance, reserved by its parent).
     prepaid: u64,
+    /// A memory was asked for already: the next growth is not the
+    /// instance's initial memory.
+    started: bool,
 }
 
 impl MemoryLimiter {
@@ -41,6 +44,7 @@ impl MemoryLimiter {
             total: limits.max_total_memory_bytes,
             held: 0,
             prepaid: 0,
+            started: false,
         }
     }
 
@@ -69,7 +73,8 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if current == 0 && desired > self.per_instance {
+        let initial = !std::mem::replace(&mut self.started, true) && current == 0;
+        if initial && desired > self.per_instance {
             return Err(too_small_to_start(
                 desired,
                 self.per_instance,
@@ -86,7 +91,7 @@ impl ResourceLimiter for MemoryLimiter {
         let delta = desired.saturating_sub(current) as u64;
         let prepaid = delta.min(self.prepaid);
         if let Err(total) = supervisor::memory_grow(delta - prepaid, self.total) {
-            if current == 0 && total == 0 {
+            if initial && total == 0 {
                 return Err(too_small_to_start(
                     desired,
                     self.total as usize,

@@ -181,6 +181,7 @@ fn help_explains_every_flag() {
         "--cache-max-mb",
         "--policy",
         "--network",
+        "--no-hints",
         "--max-processes",
         "--max-memory",
         "--max-total-memory",

@@ -26,10 +26,11 @@ use crate::guest_mem::{GuestMemory, MAX_READ};
 use crate::handles::HandleTable;
 use crate::subprocess::hints::Hints;
 use crate::subprocess::io::{Deadline, CHUNK};
-use crate::subprocess::relay::Pending;
+use crate::subprocess::relay::{Pending, FINISH_WAIT};
 use crate::subprocess::spawn::{spawn, SpawnRequest, StdioSpec};
 use crate::subprocess::{Popen, Stream, KIND};
 use procbridge_abi::subprocess as abi;
+use std::time::Duration;
 use wasmtime::Caller;
 
 #[allow(clippy::too_many_arguments)]
@@ -140,8 +141,11 @@ fn relay_for_hints(
     if !hints || !matches!(req.stderr, StdioSpec::Inherit) {
         return Ok(None);
     }
-    let (pending, writer) =
-        Pending::new().map_err(|e| BridgeError::io("a pipe for the command's stderr", e))?;
+    // Hints are advice: without a relay the command writes to the host's
+    // stderr itself.
+    let Ok((pending, writer)) = Pending::new() else {
+        return Ok(None);
+    };
     // What the guest wrote before must still come before the command's.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     req.stderr = StdioSpec::Fd(writer);
@@ -151,8 +155,9 @@ fn relay_for_hints(
 /// Once `popen`'s command has ended, its relay's denials become hints on
 /// the host's stderr and in the audit log (see
 /// [`crate::subprocess::hints`]).
-fn report_hints(policy: &crate::policy::Policy, popen: &mut Popen) {
-    let (denials, cwd) = popen.take_denials();
+/// `wait` bounds how long the relay may take to catch up.
+fn report_hints(policy: &crate::policy::Policy, popen: &mut Popen, wait: Duration) {
+    let (denials, cwd) = popen.take_denials(wait);
     if denials.is_empty() {
         return;
     }
@@ -166,6 +171,15 @@ fn report_hints(policy: &crate::policy::Policy, popen: &mut Popen) {
                 .outcome(hint)
                 .record();
         }
+    }
+}
+
+/// How long a relay may take to catch up once its command ended: a
+/// moment, within what is left of the guest's timeout.
+fn catch_up(deadline: Deadline) -> Duration {
+    match deadline.left() {
+        Some(left) => left.min(FINISH_WAIT),
+        None => FINISH_WAIT,
     }
 }
 
@@ -211,7 +225,9 @@ pub(super) fn popen_poll(mut caller: Caller<'_, HostState>, h: i32, code_ptr: i3
         let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
         match popen.poll()? {
             Some(code) => {
-                report_hints(&state.bridge.policy, popen);
+                // `poll` never waits: what the relay has not finished yet
+                // comes with a later `wait` or `poll`.
+                report_hints(&state.bridge.policy, popen, Duration::ZERO);
                 mem.write_i32(code_ptr, code)?;
                 Ok(1)
             }
@@ -231,7 +247,7 @@ pub(super) fn popen_wait(
         let deadline = Deadline::from_micros(timeout_us)?;
         let popen = state.bridge.handles.get::<Popen>(h, KIND)?;
         let code = popen.wait(deadline)?;
-        report_hints(&state.bridge.policy, popen);
+        report_hints(&state.bridge.policy, popen, catch_up(deadline));
         mem.write_i32(code_ptr, code)?;
         Ok(0)
     })
@@ -266,7 +282,7 @@ pub(super) fn popen_communicate(
                 Errno::NoBufs => audit::limit(e),
                 _ => e,
             })?;
-        report_hints(&state.bridge.policy, popen);
+        report_hints(&state.bridge.policy, popen, catch_up(deadline));
         let (output, split) = popen.take_output();
         mem.write_i32(out_ptr, split as i32)?;
         mem.write_i32(out_ptr + 4, code)?;

@@ -35,7 +35,10 @@
 //!   is only counted. The next record written says how many were left out
 //!   before it (`"suppressed":N`), as does its stderr line; a count still
 //!   pending when the process ends is a record of its own,
-//!   `{"event":"suppressed","suppressed":N}`. (The limiter is per process:
+//!   `{"event":"suppressed","suppressed":N}`. Hints (`Kind::Hint`) have a
+//!   budget of their own, as many per window, beyond which they are
+//!   dropped: text a command chose never takes a denial's room. (The
+//!   limiter is per process:
 //!   a tree of N processes may write N times as many lines, within the size
 //!   cap.)
 //! * **Size.** The log of a job holds at most the size given to [`open`]
@@ -257,7 +260,14 @@ impl Event {
     /// limit hits are also printed on stderr as one line; both go through
     /// the rate limit (see the module docs).
     pub fn record(mut self) {
-        if matches!(self.event, Kind::Denied | Kind::Limit | Kind::Hint) {
+        if self.event == Kind::Hint {
+            if rate::admit_hint() {
+                write_stderr(self.stderr_line().as_bytes());
+                self.write();
+            }
+            return;
+        }
+        if matches!(self.event, Kind::Denied | Kind::Limit) {
             let outcome = self.outcome.as_deref().unwrap_or("");
             let suppressed = match rate::admit(self.event, outcome) {
                 Some(suppressed) => suppressed,

@@ -63,6 +63,24 @@ pub(super) fn admit(kind: Kind, outcome: &str) -> Option<u64> {
     Some(SUPPRESSED.swap(0, Ordering::AcqRel))
 }
 
+/// Hints' own budget: [`RATE_BURST`] per [`RATE_WINDOW`] per process,
+/// the rest dropped. Hints are advice from text a command chose, so they
+/// never take the room of a denial or a limit hit.
+static HINTS: Mutex<(u32, Option<Instant>, u32)> = Mutex::new((0, None, 0));
+
+/// Whether a hint is recorded now.
+pub(super) fn admit_hint() -> bool {
+    let now = Instant::now();
+    let pid = std::process::id();
+    let mut hints = HINTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (owner, window, count) = &mut *hints;
+    if *owner != pid || !window.is_some_and(|at| now.duration_since(at) < RATE_WINDOW) {
+        (*owner, *window, *count) = (pid, Some(now), 0);
+    }
+    *count += 1;
+    *count <= RATE_BURST
+}
+
 /// Reports the denials and limit hits this process left out and has not
 /// reported yet: one line on stderr and a `suppressed` record. Called
 /// before a process of the tree ends.

@@ -159,6 +159,9 @@ fn four_writers_three_readers_on_a_tiny_queue_lose_nothing() {
     // message still arrives exactly once, and every writer and reader ends.
     let _serial = serial();
     const N: u32 = 5_000;
+    // The nap that would hide a lost wake-up is 30 s in tests: a run
+    // within seconds had none.
+    let started = std::time::Instant::now();
     let q = queue(2);
     let results = queue(0);
     let mut readers: Vec<Child> = (0..3)
@@ -197,6 +200,11 @@ fn four_writers_three_readers_on_a_tiny_queue_lose_nothing() {
         assert!(seen.insert(parse_id(&m)), "a message was delivered twice");
     }
     assert_eq!(seen.len(), 4 * N as usize, "a message was lost");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "a waiter slept until its nap ended: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -72,7 +72,12 @@ struct Header {
 /// wake-up goes to one sleeper, who passes it on; one that was woken and
 /// then killed before it could would otherwise leave the others asleep
 /// with work to do.
-const NAP: std::time::Duration = std::time::Duration::from_millis(50);
+const NAP: std::time::Duration = if cfg!(test) {
+    // Long in tests, so that a lost wake-up shows as a test's timeout.
+    std::time::Duration::from_secs(30)
+} else {
+    std::time::Duration::from_millis(200)
+};
 
 const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
 
@@ -233,9 +238,11 @@ impl Queue {
                         state.unfinished += 1;
                     }
                     let was_empty = state.count == 1;
+                    // Room for some message, not only one of this size (a
+                    // smaller putter may be asleep).
                     let room_left = self.config.maxsize == 0
                         || state.count < self.config.maxsize as u64
-                            && state.tail - state.head + need <= data.len() as u64;
+                            && state.tail - state.head + ring::record_len(0) < data.len() as u64;
                     drop(guard);
                     // Getters sleep only on an empty queue: one wake-up when
                     // it stops being empty (a getter that leaves messages
@@ -303,7 +310,18 @@ impl Queue {
                     let deliver = deliver
                         .take()
                         .ok_or_else(|| BridgeError::new(Errno::Io, "get delivered twice"))?;
-                    let result = deliver(a, b)?;
+                    let result = match deliver(a, b) {
+                        Ok(result) => result,
+                        Err(err) => {
+                            // The message stays: a getter woken for it
+                            // must not be the only one who knew.
+                            drop(guard);
+                            if header.items.has_sleepers() {
+                                header.items.notify_one();
+                            }
+                            return Err(err);
+                        }
+                    };
                     state.head += ring::record_len(len);
                     state.count -= 1;
                     let more = state.count > 0;

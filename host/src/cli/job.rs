@@ -72,6 +72,11 @@ pub(crate) struct JobOptions {
     #[arg(long = "allow-run", value_name = "CMD[,CMD...]", value_delimiter = ',')]
     allow_run: Vec<String>,
 
+    /// Give commands the terminal's stderr itself: no hints of the grant
+    /// that would allow what a command failed on (see docs/policy.md).
+    #[arg(long)]
+    no_hints: bool,
+
     /// Let the commands the guest runs use the network.
     #[arg(long)]
     network: bool,
@@ -165,7 +170,10 @@ impl JobOptions {
         guest
             .stdin(Stdio::Inherit)
             .native_sigpipe(true)
-            .denial_hints(procbridge::diag::verbosity() != procbridge::diag::Verbosity::Quiet)
+            .denial_hints(
+                !self.no_hints
+                    && procbridge::diag::verbosity() != procbridge::diag::Verbosity::Quiet,
+            )
             .policy(policy);
         let state = guest.build().map_err(usage)?;
 

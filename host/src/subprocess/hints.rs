@@ -43,6 +43,24 @@ const SYSTEM: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
 
+/// Where no path is looked up on the host, and no grant suggested:
+/// automounts (looking may mount a network share), devices and kernel
+/// state, and what holds the machine's own secrets.
+const NEVER_LOOKED_AT: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/var/run",
+    "/boot",
+    "/net",
+    "/afs",
+    "/misc",
+    "/root",
+    "/media",
+    "/lost+found",
+];
+
 /// The error a command reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Error {
@@ -190,8 +208,9 @@ impl<'p> Hints<'p> {
 
     fn path_hint(&self, path: &Path, error: Error) -> Option<String> {
         if let Some((grant, writable)) = self.grant_of(path) {
-            let writes = matches!(error, Error::ReadOnly | Error::PermissionDenied);
-            return (!writable && writes).then(|| {
+            // Only the mount says "read-only"; "Permission denied" in a
+            // grant is the host file's own mode.
+            return (!writable && error == Error::ReadOnly).then(|| {
                 let host = grant.host.display();
                 let spec = match grant.guest.as_str() {
                     g if Path::new(g) == grant.host => host.to_string(),
@@ -219,7 +238,9 @@ impl<'p> Hints<'p> {
                     .to_string()
             });
         }
-        if path.starts_with("/proc") || path.starts_with("/dev") {
+        // Nothing is looked up where looking is itself an act (automounts,
+        // devices, kernel state) or where a grant would be a bad idea.
+        if under(NEVER_LOOKED_AT) || has_hidden_part(path) {
             return None;
         }
         let exists = std::fs::symlink_metadata(path).is_ok();
@@ -230,12 +251,15 @@ impl<'p> Hints<'p> {
             (false, Error::ReadOnly | Error::PermissionDenied) => existing_ancestor(path)?,
             (false, _) => return None,
         };
-        if dir == Path::new("/") {
+        // The directory as a grant must name it: without symbolic links.
+        let dir = std::fs::canonicalize(dir).ok()?;
+        if !worth_granting(&dir) {
             return None;
         }
-        let dir = dir.display();
+        let dir = dir.to_str().filter(|d| !d.contains(char::is_whitespace))?;
         Some(match error {
             Error::ReadOnly => format!("no grant holds it (add --dir {dir})"),
+            Error::NotFound => format!("no grant holds it (add --dir-ro {dir})"),
             _ => format!("no grant holds it (add --dir-ro {dir}, or --dir {dir} to write there)"),
         })
     }
@@ -268,13 +292,35 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The closest directory above `path` that exists on the host.
+/// The closest directory above `path` that exists on the host (a few
+/// levels up at most).
 fn existing_ancestor(path: &Path) -> Option<PathBuf> {
     path.ancestors()
         .skip(1)
-        .take(64)
+        .take(4)
         .find(|p| p.is_dir())
         .map(Path::to_path_buf)
+}
+
+/// Whether a part of `path` is hidden (`~/.ssh`, `.git`): never suggested.
+fn has_hidden_part(path: &Path) -> bool {
+    path.components()
+        .any(|c| matches!(c, Component::Normal(p) if p.as_encoded_bytes().starts_with(b".")))
+}
+
+/// Whether `dir` (canonical) is narrow enough to suggest as a grant: not
+/// `/` or a directory right under it (`/home`, `/var`, `/tmp`), not the
+/// user's home itself, nothing hidden.
+fn worth_granting(dir: &Path) -> bool {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    dir.components().count() > 2
+        && !has_hidden_part(dir)
+        && !under_any(dir, NEVER_LOOKED_AT)
+        && home.as_deref() != Some(dir)
+}
+
+fn under_any(path: &Path, dirs: &[&str]) -> bool {
+    dirs.iter().any(|d| path.starts_with(d))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -388,23 +434,31 @@ mod tests {
 
     #[test]
     fn a_hidden_host_path_names_its_directory() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pb-hints")
+            .tempdir()
+            .unwrap();
         let file = dir.path().join("in.csv");
         std::fs::write(&file, "1").unwrap();
         let policy = Policy::default();
         let line = format!("cat: {}: No such file or directory", file.display());
-        let d = dir.path().display();
+        let d = dir.path().canonicalize().unwrap();
+        let d = d.display();
         assert_eq!(
             hint(&policy, &line).as_deref(),
             Some(
                 format!(
                     "\"cmd\" could not use {:?} (No such file or directory): no grant holds it \
-                     (add --dir-ro {d}, or --dir {d} to write there)",
+                     (add --dir-ro {d})",
                     file.display().to_string()
                 )
                 .as_str()
             )
         );
+        let denied = format!("cat: {}: Permission denied", file.display());
+        assert!(hint(&policy, &denied)
+            .unwrap()
+            .ends_with(&format!("(add --dir-ro {d}, or --dir {d} to write there)")));
         // Absent on the host too: a plain missing file.
         let gone = format!(
             "cat: {}/nope: No such file or directory",
@@ -420,7 +474,10 @@ mod tests {
 
     #[test]
     fn a_read_only_grant_says_how_to_write() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pb-hints")
+            .tempdir()
+            .unwrap();
         let policy = Policy::builder()
             .dir(dir.path(), "/data", crate::ctx::DirPerms::ReadOnly)
             .unwrap()
@@ -437,6 +494,30 @@ mod tests {
             hint(&policy, "cat: /data/y: No such file or directory"),
             None
         );
+    }
+
+    #[test]
+    fn broad_hidden_and_special_places_are_never_suggested() {
+        let policy = Policy::default();
+        let home = tempfile::Builder::new()
+            .prefix("pb-hints")
+            .tempdir()
+            .unwrap();
+        let ssh = home.path().join(".ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        std::fs::write(ssh.join("id_rsa"), "k").unwrap();
+        for line in [
+            // A directory right under the root, and something to create there.
+            "cat: /tmp: Permission denied".to_string(),
+            "mkdir: cannot create directory '/home/nobody-313': Read-only file system".to_string(),
+            // Hidden, automounted, kernel state.
+            format!("cat: {}/id_rsa: No such file or directory", ssh.display()),
+            "cat: /net/example.org/x: No such file or directory".to_string(),
+            "cat: /sys/kernel/x: Permission denied".to_string(),
+            "cat: /run/docker.sock: Permission denied".to_string(),
+        ] {
+            assert_eq!(hint(&policy, &line), None, "{line}");
+        }
     }
 
     #[test]

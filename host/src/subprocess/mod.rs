@@ -101,12 +101,17 @@ impl Popen {
     }
 
     /// Once the command has ended: what its relayed stderr reported as
-    /// denied (waiting a moment for the relay to catch up), with the
+    /// denied (waiting `wait` at most for the relay to catch up), with the
     /// directory it started in. Empty before the end, without a relay,
-    /// and after the first call.
-    pub(crate) fn take_denials(&mut self) -> (Vec<hints::Denial>, Option<String>) {
+    /// and once handed over.
+    pub(crate) fn take_denials(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> (Vec<hints::Denial>, Option<String>) {
         match &mut self.relay {
-            Some((relay, cwd)) if self.child.returncode().is_some() => (relay.finish(), cwd.take()),
+            Some((relay, cwd)) if self.child.returncode().is_some() => {
+                (relay.finish(wait), cwd.clone())
+            }
             _ => (Vec::new(), None),
         }
     }

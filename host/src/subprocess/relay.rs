@@ -13,9 +13,11 @@
 //! Starting a command costs one pipe and one `epoll_ctl`, no thread. The
 //! thread takes no lock a guest's thread could need after a `fork` (it
 //! writes with `write(2)`; the parse state it locks is per command, and a
-//! fork child forgets its parent's commands). What a command writes after
-//! the guest process that started it has ended is lost (its writes fail as
-//! into a closed pipe).
+//! fork child forgets its parent's commands). When the host's stderr is
+//! gone (`procbridge run job.wasm 2>&1 | head -1`), the pipe is closed, so
+//! the command's next write fails as it would have (`EPIPE`, `SIGPIPE`).
+//! What a command writes after the guest process that started it has ended
+//! is lost the same way.
 
 use super::hints::{self, Denial};
 use std::io;
@@ -25,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// How long [`StderrRelay::finish`] waits for the pipe's end (a command's
-/// background children may keep it open).
-const FINISH_WAIT: Duration = Duration::from_millis(250);
+/// How long [`StderrRelay::finish`] waits for the pipe's end, at most (a
+/// command's background children may keep it open).
+pub(crate) const FINISH_WAIT: Duration = Duration::from_millis(250);
 /// The most denials one command's stderr yields.
 const MAX_DENIALS: usize = 16;
 /// The relay thread's stack.
@@ -36,7 +38,11 @@ const STACK: usize = 128 * 1024;
 /// One command's pipe, shared by its [`StderrRelay`] and the relay thread.
 #[derive(Debug)]
 struct Watch {
-    reader: OwnedFd,
+    /// The reading end; closed by the thread when the host's stderr is
+    /// gone, so the command learns it as it would have (`EPIPE`).
+    reader: Mutex<Option<OwnedFd>>,
+    /// Its number, for `epoll` (registered while `reader` is open).
+    fd: RawFd,
     lines: Mutex<Lines>,
     /// The copy reached the end of the pipe.
     done: AtomicBool,
@@ -56,31 +62,37 @@ pub(crate) struct StderrRelay {
 #[derive(Debug)]
 pub(crate) struct Pending {
     reader: OwnedFd,
+    relayer: Arc<Relayer>,
 }
 
 impl Pending {
-    /// A pipe for a command's stderr: the pending relay and the command's
-    /// end.
+    /// A pipe for a command's stderr, and this process's relay thread:
+    /// the pending relay and the command's end. Everything that can fail
+    /// happens here, before the command starts.
     pub(crate) fn new() -> io::Result<(Pending, OwnedFd)> {
-        let (reader, writer) = rustix::pipe::pipe_with(
-            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )?;
-        // Only the reading end is non-blocking (the flag is per end).
-        super::io::set_nonblocking(&writer, false)?;
-        Ok((Pending { reader }, writer))
+        let relayer = relayer()?;
+        let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&reader, true)?;
+        Ok((Pending { reader, relayer }, writer))
     }
 
-    /// Starts copying to the host's stderr; `None` (the command's output
-    /// then blocks once the pipe is full, as with a reader that stopped)
-    /// when the relay thread cannot be had.
+    /// Starts copying to the host's stderr. Should the pipe not be
+    /// watched (`epoll` out of memory), it is left open, unread: the
+    /// command blocks once the pipe is full, as with a reader that stopped,
+    /// rather than dying of `SIGPIPE`.
     pub(crate) fn start(self) -> Option<StderrRelay> {
+        let fd = self.reader.as_raw_fd();
         let watch = Arc::new(Watch {
-            reader: self.reader,
+            reader: Mutex::new(Some(self.reader)),
+            fd,
             lines: Mutex::new(Lines::default()),
             done: AtomicBool::new(false),
             waiter: Mutex::new(None),
         });
-        relayer().ok()?.add(watch.clone()).ok()?;
+        if self.relayer.add(watch.clone()).is_err() {
+            std::mem::forget(watch);
+            return None;
+        }
         Some(StderrRelay {
             watch,
             finished: false,
@@ -89,26 +101,28 @@ impl Pending {
 }
 
 impl StderrRelay {
-    /// Waits (a moment at most) for the copy to reach the end of the pipe
-    /// and returns the denials found; nothing if it has not ended (the
-    /// copy then goes on alone) or was finished before.
-    pub(crate) fn finish(&mut self) -> Vec<Denial> {
+    /// Waits (`wait` at most) for the copy to reach the end of the pipe
+    /// and returns the denials found. Nothing if it has not ended by then
+    /// (a later call may still have them) or they were handed over before.
+    pub(crate) fn finish(&mut self, wait: Duration) -> Vec<Denial> {
         if self.finished {
             return Vec::new();
         }
-        self.finished = true;
         let watch = &self.watch;
-        let deadline = Instant::now() + FINISH_WAIT;
+        let deadline = Instant::now() + wait;
         if !watch.done.load(Ordering::SeqCst) {
             *lock(&watch.waiter) = Some(std::thread::current());
             while !watch.done.load(Ordering::SeqCst) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    lock(&watch.waiter).take();
                     return Vec::new();
                 }
                 std::thread::park_timeout(left);
             }
+            lock(&watch.waiter).take();
         }
+        self.finished = true;
         std::mem::take(&mut lock(&watch.lines).denials)
     }
 
@@ -116,10 +130,16 @@ impl StderrRelay {
     /// copy of the pipe (no thread reads it here). The relay must then be
     /// forgotten, not dropped.
     pub(crate) fn close_in_fork_child(&self) {
-        // SAFETY: the descriptor is open (this relay's watch holds it) and
-        // nothing in this process uses it: the thread that reads it is the
-        // parent's.
-        unsafe { libc::close(self.watch.reader.as_raw_fd()) };
+        // Held by the parent's thread at the fork: left open (rare, and
+        // only a descriptor).
+        if let Ok(reader) = self.watch.reader.try_lock() {
+            if let Some(fd) = &*reader {
+                // SAFETY: open at the fork (the parent's thread closes it
+                // only under this lock), and unused here: the thread that
+                // reads it is the parent's.
+                unsafe { libc::close(fd.as_raw_fd()) };
+            }
+        }
     }
 }
 
@@ -183,7 +203,7 @@ impl Relayer {
     /// Has the thread watch `watch`'s pipe; the thread keeps a count of it
     /// until the pipe's end.
     fn add(&self, watch: Arc<Watch>) -> io::Result<()> {
-        let fd = watch.reader.as_raw_fd();
+        let fd = watch.fd;
         let data = Arc::into_raw(watch);
         let mut event = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLHUP) as u32,
@@ -221,7 +241,10 @@ impl Relayer {
                 // count that is only taken back below, once removed.
                 let watch = unsafe { &*data };
                 if !self.copy_some(watch, &mut chunk) {
-                    self.remove(watch.reader.as_raw_fd());
+                    self.remove(watch.fd);
+                    // Closed now: a command still writing learns that the
+                    // host's stderr is gone.
+                    lock(&watch.reader).take();
                     lock(&watch.lines).end();
                     watch.done.store(true, Ordering::SeqCst);
                     if let Some(waiter) = lock(&watch.waiter).take() {
@@ -235,14 +258,18 @@ impl Relayer {
         }
     }
 
-    /// Copies what one pipe holds; `false` at its end.
+    /// Copies what one pipe holds; `false` at its end, or once the host's
+    /// stderr refuses it.
     fn copy_some(&self, watch: &Watch, chunk: &mut [u8]) -> bool {
-        match rustix::io::read(&watch.reader, &mut *chunk) {
+        let read = match &*lock(&watch.reader) {
+            Some(reader) => rustix::io::read(reader, &mut *chunk),
+            None => return false,
+        };
+        match read {
             Ok(0) => false,
             Ok(n) => {
-                write_stderr(&chunk[..n]);
                 lock(&watch.lines).feed(&chunk[..n]);
-                true
+                write_stderr(&chunk[..n])
             }
             Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => true,
             Err(_) => false,
@@ -262,11 +289,10 @@ impl Relayer {
     }
 }
 
-/// Writes all of `bytes` to fd 2, waiting while it is full; gives up on
-/// any other error (the operator's stderr is gone).
-fn write_stderr(mut bytes: &[u8]) {
-    let stderr = std::io::stderr();
-    let fd = stderr.as_raw_fd();
+/// Writes all of `bytes` to fd 2, waiting while it is full; `false` when
+/// it is gone (a closed pipe, a closed descriptor).
+fn write_stderr(mut bytes: &[u8]) -> bool {
+    let fd = std::io::stderr().as_raw_fd();
     while !bytes.is_empty() {
         // SAFETY: write(2) from a live buffer to fd 2.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -285,9 +311,10 @@ fn write_stderr(mut bytes: &[u8]) {
                 // SAFETY: poll(2) on one valid pollfd.
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
-            _ => return,
+            _ => return false,
         }
     }
+    true
 }
 
 /// Splits the copied bytes into lines and parses each.
@@ -376,10 +403,10 @@ mod tests {
         )
         .unwrap();
         drop(writer);
-        let found = relay.finish();
+        let found = relay.finish(FINISH_WAIT);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, "/nowhere");
-        assert!(relay.finish().is_empty(), "finished once");
+        assert!(relay.finish(FINISH_WAIT).is_empty(), "handed over once");
     }
 
     #[test]
@@ -395,15 +422,18 @@ mod tests {
             .collect();
         for (mut relay, writer, i) in relays {
             if i == 0 {
-                // Still open: finish gives up after a moment.
+                // Still open: finish gives up after a moment, and a later
+                // one, after the end, has them.
                 let started = Instant::now();
-                assert!(relay.finish().is_empty());
+                assert!(relay.finish(FINISH_WAIT).is_empty());
                 assert!(started.elapsed() >= FINISH_WAIT);
+                assert!(relay.finish(Duration::ZERO).is_empty());
                 drop(writer);
+                assert_eq!(relay.finish(FINISH_WAIT).len(), 1);
                 continue;
             }
             drop(writer);
-            let found = relay.finish();
+            let found = relay.finish(FINISH_WAIT);
             assert_eq!(found.len(), 1, "{i}");
             assert_eq!(found[0].path, format!("/relay-test-{i}"));
         }
