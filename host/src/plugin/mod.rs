@@ -115,6 +115,11 @@ impl Instantiator {
         let mut state = state;
         state.bridge.program = Some(program.clone());
         let mut store = new_store(&self.engine, state);
+        if self.fuel {
+            // The start function and `_initialize` run unmetered (only a
+            // call has a fuel limit); a fuel-counting store starts empty.
+            store.set_fuel(u64::MAX)?;
+        }
         let live = {
             let _tokio = process_local::enter_tokio();
             let instance = program.instance_pre().instantiate(&mut store)?;
