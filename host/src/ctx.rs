@@ -115,6 +115,9 @@ pub struct Bridge {
     pub(crate) process: crate::process::ProcessState,
     last_error: String,
     pending_result: Option<Vec<u8>>,
+    /// A buffer a taken result left behind, for the next result copied from
+    /// a slice (a plugin call's input): no allocation per call.
+    spare_result: Vec<u8>,
     /// The guest's exported memory, once looked up (every call that touches
     /// guest memory needs it; a name lookup each time is measurable).
     pub(crate) memory: Option<wasmtime::Memory>,
@@ -137,6 +140,7 @@ impl Bridge {
             process: Default::default(),
             last_error: String::new(),
             pending_result: None,
+            spare_result: Vec::new(),
             memory: None,
             jail: None,
             door: None,
@@ -161,6 +165,25 @@ impl Bridge {
             .map_err(|_| BridgeError::new(Errno::TooBig, "result is larger than 2 GiB"))?;
         self.pending_result = Some(bytes);
         Ok(len)
+    }
+
+    /// [`Bridge::set_result`] of a copy of `bytes`, made in the buffer a
+    /// taken result left behind.
+    pub(crate) fn set_result_from(&mut self, bytes: &[u8]) -> BridgeResult<i32> {
+        let mut buf = std::mem::take(&mut self.spare_result);
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        self.set_result(buf)
+    }
+
+    /// Keeps the buffer of a result the guest took for
+    /// [`Bridge::set_result_from`], unless it is large.
+    pub(crate) fn recycle_result(&mut self, buf: Vec<u8>) {
+        /// Larger buffers are freed: one big input must not pin its memory.
+        const KEEP: usize = 64 << 10;
+        if buf.capacity() <= KEEP && buf.capacity() >= self.spare_result.capacity() {
+            self.spare_result = buf;
+        }
     }
 
     /// The length of the result waiting to be taken, if any.

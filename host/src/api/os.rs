@@ -82,6 +82,7 @@ pub(super) fn take_result(mut caller: Caller<'_, HostState>, ptr: i32, len: i32)
         mem.check(ptr, want)?;
         let result = state.bridge.take_result(want)?;
         mem.write(ptr, &result)?;
+        state.bridge.recycle_result(result);
         Ok(0)
     })
 }

@@ -221,7 +221,13 @@ impl Plugin {
         let _tokio = process_local::enter_tokio();
         let Live { store, exports, .. } = &mut **live;
         let func = &exports[index].1;
-        let ending = task::call_typed(&mut *store, func, input.to_vec());
+        let ending = match store.data_mut().bridge.set_result_from(input) {
+            Ok(len) => {
+                let (result, outcome) = task::call_raw(&mut *store, func, len);
+                task::ending(result, outcome)
+            }
+            Err(err) => Ending::Failed(err.message),
+        };
         crate::deadline::no_deadline(&mut live.store);
         if live.store.data().bridge.process.in_child {
             // A fork child made inside the call, returning from it: it ends

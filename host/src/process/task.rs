@@ -75,18 +75,36 @@ pub(crate) fn call_typed(
     args: Vec<u8>,
 ) -> Ending {
     let mut store = ctx.as_context_mut();
-    let state = store.data_mut();
-    let len = match state.bridge.set_result(args) {
+    let len = match store.data_mut().bridge.set_result(args) {
         Ok(len) => len,
         Err(err) => return Ending::Failed(err.message),
     };
-    state.bridge.process.task_running = true;
-    state.bridge.process.task_outcome = None;
-    let result = typed.call(&mut ctx, len);
+    let (result, outcome) = call_raw(ctx, typed, len);
+    ending(result, outcome)
+}
+
+/// Calls the task export `typed` with `args_len` (its arguments already
+/// where the task takes them from), with `task_return` and `task_error`
+/// allowed: what the call returned, and what the task handed back.
+pub(crate) fn call_raw(
+    mut ctx: impl AsContextMut<Data = HostState>,
+    typed: &TypedFunc<i32, i32>,
+    args_len: i32,
+) -> (wasmtime::Result<i32>, Option<TaskOutcome>) {
+    let mut store = ctx.as_context_mut();
+    let process = &mut store.data_mut().bridge.process;
+    process.task_running = true;
+    process.task_outcome = None;
+    let result = typed.call(&mut ctx, args_len);
     let mut store = ctx.as_context_mut();
     let process = &mut store.data_mut().bridge.process;
     process.task_running = false;
-    let outcome = process.task_outcome.take();
+    (result, process.task_outcome.take())
+}
+
+/// How a task call that returned `result`, the task having handed back
+/// `outcome`, ended.
+pub(crate) fn ending(result: wasmtime::Result<i32>, outcome: Option<TaskOutcome>) -> Ending {
     match result {
         Ok(status) => match outcome {
             Some(TaskOutcome::Returned(bytes)) => Ending::Returned(bytes),
