@@ -4,9 +4,8 @@ use super::{CallError, CallErrorKind, Instantiator, Plugin};
 use crate::blocking::run_blocking;
 use crate::ctx::GuestBuilder;
 use crate::runtime::Program;
-use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// `size` instances of one program; each call takes an idle one (waiting
@@ -40,14 +39,26 @@ impl std::fmt::Debug for PluginPool {
 struct Shared {
     name: String,
     size: usize,
-    idle: Receiver<Plugin>,
-    back: Sender<Plugin>,
+    idle: Mutex<Idle>,
+    /// Signalled when an instance is given back to a waiting call.
+    given_back: Condvar,
     program: Program,
     origin: Arc<GuestBuilder>,
     runtime: Instantiator,
-    timeout: std::sync::Mutex<Option<Duration>>,
+    /// Each call's timeout: nanoseconds, [`NO_TIMEOUT`] for none.
+    timeout: AtomicU64,
     /// Instances ended and not yet replaced (building one failed).
     missing: AtomicUsize,
+}
+
+/// The idle instances.
+struct Idle {
+    /// The last given back on top (its memory is the likeliest to be in
+    /// the cache).
+    plugins: Vec<Plugin>,
+    /// Calls waiting for one (a call that finds one idle makes no system
+    /// call to wake nobody).
+    waiting: usize,
 }
 
 impl PluginPool {
@@ -63,18 +74,20 @@ impl PluginPool {
         let origin = state.bridge.process.origin.clone().ok_or_else(|| {
             anyhow::anyhow!("the guest state was not made by GuestBuilder::build")
         })?;
-        let (back, idle) = crossbeam_channel::bounded(size);
         let first = runtime.instantiate(program, state)?;
         let timeout = first.settings.timeout;
         let shared = Arc::new(Shared {
             name: program.name().to_string(),
             size,
-            idle,
-            back,
+            idle: Mutex::new(Idle {
+                plugins: Vec::with_capacity(size),
+                waiting: 0,
+            }),
+            given_back: Condvar::new(),
             program: program.clone(),
             origin,
             runtime: runtime.clone(),
-            timeout: std::sync::Mutex::new(timeout),
+            timeout: AtomicU64::new(encode_timeout(timeout)),
             missing: AtomicUsize::new(0),
         });
         shared.give_back(first);
@@ -91,11 +104,9 @@ impl PluginPool {
 
     /// The deadline of each call from now on (`None`: none).
     pub fn set_call_timeout(&self, timeout: Option<Duration>) {
-        *self
-            .shared
+        self.shared
             .timeout
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = timeout;
+            .store(encode_timeout(timeout), Ordering::Relaxed);
     }
 
     /// Calls `export` with `input` on an idle instance, on Tokio's
@@ -129,7 +140,7 @@ impl Shared {
                 "no instance to call: building one failed: {e:#}"
             )))
         })?;
-        plugin.set_call_timeout(*self.timeout.lock().unwrap_or_else(|p| p.into_inner()));
+        plugin.set_call_timeout(decode_timeout(self.timeout.load(Ordering::Relaxed)));
         let result = plugin.call_here(export, input);
         if plugin.is_alive() {
             self.give_back(plugin);
@@ -148,7 +159,7 @@ impl Shared {
     /// An idle instance: one given back, or one built in place of an
     /// instance that could not be replaced, or the next given back.
     fn take(&self) -> anyhow::Result<Plugin> {
-        if let Ok(plugin) = self.idle.try_recv() {
+        if let Some(plugin) = self.lock_idle().plugins.pop() {
             return Ok(plugin);
         }
         let claimed = self
@@ -160,9 +171,18 @@ impl Shared {
                 self.missing.fetch_add(1, Ordering::SeqCst);
             });
         }
-        self.idle
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the pool is gone"))
+        let mut idle = self.lock_idle();
+        loop {
+            if let Some(plugin) = idle.plugins.pop() {
+                return Ok(plugin);
+            }
+            idle.waiting += 1;
+            idle = self
+                .given_back
+                .wait(idle)
+                .unwrap_or_else(|p| p.into_inner());
+            idle.waiting -= 1;
+        }
     }
 
     /// A new instance (on the calling thread, which may block: the pool's
@@ -173,7 +193,32 @@ impl Shared {
     }
 
     fn give_back(&self, plugin: Plugin) {
-        // Never full: at most `size` instances exist.
-        let _ = self.back.try_send(plugin);
+        let mut idle = self.lock_idle();
+        idle.plugins.push(plugin);
+        if idle.waiting > 0 {
+            drop(idle);
+            self.given_back.notify_one();
+        }
     }
+
+    fn lock_idle(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// No call timeout, in [`Shared::timeout`].
+const NO_TIMEOUT: u64 = u64::MAX;
+
+fn encode_timeout(timeout: Option<Duration>) -> u64 {
+    match timeout {
+        // Longer than 584 years: as good as none, but still a deadline.
+        Some(t) => u64::try_from(t.as_nanos())
+            .unwrap_or(NO_TIMEOUT - 1)
+            .min(NO_TIMEOUT - 1),
+        None => NO_TIMEOUT,
+    }
+}
+
+fn decode_timeout(nanos: u64) -> Option<Duration> {
+    (nanos != NO_TIMEOUT).then(|| Duration::from_nanos(nanos))
 }
