@@ -735,3 +735,236 @@ fn plugins_from_a_pooling_allocator_fork_and_free_their_slots() {
         .unwrap();
     assert_eq!(text(c.call("counter", b"").unwrap()), "1");
 }
+
+// The plugin fast path (`procbridge_scratch`): the same bytes as the task
+// ABI's host calls, and a module that points the host outside its memory
+// is stopped with an error, never read or written out of bounds.
+
+/// The data area of the WAT modules' scratch buffers.
+const WAT_CAPACITY: usize = 64;
+
+/// A module whose `echo` task speaks both paths: with `scratch` it exports
+/// `procbridge_scratch` (returning `scratch_at`, its data area's size
+/// `WAT_CAPACITY`) and, when the host says so, takes its arguments from
+/// the buffer and hands the result back at `result` (an expression: where
+/// the header says the result is; `$src` is where the arguments are).
+/// `flags` hands back the flags `echo` was last called with.
+fn echo_wat(scratch: Option<(&str, &str)>) -> String {
+    let (export, result) = match scratch {
+        Some((at, result)) => (
+            format!(
+                // A hostile address is returned as it is, not written to.
+                r#"(func (export "procbridge_scratch") (result i32)
+                     (if (i32.lt_u (i32.const {at}) (i32.const 1310700))
+                       (then (i32.store (i32.const {at}) (i32.const {WAT_CAPACITY}))))
+                     (i32.const {at}))"#
+            ),
+            result.to_string(),
+        ),
+        None => (String::new(), String::from("(local.get $src)")),
+    };
+    let scratch_at = scratch.map_or("0", |(at, _)| at);
+    format!(
+        r#"(module
+          (import "procbridge" "take_result" (func $take_result (param i32 i32) (result i32)))
+          (import "procbridge" "task_return" (func $task_return (param i32 i32) (result i32)))
+          (memory (export "memory") 20)
+          (global $last (mut i32) (i32.const -1))
+          {export}
+          (func (export "echo") (param $len i32) (result i32)
+            (local $flags i32) (local $src i32)
+            (local.set $flags (i32.load (i32.add (i32.const {scratch_at}) (i32.const 4))))
+            (if (i32.ne (i32.const {scratch_at}) (i32.const 0))
+              (then (i32.store (i32.add (i32.const {scratch_at}) (i32.const 4)) (i32.const 0))))
+            (global.set $last (local.get $flags))
+            (if (i32.and (local.get $flags) (i32.const 1))
+              (then (local.set $src (i32.add (i32.const {scratch_at}) (i32.const 16))))
+              (else
+                (local.set $src (i32.const 65536))
+                (drop (call $take_result (local.get $src) (local.get $len)))))
+            (if (i32.and (local.get $flags) (i32.const 2))
+              (then
+                (i32.store (i32.add (i32.const {scratch_at}) (i32.const 8)) {result})
+                (i32.store (i32.add (i32.const {scratch_at}) (i32.const 12)) (local.get $len))
+                (return (i32.const 2))))
+            (drop (call $task_return (local.get $src) (local.get $len)))
+            (i32.const 0))
+          (func (export "flags") (param i32) (result i32)
+            (i32.store8 (i32.const 0) (global.get $last))
+            (drop (call $task_return (i32.const 0) (i32.const 1)))
+            (i32.const 0)))"#
+    )
+}
+
+fn wat_plugin(runtime: &Runtime, wat: &str) -> Plugin {
+    let program = runtime.load_bytes("scratch.wat", wat.as_bytes()).unwrap();
+    runtime
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap()
+}
+
+/// The inputs every path is tried with: empty, small, exactly the scratch
+/// buffer, one byte over it, far over it.
+fn inputs(capacity: usize) -> Vec<Vec<u8>> {
+    [0, 1, 16, capacity - 1, capacity, capacity + 1, 1 << 20]
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7 + n) as u8).collect())
+        .collect()
+}
+
+#[test]
+fn the_fast_path_returns_what_the_host_calls_return() {
+    let _serial = serial();
+    let runtime = runtime();
+    let mut slow = wat_plugin(runtime, &echo_wat(None));
+    let mut fast = wat_plugin(runtime, &echo_wat(Some(("4096", "(local.get $src)"))));
+    for input in inputs(WAT_CAPACITY) {
+        let want = slow.call("echo", &input).unwrap();
+        assert_eq!(want, input);
+        assert_eq!(slow.call("flags", b"").unwrap(), [0]);
+        assert_eq!(
+            fast.call("echo", &input).unwrap(),
+            want,
+            "{} bytes",
+            input.len()
+        );
+        // In the buffer when they fit; the result always through the header.
+        let flags = if input.len() <= WAT_CAPACITY { 3 } else { 2 };
+        assert_eq!(
+            fast.call("flags", b"").unwrap(),
+            [flags],
+            "{} bytes",
+            input.len()
+        );
+    }
+    // The SDK's side: `plugin!()` (a buffer of 16 KiB) in guests/plugin.
+    let mut plugin = plugin();
+    for input in inputs(16 << 10) {
+        assert_eq!(
+            plugin.call("echo", &input).unwrap(),
+            input,
+            "{} bytes",
+            input.len()
+        );
+        let batch = plugin
+            .call("procbridge_batch.echo", &list(&[&input]))
+            .unwrap();
+        let want = list(&[&[&[0u8][..], &input[..]].concat()]);
+        assert_eq!(batch, want, "batch of {} bytes", input.len());
+    }
+    for n in 1..=3 {
+        assert_eq!(text(plugin.call("counter", b"").unwrap()), n.to_string());
+    }
+    let err = plugin.call("fail", b"why").unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::Failed(m) if m == "refused: why"),
+        "{err}"
+    );
+    assert!(plugin.is_alive());
+    assert_eq!(plugin.call("echo", b"after").unwrap(), b"after");
+}
+
+/// The list encoding (`procbridge_abi::list`): each item a little-endian
+/// `u32` length and its bytes.
+fn list(items: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+#[test]
+fn a_module_that_points_outside_its_memory_gets_an_error_naming_the_export() {
+    let _serial = serial();
+    let runtime = runtime();
+    let memory = 20 * 65536;
+    let cases: [(&str, &str, &str); 6] = [
+        ("4100", "(local.get $src)", "not 8-byte aligned"),
+        (
+            &(memory - 8).to_string(),
+            "(local.get $src)",
+            "header is outside",
+        ),
+        ("-8", "(local.get $src)", "header is outside"),
+        (
+            &(memory - 32).to_string(),
+            "(local.get $src)",
+            "ends outside",
+        ),
+        ("4096", "(i32.const -16)", "outside its memory"),
+        (
+            "4096",
+            &format!("(i32.const {})", memory - 4),
+            "outside its memory",
+        ),
+    ];
+    for (at, result, what) in cases {
+        let mut plugin = wat_plugin(runtime, &echo_wat(Some((at, result))));
+        let err = plugin.call("echo", &[1; 16]).unwrap_err();
+        assert!(
+            matches!(err.kind(), CallErrorKind::Abi(m) if m.contains(what)),
+            "{at} {result}: {err}"
+        );
+        assert_eq!(err.export(), "echo");
+        assert!(
+            err.to_string().contains("`echo` broke the plugin ABI"),
+            "{err}"
+        );
+        assert!(err.discarded_instance());
+        assert!(!plugin.is_alive());
+        let err = plugin.call("echo", b"").unwrap_err();
+        assert!(matches!(err.kind(), CallErrorKind::Discarded(_)), "{err}");
+    }
+    // An export of the wrong type, and one that traps.
+    for export in [
+        r#"(func (export "procbridge_scratch") (param i32) (result i32) (i32.const 0))"#,
+        r#"(func (export "procbridge_scratch") (result i32) unreachable)"#,
+    ] {
+        let wat = echo_wat(None).replacen("(global $last", &format!("{export}\n(global $last"), 1);
+        let mut plugin = wat_plugin(runtime, &wat);
+        let err = plugin.call("echo", b"x").unwrap_err();
+        assert_eq!(err.export(), "echo");
+        assert!(
+            matches!(err.kind(), CallErrorKind::Abi(m) if m.contains("not `() -> i32`"))
+                || matches!(err.kind(), CallErrorKind::Trap(_)),
+            "{err}"
+        );
+        assert!(!plugin.is_alive());
+    }
+}
+
+#[test]
+fn a_reactor_s_initialize_runs_once_with_fuel_counted() {
+    let _serial = serial();
+    let fueled = Runtime::builder().cache(None).fuel(true).build().unwrap();
+    // `_initialize` burns fuel (a loop) before the first call has a limit.
+    let wat = echo_wat(Some(("4096", "(local.get $src)"))).replacen(
+        "(global $last",
+        r#"(global $inits (mut i32) (i32.const 0))
+           (func (export "_initialize") (local $n i32)
+             (global.set $inits (i32.add (global.get $inits) (i32.const 1)))
+             (loop $l
+               (local.set $n (i32.add (local.get $n) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $n) (i32.const 100000)))))
+           (func (export "inits") (param i32) (result i32)
+             (i32.store8 (i32.const 0) (global.get $inits))
+             (drop (call $task_return (i32.const 0) (i32.const 1)))
+             (i32.const 0))
+           (global $last"#,
+        1,
+    );
+    let mut plugin = wat_plugin(&fueled, &wat);
+    plugin.set_fuel(Some(10_000));
+    assert_eq!(plugin.call("echo", b"fueled").unwrap(), b"fueled");
+    assert_eq!(plugin.call("inits", b"").unwrap(), [1]);
+    // The SDK's reactor (`plugin!()`), with fuel and without a limit.
+    let program = fueled.load_file(guest("plugin")).unwrap();
+    let mut plugin = fueled
+        .instantiate(&program, quiet(Policy::default()))
+        .unwrap();
+    assert_eq!(plugin.call("echo", b"no limit").unwrap(), b"no limit");
+    plugin.set_fuel(Some(1_000_000));
+    assert_eq!(text(plugin.call("count_vowels", b"fuel").unwrap()), "2");
+}

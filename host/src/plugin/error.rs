@@ -54,6 +54,11 @@ pub enum CallErrorKind {
         /// The trap, with the wasm backtrace.
         trap: String,
     },
+    /// The plugin broke the plugin ABI: its scratch buffer, or the result
+    /// it pointed to, is not where it may be (`docs/abi.md`, "The plugin
+    /// fast path").
+    #[error("broke the plugin ABI; the instance was discarded and its processes killed: {0}")]
+    Abi(String),
     /// The plugin called `proc_exit`.
     #[error("exited with code {0}; the instance was discarded and its processes killed")]
     Exit(i32),
@@ -117,6 +122,6 @@ impl CallError {
     /// Whether the instance is gone: later calls fail with
     /// [`CallErrorKind::Discarded`] (a [`super::PluginPool`] replaces it).
     pub fn discarded_instance(&self) -> bool {
-        self.is_trap() || matches!(self.kind, CallErrorKind::Exit(_))
+        self.is_trap() || matches!(self.kind, CallErrorKind::Exit(_) | CallErrorKind::Abi(_))
     }
 }

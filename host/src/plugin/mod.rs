@@ -24,6 +24,13 @@
 //! the instance: its store is dropped, which kills the processes it
 //! started, and the embedding process and its other plugins go on.
 //!
+//! A module that exports `procbridge_scratch` (in Rust, one line:
+//! `procbridge_sdk::plugin!();`) is called without host calls: the input
+//! is written straight into its scratch buffer and the output read from
+//! where the task says it is (`docs/abi.md`, "The plugin fast path"). What
+//! it hands back is checked; a pointer or length outside its memory ends
+//! the instance with [`CallErrorKind::Abi`].
+//!
 //! Inside a call the plugin has its policy's process model: `fork`,
 //! `Process`, `Pool` and granted commands work as in `Runtime::run`. A
 //! `fork` child that returns from the export ends there, never returning
@@ -41,9 +48,10 @@ use crate::deadline::Ticker;
 use crate::process::task::{self, Ending};
 use crate::process_local;
 use crate::runtime::{new_store, Program};
+use procbridge_abi::scratch as abi;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::{Engine, Instance, Store, TypedFunc};
+use wasmtime::{Engine, Instance, Memory, Store, TypedFunc};
 
 /// An instance of a program kept for calls. See the [module docs](self).
 pub struct Plugin {
@@ -81,6 +89,30 @@ struct Live {
     /// Task exports looked up so far (a plugin has few: a scan beats
     /// hashing the name).
     exports: Vec<(String, TypedFunc<i32, i32>)>,
+    /// The module's scratch buffer (the fast path), once asked for.
+    scratch: ScratchState,
+}
+
+/// Whether a module takes the fast path.
+#[derive(Clone, Copy)]
+enum ScratchState {
+    /// Not asked yet (asked on the first call, with the call's limits).
+    Unknown,
+    /// It exports no `procbridge_scratch`: every call takes the task ABI's
+    /// host calls.
+    Absent,
+    Present(Scratch),
+}
+
+/// A scratch buffer checked to lie inside the module's memory (which never
+/// shrinks, so it stays there).
+#[derive(Clone, Copy)]
+struct Scratch {
+    memory: Memory,
+    /// The header's address.
+    base: usize,
+    /// The data area's size (after the header).
+    capacity: usize,
 }
 
 /// What a runtime lends its plugins: the engine, its deadlines, whether it
@@ -130,6 +162,7 @@ impl Instantiator {
                 store,
                 instance,
                 exports: Vec::new(),
+                scratch: ScratchState::Unknown,
             }
         };
         Ok(Plugin {
@@ -219,31 +252,43 @@ impl Plugin {
         let index = live.look_up(export).map_err(fail)?;
         self.arm(live).map_err(fail)?;
         let _tokio = process_local::enter_tokio();
-        let Live { store, exports, .. } = &mut **live;
-        let func = &exports[index].1;
-        let ending = match store.data_mut().bridge.set_result_from(input) {
-            Ok(len) => {
-                let (result, outcome) = task::call_raw(&mut *store, func, len);
-                task::ending(result, outcome)
+        // `Err`: the module broke the ABI (why).
+        let ending: Result<Ending, String> = match live.scratch() {
+            Ok(Some(scratch)) => live.call_scratch(index, scratch, input),
+            Ok(None) => {
+                let Live { store, exports, .. } = &mut **live;
+                let func = &exports[index].1;
+                match store.data_mut().bridge.set_result_from(input) {
+                    Ok(len) => {
+                        let (result, outcome) = task::call_raw(&mut *store, func, len);
+                        Ok(task::ending(result, outcome))
+                    }
+                    Err(err) => Ok(Ending::Failed(err.message)),
+                }
             }
-            Err(err) => Ending::Failed(err.message),
+            Err(Stop::Ended(ending)) => Ok(ending),
+            Err(Stop::Broke(why)) => Err(why),
         };
         crate::deadline::no_deadline(&mut live.store);
         if live.store.data().bridge.process.in_child {
             // A fork child made inside the call, returning from it: it ends
             // here (what follows is the embedder's code, the parent's).
-            let code = ending.exitcode(export);
+            let code = match ending {
+                Ok(ending) => ending.exitcode(export),
+                Err(why) => Ending::Failed(why).exitcode(export),
+            };
             crate::process::exit_child(live.store.data_mut(), code);
         }
         let kind = match ending {
-            Ending::Returned(bytes) => return Ok(bytes),
-            Ending::Failed(message) => return Err(fail(CallErrorKind::Failed(message))),
-            Ending::Exit(code) => CallErrorKind::Exit(code),
-            Ending::Trap(err) => self.trap_kind(err),
-            Ending::Panicked { message, trap } => CallErrorKind::Panicked {
+            Ok(Ending::Returned(bytes)) => return Ok(bytes),
+            Ok(Ending::Failed(message)) => return Err(fail(CallErrorKind::Failed(message))),
+            Ok(Ending::Exit(code)) => CallErrorKind::Exit(code),
+            Ok(Ending::Trap(err)) => self.trap_kind(err),
+            Ok(Ending::Panicked { message, trap }) => CallErrorKind::Panicked {
                 message,
                 trap: crate::runtime::causes(&trap.into()),
             },
+            Err(why) => CallErrorKind::Abi(why),
         };
         // The instance ends (see `Live`'s drop).
         let err = fail(kind);
@@ -288,6 +333,65 @@ impl Plugin {
     }
 }
 
+/// Why a call stopped before the task export was called.
+enum Stop {
+    /// The guest code that ran ended so (`procbridge_scratch` trapped).
+    Ended(Ending),
+    /// The module broke the plugin ABI: why.
+    Broke(String),
+}
+
+/// Checks the scratch buffer at `at` that a module's `procbridge_scratch`
+/// returned, in its memory `data`: its address and data area's size, or
+/// why it is unusable.
+fn check_scratch(data: &[u8], at: i32) -> Result<(usize, usize), String> {
+    let base = at as u32 as usize;
+    let size = data.len();
+    if !base.is_multiple_of(abi::ALIGN) {
+        return Err(format!(
+            "`{}` returned {base:#x}, which is not {}-byte aligned",
+            abi::EXPORT,
+            abi::ALIGN
+        ));
+    }
+    if base
+        .checked_add(abi::HEADER_LEN)
+        .is_none_or(|end| end > size)
+    {
+        return Err(format!(
+            "`{}` returned {base:#x}: its header is outside the memory of {size} bytes",
+            abi::EXPORT
+        ));
+    }
+    let capacity = get_u32(data, base + abi::CAPACITY) as usize;
+    let fits = (base + abi::HEADER_LEN)
+        .checked_add(capacity)
+        .is_some_and(|end| end <= size);
+    if !fits {
+        return Err(format!(
+            "`{}` returned {base:#x} with a data area of {capacity} bytes, which ends \
+             outside the memory of {size} bytes",
+            abi::EXPORT
+        ));
+    }
+    Ok((base, capacity))
+}
+
+/// The little-endian `u32` at `at` (`0` outside `data`; callers check).
+fn get_u32(data: &[u8], at: usize) -> u32 {
+    at.checked_add(4)
+        .and_then(|end| data.get(at..end))
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Writes `value` as a little-endian `u32` at `at` (nothing outside `data`;
+/// callers check).
+fn put_u32(data: &mut [u8], at: usize, value: u32) {
+    if let Some(b) = at.checked_add(4).and_then(|end| data.get_mut(at..end)) {
+        b.copy_from_slice(&value.to_le_bytes());
+    }
+}
+
 /// An instance ends (a call ended it, or the last handle on the plugin is
 /// dropped): its processes are killed and reaped — a plugin host does not
 /// wait for a plugin's children as a program's end does — its commands
@@ -299,6 +403,100 @@ impl Drop for Live {
 }
 
 impl Live {
+    /// The module's scratch buffer, asked for and checked on the first
+    /// call (`None`: it has none).
+    fn scratch(&mut self) -> Result<Option<Scratch>, Stop> {
+        match self.scratch {
+            ScratchState::Present(scratch) => return Ok(Some(scratch)),
+            ScratchState::Absent => return Ok(None),
+            ScratchState::Unknown => {}
+        }
+        let Some(func) = self.instance.get_func(&mut self.store, abi::EXPORT) else {
+            self.scratch = ScratchState::Absent;
+            return Ok(None);
+        };
+        let broken = Stop::Broke;
+        let typed = func
+            .typed::<(), i32>(&self.store)
+            .map_err(|e| broken(format!("`{}` is not `() -> i32`: {e}", abi::EXPORT)))?;
+        let memory = self
+            .instance
+            .get_memory(&mut self.store, "memory")
+            .ok_or_else(|| broken(format!("it exports `{}` but no `memory`", abi::EXPORT)))?;
+        let at = typed
+            .call(&mut self.store, ())
+            .map_err(|e| Stop::Ended(task::ending(Err(e), None)))?;
+        let scratch = check_scratch(memory.data(&self.store), at).map_err(broken)?;
+        let scratch = Scratch {
+            memory,
+            base: scratch.0,
+            capacity: scratch.1,
+        };
+        self.scratch = ScratchState::Present(scratch);
+        Ok(Some(scratch))
+    }
+
+    /// Calls task export `index` by the fast path: `input` written into
+    /// the scratch buffer (or left waiting for `take_result` when it does
+    /// not fit), the result read from where the header says.
+    fn call_scratch(
+        &mut self,
+        index: usize,
+        scratch: Scratch,
+        input: &[u8],
+    ) -> Result<Ending, String> {
+        let Live { store, exports, .. } = self;
+        let func = &exports[index].1;
+        let fits = input.len() <= scratch.capacity;
+        let flags = if fits {
+            abi::ARGS_IN_SCRATCH | abi::RESULT_IN_SCRATCH
+        } else {
+            abi::RESULT_IN_SCRATCH
+        };
+        let len = if fits {
+            input.len() as i32
+        } else {
+            match store.data_mut().bridge.set_result_from(input) {
+                Ok(len) => len,
+                Err(err) => return Ok(Ending::Failed(err.message)),
+            }
+        };
+        let data = scratch.memory.data_mut(&mut *store);
+        put_u32(data, scratch.base + abi::FLAGS, flags);
+        if fits {
+            let at = scratch.base + abi::HEADER_LEN;
+            // Inside the memory (checked when the buffer was found, and a
+            // memory never shrinks), but a bug must not panic the host.
+            let Some(dst) = data.get_mut(at..at + input.len()) else {
+                return Err(String::from("its scratch buffer is outside its memory"));
+            };
+            dst.copy_from_slice(input);
+        }
+        let (result, outcome) = task::call_raw(&mut *store, func, len);
+        match (&result, &outcome) {
+            (Ok(abi::STATUS_RESULT_IN_SCRATCH), None) => {}
+            _ => return Ok(task::ending(result, outcome)),
+        }
+        let data = scratch.memory.data(&*store);
+        let ptr = get_u32(data, scratch.base + abi::RESULT_PTR);
+        let len = get_u32(data, scratch.base + abi::RESULT_LEN);
+        let end = (ptr as usize).checked_add(len as usize);
+        match end.and_then(|end| data.get(ptr as usize..end)) {
+            Some(bytes) if bytes.len() <= crate::guest_mem::MAX_READ => {
+                Ok(Ending::Returned(bytes.to_vec()))
+            }
+            Some(_) => Ok(Ending::Failed(format!(
+                "its result of {len} bytes is over the {} MiB a task may return",
+                crate::guest_mem::MAX_READ >> 20
+            ))),
+            None => Err(format!(
+                "it returned a result of {len} bytes at {ptr:#x}, outside its memory \
+                 of {} bytes",
+                data.len()
+            )),
+        }
+    }
+
     /// Looks task export `name` up (once): its index in `exports`.
     fn look_up(&mut self, name: &str) -> Result<usize, CallErrorKind> {
         if let Some(index) = self.exports.iter().position(|(n, _)| n == name) {
