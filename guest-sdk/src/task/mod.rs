@@ -32,18 +32,25 @@
 //! `fn NAME(args_len: i32) -> i32`; the arguments wait in the host and are
 //! taken with `take_result`; the outcome goes back with `task_return` or
 //! `task_error`. A panic in a task reaches the caller as the task's error
-//! (`panicked at 'message', src/main.rs:3:5`).
+//! (`panicked at 'message', src/main.rs:3:5`). In a plugin that uses
+//! [`plugin!`](crate::plugin!), a plugin host's calls skip the host calls:
+//! the arguments and the result go through a scratch buffer.
 
 mod panic;
+mod scratch;
 mod target;
 pub mod value;
+
+#[doc(hidden)]
+pub use scratch::Scratch;
 
 pub(crate) use target::encode_args;
 pub use target::{IntoArgs, RawArgs, Target, Task};
 pub use value::{Decoder, Encoder, Value};
 
-use crate::error::take_result;
 use crate::sys;
+use procbridge_abi::scratch::{ARGS_IN_SCRATCH, RESULT_IN_SCRATCH};
+use std::cell::RefCell;
 use std::fmt::Display;
 
 /// What a task named by a string (`task!(name, |args: &str| ...)`) may
@@ -154,11 +161,7 @@ where
     F: Apply<A>,
     F::Output: TaskReturn,
 {
-    let _running = panic::Running::enter();
-    let outcome = take_result(args_len)
-        .map_err(|err| format!("cannot take the task's arguments: {}", err))
-        .and_then(|bytes| call_typed(&func, &bytes));
-    finish(outcome)
+    run(args_len, |bytes| call_typed(&func, bytes))
 }
 
 fn call_typed<A, F>(func: &F, bytes: &[u8]) -> Result<Vec<u8>, String>
@@ -190,18 +193,13 @@ where
     F: Apply<A>,
     F::Output: TaskReturn,
 {
-    let _running = panic::Running::enter();
-    batch(args_len, |item| call_typed(&func, item))
+    run(args_len, |args| batch(args, |item| call_typed(&func, item)))
 }
 
 /// Runs a task body that takes bytes; used by [`task!`](crate::task!).
 #[doc(hidden)]
 pub fn run_bytes<R: TaskOutput, F: FnOnce(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
-    let _running = panic::Running::enter();
-    match take_result(args_len) {
-        Ok(args) => finish(body(&args).into_outcome()),
-        Err(err) => finish(Err(format!("cannot take the task's arguments: {}", err))),
-    }
+    run(args_len, |args| body(args).into_outcome())
 }
 
 /// Runs a task body that takes a string; used by [`task!`](crate::task!).
@@ -222,22 +220,19 @@ pub fn run_str<R: TaskOutput, F: FnOnce(&str) -> R>(args_len: i32, body: F) -> i
 /// Python, an item that traps or exits ends the whole chunk.
 #[doc(hidden)]
 pub fn run_bytes_batch<R: TaskOutput, F: Fn(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
-    let _running = panic::Running::enter();
-    batch(args_len, |item| body(item).into_outcome())
+    run(args_len, |args| {
+        batch(args, |item| body(item).into_outcome())
+    })
 }
 
-/// Takes a chunk's arguments, runs `one` on each item and hands back their
-/// outcomes as a list of status byte and payload.
-fn batch(args_len: i32, one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> i32 {
-    let args = match take_result(args_len) {
-        Ok(args) => args,
-        Err(err) => return finish(Err(format!("cannot take the task's arguments: {}", err))),
-    };
+/// Runs `one` on each item of a chunk's arguments; their outcomes as a
+/// list of status byte and payload.
+fn batch(args: &[u8], one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(args.len() + 64);
-    for item in procbridge_abi::list::iter(&args) {
+    for item in procbridge_abi::list::iter(args) {
         let item = match item {
             Ok(item) => item,
-            Err(err) => return finish(Err(format!("malformed chunk of arguments: {}", err))),
+            Err(err) => return Err(format!("malformed chunk of arguments: {}", err)),
         };
         let (status, payload) = match one(item) {
             Ok(bytes) => (0u8, bytes),
@@ -247,7 +242,7 @@ fn batch(args_len: i32, one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> i32 {
         out.push(status);
         out.extend_from_slice(&payload);
     }
-    finish(Ok(out))
+    Ok(out)
 }
 
 /// [`run_bytes_batch`] for a body that takes a string.
@@ -259,9 +254,60 @@ pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) ->
     })
 }
 
-fn finish(outcome: Result<Vec<u8>, String>) -> i32 {
-    crate::os::flush_std();
+/// Runs one task call: its arguments to `body`, `body`'s outcome back to
+/// the host. The arguments come from the plugin fast path's scratch buffer
+/// when the host put them there, else from `take_result` into a buffer
+/// kept between calls.
+fn run(args_len: i32, body: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>) -> i32 {
+    let _running = panic::Running::enter();
+    let flags = scratch::begin();
+    let outcome = if flags & ARGS_IN_SCRATCH != 0 {
+        match scratch::args(args_len) {
+            Some(args) => body(args),
+            None => Err(String::from(
+                "cannot take the task's arguments: they are not inside the scratch buffer",
+            )),
+        }
+    } else {
+        with_args(args_len, body)
+    };
+    finish(flags, outcome)
+}
+
+thread_local! {
+    /// The arguments' buffer, kept between calls (a call inside a call
+    /// finds it taken and uses a new one).
+    static ARGS: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+}
+
+/// `body` over the arguments waiting in the host.
+fn with_args(
+    args_len: i32,
+    body: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, String> {
+    /// A larger buffer is freed after the call, not kept.
+    const KEEP: usize = 64 << 10;
+    let mut args = ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
+    args.clear();
+    let outcome = match crate::error::check(sys::take_result(&mut args, args_len.max(0) as usize)) {
+        Ok(_) => body(&args),
+        Err(err) => Err(format!("cannot take the task's arguments: {}", err)),
+    };
+    if args.capacity() <= KEEP {
+        ARGS.with(|a| *a.borrow_mut() = args);
+    }
+    outcome
+}
+
+/// Hands the outcome back; the status the task returns.
+fn finish(flags: u32, outcome: Result<Vec<u8>, String>) -> i32 {
+    // Only stdout buffers: Rust's stderr writes at once.
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
     match outcome {
+        Ok(bytes) if flags & RESULT_IN_SCRATCH != 0 => scratch::hand_back(bytes),
         Ok(bytes) => {
             sys::task_return(&bytes);
             0
@@ -371,6 +417,62 @@ macro_rules! task {
             #[export_name = concat!("procbridge_batch.", stringify!($name))]
             extern "C" fn batch(args_len: i32) -> i32 {
                 $crate::task::$batch(args_len, $($closure)*)
+            }
+        };
+    };
+}
+
+/// Makes this `cdylib` a plugin: one line, anywhere in the crate.
+///
+/// ```no_run
+/// procbridge_sdk::plugin!();
+/// procbridge_sdk::task!(echo, |bytes: &[u8]| bytes.to_vec());
+/// # fn main() {}
+/// ```
+///
+/// It exports two functions:
+///
+/// - `_initialize`, which runs the module's start-up code (its
+///   constructors) once, when the plugin host instantiates it. Without it
+///   the linker wraps every export in that start-up code and the matching
+///   shut-down code, run again on every call;
+/// - `procbridge_scratch`, the plugin fast path (see the host's
+///   `docs/abi.md`): the host writes a call's arguments straight into a
+///   buffer in the module's memory and reads the result from where the
+///   task leaves it, with no host calls. The buffer holds 16 KiB of
+///   arguments (`plugin!(scratch = BYTES)` for another size); larger ones
+///   take the task ABI's `take_result`. Pool workers and `Process` targets
+///   are called as always.
+///
+/// For a library crate (`crate-type = ["cdylib"]`), whose toolchain does
+/// not define `_initialize` itself; a program with a `main` must not use it.
+#[macro_export]
+macro_rules! plugin {
+    () => {
+        $crate::plugin!(scratch = 16384);
+    };
+    (scratch = $bytes:expr) => {
+        const _: () = {
+            static SCRATCH: $crate::task::Scratch<{ $bytes }> = $crate::task::Scratch::new();
+
+            #[export_name = "procbridge_scratch"]
+            extern "C" fn procbridge_scratch() -> i32 {
+                SCRATCH.register()
+            }
+
+            // The explicit call also tells wasm-ld not to wrap every export
+            // in the start-up code. It must be written here, in the plugin's
+            // own crate: a reference anywhere in the SDK would reach every
+            // program using it, whose `_start` then would not run them.
+            #[cfg(target_arch = "wasm32")]
+            #[export_name = "_initialize"]
+            extern "C" fn initialize() {
+                extern "C" {
+                    fn __wasm_call_ctors();
+                }
+                // SAFETY: the host calls `_initialize` once, before any
+                // other export, as a WASI reactor's start-up.
+                unsafe { __wasm_call_ctors() }
             }
         };
     };

@@ -1,8 +1,9 @@
 //! A plugin: task exports an embedder calls with bytes, many times, on one
 //! instance (`Runtime::instantiate`, `Plugin::call`).
 //!
-//! Built as a `cdylib`, which for WASI is a *reactor*: its start-up code
-//! (`_initialize`) runs once when the plugin host instantiates it. (A
+//! Built as a `cdylib` with `plugin!()`, which makes it a WASI *reactor*:
+//! its start-up code (`_initialize`) runs once when the plugin host
+//! instantiates it, and its calls take the fast path (no host calls). (A
 //! program built as a binary works too, but wasm-ld wraps each of its
 //! exports in the C start-up and shut-down code, run again on every call.)
 
@@ -11,6 +12,8 @@ use procbridge_sdk::subprocess::Popen;
 use procbridge_sdk::{os, task};
 use std::cell::Cell;
 use std::time::Duration;
+
+procbridge_sdk::plugin!();
 
 thread_local! {
     static CALLS: Cell<u64> = Cell::new(0);
