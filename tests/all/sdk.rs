@@ -103,7 +103,14 @@ fn the_tour_prints_what_python_prints() {
     ];
     assert_eq!(reader, full[..reader.len()], "{ours:?}");
     let tail = |lines: &[String]| lines[lines.len() - 3..].to_vec();
-    assert_eq!(tail(&ours), tail(&theirs));
+    // Python's last lines, as text: a reader terminated in the middle of a
+    // print may have run its line into the first of them.
+    for line in tail(&ours) {
+        assert!(
+            theirs.iter().any(|l| l.ends_with(&line)),
+            "{line:?} in {theirs:?}"
+        );
+    }
     assert_eq!(
         tail(&ours),
         [
