@@ -22,6 +22,15 @@ fn call(pre: &[&str], grants: &[&str], argv: &[&str]) -> Output {
         .expect("run procbridge")
 }
 
+/// A temporary directory whose name is not hidden (hints never suggest a
+/// hidden directory, and tempfile's are `.tmpXXXX`).
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pb-hints")
+        .tempdir()
+        .unwrap()
+}
+
 /// The `procbridge: hint:` lines of `out`'s stderr.
 fn hints(out: &Output) -> Vec<String> {
     stderr(out)
@@ -60,10 +69,7 @@ fn a_program_the_shell_may_not_run_names_its_grant() {
 
 #[test]
 fn a_host_file_outside_every_grant_names_its_directory() {
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     let file = dir.path().join("data.txt");
     std::fs::write(&file, "secret\n").unwrap();
     let out = call(
@@ -92,10 +98,7 @@ fn a_host_file_outside_every_grant_names_its_directory() {
 
 #[test]
 fn a_write_into_a_read_only_grant_names_the_read_write_grant() {
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     let grant = format!("{}::/data", dir.path().display());
     let out = call(
         &[],
@@ -121,10 +124,7 @@ fn secrets_of_etc_have_no_grant_to_name() {
 
 #[test]
 fn ordinary_failures_give_no_hint() {
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     let grant = format!("{}::/data", dir.path().display());
     // Missing inside a grant, and missing on the host too.
     let out = call(
@@ -138,10 +138,7 @@ fn ordinary_failures_give_no_hint() {
 
 #[test]
 fn hints_are_in_the_audit_log() {
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     let audit = dir.path().join("audit.jsonl");
     let out = call(
         &[],
@@ -173,10 +170,7 @@ const STDERR_KIND: &str = "if [ -p /dev/stderr ]; then echo pipe >&2; else echo 
 /// `procbridge PRE... run --allow-run sh GRANTS... call.wasm sh -c
 /// STDERR_KIND` with its stderr in a file: the file's text.
 fn stderr_in_a_file(pre: &[&str], grants: &[&str]) -> String {
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     let path = dir.path().join("stderr");
     let status = procbridge()
         .args(pre)
@@ -236,10 +230,7 @@ fn a_command_still_learns_that_stderr_is_gone() {
 fn a_flood_of_denials_is_bounded_and_stays_in_order() {
     // A hostile command printing hundreds of denials about real host paths
     // (each would be a hint) and a forged hint line of its own.
-    let dir = tempfile::Builder::new()
-        .prefix("pb-hints")
-        .tempdir()
-        .unwrap();
+    let dir = scratch();
     for i in 0..40 {
         std::fs::write(dir.path().join(format!("f{i}")), "").unwrap();
     }

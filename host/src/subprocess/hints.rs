@@ -75,13 +75,12 @@ pub(crate) enum Error {
 }
 
 impl Error {
+    /// How `strerror` spells it (from [`ERRORS`]).
     fn text(self) -> &'static str {
-        match self {
-            Error::PermissionDenied => "Permission denied",
-            Error::NotPermitted => "Operation not permitted",
-            Error::ReadOnly => "Read-only file system",
-            Error::NotFound => "No such file or directory",
-        }
+        ERRORS
+            .iter()
+            .find(|(_, error)| *error == self)
+            .map_or("", |(text, _)| text)
     }
 }
 
