@@ -340,6 +340,14 @@ fn in_host_path(name: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// A temporary directory whose name is not hidden (tempfile's are).
+    fn scratch() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("pb-hints")
+            .tempdir()
+            .unwrap()
+    }
+
     fn parsed(line: &str) -> Option<(String, Error)> {
         parse(line).map(|d| (d.path, d.error))
     }
@@ -433,10 +441,7 @@ mod tests {
 
     #[test]
     fn a_hidden_host_path_names_its_directory() {
-        let dir = tempfile::Builder::new()
-            .prefix("pb-hints")
-            .tempdir()
-            .unwrap();
+        let dir = scratch();
         let file = dir.path().join("in.csv");
         std::fs::write(&file, "1").unwrap();
         let policy = Policy::default();
@@ -473,10 +478,7 @@ mod tests {
 
     #[test]
     fn a_read_only_grant_says_how_to_write() {
-        let dir = tempfile::Builder::new()
-            .prefix("pb-hints")
-            .tempdir()
-            .unwrap();
+        let dir = scratch();
         let policy = Policy::builder()
             .dir(dir.path(), "/data", crate::ctx::DirPerms::ReadOnly)
             .unwrap()
@@ -496,12 +498,26 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_are_taken_from_the_commands_directory_or_not_at_all() {
+        let dir = scratch();
+        let policy = Policy::builder()
+            .dir(dir.path(), "/data", crate::ctx::DirPerms::ReadOnly)
+            .unwrap()
+            .build();
+        let denial = parse("touch: cannot touch 'out/../x': Read-only file system").unwrap();
+        let in_data = Hints::new(&policy, Some("/data")).hint("touch", &denial);
+        assert!(
+            in_data.unwrap().ends_with("instead of --dir-ro)"),
+            "the grant of /data/x"
+        );
+        // Without the directory it started in, a relative path names nothing.
+        assert_eq!(Hints::new(&policy, None).hint("touch", &denial), None);
+    }
+
+    #[test]
     fn broad_hidden_and_special_places_are_never_suggested() {
         let policy = Policy::default();
-        let home = tempfile::Builder::new()
-            .prefix("pb-hints")
-            .tempdir()
-            .unwrap();
+        let home = scratch();
         let ssh = home.path().join(".ssh");
         std::fs::create_dir(&ssh).unwrap();
         std::fs::write(ssh.join("id_rsa"), "k").unwrap();
