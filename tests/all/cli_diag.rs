@@ -645,14 +645,7 @@ fn a_closed_stdout_ends_cache_and_compile_quietly() {
             .unwrap();
         // The reader goes before procbridge writes.
         drop(child.stdout.take());
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        let status = child.wait().unwrap();
+        let (status, err) = stderr_and_status(&mut child);
         assert_eq!(status.code(), Some(0), "{args:?}: {status:?}\n{err}");
         assert_eq!(err, "", "{args:?}");
     }

@@ -65,14 +65,7 @@ fn output_piped_into_a_closed_reader_ends_quietly_by_sigpipe() {
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"line 0\n");
     drop(stdout);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (status, err) = stderr_and_status(&mut child);
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?} {err}");
     assert_eq!(err, "", "nothing on stderr");
 }

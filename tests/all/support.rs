@@ -55,6 +55,15 @@ pub fn procbridge() -> Command {
     cmd
 }
 
+/// Reads a spawned child's stderr to its end, then waits for it.
+pub fn stderr_and_status(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    let mut err = String::new();
+    if let Some(mut stream) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut stream, &mut err).expect("read stderr");
+    }
+    (child.wait().expect("wait"), err)
+}
+
 /// Runs `procbridge ARGS` and returns its output.
 pub fn run_cli(args: &[&str]) -> Output {
     procbridge().args(args).output().expect("run procbridge")
