@@ -37,7 +37,7 @@
 //! ```
 
 /// How many functions the table holds.
-pub const FUNCTION_COUNT: usize = 57;
+pub const FUNCTION_COUNT: usize = 58;
 
 /// Calls `$callback!` with the table of every host function (see the
 /// [module docs](crate::table)).
@@ -75,6 +75,13 @@ macro_rules! functions {
                 popen_close_stdin(h: handle);
                 popen_send_signal(h: handle, signal: int);
                 popen_close(h: handle);
+                popen_call(
+                    argv_ptr: ptr, argv_len: len,
+                    env_ptr: ptr, env_len: len,
+                    cwd_ptr: ptr, cwd_len: len,
+                    stdin: int, stdout: int, stderr: int,
+                    timeout_us: timeout, code_ptr: i32_mut
+                );
             }
             process {
                 process_start(

@@ -1,7 +1,8 @@
 """subprocess beyond call: run with capture, text, input, check, timeouts,
 a pipeline between two commands, and what happens to an ungranted one.
-Run with: procbridge python --allow-run sort --allow-run sh --allow-run wc subprocess_tour.py"""
+Run with: procbridge python --allow-run sort --allow-run sh --allow-run wc --allow-run sleep subprocess_tour.py"""
 import subprocess
+import sys
 
 r = subprocess.run(['sort', '-r'], input=b'a\nc\nb\n', capture_output=True)
 print('run:', r.returncode, r.stdout)
@@ -47,3 +48,24 @@ except subprocess.CalledProcessError as e:
 with subprocess.Popen(['sh', '-c', 'exit 0']) as p:
     pass
 print('pid after with:', isinstance(p.pid, int) and p.pid > 0, p.returncode)
+
+# Commands whose stdio are none of our pipes: started, waited for and given
+# back at once.
+sys.stdout.flush()
+print('call, stdout to /dev/null:', subprocess.call(['sh', '-c', 'echo hidden'], stdout=subprocess.DEVNULL))
+sys.stdout.flush()
+print('call, stderr to stdout:', subprocess.call(['sh', '-c', 'echo joined >&2'], stderr=subprocess.STDOUT))
+print('call with a shell:', subprocess.call('exit 6', shell=True))
+try:
+    subprocess.run(['sleep', '10'], timeout=0.3)
+except subprocess.TimeoutExpired as e:
+    print('run, timeout:', e.cmd, round(e.timeout, 1), e.output, e.stderr)
+try:
+    subprocess.call(['sleep', '10'], timeout=0.3)
+except subprocess.TimeoutExpired as e:
+    print('call, timeout:', e)
+first = subprocess.Popen(['sort'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+first.stdin.write(b'b\na\n')
+first.stdin.close()
+sys.stdout.flush()
+print('call at the end of a pipeline:', subprocess.call(['wc', '-l'], stdin=first.stdout), first.wait())

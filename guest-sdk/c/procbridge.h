@@ -96,6 +96,7 @@ PB_IMPORT(popen_read) int32_t pb_popen_read(int32_t h, int32_t stream, void *ptr
 PB_IMPORT(popen_close_stdin) int32_t pb_popen_close_stdin(int32_t h);
 PB_IMPORT(popen_send_signal) int32_t pb_popen_send_signal(int32_t h, int32_t signal);
 PB_IMPORT(popen_close) int32_t pb_popen_close(int32_t h);
+PB_IMPORT(popen_call) int32_t pb_popen_call(const void *argv_ptr, int32_t argv_len, const void *env_ptr, int32_t env_len, const void *cwd_ptr, int32_t cwd_len, int32_t stdin, int32_t stdout, int32_t stderr, int64_t timeout_us, int32_t *code_ptr);
 
 /* process */
 PB_IMPORT(process_start) int32_t pb_process_start(const void *target_ptr, int32_t target_len, const void *args_ptr, int32_t args_len, int32_t method, int32_t flags);

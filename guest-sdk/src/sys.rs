@@ -158,6 +158,36 @@ pub fn popen_wait(h: i32, timeout_us: i64, code: &mut i32) -> i32 {
     unsafe { raw::popen_wait(h, timeout_us, code) }
 }
 
+/// `popen_call`: `popen`, `popen_wait` and `popen_close` in one call;
+/// `code` gets the return code.
+#[allow(clippy::too_many_arguments)]
+pub fn popen_call(
+    argv: &[u8],
+    env: Option<&[u8]>,
+    cwd: &[u8],
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+    timeout_us: i64,
+    code: &mut i32,
+) -> i32 {
+    let (argv_ptr, argv_len) = parts(argv);
+    let (env_ptr, env_len) = match env {
+        Some(env) => parts(env),
+        None => (std::ptr::null(), procbridge_abi::subprocess::ENV_INHERIT),
+    };
+    let (cwd_ptr, cwd_len) = parts(cwd);
+    // SAFETY: pointers and lengths of live slices (or the null pointer with
+    // ENV_INHERIT, which the host does not read); `code` is one writable
+    // i32.
+    unsafe {
+        raw::popen_call(
+            argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr,
+            timeout_us, code,
+        )
+    }
+}
+
 /// `popen_communicate`: `out` gets the stdout part's length and the
 /// return code.
 pub fn popen_communicate(

@@ -18,6 +18,9 @@ import sys
 
 from procbridge._door import Buf, I64, check, error, pack_list, take, timeout_us
 from procbridge._door import call as _call
+from procbridge import _door as door
+
+_i32_at = struct.Struct('<i').unpack_from
 
 __all__ = ['Popen', 'PIPE', 'STDOUT', 'DEVNULL', 'call', 'check_call', 'check_output',
            'run', 'getoutput', 'getstatusoutput', 'CalledProcessError',
@@ -161,6 +164,103 @@ def _argv(args, shell, executable):
     return args
 
 
+def _command_args(args, shell, executable, env, cwd, stdin, stdout, stderr):
+    """The arguments `popen` takes for a command: argv, env, cwd and the
+    three stdio codes."""
+    argv, env, env_len, cwd, codes = _command(args, shell, executable, env, cwd,
+                                              stdin, stdout, stderr)
+    return (Buf(argv), Buf(env, with_len=False), env_len, Buf(cwd)) + codes
+
+
+def _command(args, shell, executable, env, cwd, stdin, stdout, stderr):
+    """A command's argv and env lists, its cwd and its stdio codes, in the
+    ABI's encoding."""
+    argv = pack_list([a.encode() for a in _argv(args, shell, executable)])
+    if env is None:
+        env_list, env_len = b'', _ENV_INHERIT
+    else:
+        items = [('%s=%s' % (os.fsdecode(k), os.fsdecode(v))).encode() for k, v in env.items()]
+        env_list = pack_list(items)
+        env_len = len(env_list)
+    cwd = b'' if cwd is None else os.fsencode(cwd)
+    if stdin is None and stdout is None and stderr is None:
+        codes = _INHERIT_ALL
+    else:
+        codes = (_stdio(stdin, True), _stdio(stdout, False), _stdio(stderr, False))
+    return argv, env_list, env_len, cwd, codes
+
+
+_INHERIT_ALL = (_INHERIT, _INHERIT, _INHERIT)
+
+
+def _stdio(choice, is_stdin):
+    if choice is None:
+        return _INHERIT
+    if choice == PIPE:
+        return _PIPE
+    if choice == DEVNULL:
+        return _NULL
+    if choice == STDOUT and not is_stdin:
+        return _TO_STDOUT
+    # Another command's pipe: its stdout feeds this one's stdin (a
+    # pipeline), without passing through Python.
+    raw = getattr(getattr(choice, 'buffer', choice), 'raw', None)
+    if isinstance(raw, _Pipe) and raw._popen._handle is not None:
+        return raw._popen._handle
+    raise ValueError('procbridge commands take PIPE, DEVNULL, STDOUT, None or '
+                     "another Popen's pipe as stdio, not %r" % (choice,))
+
+
+# What call() and run() may be given for a command started, waited for and
+# given back in one host call (`popen_call`); anything else takes a Popen.
+_CALL_KEYWORDS = frozenset(('stdin', 'stdout', 'stderr', 'cwd', 'env', 'shell',
+                            'executable', 'close_fds', 'text', 'encoding', 'errors',
+                            'universal_newlines'))
+
+
+def _call_at_once(popenargs, kwargs, timeout):
+    """The return code of a command that reads and writes no pipe of ours,
+    started, waited for (killed at the timeout, raising TimeoutExpired) and
+    given back in one host call; None when the arguments need a Popen."""
+    if len(popenargs) != 1:
+        return None
+    if kwargs:
+        for key in kwargs:
+            if key not in _CALL_KEYWORDS:
+                return None
+        g = kwargs.get
+        if PIPE in (g('stdin'), g('stdout'), g('stderr')):
+            return None
+        command = _command(popenargs[0], g('shell', False), g('executable'), g('env'),
+                           g('cwd'), g('stdin'), g('stdout'), g('stderr'))
+    else:
+        command = _command(popenargs[0], False, None, None, None, None, None, None)
+    ret, code = _popen_call(command, timeout_us(True, timeout))
+    if ret < 0:
+        if -ret == 110:
+            raise TimeoutExpired(popenargs[0], timeout)
+        raise error('popen', ret)
+    return code
+
+
+_CALL_HEAD = door.head('popen_call', 9)
+_call_tail = struct.Struct('<cicicicqcI4x').pack
+
+
+def _popen_call(command, timeout):
+    """`popen_call` of an encoded command, its frame built in one join (the
+    generic door call spends more on twelve arguments than the host does
+    starting the command): its result and the return code."""
+    argv, env, env_len, cwd, (stdin, stdout, stderr) = command
+    frame = bytearray(b''.join((
+        _CALL_HEAD, door.arg_buf(b'B', len(argv)), argv,
+        door.arg_buf(b'b', len(env)), env, door.arg_i32(b'i', env_len),
+        door.arg_buf(b'B', len(cwd)), cwd,
+        _call_tail(b'i', stdin, b'i', stdout, b'i', stderr, b'I', timeout, b'b', 4))))
+    door.write(door.fd, frame)
+    return door.ret_of(frame, 4)[0], _i32_at(frame, len(frame) - 4)[0]
+
+
 class Popen:
     """As subprocess.Popen, for a granted command."""
 
@@ -182,22 +282,8 @@ class Popen:
         self._errors = errors
         self._communicated = False
         self._stdin_choice = stdin
-        argv = _argv(args, shell, executable)
-        if env is None:
-            env_list, env_len = b'', _ENV_INHERIT
-        else:
-            items = [('%s=%s' % (os.fsdecode(k), os.fsdecode(v))).encode() for k, v in env.items()]
-            env_list = pack_list(items)
-            env_len = len(env_list)
-        cwd = b'' if cwd is None else os.fsencode(cwd)
-        if stdin is None and stdout is None and stderr is None:
-            codes = (_INHERIT, _INHERIT, _INHERIT)
-        else:
-            codes = (self._stdio(stdin, True), self._stdio(stdout, False),
-                     self._stdio(stderr, False, stdout_is=stdout))
-        argv_list = pack_list([a.encode() for a in argv])
-        ret, _ = _call('popen', Buf(argv_list), Buf(env_list, with_len=False), env_len,
-                      Buf(cwd), *codes)
+        ret, _ = _call('popen', *_command_args(args, shell, executable, env, cwd,
+                                               stdin, stdout, stderr))
         if ret < 0:
             raise error('popen', ret)
         self._handle = ret
@@ -211,24 +297,6 @@ class Popen:
             self.stdout = _stream(_Pipe(self, 1), 'r', self._text, encoding, errors)
         if stderr == PIPE:
             self.stderr = _stream(_Pipe(self, 2), 'r', self._text, encoding, errors)
-
-    @staticmethod
-    def _stdio(choice, is_stdin, stdout_is=None):
-        if choice is None:
-            return _INHERIT
-        if choice == PIPE:
-            return _PIPE
-        if choice == DEVNULL:
-            return _NULL
-        if choice == STDOUT and not is_stdin:
-            return _TO_STDOUT
-        # Another command's pipe: its stdout feeds this one's stdin (a
-        # pipeline), without passing through Python.
-        raw = getattr(getattr(choice, 'buffer', choice), 'raw', None)
-        if isinstance(raw, _Pipe) and raw._popen._handle is not None:
-            return raw._popen._handle
-        raise ValueError('procbridge commands take PIPE, DEVNULL, STDOUT, None or '
-                         "another Popen's pipe as stdio, not %r" % (choice,))
 
     def poll(self):
         if self.returncode is None and self._handle is not None:
@@ -343,9 +411,13 @@ class Popen:
 
 
 def run(*popenargs, input=None, capture_output=False, timeout=None, check=False, **kwargs):
-    if (input is None and not capture_output and timeout is None
-            and PIPE not in (kwargs.get('stdin'), kwargs.get('stdout'), kwargs.get('stderr'))):
-        return _run_without_pipes(popenargs, check, kwargs)
+    if input is None and not capture_output:
+        retcode = _call_at_once(popenargs, kwargs, timeout)
+        if retcode is not None:
+            args = popenargs[0]
+            if check and retcode:
+                raise CalledProcessError(retcode, args)
+            return CompletedProcess(args, retcode)
     if input is not None:
         if kwargs.get('stdin') is not None:
             raise ValueError('stdin and input arguments may not both be used.')
@@ -379,26 +451,10 @@ def run(*popenargs, input=None, capture_output=False, timeout=None, check=False,
     return CompletedProcess(process.args, retcode, stdout, stderr)
 
 
-def _run_without_pipes(popenargs, check, kwargs):
-    """run() of a command that reads and writes no pipe of ours, with no
-    timeout: start it, wait for it, give its handle back."""
-    process = Popen(*popenargs, **kwargs)
-    process._pid_wanted = False
-    try:
-        retcode = process.wait()
-    except BaseException:
-        # As CPython's run(): an interrupted wait kills the command.
-        process.kill()
-        process.wait()
-        raise
-    finally:
-        process._close()
-    if check and retcode:
-        raise CalledProcessError(retcode, process.args)
-    return CompletedProcess(process.args, retcode)
-
-
 def call(*popenargs, timeout=None, **kwargs):
+    retcode = _call_at_once(popenargs, kwargs, timeout)
+    if retcode is not None:
+        return retcode
     with Popen(*popenargs, **kwargs) as p:
         p._pid_wanted = False
         try:

@@ -571,6 +571,22 @@ fn seeds() -> Vec<(&'static str, Seed)> {
                 .call("popen_poll", &[Slot(0), Out(8)], badf, 2),
         ),
         (
+            "true_call_at_once",
+            Seed::new()
+                .call(
+                    "popen_call",
+                    &[popen_args(0, 8, -2, -2, -2), vec![Timeout(20_000), Out(0)]].concat(),
+                    Any,
+                    0,
+                )
+                .call(
+                    "popen_call",
+                    &[popen_args(16, 7, -1, -2, -2), vec![Timeout(20_000), Out(0)]].concat(),
+                    inval,
+                    0,
+                ),
+        ),
+        (
             "errors",
             Seed::new()
                 .call("last_error", &[OutAtEnd, Byte(0), Byte(64)], Any, 0)

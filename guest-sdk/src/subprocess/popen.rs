@@ -85,6 +85,11 @@ pub struct PopenBuilder {
 }
 
 impl PopenBuilder {
+    /// The command's argv.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     /// Where stdin comes from (default: inherited).
     pub fn stdin(mut self, stdio: Stdio) -> Self {
         self.stdin = stdio;
@@ -132,16 +137,11 @@ impl PopenBuilder {
     /// `EPERM` when the command, the environment or the working directory
     /// is not granted; `EINVAL` for an empty argv.
     pub fn spawn(self) -> std::result::Result<Popen, SubprocessError> {
-        let argv = list::encode(&self.args);
-        let env = self.env.as_ref().map(|vars| {
-            let items: Vec<String> = vars.iter().map(|(k, v)| format!("{}={}", k, v)).collect();
-            list::encode(&items)
-        });
-        let cwd = self.cwd.as_deref().unwrap_or("");
+        let (argv, env) = self.encoded();
         let handle = check(sys::popen(
             &argv,
             env.as_deref(),
-            cwd.as_bytes(),
+            self.cwd.as_deref().unwrap_or("").as_bytes(),
             self.stdin.to_abi(),
             self.stdout.to_abi(),
             self.stderr.to_abi(),
@@ -154,6 +154,58 @@ impl PopenBuilder {
             returncode: None,
             buffers: [Vec::new(), Vec::new()],
         })
+    }
+
+    /// Starts the command, waits for it and returns its return code
+    /// (Python's `subprocess.call`), in one host call. At the timeout the
+    /// command's process group is killed and reaped, and the error is
+    /// [`SubprocessError::Timeout`]. Its stdio may not be pipes (nothing
+    /// could read them): that is `EINVAL`.
+    ///
+    /// ```no_run
+    /// use procbridge_sdk::subprocess::{Popen, Stdio};
+    /// use std::time::Duration;
+    ///
+    /// let code = Popen::builder(["make", "-s"])
+    ///     .stdout(Stdio::Null)
+    ///     .call(Some(Duration::from_secs(60)))?;
+    /// # Ok::<(), procbridge_sdk::subprocess::SubprocessError>(())
+    /// ```
+    pub fn call(self, timeout: Option<Duration>) -> std::result::Result<i32, SubprocessError> {
+        let (argv, env) = self.encoded();
+        let mut code = 0;
+        let ret = sys::popen_call(
+            &argv,
+            env.as_deref(),
+            self.cwd.as_deref().unwrap_or("").as_bytes(),
+            self.stdin.to_abi(),
+            self.stdout.to_abi(),
+            self.stderr.to_abi(),
+            timeout_us(timeout),
+            &mut code,
+        );
+        match check(ret) {
+            Ok(_) => Ok(code),
+            Err(e) if e.errno() == Errno::TimedOut => {
+                Err(SubprocessError::Timeout(TimeoutExpired {
+                    cmd: self.args,
+                    timeout: timeout.unwrap_or_default(),
+                    output: Vec::new(),
+                    stderr: Vec::new(),
+                }))
+            }
+            Err(e) => Err(SubprocessError::Os(e)),
+        }
+    }
+
+    /// The argv and environment lists in the ABI's encoding.
+    fn encoded(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        let argv = list::encode(&self.args);
+        let env = self.env.as_ref().map(|vars| {
+            let items: Vec<String> = vars.iter().map(|(k, v)| format!("{}={}", k, v)).collect();
+            list::encode(&items)
+        });
+        (argv, env)
     }
 }
 

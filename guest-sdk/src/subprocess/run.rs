@@ -1,6 +1,6 @@
 //! Python's `run`, `call`, `check_call` and `check_output`.
 
-use super::{CalledProcessError, Popen, Stdio, SubprocessError};
+use super::{CalledProcessError, Popen, PopenBuilder, Stdio, SubprocessError};
 use procbridge_abi::subprocess::COMMUNICATE_KILL_ON_TIMEOUT;
 use std::time::Duration;
 
@@ -91,6 +91,16 @@ where
     S: AsRef<str>,
 {
     let mut builder = Popen::builder(args);
+    let piped = |stdio: &Option<Stdio>| matches!(stdio, Some(Stdio::Pipe));
+    if options.input.is_none()
+        && !options.capture_output
+        && !piped(&options.stdout)
+        && !piped(&options.stderr)
+    {
+        // Nothing to feed or collect: one host call starts the command,
+        // waits for it and gives it back.
+        return run_at_once(builder, options);
+    }
     if options.input.is_some() {
         builder = builder.stdin(Stdio::Pipe);
     }
@@ -132,6 +142,36 @@ where
         returncode: popen.returncode().unwrap_or(-1),
         stdout,
         stderr,
+    };
+    if options.check {
+        done.check_returncode()?;
+    }
+    Ok(done)
+}
+
+/// [`run_with`] of a command with nothing piped: [`PopenBuilder::call`].
+fn run_at_once(mut builder: PopenBuilder, options: RunOptions<'_>) -> Result<CompletedProcess> {
+    if let Some(stdio) = options.stdout {
+        builder = builder.stdout(stdio);
+    }
+    if let Some(stdio) = options.stderr {
+        builder = builder.stderr(stdio);
+    }
+    if let Some(cwd) = options.cwd {
+        builder = builder.cwd(cwd);
+    }
+    if let Some(env) = &options.env {
+        builder = builder.env_clear();
+        for (k, v) in env {
+            builder = builder.env(k, v);
+        }
+    }
+    let args = builder.args().to_vec();
+    let done = CompletedProcess {
+        returncode: builder.call(options.timeout)?,
+        args,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
     };
     if options.check {
         done.check_returncode()?;

@@ -22,6 +22,7 @@ fn main() {
         "check_call" => subprocess::check_call(rest).map(|()| println!("ok")),
         "signal" => signal(rest),
         "timeout" => timeout(rest),
+        "call" => call(rest),
         "wait_timeout" => wait_timeout(),
         "pid" => pid(),
         "communicate_retry" => communicate_retry(),
@@ -121,6 +122,26 @@ fn timeout(args: &[String]) -> Result {
         &args[1..],
         RunOptions {
             capture_output: true,
+            timeout: Some(Duration::from_millis(millis)),
+            ..RunOptions::default()
+        },
+    );
+    println!("elapsed_ms {}", start.elapsed().as_millis());
+    match result {
+        Ok(done) => println!("returncode {}", done.returncode),
+        Err(e) => report(&e),
+    }
+    Ok(())
+}
+
+/// `call MILLIS ARGV...`: `run` with nothing captured and a timeout (one
+/// host call: `popen_call`).
+fn call(args: &[String]) -> Result {
+    let millis: u64 = args.first().and_then(|m| m.parse().ok()).unwrap_or(200);
+    let start = Instant::now();
+    let result = run_with(
+        &args[1..],
+        RunOptions {
             timeout: Some(Duration::from_millis(millis)),
             ..RunOptions::default()
         },

@@ -53,6 +53,15 @@ def _head(name, argc):
     return head
 
 
+# A frame's pieces, for a hot path that builds its frame in one join
+# (`subprocess.call`): the start for a function and its argument count,
+# then per argument its tag and value.
+head = _head
+arg_i32 = _arg_i32
+arg_i64 = _arg_i64
+arg_buf = _arg_buf
+
+
 def call(name, *args):
     """Calls the host function `name`; returns its i32 result and the bytes
     of every `Buf` argument as the host left them."""

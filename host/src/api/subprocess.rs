@@ -17,6 +17,7 @@
 //! | `popen_close_stdin(h)` | `0` |
 //! | `popen_send_signal(h, signal)` | `0` |
 //! | `popen_close(h)` | `0` |
+//! | `popen_call(argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr, timeout_us, code_ptr)` | `0` and the return code: `popen`, `popen_wait`, `popen_close` in one |
 
 use super::{with_memory, with_state};
 use crate::audit;
@@ -33,6 +34,16 @@ use procbridge_abi::subprocess as abi;
 use std::time::Duration;
 use wasmtime::Caller;
 
+/// `popen`'s and `popen_call`'s description of a command, as the guest
+/// passed it.
+struct CommandArgs {
+    argv: (i32, i32),
+    env: (i32, i32),
+    cwd: (i32, i32),
+    /// stdin, stdout, stderr.
+    stdio: [i32; 3],
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn popen(
     mut caller: Caller<'_, HostState>,
@@ -46,57 +57,116 @@ pub(super) fn popen(
     stdout: i32,
     stderr: i32,
 ) -> i32 {
+    let args = CommandArgs {
+        argv: (argv_ptr, argv_len),
+        env: (env_ptr, env_len),
+        cwd: (cwd_ptr, cwd_len),
+        stdio: [stdin, stdout, stderr],
+    };
     with_memory(&mut caller, |mem, state| {
-        let argv = mem.read_str_list(argv_ptr, argv_len, MAX_READ)?;
-        let env = if env_len == abi::ENV_INHERIT {
-            state.bridge.granted_env.clone()
-        } else {
-            decode_env(mem, env_ptr, env_len)?
-        };
-        let cwd = match cwd_len {
-            0 => None,
-            _ => Some(mem.read_str(cwd_ptr, cwd_len, MAX_READ)?.to_string()),
-        };
-        let bridge = &mut state.bridge;
-        // Check every stdio argument before moving any pipe out of another
-        // Popen, so a failed call takes nothing.
-        for (value, input) in [(stdin, true), (stdout, false), (stderr, false)] {
-            if value > 0 {
-                let other = bridge.handles.get::<Popen>(value, KIND)?;
-                if !other.has_pipe(input) || (!input && stdout == stderr) {
-                    return Err(BridgeError::invalid(format!(
-                        "popen handle {value} has no {} pipe to give",
-                        if input { "stdout" } else { "stdin" }
-                    )));
-                }
-            } else if !(abi::STDIO_STDOUT..=abi::STDIO_INHERIT).contains(&value)
-                || (value == abi::STDIO_STDOUT && (input || stdout == abi::STDIO_STDOUT))
-            {
+        let popen = start(mem, state, &args)?;
+        state.bridge.handles.insert(KIND, popen)
+    })
+}
+
+/// `subprocess.call`: `popen`, `popen_wait` and `popen_close` in one call
+/// (one wake-up of the guest instead of two). On timeout the command's
+/// process group is killed and reaped before `ETIMEDOUT` returns.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn popen_call(
+    mut caller: Caller<'_, HostState>,
+    argv_ptr: i32,
+    argv_len: i32,
+    env_ptr: i32,
+    env_len: i32,
+    cwd_ptr: i32,
+    cwd_len: i32,
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+    timeout_us: i64,
+    code_ptr: i32,
+) -> i32 {
+    let args = CommandArgs {
+        argv: (argv_ptr, argv_len),
+        env: (env_ptr, env_len),
+        cwd: (cwd_ptr, cwd_len),
+        stdio: [stdin, stdout, stderr],
+    };
+    with_memory(&mut caller, |mem, state| {
+        mem.check(code_ptr, 4)?;
+        let deadline = Deadline::from_micros(timeout_us)?;
+        if args.stdio.contains(&abi::STDIO_PIPE) {
+            return Err(BridgeError::invalid(
+                "popen_call takes no pipes: nothing could read or write them (use popen)",
+            ));
+        }
+        // Dropped on every way out: a command still running (the timeout)
+        // has its group killed, and is reaped.
+        let mut popen = start(mem, state, &args)?;
+        let code = popen.wait(deadline)?;
+        report_hints(&state.bridge.policy, &mut popen, catch_up(deadline));
+        mem.write_i32(code_ptr, code)?;
+        Ok(0)
+    })
+}
+
+/// Starts the command `args` describes, as `popen` does.
+fn start(
+    mem: &mut GuestMemory<'_>,
+    state: &mut HostState,
+    args: &CommandArgs,
+) -> BridgeResult<Popen> {
+    let argv = mem.read_str_list(args.argv.0, args.argv.1, MAX_READ)?;
+    let env = if args.env.1 == abi::ENV_INHERIT {
+        state.bridge.granted_env.clone()
+    } else {
+        decode_env(mem, args.env.0, args.env.1)?
+    };
+    let cwd = match args.cwd.1 {
+        0 => None,
+        _ => Some(mem.read_str(args.cwd.0, args.cwd.1, MAX_READ)?.to_string()),
+    };
+    let bridge = &mut state.bridge;
+    let [stdin, stdout, stderr] = args.stdio;
+    // Check every stdio argument before moving any pipe out of another
+    // Popen, so a failed call takes nothing.
+    for (value, input) in [(stdin, true), (stdout, false), (stderr, false)] {
+        if value > 0 {
+            let other = bridge.handles.get::<Popen>(value, KIND)?;
+            if !other.has_pipe(input) || (!input && stdout == stderr) {
                 return Err(BridgeError::invalid(format!(
-                    "{value} is not a valid stdio argument here"
+                    "popen handle {value} has no {} pipe to give",
+                    if input { "stdout" } else { "stdin" }
                 )));
             }
+        } else if !(abi::STDIO_STDOUT..=abi::STDIO_INHERIT).contains(&value)
+            || (value == abi::STDIO_STDOUT && (input || stdout == abi::STDIO_STDOUT))
+        {
+            return Err(BridgeError::invalid(format!(
+                "{value} is not a valid stdio argument here"
+            )));
         }
-        let mut req = SpawnRequest {
-            argv,
-            env,
-            cwd,
-            stdin: stdio(&mut bridge.handles, stdin, true)?,
-            stdout: stdio(&mut bridge.handles, stdout, false)?,
-            stderr: stdio(&mut bridge.handles, stderr, false)?,
-        };
-        let relays = relay_to_sinks(bridge, &mut req)?;
-        let stderr_relay = relay_for_hints(bridge, &mut req)?;
-        let cwd = req.cwd.clone();
-        let mut popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
-        for relay in relays {
-            relay(popen.pid() as u32);
-        }
-        if let Some(relay) = stderr_relay.and_then(Pending::start) {
-            popen.set_relay(relay, cwd);
-        }
-        bridge.handles.insert(KIND, popen)
-    })
+    }
+    let mut req = SpawnRequest {
+        argv,
+        env,
+        cwd,
+        stdin: stdio(&mut bridge.handles, stdin, true)?,
+        stdout: stdio(&mut bridge.handles, stdout, false)?,
+        stderr: stdio(&mut bridge.handles, stderr, false)?,
+    };
+    let relays = relay_to_sinks(bridge, &mut req)?;
+    let stderr_relay = relay_for_hints(bridge, &mut req)?;
+    let cwd = req.cwd.clone();
+    let mut popen = spawn(&bridge.policy, bridge.jail.as_deref(), req)?;
+    for relay in relays {
+        relay(popen.pid() as u32);
+    }
+    if let Some(relay) = stderr_relay.and_then(Pending::start) {
+        popen.set_relay(relay, cwd);
+    }
+    Ok(popen)
 }
 
 /// Starts relaying a command's output, given its pid.

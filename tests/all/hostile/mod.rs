@@ -68,6 +68,7 @@ cases! {
     subprocess::stdio_handles_that_cannot_give,
     subprocess::handle_table_full,
     subprocess::stopped_child_is_still_closed,
+    subprocess::popen_call_bad_arguments_and_timeouts,
     process::start_bad_arguments,
     process::odd_orders,
     process::bad_handles,

@@ -506,3 +506,71 @@ pub fn stopped_child_is_still_closed() -> Script {
         )
         .expect("(call $popen_close (global.get $b))", 0)
 }
+
+/// `popen_call(argv, env, cwd, stdin, stdout, stderr, timeout, code_ptr)`
+/// with env inherited and no cwd; `stdio` are i32 constants, or a handle
+/// in a global (`$a`).
+fn popen_call(argv: (&str, &str), stdio: [&str; 3], timeout: &str, code_ptr: &str) -> String {
+    let [stdin, stdout, stderr] = stdio.map(|s| match s.strip_prefix('$') {
+        Some(global) => format!("(global.get ${global})"),
+        None => format!("(i32.const {s})"),
+    });
+    format!(
+        "(call $popen_call (i32.const {}) (i32.const {}) (i32.const 0) (i32.const -1) \
+         (i32.const 0) (i32.const 0) {stdin} {stdout} {stderr} \
+         (i64.const {timeout}) (i32.const {code_ptr}))",
+        argv.0, argv.1
+    )
+}
+
+/// `popen_call`: `popen`'s checks, no pipes, a timeout that leaves nothing
+/// running, and the return code where the guest asked.
+pub fn popen_call_bad_arguments_and_timeouts() -> Script {
+    const NULL: [&str; 3] = ["-2", "-2", "-2"];
+    with_commands(Script::new(Via::Library))
+        .list(0x300, &[b"sh"])
+        .list(0x310, &[b"sleep", b"x"])
+        .list(0x330, &[b"\xff\xfe"])
+        .data(0x400, b"hi\n")
+        .errno(&popen_call(("65530", "7"), NULL, "-1", "0x100"), Fault)
+        .errno(&popen_call(("0x200", "-1"), NULL, "-1", "0x100"), TooBig)
+        .errno(&popen_call(("0x330", "6"), NULL, "-1", "0x100"), Inval)
+        .errno(&popen_call(("0x210", "8"), NULL, "-1", "65533"), Fault)
+        .errno(&popen_call(("0x210", "8"), NULL, "-1", "-1"), Fault)
+        .errno(&popen_call(("0x210", "8"), NULL, "-2", "0x100"), Inval)
+        .errno(
+            &popen_call(("0x210", "8"), NULL, "-9223372036854775808", "0x100"),
+            Inval,
+        )
+        // Pipes nothing could read or write.
+        .errno(&popen_call(("0x210", "8"), ["-1", "-2", "-2"], "-1", "0x100"), Inval)
+        .errno(&popen_call(("0x210", "8"), ["-2", "-1", "-2"], "-1", "0x100"), Inval)
+        .errno(&popen_call(("0x210", "8"), ["-2", "-2", "-1"], "-1", "0x100"), Inval)
+        .errno(&popen_call(("0x210", "8"), ["-3", "-2", "-2"], "-1", "0x100"), Inval)
+        .errno(&popen_call(("0x210", "8"), ["12345", "-2", "-2"], "-1", "0x100"), BadF)
+        .errno(&popen_call(("0x300", "6"), NULL, "-1", "0x100"), Perm)
+        // The return codes, where the guest asked for them.
+        .expect(&popen_call(("0x210", "8"), NULL, "-1", "0x100"), 0)
+        .expect("(i32.load (i32.const 0x100))", 0)
+        .expect(&popen_call(("0x310", "14"), NULL, "-1", "0x104"), 0)
+        .expect("(i32.load (i32.const 0x104))", 1)
+        // A command past its timeout is killed: the call returns at once
+        // and the next one works.
+        .errno(&popen_call(("0x220", "14"), NULL, "1000", "0x100"), TimedOut)
+        .expect(&popen_call(("0x210", "8"), NULL, "5000000", "0x100"), 0)
+        // The end of a pipeline: cat reads what the first cat was given.
+        .keep("$a", POPEN_CAT)
+        .expect(
+            "(call $popen_write (global.get $a) (i32.const 0x400) (i32.const 3) (i64.const -1))",
+            3,
+        )
+        .expect("(call $popen_close_stdin (global.get $a))", 0)
+        .expect(&popen_call(("0x200", "7"), ["$a", "-2", "-2"], "-1", "0x100"), 0)
+        .expect("(i32.load (i32.const 0x100))", 0)
+        // Its stdout went to the second command.
+        .errno(
+            "(call $popen_read (global.get $a) (i32.const 1) (i32.const 0x500) (i32.const 16) (i64.const 0))",
+            Inval,
+        )
+        .expect("(call $popen_close (global.get $a))", 0)
+}

@@ -70,6 +70,30 @@ fn run_timeout_kills_and_reports_partial_output() {
 }
 
 #[test]
+fn call_timeout_kills_the_command_and_its_group() {
+    let marker = Marker("31.4159");
+    let start = Instant::now();
+    let p = probe(
+        &[
+            "call",
+            "300",
+            "sh",
+            "-c",
+            "sleep 31.4159 & exec sleep 31.4159",
+        ],
+        0,
+    );
+    assert!(start.elapsed().as_secs() < 10);
+    let elapsed: u64 = p.line("elapsed_ms").parse().unwrap();
+    assert!((300..3000).contains(&elapsed), "{elapsed}");
+    assert_eq!(p.line("TimeoutExpired"), "output=\"\" stderr=\"\"");
+    assert_eq!(marker.survivors(), Vec::<i32>::new());
+    // Without a timeout, the return code.
+    let p = probe(&["call", "5000", "sh", "-c", "exit 3"], 0);
+    assert_eq!(p.line("returncode"), "3");
+}
+
+#[test]
 fn timeout_fires_when_a_grandchild_keeps_the_pipe_open() {
     // The child exits at once; the grandchild (in its process group) holds
     // stdout open. Python's communicate would hang here.
