@@ -4,17 +4,15 @@
 
 use crate::sys;
 use std::any::Any;
-use std::cell::Cell;
 use std::panic::Location;
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-thread_local! {
-    /// How many task calls are running on this thread (a batch runs items
-    /// inside one call).
-    static DEPTH: Cell<u32> = Cell::new(0);
-}
-
-static HOOK: Once = Once::new();
+/// How many task calls are running (a batch runs items inside one call).
+/// A wasm32-wasip1 module has one thread: plain statics, which cost a
+/// load and a store per call where a `thread_local!` costs a lookup.
+static DEPTH: AtomicU32 = AtomicU32::new(0);
+/// Whether the panic hook is in place.
+static HOOKED: AtomicBool = AtomicBool::new(false);
 
 /// Marks a task call as running while it lives.
 pub(crate) struct Running(());
@@ -22,22 +20,24 @@ pub(crate) struct Running(());
 impl Running {
     /// Enters a task call, installing the panic hook the first time.
     pub(crate) fn enter() -> Running {
-        HOOK.call_once(install);
-        DEPTH.with(|d| d.set(d.get() + 1));
+        if !HOOKED.swap(true, Ordering::Relaxed) {
+            install();
+        }
+        DEPTH.fetch_add(1, Ordering::Relaxed);
         Running(())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        DEPTH.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 fn install() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if DEPTH.with(Cell::get) == 0 {
+        if DEPTH.load(Ordering::Relaxed) == 0 {
             return previous(info);
         }
         let message = describe(info.payload(), info.location());

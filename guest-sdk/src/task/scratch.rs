@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use procbridge_abi::scratch as abi;
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// A scratch buffer with a data area of `N` bytes, in a `static` (zeroed
@@ -90,17 +90,23 @@ pub(super) fn args(len: i32) -> Option<&'static [u8]> {
     Some(unsafe { std::slice::from_raw_parts(header.cast::<u8>().add(abi::HEADER_LEN), len) })
 }
 
-thread_local! {
-    /// The last result handed back through the header: the host reads it
-    /// after the call returns, so it lives until the next one.
-    static RESULT: RefCell<Vec<u8>> = RefCell::new(Vec::new());
-}
+/// The last result handed back through the header: the host reads it after
+/// the call returns, so it lives until the next one. A static, not a
+/// `thread_local!` (see `Scratch`: one thread).
+struct LastResult(UnsafeCell<Vec<u8>>);
+
+// SAFETY: the module is single-threaded; only `hand_back` touches it.
+unsafe impl Sync for LastResult {}
+
+static RESULT: LastResult = LastResult(UnsafeCell::new(Vec::new()));
 
 /// Hands `bytes` back through the header; the status the task returns.
 pub(super) fn hand_back(bytes: Vec<u8>) -> i32 {
     let header = HEADER.load(Ordering::Relaxed);
     let (ptr, len) = (bytes.as_ptr() as usize as u32, bytes.len() as u32);
-    RESULT.with(|r| *r.borrow_mut() = bytes);
+    // SAFETY: one thread, and no reference to the result outlives this
+    // statement (the host reads its bytes after the call).
+    drop(unsafe { std::mem::replace(&mut *RESULT.0.get(), bytes) });
     // SAFETY: `begin` saw this header registered (a call with flags).
     unsafe {
         header.add(abi::RESULT_PTR / 4).write_volatile(ptr);
