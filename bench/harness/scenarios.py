@@ -123,11 +123,13 @@ SCENARIOS = [
     ),
     ProgramScenario(
         name="pool",
-        title="Pool(4): `map` and `apply_async`",
+        title="Pool(4): `map` and `apply_async`; Pool(1)",
         about=(
             "`Pool(4).map` of a trivial task over 20,000 items with chunksize 1 and 100, "
             "and 20,000 `apply_async` calls followed by `get()` of each; time per task. "
-            "Native: four forked workers, a task pipe to each and a shared result pipe "
+            "`Pool(1).map` of the same with chunksize 1, where each short task would "
+            "wait for a wake-up of the parent unless work is sent ahead. "
+            "Native: forked workers (four, or one), a task pipe to each and a shared result pipe "
             "(there, `apply_async` is the same as chunks of 1)."
         ),
         issue=5,
@@ -150,6 +152,7 @@ SCENARIOS = [
                 "`apply_async` + `get`, per task",
                 (Target(PYTHON, 0.5),),
             ),
+            Figure("pool1_map_task_us", "`Pool(1).map`, chunksize 1, per task"),
         ],
     ),
     ProgramScenario(

@@ -1,7 +1,8 @@
 //! Benchmark of `Pool(4)` with a trivial task: `map` of 20,000 items with
-//! chunksize 1 and 100, and 20,000 `apply_async` then `get`. Prints the
-//! median time per task (`--quick`: 2,000 tasks, one run). Naming
-//! `map1`, `map100` or `apply` runs only those.
+//! chunksize 1 and 100, and 20,000 `apply_async` then `get`; and of
+//! `Pool(1).map` with chunksize 1. Prints the median time per task
+//! (`--quick`: 2,000 tasks, one run). Naming `map1`, `map100`, `apply` or
+//! `pool1` runs only those.
 
 use procbridge_sdk::multiprocessing::Pool;
 use procbridge_sdk::task;
@@ -50,17 +51,28 @@ fn main() {
         };
         println!("BENCH {} {:.3}", key, us);
     }
-    if !wanted("apply") {
-        return;
+    if wanted("apply") {
+        let us = median_us_per_task(runs, tasks, || {
+            let results: Vec<_> = items
+                .iter()
+                .map(|i| pool.apply_async("square", i).expect("apply_async"))
+                .collect();
+            for r in results {
+                r.get().expect("get");
+            }
+        });
+        println!("BENCH apply_async_task_us {:.3}", us);
     }
-    let us = median_us_per_task(runs, tasks, || {
-        let results: Vec<_> = items
-            .iter()
-            .map(|i| pool.apply_async("square", i).expect("apply_async"))
-            .collect();
-        for r in results {
-            r.get().expect("get");
-        }
-    });
-    println!("BENCH apply_async_task_us {:.3}", us);
+    drop(pool);
+    if wanted("pool1") {
+        // One worker: every short task would wait for a wake-up of the
+        // parent if the pool did not send work ahead.
+        let one = Pool::new(1).expect("Pool(1)");
+        one.map("square", items.iter().take(100)).expect("warm-up");
+        let us = median_us_per_task(runs, tasks, || {
+            let results = one.map_chunked("square", &items, 1).expect("map");
+            assert_eq!(results.len(), tasks);
+        });
+        println!("BENCH pool1_map_task_us {:.3}", us);
+    }
 }

@@ -57,11 +57,18 @@ const MAX_ITEMS: usize = 1 << 20;
 const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Chunks that finish faster than this are sent to busy workers ahead of
-/// time (up to [`PIPELINE_DEPTH`] per worker), so a worker never waits for
-/// the parent between short tasks. Longer ones go only to free workers, as
-/// Python's pool hands a task to the first worker that is free.
+/// time, so a worker never waits for the parent between short tasks.
+/// Longer ones go only to free workers, as Python's pool hands a task to the
+/// first worker that is free.
 const PIPELINE_BELOW: Duration = Duration::from_micros(500);
+/// How much work a worker holds ahead: enough short chunks to outlast a
+/// wake-up of the parent and its reply (tens of µs on a VM, across CPUs)...
+const PIPELINE_COVER: Duration = Duration::from_micros(200);
+/// ... but never fewer than this many chunks ...
 const PIPELINE_DEPTH: usize = 4;
+/// ... nor more (a worker that dies gives the ones it had not started back
+/// to the queue).
+const PIPELINE_MAX: usize = 64;
 
 /// See [`Pool::wants_round`].
 const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(50);

@@ -5,9 +5,28 @@
 use super::batch::Outcome;
 use super::chunk::Chunk;
 use super::worker::{Read, Worker};
-use super::{frame, Cause, Pool, Wait, PIPELINE_BELOW, PIPELINE_DEPTH, RESTART_BACKOFF};
+use super::{
+    frame, Cause, Pool, Wait, PIPELINE_BELOW, PIPELINE_COVER, PIPELINE_DEPTH, PIPELINE_MAX,
+    RESTART_BACKOFF,
+};
 use crate::errno::BridgeResult;
 use std::time::{Duration, Instant};
+
+/// How many chunks a worker may hold, given how long a chunk takes: one
+/// for long ones; for short ones enough to cover [`PIPELINE_COVER`] of work
+/// (the parent's wake-up and round trip), at least [`PIPELINE_DEPTH`] and
+/// at most [`PIPELINE_MAX`].
+fn pipeline_depth(service: Option<Duration>) -> usize {
+    match service {
+        Some(service) if service < PIPELINE_BELOW => {
+            let cover = PIPELINE_COVER.as_nanos() / service.as_nanos().max(1);
+            usize::try_from(cover)
+                .unwrap_or(PIPELINE_MAX)
+                .clamp(PIPELINE_DEPTH, PIPELINE_MAX)
+        }
+        _ => 1,
+    }
+}
 
 impl Pool {
     /// One round of progress; blocks in `poll` at most as `wait` allows.
@@ -136,10 +155,7 @@ impl Pool {
     /// Sends queued chunks: first one to each free worker, then (for short
     /// tasks) more to busy ones.
     fn dispatch(&mut self) {
-        let depth = match self.service {
-            Some(service) if service < PIPELINE_BELOW => PIPELINE_DEPTH,
-            _ => 1,
-        };
+        let depth = pipeline_depth(self.service);
         let max_tasks = self.config.max_tasks;
         for level in 1..=depth {
             for worker in &mut self.workers {
@@ -273,5 +289,22 @@ impl Pool {
                 index += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_chunks_are_sent_ahead_to_cover_a_wake_up_and_long_ones_are_not() {
+        let us = Duration::from_micros;
+        assert_eq!(pipeline_depth(None), 1);
+        assert_eq!(pipeline_depth(Some(us(2_000))), 1);
+        assert_eq!(pipeline_depth(Some(PIPELINE_BELOW)), 1);
+        assert_eq!(pipeline_depth(Some(us(400))), PIPELINE_DEPTH);
+        assert_eq!(pipeline_depth(Some(us(20))), 10);
+        assert_eq!(pipeline_depth(Some(us(2))), PIPELINE_MAX);
+        assert_eq!(pipeline_depth(Some(Duration::ZERO)), PIPELINE_MAX);
     }
 }

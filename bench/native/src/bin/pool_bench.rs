@@ -6,13 +6,12 @@
 //!   in chunks of 1 and 100, round-robin, every result collected; time per
 //!   task;
 //! - `apply_async_task_us`: 20,000 single-item tasks submitted, then every
-//!   result collected; time per task.
+//!   result collected; time per task;
+//! - `pool1_map_task_us`: the same `map` with chunksize 1 on one worker.
 
 use procbridge_bench_native::{fork_child, report, wait_child, Scale};
 use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::time::{Duration, Instant};
-
-const WORKERS: usize = 4;
 
 /// Header of a chunk: its first index and its number of items. A chunk
 /// with no items stops the worker.
@@ -22,7 +21,7 @@ fn main() {
     let scale = Scale::from_args();
     let tasks = scale.pick(2_000, 20_000);
     let runs = scale.pick(1, 3);
-    let mut pool = Pool::new();
+    let mut pool = Pool::new(4);
     pool.map(100, 1); // warm up: every worker has run
     for chunksize in [1, 100] {
         let elapsed = median((0..runs).map(|_| pool.map(tasks, chunksize)));
@@ -35,10 +34,15 @@ fn main() {
     let elapsed = median((0..runs).map(|_| pool.map(tasks, 1)));
     report("apply_async_task_us", per_task(elapsed, tasks));
     pool.close();
+    let mut one = Pool::new(1);
+    one.map(100, 1);
+    let elapsed = median((0..runs).map(|_| one.map(tasks, 1)));
+    report("pool1_map_task_us", per_task(elapsed, tasks));
+    one.close();
 }
 
-/// Four workers, each reading chunks from its own pipe and writing results
-/// to the shared result pipe.
+/// Workers, each reading chunks from its own pipe and writing results to
+/// the shared result pipe.
 struct Pool {
     tasks: Vec<PipeWriter>,
     results: PipeReader,
@@ -46,11 +50,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn new() -> Pool {
+    fn new(workers: usize) -> Pool {
         let (results, results_write) = std::io::pipe().expect("pipe");
         let mut tasks = Vec::new();
         let mut pids = Vec::new();
-        for _ in 0..WORKERS {
+        for _ in 0..workers {
             let (task_read, task_write) = std::io::pipe().expect("pipe");
             let out = results_write.try_clone().expect("dup");
             // The worker's ends move into the closure; the parent drops them.
@@ -69,6 +73,7 @@ impl Pool {
         let start = Instant::now();
         let mut squares = vec![0_u64; count];
         let tasks = &mut self.tasks;
+        let workers = tasks.len();
         let results = &mut self.results;
         std::thread::scope(|scope| {
             // Submitting from a thread while collecting here: neither side
@@ -77,7 +82,7 @@ impl Pool {
                 for (n, first) in (0..count).step_by(chunksize).enumerate() {
                     let len = chunksize.min(count - first);
                     let items: Vec<u64> = (first..first + len).map(|i| i as u64).collect();
-                    send_chunk(&mut tasks[n % WORKERS], first, &items);
+                    send_chunk(&mut tasks[n % workers], first, &items);
                 }
             });
             let mut done = 0;
