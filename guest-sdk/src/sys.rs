@@ -121,22 +121,35 @@ pub fn waitpid(pid: i32, options: i32, status: &mut i32) -> i32 {
     unsafe { raw::waitpid(pid, options, status) }
 }
 
-/// `popen`: `argv` and `env` are lists; `env` `None` gives the child the
-/// granted environment; an empty `cwd` is the default.
-pub fn popen(
-    argv: &[u8],
-    env: Option<&[u8]>,
-    cwd: &[u8],
-    stdin: i32,
-    stdout: i32,
-    stderr: i32,
-) -> i32 {
-    let (argv_ptr, argv_len) = parts(argv);
-    let (env_ptr, env_len) = match env {
-        Some(env) => parts(env),
-        None => (std::ptr::null(), procbridge_abi::subprocess::ENV_INHERIT),
-    };
-    let (cwd_ptr, cwd_len) = parts(cwd);
+/// A command as `popen` and `popen_call` take it: argv and env lists (the
+/// ABI's encoding; no env: the guest's granted one), cwd (empty: the
+/// default) and the stdio codes.
+pub struct Command<'a> {
+    /// The argv list.
+    pub argv: &'a [u8],
+    /// The `KEY=VALUE` list; `None`: the guest's granted environment.
+    pub env: Option<&'a [u8]>,
+    /// The working directory; empty: the default.
+    pub cwd: &'a [u8],
+    /// stdin, stdout, stderr.
+    pub stdio: [i32; 3],
+}
+
+impl Command<'_> {
+    /// The pointers and lengths the imports take, before the stdio codes.
+    fn parts(&self) -> [(*const u8, i32); 3] {
+        let env = match self.env {
+            Some(env) => parts(env),
+            None => (std::ptr::null(), procbridge_abi::subprocess::ENV_INHERIT),
+        };
+        [parts(self.argv), env, parts(self.cwd)]
+    }
+}
+
+/// `popen`: a handle.
+pub fn popen(command: &Command<'_>) -> i32 {
+    let [(argv_ptr, argv_len), (env_ptr, env_len), (cwd_ptr, cwd_len)] = command.parts();
+    let [stdin, stdout, stderr] = command.stdio;
     // SAFETY: pointers and lengths of live slices (or the null pointer with
     // ENV_INHERIT, which the host does not read).
     unsafe {
@@ -160,26 +173,10 @@ pub fn popen_wait(h: i32, timeout_us: i64, code: &mut i32) -> i32 {
 
 /// `popen_call`: `popen`, `popen_wait` and `popen_close` in one call;
 /// `code` gets the return code.
-#[allow(clippy::too_many_arguments)]
-pub fn popen_call(
-    argv: &[u8],
-    env: Option<&[u8]>,
-    cwd: &[u8],
-    stdin: i32,
-    stdout: i32,
-    stderr: i32,
-    timeout_us: i64,
-    code: &mut i32,
-) -> i32 {
-    let (argv_ptr, argv_len) = parts(argv);
-    let (env_ptr, env_len) = match env {
-        Some(env) => parts(env),
-        None => (std::ptr::null(), procbridge_abi::subprocess::ENV_INHERIT),
-    };
-    let (cwd_ptr, cwd_len) = parts(cwd);
-    // SAFETY: pointers and lengths of live slices (or the null pointer with
-    // ENV_INHERIT, which the host does not read); `code` is one writable
-    // i32.
+pub fn popen_call(command: &Command<'_>, timeout_us: i64, code: &mut i32) -> i32 {
+    let [(argv_ptr, argv_len), (env_ptr, env_len), (cwd_ptr, cwd_len)] = command.parts();
+    let [stdin, stdout, stderr] = command.stdio;
+    // SAFETY: as `popen`; `code` is one writable i32.
     unsafe {
         raw::popen_call(
             argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr,

@@ -138,14 +138,7 @@ impl PopenBuilder {
     /// is not granted; `EINVAL` for an empty argv.
     pub fn spawn(self) -> std::result::Result<Popen, SubprocessError> {
         let (argv, env) = self.encoded();
-        let handle = check(sys::popen(
-            &argv,
-            env.as_deref(),
-            self.cwd.as_deref().unwrap_or("").as_bytes(),
-            self.stdin.to_abi(),
-            self.stdout.to_abi(),
-            self.stderr.to_abi(),
-        ))?;
+        let handle = check(sys::popen(&self.command(&argv, env.as_deref())))?;
         let pid = sys::popen_pid(handle).max(0) as u32;
         Ok(Popen {
             handle,
@@ -175,12 +168,7 @@ impl PopenBuilder {
         let (argv, env) = self.encoded();
         let mut code = 0;
         let ret = sys::popen_call(
-            &argv,
-            env.as_deref(),
-            self.cwd.as_deref().unwrap_or("").as_bytes(),
-            self.stdin.to_abi(),
-            self.stdout.to_abi(),
-            self.stderr.to_abi(),
+            &self.command(&argv, env.as_deref()),
             timeout_us(timeout),
             &mut code,
         );
@@ -195,6 +183,20 @@ impl PopenBuilder {
                 }))
             }
             Err(e) => Err(SubprocessError::Os(e)),
+        }
+    }
+
+    /// The command as the host functions take it, with its lists encoded.
+    fn command<'a>(&'a self, argv: &'a [u8], env: Option<&'a [u8]>) -> sys::Command<'a> {
+        sys::Command {
+            argv,
+            env,
+            cwd: self.cwd.as_deref().unwrap_or("").as_bytes(),
+            stdio: [
+                self.stdin.to_abi(),
+                self.stdout.to_abi(),
+                self.stderr.to_abi(),
+            ],
         }
     }
 

@@ -107,22 +107,7 @@ where
     if options.capture_output {
         builder = builder.stdout(Stdio::Pipe).stderr(Stdio::Pipe);
     }
-    if let Some(stdio) = options.stdout {
-        builder = builder.stdout(stdio);
-    }
-    if let Some(stdio) = options.stderr {
-        builder = builder.stderr(stdio);
-    }
-    if let Some(cwd) = options.cwd {
-        builder = builder.cwd(cwd);
-    }
-    if let Some(env) = &options.env {
-        builder = builder.env_clear();
-        for (k, v) in env {
-            builder = builder.env(k, v);
-        }
-    }
-    let mut popen = builder.spawn()?;
+    let mut popen = with_options(builder, &options).spawn()?;
     let (stdout, stderr) = match popen.communicate_flags(
         options.input,
         options.timeout,
@@ -149,8 +134,8 @@ where
     Ok(done)
 }
 
-/// [`run_with`] of a command with nothing piped: [`PopenBuilder::call`].
-fn run_at_once(mut builder: PopenBuilder, options: RunOptions<'_>) -> Result<CompletedProcess> {
+/// `builder` with the stdio, cwd and environment `options` ask for.
+fn with_options(mut builder: PopenBuilder, options: &RunOptions<'_>) -> PopenBuilder {
     if let Some(stdio) = options.stdout {
         builder = builder.stdout(stdio);
     }
@@ -166,6 +151,12 @@ fn run_at_once(mut builder: PopenBuilder, options: RunOptions<'_>) -> Result<Com
             builder = builder.env(k, v);
         }
     }
+    builder
+}
+
+/// [`run_with`] of a command with nothing piped: [`PopenBuilder::call`].
+fn run_at_once(builder: PopenBuilder, options: RunOptions<'_>) -> Result<CompletedProcess> {
+    let builder = with_options(builder, &options);
     let args = builder.args().to_vec();
     let done = CompletedProcess {
         returncode: builder.call(options.timeout)?,

@@ -116,32 +116,24 @@ fn signal(args: &[String]) -> Result {
 
 /// `timeout MILLIS ARGV...`: `run` with capture and a timeout.
 fn timeout(args: &[String]) -> Result {
-    let millis: u64 = args.first().and_then(|m| m.parse().ok()).unwrap_or(200);
-    let start = Instant::now();
-    let result = run_with(
-        &args[1..],
-        RunOptions {
-            capture_output: true,
-            timeout: Some(Duration::from_millis(millis)),
-            ..RunOptions::default()
-        },
-    );
-    println!("elapsed_ms {}", start.elapsed().as_millis());
-    match result {
-        Ok(done) => println!("returncode {}", done.returncode),
-        Err(e) => report(&e),
-    }
-    Ok(())
+    timed_run(args, true)
 }
 
 /// `call MILLIS ARGV...`: `run` with nothing captured and a timeout (one
 /// host call: `popen_call`).
 fn call(args: &[String]) -> Result {
+    timed_run(args, false)
+}
+
+/// `run` of `ARGV...` with a timeout of `MILLIS`: prints how long it took
+/// and its return code or error.
+fn timed_run(args: &[String], capture_output: bool) -> Result {
     let millis: u64 = args.first().and_then(|m| m.parse().ok()).unwrap_or(200);
     let start = Instant::now();
     let result = run_with(
         &args[1..],
         RunOptions {
+            capture_output,
             timeout: Some(Duration::from_millis(millis)),
             ..RunOptions::default()
         },

@@ -35,13 +35,27 @@ use std::time::Duration;
 use wasmtime::Caller;
 
 /// `popen`'s and `popen_call`'s description of a command, as the guest
-/// passed it.
-struct CommandArgs {
-    argv: (i32, i32),
-    env: (i32, i32),
-    cwd: (i32, i32),
+/// passed it: `argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len,
+/// stdin, stdout, stderr`.
+struct CommandArgs([i32; 9]);
+
+impl CommandArgs {
+    fn argv(&self) -> (i32, i32) {
+        (self.0[0], self.0[1])
+    }
+
+    fn env(&self) -> (i32, i32) {
+        (self.0[2], self.0[3])
+    }
+
+    fn cwd(&self) -> (i32, i32) {
+        (self.0[4], self.0[5])
+    }
+
     /// stdin, stdout, stderr.
-    stdio: [i32; 3],
+    fn stdio(&self) -> [i32; 3] {
+        [self.0[6], self.0[7], self.0[8]]
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -57,12 +71,9 @@ pub(super) fn popen(
     stdout: i32,
     stderr: i32,
 ) -> i32 {
-    let args = CommandArgs {
-        argv: (argv_ptr, argv_len),
-        env: (env_ptr, env_len),
-        cwd: (cwd_ptr, cwd_len),
-        stdio: [stdin, stdout, stderr],
-    };
+    let args = CommandArgs([
+        argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr,
+    ]);
     with_memory(&mut caller, |mem, state| {
         let popen = start(mem, state, &args)?;
         state.bridge.handles.insert(KIND, popen)
@@ -87,16 +98,13 @@ pub(super) fn popen_call(
     timeout_us: i64,
     code_ptr: i32,
 ) -> i32 {
-    let args = CommandArgs {
-        argv: (argv_ptr, argv_len),
-        env: (env_ptr, env_len),
-        cwd: (cwd_ptr, cwd_len),
-        stdio: [stdin, stdout, stderr],
-    };
+    let args = CommandArgs([
+        argv_ptr, argv_len, env_ptr, env_len, cwd_ptr, cwd_len, stdin, stdout, stderr,
+    ]);
     with_memory(&mut caller, |mem, state| {
         mem.check(code_ptr, 4)?;
         let deadline = Deadline::from_micros(timeout_us)?;
-        if args.stdio.contains(&abi::STDIO_PIPE) {
+        if args.stdio().contains(&abi::STDIO_PIPE) {
             return Err(BridgeError::invalid(
                 "popen_call takes no pipes: nothing could read or write them (use popen)",
             ));
@@ -117,18 +125,18 @@ fn start(
     state: &mut HostState,
     args: &CommandArgs,
 ) -> BridgeResult<Popen> {
-    let argv = mem.read_str_list(args.argv.0, args.argv.1, MAX_READ)?;
-    let env = if args.env.1 == abi::ENV_INHERIT {
-        state.bridge.granted_env.clone()
-    } else {
-        decode_env(mem, args.env.0, args.env.1)?
+    let (argv_ptr, argv_len) = args.argv();
+    let argv = mem.read_str_list(argv_ptr, argv_len, MAX_READ)?;
+    let env = match args.env() {
+        (_, abi::ENV_INHERIT) => state.bridge.granted_env.clone(),
+        (ptr, len) => decode_env(mem, ptr, len)?,
     };
-    let cwd = match args.cwd.1 {
-        0 => None,
-        _ => Some(mem.read_str(args.cwd.0, args.cwd.1, MAX_READ)?.to_string()),
+    let cwd = match args.cwd() {
+        (_, 0) => None,
+        (ptr, len) => Some(mem.read_str(ptr, len, MAX_READ)?.to_string()),
     };
     let bridge = &mut state.bridge;
-    let [stdin, stdout, stderr] = args.stdio;
+    let [stdin, stdout, stderr] = args.stdio();
     // Check every stdio argument before moving any pipe out of another
     // Popen, so a failed call takes nothing.
     for (value, input) in [(stdin, true), (stdout, false), (stderr, false)] {
