@@ -173,7 +173,9 @@ impl Pool {
     /// Decodes the replies worker `index` sent. `false` if it sent garbage.
     fn take_replies(&mut self, index: usize) -> bool {
         let input = self.workers[index].take_input();
+        let since = self.workers[index].head_since;
         let mut used = 0;
+        let mut replies: u32 = 0;
         let mut valid = true;
         loop {
             match frame::next_frame(&input[used..]) {
@@ -187,6 +189,7 @@ impl Pool {
                         valid = false;
                         break;
                     }
+                    replies += 1;
                     used += len;
                 }
                 Err(_) => {
@@ -196,7 +199,20 @@ impl Pool {
             }
         }
         self.workers[index].keep_unread(input, used);
+        if replies > 0 {
+            // Replies read together came one service time apart (the worker
+            // had them queued): share the time since the first began.
+            self.note_service(Instant::now().saturating_duration_since(since) / replies);
+        }
         valid
+    }
+
+    /// Folds one chunk's service time into the pool's running estimate.
+    fn note_service(&mut self, took: Duration) {
+        self.service = Some(match self.service {
+            Some(avg) => (avg * 7 + took) / 8,
+            None => took,
+        });
     }
 
     fn on_reply(&mut self, index: usize, reply: &frame::Reply<'_>) -> bool {
@@ -208,13 +224,7 @@ impl Pool {
         let Some(chunk) = chunk else {
             return false;
         };
-        let now = Instant::now();
-        let took = now.saturating_duration_since(worker.head_since);
-        self.service = Some(match self.service {
-            Some(avg) => (avg * 7 + took) / 8,
-            None => took,
-        });
-        worker.head_since = now;
+        worker.head_since = Instant::now();
         worker.dying |= reply.fatal;
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
             let answered = reply.ends.len().min(chunk.count);
