@@ -568,3 +568,44 @@ for pid in pids:
         stderr(&out)
     );
 }
+
+/// `subprocess.call` and `run` without pipes take one host call
+/// (`popen_call`), whose frame the module builds itself: the working
+/// directory, the environment, the return code and a timeout all arrive
+/// as `python3` would pass them.
+#[test]
+fn call_and_run_without_pipes_pass_cwd_env_and_timeouts() {
+    let dir = tempfile::Builder::new().prefix("pb-call").tempdir().unwrap();
+    let grant = format!("{}::/data", dir.path().display());
+    let script = "\
+import subprocess, time
+print('cwd', subprocess.call(['sh', '-c', 'pwd; exit 2'], cwd='/data'), flush=True)
+print('env', subprocess.call(['sh', '-c', 'echo $PB_GREETING'], env={'PB_GREETING': 'hello'}), flush=True)
+started = time.monotonic()
+try:
+    subprocess.run(['sleep', '30'], timeout=0.3)
+except subprocess.TimeoutExpired as e:
+    print('timeout', e.cmd, e.timeout, time.monotonic() - started < 10, flush=True)
+print('after', subprocess.run(['sh', '-c', 'exit 0']).returncode, flush=True)
+";
+    let out = procbridge()
+        .args(["python", "--allow-run", "sh", "--allow-run", "sleep"])
+        .args(["--env", "PB_GREETING", "--dir", &grant, "-c", script])
+        .env("PB_GREETING", "hello")
+        .env_remove("PYTHONUNBUFFERED")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge python");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [
+            "/data",
+            "cwd 2",
+            "hello",
+            "env 0",
+            "timeout ['sleep', '30'] 0.3 True",
+            "after 0",
+        ]
+    );
+}
