@@ -575,7 +575,10 @@ for pid in pids:
 /// as `python3` would pass them.
 #[test]
 fn call_and_run_without_pipes_pass_cwd_env_and_timeouts() {
-    let dir = tempfile::Builder::new().prefix("pb-call").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pb-call")
+        .tempdir()
+        .unwrap();
     let grant = format!("{}::/data", dir.path().display());
     let script = "\
 import subprocess, time
