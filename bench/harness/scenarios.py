@@ -177,13 +177,18 @@ SCENARIOS = [
         ),
         issue=6,
         notes=[
-            "Four writers on a bounded queue: a freed slot wakes one writer and a new "
-            "message the reader, each passing the wake-up on while there is more "
-            "(every put and get used to wake every waiter); this did not move the "
-            "figures measurably on this machine. What remains is, most likely, the one "
-            "lock every put and get takes across the four processes; the native pipe's "
-            "writers are serialised by the kernel instead. Issue 19's targets (at "
-            "least the native pipe's rate, and 3M msg/s for 16 bytes) are not met.",
+            "Four writers on a bounded queue (issue 19): writers that find it full "
+            "sleep without watching, and are woken together when it is down to half, "
+            "so each wake-up refills many slots; the reader is woken only when the "
+            "queue stops being empty; the queue's lock is tried for a moment before "
+            "a process sleeps on it, since it is held only to copy a message. Before "
+            "(a wake-up per freed slot, a sleep on every contended lock), measured by "
+            "hand on this machine: 460,000 16-byte and 240,000 4,000-byte messages "
+            "per second; one writer's 16-byte rate went from 1.56M to about 3.8M "
+            "msg/s. Issue 19 also asks for 3M msg/s with four writers of 16 bytes.",
+            "An unbounded queue grows as Python's does: its ring starts at 64 KiB and "
+            "doubles while messages wait, up to the policy's queued-bytes limit "
+            "(64 MiB unless set; every queue used to stop at 8 MiB).",
         ],
         guest="queue_bench",
         python="queue_bench.py",
@@ -191,8 +196,16 @@ SCENARIOS = [
         figures=[
             Figure("queue_16b_msg_s", "Queue, 16-byte messages", (Target(PYTHON, 0.5),)),
             Figure("queue_64k_mb_s", "Queue, 64 KiB messages", (Target(PYTHON, 0.5),)),
-            Figure("queue_4p_16b_msg_s", "Queue, 4 writers, bounded, 16-byte messages"),
-            Figure("queue_4p_4k_msg_s", "Queue, 4 writers, bounded, 4,000-byte messages"),
+            Figure(
+                "queue_4p_16b_msg_s",
+                "Queue, 4 writers, bounded, 16-byte messages",
+                (Target(NATIVE, 1.0),),
+            ),
+            Figure(
+                "queue_4p_4k_msg_s",
+                "Queue, 4 writers, bounded, 4,000-byte messages",
+                (Target(NATIVE, 1.0),),
+            ),
             Figure(
                 "pipe_pingpong_us",
                 "Pipe ping-pong round trip",

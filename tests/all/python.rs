@@ -612,3 +612,34 @@ print('after', subprocess.run(['sh', '-c', 'exit 0']).returncode, flush=True)
         ]
     );
 }
+
+#[test]
+fn an_unbounded_queue_grows_like_pythons_up_to_the_queued_bytes_limit() {
+    // 20 MiB waiting in a Queue nobody reads yet: it used to stop at 8 MiB.
+    let script = "\
+from multiprocessing import Queue
+q = Queue()
+for i in range(20):
+    q.put(bytes([i]) * (1 << 20))
+print('held', q.qsize(), flush=True)
+print('order', all(q.get()[0] == i for i in range(20)), flush=True)
+";
+    let out = procbridge_python(&["-c", script]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        ["held 20", "order True"]
+    );
+    // Under a 1 MiB queued-bytes limit the same queue stops there.
+    let out = procbridge()
+        .args(["python", "--max-queued", "1", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge python");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("does not fit in a queue of 1048576 bytes"),
+        "{}",
+        stderr(&out)
+    );
+}

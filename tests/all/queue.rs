@@ -128,6 +128,12 @@ fn a_flooding_guest_gets_an_error_not_host_memory() {
 }
 
 #[test]
+fn an_unbounded_queue_grows_as_messages_wait() {
+    // It used to stop at 8 MiB with ENOBUFS.
+    assert_eq!(queue_probe(&["grow"]), ["grew to 40 MiB in order true"]);
+}
+
+#[test]
 fn large_messages_and_bad_decodes() {
     assert_eq!(
         queue_probe(&["big", "decode"]),

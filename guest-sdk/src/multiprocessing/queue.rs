@@ -14,7 +14,9 @@ use std::time::Duration;
 /// Every message put is got exactly once, by one getter, in the order each
 /// putter put them. A queue made with a `maxsize` makes putters wait while
 /// it is full; an unbounded one never does, but holds at most its byte
-/// limit (8 MiB unless [`with_limits`](Queue::with_limits) says otherwise):
+/// limit (the policy's queued-bytes limit, 64 MiB by default, unless
+/// [`with_limits`](Queue::with_limits) says less; its memory grows with
+/// what waits in it):
 /// a put past it fails with [`ErrorKind::Full`].
 ///
 /// A `Queue` is a handle: [`clone`](Clone::clone) it to hand it to a
@@ -91,7 +93,7 @@ impl Queue {
 
     /// A queue of at most `maxsize` messages (`0`: unbounded) and
     /// `max_bytes` queued bytes, counting 4 per message (`0`: the host's
-    /// default, 8 MiB; at most 64 MiB).
+    /// default, the policy's queued-bytes limit; at most 64 MiB).
     ///
     /// # Errors
     /// As [`with_maxsize`](Queue::with_maxsize); `EINVAL` for a byte limit

@@ -24,6 +24,7 @@ fn main() {
             "bad_handles" => bad_handles(),
             "flood" => flood(),
             "big" => big(),
+            "grow" => grow(),
             "decode" => decode(),
             "pipe" => pipe(),
             "pipe_eof" => pipe_eof(),
@@ -218,7 +219,7 @@ fn flood() -> Result {
     println!("full {:?}", err.kind());
     println!(
         "too big {:?}",
-        errno_of_put(Queue::new()?.put(vec![0u8; 9 << 20]))
+        errno_of_put(Queue::with_limits(0, 1 << 20)?.put(vec![0u8; 2 << 20]))
     );
     println!(
         "limit {:?}",
@@ -247,6 +248,24 @@ fn big() -> Result {
     let a: Vec<u8> = y.recv()?;
     let s: String = y.recv()?;
     println!("pipe big {} {}", a == big, s);
+    Ok(())
+}
+
+/// An unbounded queue with the default limit holds 40 MiB of waiting
+/// messages (its ring grows from 64 KiB), then gives them back in order.
+fn grow() -> Result {
+    let q = Queue::new()?;
+    let mut message = vec![7u8; 1 << 20];
+    for i in 0..40u8 {
+        message[0] = i;
+        q.put(&message)?;
+    }
+    let mut in_order = true;
+    for i in 0..40u8 {
+        let got: Vec<u8> = q.get()?;
+        in_order &= got.len() == 1 << 20 && got[0] == i;
+    }
+    println!("grew to 40 MiB in order {in_order}");
     Ok(())
 }
 

@@ -40,6 +40,7 @@ pub(super) fn queue_new(
         // The policy's queued-bytes limit bounds every queue's ring.
         let limit = state.bridge.policy.limits().max_queued_bytes;
         let max_bytes = match max_bytes {
+            // Unsaid: as much as the policy allows (the ring grows to it).
             0 => DEFAULT_QUEUE_BYTES.min(limit),
             // Outside what any queue may hold is EINVAL (from `Queue::new`);
             // within it but over the policy is a denial.

@@ -154,9 +154,10 @@ fn one_writer_three_readers_each_message_exactly_once_in_order() {
 
 #[test]
 fn four_writers_three_readers_on_a_tiny_queue_lose_nothing() {
-    // Each freed slot wakes one writer, and a reader that leaves messages
-    // behind wakes the next reader: with more sleepers than slots, every
-    // message still arrives exactly once, and every writer and reader ends.
+    // Writers are woken together at the low-water mark, and a reader that
+    // leaves messages behind wakes the next reader: with more sleepers than
+    // slots, every message still arrives exactly once, and every writer and
+    // reader ends.
     let _serial = serial();
     const N: u32 = 5_000;
     // The nap that would hide a lost wake-up is 30 s in tests: a run

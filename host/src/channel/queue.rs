@@ -9,15 +9,22 @@ use crate::errno::{BridgeError, BridgeResult, Errno};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Queued bytes a queue holds when its creator does not say (8 MiB).
-pub const DEFAULT_QUEUE_BYTES: usize = 8 << 20;
+/// Queued bytes a queue may hold when its creator does not say (64 MiB;
+/// its ring starts at [`INITIAL_RING_BYTES`] and grows as messages wait).
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 
 /// The most queued bytes one queue may hold (64 MiB).
 pub const MAX_QUEUE_BYTES: usize = 64 << 20;
 
-/// The most queued bytes all the queues created by one OS process may hold
-/// together (512 MiB); creating more is `ENOMEM`.
+/// The most ring bytes the queues made or grown by one OS process may hold
+/// together (512 MiB); making or growing more is `ENOMEM`.
 pub const MAX_TOTAL_QUEUE_BYTES: usize = 512 << 20;
+
+/// The size a queue's ring starts at, at most: it doubles when a message
+/// does not fit, up to the queue's byte limit, as a Python queue's deque
+/// grows. A limit that is not this size times a power of two starts at a
+/// size that doubles into it exactly (an odd limit starts at the limit).
+pub const INITIAL_RING_BYTES: usize = 64 << 10;
 
 /// The smallest byte limit a queue may have.
 const MIN_QUEUE_BYTES: usize = 16;
@@ -53,6 +60,9 @@ pub(super) struct State {
     count: u64,
     unfinished: u64,
     shutdown: u32,
+    /// The ring's size in bytes: the part of the mapping in use, from
+    /// the start of the data (see [`Queue::grow_for`]).
+    capacity: u64,
 }
 
 /// The start of the shared mapping; the ring's bytes follow it.
@@ -105,6 +115,9 @@ const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
 pub struct Queue {
     region: SharedRegion,
     config: QueueConfig,
+    /// Ring bytes this process counted against [`MAX_TOTAL_QUEUE_BYTES`]
+    /// for this queue (made it, or grew it), given back on drop.
+    charged: AtomicUsize,
 }
 
 impl std::fmt::Debug for Queue {
@@ -123,6 +136,13 @@ pub(super) struct Guard<'a> {
 impl Guard<'_> {
     /// The state and the ring's bytes, borrowed while the lock is held.
     pub(super) fn parts(&mut self) -> (&mut State, &mut [u8]) {
+        let (state, data) = self.whole();
+        let capacity = (state.capacity as usize).min(data.len());
+        (state, &mut data[..capacity])
+    }
+
+    /// The state and every byte the ring may grow into.
+    fn whole(&mut self) -> (&mut State, &mut [u8]) {
         let region = &self.queue.region;
         // SAFETY: the lock is held, so no other thread or process touches
         // the state or the ring's bytes; both lie inside the mapping, which
@@ -158,11 +178,14 @@ impl Queue {
                 config.max_bytes
             )));
         }
-        reserve_bytes(config.max_bytes)?;
+        let capacity = initial_capacity(config.max_bytes);
+        reserve_bytes(capacity)?;
+        // The whole limit is reserved as address space only: a page costs
+        // memory once the ring has grown over it.
         let region = match SharedRegion::new(DATA_OFFSET + config.max_bytes) {
             Ok(region) => region,
             Err(err) => {
-                TOTAL_QUEUE_BYTES.fetch_sub(config.max_bytes, Ordering::SeqCst);
+                TOTAL_QUEUE_BYTES.fetch_sub(capacity, Ordering::SeqCst);
                 return Err(BridgeError::new(Errno::NoMem, format!("map queue: {err}")));
             }
         };
@@ -170,10 +193,52 @@ impl Queue {
         // SAFETY: the mapping is fresh, zeroed (a valid `State` and valid
         // `Event`s), page-aligned and large enough for the header; nobody
         // else can see it yet.
-        let init = unsafe { RobustMutex::init(std::ptr::addr_of_mut!((*header).lock)) };
-        let queue = Queue { region, config };
+        let init = unsafe {
+            (*(*header).state.get()).capacity = capacity as u64;
+            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock))
+        };
+        let queue = Queue {
+            region,
+            config,
+            charged: AtomicUsize::new(capacity),
+        };
         init.map_err(|e| BridgeError::io("make queue lock", e))?;
         Ok(queue)
+    }
+
+    /// Grows the ring, by doubling it, until `need` more bytes fit or it
+    /// reaches the byte limit; does nothing if they fit already.
+    ///
+    /// A doubling keeps every position's meaning: the byte at position `p`
+    /// moves from `p % capacity` to `p % (2 * capacity)`, which is either
+    /// where it is or `capacity` further on. Only bytes past the current
+    /// ring are written, and the new capacity is stored last: a process
+    /// killed half-way leaves the ring as it was.
+    ///
+    /// # Errors
+    /// `ENOMEM` when this process's queues would pass
+    /// [`MAX_TOTAL_QUEUE_BYTES`].
+    fn grow_for(&self, guard: &mut Guard<'_>, need: u64) -> BridgeResult<()> {
+        let max = self.config.max_bytes as u64;
+        let (state, data) = guard.whole();
+        let used = state.tail - state.head;
+        let mut capacity = state.capacity;
+        let mut grown = capacity;
+        while used + need > grown && grown * 2 <= max {
+            grown *= 2;
+        }
+        if grown == capacity {
+            return Ok(());
+        }
+        let more = (grown - capacity) as usize;
+        reserve_bytes(more)?;
+        self.charged.fetch_add(more, Ordering::SeqCst);
+        while capacity < grown {
+            ring::double(data, state.head, state.tail, capacity);
+            capacity *= 2;
+        }
+        state.capacity = grown;
+        Ok(())
     }
 
     fn header(&self) -> &Header {
@@ -224,13 +289,17 @@ impl Queue {
             let seen = header.space.seq();
             {
                 let mut guard = self.lock()?;
-                let (state, data) = guard.parts();
+                let (state, _) = guard.parts();
                 if state.shutdown != 0 {
                     return Err(closed());
                 }
-                let fits = state.tail - state.head + need <= data.len() as u64;
                 let below_max =
                     self.config.maxsize == 0 || state.count < self.config.maxsize as u64;
+                if below_max {
+                    self.grow_for(&mut guard, need)?;
+                }
+                let (state, data) = guard.parts();
+                let fits = state.tail - state.head + need <= data.len() as u64;
                 if fits && below_max {
                     state.tail = ring::push(data, state.tail, msg);
                     state.count += 1;
@@ -238,22 +307,12 @@ impl Queue {
                         state.unfinished += 1;
                     }
                     let was_empty = state.count == 1;
-                    // Room for some message, not only one of this size (a
-                    // smaller putter may be asleep).
-                    let room_left = self.config.maxsize == 0
-                        || state.count < self.config.maxsize as u64
-                            && state.tail - state.head + ring::record_len(0) < data.len() as u64;
                     drop(guard);
                     // Getters sleep only on an empty queue: one wake-up when
                     // it stops being empty (a getter that leaves messages
                     // behind wakes the next).
                     if was_empty {
                         header.items.notify_one();
-                    }
-                    // Pass on the wake-up of a freed slot that was not
-                    // the last.
-                    if room_left && header.space.has_sleepers() {
-                        header.space.notify_one();
                     }
                     return Ok(());
                 }
@@ -263,15 +322,17 @@ impl Queue {
                         format!(
                             "the queue holds {} bytes of unread messages (its limit is {})",
                             state.tail - state.head,
-                            data.len()
+                            self.config.max_bytes
                         ),
                     ));
                 }
             }
             let left = wait.remaining("put on a full queue")?;
+            // Room comes at the low-water mark, after many gets: not worth
+            // watching for.
             header
                 .space
-                .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
+                .sleep(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
         }
     }
 
@@ -325,12 +386,19 @@ impl Queue {
                     state.head += ring::record_len(len);
                     state.count -= 1;
                     let more = state.count > 0;
+                    let low = self.at_low_water(state, data.len() as u64);
                     if state.count == 0 {
                         rewind(state, data.len() as u64);
                     }
                     drop(guard);
-                    // One freed slot, one putter.
-                    header.space.notify_one();
+                    // Putters wait on a full queue and are woken together
+                    // once it is down to half: each then puts many messages
+                    // per wake-up instead of one. Every get below the mark
+                    // moves the event, so a putter that went to sleep after
+                    // the crossing is still woken by the next.
+                    if low {
+                        header.space.notify_all();
+                    }
                     if more && header.items.has_sleepers() {
                         header.items.notify_one();
                     }
@@ -345,6 +413,15 @@ impl Queue {
                 .items
                 .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
         }
+    }
+
+    /// Whether a bounded queue is down to its low-water mark, half of its
+    /// `maxsize` and half of its bytes, where waiting putters are woken.
+    /// An unbounded queue's putters never wait.
+    fn at_low_water(&self, state: &State, capacity: u64) -> bool {
+        self.config.maxsize > 0
+            && state.count <= self.config.maxsize as u64 / 2
+            && state.tail - state.head <= capacity / 2
     }
 
     /// The number of messages in the queue (`qsize()`).
@@ -422,8 +499,19 @@ impl Queue {
 
 impl Drop for Queue {
     fn drop(&mut self) {
-        TOTAL_QUEUE_BYTES.fetch_sub(self.config.max_bytes, Ordering::SeqCst);
+        TOTAL_QUEUE_BYTES.fetch_sub(*self.charged.get_mut(), Ordering::SeqCst);
     }
+}
+
+/// The size a ring of at most `max_bytes` starts at: `max_bytes` halved
+/// while it is even and over [`INITIAL_RING_BYTES`], so that doublings
+/// reach it exactly.
+fn initial_capacity(max_bytes: usize) -> usize {
+    let mut capacity = max_bytes;
+    while capacity > INITIAL_RING_BYTES && capacity.is_multiple_of(2) {
+        capacity /= 2;
+    }
+    capacity
 }
 
 fn closed() -> BridgeError {
@@ -536,6 +624,137 @@ mod tests {
     }
 
     #[test]
+    fn putters_are_woken_at_the_low_water_mark_not_on_every_get() {
+        let q = queue(8, 1024);
+        for _ in 0..8 {
+            q.put(b"m", Wait::Never).unwrap();
+        }
+        let space = &q.header().space;
+        let seen = space.seq();
+        // 8 -> 5: above half, nobody is told about the room.
+        for _ in 0..3 {
+            q.get(Wait::Never).unwrap();
+        }
+        assert_eq!(space.seq(), seen, "a get above the mark woke putters");
+        // 5 -> 4: half, and every get below it moves the event.
+        q.get(Wait::Never).unwrap();
+        let at_mark = space.seq();
+        assert_ne!(at_mark, seen);
+        q.get(Wait::Never).unwrap();
+        assert_ne!(space.seq(), at_mark);
+
+        // Half of the bytes counts too: two big messages fill the bytes of
+        // a queue whose maxsize is far away.
+        let q = queue(64, 64);
+        q.put(&[0; 26], Wait::Never).unwrap();
+        q.put(&[0; 26], Wait::Never).unwrap();
+        let seen = q.header().space.seq();
+        q.get(Wait::Never).unwrap();
+        assert_ne!(q.header().space.seq(), seen);
+    }
+
+    #[test]
+    fn a_putter_that_sleeps_after_the_mark_is_woken_by_the_next_get() {
+        let q = std::sync::Arc::new(queue(4, 1024));
+        for _ in 0..4 {
+            q.put(b"m", Wait::Never).unwrap();
+        }
+        // Down to the mark with nobody asleep, then full again.
+        q.get(Wait::Never).unwrap();
+        q.get(Wait::Never).unwrap();
+        q.put(b"m", Wait::Never).unwrap();
+        q.put(b"m", Wait::Never).unwrap();
+        let putter = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                q.put(b"late", Wait::timeout(Some(Duration::from_secs(20))))
+                    .map(|()| Instant::now())
+            })
+        };
+        while !q.header().space.has_sleepers() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        q.get(Wait::Never).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!putter.is_finished(), "woken above the mark");
+        let got = Instant::now();
+        q.get(Wait::Never).unwrap();
+        let put = putter.join().unwrap().unwrap();
+        assert!(put.duration_since(got) < Duration::from_secs(5));
+        assert_eq!(q.qsize().unwrap(), 3);
+    }
+
+    #[test]
+    fn an_unbounded_queue_grows_past_its_first_ring_up_to_its_limit() {
+        let q = Queue::new(QueueConfig::default()).unwrap();
+        let capacity = |q: &Queue| q.lock().unwrap().parts().1.len();
+        assert_eq!(capacity(&q), INITIAL_RING_BYTES);
+        // 12 MiB waiting: more than the 8 MiB every queue used to stop at.
+        let chunk = vec![0u8; 1 << 20];
+        for i in 0..12u8 {
+            let mut msg = chunk.clone();
+            msg[0] = i;
+            q.put(&msg, Wait::Never).unwrap();
+        }
+        assert_eq!(capacity(&q), 16 << 20);
+        for i in 0..12u8 {
+            assert_eq!(q.get(Wait::Never).unwrap()[0], i);
+        }
+        // Up to the limit, then ENOBUFS as before.
+        let q = queue(0, 1 << 20);
+        let mut n = 0;
+        let err = loop {
+            match q.put(&[1; 1020], Wait::Never) {
+                Ok(()) => n += 1,
+                Err(err) => break err,
+            }
+        };
+        assert_eq!((n, err.errno), (1024, Errno::NoBufs));
+        assert_eq!(capacity(&q), 1 << 20);
+    }
+
+    #[test]
+    fn messages_keep_their_order_when_the_ring_grows_wrapped() {
+        // 64 KiB to 1 MiB; gets keep the head moving, so each growth finds
+        // the messages anywhere in the ring, often wrapped around its end.
+        let q = queue(0, 1 << 20);
+        let (mut put, mut got) = (0u32, 0u32);
+        let message = |i: u32| {
+            let len = 4 + (i as usize * 7919) % 1000;
+            let mut m = vec![(i % 251) as u8; len];
+            m[..4].copy_from_slice(&i.to_le_bytes());
+            m
+        };
+        while put < 1200 {
+            for _ in 0..3 {
+                q.put(&message(put), Wait::Never).unwrap();
+                put += 1;
+            }
+            assert_eq!(q.get(Wait::Never).unwrap(), message(got));
+            got += 1;
+        }
+        assert!(q.lock().unwrap().parts().1.len() >= 256 << 10);
+        while got < put {
+            assert_eq!(q.get(Wait::Never).unwrap(), message(got));
+            got += 1;
+        }
+        assert_eq!(q.qsize().unwrap(), 0);
+    }
+
+    #[test]
+    fn rings_start_small_and_double_into_their_limit() {
+        assert_eq!(initial_capacity(64 << 20), INITIAL_RING_BYTES);
+        assert_eq!(initial_capacity(3 << 20), 48 << 10);
+        assert_eq!(initial_capacity(1000), 1000);
+        assert_eq!(initial_capacity(100_001), 100_001);
+        // Many queues that may each hold 64 MiB cost only what they hold.
+        let queues: Vec<Queue> = (0..200)
+            .map(|_| Queue::new(QueueConfig::default()).unwrap())
+            .collect();
+        drop(queues);
+    }
+
+    #[test]
     fn get_timeout_waits_then_fails() {
         let q = queue(0, 64);
         let start = Instant::now();
@@ -597,6 +816,7 @@ mod tests {
             count: 0,
             unfinished: 0,
             shutdown: 0,
+            capacity: 64,
         };
         state.tail = ring::push(&mut data, state.tail, b"one");
         state.tail = ring::push(&mut data, state.tail, b"two");

@@ -67,6 +67,25 @@ pub(crate) fn read(data: &[u8], head: u64, len: usize) -> Vec<u8> {
     [a, b].concat()
 }
 
+/// Moves the bytes between `head` and `tail` of a ring of `capacity` bytes
+/// to where a ring of twice that size keeps them: each byte at `p` goes to
+/// `p % (2 * capacity)`, which for some is `capacity` further on. `data`
+/// holds at least `2 * capacity` bytes, and at most `capacity` are queued.
+/// Only bytes past the first `capacity` are written.
+pub(crate) fn double(data: &mut [u8], head: u64, tail: u64, capacity: u64) {
+    let mut pos = head;
+    while pos < tail {
+        let lap = pos / capacity;
+        let end = tail.min((lap + 1) * capacity);
+        if lap % 2 == 1 {
+            let from = (pos % capacity) as usize;
+            let len = (end - pos) as usize;
+            data.copy_within(from..from + len, from + capacity as usize);
+        }
+        pos = end;
+    }
+}
+
 /// Counts the messages between `head` and `tail`; `None` if the bytes there
 /// are not a sequence of whole messages.
 pub(crate) fn count(data: &[u8], head: u64, tail: u64) -> Option<u64> {
@@ -100,6 +119,33 @@ mod tests {
         }
         assert_eq!(head, tail);
         assert_eq!(count(&data, head, tail), Some(0));
+    }
+
+    #[test]
+    fn a_doubled_ring_reads_the_same_messages_at_every_alignment() {
+        for lap in 0..4u64 {
+            for start in 0..16u64 {
+                let mut data = vec![0u8; 64];
+                let head = lap * 16 + start;
+                // Three messages of 1 + 4 bytes: wrapping unless near 0.
+                let mut tail = head;
+                for msg in [b"a", b"b", b"c"] {
+                    tail = push(&mut data[..16], tail, msg);
+                }
+                double(&mut data, head, tail, 16);
+                // Bytes before 16 never move: the old ring is still whole.
+                assert_eq!(count(&data[..16], head, tail), Some(3));
+                let mut pos = head;
+                for msg in [b"a", b"b", b"c"] {
+                    let len = peek_len(&data[..32], pos, tail - pos).unwrap();
+                    assert_eq!(read(&data[..32], pos, len), msg, "lap {lap} start {start}");
+                    pos += record_len(len);
+                }
+                double(&mut data, head, tail, 32);
+                assert_eq!(count(&data, head, tail), Some(3));
+                assert_eq!(read(&data, head + 10, 1), b"c");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// A `MAP_SHARED | MAP_ANONYMOUS` mapping: `fork` children see the same
-/// pages. Unmapped on drop (in this process only).
+/// pages. Made with `MAP_NORESERVE`: a page costs memory once it is
+/// touched. Unmapped on drop (in this process only).
 pub(crate) struct SharedRegion {
     ptr: NonNull<u8>,
     len: usize,
@@ -31,7 +32,7 @@ impl SharedRegion {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
@@ -118,6 +119,9 @@ impl RobustMutex {
     /// Takes the lock, waiting as long as it takes (the holder never waits
     /// while holding it, and a dead holder is detected by the kernel).
     pub(crate) fn lock(&self) -> BridgeResult<Locked> {
+        if let Some(locked) = self.spin_try_lock() {
+            return Ok(locked);
+        }
         loop {
             // SAFETY: initialised by `init` before the region was shared.
             let rc = unsafe { libc::pthread_mutex_lock(self.0.get()) };
@@ -141,6 +145,31 @@ impl RobustMutex {
         }
     }
 
+    /// Tries to take the lock for a moment without sleeping, on a machine
+    /// with more than one CPU: the lock is held only to copy a message, and
+    /// a holder on another CPU lets go sooner than a sleep and a wake-up
+    /// would take (each a system call for the taker and for the holder).
+    fn spin_try_lock(&self) -> Option<Locked> {
+        if !many_cpus() {
+            return None;
+        }
+        for _ in 0..LOCK_SPINS {
+            // SAFETY: initialised by `init` before the region was shared.
+            match unsafe { libc::pthread_mutex_trylock(self.0.get()) } {
+                0 => return Some(Locked::Clean),
+                libc::EOWNERDEAD => return Some(Locked::OwnerDied),
+                libc::EBUSY => {
+                    for _ in 0..16 {
+                        std::hint::spin_loop();
+                    }
+                }
+                // Anything else is reported by the blocking lock.
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Marks the state repaired after [`Locked::OwnerDied`].
     pub(crate) fn mark_consistent(&self) {
         // SAFETY: called by the holder of the lock.
@@ -158,6 +187,9 @@ impl RobustMutex {
     }
 }
 
+/// How many times [`RobustMutex::lock`] tries the lock before it sleeps.
+const LOCK_SPINS: u32 = 30;
+
 /// How long [`Event::wait`] watches for a change before it sleeps.
 const SPIN: Duration = Duration::from_micros(20);
 
@@ -169,11 +201,13 @@ fn many_cpus() -> bool {
 }
 
 /// A futex word in shared memory that waiters sleep on until it changes,
-/// with a count of sleepers so that wakers can skip the system call.
+/// with a count of sleepers so that wakers can skip the system call, and a
+/// count of waiters watching it without sleeping.
 #[repr(C)]
 pub(crate) struct Event {
     seq: AtomicU32,
     sleepers: AtomicU32,
+    spinners: AtomicU32,
 }
 
 impl Event {
@@ -186,19 +220,26 @@ impl Event {
     /// Sleeps while the value is still `seen`, at most `timeout`. Returns
     /// early on a change, a signal or a spurious wake-up: callers re-check.
     ///
-    /// On a machine with more than one CPU it first watches the value for
-    /// up to [`SPIN`] without sleeping: a message that follows the last one
-    /// closely (a producer in a loop) is then taken without the consumer
-    /// going to sleep, and without the producer paying a system call to
-    /// wake it.
+    /// On a machine with more than one CPU the first waiter watches the
+    /// value for up to [`SPIN`] without sleeping: a message that follows the
+    /// last one closely (a producer in a loop) is then taken without the
+    /// consumer going to sleep, and without the producer paying a system
+    /// call to wake it. Other waiters sleep at once: several watching
+    /// processes would take the CPUs from the one that makes the change.
     pub(crate) fn wait(&self, seen: u32, timeout: Option<Duration>) {
         let spin = match timeout {
             Some(timeout) => timeout.min(SPIN),
             None => SPIN,
         };
-        if many_cpus() && self.changes_within(seen, spin) {
+        if many_cpus() && self.spin_alone(seen, spin) {
             return;
         }
+        self.sleep(seen, timeout);
+    }
+
+    /// Sleeps while the value is still `seen`, at most `timeout`, without
+    /// watching it first: for a change that is not expected soon.
+    pub(crate) fn sleep(&self, seen: u32, timeout: Option<Duration>) {
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let ts = crate::timespec::Timespec::new(timeout);
         let ts_ptr = ts.as_ptr();
@@ -216,6 +257,20 @@ impl Event {
             );
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether the value moves off `seen` within `limit`, watched without
+    /// sleeping by this waiter alone (false at once if another watches). A
+    /// watcher killed while watching leaves `spinners` too high, which only
+    /// makes the others sleep sooner.
+    fn spin_alone(&self, seen: u32, limit: Duration) -> bool {
+        if self.spinners.fetch_add(1, Ordering::SeqCst) > 0 {
+            self.spinners.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        let changed = self.changes_within(seen, limit);
+        self.spinners.fetch_sub(1, Ordering::SeqCst);
+        changed
     }
 
     /// Whether the value moves off `seen` within `limit` (watched without
