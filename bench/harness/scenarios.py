@@ -170,10 +170,11 @@ SCENARIOS = [
         about=(
             "One writer process puts messages on a `Queue`, one reader takes them all "
             "(16-byte and 64 KiB messages); four writer processes on a bounded `Queue` "
-            "(`maxsize` 64) of 16-byte and 4,000-byte messages; and the round trip of a "
-            "16-byte message over a `Pipe` to a child that sends it back. Native: forked "
-            "children and OS pipes carrying length-prefixed messages (the four writers "
-            "share one pipe, each message one `write`)."
+            "(`maxsize` 64) of 16-byte and 4,000-byte messages, two writers of 16 bytes "
+            "on it, and four on an unbounded `Queue`; and the round trip of a 16-byte "
+            "message over a `Pipe` to a child that sends it back. Native: forked "
+            "children and OS pipes carrying length-prefixed messages (the writers share "
+            "one pipe, each message one `write`; a pipe is always bounded)."
         ),
         issue=6,
         notes=[
@@ -204,6 +205,16 @@ SCENARIOS = [
             Figure(
                 "queue_4p_4k_msg_s",
                 "Queue, 4 writers, bounded, 4,000-byte messages",
+                (Target(NATIVE, 1.0),),
+            ),
+            Figure(
+                "queue_2p_16b_msg_s",
+                "Queue, 2 writers, bounded, 16-byte messages",
+                (Target(NATIVE, 1.0),),
+            ),
+            Figure(
+                "queue_4p_unbounded_16b_msg_s",
+                "Queue, 4 writers, unbounded, 16-byte messages",
                 (Target(NATIVE, 1.0),),
             ),
             Figure(

@@ -6,6 +6,9 @@
 - queue_4p_16b_msg_s, queue_4p_4k_msg_s: four writer processes put 16-byte
   (4,000-byte) messages on a bounded Queue (maxsize 64), the parent gets
   them all;
+- queue_2p_16b_msg_s: the same with two writers of 16 bytes;
+- queue_4p_unbounded_16b_msg_s: four writers of 16 bytes on an unbounded
+  Queue;
 - pipe_pingpong_us: round trip of a 16-byte message over Pipe() to a child
   that sends it back.
 """
@@ -59,9 +62,16 @@ def main():
     seconds = median_seconds(pick(1, 3), lambda: queue_seconds(size, count))
     report("queue_64k_mb_s", size * count / 1e6 / seconds)
 
-    for key, size in (("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)):
+    for key, size, producers, maxsize in (
+        ("queue_4p_16b_msg_s", 16, 4, 64),
+        ("queue_4p_4k_msg_s", 4000, 4, 64),
+        ("queue_2p_16b_msg_s", 16, 2, 64),
+        ("queue_4p_unbounded_16b_msg_s", 16, 4, 0),
+    ):
         count = pick(20_000, 200_000)
-        seconds = median_seconds(pick(1, 3), lambda: queue_seconds(size, count, 4, 64))
+        seconds = median_seconds(
+            pick(1, 3), lambda: queue_seconds(size, count, producers, maxsize)
+        )
         report(key, count / seconds)
 
     parent, child = CTX.Pipe()

@@ -7,6 +7,9 @@
 //! - `queue_4p_16b_msg_s`, `queue_4p_4k_msg_s`: four writer processes put
 //!   16-byte (4,000-byte) messages on a bounded `Queue` (`maxsize` 64), the
 //!   parent gets them all (messages per second);
+//! - `queue_2p_16b_msg_s`: the same with two writers of 16 bytes;
+//! - `queue_4p_unbounded_16b_msg_s`: four writers of 16 bytes on an
+//!   unbounded `Queue`;
 //! - `pipe_pingpong_us`: round trip of a 16-byte message over a `Pipe` to a
 //!   child that sends it back (median, microseconds).
 //!
@@ -107,11 +110,16 @@ fn main() {
         (size * count) as f64 / 1e6 / secs
     );
 
-    for (key, size) in [("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)] {
+    for (key, size, producers, maxsize) in [
+        ("queue_4p_16b_msg_s", 16, 4, 64),
+        ("queue_4p_4k_msg_s", 4000, 4, 64),
+        ("queue_2p_16b_msg_s", 16, 2, 64),
+        ("queue_4p_unbounded_16b_msg_s", 16, 4, 0),
+    ] {
         let count = pick(quick, 20_000, 200_000);
         let secs = median(
             (0..rounds)
-                .map(|_| producers_seconds(size, count, 4, 64))
+                .map(|_| producers_seconds(size, count, producers, maxsize))
                 .collect(),
         );
         println!("BENCH {} {:.0}", key, count as f64 / secs);

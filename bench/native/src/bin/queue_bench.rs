@@ -9,6 +9,9 @@
 //!   16-byte (4,000-byte) messages into one pipe (each framed message is one
 //!   `write` of at most `PIPE_BUF` bytes, so the kernel never interleaves
 //!   them), the parent reads them all;
+//! - `queue_2p_16b_msg_s`: the same with two writers of 16 bytes;
+//! - `queue_4p_unbounded_16b_msg_s`: the same as `queue_4p_16b_msg_s` (a
+//!   pipe is always bounded);
 //! - `pipe_pingpong_us`: round trip of a 16-byte message to a forked child
 //!   that sends it back.
 
@@ -28,9 +31,18 @@ fn main() {
     let elapsed = median_time(scale.pick(1, 3), || queue_transfer(size, count));
     report("queue_64k_mb_s", mb_per_s(size * count, elapsed));
 
-    for (key, size) in [("queue_4p_16b_msg_s", 16), ("queue_4p_4k_msg_s", 4000)] {
+    // A pipe is always bounded: the unbounded queue's baseline is the same
+    // four writers on one pipe.
+    for (key, size, producers) in [
+        ("queue_4p_16b_msg_s", 16, 4),
+        ("queue_4p_4k_msg_s", 4000, 4),
+        ("queue_2p_16b_msg_s", 16, 2),
+        ("queue_4p_unbounded_16b_msg_s", 16, 4),
+    ] {
         let count = scale.pick(20_000, 200_000);
-        let elapsed = median_time(scale.pick(1, 3), || producers_transfer(size, count, 4));
+        let elapsed = median_time(scale.pick(1, 3), || {
+            producers_transfer(size, count, producers)
+        });
         report(key, count as f64 / elapsed.as_secs_f64());
     }
 
