@@ -109,7 +109,7 @@ impl HandleTable {
         let entry = Entry {
             value,
             kind,
-            owner_pid: std::process::id(),
+            owner_pid: crate::process_local::pid(),
             inheritable,
             serial: self.serial,
         };
@@ -181,8 +181,8 @@ impl HandleTable {
         if entry.kind != kind {
             return Err(bad());
         }
-        // Inheritable entries (channels, on the hot path) need no getpid.
-        if !entry.inheritable && entry.owner_pid != std::process::id() {
+        // Inheritable entries (channels, on the hot path) need no pid.
+        if !entry.inheritable && entry.owner_pid != crate::process_local::pid() {
             return Err(BridgeError::new(
                 Errno::BadF,
                 format!(
@@ -245,7 +245,7 @@ impl HandleTable {
     /// child can never use them, and an inherited pipe end would keep the
     /// parent's command from seeing end of file).
     pub fn for_each_foreign<T: Any>(&mut self, kind: &'static str, mut f: impl FnMut(&mut T)) {
-        let pid = std::process::id();
+        let pid = crate::process_local::pid();
         for slot in &mut self.slots {
             if let Some(entry) = slot.entry.as_mut() {
                 if entry.kind == kind && !entry.inheritable && entry.owner_pid != pid {
@@ -259,7 +259,7 @@ impl HandleTable {
 
     /// Calls `f` on every entry of `kind` this OS process owns.
     pub(crate) fn for_each_own<T: Any>(&mut self, kind: &'static str, mut f: impl FnMut(&mut T)) {
-        let pid = std::process::id();
+        let pid = crate::process_local::pid();
         for slot in &mut self.slots {
             if let Some(entry) = slot.entry.as_mut() {
                 if entry.kind == kind && entry.owner_pid == pid {
@@ -275,7 +275,7 @@ impl HandleTable {
     /// running their destructors (they belong to the parent: dropping a
     /// process entry here would kill or reap the parent's child).
     pub fn forget_foreign(&mut self) {
-        let pid = std::process::id();
+        let pid = crate::process_local::pid();
         for index in 0..self.slots.len() {
             let foreign = self.slots[index]
                 .entry

@@ -213,7 +213,7 @@ impl SinkStream {
     /// without its newline, partial. Nothing is kept between writes (a
     /// fork child must not inherit half a line of its parent's).
     fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write_as(std::process::id(), bytes)
+        self.write_as(crate::process_local::pid(), bytes)
     }
 
     /// [`SinkStream::write_all`] for process `pid`.

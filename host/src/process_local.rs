@@ -8,7 +8,7 @@
 //! use.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use tokio::runtime::{EnterGuard, Runtime};
 
@@ -25,8 +25,30 @@ thread_local! {
     static LAST: Cell<Option<(u64, &'static Runtime)>> = const { Cell::new(None) };
 }
 
+/// This process's id as [`pid`] last read it; `0` in a fork child until
+/// it asks again.
+static PID: AtomicU32 = AtomicU32::new(0);
+
 extern "C" fn count_fork_in_child() {
     FORKS.fetch_add(1, Ordering::SeqCst);
+    PID.store(0, Ordering::SeqCst);
+}
+
+/// This OS process's id (`std::process::id()`) without a system call after
+/// the first: every `fork` child forgets it (a `pthread_atfork` handler),
+/// so a child never answers with its parent's. Handle lookups ask on every
+/// host call that names a handle.
+pub(crate) fn pid() -> u32 {
+    let known = PID.load(Ordering::SeqCst);
+    if known != 0 {
+        return known;
+    }
+    // Registered before the first answer is kept, so any fork after it
+    // clears it.
+    count_forks();
+    let pid = std::process::id();
+    PID.store(pid, Ordering::SeqCst);
+    pid
 }
 
 fn count_forks() {
@@ -102,4 +124,29 @@ pub(crate) fn enter_tokio_in_child() -> std::io::Result<()> {
     drop(slot);
     std::mem::forget(rt.enter());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pid;
+
+    #[test]
+    fn a_fork_child_knows_its_own_pid_not_its_parents() {
+        let parent = pid();
+        assert_eq!(parent, std::process::id());
+        // SAFETY: the child only reads its pid, compares and exits.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            let me = pid();
+            let right = me == std::process::id() && me != parent && pid() == me;
+            // SAFETY: ends the child without running the test harness's exit.
+            unsafe { libc::_exit(if right { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(pid(), parent);
+    }
 }

@@ -21,7 +21,7 @@ use procbridge_abi::process::WNOHANG;
 use wasmtime::Caller;
 
 pub(super) fn getpid(_caller: Caller<'_, HostState>) -> i32 {
-    std::process::id() as i32
+    crate::process_local::pid() as i32
 }
 
 pub(super) fn getppid(_caller: Caller<'_, HostState>) -> i32 {
