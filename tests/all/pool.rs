@@ -378,3 +378,16 @@ fn killing_the_parent_kills_its_workers() {
         assert!(!alive(pid), "worker {pid} outlived its parent");
     }
 }
+
+#[test]
+fn queued_tasks_start_while_the_parent_waits_on_something_else() {
+    // 200 tasks, more than two workers hold at once; the parent then waits
+    // on the Queue they fill and makes no pool call. Before the pool's
+    // pump, the tasks left in the parent never started: every get timed out.
+    let (text, stderr) = pool_probe(&["away"]);
+    assert!(
+        text.contains("away got 200 squares, all true, within 0 s"),
+        "{text}{stderr}"
+    );
+    assert!(text.contains("away results collected"), "{text}{stderr}");
+}

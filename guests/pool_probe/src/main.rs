@@ -2,10 +2,10 @@
 //! prints what the tests check.
 //!
 //! Scenarios: `map`, `errors`, `kill`, `timeout`, `maxtasks`, `terminate`,
-//! `lifecycle`, `leave drop|exit`, `bad`, `limit`.
+//! `lifecycle`, `leave drop|exit`, `bad`, `limit`, `away`.
 
 use procbridge_sdk::multiprocessing::pool::star_args;
-use procbridge_sdk::multiprocessing::{Pool, PoolError, Process};
+use procbridge_sdk::multiprocessing::{Pool, PoolError, Process, Queue};
 use procbridge_sdk::{os, sys, task, Errno, Error};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,12 @@ task!(slow_echo, |ms: &str| {
 });
 
 task!(noop, |_: &[u8]| ());
+
+task!(
+    fn put_square(q: Queue, n: i64) {
+        q.put(n * n).unwrap();
+    }
+);
 
 #[no_mangle]
 pub extern "C" fn wrong_signature(a: i32, b: i32) -> i32 {
@@ -450,6 +456,43 @@ fn bad() {
     }
 }
 
+/// Submits more tasks than the workers hold at once, then waits on a
+/// `Queue` the tasks fill, making no pool call: the tasks still queued in
+/// the parent must start anyway (as with Python's pool and its threads).
+fn away() {
+    let q = Queue::new().expect("queue");
+    let pool = Pool::new(2).expect("pool");
+    let results: Vec<_> = (0..200i64)
+        .map(|n| {
+            pool.apply_async(put_square, (q.clone(), n))
+                .expect("apply_async")
+        })
+        .collect();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        match q.get_timeout::<i64>(Duration::from_secs(10)) {
+            Ok(square) => got.push(square),
+            Err(err) => {
+                println!("away: waited in vain after {} squares: {}", got.len(), err);
+                break;
+            }
+        }
+    }
+    got.sort_unstable();
+    let expected: Vec<i64> = (0..200i64).map(|n| n * n).collect();
+    println!(
+        "away got {} squares, all {}, within {} s",
+        got.len(),
+        got == expected,
+        started.elapsed().as_secs()
+    );
+    for r in results {
+        r.get().expect("get");
+    }
+    println!("away results collected");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -465,6 +508,7 @@ fn main() {
         "leave" => leave(arg(1)),
         "bad" => bad(),
         "limit" => limit(),
+        "away" => away(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);

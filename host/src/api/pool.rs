@@ -25,8 +25,10 @@ use super::{with_memory, with_state};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::MAX_READ;
+use crate::pool::pump::{PoolGuard, SharedPool};
 use crate::pool::{worker, Config, Next, Pool, State, Wait, MAX_WORKERS, POOL_KIND};
 use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
+use std::os::fd::RawFd;
 use std::time::Duration;
 use wasmtime::{Caller, ValType};
 
@@ -49,15 +51,25 @@ where
     }
 }
 
-fn pool(state: &mut HostState, h: i32) -> BridgeResult<&mut Pool> {
-    state.bridge.handles.get::<Pool>(h, POOL_KIND)
+/// Pool `h`, held for this call (see [`PoolGuard`]).
+fn pool(state: &mut HostState, h: i32) -> BridgeResult<PoolGuard<'_>> {
+    Ok(state.bridge.handles.get::<SharedPool>(h, POOL_KIND)?.lock())
+}
+
+/// What a new worker of pool `h` closes: the other workers' sockets and
+/// the pump's eventfd.
+fn fds_a_worker_closes(state: &mut HostState, h: i32) -> BridgeResult<Vec<RawFd>> {
+    let shared = state.bridge.handles.get::<SharedPool>(h, POOL_KIND)?;
+    let mut fds = shared.lock().sibling_fds();
+    fds.push(shared.stop_fd());
+    Ok(fds)
 }
 
 /// Starts up to `count` workers. A failure is recorded in the pool (which
 /// retries later) and returned.
 fn start_workers(caller: &mut Caller<'_, HostState>, h: i32, count: usize) -> BridgeResult<()> {
     for _ in 0..count {
-        let siblings = pool(caller.data_mut(), h)?.sibling_fds();
+        let siblings = fds_a_worker_closes(caller.data_mut(), h)?;
         match worker::start(caller, &siblings) {
             Ok(worker) => pool(caller.data_mut(), h)?.add_worker(worker),
             Err(err) => {
@@ -78,20 +90,21 @@ fn drive<T>(
     mut probe: impl FnMut(&mut Pool) -> BridgeResult<Option<T>>,
 ) -> BridgeResult<Option<T>> {
     loop {
-        let pool_now = pool(caller.data_mut(), h)?;
-        if let Some(value) = probe(pool_now)? {
+        let mut pool_now = pool(caller.data_mut(), h)?;
+        if let Some(value) = probe(&mut pool_now)? {
             return Ok(Some(value));
         }
         let missing = pool_now.missing_workers();
         if missing > 0 {
             pool_now.reap_retired(RETIRED_EXIT_WAIT);
+            drop(pool_now);
             // A failure is kept by the pool, which retries after a pause
             // (or fails the queued tasks when no worker is left).
             let _ = start_workers(caller, h, missing);
             continue;
         }
         pool_now.step(wait)?;
-        if let Some(value) = probe(pool_now)? {
+        if let Some(value) = probe(&mut pool_now)? {
             return Ok(Some(value));
         }
         if wait.expired() {
@@ -118,18 +131,24 @@ pub(super) fn pool_new(
             .data_mut()
             .bridge
             .handles
-            .insert(POOL_KIND, Pool::new(config))?;
+            .insert(POOL_KIND, shared_pool(config)?)?;
         if let Err(err) = start_workers(caller, h, count) {
             // Dropping the pool kills the workers already started.
             let _ = caller
                 .data_mut()
                 .bridge
                 .handles
-                .remove::<Pool>(h, POOL_KIND);
+                .remove::<SharedPool>(h, POOL_KIND);
             return Err(err);
         }
         Ok(h)
     })
+}
+
+/// A new pool, behind its mutex, with its pump running.
+fn shared_pool(config: Config) -> BridgeResult<SharedPool> {
+    SharedPool::new(Pool::new(config))
+        .map_err(|e| BridgeError::io("start the pool's helper thread", e))
 }
 
 fn config(
@@ -376,7 +395,7 @@ pub(super) fn pool_join(mut caller: Caller<'_, HostState>, h: i32, timeout_us: i
 
 pub(super) fn pool_drop(mut caller: Caller<'_, HostState>, h: i32) -> i32 {
     with_state(&mut caller, |state| {
-        state.bridge.handles.remove::<Pool>(h, POOL_KIND)?;
+        state.bridge.handles.remove::<SharedPool>(h, POOL_KIND)?;
         Ok(0)
     })
 }

@@ -7,9 +7,10 @@
 //! task ABI, and writes the reply. The same worker (same pid) runs task
 //! after task.
 //!
-//! The parent side has no helper thread (the host may fork at any time): it
-//! makes progress only inside the guest's pool calls, in [`Pool::step`],
-//! one `poll(2)` round over the workers' sockets that
+//! The parent side makes progress inside the guest's pool calls, in
+//! [`Pool::step`], and, while the guest is busy elsewhere with work
+//! pending, in the pool's [`pump`] thread: one `poll(2)` round over the
+//! workers' sockets that
 //!
 //! * sends queued chunks to workers that are free (and, when tasks are
 //!   short, a few more to keep busy workers fed),
@@ -28,6 +29,7 @@
 mod batch;
 mod chunk;
 mod frame;
+pub(crate) mod pump;
 mod scheduler;
 mod serve;
 pub(crate) mod worker;
@@ -130,6 +132,8 @@ pub(crate) struct Pool {
     start_failed_at: Option<Instant>,
     /// When [`Pool::step`] last ran.
     last_step: Instant,
+    /// What the guest's calls and the pump know of each other.
+    pump: pump::PumpState,
 }
 
 impl Pool {
@@ -149,6 +153,7 @@ impl Pool {
             service: None,
             start_failed_at: None,
             last_step: Instant::now(),
+            pump: pump::PumpState::default(),
         }
     }
 
@@ -191,6 +196,20 @@ impl Pool {
     /// The parent ends of the workers' sockets (a new worker closes them).
     pub(crate) fn sibling_fds(&self) -> Vec<RawFd> {
         self.workers.iter().map(Worker::fd).collect()
+    }
+
+    /// Whether chunks wait to be sent or are running: what the pump
+    /// watches over while the guest is away.
+    fn has_pending_work(&self) -> bool {
+        !self.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty())
+    }
+
+    /// The workers' sockets, and whether each has requests to write.
+    fn pump_fds(&self) -> Vec<(RawFd, bool)> {
+        self.workers
+            .iter()
+            .map(|w| (w.fd(), w.wants_write()))
+            .collect()
     }
 
     /// Takes in a newly started worker.

@@ -90,6 +90,10 @@ fn become_child(state: &mut HostState, parent: u32) {
         crate::subprocess::KIND,
         crate::subprocess::Popen::close_pipes_in_fork_child,
     );
+    state.bridge.handles.for_each_foreign(
+        crate::pool::POOL_KIND,
+        crate::pool::pump::SharedPool::close_in_fork_child,
+    );
     crate::subprocess::relay::forget_parents_relayer();
     state.bridge.handles.forget_foreign();
     state.bridge.process.forget_parents_children();

@@ -83,8 +83,9 @@ impl PoolBuilder {
 
     /// A task running longer than this fails with
     /// [`PoolError::TaskTimedOut`]; its worker is killed and replaced.
-    /// (A chunk of `n` items gets `n` times this.) Enforced while this
-    /// process is inside a pool call (`get`, `wait`, `map`, `join`, ...).
+    /// (A chunk of `n` items gets `n` times this.) Enforced by the pool's
+    /// calls (`get`, `wait`, `map`, `join`, ...), and by the host's helper
+    /// thread while this process is busy elsewhere.
     pub fn task_timeout(mut self, timeout: Duration) -> PoolBuilder {
         self.task_timeout = Some(timeout);
         self
