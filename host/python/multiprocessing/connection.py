@@ -4,6 +4,7 @@ import errno
 import os
 import pickle
 
+from multiprocessing import _pump
 from procbridge._door import Buf, I64, bind, call, check, error, result_len, take, timeout_us
 
 __all__ = ['Pipe', 'Connection']
@@ -16,6 +17,10 @@ _FOREVER = I64(-1)
 _CAP = 64 * 1024 + 256
 # The same in a frame (the slow path).
 _FRAME_CAP = 512
+
+
+class _NotYet(Exception):
+    """Nothing to receive yet (a slice of a wait ended)."""
 
 
 class Connection:
@@ -78,6 +83,9 @@ class Connection:
 
     def recv_bytes(self, maxlength=None):
         self._check('r')
+        if _pump.busy():
+            # A pool at work may hold back the task that would send.
+            _pump.wait(self._ready, None, _NotYet)
         data = self._recv()
         if maxlength is not None and len(data) > maxlength:
             self.close()
@@ -104,7 +112,19 @@ class Connection:
 
     def poll(self, timeout=0.0):
         self._check('r')
+        if (timeout is None or timeout > 0) and _pump.busy():
+            try:
+                return _pump.wait(self._ready, timeout, _NotYet)
+            except _NotYet:
+                return False
         return bool(check('pipe_poll', self._handle, timeout_us(True, timeout))[0])
+
+    def _ready(self, timeout):
+        """True once a message (or the end) is there within `timeout`
+        seconds (None: forever), else raises _NotYet."""
+        if check('pipe_poll', self._handle, timeout_us(True, timeout))[0]:
+            return True
+        raise _NotYet
 
     def fileno(self):
         raise OSError('procbridge connections have no file descriptor')

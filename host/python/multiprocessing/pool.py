@@ -17,7 +17,9 @@ reached `maxtasksperchild` is replaced too.
 
 This interpreter has no threads, so the parent hands out tasks, collects
 results and runs callbacks while it is inside a pool call: `get`, `wait`,
-`ready`, `join`, iterating `imap`, or submitting more work.
+`ready`, `join`, iterating `imap`, or submitting more work; and while it
+waits on a Queue, a Connection or a Process with tasks out (see
+multiprocessing._pump), so that tasks held back still start.
 """
 import collections
 import errno
@@ -28,6 +30,7 @@ import queue as _queue
 import time
 import traceback
 
+from multiprocessing import _pump
 from multiprocessing.process import Process
 from multiprocessing.queues import Queue
 from procbridge._door import (I64, bind, fd as _door, receiver, result_len, ret_of as _ret_of,
@@ -225,6 +228,7 @@ class Pool:
         self._checked = time.monotonic()
         for _ in range(processes):
             self._add_worker()
+        _pump.register(self)
 
     def _add_worker(self):
         wid = next(_worker_ids)
@@ -238,6 +242,26 @@ class Pool:
         if self._stopping:
             tasks.put(None)
         return worker
+
+    def _outstanding(self):
+        """Whether tasks wait in the backlog or are out with workers
+        (multiprocessing._pump pumps the pool while the script waits
+        elsewhere)."""
+        if self._state == TERMINATE:
+            return False
+        if self._backlog:
+            return True
+        for w in self._workers.values():
+            if w.held:
+                return True
+        return False
+
+    def _pump(self):
+        """A pool call's work, from a wait elsewhere: results handled
+        (callbacks run), tasks handed out, dead workers replaced."""
+        self._poll()
+        if time.monotonic() - self._checked >= _CHECK_EVERY:
+            self._check_workers()
 
     def _has_work(self):
         return self._state == RUN or (self._state == CLOSE and (

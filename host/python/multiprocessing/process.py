@@ -4,6 +4,8 @@ import signal
 import sys
 import time
 
+from multiprocessing import _pump
+
 __all__ = ['Process', 'current_process', 'active_children', 'parent_process']
 
 _counter = [0]
@@ -92,17 +94,23 @@ class Process:
         self._check_closed()
         assert self._parent_pid == os.getpid(), 'can only join a child process'
         assert self._popen is not None, 'can only join a started process'
-        if timeout is None:
+        if timeout is None and not _pump.busy():
             self._poll(block=True)
             return
-        deadline = time.monotonic() + max(timeout, 0)
+        # In naps; a pool at work is pumped between them (it may hold back
+        # the task this child waits for).
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         nap = 0.0002
         while self._poll() is None:
-            left = deadline - time.monotonic()
+            if deadline is None and not _pump.busy():
+                self._poll(block=True)
+                return
+            left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return
+            _pump.pump()
             time.sleep(min(nap, left))
-            nap = min(nap * 2, 0.02)
+            nap = min(nap * 2, 0.005 if _pump.busy() else 0.02)
 
     def is_alive(self):
         self._check_closed()

@@ -9,6 +9,7 @@ import os
 import pickle
 import queue as _queue
 
+from multiprocessing import _pump
 from procbridge._door import Buf, bind, call, check, error, result_len, take, timeout_us
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
@@ -42,6 +43,12 @@ class Queue:
 
     def put(self, obj, block=True, timeout=None):
         data = _dumps(obj)
+        if block and _pump.busy():
+            # A pool at work may hold back the task that would make room.
+            return _pump.wait(lambda t: self._put(data, True, t), timeout, _queue.Full)
+        return self._put(data, block, timeout)
+
+    def _put(self, data, block, timeout):
         if block and timeout is None and self._put_fd is not None:
             try:
                 _write(self._put_fd, data)
@@ -59,6 +66,12 @@ class Queue:
             raise error('put', ret)
 
     def get(self, block=True, timeout=None):
+        if block and _pump.busy():
+            # A pool at work may hold back the task that would put.
+            return _pump.wait(lambda t: self._get(True, t), timeout, _queue.Empty)
+        return self._get(block, timeout)
+
+    def _get(self, block, timeout):
         if block and timeout is None and self._get_fd is not None:
             try:
                 data = _read(self._get_fd, _CAP)

@@ -56,6 +56,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "multiprocessing/synchronize.py",
         include_str!("../../python/multiprocessing/synchronize.py"),
     ),
+    (
+        "multiprocessing/_pump.py",
+        include_str!("../../python/multiprocessing/_pump.py"),
+    ),
 ];
 
 /// Writes the library below `python` (once per content) and opens it:
