@@ -22,3 +22,8 @@ pub const FLAG_DROP_ENV: i32 = 8;
 
 /// `waitpid` option: return `0` at once when no child has ended.
 pub const WNOHANG: i32 = 1;
+
+/// Bytes `times` writes: five little-endian `u64` nanosecond counts, as
+/// Python's `os.times()`: user and system CPU time of this process, of its
+/// children that were waited for, and the monotonic clock.
+pub const TIMES_LEN: i32 = 40;

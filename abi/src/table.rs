@@ -37,7 +37,7 @@
 //! ```
 
 /// How many functions the table holds.
-pub const FUNCTION_COUNT: usize = 58;
+pub const FUNCTION_COUNT: usize = 59;
 
 /// Calls `$callback!` with the table of every host function (see the
 /// [module docs](crate::table)).
@@ -54,6 +54,7 @@ macro_rules! functions {
                 kill(pid: int, signal: int);
                 cpu_count();
                 waitpid(pid: int, options: int, status_ptr: i32_mut);
+                times(ptr: ptr_mut, cap: len);
             }
             subprocess {
                 popen(

@@ -83,6 +83,7 @@ PB_IMPORT(fork) int32_t pb_fork(void);
 PB_IMPORT(kill) int32_t pb_kill(int32_t pid, int32_t signal);
 PB_IMPORT(cpu_count) int32_t pb_cpu_count(void);
 PB_IMPORT(waitpid) int32_t pb_waitpid(int32_t pid, int32_t options, int32_t *status_ptr);
+PB_IMPORT(times) int32_t pb_times(void *ptr, int32_t cap);
 
 /* subprocess */
 PB_IMPORT(popen) int32_t pb_popen(const void *argv_ptr, int32_t argv_len, const void *env_ptr, int32_t env_len, const void *cwd_ptr, int32_t cwd_len, int32_t stdin, int32_t stdout, int32_t stderr);

@@ -2,6 +2,7 @@
 
 use crate::error::{check, Result};
 use crate::sys;
+use std::time::Duration;
 
 /// The real OS pid of the process running this guest (`os.getpid()`).
 ///
@@ -68,10 +69,11 @@ pub fn waitpid(pid: i32, options: i32) -> Result<(u32, i32)> {
 }
 
 /// `os.kill(pid, signal)`: signals this process or one of its own
-/// `os.fork` children not yet waited for (nothing else).
+/// `os.fork` children not yet waited for (nothing else). Signal 0 sends
+/// nothing: `Ok` says the process is there.
 ///
 /// # Errors
-/// `ESRCH` for any other pid, `EINVAL` for a signal outside 1..=64.
+/// `ESRCH` for any other pid, `EINVAL` for a signal outside 0..=64.
 pub fn kill(pid: u32, signal: i32) -> Result<()> {
     check(sys::kill(pid as i32, signal)).map(drop)
 }
@@ -79,6 +81,58 @@ pub fn kill(pid: u32, signal: i32) -> Result<()> {
 /// `os.cpu_count()`: the number of CPUs this process may run on.
 pub fn cpu_count() -> usize {
     sys::cpu_count().max(1) as usize
+}
+
+/// What `os.times()` gives: CPU time of this process and of its children
+/// that were waited for, as the kernel counts them, and a monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    /// User CPU time of this process.
+    pub user: Duration,
+    /// System CPU time of this process.
+    pub system: Duration,
+    /// User CPU time of its children that were waited for.
+    pub children_user: Duration,
+    /// System CPU time of its children that were waited for.
+    pub children_system: Duration,
+    /// A monotonic clock (only differences mean anything).
+    pub elapsed: Duration,
+}
+
+impl Times {
+    /// User plus system time of this process (`time.process_time()`).
+    pub fn process_time(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// `os.times()`: CPU time of this OS process (a fork child counts its own,
+/// from its fork) and of its waited-for children. WASI has no CPU clocks:
+/// this asks the host.
+///
+/// ```no_run
+/// use procbridge_sdk::os;
+///
+/// let before = os::times().process_time();
+/// let sum: u64 = (0..10_000_000u64).sum();
+/// println!("{sum} took {:?} of CPU", os::times().process_time() - before);
+/// ```
+pub fn times() -> Times {
+    let mut out = [0u8; 40];
+    // Never fails with 40 bytes of its own memory.
+    sys::times(&mut out);
+    let at = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&out[i * 8..i * 8 + 8]);
+        Duration::from_nanos(u64::from_le_bytes(bytes))
+    };
+    Times {
+        user: at(0),
+        system: at(1),
+        children_user: at(2),
+        children_system: at(3),
+        elapsed: at(4),
+    }
 }
 
 /// `os.wait()`: waits for any `os.fork` child.

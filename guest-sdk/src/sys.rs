@@ -121,6 +121,13 @@ pub fn waitpid(pid: i32, options: i32, status: &mut i32) -> i32 {
     unsafe { raw::waitpid(pid, options, status) }
 }
 
+/// `times`: five `u64` nanosecond counts into `out` (see
+/// `procbridge_abi::process::TIMES_LEN`).
+pub fn times(out: &mut [u8; 40]) -> i32 {
+    // SAFETY: `out` is 40 writable bytes, the capacity passed.
+    unsafe { raw::times(out.as_mut_ptr(), out.len() as i32) }
+}
+
 /// A command as `popen` and `popen_call` take it: argv and env lists (the
 /// ABI's encoding; no env: the guest's granted one), cwd (empty: the
 /// default) and the stdio codes.

@@ -117,6 +117,7 @@ class _Pipe(io.RawIOBase):
         return self._stream == 0
 
     def readinto(self, b):
+        self._popen._read_by_python = True
         ret, (data,) = _call('popen_read', self._popen._handle, self._stream,
                             Buf(min(len(b), _READ_CHUNK)), I64(-1))
         if ret < 0:
@@ -139,12 +140,23 @@ class _Pipe(io.RawIOBase):
         raise OSError('procbridge pipes have no file descriptor')
 
 
-def _stream(raw, mode, text, encoding, errors):
-    buffered = io.BufferedWriter(raw) if mode == 'w' else io.BufferedReader(raw)
+def _stream(raw, mode, text, encoding, errors, bufsize):
+    """The file object of one end, as CPython's Popen makes it: `bufsize` 0
+    is the raw stream (every write goes out at once), 1 line-buffers a
+    text stream, other values are the buffer's size."""
+    line_buffering = False
+    if bufsize == 1:
+        line_buffering = text
+        bufsize = -1
+    if bufsize == 0:
+        stream = raw
+    else:
+        size = io.DEFAULT_BUFFER_SIZE if bufsize < 0 else bufsize
+        stream = io.BufferedWriter(raw, size) if mode == 'w' else io.BufferedReader(raw, size)
     if not text:
-        return buffered
-    return io.TextIOWrapper(buffered, encoding=encoding or 'utf-8', errors=errors,
-                            write_through=mode == 'w')
+        return stream
+    return io.TextIOWrapper(stream, encoding=encoding or 'utf-8', errors=errors,
+                            write_through=mode == 'w', line_buffering=line_buffering)
 
 
 def _argv(args, shell, executable):
@@ -291,12 +303,17 @@ class Popen:
         # run() never shows its Popen: it does not ask the pid.
         self._pid_wanted = True
         self.stdin = self.stdout = self.stderr = None
+        # Set once Python code read from stdout or stderr: their streams may
+        # hold bytes read ahead, which communicate() must not skip.
+        self._read_by_python = False
+        if bufsize is None:
+            bufsize = -1
         if stdin == PIPE:
-            self.stdin = _stream(_Pipe(self, 0), 'w', self._text, encoding, errors)
+            self.stdin = _stream(_Pipe(self, 0), 'w', self._text, encoding, errors, bufsize)
         if stdout == PIPE:
-            self.stdout = _stream(_Pipe(self, 1), 'r', self._text, encoding, errors)
+            self.stdout = _stream(_Pipe(self, 1), 'r', self._text, encoding, errors, bufsize)
         if stderr == PIPE:
-            self.stderr = _stream(_Pipe(self, 2), 'r', self._text, encoding, errors)
+            self.stderr = _stream(_Pipe(self, 2), 'r', self._text, encoding, errors, bufsize)
 
     def poll(self):
         if self.returncode is None and self._handle is not None:
@@ -329,6 +346,8 @@ class Popen:
         if self.stdin is not None:
             # What Python code wrote to stdin so far goes first.
             self.stdin.flush()
+        if self._read_by_python:
+            return self._communicate_through_streams(data)
         self._communicated = True
         ret, (_, head) = _call('popen_communicate', self._handle, Buf(data),
                                timeout_us(True, timeout), 0, Buf(8, with_len=False))
@@ -341,12 +360,36 @@ class Popen:
         self.returncode = code
         return self._results(both, out_len)
 
+    def _communicate_through_streams(self, data):
+        """communicate() once Python code has read from stdout or stderr:
+        what their streams read ahead comes first, so the rest is read
+        through them too (stdout to its end, then stderr), then the command
+        is waited for. (The host's communicate reads both at once, from the
+        pipes: it would skip what the streams hold.)"""
+        self._communicated = True
+        if self.stdin is not None and not self.stdin.closed:
+            if data:
+                try:
+                    self.stdin.write(data.decode(self._encoding or 'utf-8', self._errors or 'strict')
+                                     if self._text else data)
+                except BrokenPipeError:
+                    pass
+            try:
+                self.stdin.close()
+            except BrokenPipeError:
+                pass
+        out = self.stdout.read() if self.stdout is not None else None
+        err = self.stderr.read() if self.stderr is not None else None
+        self.wait()
+        return out, err
+
     def _results(self, both, out_len):
         out, err = both[:out_len], both[out_len:]
         if self._text:
+            # Universal newlines, as a text stream reads them.
             enc, errs = self._encoding or 'utf-8', self._errors or 'strict'
-            out = out.decode(enc, errs).replace('\r\n', '\n')
-            err = err.decode(enc, errs).replace('\r\n', '\n')
+            out = out.decode(enc, errs).replace('\r\n', '\n').replace('\r', '\n')
+            err = err.decode(enc, errs).replace('\r\n', '\n').replace('\r', '\n')
         return (out if self.stdout is not None else None,
                 err if self.stderr is not None else None)
 

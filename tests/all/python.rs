@@ -120,6 +120,10 @@ fn more_programs_print_what_python3_prints() {
     compare("locks.py", false);
     // Before the waits kept pools going, the first wait timed out.
     compare("pool_while_waiting.py", false);
+    // Each part differed before: a hang (bufsize), lost output (readline
+    // then communicate), a lone \r, ValueError for a past deadline, EINVAL
+    // for signal 0, wall time as CPU time, callbacks that never ran.
+    compare("streams_and_clocks.py", false);
 }
 
 #[test]

@@ -4,10 +4,10 @@ This interpreter has no threads: a Pool hands out its tasks and collects
 their results inside its own calls. A script that submits tasks and then
 waits on something else (a Queue the tasks fill, a Pipe, a Process) would
 wait forever for the tasks the pool still holds back. So while a pool has
-work out, the waits of Queue, Connection and Process wait in slices of a
-few milliseconds and let the pools hand out tasks, collect results and
-run callbacks in between, which Python's pool does in its helper threads.
-With no pool at work they wait as before, in one call.
+work out, the waits of Queue, Connection and Process, and `time.sleep`,
+wait in slices of a few milliseconds and let the pools hand out tasks,
+collect results and run callbacks in between, which Python's pool does in
+its helper threads. With no pool at work they wait as before, in one call.
 """
 import os
 import time
@@ -56,6 +56,31 @@ def pump():
                 pool._pump()
     finally:
         _pumping = False
+
+
+_plain_sleep = time.sleep
+
+
+def sleep(secs):
+    """time.sleep, pumping the pools at work while it sleeps (a script
+    that sleeps until its callbacks have run)."""
+    if secs > 0 and busy():
+        deadline = time.monotonic() + secs
+        while busy():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            _plain_sleep(min(_SLICE, left))
+            pump()
+        left = deadline - time.monotonic()
+        if left > 0:
+            _plain_sleep(left)
+        return
+    _plain_sleep(secs)
+
+
+sleep.__doc__ = _plain_sleep.__doc__
+time.sleep = sleep
 
 
 def wait(attempt, timeout, nothing):

@@ -206,6 +206,8 @@ def timeout_us(block=True, timeout=None):
         return I64(0)
     if timeout is None:
         return I64(-1)
-    if timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
+    if timeout <= 0:
+        # As multiprocessing's and subprocess's own waits: a deadline that
+        # has passed (`deadline - time.monotonic()`) is a look, not an error.
+        return I64(0)
     return I64(int(timeout * 1e6 + 0.999))

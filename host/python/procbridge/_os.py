@@ -2,8 +2,9 @@
 
 Installed into `os` at start-up (sitecustomize): `fork`, `getpid`,
 `getppid`, `waitpid`, `wait`, `kill` (of this process's own fork children),
-`register_at_fork`, `cpu_count`, `WNOHANG` and the `W*` status functions,
-`waitstatus_to_exitcode`.
+`register_at_fork`, `cpu_count`, `times`, `WNOHANG` and the `W*` status
+functions, `waitstatus_to_exitcode`; and `time.process_time` (WASI has no
+CPU clocks: wasi-libc's `times()` made them up from the monotonic clock).
 """
 import os
 import struct
@@ -91,6 +92,28 @@ def cpu_count():
     return check('cpu_count')[0] or None
 
 
+def _times_ns():
+    """(user, system, children_user, children_system, monotonic), in
+    nanoseconds, from the host (`getrusage`)."""
+    _, (raw,) = check('times', Buf(40))
+    return struct.unpack('<5Q', raw)
+
+
+def times():
+    """As os.times(): CPU time of this process and its waited-for
+    children, in seconds, and a monotonic clock."""
+    return os.times_result(tuple(ns / 1e9 for ns in _times_ns()))
+
+
+def process_time_ns():
+    user, system = _times_ns()[:2]
+    return user + system
+
+
+def process_time():
+    return process_time_ns() / 1e9
+
+
 def WIFEXITED(status):
     return status & 0x7f == 0
 
@@ -128,8 +151,11 @@ def waitstatus_to_exitcode(status):
 
 
 def _install():
+    import time
+    time.process_time = process_time
+    time.process_time_ns = process_time_ns
     for name in ('fork', 'getpid', 'getppid', 'waitpid', 'wait', 'kill',
-                 'register_at_fork', 'cpu_count', 'WNOHANG', 'WIFEXITED',
+                 'register_at_fork', 'cpu_count', 'times', 'WNOHANG', 'WIFEXITED',
                  'WEXITSTATUS', 'WIFSIGNALED', 'WTERMSIG', 'WIFSTOPPED',
                  'WSTOPSIG', 'WCOREDUMP', 'waitstatus_to_exitcode'):
         setattr(os, name, globals()[name])

@@ -10,6 +10,7 @@
 //! | `waitpid(pid, options, status_ptr) -> i32` | the pid reaped (its wait status at `status_ptr`), or `0` with `WNOHANG` |
 //! | `kill(pid, signal) -> i32` | `0`; signals one of this process's own `fork` children |
 //! | `cpu_count() -> i32` | the number of CPUs this process may run on |
+//! | `times(ptr, cap) -> i32` | `40`: five `u64` nanosecond counts at `ptr` (`os.times()`: user and system CPU time of this process and of its waited-for children, then the monotonic clock) |
 
 use super::{with_memory, with_state};
 use crate::ctx::HostState;
@@ -17,7 +18,7 @@ use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::process::child::{wait_any, Child};
 use crate::process::fork::{fork_host, Forked};
 use crate::process::Start;
-use procbridge_abi::process::WNOHANG;
+use procbridge_abi::process::{TIMES_LEN, WNOHANG};
 use wasmtime::Caller;
 
 pub(super) fn getpid(_caller: Caller<'_, HostState>) -> i32 {
@@ -32,9 +33,10 @@ pub(super) fn getppid(_caller: Caller<'_, HostState>) -> i32 {
 /// has not been waited for (a `Process` child of a Python guest is one).
 pub(super) fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> i32 {
     with_state(&mut caller, |state| {
-        if !(1..=64).contains(&signal) {
+        // 0 sends nothing: whether the process is there (`os.kill(pid, 0)`).
+        if !(0..=64).contains(&signal) {
             return Err(BridgeError::invalid(format!(
-                "{signal} is not a signal number (1..=64)"
+                "{signal} is not a signal number (0..=64)"
             )));
         }
         if pid == std::process::id() as i32 {
@@ -61,6 +63,51 @@ pub(super) fn kill(mut caller: Caller<'_, HostState>, pid: i32, signal: i32) -> 
 
 pub(super) fn cpu_count(_caller: Caller<'_, HostState>) -> i32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(i32::MAX as usize) as i32)
+}
+
+/// `os.times()` (and `time.process_time()`): what the kernel counted for
+/// this OS process and its reaped children (`getrusage`), and the
+/// monotonic clock. WASI has no CPU clocks: wasmtime-wasi answers them
+/// with `EBADF`, and wasi-libc's `times()` makes them up from wall time.
+pub(super) fn times(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
+    with_memory(&mut caller, |mem, _state| {
+        if cap < TIMES_LEN {
+            return Err(BridgeError::invalid(format!(
+                "times needs {TIMES_LEN} bytes, not {cap}"
+            )));
+        }
+        let own = rusage(libc::RUSAGE_SELF);
+        let children = rusage(libc::RUSAGE_CHILDREN);
+        let mut out = Vec::with_capacity(TIMES_LEN as usize);
+        for nanos in [own.0, own.1, children.0, children.1, monotonic_nanos()] {
+            out.extend_from_slice(&nanos.to_le_bytes());
+        }
+        mem.write(ptr, &out)?;
+        Ok(TIMES_LEN)
+    })
+}
+
+/// User and system CPU time of `who`, in nanoseconds.
+fn rusage(who: libc::c_int) -> (u64, u64) {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid
+    // value if it does not.
+    let usage = unsafe {
+        libc::getrusage(who, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let nanos = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    (nanos(usage.ru_utime), nanos(usage.ru_stime))
+}
+
+fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub(super) fn last_error(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {

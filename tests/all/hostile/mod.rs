@@ -54,6 +54,7 @@ cases! {
     os::take_result_bad_buffers_keep_the_result,
     os::waitpid_without_children,
     os::cpu_count_is_the_machines,
+    os::times_bad_buffers_and_real_counts,
     os::kill_reaches_only_own_fork_children,
     os::fork_child_exits_in_the_middle,
     os::fork_child_cannot_use_parent_handles,

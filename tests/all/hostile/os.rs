@@ -1,5 +1,5 @@
 //! `os`: identity, `last_error`, `take_result`, `fork`, `waitpid`, `kill`,
-//! `cpu_count`.
+//! `cpu_count`, `times`.
 
 use super::{Script, Via};
 use procbridge::Errno::*;
@@ -40,6 +40,39 @@ pub fn cpu_count_is_the_machines() -> Script {
     Script::new(Via::Library).expect("(call $cpu_count)", cpus)
 }
 
+/// `times` writes its 40 bytes or nothing: too small a buffer, one past
+/// the end of memory; its counts are real (the monotonic clock moves on,
+/// CPU time is not the wall clock's).
+pub fn times_bad_buffers_and_real_counts() -> Script {
+    Script::new(Via::Library)
+        .errno("(call $times (i32.const 0x100) (i32.const 39))", Inval)
+        .errno("(call $times (i32.const 0x100) (i32.const -1))", Inval)
+        .errno("(call $times (i32.const 65500) (i32.const 40))", Fault)
+        .errno("(call $times (i32.const -8) (i32.const 40))", Fault)
+        .expect("(i64.eqz (i64.load (i32.const 0x120)))", 1)
+        .expect("(call $times (i32.const 0x100) (i32.const 4096))", 40)
+        .expect("(call $times (i32.const 65496) (i32.const 40))", 40)
+        // Nothing past the 40 bytes was written.
+        .expect("(i64.eqz (i64.load (i32.const 0x128)))", 1)
+        // The monotonic clock of the second call is later.
+        .expect(
+            "(i64.gt_u (i64.load (i32.const 65528)) (i64.load (i32.const 0x120)))",
+            1,
+        )
+        // User plus system CPU time so far: under the monotonic clock's
+        // reading (wasi-libc's emulation made them equal), and not nothing.
+        .expect(
+            "(i64.lt_u (i64.add (i64.load (i32.const 0x100)) (i64.load (i32.const 0x108))) \
+             (i64.load (i32.const 0x120)))",
+            1,
+        )
+        .expect(
+            "(i64.ne (i64.add (i64.load (i32.const 0x100)) (i64.load (i32.const 0x108))) \
+             (i64.const 0))",
+            1,
+        )
+}
+
 /// `kill` reaches this process's own unwaited fork children and nothing
 /// else: not the parent, not init, not a command, not a reaped child, no
 /// bad signal.
@@ -50,7 +83,9 @@ pub fn kill_reaches_only_own_fork_children() -> Script {
         .errno("(call $kill (i32.const 0) (i32.const 9))", Srch)
         .errno("(call $kill (i32.const -1) (i32.const 9))", Srch)
         .errno("(call $kill (i32.const -2147483648) (i32.const 9))", Srch)
-        .errno("(call $kill (call $getpid) (i32.const 0))", Inval)
+        // 0: only whether it is there.
+        .expect("(call $kill (call $getpid) (i32.const 0))", 0)
+        .errno("(call $kill (i32.const 1) (i32.const 0))", Srch)
         .errno("(call $kill (call $getpid) (i32.const 65))", Inval)
         .errno("(call $kill (call $getpid) (i32.const -9))", Inval)
         .keep("$a", POPEN_SLEEP)
