@@ -739,7 +739,7 @@ fn seeds() -> Vec<(&'static str, Seed)> {
                 .call("getpid", &[], Positive, 1)
                 .call("kill", &[Slot(1), Raw(9)], Skipped, 0)
                 .call("kill", &[Raw(1), Raw(9)], Eq(Errno::Srch.to_return()), 0)
-                .call("kill", &[Raw(0), Raw(0)], inval, 0),
+                .call("kill", &[Raw(0), Raw(65)], inval, 0),
         ),
         (
             "foreign_handles",

@@ -648,4 +648,35 @@ print('order', all(q.get()[0] == i for i in range(20)), flush=True)
         "{}",
         stderr(&out)
     );
+    // At that limit a writer waits for the reader, as on a full queue (it
+    // used to get queue.Full from an unbounded queue); put_nowait is Full.
+    let script = "\
+import multiprocessing as mp, queue, time
+def write(q):
+    for i in range(6):
+        q.put(bytes([i]) * (600 << 10))
+if __name__ == '__main__':
+    q = mp.Queue()
+    p = mp.Process(target=write, args=(q,))
+    p.start()
+    time.sleep(0.5)
+    print('read', [q.get(timeout=10)[0] for _ in range(6)], flush=True)
+    p.join()
+    print('writer', p.exitcode, flush=True)
+    q.put(b'x' * (600 << 10))
+    try:
+        q.put_nowait(b'x' * (600 << 10))
+    except queue.Full:
+        print('put_nowait Full', flush=True)
+";
+    let out = procbridge()
+        .args(["python", "--max-queued", "1", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge python");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        ["read [0, 1, 2, 3, 4, 5]", "writer 0", "put_nowait Full"]
+    );
 }

@@ -121,6 +121,7 @@ fn a_flooding_guest_gets_an_error_not_host_memory() {
             // 1024 bytes hold nine 104-byte records.
             "flood put 9 then Some(NoBufs)",
             "full Full",
+            "waiting put Some(TimedOut)",
             "too big Some(TooBig)",
             "limit Err(Inval)"
         ]

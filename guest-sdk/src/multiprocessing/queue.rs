@@ -13,11 +13,11 @@ use std::time::Duration;
 ///
 /// Every message put is got exactly once, by one getter, in the order each
 /// putter put them. A queue made with a `maxsize` makes putters wait while
-/// it is full; an unbounded one never does, but holds at most its byte
+/// it is full. An unbounded one grows with what waits in it up to its byte
 /// limit (the policy's queued-bytes limit, 64 MiB by default, unless
-/// [`with_limits`](Queue::with_limits) says less; its memory grows with
-/// what waits in it):
-/// a put past it fails with [`ErrorKind::Full`].
+/// [`with_limits`](Queue::with_limits) says less); there a put waits for a
+/// getter as on a full queue, and [`put_nowait`](Queue::put_nowait) fails
+/// with [`ErrorKind::Full`].
 ///
 /// A `Queue` is a handle: [`clone`](Clone::clone) it to hand it to a
 /// [`Process`](super::Process) or a [`Pool`](super::Pool) task as an

@@ -207,16 +207,22 @@ fn name(raw: i32, pipe_end: &Connection) -> String {
 
 fn flood() -> Result {
     // An unbounded queue holding at most 1 KiB: 100-byte messages take 104.
+    // At the limit a put that may not wait fails; one that may waits for a
+    // getter (here, until its timeout).
     let q = Queue::with_limits(0, 1024)?;
     let mut n = 0;
     let err = loop {
-        match q.put(vec![7u8; 100]) {
+        match q.put_nowait(vec![7u8; 100]) {
             Ok(()) => n += 1,
             Err(e) => break e,
         }
     };
     println!("flood put {n} then {:?}", errno_of_put(Err(err.clone())));
     println!("full {:?}", err.kind());
+    println!(
+        "waiting put {:?}",
+        errno_of_put(q.put_timeout(vec![7u8; 100], ms(20)))
+    );
     println!(
         "too big {:?}",
         errno_of_put(Queue::with_limits(0, 1 << 20)?.put(vec![0u8; 2 << 20]))

@@ -99,8 +99,9 @@ const DATA_OFFSET: usize = (std::mem::size_of::<Header>() + 63) & !63;
 ///
 /// * With `maxsize > 0` a putter waits while the queue holds `maxsize`
 ///   messages or its byte limit is reached.
-/// * An unbounded queue never makes a putter wait: a put that would go over
-///   the byte limit is `ENOBUFS`.
+/// * An unbounded queue grows up to its byte limit; there a putter waits
+///   for room as it would on a full queue, and a put that may not wait
+///   ([`Wait::Never`]) is `ENOBUFS`.
 ///
 /// ```
 /// use procbridge::channel::{Queue, QueueConfig, Wait};
@@ -270,8 +271,8 @@ impl Queue {
     /// # Errors
     /// `E2BIG` for a message larger than the queue's byte limit; `EAGAIN`
     /// (with [`Wait::Never`]) or `ETIMEDOUT` when the queue stayed full;
-    /// `ENOBUFS` when an unbounded queue's byte limit is reached; `EPIPE`
-    /// once the queue is shut down.
+    /// `ENOBUFS` with [`Wait::Never`] when an unbounded queue's byte limit
+    /// is reached; `EPIPE` once the queue is shut down.
     pub fn put(&self, msg: &[u8], wait: Wait) -> BridgeResult<()> {
         let need = ring::record_len(msg.len());
         if need > self.config.max_bytes as u64 {
@@ -316,7 +317,7 @@ impl Queue {
                     }
                     return Ok(());
                 }
-                if self.config.maxsize == 0 {
+                if self.config.maxsize == 0 && wait == Wait::Never {
                     return Err(BridgeError::new(
                         Errno::NoBufs,
                         format!(
@@ -415,12 +416,11 @@ impl Queue {
         }
     }
 
-    /// Whether a bounded queue is down to its low-water mark, half of its
-    /// `maxsize` and half of its bytes, where waiting putters are woken.
-    /// An unbounded queue's putters never wait.
+    /// Whether the queue is down to its low-water mark, half of its
+    /// `maxsize` (if it has one) and half of its bytes, where waiting
+    /// putters are woken.
     fn at_low_water(&self, state: &State, capacity: u64) -> bool {
-        self.config.maxsize > 0
-            && state.count <= self.config.maxsize as u64 / 2
+        (self.config.maxsize == 0 || state.count <= self.config.maxsize as u64 / 2)
             && state.tail - state.head <= capacity / 2
     }
 
@@ -609,10 +609,13 @@ mod tests {
         assert_eq!(q.put(b"c", deadline).unwrap_err().errno, Errno::TimedOut);
         assert!(start.elapsed() >= Duration::from_millis(50));
 
-        // Unbounded: the byte limit is an error, not a wait.
+        // Unbounded: at the byte limit a put that may not wait is ENOBUFS,
+        // one that may waits for room.
         let q = queue(0, 16);
         q.put(&[0; 12], Wait::Forever).unwrap();
-        assert_eq!(q.put(b"", Wait::Forever).unwrap_err().errno, Errno::NoBufs);
+        assert_eq!(q.put(b"", Wait::Never).unwrap_err().errno, Errno::NoBufs);
+        let deadline = Wait::timeout(Some(Duration::from_millis(20)));
+        assert_eq!(q.put(b"", deadline).unwrap_err().errno, Errno::TimedOut);
         assert_eq!(
             q.put(&[0; 13], Wait::Forever).unwrap_err().errno,
             Errno::TooBig
@@ -752,6 +755,29 @@ mod tests {
             .map(|_| Queue::new(QueueConfig::default()).unwrap())
             .collect();
         drop(queues);
+    }
+
+    #[test]
+    fn a_putter_on_an_unbounded_queue_at_its_limit_waits_for_a_getter() {
+        let q = std::sync::Arc::new(queue(0, 64));
+        for _ in 0..4 {
+            q.put(&[7; 12], Wait::Never).unwrap();
+        }
+        let putter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.put(b"late", Wait::Forever))
+        };
+        while !q.header().space.has_sleepers() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Down to half the bytes: the putter is woken and its message fits.
+        q.get(Wait::Never).unwrap();
+        q.get(Wait::Never).unwrap();
+        putter.join().unwrap().unwrap();
+        for _ in 0..2 {
+            assert_eq!(q.get(Wait::Never).unwrap(), [7; 12]);
+        }
+        assert_eq!(q.get(Wait::Never).unwrap(), b"late");
     }
 
     #[test]

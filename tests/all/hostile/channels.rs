@@ -126,7 +126,8 @@ pub fn queue_full_and_over_its_bytes() -> Script {
         // 8 bytes + 4 fit in 16; the next 8 + 4 do not.
         .expect(&put(B, "0x400", "8", "0"), 0)
         .errno(&put(B, "0x400", "8", "0"), NoBufs)
-        .errno(&put(B, "0x400", "8", "-1"), NoBufs)
+        // One that may wait waits for room (no getter here: its timeout).
+        .errno(&put(B, "0x400", "8", "1000"), TimedOut)
         .expect(&format!("(call $queue_full {B})"), 0)
         .expect(&get(B, "0x900", "64", "0"), 8)
         .expect(&put(B, "0x400", "8", "0"), 0)
