@@ -144,7 +144,10 @@ SCENARIOS = [
             "the calling OS process with a `getpid` system call, eight per "
             "`apply_async` and `get`, each through the host's seccomp filter; the pid "
             "is now kept, and forgotten by every fork child. Measured by hand on this "
-            "machine, `apply_async` + `get` went from about 12.5 µs to 4-6 µs per task.",
+            "machine, `apply_async` + `get` went from about 12.5 µs to 4-6 µs per task "
+            "in most runs; some runs (this one among them, at times) still take 11-12 "
+            "µs, when the parent's submissions and the workers' replies fall into "
+            "step and each task wakes a worker.",
         ],
         guest="pool_bench",
         python="pool_bench.py",
