@@ -637,11 +637,7 @@ print('order', all(q.get()[0] == i for i in range(20)), flush=True)
         ["held 20", "order True"]
     );
     // Under a 1 MiB queued-bytes limit the same queue stops there.
-    let out = procbridge()
-        .args(["python", "--max-queued", "1", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run procbridge python");
+    let out = under_one_mib_queued(script);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("does not fit in a queue of 1048576 bytes"),
@@ -669,14 +665,19 @@ if __name__ == '__main__':
     except queue.Full:
         print('put_nowait Full', flush=True)
 ";
-    let out = procbridge()
-        .args(["python", "--max-queued", "1", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run procbridge python");
+    let out = under_one_mib_queued(script);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).lines().collect::<Vec<_>>(),
         ["read [0, 1, 2, 3, 4, 5]", "writer 0", "put_nowait Full"]
     );
+}
+
+/// `procbridge python --max-queued 1 -c SCRIPT`.
+fn under_one_mib_queued(script: &str) -> Output {
+    procbridge()
+        .args(["python", "--max-queued", "1", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run procbridge python")
 }
