@@ -391,3 +391,18 @@ fn queued_tasks_start_while_the_parent_waits_on_something_else() {
     );
     assert!(text.contains("away results collected"), "{text}{stderr}");
 }
+
+#[test]
+fn forks_while_the_pools_helper_thread_works_start_and_end() {
+    // Every fork waits for a round of the pool's helper thread to end (a
+    // pthread_atfork gate): a child never starts with a lock it held.
+    let expected: i64 = (0..3000i64).map(|n| n * n).sum();
+    let (text, stderr) = pool_probe(&["fork_while_away"]);
+    assert!(
+        text.contains(&format!(
+            "forked children ended 40 of 40, sum of squares {expected}"
+        )),
+        "{text}{stderr}"
+    );
+    assert_eq!(stderr.matches("says hello").count(), 40, "{stderr}");
+}

@@ -493,6 +493,37 @@ fn away() {
     println!("away results collected");
 }
 
+/// Forks again and again while the pool's helper thread runs its rounds
+/// (tasks out, the guest making no pool call): every child must start and
+/// end (a child that inherited a lock the helper held would hang), and
+/// every task must still finish.
+fn fork_while_away() {
+    let pool = Pool::new(2).expect("pool");
+    let results: Vec<_> = (0..3000i64)
+        .map(|n| {
+            pool.apply_async("square", n.to_string())
+                .expect("apply_async")
+        })
+        .collect();
+    let mut ended = 0;
+    for _ in 0..40 {
+        let pid = os::fork().expect("fork");
+        if pid == 0 {
+            eprintln!("child {} says hello", os::getpid());
+            std::process::exit(0);
+        }
+        let (_, status) = os::waitpid(pid as i32, 0).expect("waitpid");
+        if status == 0 {
+            ended += 1;
+        }
+    }
+    let squares: i64 = results
+        .into_iter()
+        .map(|r| text(r.get().expect("get")).parse::<i64>().unwrap_or(-1))
+        .sum();
+    println!("forked children ended {ended} of 40, sum of squares {squares}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -509,6 +540,7 @@ fn main() {
         "bad" => bad(),
         "limit" => limit(),
         "away" => away(),
+        "fork_while_away" => fork_while_away(),
         other => {
             eprintln!("unknown scenario {:?}", other);
             std::process::exit(2);
