@@ -34,7 +34,8 @@ class Target:
     A target on a rate reads as one ("≥ 2x Python 3's throughput") and its
     ratio is shown the same way up (procbridge's rate ÷ the baseline's).
     ``rate`` does that for a time whose issue states the target as a rate:
-    ``rate="round trips/s"`` on a round-trip time.
+    ``rate="round trips/s"`` on a round-trip time. ``issue`` is the issue
+    that set the target, when it is not the scenario's.
     """
 
     against: str
@@ -43,6 +44,7 @@ class Target:
     strict: bool = False
     baseline_label: Optional[str] = None
     rate: Optional[str] = None
+    issue: Optional[int] = None
 
     def describe(self, figure_key):
         """The target in words, e.g. ``≤ 1.2x native Rust``."""

@@ -21,7 +21,7 @@ side without a program is "—".
 """
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .measure import ProgramFailed, Stats, run_bench_program
 from .model import (
@@ -59,6 +59,9 @@ class ProgramScenario:
     grants: Sequence[str] = ()
     notes: List[str] = field(default_factory=list)
     issue: Optional[int] = None
+    #: Runs one program (its argv, and the directory to run it in) and
+    #: returns what it measured: ``{key: value}``.
+    runner: Callable[..., Dict[str, float]] = run_bench_program
 
     def run(self, ctx):
         result = Result(
@@ -80,7 +83,7 @@ class ProgramScenario:
                 if side in failed:
                     continue
                 try:
-                    values = run_bench_program(commands[side], cwd=ctx.python_dir)
+                    values = self.runner(commands[side], cwd=ctx.python_dir)
                 except ProgramFailed as err:
                     failed.add(side)
                     result.notes.append(f"The {SIDE_TITLES[side]} program failed: {err}")

@@ -168,7 +168,7 @@ def _targets(results, busy=False):
             "| "
             + " | ".join(
                 [
-                    str(result.issue or ""),
+                    str(verdict.target.issue or result.issue or ""),
                     row.figure.label,
                     verdict.text(),
                     _value(row.figure.key, verdict.procbridge),

@@ -1,9 +1,9 @@
 """Units, read from the suffix of a BENCH key, and number formatting.
 
 A key ends with its unit: ``_ns`` (nanoseconds), ``_us`` (microseconds),
-``_ms`` (milliseconds), ``_mb_s`` (megabytes per second) or ``_msg_s``
-(messages per second).
-Times are costs (lower is better); rates are inverted to get a cost, so a
+``_ms`` (milliseconds), ``_kb`` (kilobytes of memory), ``_mb_s``
+(megabytes per second) or ``_msg_s`` (messages per second).
+Times and sizes are costs (lower is better); rates are inverted to get a cost, so a
 ratio of costs always reads the same way: 0.5x is twice as fast.
 """
 
@@ -14,6 +14,7 @@ _UNITS = (
     ("_ns", "ns", True),
     ("_us", "µs", True),
     ("_ms", "ms", True),
+    ("_kb", "kB", True),
 )
 
 
@@ -39,6 +40,7 @@ _LARGER = (
     ("µs", 10_000, "ms", 1_000),
     ("ms", 10_000, "s", 1_000),
     ("msg/s", 1_000_000, "M msg/s", 1_000_000),
+    ("kB", 10_000, "MB", 1_000),
 )
 
 
@@ -52,8 +54,9 @@ def scale(key, value):
     return divisor, name
 
 
-# Seconds per unit of a time, or the size of one counted thing of a rate.
-_BASE = {"_ns": 1e-9, "_us": 1e-6, "_ms": 1e-3, "_mb_s": 1e6, "_msg_s": 1.0}
+# Seconds per unit of a time, bytes per unit of a size, or the size of one
+# counted thing of a rate.
+_BASE = {"_ns": 1e-9, "_us": 1e-6, "_ms": 1e-3, "_kb": 1e3, "_mb_s": 1e6, "_msg_s": 1.0}
 
 
 def _suffix(key):
@@ -70,10 +73,12 @@ def cost(key, value):
 
 
 def comparable(key, other):
-    """Whether costs of ``key`` and ``other`` can be divided: two times, or
-    two rates of the same thing."""
+    """Whether costs of ``key`` and ``other`` can be divided: two times, two
+    sizes, or two rates of the same thing."""
     mine, theirs = _suffix(key), _suffix(other)
     if mine is None or theirs is None:
+        return mine == theirs
+    if "_kb" in (mine, theirs):
         return mine == theirs
     if lower_is_better(key) and lower_is_better(other):
         return True

@@ -10,7 +10,10 @@
 - queue_4p_unbounded_16b_msg_s: four writers of 16 bytes on an unbounded
   Queue;
 - pipe_pingpong_us: round trip of a 16-byte message over Pipe() to a child
-  that sends it back.
+  that sends it back;
+- pipe_slow_cpu_us: a child sends a 16-byte message over Pipe(False) once
+  a millisecond; the CPU time (user and system) the parent spends per
+  message receiving them.
 """
 
 import multiprocessing as mp
@@ -52,6 +55,30 @@ def echo(conn):
         conn.send_bytes(message)
 
 
+def slow_sender(conn, count):
+    for _ in range(count):
+        time.sleep(0.001)
+        conn.send_bytes(b"x" * 16)
+    conn.send_bytes(b"")
+
+
+def slow_pipe_cpu_us(count):
+    """CPU microseconds the parent spends per message receiving count
+    messages sent one a millisecond."""
+    reader, writer = CTX.Pipe(False)
+    process = CTX.Process(target=slow_sender, args=(writer, count))
+    process.start()
+    writer.close()
+    before = time.process_time()
+    received = 0
+    while reader.recv_bytes():
+        received += 1
+    spent = time.process_time() - before
+    process.join()
+    assert received == count, "messages lost"
+    return spent * 1e6 / count
+
+
 def main():
     count = pick(10_000, 200_000)
     seconds = median_seconds(pick(1, 3), lambda: queue_seconds(16, count))
@@ -86,6 +113,8 @@ def main():
     report("pipe_pingpong_us", median_us(pick(1_000, 5_000), round_trip))
     parent.send_bytes(b"")
     process.join()
+
+    report("pipe_slow_cpu_us", slow_pipe_cpu_us(pick(100, 1_000)))
 
 
 if __name__ == "__main__":

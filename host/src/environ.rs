@@ -8,7 +8,7 @@
 //! around every export a plugin host calls.
 
 use crate::ctx::HostState;
-use wasmtime::{Caller, Linker, Memory};
+use wasmtime::{Caller, Linker};
 
 /// A pointer outside memory or misaligned: a trap, as wasmtime-wasi (and
 /// the WASI specification) has it.
@@ -55,24 +55,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     Ok(())
 }
 
-fn memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
-    if let Some(memory) = caller.data().bridge.memory {
-        return Ok(memory);
-    }
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))?;
-    caller.data_mut().bridge.memory = Some(memory);
-    Ok(memory)
-}
-
 fn environ_sizes_get(
     mut caller: Caller<'_, HostState>,
     count_ptr: i32,
     size_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = memory(&mut caller)?;
+    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
     let (bytes, state) = memory.data_and_store_mut(&mut caller);
     let environ = &state.bridge.environ;
     let count = (environ.starts.len() as u32).to_le_bytes();
@@ -89,7 +77,7 @@ fn environ_get(
     environ_ptr: i32,
     buf_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = memory(&mut caller)?;
+    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
     let (bytes, state) = memory.data_and_store_mut(&mut caller);
     let environ = &state.bridge.environ;
     // Nothing to write: nothing is checked, as wasmtime-wasi's writes

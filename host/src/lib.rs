@@ -64,6 +64,7 @@ pub(crate) mod subprocess;
 pub(crate) mod supervisor;
 pub(crate) mod timeout;
 mod timespec;
+mod wasi_p1;
 pub mod watchdog;
 
 pub use api::MODULE;

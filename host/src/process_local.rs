@@ -1,29 +1,30 @@
 //! State that belongs to one OS process and must be made anew after `fork`.
 //!
-//! wasmtime-wasi's preview 1 functions run their futures on a Tokio runtime.
-//! Its built-in fallback runtime is a process-global value whose worker
-//! threads would not exist in a `fork` child, so procbridge never lets it be
-//! used: every OS process running a guest enters a runtime created in that
-//! same process ([`enter_tokio`]), and a fork child makes its own on first
-//! use.
+//! wasmtime-wasi's preview 1 functions are futures, run to completion on a
+//! Tokio runtime. A runtime's threads do not exist in a `fork` child, so
+//! each OS process makes its own on its first WASI call ([`block_on`]), and
+//! one without threads of its own: the calling thread drives its timers
+//! and I/O. A fork child that makes no WASI call, or none that waits,
+//! starts no runtime at all.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
-use tokio::runtime::{EnterGuard, Runtime};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
+use tokio::runtime::Runtime;
 
-static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+/// A process's runtime, with the fork count of the process that made it.
+struct OwnedRuntime {
+    forks: u64,
+    runtime: Runtime,
+}
+
+/// The runtime [`tokio_runtime`] made last (null: none yet). No lock: a
+/// fork child must never find one held by a thread it does not have.
+static CURRENT: AtomicPtr<OwnedRuntime> = AtomicPtr::new(std::ptr::null_mut());
 
 /// How many forks this process descends through (counted in each child by
-/// a `pthread_atfork` handler): a runtime remembered by a thread is still
-/// this process's while the count has not changed.
+/// a `pthread_atfork` handler): a runtime made at another count is another
+/// process's.
 static FORKS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// This thread's last answer of [`tokio_runtime`], with the fork count
-    /// it was given at: a call per plugin call needs no system call.
-    static LAST: Cell<Option<(u64, &'static Runtime)>> = const { Cell::new(None) };
-}
 
 /// This process's id as [`pid`] last read it; `0` in a fork child until
 /// it asks again.
@@ -60,75 +61,85 @@ fn count_forks() {
     });
 }
 
-/// This process's Tokio runtime, created on first use in each process.
-pub(crate) fn tokio_runtime() -> &'static Runtime {
-    count_forks();
-    let forks = FORKS.load(Ordering::SeqCst);
-    if let Some((seen, rt)) = LAST.get() {
-        if seen == forks {
-            return rt;
-        }
-    }
-    let rt = runtime_of_this_process();
-    LAST.set(Some((forks, rt)));
-    rt
-}
-
-fn runtime_of_this_process() -> &'static Runtime {
-    let pid = std::process::id();
-    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((owner, rt)) = *slot {
-        if owner == pid {
-            return rt;
-        }
-    }
-    // A runtime inherited through fork has no worker threads in this process;
-    // it is left alone (never dropped: dropping would wait for those threads).
-    let rt: &'static Runtime = Box::leak(Box::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("procbridge-io")
-            .enable_all()
-            .build()
-            .expect("cannot start the I/O runtime"),
-    ));
-    *slot = Some((pid, rt));
-    rt
-}
-
-/// Makes this process's runtime the current one on this thread until the
-/// guard is dropped.
-pub(crate) fn enter_tokio() -> EnterGuard<'static> {
-    tokio_runtime().enter()
-}
-
-/// In a fresh fork child: creates this process's own runtime and enters it
-/// for the rest of the process's life (the child never returns to where the
-/// parent entered the inherited runtime, so the guard is never dropped).
+/// Runs `future` to completion on this OS process's Tokio runtime, on
+/// this thread (which drives the runtime's timers and I/O meanwhile).
+///
+/// Threads of one process share its runtime; while one drives it, the
+/// others' futures are woken by it.
 ///
 /// # Errors
-/// When the runtime's thread cannot be started (for example under a fork
-/// bomb's pressure on the thread limit).
-pub(crate) fn enter_tokio_in_child() -> std::io::Result<()> {
-    let rt: &'static Runtime = Box::leak(Box::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("procbridge-io")
-            .enable_all()
-            .build()?,
-    ));
-    // The inherited lock is free: the fork happened on the thread that runs
-    // the guest, which does not hold it while the guest runs.
-    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    *slot = Some((std::process::id(), rt));
-    drop(slot);
-    std::mem::forget(rt.enter());
-    Ok(())
+/// When this process cannot make its runtime (out of descriptors).
+///
+/// # Panics
+/// Inside an asynchronous execution context (a Tokio task), as Tokio's
+/// `block_on` does: procbridge runs guests only where they may block
+/// (`crate::blocking`).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    Ok(tokio_runtime()?.block_on(future))
+}
+
+/// This process's Tokio runtime, created on first use in each process.
+fn tokio_runtime() -> std::io::Result<&'static Runtime> {
+    count_forks();
+    let forks = FORKS.load(Ordering::SeqCst);
+    loop {
+        let seen = CURRENT.load(Ordering::SeqCst);
+        // SAFETY: `CURRENT` holds null or a leaked box, never freed.
+        if let Some(owned) = unsafe { seen.as_ref() } {
+            if owned.forks == forks {
+                return Ok(&owned.runtime);
+            }
+        }
+        // None yet, or the one a fork copied: its blocking-pool threads
+        // are not in this process. It is left alone (dropping it would
+        // wait for them).
+        let made = Box::into_raw(Box::new(OwnedRuntime {
+            forks,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .thread_name("procbridge-io")
+                .enable_all()
+                .build()?,
+        }));
+        match CURRENT.compare_exchange(seen, made, Ordering::SeqCst, Ordering::SeqCst) {
+            // SAFETY: leaked from here on.
+            Ok(_) => return Ok(unsafe { &(*made).runtime }),
+            // Another thread made one first: that one is this process's.
+            // SAFETY: `made` was never shared.
+            Err(_) => drop(unsafe { Box::from_raw(made) }),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::pid;
+    use super::{block_on, pid};
+    use std::time::Duration;
+
+    #[test]
+    fn a_fork_child_waits_on_a_runtime_of_its_own() {
+        let sleep =
+            || block_on(async { tokio::time::sleep(Duration::from_millis(2)).await }).unwrap();
+        sleep();
+        // SAFETY: the child sleeps on its runtime and exits; an alarm ends
+        // it if the sleep never wakes (a runtime copied from the parent).
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            unsafe { libc::alarm(5) };
+            sleep();
+            sleep();
+            // SAFETY: ends the child without running the test harness's exit.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "status {status:#x}"
+        );
+        sleep();
+    }
 
     #[test]
     fn a_fork_child_knows_its_own_pid_not_its_parents() {

@@ -17,7 +17,6 @@ use crate::cache::{FileLoadError, ModuleCache, Origin};
 use crate::ctx::{GuestBuilder, HostState};
 use crate::deadline::{self, Ticker};
 use crate::plugin::{Instantiator, Plugin, PluginPool};
-use crate::process_local;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -380,7 +379,7 @@ impl Runtime {
     fn from_config(config: &Config, settings: RuntimeBuilder) -> anyhow::Result<Self> {
         let engine = Engine::new(config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)?;
+        crate::wasi_p1::add_to_linker(&mut linker)?;
         crate::python::door::add_to_linker(&mut linker)?;
         crate::environ::add_to_linker(&mut linker)?;
         crate::os_random::add_to_linker(&mut linker)?;
@@ -637,7 +636,6 @@ fn run_store(
     mut store: Store<HostState>,
     wall_time: Option<Duration>,
 ) -> anyhow::Result<i32> {
-    let _tokio = process_local::enter_tokio();
     let instance = program
         .pre
         .instantiate(&mut store)

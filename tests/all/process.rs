@@ -252,6 +252,72 @@ fn killing_the_root_leaves_no_descendant_running() {
     }
 }
 
+/// The threads of process `pid` (`None`: it is gone).
+fn threads_of(pid: u32) -> Option<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[test]
+fn children_that_sleep_run_on_one_thread() {
+    // Each sleeper waits in WASI's `poll_oneoff`, on its own process's
+    // runtime, driven by the guest's thread: no runtime thread per child.
+    let mut child = procbridge()
+        .args(["run", guest("process_probe").to_str().unwrap(), "sleepers"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let root = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while descendants(root).len() < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every one has started sleeping by now.
+    std::thread::sleep(Duration::from_millis(300));
+    let threads: Vec<(u32, Option<usize>)> = descendants(root)
+        .into_iter()
+        .map(|pid| (pid, threads_of(pid)))
+        .collect();
+    // SAFETY: our own child.
+    unsafe { libc::kill(root as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert_eq!(threads.len(), 6, "{threads:?}");
+    assert!(
+        threads.iter().all(|&(_, n)| n == Some(1)),
+        "threads of each sleeper: {threads:?}"
+    );
+}
+
+#[test]
+fn memory_benchmark_guest_holds_still_with_its_children() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = procbridge()
+        .args(["run", guest("memory_bench").to_str().unwrap(), "--quick"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let root = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for expected in ["PSS base 0", "PSS fork 8", "PSS spawn 8"] {
+        let line = lines.next().expect("a pause").unwrap();
+        assert_eq!(line, expected);
+        // While it waits, its children wait too.
+        let children = descendants(root).len();
+        seen.push(children);
+        stdin.write_all(b"\n").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(seen[0], 0, "{seen:?}");
+    assert!(seen[1] >= 8 && seen[2] >= 8, "{seen:?}");
+}
+
 #[test]
 fn benchmark_guest_prints_bench_lines() {
     let out = run_cli(&["run", guest("process_bench").to_str().unwrap(), "5"]);

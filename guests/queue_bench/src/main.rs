@@ -11,13 +11,16 @@
 //! - `queue_4p_unbounded_16b_msg_s`: four writers of 16 bytes on an
 //!   unbounded `Queue`;
 //! - `pipe_pingpong_us`: round trip of a 16-byte message over a `Pipe` to a
-//!   child that sends it back (median, microseconds).
+//!   child that sends it back (median, microseconds);
+//! - `pipe_slow_cpu_us`: a child sends a 16-byte message over a `Pipe`
+//!   once a millisecond; the CPU time (user and system) the parent spends
+//!   per message receiving them (microseconds).
 //!
 //! `--quick` runs fewer iterations.
 
 use procbridge_sdk::multiprocessing::{Connection, Pipe, Process, Queue};
-use procbridge_sdk::task;
-use std::time::Instant;
+use procbridge_sdk::{os, task};
+use std::time::{Duration, Instant};
 
 fn pick(quick: bool, small: usize, full: usize) -> usize {
     if quick {
@@ -64,6 +67,47 @@ task!(echo, |args: &[u8]| -> Result<Vec<u8>, String> {
         conn.send(&message[..]).map_err(|e| format!("{:?}", e))?;
     }
 });
+
+// Sends COUNT 16-byte messages, one a millisecond, then an empty one.
+task!(slow_sender, |args: &[u8]| -> Result<Vec<u8>, String> {
+    let a = unpack(args);
+    let conn = Connection::from_raw(a[0]);
+    for _ in 0..a[1] {
+        std::thread::sleep(Duration::from_millis(1));
+        conn.send(&[b'x'; 16][..]).map_err(|e| format!("{:?}", e))?;
+    }
+    conn.send(&[][..]).map_err(|e| format!("{:?}", e))?;
+    Ok(Vec::new())
+});
+
+/// CPU time of this process, user and system.
+fn cpu_time() -> Duration {
+    let times = os::times();
+    times.user + times.system
+}
+
+/// The CPU microseconds this process spends per message receiving
+/// `count` messages sent one a millisecond.
+fn slow_pipe_cpu_us(count: usize) -> f64 {
+    let (parent, child) = Pipe(false).expect("pipe");
+    let args = pack(&[child.as_raw(), count as i32]);
+    let mut sender = Process::new("slow_sender").args(&args[..]);
+    sender.start().expect("start slow_sender");
+    drop(child);
+    let before = cpu_time();
+    let mut received = 0;
+    loop {
+        let message: Vec<u8> = parent.recv().expect("recv");
+        if message.is_empty() {
+            break;
+        }
+        received += 1;
+    }
+    let spent = cpu_time() - before;
+    sender.join().expect("join slow_sender");
+    assert_eq!(received, count, "messages lost");
+    spent.as_secs_f64() * 1e6 / count as f64
+}
 
 /// Seconds from starting the writer to the reader holding every message.
 fn queue_seconds(size: usize, count: usize) -> f64 {
@@ -140,4 +184,7 @@ fn main() {
     println!("BENCH pipe_pingpong_us {:.2}", median(times));
     parent.send(&[][..]).expect("send stop");
     echo.join().expect("join echo");
+
+    let us = slow_pipe_cpu_us(pick(quick, 100, 1_000));
+    println!("BENCH pipe_slow_cpu_us {:.2}", us);
 }

@@ -46,7 +46,6 @@ use crate::blocking::run_blocking;
 use crate::ctx::HostState;
 use crate::deadline::Ticker;
 use crate::process::task::{self, Ending};
-use crate::process_local;
 use crate::runtime::{new_store, Program};
 use procbridge_abi::scratch as abi;
 use std::sync::{Arc, Mutex};
@@ -153,7 +152,6 @@ impl Instantiator {
             store.set_fuel(u64::MAX)?;
         }
         let live = {
-            let _tokio = process_local::enter_tokio();
             let instance = program.instance_pre().instantiate(&mut store)?;
             if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
                 init.call(&mut store, ())?;
@@ -251,7 +249,6 @@ impl Plugin {
         };
         let index = live.look_up(export).map_err(fail)?;
         self.arm(live).map_err(fail)?;
-        let _tokio = process_local::enter_tokio();
         // `Err`: the module broke the ABI (why).
         let ending: Result<Ending, String> = match live.scratch() {
             Ok(Some(scratch)) => live.call_scratch(index, scratch, input),

@@ -5,8 +5,8 @@
 //! flushes its own stdout and stderr; in the child it then
 //!
 //! 1. asks for `SIGKILL` when its parent dies ([`supervisor::bind_to_parent`]);
-//! 2. enters a Tokio runtime of its own (the inherited one's worker thread
-//!    does not exist in the child) and keeps it entered;
+//! 2. confines itself ([`HostState::harden`]: no capabilities, no new
+//!    privileges, the host's seccomp filter), as every guest process is;
 //! 3. forgets the handles that belong to the parent (its `Process` and
 //!    command entries) and the parent's `os.fork` children, keeping the
 //!    inheritable entries (queues, pipes);
@@ -22,7 +22,6 @@
 use super::{flush_host_stdio, Start};
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
-use crate::process_local;
 use crate::supervisor::{self, Slot};
 
 /// Which side of a fork this is.
@@ -71,15 +70,6 @@ fn become_child(state: &mut HostState, parent: u32) {
     if let Err(err) = state.harden() {
         eprintln!(
             "procbridge: child {}: cannot drop its privileges: {err}",
-            std::process::id()
-        );
-        flush_host_stdio();
-        // SAFETY: ends this child process, which has run no guest code yet.
-        unsafe { libc::_exit(1) }
-    }
-    if let Err(err) = process_local::enter_tokio_in_child() {
-        eprintln!(
-            "procbridge: child {}: cannot start its I/O runtime: {err}",
             std::process::id()
         );
         flush_host_stdio();

@@ -18,10 +18,9 @@
 use super::bound::{self, BoundDoors};
 use super::frame::{self, Arg, FrameError};
 use crate::ctx::HostState;
+use crate::wasi_p1::call_wasi;
 use std::collections::HashMap;
-use wasmtime::{AsContextMut, Caller, Func, Linker, Memory, TypedFunc, Val};
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
-use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
+use wasmtime::{Caller, Func, Linker, Memory, TypedFunc, Val};
 
 /// The descriptor the door has in the guest: far above anything a WASI
 /// table hands out.
@@ -44,9 +43,6 @@ const ERRNO_INVAL: i32 = 28;
 pub(crate) struct Door {
     /// The WASI descriptor of the door's preopened directory.
     dir_fd: i32,
-    /// The guest's memory, once looked up (the same in a fork child: its
-    /// store is a copy).
-    memory: Option<Memory>,
     funcs: HashMap<String, Callee>,
     /// The doors bound to one function and handle ([`bound`]).
     pub(super) bound: BoundDoors,
@@ -133,7 +129,6 @@ impl Door {
     pub(crate) fn new(dir_fd: i32) -> Door {
         Door {
             dir_fd,
-            memory: None,
             funcs: HashMap::new(),
             bound: BoundDoors::default(),
         }
@@ -151,38 +146,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
     linker.func_wrap(WASI, "fd_fdstat_get", fd_fdstat_get)?;
     linker.allow_shadowing(false);
     Ok(())
-}
-
-fn memory_of(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
-    caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))
-}
-
-/// Runs wasmtime-wasi's own p1 function, as its synchronous linker glue
-/// does: hostcall fuel, the guest's memory, on Tokio.
-macro_rules! wasi {
-    ($caller:ident, $func:ident ($($arg:expr),*)) => {{
-        let fuel = $caller.as_context_mut().hostcall_fuel();
-        let memory = memory_of(&mut $caller)?;
-        let (bytes, state) = memory.data_and_store_mut(&mut $caller);
-        let mut mem = wiggle::GuestMemory::Unshared(bytes);
-        state.wasi.set_hostcall_fuel(fuel);
-        wasmtime_wasi::runtime::in_tokio(p1::$func(&mut state.wasi, &mut mem, $($arg),*))
-    }};
-}
-
-/// The guest's memory, for a door call (looked up once).
-fn door_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
-    if let Some(memory) = caller.data().bridge.door.as_ref().and_then(|d| d.memory) {
-        return Ok(memory);
-    }
-    let memory = memory_of(caller)?;
-    if let Some(door) = caller.data_mut().bridge.door.as_mut() {
-        door.memory = Some(memory);
-    }
-    Ok(memory)
 }
 
 fn has_door(caller: &Caller<'_, HostState>) -> Option<i32> {
@@ -203,7 +166,7 @@ fn path_open(
     opened: i32,
 ) -> wasmtime::Result<i32> {
     if has_door(&caller) == Some(fd) {
-        let memory = memory_of(&mut caller)?;
+        let memory = crate::wasi_p1::guest_memory(&mut caller)?;
         let name = memory
             .data(&caller)
             .get(
@@ -228,7 +191,7 @@ fn path_open(
             });
         }
     }
-    wasi!(
+    call_wasi!(
         caller,
         path_open(fd, dirflags, path, path_len, oflags, base, inheriting, fdflags, opened)
     )
@@ -245,9 +208,9 @@ fn fd_write(
         if bound::is_bound(&caller, fd) {
             return call_bound(caller, fd, iovs, iovs_len, nwritten);
         }
-        return wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
+        return call_wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
     }
-    let memory = door_memory(&mut caller)?;
+    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
     let (base, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
         Ok(buffer) => buffer,
         Err(errno) => return Ok(errno),
@@ -273,7 +236,7 @@ fn fd_read(
     if bound::is_bound(&caller, fd) {
         return call_bound(caller, fd, iovs, iovs_len, nread);
     }
-    wasi!(caller, fd_read(fd, iovs, iovs_len, nread))
+    call_wasi!(caller, fd_read(fd, iovs, iovs_len, nread))
 }
 
 /// A read or write of a bound door: one call of its function.
@@ -284,7 +247,7 @@ fn call_bound(
     iovs_len: i32,
     count: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = door_memory(&mut caller)?;
+    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
     let (ptr, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
         Ok(buffer) => buffer,
         Err(errno) => return Ok(errno),
@@ -334,7 +297,7 @@ fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> wasmtime::Result<i32>
     if fd == DOOR_FD && has_door(&caller).is_some() || bound::close(&mut caller, fd) {
         return Ok(0);
     }
-    wasi!(caller, fd_close(fd))
+    call_wasi!(caller, fd_close(fd))
 }
 
 fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> wasmtime::Result<i32> {
@@ -344,11 +307,11 @@ fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> wasmti
         stat[0] = 2;
         stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        let memory = memory_of(&mut caller)?;
+        let memory = crate::wasi_p1::guest_memory(&mut caller)?;
         let written = memory.write(&mut caller, out as u32 as usize, &stat);
         return Ok(if written.is_ok() { 0 } else { ERRNO_FAULT });
     }
-    wasi!(caller, fd_fdstat_get(fd, out))
+    call_wasi!(caller, fd_fdstat_get(fd, out))
 }
 
 /// Calls the frame at guest address `base` and writes its return value

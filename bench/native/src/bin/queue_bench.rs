@@ -13,7 +13,10 @@
 //! - `queue_4p_unbounded_16b_msg_s`: the same as `queue_4p_16b_msg_s` (a
 //!   pipe is always bounded);
 //! - `pipe_pingpong_us`: round trip of a 16-byte message to a forked child
-//!   that sends it back.
+//!   that sends it back;
+//! - `pipe_slow_cpu_us`: a forked child sends a 16-byte message once a
+//!   millisecond; the CPU time (user and system, `getrusage`) the parent
+//!   spends per message reading them (blocking reads).
 
 use procbridge_bench_native::{fork_child, mb_per_s, median_of, micros, report, wait_child, Scale};
 use std::io::{BufReader, PipeReader, PipeWriter, Read, Write};
@@ -50,6 +53,48 @@ fn main() {
         "pipe_pingpong_us",
         micros(ping_pong(scale.pick(1_000, 5_000))),
     );
+
+    report("pipe_slow_cpu_us", slow_pipe_cpu_us(scale.pick(100, 1_000)));
+}
+
+/// The CPU microseconds the parent spends per message reading `count`
+/// messages a child sends one a millisecond.
+fn slow_pipe_cpu_us(count: usize) -> f64 {
+    let (mut reader, writer) = std::io::pipe().expect("pipe");
+    let child = fork_child(move || {
+        let mut writer = writer;
+        for _ in 0..count {
+            std::thread::sleep(Duration::from_millis(1));
+            send(&mut writer, &[b'x'; 16]);
+        }
+        send(&mut writer, &[]);
+    });
+    let before = cpu_time();
+    let mut message = Vec::new();
+    let mut received = 0;
+    loop {
+        receive(&mut reader, &mut message);
+        if message.is_empty() {
+            break;
+        }
+        received += 1;
+    }
+    let spent = cpu_time() - before;
+    wait_child(child);
+    assert_eq!(received, count, "messages lost");
+    micros(spent) / count as f64
+}
+
+/// This process's CPU time, user and system.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let of = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    of(usage.ru_utime) + of(usage.ru_stime)
 }
 
 /// The median of `runs` results of `measure`.
