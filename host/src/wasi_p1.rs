@@ -8,9 +8,10 @@
 //! so a future waiting on a timer or a blocking-pool thread would wait for
 //! ever. Entering a runtime around the whole guest instead would make every
 //! fork child start one (a thread, 100-200 µs) before running a line of
-//! guest code. Here a process makes its runtime at its first WASI call that
-//! needs one, and a runtime without threads: a call's future is driven by
-//! the calling thread itself.
+//! guest code. Here a process makes its runtime at its first call of a
+//! function that may wait (file and stream I/O, `poll_oneoff`), and a
+//! runtime without threads: a call's future is driven by the calling
+//! thread itself.
 //!
 //! The guest's memory is looked up once per store
 //! ([`Bridge::memory`](crate::ctx::Bridge)), not by name on every call.
