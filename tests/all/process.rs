@@ -206,20 +206,26 @@ fn children_keep_or_drop_grants_never_add() {
     );
 }
 
-#[test]
-fn killing_the_root_leaves_no_descendant_running() {
-    let mut child = procbridge()
+/// Starts the probe's sleepers and waits (up to 20 s) until all 6 have
+/// started: two Process trees (fork and spawn, each with a grandchild), a
+/// daemon and an os.fork child. The procbridge process, and its pid.
+fn start_sleepers() -> (std::process::Child, u32) {
+    let child = procbridge()
         .args(["run", guest("process_probe").to_str().unwrap(), "sleepers"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let root = child.id();
-    // Two Process trees (fork and spawn, each with a grandchild), a daemon
-    // and an os.fork child: 6 sleepers.
     let deadline = Instant::now() + Duration::from_secs(20);
     while descendants(root).len() < 6 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, root)
+}
+
+#[test]
+fn killing_the_root_leaves_no_descendant_running() {
+    let (mut child, root) = start_sleepers();
     let tree = descendants(root);
     assert_eq!(tree.len(), 6, "{tree:?}");
     // SAFETY: our own child.
@@ -265,16 +271,7 @@ fn threads_of(pid: u32) -> Option<usize> {
 fn children_that_sleep_run_on_one_thread() {
     // Each sleeper waits in WASI's `poll_oneoff`, on its own process's
     // runtime, driven by the guest's thread: no runtime thread per child.
-    let mut child = procbridge()
-        .args(["run", guest("process_probe").to_str().unwrap(), "sleepers"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let root = child.id();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while descendants(root).len() < 6 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, root) = start_sleepers();
     // Every one has started sleeping by now.
     std::thread::sleep(Duration::from_millis(300));
     let threads: Vec<(u32, Option<usize>)> = descendants(root)
