@@ -681,3 +681,60 @@ fn under_one_mib_queued(script: &str) -> Output {
         .output()
         .expect("run procbridge python")
 }
+
+#[test]
+fn a_fork_child_out_of_descriptors_fails_only_when_it_needs_its_runtime() {
+    // The job fills its descriptor table, then forks. A child that only
+    // exits needs no I/O runtime and ends as asked; one that prints needs
+    // one, cannot make it, and ends with a clear error (exit code 1). The
+    // host never panics and the parent goes on.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("f"), "x").unwrap();
+    let code = "\
+import os
+fds = []
+try:
+    while True:
+        fds.append(os.open('/data/f', os.O_RDONLY))
+except OSError:
+    print('full', flush=True)
+quiet = os.fork()
+if quiet == 0:
+    os._exit(7)
+print('quiet child:', os.waitpid(quiet, 0)[1] >> 8, flush=True)
+loud = os.fork()
+if loud == 0:
+    print('child speaks', flush=True)
+    os._exit(0)
+print('loud child:', os.waitpid(loud, 0)[1] >> 8, flush=True)
+";
+    let dir = format!("{}::/data", data.path().display());
+    let mut command = procbridge();
+    command.args(["python", "--dir", &dir, "-c", code]);
+    // SAFETY: only sets a resource limit between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        stdout(&out),
+        "full\nquiet child: 7\nloud child: 1\n",
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot start the I/O runtime: Too many open files"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
