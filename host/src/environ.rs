@@ -45,13 +45,11 @@ impl Environ {
     }
 }
 
-/// Shadows wasmtime-wasi's two functions on `linker` (after its own).
+/// Adds WASI's two environment functions to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    const WASI: &str = "wasi_snapshot_preview1";
-    linker.allow_shadowing(true);
+    const WASI: &str = crate::wasi_p1::MODULE;
     linker.func_wrap(WASI, "environ_sizes_get", environ_sizes_get)?;
     linker.func_wrap(WASI, "environ_get", environ_get)?;
-    linker.allow_shadowing(false);
     Ok(())
 }
 
@@ -60,7 +58,7 @@ fn environ_sizes_get(
     count_ptr: i32,
     size_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+    let memory = crate::guest_mem::wasi_memory(&mut caller)?;
     let (bytes, state) = memory.data_and_store_mut(&mut caller);
     let environ = &state.bridge.environ;
     let count = (environ.starts.len() as u32).to_le_bytes();
@@ -77,7 +75,7 @@ fn environ_get(
     environ_ptr: i32,
     buf_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+    let memory = crate::guest_mem::wasi_memory(&mut caller)?;
     let (bytes, state) = memory.data_and_store_mut(&mut caller);
     let environ = &state.bridge.environ;
     // Nothing to write: nothing is checked, as wasmtime-wasi's writes

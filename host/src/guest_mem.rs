@@ -6,8 +6,30 @@
 //! capped in size, and strings are checked to be UTF-8. A failure is a
 //! [`BridgeError`] (`EFAULT`, `E2BIG`, `EINVAL`), never a panic.
 
+use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use procbridge_abi::list;
+use wasmtime::{Caller, Memory};
+
+/// The guest's exported `memory`, looked up by name once per store and
+/// kept in [`Bridge::memory`](crate::ctx::Bridge) (`None`: it exports none).
+pub(crate) fn exported_memory(caller: &mut Caller<'_, HostState>) -> Option<Memory> {
+    if let Some(memory) = caller.data().bridge.memory {
+        return Some(memory);
+    }
+    let memory = caller.get_export("memory")?.into_memory()?;
+    caller.data_mut().bridge.memory = Some(memory);
+    Some(memory)
+}
+
+/// [`exported_memory`] for a WASI function: a module without one traps,
+/// as wasmtime-wasi's functions do.
+///
+/// # Errors
+/// The module exports no memory named `memory`.
+pub(crate) fn wasi_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
+    exported_memory(caller).ok_or_else(|| wasmtime::Error::msg("missing required memory export"))
+}
 
 /// The largest single read the host accepts from a guest by default (16 MiB).
 pub const MAX_READ: usize = 16 << 20;

@@ -23,19 +23,14 @@ const ERRNO_FAULT: i32 = 21;
 
 /// Answers WASI's `random_get` (shadowing wasmtime-wasi's).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.allow_shadowing(true);
-    linker.func_wrap("wasi_snapshot_preview1", "random_get", random_get)?;
-    linker.allow_shadowing(false);
+    linker.func_wrap(crate::wasi_p1::MODULE, "random_get", random_get)?;
     Ok(())
 }
 
 /// Fills the guest's `len` bytes at `buf` from the kernel: `0`, or WASI's
 /// `fault` for a range outside its memory (nothing is written then).
 fn random_get(mut caller: Caller<'_, HostState>, buf: i32, len: i32) -> wasmtime::Result<i32> {
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))?;
+    let memory = crate::guest_mem::wasi_memory(&mut caller)?;
     let start = buf as u32 as usize;
     let end = start.saturating_add(len as u32 as usize);
     match memory.data_mut(&mut caller).get_mut(start..end) {

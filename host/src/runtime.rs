@@ -400,6 +400,12 @@ impl Runtime {
         &self.engine
     }
 
+    /// The linker every guest of this runtime is instantiated with.
+    #[cfg(test)]
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
     /// The module cache in use, if any.
     pub fn cache(&self) -> Option<&ModuleCache> {
         self.cache.as_ref()

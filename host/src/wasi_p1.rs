@@ -16,32 +16,17 @@
 //! The guest's memory is looked up once per store
 //! ([`Bridge::memory`](crate::ctx::Bridge)), not by name on every call.
 //!
-//! Functions procbridge answers itself (`proc_exit`, `random_get`,
-//! `environ_get`, `environ_sizes_get`, the Python door's five) shadow
-//! these afterwards.
+//! Four functions procbridge answers itself and links elsewhere:
+//! `environ_get` and `environ_sizes_get` (`environ.rs`), `random_get`
+//! (`os_random.rs`), `proc_exit` (`api/process.rs`: a fork child's exit
+//! ends its own process). The Python door shadows five of these to take
+//! its own descriptor and hands the rest back ([`call_wasi`]).
 
 use crate::ctx::HostState;
-use wasmtime::{Caller, Linker, Memory};
+use wasmtime::{Caller, Linker};
 
 /// The module name of WASI preview 1's imports.
 pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
-
-/// The guest's exported `memory`, looked up once per store.
-///
-/// # Errors
-/// The module exports no memory named `memory` (a trap, as wasmtime-wasi
-/// has it).
-pub(crate) fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
-    if let Some(memory) = caller.data().bridge.memory {
-        return Ok(memory);
-    }
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))?;
-    caller.data_mut().bridge.memory = Some(memory);
-    Ok(memory)
-}
 
 /// Calls wasmtime-wasi's preview 1 function `$func` with `$caller`'s
 /// memory and WASI state, as its own linker glue does (the store's
@@ -57,7 +42,7 @@ macro_rules! call_wasi {
     };
     (@call $caller:ident, $func:ident ($($arg:expr),*), $run:path) => {{
         let fuel = wasmtime::AsContextMut::as_context_mut(&mut $caller).hostcall_fuel();
-        let memory = $crate::wasi_p1::guest_memory(&mut $caller)?;
+        let memory = $crate::guest_mem::wasi_memory(&mut $caller)?;
         let (bytes, state) = memory.data_and_store_mut(&mut $caller);
         let mut mem = wiggle::GuestMemory::Unshared(bytes);
         wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1::set_hostcall_fuel(
@@ -103,13 +88,11 @@ macro_rules! link {
     };
 }
 
-/// Adds every WASI preview 1 function to `linker`.
+/// Adds to `linker` every WASI preview 1 function wasmtime-wasi answers.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     link! { linker, sync:
         args_get(argv: i32, argv_buf: i32);
         args_sizes_get(argc: i32, argv_buf_size: i32);
-        environ_get(environ: i32, environ_buf: i32);
-        environ_sizes_get(count: i32, buf_size: i32);
         clock_res_get(id: i32, resolution: i32);
         clock_time_get(id: i32, precision: i64, time: i32);
         fd_allocate(fd: i32, offset: i64, len: i64);
@@ -120,7 +103,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
         fd_tell(fd: i32, offset: i32);
         proc_raise(signal: i32);
         sched_yield();
-        random_get(buf: i32, buf_len: i32);
         sock_accept(fd: i32, flags: i32, accepted: i32);
         sock_recv(
             fd: i32, iovs: i32, iovs_len: i32, flags: i32, received: i32, out_flags: i32
@@ -167,13 +149,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()
         path_unlink_file(fd: i32, path: i32, path_len: i32);
         poll_oneoff(subscriptions: i32, events: i32, count: i32, nevents: i32);
     }
-    linker.func_wrap(
-        MODULE,
-        "proc_exit",
-        |mut caller: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
-            call_wasi!(caller, sync proc_exit(code))
-        },
-    )?;
     Ok(())
 }
 
@@ -234,13 +209,29 @@ mod tests {
 
     #[test]
     fn every_preview1_function_is_linked_with_its_wasm_type() {
+        // The runtime's linker: these functions and the four procbridge
+        // answers itself. Every import is defined, with its type, by
+        // procbridge: nothing is left for wasmtime-wasi's own glue (which
+        // would use another runtime).
+        let runtime = crate::Runtime::with_cache(None).unwrap();
+        let module = wasmtime::Module::new(runtime.engine(), EVERY_IMPORT).unwrap();
+        assert_eq!(module.imports().len(), 46);
+        runtime.linker().instantiate_pre(&module).unwrap();
+    }
+
+    #[test]
+    fn procbridge_s_own_four_are_left_out_here() {
         let engine = wasmtime::Engine::default();
         let mut linker = Linker::<HostState>::new(&engine);
         add_to_linker(&mut linker).unwrap();
         let module = wasmtime::Module::new(&engine, EVERY_IMPORT).unwrap();
-        // Every import is defined, with its type: nothing is left for
-        // wasmtime-wasi's own glue (which would use another runtime).
-        linker.instantiate_pre(&module).unwrap();
-        assert_eq!(module.imports().len(), 46);
+        let err = match linker.instantiate_pre(&module) {
+            Ok(_) => panic!("linked without procbridge's own four"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("environ_get"), "{err}");
+        // Shadowing stays off: linking one of them twice is an error.
+        crate::environ::add_to_linker(&mut linker).unwrap();
+        assert!(crate::environ::add_to_linker(&mut linker).is_err());
     }
 }

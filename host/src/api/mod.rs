@@ -57,13 +57,8 @@ pub(crate) fn with_memory<F>(caller: &mut Caller<'_, HostState>, body: F) -> i32
 where
     F: FnOnce(&mut GuestMemory<'_>, &mut HostState) -> BridgeResult<i32>,
 {
-    let cached = caller.data().bridge.memory;
-    let found = cached.or_else(|| caller.get_export("memory").and_then(|e| e.into_memory()));
-    let memory = match found {
-        Some(memory) => {
-            caller.data_mut().bridge.memory = Some(memory);
-            memory
-        }
+    let memory = match crate::guest_mem::exported_memory(caller) {
+        Some(memory) => memory,
         None => {
             return caller.data_mut().bridge.fail(BridgeError::new(
                 Errno::Fault,

@@ -22,11 +22,9 @@ use crate::process::{self, flags, task, StartMethod, TaskOutcome, PROCESS_KIND};
 use std::sync::Arc;
 use wasmtime::{Caller, ExternType, Linker, ValType};
 
-/// Shadows WASI's `proc_exit`: a fork child's exit ends its own process.
+/// Adds WASI's `proc_exit`: a fork child's exit ends its own process.
 pub(crate) fn add_proc_exit(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    linker.allow_shadowing(true);
-    linker.func_wrap("wasi_snapshot_preview1", "proc_exit", proc_exit)?;
-    linker.allow_shadowing(false);
+    linker.func_wrap(crate::wasi_p1::MODULE, "proc_exit", proc_exit)?;
     Ok(())
 }
 

@@ -135,7 +135,7 @@ impl Door {
     }
 }
 
-/// Shadows the five WASI functions on `linker` (after wasmtime-wasi's).
+/// Shadows the five WASI functions on `linker` (after `wasi_p1`'s).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     const WASI: &str = "wasi_snapshot_preview1";
     linker.allow_shadowing(true);
@@ -166,7 +166,7 @@ fn path_open(
     opened: i32,
 ) -> wasmtime::Result<i32> {
     if has_door(&caller) == Some(fd) {
-        let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+        let memory = crate::guest_mem::wasi_memory(&mut caller)?;
         let name = memory
             .data(&caller)
             .get(
@@ -210,7 +210,7 @@ fn fd_write(
         }
         return call_wasi!(caller, fd_write(fd, iovs, iovs_len, nwritten));
     }
-    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+    let memory = crate::guest_mem::wasi_memory(&mut caller)?;
     let (base, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
         Ok(buffer) => buffer,
         Err(errno) => return Ok(errno),
@@ -247,7 +247,7 @@ fn call_bound(
     iovs_len: i32,
     count: i32,
 ) -> wasmtime::Result<i32> {
-    let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+    let memory = crate::guest_mem::wasi_memory(&mut caller)?;
     let (ptr, len) = match one_buffer(&caller, memory, iovs, iovs_len) {
         Ok(buffer) => buffer,
         Err(errno) => return Ok(errno),
@@ -307,7 +307,7 @@ fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> wasmti
         stat[0] = 2;
         stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        let memory = crate::wasi_p1::guest_memory(&mut caller)?;
+        let memory = crate::guest_mem::wasi_memory(&mut caller)?;
         let written = memory.write(&mut caller, out as u32 as usize, &stat);
         return Ok(if written.is_ok() { 0 } else { ERRNO_FAULT });
     }
