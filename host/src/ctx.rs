@@ -126,6 +126,8 @@ pub struct Bridge {
     pub(crate) jail: Option<Arc<Jail>>,
     /// The Python door, for a Python guest.
     pub(crate) door: Option<crate::python::door::Door>,
+    /// Where its pools send their tasks (`None`: to local workers).
+    pub(crate) cluster: Option<Arc<crate::cluster::JobLink>>,
 }
 
 impl Bridge {
@@ -144,6 +146,7 @@ impl Bridge {
             memory: None,
             jail: None,
             door: None,
+            cluster: None,
         }
     }
 
@@ -235,6 +238,8 @@ pub struct GuestBuilder {
     native_sigpipe: bool,
     /// Commands' inherited stderr is read for denials, which become hints.
     denial_hints: bool,
+    /// Where its pools send their tasks.
+    cluster: Option<Arc<crate::cluster::JobLink>>,
 }
 
 /// Where a guest's commands run.
@@ -312,6 +317,14 @@ impl GuestBuilder {
     /// sets it unless `-q`.
     pub fn denial_hints(&mut self, yes: bool) -> &mut Self {
         self.denial_hints = yes;
+        self
+    }
+
+    /// Sends the tasks of the guest's `Pool`s (and of its children's) to
+    /// workers on other machines through NATS JetStream, instead of to
+    /// local worker processes: see [`crate::cluster`].
+    pub fn cluster(&mut self, link: crate::cluster::JobLink) -> &mut Self {
+        self.cluster = Some(Arc::new(link));
         self
     }
 
@@ -467,6 +480,7 @@ impl GuestBuilder {
         bridge.process.origin = Some(Arc::new(self.clone()));
         bridge.jail = jail;
         bridge.door = door;
+        bridge.cluster = self.cluster.clone();
         Ok(HostState {
             wasi: wasi.build_p1(),
             bridge,

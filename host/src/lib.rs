@@ -39,6 +39,7 @@ pub mod cache;
 // channels themselves; not part of the embedding API.
 #[doc(hidden)]
 pub mod channel;
+pub mod cluster;
 pub mod confine;
 pub mod ctx;
 mod deadline;

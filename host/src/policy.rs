@@ -20,9 +20,11 @@ use crate::confine::{CommandLimits, ConfineSpec, Confinement};
 
 mod args;
 mod grant;
+mod remote;
 use crate::ctx::DirPerms;
 use crate::errno::{BridgeError, BridgeResult};
 use anyhow::{bail, Context};
+pub use remote::{GrantRequest, LimitRequest};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -93,6 +93,10 @@ pub enum Kind {
     Suppressed,
     /// The log reached its size cap; nothing more is written.
     Truncated,
+    /// A worker ran a chunk of a job's tasks sent from another machine
+    /// (`target`: the task export; `command`: the job and who runs it;
+    /// `outcome`: the module's SHA-256).
+    RemoteTask,
 }
 
 /// One audit record. Build it with [`Event::new`] and the setters, then

@@ -4,11 +4,12 @@
 use super::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
+use procbridge::cluster::JobLink;
 use procbridge::{
     audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, MemoryAtStart, MemoryScope,
     ModuleCache, Policy, PolicyBuilder, Program, RunError, Runtime, Stdio,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The exit codes of `procbridge run` and `procbridge python`, shown at the
@@ -26,6 +27,7 @@ Exit codes:
   66   the module (for python: the interpreter) cannot be read
   67   the module imports a function this host does not provide
   68   the module has no _start
+  69   the cluster's NATS server (--nats) cannot be reached or refused
   70   procbridge failed for a reason of its own
   124  the wall-clock limit (--wall-time) stopped the job
   134  the guest trapped (a panic, an abort, a bad memory access)
@@ -128,6 +130,9 @@ pub(crate) struct JobOptions {
     #[command(flatten)]
     cache: super::cache::CacheOptions,
 
+    #[command(flatten)]
+    pub(crate) cluster: super::cluster::ClusterOptions,
+
     /// Compile the module without reading or writing the cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
@@ -151,22 +156,25 @@ pub(crate) fn exit_code(result: Result<i32, (ExitCode, anyhow::Error)>) -> i32 {
 impl JobOptions {
     /// Runs a guest under these grants and limits: `load` loads its module,
     /// `configure` sets its arguments (the policy and stdin are set here).
+    /// `module_file` is the module's file, which `--nats` sends to the
+    /// cluster (`None`: a job whose pools cannot run there).
     pub(crate) fn run(
         &self,
+        module_file: Option<&Path>,
         load: impl FnOnce(&Runtime) -> Result<Program, LoadError>,
         configure: impl FnOnce(&mut GuestBuilder),
     ) -> Result<i32, (ExitCode, anyhow::Error)> {
         let usage = |e: anyhow::Error| (ExitCode::Usage, e);
         let policy = self.policy().map_err(usage)?;
-        if let Some(path) = &self.audit {
-            audit::open(path, policy.limits().max_audit_bytes)
-                .with_context(|| format!("--audit {}", path.display()))
-                .map_err(usage)?;
-        }
+        self.open_audit(&policy).map_err(usage)?;
         let cache = self.cache(&policy).map_err(usage)?;
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         configure(&mut guest);
+        let link = self.link_to_cluster(module_file, &policy)?;
+        if let Some(link) = &link {
+            guest.cluster(link.clone());
+        }
         guest
             .stdin(Stdio::Inherit)
             .native_sigpipe(true)
@@ -199,7 +207,70 @@ impl JobOptions {
             .context("dropping privileges")
             .map_err(internal)?;
         let _wall_clock = limits.wall_time.map(watchdog::arm_wall_clock);
-        runtime.run(&program, state).map_err(classify_run_error)
+        let ended = runtime.run(&program, state).map_err(classify_run_error);
+        if let Some(link) = link {
+            // Tasks still queued for the job are of no use to anyone now.
+            if let Err(err) = link.cancel() {
+                eprintln!("procbridge: warning: cancelling the job's remaining tasks: {err:#}");
+            }
+        }
+        ended
+    }
+
+    /// `--audit`: opens the log.
+    fn open_audit(&self, policy: &Policy) -> anyhow::Result<()> {
+        if let Some(path) = &self.audit {
+            audit::open(path, policy.limits().max_audit_bytes)
+                .with_context(|| format!("--audit {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `--nats`: puts the module in the cluster's store and links the job
+    /// to it.
+    fn link_to_cluster(
+        &self,
+        module_file: Option<&Path>,
+        policy: &Policy,
+    ) -> Result<Option<JobLink>, (ExitCode, anyhow::Error)> {
+        let Some(cluster) = self.cluster.cluster() else {
+            return Ok(None);
+        };
+        let Some(path) = module_file else {
+            return Err((
+                ExitCode::Usage,
+                anyhow!("--nats: only `procbridge run` sends its pools' tasks to a cluster"),
+            ));
+        };
+        let module = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(|e| (ExitCode::NoInput, e))?;
+        JobLink::publish(&cluster, &module, policy.asked_of_others())
+            .map(Some)
+            .map_err(|e| (ExitCode::Unavailable, e.context("--nats")))
+    }
+
+    /// `procbridge worker`: serves the cluster's tasks under these grants
+    /// and limits until stopped.
+    pub(crate) fn serve_tasks(&self) -> Result<(), (ExitCode, anyhow::Error)> {
+        let usage = |e: anyhow::Error| (ExitCode::Usage, e);
+        let policy = self.policy().map_err(usage)?;
+        self.open_audit(&policy).map_err(usage)?;
+        let cache = self.cache(&policy).map_err(usage)?;
+        let Some(cluster) = self.cluster.cluster() else {
+            return Err(usage(anyhow!("worker: --nats URL is required")));
+        };
+        // A job's wall time is each of its calls' deadline.
+        let runtime = Runtime::builder()
+            .cache(cache)
+            .epoch_interruption(true)
+            .build()
+            .map_err(|e| (ExitCode::Internal, e))?;
+        let url = cluster.url().to_string();
+        procbridge::cluster::worker::serve(runtime, &cluster, policy, || {
+            eprintln!("procbridge worker: taking tasks from {url}");
+        })
+        .map_err(|e| (ExitCode::Unavailable, e))
     }
 
     /// The module cache, unless the job could tamper with it (one warning).
@@ -406,7 +477,8 @@ mod tests {
             ExitCode::NotWasm => Some(ExitCode::NoInput),
             ExitCode::NoInput => Some(ExitCode::Link),
             ExitCode::Link => Some(ExitCode::NoStart),
-            ExitCode::NoStart => Some(ExitCode::Internal),
+            ExitCode::NoStart => Some(ExitCode::Unavailable),
+            ExitCode::Unavailable => Some(ExitCode::Internal),
             ExitCode::Internal => Some(ExitCode::Trap),
             ExitCode::Trap => None,
         };

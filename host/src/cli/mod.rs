@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch: one module per subcommand.
 
 mod cache;
+mod cluster;
 mod compile;
 mod completions;
 mod job;
@@ -9,6 +10,7 @@ mod progress;
 mod python;
 mod run;
 mod trap;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -65,6 +67,7 @@ enum Command {
     Completions(completions::CompletionsCommand),
     Compile(compile::CompileCommand),
     Cache(cache::CacheCommand),
+    Worker(Box<worker::WorkerCommand>),
 }
 
 /// `procbridge --version`: its own version and the wasmtime it runs guests
@@ -91,6 +94,8 @@ pub(crate) enum ExitCode {
     Link = 67,
     /// The module has no `_start`.
     NoStart = 68,
+    /// The cluster's NATS server cannot be reached, or refused.
+    Unavailable = 69,
     /// The host failed for a reason of its own.
     Internal = 70,
     /// The guest trapped (128 + SIGABRT, as wasmtime's CLI).
@@ -114,6 +119,7 @@ pub(crate) fn main() -> i32 {
         Command::Python(cmd) => cmd.noise(),
         Command::Compile(cmd) => cmd.noise(),
         Command::Cache(cmd) => cmd.noise(),
+        Command::Worker(cmd) => cmd.noise(),
         Command::Policy(_) | Command::Completions(_) => Noise::default(),
     });
     if noise.quiet && noise.verbose > 0 {
@@ -142,6 +148,7 @@ pub(crate) fn main() -> i32 {
         Command::Completions(cmd) => cmd.execute(),
         Command::Compile(cmd) => cmd.execute(),
         Command::Cache(cmd) => cmd.execute(),
+        Command::Worker(cmd) => cmd.execute(),
     }
 }
 

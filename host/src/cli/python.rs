@@ -61,6 +61,7 @@ impl PythonCommand {
         };
         let interpreter = job.interpreter().to_path_buf();
         exit_code(self.job.run(
+            None,
             |runtime| {
                 let program = runtime.load_file(&interpreter)?;
                 // Only a slower start when it fails.

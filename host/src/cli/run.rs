@@ -37,6 +37,7 @@ impl RunCommand {
         let (module, args) = self.command.split_first().expect("MODULE is required");
         let module = PathBuf::from(module);
         exit_code(self.job.run(
+            Some(&module),
             |runtime| runtime.load_file(&module),
             |guest| {
                 guest

@@ -28,7 +28,7 @@
 
 mod batch;
 mod chunk;
-mod frame;
+pub(crate) mod frame;
 pub(crate) mod pump;
 mod scheduler;
 mod serve;

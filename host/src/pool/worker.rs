@@ -229,7 +229,10 @@ pub(crate) fn start(
                 // which this child must not hold; nothing here uses them.
                 unsafe { libc::close(fd) };
             }
-            serve::serve(caller, child_end)
+            match caller.data().bridge.cluster.clone() {
+                Some(link) => crate::cluster::relay::serve(caller, child_end, &link),
+                None => serve::serve(caller, child_end),
+            }
         }
     }
 }

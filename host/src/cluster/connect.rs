@@ -1,0 +1,203 @@
+//! Reaching the NATS server, and what every member sets up on it: the
+//! streams, the workers' consumer, the module store.
+
+use super::{MAX_DELIVER, MODULES, RESULTS, TASKS, WORKERS};
+use anyhow::{anyhow, bail, Context};
+use async_nats::jetstream::{self, consumer, object_store, stream};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// Where the cluster's NATS server is, and how to log in.
+///
+/// ```
+/// let cluster = procbridge::cluster::Cluster::new("nats://127.0.0.1:4222")
+///     .credentials("job.creds")
+///     .root_certificate("ca.pem");
+/// assert_eq!(cluster.url(), "nats://127.0.0.1:4222");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    url: String,
+    credentials: Option<PathBuf>,
+    root_certificate: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// The server at `url` (`nats://host:port`, `tls://host:port`, or a
+    /// comma-separated list of them).
+    pub fn new(url: impl Into<String>) -> Cluster {
+        Cluster {
+            url: url.into(),
+            credentials: None,
+            root_certificate: None,
+        }
+    }
+
+    /// Logs in with a NATS credentials file (a user JWT and its key).
+    pub fn credentials(mut self, path: impl Into<PathBuf>) -> Cluster {
+        self.credentials = Some(path.into());
+        self
+    }
+
+    /// Requires TLS, trusting the certificates in this PEM file.
+    pub fn root_certificate(mut self, path: impl Into<PathBuf>) -> Cluster {
+        self.root_certificate = Some(path.into());
+        self
+    }
+
+    /// The server's address as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A new connection. It reconnects by itself when the server goes away
+    /// and comes back.
+    ///
+    /// # Errors
+    /// When the server cannot be reached (within a few seconds) or refuses
+    /// the login.
+    pub(crate) async fn connect(&self) -> anyhow::Result<async_nats::Client> {
+        // Reply subjects are made from random ids whose generator a forked
+        // child (a relay) shares with its parent and its siblings: a prefix
+        // naming this process keeps each one's replies its own.
+        let mut options = async_nats::ConnectOptions::new()
+            .name("procbridge")
+            .custom_inbox_prefix(format!("_INBOX.procbridge.{}", inbox_token()))
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None);
+        if let Some(path) = &self.credentials {
+            options = options
+                .credentials_file(path)
+                .await
+                .with_context(|| format!("NATS credentials {}", path.display()))?;
+        }
+        if let Some(path) = &self.root_certificate {
+            options = options
+                .add_root_certificates(path.clone())
+                .require_tls(true);
+        }
+        options
+            .connect(self.url.as_str())
+            .await
+            .with_context(|| format!("cannot reach the NATS server at {}", self.url))
+    }
+
+    /// Runs `future` to its end on a runtime of its own, on this thread.
+    ///
+    /// # Errors
+    /// The future's error, or why the runtime could not be made.
+    pub(crate) fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the NATS client's runtime")?
+            .block_on(future)
+    }
+}
+
+/// A token no other process's connection has: this process's pid and
+/// fresh random bytes.
+fn inbox_token() -> String {
+    format!("{}{}", std::process::id(), super::new_job_id())
+}
+
+/// Makes sure the streams, the workers' consumer and the module store
+/// exist (each member does it: the first one creates them).
+///
+/// # Errors
+/// When JetStream is not enabled on the server, or it refuses.
+pub(crate) async fn setup(client: &async_nats::Client) -> anyhow::Result<jetstream::Context> {
+    let js = jetstream::new(client.clone());
+    let work_queue = |name: &str, subjects: &str| stream::Config {
+        name: name.to_string(),
+        subjects: vec![subjects.to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        // Results nobody takes (their job died) do not stay for ever.
+        max_age: Duration::from_secs(24 * 3600),
+        ..Default::default()
+    };
+    let tasks = js
+        .get_or_create_stream(work_queue(TASKS, "procbridge.task.*"))
+        .await
+        .map_err(|e| {
+            anyhow!("cannot set up the task stream (is JetStream enabled: nats-server -js?): {e}")
+        })?;
+    js.get_or_create_stream(work_queue(RESULTS, "procbridge.result.*.*"))
+        .await
+        .map_err(|e| anyhow!("cannot set up the result stream: {e}"))?;
+    tasks
+        .get_or_create_consumer(
+            WORKERS,
+            consumer::pull::Config {
+                durable_name: Some(WORKERS.to_string()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: super::ACK_WAIT,
+                max_deliver: MAX_DELIVER,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot set up the workers' consumer: {e}"))?;
+    if js.get_object_store(MODULES).await.is_err() {
+        js.create_object_store(object_store::Config {
+            bucket: MODULES.to_string(),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("cannot set up the module store: {e}"))?;
+    }
+    Ok(js)
+}
+
+/// Stores `module` under `digest` unless it is there already.
+pub(crate) async fn put_module(
+    js: &jetstream::Context,
+    digest: &str,
+    module: &[u8],
+) -> anyhow::Result<()> {
+    let store = js
+        .get_object_store(MODULES)
+        .await
+        .map_err(|e| anyhow!("the module store: {e}"))?;
+    if store.info(digest).await.is_ok() {
+        return Ok(());
+    }
+    let mut reader = module;
+    store
+        .put(digest, &mut reader)
+        .await
+        .map_err(|e| anyhow!("cannot store the module: {e}"))?;
+    Ok(())
+}
+
+/// The module stored under `digest`, checked to hash to it.
+///
+/// # Errors
+/// When it is missing, or its content does not match its digest.
+pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow::Result<Vec<u8>> {
+    let store = js
+        .get_object_store(MODULES)
+        .await
+        .map_err(|e| anyhow!("the module store: {e}"))?;
+    let mut object = store
+        .get(digest)
+        .await
+        .map_err(|e| anyhow!("module {digest}: {e}"))?;
+    let mut bytes = Vec::new();
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .with_context(|| format!("reading module {digest}"))?;
+    let actual = crate::policy::to_hex(&super::sha2_digest(&bytes));
+    if actual != digest {
+        bail!("module {digest}: its content hashes to {actual}; refused");
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,261 @@
+//! The job's side: a pool worker that runs nothing itself.
+//!
+//! A relay is started as a local pool worker is (a forked child with a
+//! socket to the pool), so the pool schedules, times out and replaces it as
+//! it does any worker. It publishes each request frame it is sent to the
+//! task stream and writes the results back, in the order the requests
+//! came, as they arrive on its own result subject. Its requests may run on
+//! different workers at once: a relay with several chunks in flight spreads
+//! them over the cluster.
+
+use super::{output_subject, result_subject, wire, JobLink, RESULTS};
+use crate::ctx::HostState;
+use crate::pool::frame;
+use anyhow::{anyhow, bail, Context};
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmtime::Caller;
+
+/// Serves the pool on `sock` until it stops this worker; then ends the
+/// process.
+pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &JobLink) -> ! {
+    let code = match link.cluster.block_on(relay(sock, link)) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!(
+                "procbridge: a pool worker's link to {}: {err:#}",
+                link.cluster.url()
+            );
+            1
+        }
+    };
+    crate::process::exit_child(caller.data_mut(), code)
+}
+
+/// What the relay has sent and not yet answered.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Chunk ids, in the order the pool sent them.
+    order: VecDeque<u64>,
+    /// Results that came before those of earlier chunks.
+    arrived: HashMap<u64, bytes::Bytes>,
+}
+
+impl InFlight {
+    /// Takes in a result frame; `false` when it answers nothing this relay
+    /// is waiting for (a duplicate, or not a reply frame at all).
+    fn arrive(&mut self, mut body: bytes::Bytes) -> bool {
+        let Some(id) = reply_id(&body) else {
+            return false;
+        };
+        if !self.order.contains(&id) || self.arrived.contains_key(&id) {
+            return false;
+        }
+        // The remote instance that could not go on is the worker's, not
+        // this relay's: the pool keeps sending here.
+        if body[12] != 0 {
+            let mut owned = body.to_vec();
+            owned[12] = 0;
+            body = owned.into();
+        }
+        self.arrived.insert(id, body);
+        true
+    }
+
+    /// The results that can be written now, in the pool's order.
+    fn ready(&mut self) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        while let Some(body) = self.order.front().and_then(|id| self.arrived.remove(id)) {
+            self.order.pop_front();
+            out.push(body);
+        }
+        out
+    }
+}
+
+/// The chunk id of a well-formed reply frame that is the whole of `body`.
+fn reply_id(body: &[u8]) -> Option<u64> {
+    match frame::next_frame(body) {
+        Ok(Some((payload, len))) if len == body.len() => frame::reply(payload).ok().map(|r| r.id),
+        _ => None,
+    }
+}
+
+async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
+    let sock = std::os::unix::net::UnixStream::from(sock);
+    sock.set_nonblocking(true)?;
+    let mut sock = tokio::net::UnixStream::from_std(sock)?;
+    let me = std::process::id();
+    let client = link.cluster.connect().await?;
+    let js = jetstream::new(client.clone());
+    let results = js
+        .get_stream(RESULTS)
+        .await
+        .map_err(|e| anyhow!("the result stream: {e}"))?;
+    let name = format!("relay-{}-{me}", link.job);
+    let consumer: consumer::PullConsumer = results
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: result_subject(&link.job, me),
+                ack_policy: consumer::AckPolicy::Explicit,
+                // A relay that died leaves nothing behind for long.
+                inactive_threshold: Duration::from_secs(600),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot subscribe to results: {e}"))?;
+    let mut incoming = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow!("cannot subscribe to results: {e}"))?;
+    let mut output = client
+        .subscribe(output_subject(&link.job, me))
+        .await
+        .map_err(|e| anyhow!("cannot subscribe to the tasks' output: {e}"))?;
+    let mut input = Vec::with_capacity(64 << 10);
+    let mut in_flight = InFlight::default();
+    loop {
+        tokio::select! {
+            read = sock.read_buf(&mut input) => {
+                if read.context("reading the pool's requests")? == 0 {
+                    break;
+                }
+                let mut used = 0;
+                while let Some((payload, len)) = frame::next_frame(&input[used..])
+                    .map_err(|_| anyhow!("a malformed request from the pool"))?
+                {
+                    let request = frame::request(payload)
+                        .map_err(|_| anyhow!("a malformed request from the pool"))?;
+                    if request.id == frame::STOP {
+                        let _ = results.delete_consumer(&name).await;
+                        return Ok(());
+                    }
+                    let id = request.id;
+                    publish(&js, wire::task(link, me, id, &input[used..used + len])).await;
+                    in_flight.order.push_back(id);
+                    used += len;
+                }
+                input.drain(..used);
+            }
+            Some(line) = output.next() => write_line(&line.payload),
+            message = incoming.next() => {
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    // Missed heartbeats while the server restarts: the
+                    // stream goes on once it is back.
+                    Some(Err(err)) => {
+                        tracing::debug!("results: {err}");
+                        continue;
+                    }
+                    None => bail!("the result subscription ended"),
+                };
+                if !in_flight.arrive(message.payload.clone()) {
+                    tracing::debug!(
+                        "a result this worker does not wait for ({} {:?}; waiting for {:?}), dropped",
+                        message.subject,
+                        reply_id(&message.payload),
+                        in_flight.order
+                    );
+                }
+                let _ = message.ack().await;
+                for body in in_flight.ready() {
+                    sock.write_all(&body).await.context("writing a reply to the pool")?;
+                }
+            }
+        }
+    }
+    let _ = results.delete_consumer(&name).await;
+    Ok(())
+}
+
+/// Writes a line of a remote task's output (a stream byte, 1 or 2, then
+/// the line) to this process's stdout or stderr, which are the job's.
+fn write_line(payload: &[u8]) {
+    use std::io::Write;
+    match payload.split_first() {
+        Some((1, line)) => {
+            let _ = std::io::stdout().lock().write_all(line);
+        }
+        Some((2, line)) => {
+            let _ = std::io::stderr().lock().write_all(line);
+        }
+        _ => tracing::debug!("a malformed output line, dropped"),
+    }
+}
+
+/// Publishes until the server has stored the message (with the same
+/// de-duplication id every time, so it is stored once).
+async fn publish(
+    js: &jetstream::Context,
+    (subject, headers, payload): (String, async_nats::HeaderMap, bytes::Bytes),
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let sent = js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .await;
+        match sent {
+            Ok(ack) => match ack.await {
+                Ok(_) => return,
+                Err(err) => tracing::debug!("publishing a task: {err}"),
+            },
+            Err(err) => tracing::debug!("publishing a task: {err}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(id: u64, fatal: bool) -> bytes::Bytes {
+        let mut out = Vec::new();
+        frame::push_reply(&mut out, id, fatal, &[(0, b"4".to_vec())]);
+        out.into()
+    }
+
+    #[test]
+    fn results_go_back_in_the_order_the_chunks_came() {
+        let mut in_flight = InFlight::default();
+        in_flight.order.extend([3, 1, 2]);
+        assert!(in_flight.arrive(reply(1, false)));
+        assert!(in_flight.ready().is_empty(), "3 first");
+        assert!(!in_flight.arrive(reply(1, false)), "a duplicate");
+        assert!(!in_flight.arrive(reply(9, false)), "not waited for");
+        assert!(in_flight.arrive(reply(3, false)));
+        let ids: Vec<_> = in_flight
+            .ready()
+            .iter()
+            .map(|b| reply_id(b).unwrap())
+            .collect();
+        assert_eq!(ids, [3, 1]);
+        assert!(in_flight.arrive(reply(2, true)));
+        let last = in_flight.ready();
+        assert_eq!(reply_id(&last[0]), Some(2));
+        let (payload, _) = frame::next_frame(&last[0]).unwrap().unwrap();
+        assert!(!frame::reply(payload).unwrap().fatal, "the relay goes on");
+        assert!(in_flight.order.is_empty());
+    }
+
+    #[test]
+    fn what_is_not_one_whole_reply_frame_is_refused() {
+        let mut in_flight = InFlight::default();
+        in_flight.order.push_back(1);
+        let good = reply(1, false);
+        assert!(!in_flight.arrive(good.slice(..good.len() - 1)), "cut short");
+        let mut two = good.to_vec();
+        two.extend_from_slice(&good);
+        assert!(!in_flight.arrive(two.into()), "trailing bytes");
+        assert!(!in_flight.arrive(bytes::Bytes::from_static(b"junk")));
+        assert!(in_flight.arrive(good));
+    }
+}

@@ -1,0 +1,175 @@
+//! The messages on the cluster's streams.
+//!
+//! A task message's payload is the request frame the pool wrote for a local
+//! worker (`pool::frame`: chunk id, export name, the items' arguments), and
+//! a result message's payload is the reply frame a local worker would have
+//! written back. What a worker on another machine needs besides is in the
+//! headers below.
+
+use super::{result_subject, task_subject, JobLink};
+use crate::policy::GrantRequest;
+use anyhow::{anyhow, Context};
+use async_nats::HeaderMap;
+
+/// The job's id.
+const JOB: &str = "Procbridge-Job";
+/// The SHA-256 of the job's module, in hex.
+const MODULE: &str = "Procbridge-Module";
+/// The subject the chunk's results go to.
+const REPLY: &str = "Procbridge-Reply";
+/// The grants the job's tasks ask for ([`GrantRequest`], JSON).
+const GRANTS: &str = "Procbridge-Grants";
+/// Who runs the job (for the worker's audit log).
+const WHO: &str = "Procbridge-Who";
+/// NATS's de-duplication id.
+const MSG_ID: &str = "Nats-Msg-Id";
+
+/// A task message to publish: its subject, headers and payload.
+pub(crate) fn task(
+    link: &JobLink,
+    relay: u32,
+    chunk: u64,
+    frame: &[u8],
+) -> (String, HeaderMap, bytes::Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(JOB, link.job.as_str());
+    headers.insert(MODULE, link.module.as_str());
+    headers.insert(REPLY, result_subject(&link.job, relay).as_str());
+    let grants = serde_json::to_string(&link.grants).unwrap_or_default();
+    headers.insert(GRANTS, grants.as_str());
+    headers.insert(WHO, link.who.as_str());
+    headers.insert(MSG_ID, format!("{}.{relay}.{chunk}", link.job).as_str());
+    (
+        task_subject(&link.job),
+        headers,
+        bytes::Bytes::copy_from_slice(frame),
+    )
+}
+
+/// What a worker reads off a task message's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskHeaders {
+    pub(crate) job: String,
+    pub(crate) module: String,
+    pub(crate) reply: String,
+    pub(crate) grants: GrantRequest,
+    pub(crate) who: String,
+}
+
+impl TaskHeaders {
+    /// Reads and checks them: the job id a subject token, the module a
+    /// SHA-256 in hex, the reply subject the job's own.
+    ///
+    /// # Errors
+    /// Naming the header that is missing or malformed.
+    pub(crate) fn read(headers: Option<&HeaderMap>) -> anyhow::Result<TaskHeaders> {
+        let get = |name: &str| {
+            headers
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_string())
+                .ok_or_else(|| anyhow!("a task message without its {name} header"))
+        };
+        let job = get(JOB)?;
+        if job.is_empty() || !job.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(anyhow!("a task message with a malformed {JOB} header"));
+        }
+        let module = get(MODULE)?;
+        if module.len() != 64 || !module.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(anyhow!(
+                "a task message whose {MODULE} header is no SHA-256"
+            ));
+        }
+        let reply = get(REPLY)?;
+        let relay = reply
+            .strip_prefix(&format!("procbridge.result.{job}."))
+            .and_then(|relay| relay.parse::<u32>().ok());
+        if relay.is_none() {
+            return Err(anyhow!(
+                "a task message whose results would go to {reply:?}, not to its job"
+            ));
+        }
+        let grants = serde_json::from_str(&get(GRANTS)?)
+            .with_context(|| format!("a task message with a malformed {GRANTS} header"))?;
+        Ok(TaskHeaders {
+            job,
+            module,
+            reply,
+            grants,
+            who: get(WHO).unwrap_or_default(),
+        })
+    }
+
+    /// The de-duplication id of the result of chunk `chunk`.
+    pub(crate) fn result_id(&self, chunk: u64) -> String {
+        format!("{}.r.{chunk}", self.reply)
+    }
+}
+
+/// The headers of a result message.
+pub(crate) fn result_headers(id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID, id);
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Cluster;
+
+    fn link() -> JobLink {
+        JobLink {
+            cluster: Cluster::new("nats://127.0.0.1:1"),
+            job: "00ff".repeat(8),
+            module: "ab".repeat(32),
+            grants: GrantRequest::default(),
+            who: "uid 0 on here, pid 1".into(),
+        }
+    }
+
+    #[test]
+    fn a_worker_reads_what_a_relay_wrote() {
+        let link = link();
+        let (subject, headers, payload) = task(&link, 42, 7, b"frame");
+        assert_eq!(subject, format!("procbridge.task.{}", link.job));
+        assert_eq!(&payload[..], b"frame");
+        let read = TaskHeaders::read(Some(&headers)).unwrap();
+        assert_eq!(read.job, link.job);
+        assert_eq!(read.module, link.module);
+        assert_eq!(read.reply, format!("procbridge.result.{}.42", link.job));
+        assert_eq!(read.grants, link.grants);
+        assert_eq!(read.who, link.who);
+    }
+
+    #[test]
+    fn malformed_headers_are_named() {
+        let link = link();
+        let (_, headers, _) = task(&link, 1, 1, b"");
+        let without = |name: &str| {
+            let mut h = HeaderMap::new();
+            for (key, values) in headers.iter() {
+                if AsRef::<str>::as_ref(key) != name {
+                    for v in values {
+                        h.insert(key.clone(), v.clone());
+                    }
+                }
+            }
+            h
+        };
+        for name in [JOB, MODULE, REPLY, GRANTS] {
+            let err = TaskHeaders::read(Some(&without(name))).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        assert!(TaskHeaders::read(None).is_err());
+        let mut other_job = headers.clone();
+        other_job.insert(REPLY, "procbridge.result.someone-else.1");
+        let err = TaskHeaders::read(Some(&other_job)).unwrap_err();
+        assert!(err.to_string().contains("not to its job"), "{err}");
+        let mut bad_module = headers.clone();
+        bad_module.insert(MODULE, "../../etc/passwd");
+        assert!(TaskHeaders::read(Some(&bad_module)).is_err());
+        let mut bad_grants = headers;
+        bad_grants.insert(GRANTS, "{");
+        assert!(TaskHeaders::read(Some(&bad_grants)).is_err());
+    }
+}

@@ -1,0 +1,471 @@
+//! The worker's side: `procbridge worker --nats URL`.
+//!
+//! A worker takes one chunk of tasks at a time from the shared consumer,
+//! runs it in an instance of the job's module kept for that job (a
+//! [`Plugin`]: no `_start`, the task exports called as a pool worker calls
+//! them), under the worker's policy narrowed to the job's grants, and
+//! publishes the reply frame to the job's result subject. While a chunk
+//! runs, the worker tells the server every third of [`ACK_WAIT`] that it is
+//! still at it; a worker that dies stops saying so, and the chunk goes to
+//! another.
+//!
+//! The NATS side runs on a runtime of its own on a second thread; the
+//! guests run on the thread that called [`serve`], as `Runtime::run` does.
+
+use super::connect::{self, Cluster};
+use super::wire::{self, TaskHeaders};
+use super::{cancel_subject, ACK_WAIT, TASKS, WORKERS};
+use crate::plugin::{CallErrorKind, Plugin};
+use crate::pool::frame;
+use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
+use anyhow::{anyhow, Context};
+use async_nats::jetstream::{self, consumer, AckKind};
+use futures_util::{FutureExt, StreamExt};
+use procbridge_abi::pool::{STATUS_FAILED, STATUS_OK, STATUS_WORKER_LOST};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How many jobs' instances a worker keeps (the oldest goes first).
+const KEPT_JOBS: usize = 8;
+/// How many cancelled jobs a worker remembers.
+const KEPT_CANCELLED: usize = 1024;
+
+/// Serves tasks from `cluster` under `policy` until the process is
+/// stopped. `ready` is called once the worker takes tasks.
+///
+/// # Errors
+/// When the server cannot be reached at start, or the worker's own
+/// machinery fails.
+pub fn serve(
+    runtime: Runtime,
+    cluster: &Cluster,
+    policy: Policy,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let (orders, taken) = crossbeam_channel::bounded::<Order>(1);
+    let (output, lines) = tokio::sync::mpsc::unbounded_channel();
+    let cluster = cluster.clone();
+    let (started, is_ready) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    let nats = std::thread::Builder::new()
+        .name("procbridge-nats".into())
+        .spawn(move || cluster.block_on(take_tasks(&cluster, orders, lines, started)))
+        .context("cannot start the worker's NATS thread")?;
+    match is_ready.recv() {
+        Ok(Ok(())) => ready(),
+        Ok(Err(err)) => return Err(err),
+        Err(_) => {}
+    }
+    let mut executor = Executor::new(runtime, policy, output);
+    for order in taken {
+        let reply = executor.run(&order);
+        let _ = order.done.send(reply);
+    }
+    match nats.join() {
+        Ok(result) => result,
+        Err(_) => Err(anyhow!("the worker's NATS thread panicked")),
+    }
+}
+
+/// A chunk for the executor.
+struct Order {
+    headers: TaskHeaders,
+    /// The module, when the executor has not seen it yet.
+    module: Option<Vec<u8>>,
+    /// The request frame.
+    frame: bytes::Bytes,
+    done: oneshot::Sender<Vec<u8>>,
+}
+
+/// The NATS side: takes messages, hands them to the executor, publishes
+/// the replies.
+async fn take_tasks(
+    cluster: &Cluster,
+    orders: crossbeam_channel::Sender<Order>,
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes)>,
+    started: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let setup = async {
+        let client = cluster.connect().await?;
+        let js = connect::setup(&client).await?;
+        let consumer: consumer::PullConsumer = js
+            .get_stream(TASKS)
+            .await
+            .map_err(|e| anyhow!("the task stream: {e}"))?
+            .get_consumer(WORKERS)
+            .await
+            .map_err(|e| anyhow!("the workers' consumer: {e}"))?;
+        let cancels = client
+            .subscribe(cancel_subject("*"))
+            .await
+            .map_err(|e| anyhow!("cannot subscribe to cancellations: {e}"))?;
+        // Output lines go out as they come, whatever the loop below waits
+        // for (plain NATS: a line lost while the server is away is lost).
+        let publisher = client.clone();
+        tokio::spawn(async move {
+            while let Some((subject, payload)) = lines.recv().await {
+                let _ = publisher.publish(subject, payload).await;
+            }
+        });
+        anyhow::Ok((js, consumer, cancels))
+    };
+    let (js, consumer, mut cancels) = match setup.await {
+        Ok(parts) => {
+            let _ = started.send(Ok(()));
+            parts
+        }
+        Err(err) => {
+            let _ = started.send(Err(anyhow!("{err:#}")));
+            return Err(err);
+        }
+    };
+    let mut cancelled: VecDeque<String> = VecDeque::new();
+    let mut modules_sent: HashSet<String> = HashSet::new();
+    loop {
+        while let Some(Some(message)) = cancels.next().now_or_never() {
+            if let Some(job) = message.subject.as_str().rsplit('.').next() {
+                if cancelled.len() == KEPT_CANCELLED {
+                    cancelled.pop_front();
+                }
+                cancelled.push_back(job.to_string());
+            }
+        }
+        let batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::debug!("fetching a task: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        while let Some(message) = batch.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::debug!("fetching a task: {err}");
+                    continue;
+                }
+            };
+            let headers = match TaskHeaders::read(message.headers.as_ref()) {
+                Ok(headers) => headers,
+                Err(err) => {
+                    eprintln!("procbridge worker: {err:#}; dropped");
+                    let _ = message.ack_with(AckKind::Term).await;
+                    continue;
+                }
+            };
+            if cancelled.contains(&headers.job) {
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            }
+            let module = if modules_sent.contains(&headers.module) {
+                None
+            } else {
+                match connect::get_module(&js, &headers.module).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(err) => {
+                        // The job hears why rather than waiting for ever.
+                        let reply = failed_reply(&message.payload, &format!("{err:#}"));
+                        finish(&js, &message, &headers, reply).await;
+                        continue;
+                    }
+                }
+            };
+            if module.is_some() {
+                modules_sent.insert(headers.module.clone());
+            }
+            let (done, reply) = oneshot::channel();
+            let order = Order {
+                headers: headers.clone(),
+                module,
+                frame: message.payload.clone(),
+                done,
+            };
+            if orders.send(order).is_err() {
+                return Ok(());
+            }
+            let reply = still_at_it(&message, reply).await;
+            match reply {
+                Some(reply) => finish(&js, &message, &headers, reply).await,
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Waits for `reply`, telling the server every third of [`ACK_WAIT`] that
+/// the chunk is in progress.
+async fn still_at_it(
+    message: &jetstream::Message,
+    mut reply: oneshot::Receiver<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    loop {
+        tokio::select! {
+            reply = &mut reply => return reply.ok(),
+            () = tokio::time::sleep(ACK_WAIT / 3) => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
+}
+
+/// Publishes the reply (retrying until it is stored) and acknowledges the
+/// task.
+async fn finish(
+    js: &jetstream::Context,
+    message: &jetstream::Message,
+    headers: &TaskHeaders,
+    reply: Vec<u8>,
+) {
+    let chunk = reply_chunk(&reply);
+    let result_headers = wire::result_headers(&headers.result_id(chunk));
+    let payload = bytes::Bytes::from(reply);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let sent = js
+            .publish_with_headers(
+                headers.reply.clone(),
+                result_headers.clone(),
+                payload.clone(),
+            )
+            .await;
+        if let Ok(ack) = sent {
+            if ack.await.is_ok() {
+                break;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    if let Err(err) = message.double_ack().await {
+        tracing::debug!("acknowledging a task: {err}");
+    }
+}
+
+/// Where output lines of chunks answered on `reply` (a relay's result
+/// subject) go: the relay's output subject.
+fn output_subject(reply: &str) -> String {
+    reply.replacen("procbridge.result.", "procbridge.output.", 1)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The chunk id a reply frame answers.
+fn reply_chunk(reply: &[u8]) -> u64 {
+    reply
+        .get(4..12)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+}
+
+/// A reply failing every item of `request` (a request frame) with
+/// `message`; for a frame that is not a request, a reply to chunk 0.
+fn failed_reply(request: &[u8], message: &str) -> Vec<u8> {
+    let (id, count) = match frame::next_frame(request) {
+        Ok(Some((payload, _))) => match frame::request(payload) {
+            Ok(r) => (r.id, r.items.len()),
+            Err(_) => (0, 0),
+        },
+        _ => (0, 0),
+    };
+    let mut out = Vec::new();
+    let items = vec![(STATUS_FAILED, message.as_bytes().to_vec()); count];
+    frame::push_reply(&mut out, id, false, &items);
+    out
+}
+
+/// The guest side: instances kept per job, and the chunks run in them.
+struct Executor {
+    runtime: Runtime,
+    policy: Policy,
+    programs: HashMap<String, Result<Program, String>>,
+    /// Jobs' instances, the most recently used last.
+    jobs: Vec<KeptJob>,
+    /// Where the instances' output lines go (published by the NATS side).
+    output: Output,
+}
+
+/// Output lines to publish: subject and payload.
+type Output = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
+
+/// A job's instance, and where its output goes now: to the relay whose
+/// chunk it runs (or ran last).
+struct KeptJob {
+    job: String,
+    plugin: Plugin,
+    output_to: Arc<Mutex<String>>,
+}
+
+impl Executor {
+    fn new(runtime: Runtime, policy: Policy, output: Output) -> Executor {
+        Executor {
+            runtime,
+            policy,
+            programs: HashMap::new(),
+            jobs: Vec::new(),
+            output,
+        }
+    }
+
+    /// Runs one chunk; returns its reply frame.
+    fn run(&mut self, order: &Order) -> Vec<u8> {
+        let request = match frame::next_frame(&order.frame) {
+            Ok(Some((payload, len))) if len == order.frame.len() => frame::request(payload).ok(),
+            _ => None,
+        };
+        let Some(request) = request else {
+            return failed_reply(&order.frame, "a malformed task message");
+        };
+        let headers = &order.headers;
+        audit::Event::new(audit::Kind::RemoteTask)
+            .target(request.name)
+            .command(format!("job {} ({})", headers.job, headers.who))
+            .outcome(format!("module {}", headers.module))
+            .record();
+        let plugin = match self.plugin(order) {
+            Ok(plugin) => plugin,
+            Err(message) => return failed_reply(&order.frame, &message),
+        };
+        let mut items = Vec::with_capacity(request.items.len());
+        let mut ended = None;
+        for args in &request.items {
+            if let Some(why) = &ended {
+                items.push((
+                    STATUS_WORKER_LOST,
+                    format!(
+                        "not run: an earlier task of its chunk ended the worker's instance ({why})"
+                    )
+                    .into_bytes(),
+                ));
+                continue;
+            }
+            match plugin.call(request.name, args) {
+                Ok(bytes) => items.push((STATUS_OK, bytes)),
+                Err(err) => {
+                    let message = match err.kind() {
+                        CallErrorKind::Failed(message) => message.clone(),
+                        kind => kind.to_string(),
+                    };
+                    if !plugin.is_alive() {
+                        ended = Some(message.clone());
+                    }
+                    items.push((STATUS_FAILED, message.into_bytes()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        frame::push_reply(&mut out, request.id, ended.is_some(), &items);
+        out
+    }
+
+    /// The job's instance: the one kept, or a new one.
+    fn plugin(&mut self, order: &Order) -> Result<&mut Plugin, String> {
+        let job = &order.headers.job;
+        if let Some(at) = self
+            .jobs
+            .iter()
+            .position(|kept| kept.job == *job && kept.plugin.is_alive())
+        {
+            let kept = self.jobs.remove(at);
+            self.jobs.push(kept);
+        } else {
+            self.jobs.retain(|kept| kept.job != *job);
+            let kept = self.instantiate(order)?;
+            if self.jobs.len() == KEPT_JOBS {
+                self.jobs.remove(0);
+            }
+            self.jobs.push(kept);
+        }
+        let kept = self.jobs.last_mut().expect("pushed above");
+        *lock(&kept.output_to) = output_subject(&order.headers.reply);
+        Ok(&mut kept.plugin)
+    }
+
+    /// A new instance for the job, its output going to its relays.
+    fn instantiate(&mut self, order: &Order) -> Result<KeptJob, String> {
+        let program = self.program(order)?;
+        let policy = self.policy.granted_to(&order.headers.grants);
+        let output_to = Arc::new(Mutex::new(output_subject(&order.headers.reply)));
+        let sink = {
+            let (output, output_to) = (self.output.clone(), output_to.clone());
+            OutputSink::new(move |line| {
+                let mut payload = Vec::with_capacity(line.line.len() + 2);
+                payload.push(match line.stream {
+                    StdStream::Stdout => 1,
+                    StdStream::Stderr => 2,
+                });
+                payload.extend_from_slice(&line.line);
+                payload.push(b'\n');
+                let _ = output.send((lock(&output_to).clone(), payload.into()));
+            })
+            .map_err(|e| format!("the worker cannot pass on the job's output: {e}"))?
+        };
+        let state = GuestBuilder::new()
+            .arg(format!("module {}", order.headers.module))
+            .policy(policy)
+            .stdout(Stdio::Sink(sink.clone()))
+            .stderr(Stdio::Sink(sink))
+            .build()
+            .map_err(|e| format!("the worker cannot set up the job's grants: {e:#}"))?;
+        let plugin = self
+            .runtime
+            .instantiate(&program, state)
+            .map_err(|e| format!("the worker cannot instantiate the module: {e:#}"))?;
+        Ok(KeptJob {
+            job: order.headers.job.clone(),
+            plugin,
+            output_to,
+        })
+    }
+
+    /// The job's program, compiled once per module.
+    fn program(&mut self, order: &Order) -> Result<Program, String> {
+        let digest = &order.headers.module;
+        if !self.programs.contains_key(digest) {
+            let Some(bytes) = &order.module else {
+                return Err(format!("module {digest} was not fetched"));
+            };
+            let loaded = self
+                .runtime
+                .load_bytes(&format!("module {digest}"), bytes)
+                .map_err(|e| format!("the worker cannot load module {digest}: {e}"));
+            self.programs.insert(digest.clone(), loaded);
+        }
+        self.programs[digest].clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_that_cannot_run_fails_each_of_its_items() {
+        let mut request = Vec::new();
+        frame::push_request(
+            &mut request,
+            9,
+            "square",
+            2,
+            &procbridge_abi::list::encode(&[b"1", b"2"]),
+        );
+        let reply = failed_reply(&request, "no module");
+        assert_eq!(reply_chunk(&reply), 9);
+        let (payload, _) = frame::next_frame(&reply).unwrap().unwrap();
+        let decoded = frame::reply(payload).unwrap();
+        assert_eq!(decoded.id, 9);
+        assert_eq!(decoded.ends.len(), 2);
+        let junk = failed_reply(b"junk", "no module");
+        assert_eq!(reply_chunk(&junk), 0);
+    }
+}
