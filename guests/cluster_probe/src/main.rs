@@ -6,7 +6,9 @@
 //! * `slow N MS`: `Pool(3).map` of squares over `0..N`, each task taking
 //!   `MS` milliseconds (the tests kill a worker or restart the server
 //!   meanwhile);
-//! * `run CMD`: one task that runs the command `CMD` and says how it went.
+//! * `run CMD`: one task that runs the command `CMD` and says how it went;
+//! * `abandon N MS`: sends `N` tasks of `MS` milliseconds, takes the first
+//!   result and exits, leaving the rest.
 
 use procbridge_sdk::multiprocessing::Pool;
 use procbridge_sdk::{subprocess, task};
@@ -91,6 +93,18 @@ fn main() {
         "run" => {
             let pool = Pool::new(1).expect("pool");
             println!("{:?}", pool.apply("run_command", arg(2)).map(text));
+        }
+        "abandon" => {
+            // A relay holds one long task at a time: eight of them put
+            // eight in the stream.
+            let pool = Pool::new(8).expect("pool");
+            let ms = arg(3);
+            let results: Vec<_> = (0..arg(2).parse().unwrap_or(20))
+                .map(|i| pool.apply_async("slow_square", format!("{i} {ms}")))
+                .collect::<Result<_, _>>()
+                .expect("apply_async");
+            println!("first {}", results[0].get_str().expect("get"));
+            std::process::exit(0);
         }
         other => {
             eprintln!("cluster_probe: unknown mode {other:?}");

@@ -121,7 +121,7 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("cannot subscribe to the tasks' output: {e}"))?;
     let mut input = Vec::with_capacity(64 << 10);
     let mut in_flight = InFlight::default();
-    loop {
+    'serving: loop {
         tokio::select! {
             read = sock.read_buf(&mut input) => {
                 if read.context("reading the pool's requests")? == 0 {
@@ -134,8 +134,7 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
                     let request = frame::request(payload)
                         .map_err(|_| anyhow!("a malformed request from the pool"))?;
                     if request.id == frame::STOP {
-                        let _ = results.delete_consumer(&name).await;
-                        return Ok(());
+                        break 'serving;
                     }
                     let id = request.id;
                     publish(&js, wire::task(link, me, id, &input[used..used + len])).await;
@@ -171,9 +170,17 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
             }
         }
     }
+    // Output lines of the last tasks may trail their results.
+    while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, output.next()).await {
+        write_line(&line.payload);
+    }
     let _ = results.delete_consumer(&name).await;
     Ok(())
 }
+
+/// How long a relay told to stop still passes on output, after the last
+/// line it got.
+const OUTPUT_TRAILS: Duration = Duration::from_millis(100);
 
 /// Writes a line of a remote task's output (a stream byte, 1 or 2, then
 /// the line) to this process's stdout or stderr, which are the job's.

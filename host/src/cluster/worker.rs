@@ -14,7 +14,7 @@
 
 use super::connect::{self, Cluster};
 use super::wire::{self, TaskHeaders};
-use super::{cancel_subject, ACK_WAIT, TASKS, WORKERS};
+use super::{cancel_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
 use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
 use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
@@ -165,6 +165,17 @@ async fn take_tasks(
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
             }
+            let delivered = message.info().map_or(1, |info| info.delivered);
+            if delivered >= MAX_DELIVER {
+                // Its workers died every time: this one would too.
+                let why = format!(
+                    "worker lost: the workers that took this chunk ended {} times before it was done",
+                    delivered - 1
+                );
+                let reply = reply_to_all(&message.payload, STATUS_WORKER_LOST, &why);
+                finish(&js, &message, &headers, reply).await;
+                continue;
+            }
             let module = if modules_sent.contains(&headers.module) {
                 None
             } else {
@@ -172,7 +183,8 @@ async fn take_tasks(
                     Ok(bytes) => Some(bytes),
                     Err(err) => {
                         // The job hears why rather than waiting for ever.
-                        let reply = failed_reply(&message.payload, &format!("{err:#}"));
+                        let reply =
+                            reply_to_all(&message.payload, STATUS_FAILED, &format!("{err:#}"));
                         finish(&js, &message, &headers, reply).await;
                         continue;
                     }
@@ -271,6 +283,12 @@ fn reply_chunk(reply: &[u8]) -> u64 {
 /// A reply failing every item of `request` (a request frame) with
 /// `message`; for a frame that is not a request, a reply to chunk 0.
 fn failed_reply(request: &[u8], message: &str) -> Vec<u8> {
+    reply_to_all(request, STATUS_FAILED, message)
+}
+
+/// A reply giving every item of `request` the status `status` and
+/// `message`.
+fn reply_to_all(request: &[u8], status: u8, message: &str) -> Vec<u8> {
     let (id, count) = match frame::next_frame(request) {
         Ok(Some((payload, _))) => match frame::request(payload) {
             Ok(r) => (r.id, r.items.len()),
@@ -279,7 +297,7 @@ fn failed_reply(request: &[u8], message: &str) -> Vec<u8> {
         _ => (0, 0),
     };
     let mut out = Vec::new();
-    let items = vec![(STATUS_FAILED, message.as_bytes().to_vec()); count];
+    let items = vec![(status, message.as_bytes().to_vec()); count];
     frame::push_reply(&mut out, id, false, &items);
     out
 }

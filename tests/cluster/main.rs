@@ -1,0 +1,558 @@
+//! Pools beyond one machine (issue: Pool workers and Queues through NATS
+//! JetStream): a NATS server and `procbridge worker`s on this machine, and
+//! jobs run with `procbridge run --nats`.
+//!
+//! Needs `nats-server` (2.10 or later): `tests/install-nats-server`
+//! installs it where these tests look (or set `PROCBRIDGE_NATS_SERVER`, or
+//! have one in `PATH`).
+//! Each test starts a server of its own on a free port of 127.0.0.1.
+
+#[allow(dead_code)]
+#[path = "../all/support.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A NATS server with JetStream, its store in a directory of its own.
+struct Server {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Child,
+}
+
+/// `$PROCBRIDGE_NATS_SERVER`, else the one `tests/install-nats-server`
+/// installed, else `nats-server` from `PATH`.
+fn nats_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROCBRIDGE_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let data = std::env::var_os("PROCBRIDGE_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("procbridge")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/procbridge"))
+        });
+    data.map(|d| d.join("nats-server/2.15.1/nats-server"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+impl Server {
+    fn start() -> Server {
+        let store = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = Server::spawn(port, store.path());
+        Server { port, store, child }
+    }
+
+    fn spawn(port: u16, store: &Path) -> Child {
+        let child = Command::new(nats_server())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): install it with tests/install-nats-server",
+                    nats_server().display()
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    fn restart(&mut self, down_for: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down_for);
+        self.child = Server::spawn(self.port, self.store.path());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `procbridge worker`, its audit log in a directory of its own.
+struct Worker {
+    child: Child,
+    logs: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(server: &Server, flags: &[&str]) -> Worker {
+        let logs = tempfile::tempdir().expect("tempdir");
+        let mut child = procbridge()
+            .args(["worker", "--nats", &server.url(), "--audit"])
+            .arg(logs.path().join("audit.jsonl"))
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start procbridge worker");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        stderr
+            .read_line(&mut line)
+            .expect("read the worker's stderr");
+        assert!(line.contains("taking tasks from"), "worker said {line:?}");
+        // Keep reading, so the worker never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Worker { child, logs }
+    }
+
+    /// The chunks of tasks it ran (its audit records of them).
+    fn chunks_run(&self) -> Vec<String> {
+        std::fs::read_to_string(self.logs.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"remote_task\""))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn probe() -> String {
+    guest("cluster_probe").display().to_string()
+}
+
+/// `procbridge run [--nats URL] FLAGS cluster_probe.wasm ARGS`.
+fn run_job(server: Option<&Server>, flags: &[&str], args: &[&str]) -> Output {
+    let mut cmd = procbridge();
+    cmd.arg("run");
+    if let Some(server) = server {
+        cmd.args(["--nats", &server.url()]);
+    }
+    cmd.args(flags).arg(probe()).args(args);
+    let output = cmd.output().expect("run procbridge");
+    assert!(
+        output.status.success(),
+        "{:?} {args:?}: {:?}\n{}",
+        server.map(Server::url),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn three_workers_give_the_results_of_the_local_run() {
+    let server = Server::start();
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&server, &[])).collect();
+    let local = stdout(&run_job(None, &[], &["map", "30"]));
+    let remote = stdout(&run_job(Some(&server), &[], &["map", "30"]));
+    assert_eq!(remote, local);
+    assert!(local.contains("map 0,1,4,9,16,"), "{local}");
+    assert!(
+        local.contains("fail Err(Task(\"failed on purpose: here\"))"),
+        "{local}"
+    );
+    assert!(
+        local.contains("trap is an error true\nexit is an error true\nafter 144"),
+        "{local}"
+    );
+    let chunks: Vec<String> = workers.iter().flat_map(Worker::chunks_run).collect();
+    // map's own chunks (15 of 2, as Python's chunksize for 30 items and 4
+    // workers), 5 of 7, 5 single tasks: every one remote.
+    assert!(chunks.len() >= 25, "{} chunks ran remotely", chunks.len());
+    assert!(
+        workers
+            .iter()
+            .filter(|w| !w.chunks_run().is_empty())
+            .count()
+            >= 2,
+        "the tasks were spread over the workers"
+    );
+    let record = &chunks[0];
+    assert!(record.contains("\"command\":\"job "), "{record}");
+    assert!(record.contains("uid "), "the job's identity: {record}");
+    assert!(record.contains("\"outcome\":\"module "), "{record}");
+}
+
+#[test]
+fn the_seed_pool_story_runs_on_the_cluster_and_its_output_reaches_the_job() {
+    let server = Server::start();
+    let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let output = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .arg(guest("pool"))
+        .arg("0.1")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let out = stdout(&output);
+    assert!(out.starts_with("Parent process "), "{out}");
+    for task in 0..5 {
+        assert!(out.contains(&format!("Run task {task} (")), "{out}");
+        assert!(out.contains(&format!("Task {task} runs ")), "{out}");
+    }
+    assert!(out.contains("All subprocesses done."), "{out}");
+}
+
+#[test]
+fn a_worker_killed_mid_task_leaves_its_task_to_another() {
+    let server = Server::start();
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let job = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .args([&probe(), "slow", "6", "1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job");
+    let started = Instant::now();
+    let busy = loop {
+        if let Some(at) = workers.iter().position(|w| !w.chunks_run().is_empty()) {
+            break at;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no worker took a task"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    workers[busy].kill();
+    let output = job.wait_with_output().expect("wait for the job");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).ends_with("slow 0,1,4,9,16,25\n"),
+        "{}",
+        stdout(&output)
+    );
+    // Six tasks of 1.5 s on one worker, plus the redelivery after the
+    // killed worker's acknowledgement window.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let survivor = &workers[1 - busy];
+    assert!(
+        survivor.chunks_run().len() >= 4,
+        "{:?}",
+        survivor.chunks_run()
+    );
+}
+
+#[test]
+fn a_server_restarted_mid_job_loses_no_task_and_no_result() {
+    let mut server = Server::start();
+    let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let mut job = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .args([&probe(), "slow", "9", "700"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job");
+    let mut out = BufReader::new(job.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert!(line.starts_with("task "), "{line:?}");
+    server.restart(Duration::from_millis(500));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+    let (status, err) = stderr_and_status(&mut job);
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(
+        rest.ends_with("slow 0,1,4,9,16,25,36,49,64\n"),
+        "{line}{rest}{err}"
+    );
+}
+
+#[test]
+fn a_remote_task_gets_no_more_than_both_the_job_and_the_worker_hold() {
+    let server = Server::start();
+    let _worker = Worker::start(&server, &["--allow-run", "echo"]);
+    let both = run_job(
+        Some(&server),
+        &["--allow-run", "echo,true"],
+        &["run", "echo"],
+    );
+    assert_eq!(stdout(&both), "Ok(\"ran: ran\")\n");
+    let worker_lacks = run_job(
+        Some(&server),
+        &["--allow-run", "echo,true"],
+        &["run", "true"],
+    );
+    assert!(
+        stdout(&worker_lacks).contains("refused: PermissionError"),
+        "{}",
+        stdout(&worker_lacks)
+    );
+    let job_lacks = run_job(Some(&server), &[], &["run", "echo"]);
+    assert!(
+        stdout(&job_lacks).contains("refused: PermissionError"),
+        "{}",
+        stdout(&job_lacks)
+    );
+    // Locally the job's own grant is what counts.
+    let local = run_job(None, &["--allow-run", "echo,true"], &["run", "true"]);
+    assert_eq!(stdout(&local), "Ok(\"ran: \")\n");
+}
+
+#[test]
+fn tasks_left_by_a_job_that_ended_are_cancelled() {
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let output = run_job(Some(&server), &[], &["abandon", "16", "400"]);
+    assert!(stdout(&output).contains("first 0"), "{}", stdout(&output));
+    std::thread::sleep(Duration::from_secs(3));
+    let ran = worker.chunks_run().len();
+    // Eight were in the stream when the job ended; without cancellation
+    // the one worker goes on through them (3.2 s of work).
+    assert!(
+        ran <= 3,
+        "{ran} tasks ran, though their job ended after the first"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let job = run_cli(&["run", "--nats", &url, &probe(), "map", "3"]);
+    assert_eq!(job.status.code(), Some(69), "{job:?}");
+    let err = String::from_utf8_lossy(&job.stderr);
+    assert!(
+        err.contains(&format!("cannot reach the NATS server at {url}")),
+        "{err}"
+    );
+    let worker = run_cli(&["worker", "--nats", &url]);
+    assert_eq!(worker.status.code(), Some(69), "{worker:?}");
+    let no_url = run_cli(&["worker"]);
+    assert_eq!(no_url.status.code(), Some(2), "{no_url:?}");
+    assert!(String::from_utf8_lossy(&no_url.stderr).contains("--nats URL is required"));
+}
+
+/// Hostile or broken messages on the task stream, sent as another job
+/// could: each is refused, and the worker goes on serving.
+#[test]
+fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let replies = nats::hostile_round(&server.url());
+    assert!(
+        replies.mismatch.contains("hashes to") && replies.mismatch.contains("refused"),
+        "{:?}",
+        replies.mismatch
+    );
+    assert!(replies.missing.contains("module"), "{:?}", replies.missing);
+    // The worker is still there, and still right.
+    let good = run_job(Some(&server), &[], &["map", "5"]);
+    assert!(
+        stdout(&good).starts_with("map 0,1,4,9,16\n"),
+        "{}",
+        stdout(&good)
+    );
+    assert!(!worker.chunks_run().is_empty());
+}
+
+#[test]
+fn a_chunk_whose_workers_keep_dying_fails_with_worker_lost() {
+    let server = Server::start();
+    // The first worker sets up the streams, then goes.
+    Worker::start(&server, &[]).kill();
+    let module = std::fs::read(guest("cluster_probe")).expect("read the module");
+    let reply = nats::dying_workers_round(&server.url(), &module, || Worker::start(&server, &[]));
+    assert!(reply.contains("worker lost"), "{reply:?}");
+    assert!(reply.contains("ended 4 times"), "{reply:?}");
+}
+
+/// Talking to the server directly, as a hostile job would.
+mod nats {
+    use async_nats::jetstream::{self, consumer};
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    /// What came back for each hostile message that gets a reply.
+    #[derive(Debug)]
+    pub struct Replies {
+        /// A module stored under a digest its content does not have.
+        pub mismatch: String,
+        /// A module that is not in the store.
+        pub missing: String,
+    }
+
+    fn headers(job: &str, module: &str, relay: u32) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Procbridge-Job", job);
+        h.insert("Procbridge-Module", module);
+        h.insert(
+            "Procbridge-Reply",
+            format!("procbridge.result.{job}.{relay}").as_str(),
+        );
+        h.insert("Procbridge-Grants", "{\"commands\":[\"sh\"],\"dirs\":[[\"/\",true]],\"env\":[],\"network\":true,\"limits\":{\"max_processes\":1000000,\"max_memory_bytes\":1000000000000,\"max_total_memory_bytes\":1000000000000,\"max_queued_bytes\":1000000,\"max_output_bytes\":1000000,\"cpu_seconds\":null,\"wall_time_ms\":null}}");
+        h.insert("Procbridge-Who", "an attacker");
+        h.insert("Nats-Msg-Id", format!("{job}.{relay}").as_str());
+        h
+    }
+
+    /// A request frame for one item of `square`.
+    fn request(id: u64) -> Vec<u8> {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&id.to_le_bytes());
+        payload.extend_from_slice(&6u32.to_le_bytes());
+        payload.extend_from_slice(b"square");
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.extend_from_slice(&1u32.to_le_bytes());
+        payload.push(b'3');
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        frame
+    }
+
+    /// Takes a chunk 4 times without finishing it, as workers that die
+    /// would; then starts a real worker (`start`) and returns the reply.
+    pub fn dying_workers_round<W>(url: &str, module: &[u8], start: impl FnOnce() -> W) -> String {
+        use sha2::Digest;
+        let digest: String = sha2::Sha256::digest(module)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        runtime().block_on(async {
+            let client = async_nats::connect(url).await.expect("connect");
+            let js = jetstream::new(client);
+            let store = js
+                .get_object_store("procbridge-modules")
+                .await
+                .expect("store");
+            store
+                .put(digest.as_str(), &mut &module[..])
+                .await
+                .expect("put");
+            let job = "d1e5";
+            js.publish_with_headers(
+                format!("procbridge.task.{job}"),
+                headers(job, &digest, 1),
+                request(1).into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+            let workers: consumer::PullConsumer = js
+                .get_stream("PROCBRIDGE_TASKS")
+                .await
+                .expect("tasks")
+                .get_consumer("workers")
+                .await
+                .expect("consumer");
+            for delivery in 1..=4 {
+                let mut batch = workers
+                    .fetch()
+                    .max_messages(1)
+                    .expires(Duration::from_secs(10))
+                    .messages()
+                    .await
+                    .expect("fetch");
+                let message = batch.next().await.expect("a delivery").expect("no error");
+                assert_eq!(message.info().expect("info").delivered, delivery);
+                // Not acknowledged: the server hands it out again.
+            }
+            let _worker = start();
+            reply(&js, job, 1).await
+        })
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The first result on relay `relay`'s subject of `job`.
+    async fn reply(js: &jetstream::Context, job: &str, relay: u32) -> String {
+        let results = js.get_stream("PROCBRIDGE_RESULTS").await.expect("results");
+        let consumer: consumer::PullConsumer = results
+            .create_consumer(consumer::pull::Config {
+                filter_subject: format!("procbridge.result.{job}.{relay}"),
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let message = tokio::time::timeout(Duration::from_secs(20), messages.next())
+            .await
+            .expect("a reply in time")
+            .expect("a message")
+            .expect("no error");
+        let _ = message.ack().await;
+        String::from_utf8_lossy(&message.payload).into_owned()
+    }
+
+    pub fn hostile_round(url: &str) -> Replies {
+        runtime().block_on(async {
+            let client = async_nats::connect(url).await.expect("connect");
+            let js = jetstream::new(client);
+            let store = js
+                .get_object_store("procbridge-modules")
+                .await
+                .expect("store");
+            // Content that does not hash to its name.
+            let forged = "ab".repeat(32);
+            store
+                .put(forged.as_str(), &mut &b"(module)"[..])
+                .await
+                .expect("put");
+            let job = "6861636b6572";
+            let send = |headers: Option<async_nats::HeaderMap>, payload: Vec<u8>| {
+                let js = js.clone();
+                async move {
+                    let subject = format!("procbridge.task.{job}");
+                    let ack = match headers {
+                        Some(h) => js.publish_with_headers(subject, h, payload.into()).await,
+                        None => js.publish(subject, payload.into()).await,
+                    };
+                    ack.expect("publish").await.expect("stored");
+                }
+            };
+            // No headers at all; a malformed frame; results sent to
+            // another job's relay: each is dropped.
+            send(None, request(1)).await;
+            send(Some(headers(job, &forged, 9)), b"junk".to_vec()).await;
+            let mut elsewhere = headers(job, &forged, 8);
+            elsewhere.insert("Procbridge-Reply", "procbridge.result.someone-else.1");
+            send(Some(elsewhere), request(2)).await;
+            // A forged module, and one that is not there: replies say why.
+            send(Some(headers(job, &forged, 1)), request(3)).await;
+            send(Some(headers(job, &"cd".repeat(32), 2)), request(4)).await;
+            let mismatch = reply(&js, job, 1).await;
+            let missing = reply(&js, job, 2).await;
+            Replies { mismatch, missing }
+        })
+    }
+}
