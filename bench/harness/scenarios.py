@@ -11,6 +11,7 @@ and, where one makes sense, the native baseline (a binary in
 (``host/examples/<example>.rs``) measures both sides. See bench/README.md.
 """
 
+from .cluster import run_cluster_program
 from .measure import run_memory_program
 from .model import NATIVE, PYTHON, Figure, Target
 from .programs import ExampleScenario, ProgramScenario
@@ -145,6 +146,31 @@ SCENARIOS = [
         figures=[
             Figure("pss_fork_child_kb", "PSS per child, fork start method"),
             Figure("pss_spawn_child_kb", "PSS per child, spawn start method"),
+        ],
+    ),
+    ProgramScenario(
+        name="cluster",
+        title="Pool(4) through NATS JetStream: 1, 2 and 3 workers",
+        about=(
+            "`Pool(4).map` of 400 tasks that each spin for 2 ms of CPU, chunksize 1; wall "
+            "time per task. First with the pool's own local workers, then with "
+            "`procbridge run --nats` and 1, 2 and 3 `procbridge worker`s on this machine, "
+            "through a NATS server (JetStream, file storage) the harness starts. Every "
+            "round shares this machine's two cores, so three workers cannot beat two; "
+            "what the rows show is what a chunk's trip through the server costs."
+        ),
+        issue=18,
+        guest="cluster_probe",
+        runner=run_cluster_program,
+        figures=[
+            Figure("cluster_map_local_task_us", "`map`, local pool (no `--nats`)"),
+            Figure("cluster_map_1w_task_us", "`map` through NATS, 1 worker"),
+            Figure("cluster_map_2w_task_us", "`map` through NATS, 2 workers"),
+            Figure("cluster_map_3w_task_us", "`map` through NATS, 3 workers"),
+        ],
+        notes=[
+            "Queue messages per second through JetStream are not measured: a job's "
+            "queues stay local (docs/cluster.md, \"Not there yet\")."
         ],
     ),
     ProgramScenario(

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 
 from . import units
 from .chart import write_chart
+from .cluster import run_cluster_program, with_nats, worker_command
 from .measure import (
     ProgramFailed,
     Stats,
@@ -127,6 +128,30 @@ class Memory(unittest.TestCase):
             run_memory_program(["sh", "-c", "echo boom >&2; exit 3"])
         with self.assertRaisesRegex(ProgramFailed, "no measurement"):
             run_memory_program(["sh", "-c", "echo PSS base 0; read x"])
+
+
+class Cluster(unittest.TestCase):
+    RUN = ["pb", "run", "--cache-dir", "C", "--allow-run", "x", "g.wasm", "--quick"]
+
+    def test_the_job_and_its_workers_are_pointed_at_the_server(self):
+        self.assertEqual(
+            with_nats(self.RUN, "nats://h:1"),
+            ["pb", "run", "--nats", "nats://h:1", "--cache-dir", "C", "--allow-run", "x",
+             "g.wasm", "--quick"],
+        )
+        self.assertEqual(
+            worker_command(self.RUN, "nats://h:1"),
+            ["pb", "worker", "--nats", "nats://h:1", "--cache-dir", "C"],
+        )
+
+    def test_without_a_server_the_side_fails_saying_what_to_install(self):
+        import os
+        from unittest import mock
+
+        with mock.patch.dict(os.environ, {"PROCBRIDGE_DATA_DIR": "/nonexistent", "PATH": ""}):
+            os.environ.pop("PROCBRIDGE_NATS_SERVER", None)
+            with self.assertRaisesRegex(ProgramFailed, "tests/install-nats-server"):
+                run_cluster_program(self.RUN)
 
 
 class Statistics(unittest.TestCase):

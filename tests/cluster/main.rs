@@ -341,6 +341,34 @@ fn tasks_left_by_a_job_that_ended_are_cancelled() {
 }
 
 #[test]
+fn tasks_left_by_a_killed_job_are_dropped() {
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    // Eight relays: eight chunks in the stream at a time.
+    let mut job = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .args([&probe(), "slow", "16", "400", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the job");
+    let started = Instant::now();
+    while worker.chunks_run().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no task ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // No cancellation can be sent: the worker finds the job's relays gone.
+    job.kill().expect("kill the job");
+    job.wait().expect("wait");
+    std::thread::sleep(Duration::from_secs(3));
+    let ran = worker.chunks_run().len();
+    assert!(
+        ran <= 2,
+        "{ran} tasks ran, though their job was killed during the first"
+    );
+}
+
+#[test]
 fn an_unreachable_server_is_a_clear_error() {
     let url = format!("nats://127.0.0.1:{}", free_port());
     let job = run_cli(&["run", "--nats", &url, &probe(), "map", "3"]);
@@ -444,7 +472,7 @@ mod nats {
             .collect();
         runtime().block_on(async {
             let client = async_nats::connect(url).await.expect("connect");
-            let js = jetstream::new(client);
+            let js = jetstream::new(client.clone());
             let store = js
                 .get_object_store("procbridge-modules")
                 .await
@@ -482,9 +510,28 @@ mod nats {
                 assert_eq!(message.info().expect("info").delivered, delivery);
                 // Not acknowledged: the server hands it out again.
             }
+            stand_in_for_relays(&client, job).await;
             let _worker = start();
             reply(&js, job, 1).await
         })
+    }
+
+    /// Answers for the relays of `job`, as live relays do (a worker drops
+    /// the chunks of relays that are gone).
+    async fn stand_in_for_relays(client: &async_nats::Client, job: &str) {
+        let mut asked = client
+            .subscribe(format!("procbridge.alive.{job}.*"))
+            .await
+            .expect("subscribe");
+        let answers = client.clone();
+        tokio::spawn(async move {
+            while let Some(message) = asked.next().await {
+                if let Some(reply) = message.reply {
+                    let _ = answers.publish(reply, Default::default()).await;
+                }
+            }
+        });
+        client.flush().await.expect("flush");
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -517,6 +564,8 @@ mod nats {
     pub fn hostile_round(url: &str) -> Replies {
         runtime().block_on(async {
             let client = async_nats::connect(url).await.expect("connect");
+            let job = "6861636b6572";
+            stand_in_for_relays(&client, job).await;
             let js = jetstream::new(client);
             let store = js
                 .get_object_store("procbridge-modules")
@@ -528,7 +577,6 @@ mod nats {
                 .put(forged.as_str(), &mut &b"(module)"[..])
                 .await
                 .expect("put");
-            let job = "6861636b6572";
             let send = |headers: Option<async_nats::HeaderMap>, payload: Vec<u8>| {
                 let js = js.clone();
                 async move {

@@ -3,16 +3,19 @@
 //!
 //! * `map N`: `Pool(4).map` of squares over `0..N`, chunk sizes 1 and 7,
 //!   then tasks that fail, trap and exit;
-//! * `slow N MS`: `Pool(3).map` of squares over `0..N`, each task taking
-//!   `MS` milliseconds (the tests kill a worker or restart the server
+//! * `slow N MS [P]`: `Pool(P).map` (default 3) of squares over `0..N`,
+//!   each task taking `MS` milliseconds (the tests kill a worker or restart the server
 //!   meanwhile);
 //! * `run CMD`: one task that runs the command `CMD` and says how it went;
+//! * no mode, or `--quick` (as the benchmark harness runs it): `Pool(4).map` of tasks that each spin for 2 ms of
+//!   CPU, chunksize 1; prints `BENCH cluster_map_task_us` (wall time per
+//!   task, median of 5 rounds) for the benchmark harness;
 //! * `abandon N MS`: sends `N` tasks of `MS` milliseconds, takes the first
 //!   result and exits, leaving the rest.
 
 use procbridge_sdk::multiprocessing::Pool;
 use procbridge_sdk::{subprocess, task};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 task!(square, |n: &str| -> Result<String, String> {
     let n: i64 = n.parse().map_err(|_| format!("not a number: {:?}", n))?;
@@ -27,6 +30,16 @@ task!(slow_square, |args: &str| -> Result<String, String> {
         ms.parse().map_err(|_| "not a number")?,
     ));
     Ok((n * n).to_string())
+});
+
+task!(spin, |ms: &str| -> Result<String, String> {
+    let ms: u64 = ms.parse().map_err(|_| "not a number")?;
+    let until = Instant::now() + Duration::from_millis(ms);
+    let mut x = 0u64;
+    while Instant::now() < until {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    Ok((x % 2).to_string())
 });
 
 task!(fail, |what: &str| -> Result<(), String> {
@@ -75,8 +88,8 @@ fn map(n: usize) {
     pool.join().expect("join");
 }
 
-fn slow(n: usize, ms: &str) {
-    let pool = Pool::new(3).expect("pool");
+fn slow(n: usize, ms: &str, processes: usize) {
+    let pool = Pool::new(processes).expect("pool");
     let args: Vec<String> = (0..n).map(|i| format!("{i} {ms}")).collect();
     println!(
         "slow {}",
@@ -86,14 +99,41 @@ fn slow(n: usize, ms: &str) {
     pool.join().expect("join");
 }
 
+fn bench(quick: bool) {
+    let (tasks, rounds) = if quick { (40, 1) } else { (400, 5) };
+    let pool = Pool::new(4).expect("pool");
+    let items: Vec<&str> = vec!["2"; tasks];
+    // Instances made, the module fetched and compiled, before timing.
+    pool.map_chunked("spin", &items[..8], 1).expect("warm up");
+    let mut per_task: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            pool.map_chunked("spin", &items, 1).expect("map");
+            start.elapsed().as_secs_f64() * 1e6 / tasks as f64
+        })
+        .collect();
+    per_task.sort_by(f64::total_cmp);
+    println!(
+        "BENCH cluster_map_task_us {:.1}",
+        per_task[per_task.len() / 2]
+    );
+    pool.close().expect("close");
+    pool.join().expect("join");
+}
+
 fn main() {
     match arg(1).as_str() {
         "map" => map(arg(2).parse().unwrap_or(20)),
-        "slow" => slow(arg(2).parse().unwrap_or(6), &arg(3)),
+        "slow" => slow(
+            arg(2).parse().unwrap_or(6),
+            &arg(3),
+            arg(4).parse().unwrap_or(3),
+        ),
         "run" => {
             let pool = Pool::new(1).expect("pool");
             println!("{:?}", pool.apply("run_command", arg(2)).map(text));
         }
+        "" | "--quick" => bench(arg(1) == "--quick"),
         "abandon" => {
             // A relay holds one long task at a time: eight of them put
             // eight in the stream.

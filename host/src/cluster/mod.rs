@@ -24,6 +24,11 @@
 //! | stream `PROCBRIDGE_RESULTS`, subjects `procbridge.result.<job>.<relay>` | one message per chunk's results | work queue, one consumer per relay |
 //! | object store `procbridge-modules` | modules by SHA-256 | kept |
 //!
+//! A worker asks a chunk's relay whether it still waits before running
+//! the chunk (plain NATS, answered by the relay while it lives): the chunks
+//! of a job that was killed, or of a relay its pool replaced, are dropped
+//! unrun. A job that ends normally also publishes a cancellation.
+//!
 //! Tasks run at least once: a worker that dies in the middle of a chunk
 //! leaves it unacknowledged, and another worker runs it again. Publishing
 //! uses de-duplication ids (`Nats-Msg-Id`), so a message sent twice across
@@ -68,6 +73,13 @@ fn result_subject(job: &str, relay: u32) -> String {
 /// The subject a relay's tasks' output lines come back on (plain NATS).
 fn output_subject(job: &str, relay: u32) -> String {
     format!("procbridge.output.{job}.{relay}")
+}
+
+/// The subject a relay answers on while it lives (plain NATS): a worker
+/// asks before running a chunk, and "no responders" means the relay, and
+/// whoever waited for the chunk's results, is gone.
+fn alive_subject(result_subject: &str) -> String {
+    result_subject.replacen("procbridge.result.", "procbridge.alive.", 1)
 }
 
 /// The subject that cancels a job's remaining tasks.

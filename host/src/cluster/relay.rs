@@ -8,7 +8,7 @@
 //! different workers at once: a relay with several chunks in flight spreads
 //! them over the cluster.
 
-use super::{output_subject, result_subject, wire, JobLink, RESULTS};
+use super::{alive_subject, output_subject, result_subject, wire, JobLink, RESULTS};
 use crate::ctx::HostState;
 use crate::pool::frame;
 use anyhow::{anyhow, bail, Context};
@@ -115,6 +115,10 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
         .messages()
         .await
         .map_err(|e| anyhow!("cannot subscribe to results: {e}"))?;
+    let mut alive = client
+        .subscribe(alive_subject(&result_subject(&link.job, me)))
+        .await
+        .map_err(|e| anyhow!("cannot answer the workers: {e}"))?;
     let mut output = client
         .subscribe(output_subject(&link.job, me))
         .await
@@ -144,6 +148,11 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
                 input.drain(..used);
             }
             Some(line) = output.next() => write_line(&line.payload),
+            Some(asked) = alive.next() => {
+                if let Some(reply) = asked.reply {
+                    let _ = client.publish(reply, bytes::Bytes::new()).await;
+                }
+            }
             message = incoming.next() => {
                 let message = match message {
                     Some(Ok(message)) => message,

@@ -14,7 +14,7 @@
 
 use super::connect::{self, Cluster};
 use super::wire::{self, TaskHeaders};
-use super::{cancel_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
+use super::{alive_subject, cancel_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
 use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
 use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
@@ -108,9 +108,9 @@ async fn take_tasks(
                 let _ = publisher.publish(subject, payload).await;
             }
         });
-        anyhow::Ok((js, consumer, cancels))
+        anyhow::Ok((client, js, consumer, cancels))
     };
-    let (js, consumer, mut cancels) = match setup.await {
+    let (client, js, consumer, mut cancels) = match setup.await {
         Ok(parts) => {
             let _ = started.send(Ok(()));
             parts
@@ -161,7 +161,7 @@ async fn take_tasks(
                     continue;
                 }
             };
-            if cancelled.contains(&headers.job) {
+            if cancelled.contains(&headers.job) || !relay_lives(&client, &headers).await {
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
             }
@@ -212,6 +212,25 @@ async fn take_tasks(
     }
 }
 
+/// Whether the relay that sent a chunk still waits for its results: it
+/// answers on its alive subject while it lives. Only "no responders" (the
+/// server knows nobody listens there) counts as gone; a timeout or a lost
+/// connection runs the chunk anyway.
+async fn relay_lives(client: &async_nats::Client, headers: &TaskHeaders) -> bool {
+    let asked = client.request(alive_subject(&headers.reply), bytes::Bytes::new());
+    match tokio::time::timeout(Duration::from_secs(1), asked).await {
+        Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::NoResponders => {
+            tracing::debug!(
+                "job {}: its relay is gone ({}); chunk dropped",
+                headers.job,
+                alive_subject(&headers.reply)
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
 /// Waits for `reply`, telling the server every third of [`ACK_WAIT`] that
 /// the chunk is in progress.
 async fn still_at_it(
@@ -256,7 +275,9 @@ async fn finish(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
-    if let Err(err) = message.double_ack().await {
+    // A lost acknowledgement only makes the chunk run again, and its result
+    // be dropped as a duplicate: no round trip to wait for here.
+    if let Err(err) = message.ack().await {
         tracing::debug!("acknowledging a task: {err}");
     }
 }
