@@ -266,7 +266,7 @@ impl JobOptions {
             .epoch_interruption(true)
             .build()
             .map_err(|e| (ExitCode::Internal, e))?;
-        let url = cluster.url().to_string();
+        let url = cluster.display_url();
         procbridge::cluster::worker::serve(runtime, &cluster, policy, || {
             eprintln!("procbridge worker: taking tasks from {url}");
         })

@@ -25,7 +25,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// The server at `url` (`nats://host:port`, `tls://host:port`, or a
-    /// comma-separated list of them).
+    /// comma-separated list of them; `nats://user:password@host:port` or
+    /// `nats://token@host:port` logs in).
     pub fn new(url: impl Into<String>) -> Cluster {
         Cluster {
             url: url.into(),
@@ -46,9 +47,14 @@ impl Cluster {
         self
     }
 
-    /// The server's address as given.
+    /// The server's address as given (with any login in it).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The server's address for messages: any password or token left out.
+    pub fn display_url(&self) -> String {
+        redacted(&self.url)
     }
 
     /// A new connection. It reconnects by itself when the server goes away
@@ -66,6 +72,14 @@ impl Cluster {
             .custom_inbox_prefix(format!("_INBOX.procbridge.{}", inbox_token()))
             .connection_timeout(Duration::from_secs(5))
             .max_reconnects(None);
+        let (urls, login) = split_login(&self.url);
+        match login {
+            Some(Login::UserPassword(user, password)) => {
+                options = options.user_and_password(user, password);
+            }
+            Some(Login::Token(token)) => options = options.token(token),
+            None => {}
+        }
         if let Some(path) = &self.credentials {
             options = options
                 .credentials_file(path)
@@ -78,9 +92,9 @@ impl Cluster {
                 .require_tls(true);
         }
         options
-            .connect(self.url.as_str())
+            .connect(urls.as_str())
             .await
-            .with_context(|| format!("cannot reach the NATS server at {}", self.url))
+            .with_context(|| format!("cannot reach the NATS server at {}", redacted(&self.url)))
     }
 
     /// Runs `future` to its end on a runtime of its own, on this thread.
@@ -96,6 +110,48 @@ impl Cluster {
             .build()
             .context("cannot start the NATS client's runtime")?
             .block_on(future)
+    }
+}
+
+/// A login given in a server address (`nats://user:password@host`, or
+/// `nats://token@host`).
+#[derive(Debug, PartialEq, Eq)]
+enum Login {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// The addresses without their logins, and the first login found.
+fn split_login(urls: &str) -> (String, Option<Login>) {
+    let mut login = None;
+    let bare: Vec<String> = urls
+        .split(',')
+        .map(|url| {
+            let (scheme, rest) = url.trim().split_once("://").unwrap_or(("", url.trim()));
+            let Some((info, host)) = rest.rsplit_once('@') else {
+                return url.trim().to_string();
+            };
+            login.get_or_insert_with(|| match info.split_once(':') {
+                Some((user, password)) => Login::UserPassword(user.into(), password.into()),
+                None => Login::Token(info.into()),
+            });
+            if scheme.is_empty() {
+                host.to_string()
+            } else {
+                format!("{scheme}://{host}")
+            }
+        })
+        .collect();
+    (bare.join(","), login)
+}
+
+/// The addresses with any password or token left out, for messages.
+pub(crate) fn redacted(urls: &str) -> String {
+    let (bare, login) = split_login(urls);
+    match login {
+        Some(Login::UserPassword(user, _)) => format!("{bare} (as {user})"),
+        Some(Login::Token(_)) => format!("{bare} (with a token)"),
+        None => bare,
     }
 }
 
@@ -200,4 +256,31 @@ pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow:
         bail!("module {digest}: its content hashes to {actual}; refused");
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_in_the_address_is_taken_out_of_it_and_out_of_messages() {
+        assert_eq!(
+            split_login("tls://job:s3cret@127.0.0.1:4222"),
+            (
+                "tls://127.0.0.1:4222".to_string(),
+                Some(Login::UserPassword("job".into(), "s3cret".into()))
+            )
+        );
+        assert_eq!(
+            split_login("nats://t0ken@a:1,nats://b:2"),
+            (
+                "nats://a:1,nats://b:2".to_string(),
+                Some(Login::Token("t0ken".into()))
+            )
+        );
+        assert_eq!(split_login("nats://a:1"), ("nats://a:1".to_string(), None));
+        let shown = redacted("nats://job:s3cret@a:1");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(shown, "nats://a:1 (as job)");
+    }
 }

@@ -28,7 +28,7 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &Jo
         Err(err) => {
             eprintln!(
                 "procbridge: a pool worker's link to {}: {err:#}",
-                link.cluster.url()
+                link.cluster.display_url()
             );
             1
         }

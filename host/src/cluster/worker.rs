@@ -123,14 +123,6 @@ async fn take_tasks(
     let mut cancelled: VecDeque<String> = VecDeque::new();
     let mut modules_sent: HashSet<String> = HashSet::new();
     loop {
-        while let Some(Some(message)) = cancels.next().now_or_never() {
-            if let Some(job) = message.subject.as_str().rsplit('.').next() {
-                if cancelled.len() == KEPT_CANCELLED {
-                    cancelled.pop_front();
-                }
-                cancelled.push_back(job.to_string());
-            }
-        }
         let batch = consumer
             .fetch()
             .max_messages(1)
@@ -161,6 +153,16 @@ async fn take_tasks(
                     continue;
                 }
             };
+            // Cancellations that came while the loop waited.
+            tokio::task::yield_now().await;
+            while let Some(Some(message)) = cancels.next().now_or_never() {
+                if let Some(job) = message.subject.as_str().rsplit('.').next() {
+                    if cancelled.len() == KEPT_CANCELLED {
+                        cancelled.pop_front();
+                    }
+                    cancelled.push_back(job.to_string());
+                }
+            }
             if cancelled.contains(&headers.job) || !relay_lives(&client, &headers).await {
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
