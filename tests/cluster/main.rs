@@ -557,7 +557,19 @@ fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
     let _serial = serial();
     let server = Server::start();
     let worker = Worker::start(&server, &[]);
-    let replies = nats::hostile_round(&server.url());
+    let module = std::fs::read(guest("cluster_probe")).expect("read the module");
+    let replies = nats::hostile_round(&server.url(), &module);
+    // The reply frame's one item: status 0, then "9".
+    assert!(
+        replies.after_junk.ends_with("\u{0}9"),
+        "{:?}",
+        replies.after_junk
+    );
+    assert!(
+        replies.oversized_len > 150_000 * 5 && replies.oversized_len <= 1 << 20,
+        "{}",
+        replies.oversized_len
+    );
     assert!(
         replies.mismatch.contains("hashes to") && replies.mismatch.contains("refused"),
         "{:?}",
@@ -583,7 +595,7 @@ fn a_chunk_whose_workers_keep_dying_fails_with_worker_lost() {
     let module = std::fs::read(guest("cluster_probe")).expect("read the module");
     let reply = nats::dying_workers_round(&server.url(), &module, || Worker::start(&server, &[]));
     assert!(reply.contains("worker lost"), "{reply:?}");
-    assert!(reply.contains("ended 4 times"), "{reply:?}");
+    assert!(reply.contains("handed out 4 times"), "{reply:?}");
 }
 
 /// Talking to the server directly, as a hostile job would.
@@ -599,6 +611,10 @@ mod nats {
         pub mismatch: String,
         /// A module that is not in the store.
         pub missing: String,
+        /// A good chunk of the real module, after a junk frame naming it.
+        pub after_junk: String,
+        /// The size of the reply to a chunk of 150,000 items.
+        pub oversized_len: usize,
     }
 
     fn headers(job: &str, module: &str, relay: u32) -> async_nats::HeaderMap {
@@ -632,11 +648,7 @@ mod nats {
     /// Takes a chunk 4 times without finishing it, as workers that die
     /// would; then starts a real worker (`start`) and returns the reply.
     pub fn dying_workers_round<W>(url: &str, module: &[u8], start: impl FnOnce() -> W) -> String {
-        use sha2::Digest;
-        let digest: String = sha2::Sha256::digest(module)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = digest(module);
         runtime().block_on(async {
             let client = async_nats::connect(url).await.expect("connect");
             let js = jetstream::new(client.clone());
@@ -728,7 +740,31 @@ mod nats {
         String::from_utf8_lossy(&message.payload).into_owned()
     }
 
-    pub fn hostile_round(url: &str) -> Replies {
+    /// The SHA-256 of `bytes`, in hex.
+    fn digest(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A request frame of `count` empty items for `square`.
+    fn request_of(id: u64, count: u32) -> Vec<u8> {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&id.to_le_bytes());
+        payload.extend_from_slice(&6u32.to_le_bytes());
+        payload.extend_from_slice(b"square");
+        payload.extend_from_slice(&count.to_le_bytes());
+        for _ in 0..count {
+            payload.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        frame
+    }
+
+    pub fn hostile_round(url: &str, module: &[u8]) -> Replies {
         runtime().block_on(async {
             let client = async_nats::connect(url).await.expect("connect");
             let job = "6861636b6572";
@@ -742,6 +778,11 @@ mod nats {
             let forged = "ab".repeat(32);
             store
                 .put(forged.as_str(), &mut &b"(module)"[..])
+                .await
+                .expect("put");
+            let real = digest(module);
+            store
+                .put(real.as_str(), &mut &module[..])
                 .await
                 .expect("put");
             let send = |headers: Option<async_nats::HeaderMap>, payload: Vec<u8>| {
@@ -758,16 +799,28 @@ mod nats {
             // No headers at all; a malformed frame; results sent to
             // another job's relay: each is dropped.
             send(None, request(1)).await;
-            send(Some(headers(job, &forged, 9)), b"junk".to_vec()).await;
+            send(Some(headers(job, &real, 9)), b"junk".to_vec()).await;
             let mut elsewhere = headers(job, &forged, 8);
             elsewhere.insert("Procbridge-Reply", "procbridge.result.someone-else.1");
             send(Some(elsewhere), request(2)).await;
             // A forged module, and one that is not there: replies say why.
             send(Some(headers(job, &forged, 1)), request(3)).await;
             send(Some(headers(job, &"cd".repeat(32), 2)), request(4)).await;
+            // After the junk frame, the real module still runs; a chunk
+            // whose failure reply would be over the server's 1 MB message
+            // limit still gets one.
+            send(Some(headers(job, &real, 3)), request(5)).await;
+            send(Some(headers(job, &forged, 4)), request_of(6, 150_000)).await;
             let mismatch = reply(&js, job, 1).await;
             let missing = reply(&js, job, 2).await;
-            Replies { mismatch, missing }
+            let after_junk = reply(&js, job, 3).await;
+            let oversized = reply(&js, job, 4).await;
+            Replies {
+                mismatch,
+                missing,
+                after_junk,
+                oversized_len: oversized.len(),
+            }
         })
     }
 }

@@ -141,9 +141,23 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
                         break 'serving;
                     }
                     let id = request.id;
-                    publish(&js, wire::task(link, me, id, &input[used..used + len])).await;
                     in_flight.order.push_back(id);
+                    let limit = client.server_info().max_payload;
+                    let frame = &input[used..used + len];
+                    if len > limit {
+                        // It could never be sent: its tasks fail here.
+                        let why = format!(
+                            "the chunk's arguments ({len} bytes) are over the NATS server's \
+                             message limit ({limit} bytes): send fewer items per chunk"
+                        );
+                        in_flight.arrive(wire::failed_reply(frame, &why).into());
+                    } else {
+                        publish(&js, wire::task(link, me, id, frame)).await;
+                    }
                     used += len;
+                    for body in in_flight.ready() {
+                        sock.write_all(&body).await.context("writing a reply to the pool")?;
+                    }
                 }
                 input.drain(..used);
             }

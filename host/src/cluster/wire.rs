@@ -8,8 +8,10 @@
 
 use super::{result_subject, task_subject, JobLink};
 use crate::policy::GrantRequest;
+use crate::pool::frame;
 use anyhow::{anyhow, Context};
 use async_nats::HeaderMap;
+use procbridge_abi::pool::STATUS_FAILED;
 
 /// The job's id.
 const JOB: &str = "Procbridge-Job";
@@ -112,6 +114,50 @@ pub(crate) fn result_headers(id: &str) -> HeaderMap {
     headers
 }
 
+/// The reply for a chunk whose results (`size` bytes) are over the server's
+/// message limit: each task fails saying so, or, if even that is too large
+/// (a chunk of very many items), with an empty message.
+pub(crate) fn too_large(request: &[u8], size: usize, limit: usize) -> Vec<u8> {
+    let why = format!(
+        "the chunk's results ({size} bytes) are over the NATS server's message limit \
+         ({limit} bytes): send fewer items per chunk, or raise max_payload"
+    );
+    let reply = reply_to_all(request, STATUS_FAILED, &why);
+    if reply.len() <= limit {
+        return reply;
+    }
+    reply_to_all(request, STATUS_FAILED, "")
+}
+
+/// The chunk id a reply frame answers.
+pub(crate) fn reply_chunk(reply: &[u8]) -> u64 {
+    reply
+        .get(4..12)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+}
+
+/// A reply failing every item of `request` (a request frame) with
+/// `message`; for a frame that is not a request, a reply to chunk 0.
+pub(crate) fn failed_reply(request: &[u8], message: &str) -> Vec<u8> {
+    reply_to_all(request, STATUS_FAILED, message)
+}
+
+/// A reply giving every item of `request` the status `status` and
+/// `message`.
+pub(crate) fn reply_to_all(request: &[u8], status: u8, message: &str) -> Vec<u8> {
+    let (id, count) = match frame::next_frame(request) {
+        Ok(Some((payload, _))) => match frame::request(payload) {
+            Ok(r) => (r.id, r.items.len()),
+            Err(_) => (0, 0),
+        },
+        _ => (0, 0),
+    };
+    let mut out = Vec::new();
+    let items = vec![(status, message.as_bytes().to_vec()); count];
+    frame::push_reply(&mut out, id, false, &items);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +217,47 @@ mod tests {
         let mut bad_grants = headers;
         bad_grants.insert(GRANTS, "{");
         assert!(TaskHeaders::read(Some(&bad_grants)).is_err());
+    }
+
+    #[test]
+    fn a_chunk_that_cannot_run_fails_each_of_its_items() {
+        let mut request = Vec::new();
+        frame::push_request(
+            &mut request,
+            9,
+            "square",
+            2,
+            &procbridge_abi::list::encode(&[b"1", b"2"]),
+        );
+        let reply = failed_reply(&request, "no module");
+        assert_eq!(reply_chunk(&reply), 9);
+        let (payload, _) = frame::next_frame(&reply).unwrap().unwrap();
+        let decoded = frame::reply(payload).unwrap();
+        assert_eq!(decoded.id, 9);
+        assert_eq!(decoded.ends.len(), 2);
+        let junk = failed_reply(b"junk", "no module");
+        assert_eq!(reply_chunk(&junk), 0);
+    }
+
+    #[test]
+    fn results_over_the_message_limit_become_a_failure_that_fits() {
+        let items: Vec<Vec<u8>> = (0..1000).map(|i| i.to_string().into_bytes()).collect();
+        let mut request = Vec::new();
+        frame::push_request(
+            &mut request,
+            5,
+            "square",
+            1000,
+            &procbridge_abi::list::encode(&items),
+        );
+        let said = too_large(&request, 5_000_000, 200_000);
+        assert!(said.len() <= 200_000);
+        let (payload, _) = frame::next_frame(&said).unwrap().unwrap();
+        let reply = frame::reply(payload).unwrap();
+        assert_eq!((reply.id, reply.ends.len()), (5, 1000));
+        assert!(String::from_utf8_lossy(&said).contains("over the NATS server's message limit"));
+        // Too many items for the message: each fails with an empty one.
+        let bare = too_large(&request, 5_000_000, 10_000);
+        assert_eq!(bare.len(), 4 + 13 + 1000 * 5);
     }
 }

@@ -13,7 +13,7 @@
 //! guests run on the thread that called [`serve`], as `Runtime::run` does.
 
 use super::connect::{self, Cluster};
-use super::wire::{self, TaskHeaders};
+use super::wire::{self, failed_reply, reply_chunk, reply_to_all, too_large, TaskHeaders};
 use super::{alive_subject, cancel_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
 use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
@@ -22,13 +22,23 @@ use anyhow::{anyhow, Context};
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures_util::{FutureExt, StreamExt};
 use procbridge_abi::pool::{STATUS_FAILED, STATUS_OK, STATUS_WORKER_LOST};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// How many jobs' instances a worker keeps (the oldest goes first).
 const KEPT_JOBS: usize = 8;
+/// How many compiled modules a worker keeps.
+const KEPT_PROGRAMS: usize = 16;
+/// A chunk whose relay does not answer is handed out again after this, up
+/// to [`RELAY_ASKED`] times, before it is dropped.
+const RELAY_RETRY: Duration = Duration::from_secs(1);
+/// See [`RELAY_RETRY`].
+const RELAY_ASKED: i64 = 3;
+/// The digests of the modules the executor has (shared with the NATS side,
+/// which fetches only the others).
+type Loaded = Arc<Mutex<HashSet<String>>>;
 /// How many cancelled jobs a worker remembers.
 const KEPT_CANCELLED: usize = 1024;
 
@@ -46,18 +56,22 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     let (orders, taken) = crossbeam_channel::bounded::<Order>(1);
     let (output, lines) = tokio::sync::mpsc::unbounded_channel();
+    let loaded = Loaded::default();
     let cluster = cluster.clone();
     let (started, is_ready) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let nats = std::thread::Builder::new()
         .name("procbridge-nats".into())
-        .spawn(move || cluster.block_on(take_tasks(&cluster, orders, lines, started)))
+        .spawn({
+            let loaded = loaded.clone();
+            move || cluster.block_on(take_tasks(&cluster, orders, lines, loaded, started))
+        })
         .context("cannot start the worker's NATS thread")?;
     match is_ready.recv() {
         Ok(Ok(())) => ready(),
         Ok(Err(err)) => return Err(err),
         Err(_) => {}
     }
-    let mut executor = Executor::new(runtime, policy, output);
+    let mut executor = Executor::new(runtime, policy, output, loaded);
     for order in taken {
         let reply = executor.run(&order);
         let _ = order.done.send(reply);
@@ -84,6 +98,7 @@ async fn take_tasks(
     cluster: &Cluster,
     orders: crossbeam_channel::Sender<Order>,
     mut lines: tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes)>,
+    loaded: Loaded,
     started: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let setup = async {
@@ -121,7 +136,6 @@ async fn take_tasks(
         }
     };
     let mut cancelled: VecDeque<String> = VecDeque::new();
-    let mut modules_sent: HashSet<String> = HashSet::new();
     loop {
         let batch = consumer
             .fetch()
@@ -163,25 +177,39 @@ async fn take_tasks(
                     cancelled.push_back(job.to_string());
                 }
             }
-            if cancelled.contains(&headers.job) || !relay_lives(&client, &headers).await {
+            let delivered = message.info().map_or(1, |info| info.delivered);
+            if cancelled.contains(&headers.job) {
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
             }
-            let delivered = message.info().map_or(1, |info| info.delivered);
+            if !relay_lives(&client, &headers).await {
+                // Nobody listens for its results. Right after a server
+                // restart that may be a relay not yet reconnected: the chunk
+                // comes back a little later, and is dropped only when its
+                // relay stays silent.
+                let kind = if delivered < RELAY_ASKED {
+                    AckKind::Nak(Some(RELAY_RETRY))
+                } else {
+                    AckKind::Term
+                };
+                let _ = message.ack_with(kind).await;
+                continue;
+            }
             if delivered >= MAX_DELIVER {
                 // Its workers died every time: this one would too.
                 let why = format!(
-                    "worker lost: the workers that took this chunk ended {} times before it was done",
+                    "worker lost: this chunk was handed out {} times before without being done \
+                     (its workers ended)",
                     delivered - 1
                 );
                 let reply = reply_to_all(&message.payload, STATUS_WORKER_LOST, &why);
                 finish(&js, &message, &headers, reply).await;
                 continue;
             }
-            let module = if modules_sent.contains(&headers.module) {
+            let module = if lock(&loaded).contains(&headers.module) {
                 None
             } else {
-                match connect::get_module(&js, &headers.module).await {
+                match with_progress(&message, connect::get_module(&js, &headers.module)).await {
                     Ok(bytes) => Some(bytes),
                     Err(err) => {
                         // The job hears why rather than waiting for ever.
@@ -192,9 +220,6 @@ async fn take_tasks(
                     }
                 }
             };
-            if module.is_some() {
-                modules_sent.insert(headers.module.clone());
-            }
             let (done, reply) = oneshot::channel();
             let order = Order {
                 headers: headers.clone(),
@@ -205,10 +230,9 @@ async fn take_tasks(
             if orders.send(order).is_err() {
                 return Ok(());
             }
-            let reply = still_at_it(&message, reply).await;
-            match reply {
-                Some(reply) => finish(&js, &message, &headers, reply).await,
-                None => return Ok(()),
+            match with_progress(&message, reply).await {
+                Ok(reply) => finish(&js, &message, &headers, reply).await,
+                Err(_) => return Ok(()),
             }
         }
     }
@@ -233,15 +257,17 @@ async fn relay_lives(client: &async_nats::Client, headers: &TaskHeaders) -> bool
     }
 }
 
-/// Waits for `reply`, telling the server every third of [`ACK_WAIT`] that
-/// the chunk is in progress.
-async fn still_at_it(
+/// Awaits `work`, telling the server every third of [`ACK_WAIT`] that the
+/// chunk is in progress (so that a module's download or a long chunk is not
+/// taken for a dead worker).
+async fn with_progress<T>(
     message: &jetstream::Message,
-    mut reply: oneshot::Receiver<Vec<u8>>,
-) -> Option<Vec<u8>> {
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            reply = &mut reply => return reply.ok(),
+            done = &mut work => return done,
             () = tokio::time::sleep(ACK_WAIT / 3) => {
                 let _ = message.ack_with(AckKind::Progress).await;
             }
@@ -255,8 +281,12 @@ async fn finish(
     js: &jetstream::Context,
     message: &jetstream::Message,
     headers: &TaskHeaders,
-    reply: Vec<u8>,
+    mut reply: Vec<u8>,
 ) {
+    let limit = js_limit(js);
+    if reply.len() > limit {
+        reply = too_large(&message.payload, reply.len(), limit);
+    }
     let chunk = reply_chunk(&reply);
     let result_headers = wire::result_headers(&headers.result_id(chunk));
     let payload = bytes::Bytes::from(reply);
@@ -284,6 +314,11 @@ async fn finish(
     }
 }
 
+/// The largest message the server takes (what it said when we connected).
+fn js_limit(js: &jetstream::Context) -> usize {
+    js.client().server_info().max_payload
+}
+
 /// Where output lines of chunks answered on `reply` (a relay's result
 /// subject) go: the relay's output subject.
 fn output_subject(reply: &str) -> String {
@@ -296,40 +331,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The chunk id a reply frame answers.
-fn reply_chunk(reply: &[u8]) -> u64 {
-    reply
-        .get(4..12)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-}
-
-/// A reply failing every item of `request` (a request frame) with
-/// `message`; for a frame that is not a request, a reply to chunk 0.
-fn failed_reply(request: &[u8], message: &str) -> Vec<u8> {
-    reply_to_all(request, STATUS_FAILED, message)
-}
-
-/// A reply giving every item of `request` the status `status` and
-/// `message`.
-fn reply_to_all(request: &[u8], status: u8, message: &str) -> Vec<u8> {
-    let (id, count) = match frame::next_frame(request) {
-        Ok(Some((payload, _))) => match frame::request(payload) {
-            Ok(r) => (r.id, r.items.len()),
-            Err(_) => (0, 0),
-        },
-        _ => (0, 0),
-    };
-    let mut out = Vec::new();
-    let items = vec![(status, message.as_bytes().to_vec()); count];
-    frame::push_reply(&mut out, id, false, &items);
-    out
-}
-
 /// The guest side: instances kept per job, and the chunks run in them.
 struct Executor {
     runtime: Runtime,
     policy: Policy,
-    programs: HashMap<String, Result<Program, String>>,
+    /// Modules compiled (or that failed to), the most recently used last.
+    programs: Vec<(String, Result<Program, String>)>,
+    /// Their digests, which the NATS side need not fetch again.
+    loaded: Loaded,
     /// Jobs' instances, the most recently used last.
     jobs: Vec<KeptJob>,
     /// Where the instances' output lines go (published by the NATS side).
@@ -340,19 +349,30 @@ struct Executor {
 type Output = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
 
 /// A job's instance, and where its output goes now: to the relay whose
-/// chunk it runs (or ran last).
+/// chunk it runs (or ran last). It serves only chunks that name the same
+/// job, module and grants (a message naming another job's id gets an
+/// instance of its own, never that job's).
 struct KeptJob {
     job: String,
+    module: String,
+    grants: crate::policy::GrantRequest,
     plugin: Plugin,
     output_to: Arc<Mutex<String>>,
 }
 
+impl KeptJob {
+    fn serves(&self, headers: &TaskHeaders) -> bool {
+        self.job == headers.job && self.module == headers.module && self.grants == headers.grants
+    }
+}
+
 impl Executor {
-    fn new(runtime: Runtime, policy: Policy, output: Output) -> Executor {
+    fn new(runtime: Runtime, policy: Policy, output: Output, loaded: Loaded) -> Executor {
         Executor {
             runtime,
             policy,
-            programs: HashMap::new(),
+            programs: Vec::new(),
+            loaded,
             jobs: Vec::new(),
             output,
         }
@@ -411,16 +431,15 @@ impl Executor {
 
     /// The job's instance: the one kept, or a new one.
     fn plugin(&mut self, order: &Order) -> Result<&mut Plugin, String> {
-        let job = &order.headers.job;
         if let Some(at) = self
             .jobs
             .iter()
-            .position(|kept| kept.job == *job && kept.plugin.is_alive())
+            .position(|kept| kept.serves(&order.headers) && kept.plugin.is_alive())
         {
             let kept = self.jobs.remove(at);
             self.jobs.push(kept);
         } else {
-            self.jobs.retain(|kept| kept.job != *job);
+            self.jobs.retain(|kept| !kept.serves(&order.headers));
             let kept = self.instantiate(order)?;
             if self.jobs.len() == KEPT_JOBS {
                 self.jobs.remove(0);
@@ -464,49 +483,39 @@ impl Executor {
             .map_err(|e| format!("the worker cannot instantiate the module: {e:#}"))?;
         Ok(KeptJob {
             job: order.headers.job.clone(),
+            module: order.headers.module.clone(),
+            grants: order.headers.grants.clone(),
             plugin,
             output_to,
         })
     }
 
-    /// The job's program, compiled once per module.
+    /// The job's program, compiled once per module (the last
+    /// [`KEPT_PROGRAMS`] kept).
     fn program(&mut self, order: &Order) -> Result<Program, String> {
         let digest = &order.headers.module;
-        if !self.programs.contains_key(digest) {
+        if let Some(at) = self.programs.iter().position(|(d, _)| d == digest) {
+            let kept = self.programs.remove(at);
+            self.programs.push(kept);
+        } else {
             let Some(bytes) = &order.module else {
-                return Err(format!("module {digest} was not fetched"));
+                // The NATS side saw it loaded; it was dropped since.
+                lock(&self.loaded).remove(digest);
+                return Err(format!(
+                    "module {digest} is no longer loaded here; try again"
+                ));
             };
             let loaded = self
                 .runtime
                 .load_bytes(&format!("module {digest}"), bytes)
                 .map_err(|e| format!("the worker cannot load module {digest}: {e}"));
-            self.programs.insert(digest.clone(), loaded);
+            if self.programs.len() == KEPT_PROGRAMS {
+                let (gone, _) = self.programs.remove(0);
+                lock(&self.loaded).remove(&gone);
+            }
+            self.programs.push((digest.clone(), loaded));
+            lock(&self.loaded).insert(digest.clone());
         }
-        self.programs[digest].clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_chunk_that_cannot_run_fails_each_of_its_items() {
-        let mut request = Vec::new();
-        frame::push_request(
-            &mut request,
-            9,
-            "square",
-            2,
-            &procbridge_abi::list::encode(&[b"1", b"2"]),
-        );
-        let reply = failed_reply(&request, "no module");
-        assert_eq!(reply_chunk(&reply), 9);
-        let (payload, _) = frame::next_frame(&reply).unwrap().unwrap();
-        let decoded = frame::reply(payload).unwrap();
-        assert_eq!(decoded.id, 9);
-        assert_eq!(decoded.ends.len(), 2);
-        let junk = failed_reply(b"junk", "no module");
-        assert_eq!(reply_chunk(&junk), 0);
+        self.programs.last().expect("pushed above").1.clone()
     }
 }
