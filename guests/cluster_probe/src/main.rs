@@ -7,8 +7,8 @@
 //!   each task taking `MS` milliseconds (the tests kill a worker or restart the server
 //!   meanwhile);
 //! * `run CMD`: one task that runs the command `CMD` and says how it went;
-//! * no mode, or `--quick` (as the benchmark harness runs it): `Pool(4).map` of tasks that each spin for 2 ms of
-//!   CPU, chunksize 1; prints `BENCH cluster_map_task_us` (wall time per
+//! * no mode, or `--quick` (as the benchmark harness runs it): `Pool(4).map` of tasks that each spin for 2 ms (by
+//!   the clock), chunksize 1; prints `BENCH cluster_map_task_us` (wall time per
 //!   task, median of 5 rounds) for the benchmark harness;
 //! * `abandon N MS`: sends `N` tasks of `MS` milliseconds, takes the first
 //!   result and exits, leaving the rest.
