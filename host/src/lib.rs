@@ -26,6 +26,8 @@
 //! * [`Runtime::instantiate`] keeps an instance for calls of its exports:
 //!   a [`Plugin`] (or a [`PluginPool`]), each call under its own deadline;
 //!   [`OutputSink`] brings the whole tree's output back, line by line.
+//! * [`cluster`] sends a guest's `Pool` tasks to workers on other machines
+//!   through NATS JetStream (`procbridge worker`, `procbridge run --nats`).
 //! * Inside, guest memory is only touched through `GuestMemory`, guest
 //!   resources only through the `HandleTable`; failures are
 //!   [`BridgeError`]s. `docs/embedding.md` is the embedder's guide.
