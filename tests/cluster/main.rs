@@ -124,9 +124,14 @@ struct Worker {
 
 impl Worker {
     fn start(server: &Server, flags: &[&str]) -> Worker {
+        Worker::start_at(&server.url(), flags)
+    }
+
+    /// A worker of the server at `url` (which may hold a login).
+    fn start_at(url: &str, flags: &[&str]) -> Worker {
         let logs = tempfile::tempdir().expect("tempdir");
         let mut child = procbridge()
-            .args(["worker", "--nats", &server.url(), "--audit"])
+            .args(["worker", "--nats", url, "--audit"])
             .arg(logs.path().join("audit.jsonl"))
             .args(flags)
             .stdout(Stdio::null())
@@ -495,17 +500,7 @@ fn jobs_and_workers_reach_a_server_over_tls_and_with_a_login() {
     ]);
     let url = format!("tls://job:s3cret@127.0.0.1:{}", server.port);
     let ca = ca.display().to_string();
-    let mut worker = procbridge()
-        .args(["worker", "--nats", &url, "--nats-ca", &ca])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the worker");
-    let mut line = String::new();
-    BufReader::new(worker.stderr.take().expect("stderr"))
-        .read_line(&mut line)
-        .expect("read");
-    assert!(line.contains("taking tasks"), "{line:?}");
+    let mut worker = Worker::start_at(&url, &["--nats-ca", &ca]);
     let job = run_cli(&[
         "run",
         "--nats",
@@ -516,8 +511,7 @@ fn jobs_and_workers_reach_a_server_over_tls_and_with_a_login() {
         "map",
         "5",
     ]);
-    let _ = worker.kill();
-    let _ = worker.wait();
+    worker.kill();
     assert!(job.status.success(), "{job:?}");
     assert!(
         stdout(&job).starts_with("map 0,1,4,9,16\n"),
