@@ -581,6 +581,21 @@ fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
 }
 
 #[test]
+fn a_cancelled_job_s_tasks_are_dropped_though_its_relays_still_answer() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let module = std::fs::read(guest("cluster_probe")).expect("read the module");
+    let got = nats::cancelled_round(&server.url(), &module);
+    assert_eq!(
+        got.before_cancel.as_deref().map(|r| r.ends_with("\u{0}9")),
+        Some(true)
+    );
+    assert!(got.after_cancel.is_none(), "{:?}", got.after_cancel);
+    assert_eq!(worker.chunks_run().len(), 1, "{:?}", worker.chunks_run());
+}
+
+#[test]
 fn a_chunk_whose_workers_keep_dying_fails_with_worker_lost() {
     let _serial = serial();
     let server = Server::start();
@@ -637,6 +652,62 @@ mod nats {
         let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&payload);
         frame
+    }
+
+    /// The replies to a chunk sent before its job was cancelled, and to
+    /// one sent after (none expected).
+    #[derive(Debug)]
+    pub struct Cancelled {
+        pub before_cancel: Option<String>,
+        pub after_cancel: Option<String>,
+    }
+
+    /// A job whose relays stay (stood in for): one chunk, then a
+    /// cancellation, then another chunk.
+    pub fn cancelled_round(url: &str, module: &[u8]) -> Cancelled {
+        let digest = digest(module);
+        runtime().block_on(async {
+            let client = async_nats::connect(url).await.expect("connect");
+            let job = "ca9ce1";
+            stand_in_for_relays(&client, job).await;
+            let js = jetstream::new(client.clone());
+            let store = js
+                .get_object_store("procbridge-modules")
+                .await
+                .expect("store");
+            store
+                .put(digest.as_str(), &mut &module[..])
+                .await
+                .expect("put");
+            let send = |relay: u32, id: u64| {
+                let js = js.clone();
+                let digest = digest.clone();
+                async move {
+                    js.publish_with_headers(
+                        format!("procbridge.task.{job}"),
+                        headers(job, &digest, relay),
+                        request(id).into(),
+                    )
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+                }
+            };
+            send(1, 1).await;
+            let before_cancel = reply_within(&js, job, 1, Duration::from_secs(20)).await;
+            client
+                .publish(format!("procbridge.cancel.{job}"), Default::default())
+                .await
+                .expect("cancel");
+            client.flush().await.expect("flush");
+            send(2, 2).await;
+            let after_cancel = reply_within(&js, job, 2, Duration::from_secs(3)).await;
+            Cancelled {
+                before_cancel,
+                after_cancel,
+            }
+        })
     }
 
     /// Takes a chunk 4 times without finishing it, as workers that die
@@ -716,6 +787,19 @@ mod nats {
 
     /// The first result on relay `relay`'s subject of `job`.
     async fn reply(js: &jetstream::Context, job: &str, relay: u32) -> String {
+        reply_within(js, job, relay, Duration::from_secs(20))
+            .await
+            .expect("a reply in time")
+    }
+
+    /// The first result on relay `relay`'s subject of `job`, if one comes
+    /// within `wait`.
+    async fn reply_within(
+        js: &jetstream::Context,
+        job: &str,
+        relay: u32,
+        wait: Duration,
+    ) -> Option<String> {
         let results = js.get_stream("PROCBRIDGE_RESULTS").await.expect("results");
         let consumer: consumer::PullConsumer = results
             .create_consumer(consumer::pull::Config {
@@ -725,13 +809,13 @@ mod nats {
             .await
             .expect("consumer");
         let mut messages = consumer.messages().await.expect("messages");
-        let message = tokio::time::timeout(Duration::from_secs(20), messages.next())
+        let message = tokio::time::timeout(wait, messages.next())
             .await
-            .expect("a reply in time")
+            .ok()?
             .expect("a message")
             .expect("no error");
         let _ = message.ack().await;
-        String::from_utf8_lossy(&message.payload).into_owned()
+        Some(String::from_utf8_lossy(&message.payload).into_owned())
     }
 
     /// The SHA-256 of `bytes`, in hex.
