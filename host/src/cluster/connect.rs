@@ -212,6 +212,34 @@ pub(crate) async fn setup(client: &async_nats::Client) -> anyhow::Result<jetstre
     Ok(js)
 }
 
+/// Publishes `payload` on `subject` until the server has stored it,
+/// backing off up to 2 s between tries. `headers` carry a de-duplication
+/// id, so a message sent again after a lost acknowledgement is stored
+/// once. (Sizes over the server's limit are the caller's to refuse: they
+/// would never be stored.)
+pub(crate) async fn publish_stored(
+    js: &jetstream::Context,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let sent = js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .await;
+        match sent {
+            Ok(ack) => match ack.await {
+                Ok(_) => return,
+                Err(err) => tracing::debug!("publishing on {subject}: {err}"),
+            },
+            Err(err) => tracing::debug!("publishing on {subject}: {err}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Stores `module` under `digest` unless it is there already.
 pub(crate) async fn put_module(
     js: &jetstream::Context,

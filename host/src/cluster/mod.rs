@@ -70,9 +70,10 @@ fn result_subject(job: &str, relay: u32) -> String {
     format!("procbridge.result.{job}.{relay}")
 }
 
-/// The subject a relay's tasks' output lines come back on (plain NATS).
-fn output_subject(job: &str, relay: u32) -> String {
-    format!("procbridge.output.{job}.{relay}")
+/// The subject a relay's tasks' output lines come back on (plain NATS),
+/// for the relay whose results come on `result_subject`.
+fn output_subject(result_subject: &str) -> String {
+    result_subject.replacen("procbridge.result.", "procbridge.output.", 1)
 }
 
 /// The subject a relay answers on while it lives (plain NATS): a worker

@@ -8,7 +8,7 @@
 //! different workers at once: a relay with several chunks in flight spreads
 //! them over the cluster.
 
-use super::{alive_subject, output_subject, result_subject, wire, JobLink, RESULTS};
+use super::{alive_subject, connect, output_subject, result_subject, wire, JobLink, RESULTS};
 use crate::ctx::HostState;
 use crate::pool::frame;
 use anyhow::{anyhow, bail, Context};
@@ -120,7 +120,7 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow!("cannot answer the workers: {e}"))?;
     let mut output = client
-        .subscribe(output_subject(&link.job, me))
+        .subscribe(output_subject(&result_subject(&link.job, me)))
         .await
         .map_err(|e| anyhow!("cannot subscribe to the tasks' output: {e}"))?;
     let mut input = Vec::with_capacity(64 << 10);
@@ -152,7 +152,8 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
                         );
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
-                        publish(&js, wire::task(link, me, id, frame)).await;
+                        let (subject, headers, payload) = wire::task(link, me, id, frame);
+                        connect::publish_stored(&js, subject, headers, payload).await;
                     }
                     used += len;
                     for body in in_flight.ready() {
@@ -217,29 +218,6 @@ fn write_line(payload: &[u8]) {
             let _ = std::io::stderr().lock().write_all(line);
         }
         _ => tracing::debug!("a malformed output line, dropped"),
-    }
-}
-
-/// Publishes until the server has stored the message (with the same
-/// de-duplication id every time, so it is stored once).
-async fn publish(
-    js: &jetstream::Context,
-    (subject, headers, payload): (String, async_nats::HeaderMap, bytes::Bytes),
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let sent = js
-            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-            .await;
-        match sent {
-            Ok(ack) => match ack.await {
-                Ok(_) => return,
-                Err(err) => tracing::debug!("publishing a task: {err}"),
-            },
-            Err(err) => tracing::debug!("publishing a task: {err}"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -14,7 +14,7 @@
 
 use super::connect::{self, Cluster};
 use super::wire::{self, failed_reply, reply_chunk, reply_to_all, too_large, TaskHeaders};
-use super::{alive_subject, cancel_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
+use super::{alive_subject, cancel_subject, output_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
 use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
 use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
@@ -167,16 +167,7 @@ async fn take_tasks(
                     continue;
                 }
             };
-            // Cancellations that came while the loop waited.
-            tokio::task::yield_now().await;
-            while let Some(Some(message)) = cancels.next().now_or_never() {
-                if let Some(job) = message.subject.as_str().rsplit('.').next() {
-                    if cancelled.len() == KEPT_CANCELLED {
-                        cancelled.pop_front();
-                    }
-                    cancelled.push_back(job.to_string());
-                }
-            }
+            note_cancellations(&mut cancels, &mut cancelled).await;
             let delivered = message.info().map_or(1, |info| info.delivered);
             if cancelled.contains(&headers.job) {
                 let _ = message.ack_with(AckKind::Term).await;
@@ -238,6 +229,23 @@ async fn take_tasks(
     }
 }
 
+/// Takes in the cancellations that came while the loop waited (the
+/// latest [`KEPT_CANCELLED`] jobs are remembered).
+async fn note_cancellations(
+    cancels: &mut async_nats::Subscriber,
+    cancelled: &mut VecDeque<String>,
+) {
+    tokio::task::yield_now().await;
+    while let Some(Some(message)) = cancels.next().now_or_never() {
+        if let Some(job) = message.subject.as_str().rsplit('.').next() {
+            if cancelled.len() == KEPT_CANCELLED {
+                cancelled.pop_front();
+            }
+            cancelled.push_back(job.to_string());
+        }
+    }
+}
+
 /// Whether the relay that sent a chunk still waits for its results: it
 /// answers on its alive subject while it lives. Only "no responders" (the
 /// server knows nobody listens there) counts as gone; a timeout or a lost
@@ -289,24 +297,7 @@ async fn finish(
     }
     let chunk = reply_chunk(&reply);
     let result_headers = wire::result_headers(&headers.result_id(chunk));
-    let payload = bytes::Bytes::from(reply);
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let sent = js
-            .publish_with_headers(
-                headers.reply.clone(),
-                result_headers.clone(),
-                payload.clone(),
-            )
-            .await;
-        if let Ok(ack) = sent {
-            if ack.await.is_ok() {
-                break;
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+    connect::publish_stored(js, headers.reply.clone(), result_headers, reply.into()).await;
     // A lost acknowledgement only makes the chunk run again, and its result
     // be dropped as a duplicate: no round trip to wait for here.
     if let Err(err) = message.ack().await {
@@ -317,12 +308,6 @@ async fn finish(
 /// The largest message the server takes (what it said when we connected).
 fn js_limit(js: &jetstream::Context) -> usize {
     js.client().server_info().max_payload
-}
-
-/// Where output lines of chunks answered on `reply` (a relay's result
-/// subject) go: the relay's output subject.
-fn output_subject(reply: &str) -> String {
-    reply.replacen("procbridge.result.", "procbridge.output.", 1)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
