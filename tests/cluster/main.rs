@@ -626,6 +626,55 @@ mod nats {
         pub oversized_len: usize,
     }
 
+    /// A hand-made member of the cluster, sending the tasks of `job`: a
+    /// connection that stands in for the job's relays.
+    struct Member {
+        client: async_nats::Client,
+        js: jetstream::Context,
+        job: &'static str,
+    }
+
+    impl Member {
+        async fn join(url: &str, job: &'static str) -> Member {
+            let client = async_nats::connect(url).await.expect("connect");
+            stand_in_for_relays(&client, job).await;
+            let js = jetstream::new(client.clone());
+            Member { client, js, job }
+        }
+
+        /// Puts `bytes` in the module store under `name`.
+        async fn store(&self, name: &str, mut bytes: &[u8]) {
+            self.js
+                .get_object_store("procbridge-modules")
+                .await
+                .expect("store")
+                .put(name, &mut bytes)
+                .await
+                .expect("put");
+        }
+
+        /// Publishes a task message of the job (with `headers`, if any)
+        /// and waits until the server stored it.
+        async fn send(&self, headers: Option<async_nats::HeaderMap>, payload: Vec<u8>) {
+            let subject = format!("procbridge.task.{}", self.job);
+            let ack = match headers {
+                Some(h) => {
+                    self.js
+                        .publish_with_headers(subject, h, payload.into())
+                        .await
+                }
+                None => self.js.publish(subject, payload.into()).await,
+            };
+            ack.expect("publish").await.expect("stored");
+        }
+
+        /// The headers of a task of the job with `module`, its results
+        /// going to relay `relay`.
+        fn headers(&self, module: &str, relay: u32) -> async_nats::HeaderMap {
+            headers(self.job, module, relay)
+        }
+    }
+
     fn headers(job: &str, module: &str, relay: u32) -> async_nats::HeaderMap {
         let mut h = async_nats::HeaderMap::new();
         h.insert("Procbridge-Job", job);
@@ -667,42 +716,27 @@ mod nats {
     pub fn cancelled_round(url: &str, module: &[u8]) -> Cancelled {
         let digest = digest(module);
         runtime().block_on(async {
-            let client = async_nats::connect(url).await.expect("connect");
-            let job = "ca9ce1";
-            stand_in_for_relays(&client, job).await;
-            let js = jetstream::new(client.clone());
-            let store = js
-                .get_object_store("procbridge-modules")
-                .await
-                .expect("store");
-            store
-                .put(digest.as_str(), &mut &module[..])
-                .await
-                .expect("put");
-            let send = |relay: u32, id: u64| {
-                let js = js.clone();
-                let digest = digest.clone();
-                async move {
-                    js.publish_with_headers(
-                        format!("procbridge.task.{job}"),
-                        headers(job, &digest, relay),
-                        request(id).into(),
-                    )
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("stored");
-                }
-            };
-            send(1, 1).await;
-            let before_cancel = reply_within(&js, job, 1, Duration::from_secs(20)).await;
-            client
-                .publish(format!("procbridge.cancel.{job}"), Default::default())
+            let member = Member::join(url, "ca9ce1").await;
+            member.store(&digest, module).await;
+            member
+                .send(Some(member.headers(&digest, 1)), request(1))
+                .await;
+            let before_cancel =
+                reply_within(&member.js, member.job, 1, Duration::from_secs(20)).await;
+            member
+                .client
+                .publish(
+                    format!("procbridge.cancel.{}", member.job),
+                    Default::default(),
+                )
                 .await
                 .expect("cancel");
-            client.flush().await.expect("flush");
-            send(2, 2).await;
-            let after_cancel = reply_within(&js, job, 2, Duration::from_secs(3)).await;
+            member.client.flush().await.expect("flush");
+            member
+                .send(Some(member.headers(&digest, 2)), request(2))
+                .await;
+            let after_cancel =
+                reply_within(&member.js, member.job, 2, Duration::from_secs(3)).await;
             Cancelled {
                 before_cancel,
                 after_cancel,
@@ -715,26 +749,12 @@ mod nats {
     pub fn dying_workers_round<W>(url: &str, module: &[u8], start: impl FnOnce() -> W) -> String {
         let digest = digest(module);
         runtime().block_on(async {
-            let client = async_nats::connect(url).await.expect("connect");
-            let js = jetstream::new(client.clone());
-            let store = js
-                .get_object_store("procbridge-modules")
-                .await
-                .expect("store");
-            store
-                .put(digest.as_str(), &mut &module[..])
-                .await
-                .expect("put");
-            let job = "d1e5";
-            js.publish_with_headers(
-                format!("procbridge.task.{job}"),
-                headers(job, &digest, 1),
-                request(1).into(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("stored");
+            let member = Member::join(url, "d1e5").await;
+            member.store(&digest, module).await;
+            member
+                .send(Some(member.headers(&digest, 1)), request(1))
+                .await;
+            let (js, job) = (&member.js, member.job);
             let workers: consumer::PullConsumer = js
                 .get_stream("PROCBRIDGE_TASKS")
                 .await
@@ -754,9 +774,8 @@ mod nats {
                 assert_eq!(message.info().expect("info").delivered, delivery);
                 // Not acknowledged: the server hands it out again.
             }
-            stand_in_for_relays(&client, job).await;
             let _worker = start();
-            reply(&js, job, 1).await
+            reply(js, job, 1).await
         })
     }
 
@@ -844,36 +863,14 @@ mod nats {
 
     pub fn hostile_round(url: &str, module: &[u8]) -> Replies {
         runtime().block_on(async {
-            let client = async_nats::connect(url).await.expect("connect");
-            let job = "6861636b6572";
-            stand_in_for_relays(&client, job).await;
-            let js = jetstream::new(client);
-            let store = js
-                .get_object_store("procbridge-modules")
-                .await
-                .expect("store");
+            let member = Member::join(url, "6861636b6572").await;
+            let (js, job) = (&member.js, member.job);
             // Content that does not hash to its name.
             let forged = "ab".repeat(32);
-            store
-                .put(forged.as_str(), &mut &b"(module)"[..])
-                .await
-                .expect("put");
+            member.store(&forged, b"(module)").await;
             let real = digest(module);
-            store
-                .put(real.as_str(), &mut &module[..])
-                .await
-                .expect("put");
-            let send = |headers: Option<async_nats::HeaderMap>, payload: Vec<u8>| {
-                let js = js.clone();
-                async move {
-                    let subject = format!("procbridge.task.{job}");
-                    let ack = match headers {
-                        Some(h) => js.publish_with_headers(subject, h, payload.into()).await,
-                        None => js.publish(subject, payload.into()).await,
-                    };
-                    ack.expect("publish").await.expect("stored");
-                }
-            };
+            member.store(&real, module).await;
+            let send = |headers, payload| member.send(headers, payload);
             // No headers at all; a malformed frame; results sent to
             // another job's relay: each is dropped.
             send(None, request(1)).await;
@@ -889,10 +886,10 @@ mod nats {
             // limit still gets one.
             send(Some(headers(job, &real, 3)), request(5)).await;
             send(Some(headers(job, &forged, 4)), request_of(6, 150_000)).await;
-            let mismatch = reply(&js, job, 1).await;
-            let missing = reply(&js, job, 2).await;
-            let after_junk = reply(&js, job, 3).await;
-            let oversized = reply(&js, job, 4).await;
+            let mismatch = reply(js, job, 1).await;
+            let missing = reply(js, job, 2).await;
+            let after_junk = reply(js, job, 3).await;
+            let oversized = reply(js, job, 4).await;
             Replies {
                 mismatch,
                 missing,
