@@ -95,7 +95,9 @@ pub struct JobLink {
     cluster: Cluster,
     job: String,
     module: String,
-    grants: GrantRequest,
+    /// The grants its tasks ask for, as the task header carries them
+    /// (JSON, made once).
+    grants: String,
     who: String,
 }
 
@@ -117,7 +119,7 @@ impl JobLink {
             cluster: cluster.clone(),
             job: new_job_id(),
             module: digest,
-            grants,
+            grants: serde_json::to_string(&grants)?,
             who: who_am_i(),
         })
     }

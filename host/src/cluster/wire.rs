@@ -37,8 +37,7 @@ pub(crate) fn task(
     headers.insert(JOB, link.job.as_str());
     headers.insert(MODULE, link.module.as_str());
     headers.insert(REPLY, result_subject(&link.job, relay).as_str());
-    let grants = serde_json::to_string(&link.grants).unwrap_or_default();
-    headers.insert(GRANTS, grants.as_str());
+    headers.insert(GRANTS, link.grants.as_str());
     headers.insert(WHO, link.who.as_str());
     headers.insert(MSG_ID, format!("{}.{relay}.{chunk}", link.job).as_str());
     (
@@ -163,12 +162,20 @@ mod tests {
     use super::*;
     use crate::cluster::Cluster;
 
+    fn asked() -> GrantRequest {
+        GrantRequest {
+            commands: vec!["echo".into()],
+            dirs: vec![("/data".into(), false)],
+            ..GrantRequest::default()
+        }
+    }
+
     fn link() -> JobLink {
         JobLink {
             cluster: Cluster::new("nats://127.0.0.1:1"),
             job: "00ff".repeat(8),
             module: "ab".repeat(32),
-            grants: GrantRequest::default(),
+            grants: serde_json::to_string(&asked()).unwrap(),
             who: "uid 0 on here, pid 1".into(),
         }
     }
@@ -183,7 +190,7 @@ mod tests {
         assert_eq!(read.job, link.job);
         assert_eq!(read.module, link.module);
         assert_eq!(read.reply, format!("procbridge.result.{}.42", link.job));
-        assert_eq!(read.grants, link.grants);
+        assert_eq!(read.grants, asked());
         assert_eq!(read.who, link.who);
     }
 
