@@ -126,7 +126,7 @@ impl HandleTable {
         let slot = &mut self.slots[index];
         slot.entry = Some(entry);
         self.live += 1;
-        Ok(((slot.generation << INDEX_BITS) | (index as u32 + 1)) as i32)
+        Ok(Self::handle(slot.generation, index))
     }
 
     /// How many handles were ever made: a process forked now holds a copy
@@ -271,6 +271,85 @@ impl HandleTable {
         }
     }
 
+    /// Calls `f` on every inheritable entry of `kind` (whoever made it),
+    /// with its handle: what a process can give to a pool's workers.
+    pub(crate) fn for_each_inheritable<T: Any>(
+        &self,
+        kind: &'static str,
+        mut f: impl FnMut(i32, &T),
+    ) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(entry) = slot.entry.as_ref() {
+                if entry.kind == kind && entry.inheritable {
+                    if let Some(value) = entry.value.downcast_ref::<T>() {
+                        f(Self::handle(slot.generation, index), value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores an inheritable `value` under `handle`, a number another
+    /// table gave out (a job's queue, in its task's instance on another
+    /// machine).
+    ///
+    /// # Errors
+    /// `EBADF` for a number no table gives out; `EINVAL` when the number's
+    /// slot is in use; `EMFILE` when the table is full.
+    pub(crate) fn insert_inheritable_at<T: Any + Send>(
+        &mut self,
+        handle: i32,
+        kind: &'static str,
+        value: T,
+    ) -> BridgeResult<()> {
+        let raw = handle as u32;
+        let index = (raw & INDEX_MASK) as usize;
+        let generation = raw >> INDEX_BITS;
+        if handle <= 0 || index == 0 || generation > GENERATION_MASK {
+            return Err(BridgeError::bad_handle(handle, kind));
+        }
+        let index = index - 1;
+        if index >= self.slots.len() {
+            if index >= self.max {
+                return Err(BridgeError::bad_handle(handle, kind));
+            }
+            let first_new = self.slots.len();
+            self.slots.resize_with(index + 1, || Slot {
+                generation: 0,
+                entry: None,
+            });
+            self.free.extend(first_new..index);
+        }
+        if self.slots[index].entry.is_some() {
+            return Err(BridgeError::invalid(format!(
+                "handle {handle} cannot be given a {kind}: its slot is in use"
+            )));
+        }
+        if self.live >= self.max {
+            return Err(crate::audit::limit(BridgeError::new(
+                Errno::MFile,
+                format!("too many open handles (limit {})", self.max),
+            )));
+        }
+        self.free.retain(|&free| free != index);
+        self.serial += 1;
+        let slot = &mut self.slots[index];
+        slot.generation = generation;
+        slot.entry = Some(Entry {
+            value: Box::new(value),
+            kind,
+            owner_pid: crate::process_local::pid(),
+            inheritable: true,
+            serial: self.serial,
+        });
+        self.live += 1;
+        Ok(())
+    }
+
+    fn handle(generation: u32, index: usize) -> i32 {
+        ((generation << INDEX_BITS) | (index as u32 + 1)) as i32
+    }
+
     /// Called in a fork child: entries it may not use are forgotten without
     /// running their destructors (they belong to the parent: dropping a
     /// process entry here would kill or reap the parent's child).
@@ -323,6 +402,37 @@ impl HandleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_goes_under_the_number_another_table_gave() {
+        let mut theirs = HandleTable::new(8);
+        theirs.insert("pool", 0u8).unwrap();
+        let q = theirs.insert_inheritable("queue", 7u32).unwrap();
+        let mut seen = Vec::new();
+        theirs.for_each_inheritable::<u32>("queue", |h, v| seen.push((h, *v)));
+        assert_eq!(seen, [(q, 7)]);
+
+        let mut ours = HandleTable::new(8);
+        ours.insert_inheritable_at(q, "queue", 9u32).unwrap();
+        assert_eq!(*ours.get::<u32>(q, "queue").unwrap(), 9);
+        // Its slot is taken; the slots below stay usable.
+        let err = ours.insert_inheritable_at(q, "queue", 10u32).unwrap_err();
+        assert_eq!(err.errno, Errno::Inval);
+        assert_eq!(*ours.get::<u32>(q, "queue").unwrap(), 9);
+        assert_eq!(ours.len(), 1);
+        let other = ours.insert("pool", 1u8).unwrap();
+        assert_ne!(other, q);
+        assert_eq!(ours.len(), 2);
+        for bad in [0, -1, 9 + (1 << 16), i32::MAX] {
+            assert_eq!(
+                ours.insert_inheritable_at(bad, "queue", 1u32)
+                    .unwrap_err()
+                    .errno,
+                Errno::BadF,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn insert_get_remove() {

@@ -61,6 +61,14 @@ fn count_forks() {
     });
 }
 
+/// How many forks this OS process descends through: state made by a
+/// process at another count belongs to another process (its threads are
+/// not in this one).
+pub(crate) fn forks() -> u64 {
+    count_forks();
+    FORKS.load(Ordering::SeqCst)
+}
+
 /// Runs `future` to completion on this OS process's Tokio runtime, on
 /// this thread (which drives the runtime's timers and I/O meanwhile).
 ///

@@ -323,6 +323,116 @@ fn a_server_restarted_mid_job_loses_no_task_and_no_result() {
     );
 }
 
+/// The job's queues left in the server's store (JetStream keeps a
+/// directory per stream).
+fn queue_streams(server: &Server) -> Vec<String> {
+    let mut names = Vec::new();
+    for account in std::fs::read_dir(server.store.path().join("jetstream")).expect("store") {
+        let streams = account.expect("account").path().join("streams");
+        for stream in std::fs::read_dir(streams).into_iter().flatten() {
+            let name = stream.expect("stream").file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("PROCBRIDGE_Q_") {
+                names.push(name.into_owned());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn queues_in_jetstream_reach_remote_tasks_and_behave_as_local_ones() {
+    let _serial = serial();
+    let server = Server::start();
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let local = stdout(&run_job(None, &[], &["queues", "12"]));
+    let remote = stdout(&run_job(Some(&server), &[], &["queues", "12"]));
+    assert_eq!(remote, local);
+    assert_eq!(
+        local,
+        "queue 0 0,1 1,2 4,3 9,4 16,5 25,6 36,7 49,8 64,9 81,10 100,11 121\n\
+         empty after true\njoined\nsquares 0,1,4,9,16,25,36,49,64,81,100,121\n\
+         taken 12\ntask_done once more Err(Inval)\n"
+    );
+    // The tasks that put and took ran on the workers.
+    let chunks: usize = workers.iter().map(|w| w.chunks_run().len()).sum();
+    assert!(chunks >= 3, "{chunks} chunks ran remotely");
+    // Full, timed out, shut down, too big: as a local queue says.
+    let local = stdout(&run_job(None, &[], &["bounded"]));
+    assert_eq!(stdout(&run_job(Some(&server), &[], &["bounded"])), local);
+    assert!(
+        local.starts_with(
+            "full true qsize 2\nput_nowait Err(Again)\nput_timeout Err(TimedOut) after true\n"
+        ),
+        "{local}"
+    );
+    assert!(
+        local.ends_with("get when empty Err(Pipe)\ntoo big Err(TooBig)\n"),
+        "{local}"
+    );
+    // Two forked readers of one queue each open their own connection;
+    // every message reaches one of them.
+    let readers = stdout(&run_job(Some(&server), &[], &["readers", "40"]));
+    assert!(readers.starts_with("each once true\n"), "{readers}");
+    // The job's streams went with it.
+    assert_eq!(queue_streams(&server), Vec::<String>::new());
+}
+
+#[test]
+fn with_local_pools_the_queues_are_still_the_cluster_s() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let out = stdout(&run_job(
+        Some(&server),
+        &["--pool", "local"],
+        &["queues", "4"],
+    ));
+    assert!(out.starts_with("queue 0 0,1 1,2 4,3 9\n"), "{out}");
+    assert!(worker.chunks_run().is_empty(), "{:?}", worker.chunks_run());
+    // And local queues with cluster pools: a task cannot reach a queue
+    // that lives in the job's memory, and says so.
+    let output = procbridge()
+        .args(["run", "--nats", &server.url(), "--queues", "local"])
+        .args([&probe(), "queues", "2"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("not an open queue handle"), "{err}");
+}
+
+#[test]
+fn queued_messages_survive_a_server_restart() {
+    let _serial = serial();
+    let mut server = Server::start();
+    let mut job = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .args([&probe(), "hold", "6", "2500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job");
+    let mut out = BufReader::new(job.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "queued 6\n");
+    // They wait in the server's store (the queue and its control stream),
+    // not in the job.
+    assert_eq!(
+        queue_streams(&server).len(),
+        2,
+        "{:?}",
+        queue_streams(&server)
+    );
+    server.restart(Duration::from_millis(500));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+    let (status, err) = stderr_and_status(&mut job);
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(rest, "got 0,1,2,3,4,5\nthen Err(TimedOut)\n", "{err}");
+}
+
 #[test]
 fn a_remote_task_gets_no_more_than_both_the_job_and_the_worker_hold() {
     let _serial = serial();

@@ -12,9 +12,17 @@
 //!   task, median of 5 rounds) for the benchmark harness;
 //! * `abandon N MS`: sends `N` tasks of `MS` milliseconds, takes the first
 //!   result and exits, leaving the rest.
+//! * `queues N`: tasks put into a `Queue` the job made, and take work from
+//!   a `JoinableQueue` it fills and joins;
+//! * `readers N`: two forked children share the messages of one queue;
+//! * `bounded`: a `Queue(2)` filled, drained and shut down;
+//! * `hold N MS`: puts `N` messages, waits `MS` milliseconds (the tests
+//!   restart the server meanwhile), then gets them;
+//! * `queue-bench [--quick]`: puts then gets 16-byte messages; prints
+//!   `BENCH cluster_queue_put_per_s` and `BENCH cluster_queue_get_per_s`.
 
-use procbridge_sdk::multiprocessing::Pool;
-use procbridge_sdk::{subprocess, task};
+use procbridge_sdk::multiprocessing::{JoinableQueue, Pool, Queue};
+use procbridge_sdk::{os, subprocess, task, Error};
 use std::time::{Duration, Instant};
 
 task!(square, |n: &str| -> Result<String, String> {
@@ -58,6 +66,191 @@ task!(run_command, |command: &str| -> Result<String, String> {
         Err(err) => Err(format!("refused: {err}")),
     }
 });
+
+task!(
+    fn put_square(q: Queue, n: i64) -> Result<(), Error> {
+        q.put(format!("{} {}", n, n * n))
+    }
+);
+
+task!(
+    fn consume(jobs: JoinableQueue, results: Queue, k: i64) -> Result<i64, Error> {
+        for _ in 0..k {
+            let n: i64 = jobs.get()?;
+            results.put(n * n)?;
+            jobs.task_done()?;
+        }
+        Ok(k)
+    }
+);
+
+/// Tasks on the pool's workers put into the job's queue; tasks take the
+/// job's work from a joinable queue it then joins.
+fn queues(n: i64) -> Result<(), Error> {
+    let q = Queue::new()?;
+    let pool = Pool::new(3).map_err(|e| Error::new(procbridge_sdk::Errno::Io, format!("{e:?}")))?;
+    pool.map(put_square, (0..n).map(|i| (q.clone(), i)))
+        .map_err(|e| Error::new(procbridge_sdk::Errno::Io, format!("{e:?}")))?;
+    let mut got: Vec<String> = (0..n).map(|_| q.get()).collect::<Result<_, _>>()?;
+    got.sort_by_key(|line| line.split(' ').next().and_then(|n| n.parse::<i64>().ok()));
+    println!("queue {}", got.join(","));
+    println!("empty after {}", q.empty()?);
+
+    let jobs = JoinableQueue::new()?;
+    let results = Queue::new()?;
+    for i in 0..n {
+        jobs.put(i)?;
+    }
+    let takers: Vec<_> = [n / 2, n - n / 2]
+        .into_iter()
+        .map(|k| pool.apply_async(consume, (jobs.clone(), results.clone(), k)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::new(procbridge_sdk::Errno::Io, format!("{e:?}")))?;
+    jobs.join()?;
+    println!("joined");
+    let mut squares: Vec<i64> = (0..n).map(|_| results.get()).collect::<Result<_, _>>()?;
+    squares.sort_unstable();
+    println!(
+        "squares {}",
+        squares
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let taken: i64 = takers.into_iter().map(|t| t.get().unwrap_or(-1)).sum();
+    println!("taken {taken}");
+    println!(
+        "task_done once more {:?}",
+        jobs.task_done().map_err(|e| e.errno())
+    );
+    Ok(())
+}
+
+/// Two forked readers share one queue's messages: each message reaches one.
+fn readers(n: usize) -> Result<(), Error> {
+    let q = Queue::new()?;
+    let results = Queue::new()?;
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let pid = os::fork()?;
+        if pid == 0 {
+            loop {
+                let value: String = q.get()?;
+                if value == "STOP" {
+                    std::process::exit(0);
+                }
+                results.put(format!("{} {}", os::getpid(), value))?;
+            }
+        }
+        children.push(pid);
+    }
+    for i in 0..n {
+        q.put(i.to_string())?;
+    }
+    let mut got: Vec<(u32, usize)> = (0..n)
+        .map(|_| {
+            let line: String = results.get()?;
+            let (pid, value) = line.split_once(' ').unwrap_or_default();
+            Ok((
+                pid.parse().unwrap_or(0),
+                value.parse().unwrap_or(usize::MAX),
+            ))
+        })
+        .collect::<Result<_, Error>>()?;
+    for _ in 0..2 {
+        q.put("STOP")?;
+    }
+    for pid in children {
+        os::waitpid(pid as i32, 0)?;
+    }
+    got.sort_by_key(|&(_, value)| value);
+    let values: Vec<usize> = got.iter().map(|&(_, v)| v).collect();
+    println!("each once {}", values == (0..n).collect::<Vec<_>>());
+    let mut pids: Vec<u32> = got.iter().map(|&(p, _)| p).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    println!("readers {}", pids.len());
+    Ok(())
+}
+
+/// A bounded queue: full, drained, shut down.
+fn bounded() -> Result<(), Error> {
+    let q = Queue::with_maxsize(2)?;
+    q.put("a")?;
+    q.put("b")?;
+    println!("full {} qsize {}", q.full()?, q.qsize()?);
+    println!("put_nowait {:?}", q.put_nowait("c").map_err(|e| e.errno()));
+    let started = Instant::now();
+    let waited = q.put_timeout("c", Duration::from_millis(300));
+    println!(
+        "put_timeout {:?} after {}",
+        waited.map_err(|e| e.errno()),
+        started.elapsed() >= Duration::from_millis(300)
+    );
+    println!("get {}", q.get::<String>()?);
+    q.put_nowait("c")?;
+    q.shutdown()?;
+    println!("put after shutdown {:?}", q.put("d").map_err(|e| e.errno()));
+    println!("get {}", q.get::<String>()?);
+    println!("get {}", q.get::<String>()?);
+    println!(
+        "get when empty {:?}",
+        q.get::<String>().map_err(|e| e.errno())
+    );
+    println!(
+        "too big {:?}",
+        Queue::with_limits(0, 1024)?
+            .put(vec![0u8; 4096])
+            .map_err(|e| e.errno())
+    );
+    Ok(())
+}
+
+/// Messages held across a server restart.
+fn hold(n: usize, ms: u64) -> Result<(), Error> {
+    let q = Queue::new()?;
+    for i in 0..n {
+        q.put(i.to_string())?;
+    }
+    println!("queued {}", q.qsize()?);
+    std::thread::sleep(Duration::from_millis(ms));
+    let got: Vec<String> = (0..n).map(|_| q.get()).collect::<Result<_, _>>()?;
+    println!("got {}", got.join(","));
+    println!(
+        "then {:?}",
+        q.get_timeout::<String>(Duration::from_millis(200))
+            .map_err(|e| e.errno())
+    );
+    Ok(())
+}
+
+/// Messages per second through one queue: `n` puts, then `n` gets.
+fn queue_bench(quick: bool) -> Result<(), Error> {
+    let n = if quick { 200 } else { 5000 };
+    let q = Queue::new()?;
+    let message = [7u8; 16];
+    let start = Instant::now();
+    for _ in 0..n {
+        q.put(&message[..])?;
+    }
+    let put = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..n {
+        let _: Vec<u8> = q.get()?;
+    }
+    let get = n as f64 / start.elapsed().as_secs_f64();
+    println!("BENCH cluster_queue_put_per_s {put:.0}");
+    println!("BENCH cluster_queue_get_per_s {get:.0}");
+    Ok(())
+}
+
+fn report(done: Result<(), Error>) {
+    if let Err(err) = done {
+        eprintln!("cluster_probe: {err}");
+        std::process::exit(1);
+    }
+}
 
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
@@ -134,6 +327,14 @@ fn main() {
             println!("{:?}", pool.apply("run_command", arg(2)).map(text));
         }
         "" | "--quick" => bench(arg(1) == "--quick"),
+        "queues" => report(queues(arg(2).parse().unwrap_or(10))),
+        "readers" => report(readers(arg(2).parse().unwrap_or(20))),
+        "bounded" => report(bounded()),
+        "hold" => report(hold(
+            arg(2).parse().unwrap_or(5),
+            arg(3).parse().unwrap_or(0),
+        )),
+        "queue-bench" => report(queue_bench(arg(2) == "--quick")),
         "abandon" => {
             // A relay holds one long task at a time: eight of them put
             // eight in the stream.

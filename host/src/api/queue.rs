@@ -14,14 +14,80 @@
 use super::{with_memory, with_state};
 use crate::audit;
 use crate::channel::{Queue, QueueConfig, Wait, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
+use crate::cluster::queue::ClusterQueue;
 use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use wasmtime::Caller;
 
-const KIND: &str = "queue";
+/// The kind of a queue's handle.
+pub(crate) const KIND: &str = "queue";
 
-fn queue(state: &mut HostState, q: i32) -> BridgeResult<&mut Queue> {
-    state.bridge.handles.get::<Queue>(q, KIND)
+/// A queue handle's queue: in shared memory, or in JetStream (a job run
+/// with `--nats`; see [`crate::cluster::queue`]).
+#[derive(Debug)]
+pub(crate) enum QueueHandle {
+    Local(Queue),
+    Cluster(ClusterQueue),
+}
+
+impl QueueHandle {
+    fn put(&self, msg: &[u8], wait: Wait) -> BridgeResult<()> {
+        match self {
+            QueueHandle::Local(q) => q.put(msg, wait),
+            QueueHandle::Cluster(q) => q.put(msg, wait),
+        }
+    }
+
+    /// Hands the next message to `deliver`, in one or two parts.
+    fn get_with<R>(
+        &self,
+        wait: Wait,
+        deliver: impl FnOnce(&[u8], &[u8]) -> BridgeResult<R>,
+    ) -> BridgeResult<R> {
+        match self {
+            QueueHandle::Local(q) => q.get_with(wait, deliver),
+            QueueHandle::Cluster(q) => deliver(&q.get(wait)?, &[]),
+        }
+    }
+
+    fn qsize(&self) -> BridgeResult<usize> {
+        match self {
+            QueueHandle::Local(q) => q.qsize(),
+            QueueHandle::Cluster(q) => q.qsize(),
+        }
+    }
+
+    fn is_full(&self) -> BridgeResult<bool> {
+        match self {
+            QueueHandle::Local(q) => q.is_full(),
+            QueueHandle::Cluster(q) => q.is_full(),
+        }
+    }
+
+    fn shutdown(&self) -> BridgeResult<()> {
+        match self {
+            QueueHandle::Local(q) => q.shutdown(),
+            QueueHandle::Cluster(q) => q.shutdown(),
+        }
+    }
+
+    fn task_done(&self) -> BridgeResult<()> {
+        match self {
+            QueueHandle::Local(q) => q.task_done(),
+            QueueHandle::Cluster(q) => q.task_done(),
+        }
+    }
+
+    fn join(&self, wait: Wait) -> BridgeResult<()> {
+        match self {
+            QueueHandle::Local(q) => q.join(wait),
+            QueueHandle::Cluster(q) => q.join(wait),
+        }
+    }
+}
+
+fn queue(state: &mut HostState, q: i32) -> BridgeResult<&mut QueueHandle> {
+    state.bridge.handles.get::<QueueHandle>(q, KIND)
 }
 
 pub(super) fn queue_new(
@@ -56,7 +122,12 @@ pub(super) fn queue_new(
             max_bytes,
             joinable: joinable == 1,
         };
-        let queue = Queue::new(config)?;
+        let queue = match &state.bridge.cluster {
+            Some(link) if link.holds_queues() => {
+                QueueHandle::Cluster(ClusterQueue::create(link.cluster(), link.job(), config)?)
+            }
+            _ => QueueHandle::Local(Queue::new(config)?),
+        };
         state.bridge.handles.insert_inheritable(KIND, queue)
     })
 }
@@ -95,7 +166,7 @@ pub(super) fn queue_get(
         let cap = cap as u32 as usize;
         mem.check(ptr, cap)?;
         // Copy straight from the queue into the guest when it fits.
-        let queue = state.bridge.handles.get::<Queue>(q, KIND)?;
+        let queue = queue(state, q)?;
         let fitted = queue.get_with(wait, |a, b| {
             if a.len() + b.len() > cap {
                 return Ok(Err([a, b].concat()));
@@ -131,7 +202,7 @@ pub(super) fn queue_full(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
 
 pub(super) fn queue_close(mut caller: Caller<'_, HostState>, q: i32) -> i32 {
     with_state(&mut caller, |state| {
-        state.bridge.handles.remove::<Queue>(q, KIND)?;
+        state.bridge.handles.remove::<QueueHandle>(q, KIND)?;
         Ok(0)
     })
 }

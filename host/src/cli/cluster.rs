@@ -21,6 +21,24 @@ pub(crate) struct ClusterOptions {
     /// PEM file.
     #[arg(long, value_name = "FILE", requires = "nats")]
     nats_ca: Option<PathBuf>,
+
+    /// Where the job's Pools run their tasks (with --nats; default
+    /// cluster).
+    #[arg(long, value_enum, value_name = "WHERE", requires = "nats")]
+    pool: Option<Placement>,
+
+    /// Where the job's Queues and JoinableQueues live (with --nats;
+    /// default cluster: in JetStream, reachable from its tasks on other
+    /// machines).
+    #[arg(long, value_enum, value_name = "WHERE", requires = "nats")]
+    queues: Option<Placement>,
+}
+
+/// `--pool` and `--queues`: on this machine, or on the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Placement {
+    Local,
+    Cluster,
 }
 
 impl ClusterOptions {
@@ -34,5 +52,15 @@ impl ClusterOptions {
             cluster = cluster.root_certificate(path);
         }
         Some(cluster)
+    }
+
+    /// Whether the job's pools send their tasks to the cluster.
+    pub(crate) fn pools_on_cluster(&self) -> bool {
+        self.pool != Some(Placement::Local)
+    }
+
+    /// Whether the job's queues live in JetStream.
+    pub(crate) fn queues_on_cluster(&self) -> bool {
+        self.queues != Some(Placement::Local)
     }
 }

@@ -210,7 +210,7 @@ impl JobOptions {
         let ended = runtime.run(&program, state).map_err(classify_run_error);
         if let Some(link) = link {
             // Tasks still queued for the job are of no use to anyone now.
-            if let Err(err) = link.cancel() {
+            if let Err(err) = link.finish() {
                 eprintln!("procbridge: warning: cancelling the job's remaining tasks: {err:#}");
             }
         }
@@ -245,9 +245,12 @@ impl JobOptions {
         let module = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
             .map_err(|e| (ExitCode::NoInput, e))?;
-        JobLink::publish(&cluster, &module, policy.asked_of_others())
-            .map(Some)
-            .map_err(|e| (ExitCode::Unavailable, e.context("--nats")))
+        let link = JobLink::publish(&cluster, &module, policy.asked_of_others())
+            .map_err(|e| (ExitCode::Unavailable, e.context("--nats")))?;
+        Ok(Some(
+            link.pools_on_cluster(self.cluster.pools_on_cluster())
+                .queues_on_cluster(self.cluster.queues_on_cluster()),
+        ))
     }
 
     /// `procbridge worker`: serves the cluster's tasks under these grants

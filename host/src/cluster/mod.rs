@@ -38,6 +38,7 @@
 //! [`serve`]: worker::serve
 
 mod connect;
+pub(crate) mod queue;
 pub(crate) mod relay;
 mod wire;
 pub mod worker;
@@ -99,6 +100,10 @@ pub struct JobLink {
     /// (JSON, made once).
     grants: String,
     who: String,
+    /// Whether its pools send their tasks to the cluster.
+    pools: bool,
+    /// Whether the queues it makes live in JetStream.
+    queues: bool,
 }
 
 impl JobLink {
@@ -121,7 +126,38 @@ impl JobLink {
             module: digest,
             grants: serde_json::to_string(&grants)?,
             who: who_am_i(),
+            pools: true,
+            queues: true,
         })
+    }
+
+    /// Whether the job's pools send their tasks to the cluster's workers
+    /// (the default) or run them in local worker processes.
+    pub fn pools_on_cluster(mut self, yes: bool) -> Self {
+        self.pools = yes;
+        self
+    }
+
+    /// Whether the queues the job makes live in JetStream, reachable from
+    /// its tasks on other machines (the default), or in shared memory.
+    pub fn queues_on_cluster(mut self, yes: bool) -> Self {
+        self.queues = yes;
+        self
+    }
+
+    /// Whether its pools' workers are relays to the cluster.
+    pub(crate) fn runs_pools(&self) -> bool {
+        self.pools
+    }
+
+    /// Whether `Queue()` in the job makes a queue in JetStream.
+    pub(crate) fn holds_queues(&self) -> bool {
+        self.queues
+    }
+
+    /// Where the cluster is.
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The job's id (in subjects and in the workers' audit logs).
@@ -134,17 +170,20 @@ impl JobLink {
         &self.module
     }
 
-    /// Tells every worker to drop the job's remaining tasks (the job ended).
+    /// The job ended: tells every worker to drop its remaining tasks, and
+    /// deletes the queues it made.
     ///
     /// # Errors
     /// When the server cannot be reached.
-    pub fn cancel(&self) -> anyhow::Result<()> {
+    pub fn finish(&self) -> anyhow::Result<()> {
         self.cluster.block_on(async {
             let client = self.cluster.connect().await?;
             client
                 .publish(cancel_subject(&self.job), bytes::Bytes::new())
                 .await?;
             client.flush().await?;
+            let js = async_nats::jetstream::new(client);
+            queue::delete_job_queues(&js, &self.job).await?;
             Ok(())
         })
     }

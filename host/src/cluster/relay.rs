@@ -9,6 +9,7 @@
 //! them over the cluster.
 
 use super::{alive_subject, connect, output_subject, result_subject, wire, JobLink, RESULTS};
+use crate::api::queue::{QueueHandle, KIND as QUEUE_KIND};
 use crate::ctx::HostState;
 use crate::pool::frame;
 use anyhow::{anyhow, bail, Context};
@@ -23,7 +24,8 @@ use wasmtime::Caller;
 /// Serves the pool on `sock` until it stops this worker; then ends the
 /// process.
 pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &JobLink) -> ! {
-    let code = match link.cluster.block_on(relay(sock, link)) {
+    let queues = shared_queues(caller.data());
+    let code = match link.cluster.block_on(relay(sock, link, &queues)) {
         Ok(()) => 0,
         Err(err) => {
             eprintln!(
@@ -34,6 +36,29 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &Jo
         }
     };
     crate::process::exit_child(caller.data_mut(), code)
+}
+
+/// The job's queues in JetStream this relay holds (every one made before
+/// the pool forked it, which includes those given to the pool), as the
+/// task header carries them: JSON, or empty for none.
+fn shared_queues(state: &HostState) -> String {
+    let mut queues = Vec::new();
+    state
+        .bridge
+        .handles
+        .for_each_inheritable::<QueueHandle>(QUEUE_KIND, |handle, queue| {
+            if let QueueHandle::Cluster(queue) = queue {
+                queues.push(wire::SharedQueue {
+                    handle,
+                    queue: queue.spec().clone(),
+                });
+            }
+        });
+    if queues.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&queues).unwrap_or_default()
+    }
 }
 
 /// What the relay has sent and not yet answered.
@@ -85,7 +110,7 @@ fn reply_id(body: &[u8]) -> Option<u64> {
     }
 }
 
-async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
+async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()> {
     let sock = std::os::unix::net::UnixStream::from(sock);
     sock.set_nonblocking(true)?;
     let mut sock = tokio::net::UnixStream::from_std(sock)?;
@@ -152,7 +177,7 @@ async fn relay(sock: OwnedFd, link: &JobLink) -> anyhow::Result<()> {
                         );
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
-                        let (subject, headers, payload) = wire::task(link, me, id, frame);
+                        let (subject, headers, payload) = wire::task(link, me, id, frame, queues);
                         connect::publish_stored(&js, subject, headers, payload).await;
                     }
                     used += len;

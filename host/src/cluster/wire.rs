@@ -6,12 +6,22 @@
 //! written back. What a worker on another machine needs besides is in the
 //! headers below.
 
+use super::queue::QueueSpec;
 use super::{result_subject, task_subject, JobLink};
 use crate::policy::GrantRequest;
 use crate::pool::frame;
 use anyhow::{anyhow, Context};
 use async_nats::HeaderMap;
 use procbridge_abi::pool::STATUS_FAILED;
+use serde::{Deserialize, Serialize};
+
+/// A queue of the job in JetStream, under the handle number its tasks
+/// know it by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SharedQueue {
+    pub(crate) handle: i32,
+    pub(crate) queue: QueueSpec,
+}
 
 /// The job's id.
 const JOB: &str = "Procbridge-Job";
@@ -23,17 +33,26 @@ const REPLY: &str = "Procbridge-Reply";
 const GRANTS: &str = "Procbridge-Grants";
 /// Who runs the job (for the worker's audit log).
 const WHO: &str = "Procbridge-Who";
+/// The job's queues in JetStream that its tasks may hold ([`SharedQueue`]s,
+/// JSON; absent when there are none).
+const QUEUES: &str = "Procbridge-Queues";
 /// NATS's de-duplication id.
 const MSG_ID: &str = "Nats-Msg-Id";
 
 /// A task message to publish: its subject, headers and payload.
+/// `queues` is the JSON of the job's [`SharedQueue`]s the relay holds
+/// (empty: none).
 pub(crate) fn task(
     link: &JobLink,
     relay: u32,
     chunk: u64,
     frame: &[u8],
+    queues: &str,
 ) -> (String, HeaderMap, bytes::Bytes) {
     let mut headers = HeaderMap::new();
+    if !queues.is_empty() {
+        headers.insert(QUEUES, queues);
+    }
     headers.insert(JOB, link.job.as_str());
     headers.insert(MODULE, link.module.as_str());
     headers.insert(REPLY, result_subject(&link.job, relay).as_str());
@@ -55,6 +74,7 @@ pub(crate) struct TaskHeaders {
     pub(crate) reply: String,
     pub(crate) grants: GrantRequest,
     pub(crate) who: String,
+    pub(crate) queues: Vec<SharedQueue>,
 }
 
 impl TaskHeaders {
@@ -91,12 +111,25 @@ impl TaskHeaders {
         }
         let grants = serde_json::from_str(&get(GRANTS)?)
             .with_context(|| format!("a task message with a malformed {GRANTS} header"))?;
+        let queues: Vec<SharedQueue> = match get(QUEUES) {
+            Ok(json) => serde_json::from_str(&json)
+                .with_context(|| format!("a task message with a malformed {QUEUES} header"))?,
+            Err(_) => Vec::new(),
+        };
+        if let Some(other) = queues.iter().find(|q| !q.queue.belongs_to(&job)) {
+            return Err(anyhow!(
+                "a task message naming a queue that is not its job's ({}.{})",
+                other.queue.job,
+                other.queue.id
+            ));
+        }
         Ok(TaskHeaders {
             job,
             module,
             reply,
             grants,
             who: get(WHO).unwrap_or_default(),
+            queues,
         })
     }
 
@@ -177,13 +210,29 @@ mod tests {
             module: "ab".repeat(32),
             grants: serde_json::to_string(&asked()).unwrap(),
             who: "uid 0 on here, pid 1".into(),
+            pools: true,
+            queues: true,
+        }
+    }
+
+    fn shared(job: &str) -> SharedQueue {
+        SharedQueue {
+            handle: 3,
+            queue: QueueSpec {
+                job: job.into(),
+                id: "0123".into(),
+                maxsize: 2,
+                max_bytes: 4096,
+                joinable: true,
+            },
         }
     }
 
     #[test]
     fn a_worker_reads_what_a_relay_wrote() {
         let link = link();
-        let (subject, headers, payload) = task(&link, 42, 7, b"frame");
+        let queues = serde_json::to_string(&[shared(&link.job)]).unwrap();
+        let (subject, headers, payload) = task(&link, 42, 7, b"frame", &queues);
         assert_eq!(subject, format!("procbridge.task.{}", link.job));
         assert_eq!(&payload[..], b"frame");
         let read = TaskHeaders::read(Some(&headers)).unwrap();
@@ -192,12 +241,15 @@ mod tests {
         assert_eq!(read.reply, format!("procbridge.result.{}.42", link.job));
         assert_eq!(read.grants, asked());
         assert_eq!(read.who, link.who);
+        assert_eq!(read.queues, [shared(&link.job)]);
+        let (_, headers, _) = task(&link, 42, 7, b"frame", "");
+        assert_eq!(TaskHeaders::read(Some(&headers)).unwrap().queues, []);
     }
 
     #[test]
     fn malformed_headers_are_named() {
         let link = link();
-        let (_, headers, _) = task(&link, 1, 1, b"");
+        let (_, headers, _) = task(&link, 1, 1, b"", "");
         let without = |name: &str| {
             let mut h = HeaderMap::new();
             for (key, values) in headers.iter() {
@@ -221,9 +273,25 @@ mod tests {
         let mut bad_module = headers.clone();
         bad_module.insert(MODULE, "../../etc/passwd");
         assert!(TaskHeaders::read(Some(&bad_module)).is_err());
-        let mut bad_grants = headers;
+        let mut bad_grants = headers.clone();
         bad_grants.insert(GRANTS, "{");
         assert!(TaskHeaders::read(Some(&bad_grants)).is_err());
+        // A queue of another job, or one whose id would widen the
+        // subjects it reaches, is refused with the whole message.
+        let mut others_queue = headers.clone();
+        let json = serde_json::to_string(&[shared("someoneelse")]).unwrap();
+        others_queue.insert(QUEUES, json.as_str());
+        let err = TaskHeaders::read(Some(&others_queue)).unwrap_err();
+        assert!(err.to_string().contains("not its job's"), "{err}");
+        let mut wildcard = shared(&link.job);
+        wildcard.queue.id = ">".into();
+        let mut wide = headers.clone();
+        wide.insert(QUEUES, serde_json::to_string(&[wildcard]).unwrap().as_str());
+        assert!(TaskHeaders::read(Some(&wide)).is_err());
+        let mut bad_queues = headers;
+        bad_queues.insert(QUEUES, "[{");
+        let err = TaskHeaders::read(Some(&bad_queues)).unwrap_err();
+        assert!(err.to_string().contains(QUEUES), "{err}");
     }
 
     #[test]

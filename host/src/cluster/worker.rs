@@ -13,8 +13,12 @@
 //! guests run on the thread that called [`serve`], as `Runtime::run` does.
 
 use super::connect::{self, Cluster};
-use super::wire::{self, failed_reply, reply_chunk, reply_to_all, too_large, TaskHeaders};
+use super::queue::ClusterQueue;
+use super::wire::{
+    self, failed_reply, reply_chunk, reply_to_all, too_large, SharedQueue, TaskHeaders,
+};
 use super::{alive_subject, cancel_subject, output_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
+use crate::api::queue::{QueueHandle, KIND as QUEUE_KIND};
 use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
 use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
@@ -57,12 +61,11 @@ pub fn serve(
     let (orders, taken) = crossbeam_channel::bounded::<Order>(1);
     let (output, lines) = tokio::sync::mpsc::unbounded_channel();
     let loaded = Loaded::default();
-    let cluster = cluster.clone();
     let (started, is_ready) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let nats = std::thread::Builder::new()
         .name("procbridge-nats".into())
         .spawn({
-            let loaded = loaded.clone();
+            let (loaded, cluster) = (loaded.clone(), cluster.clone());
             move || cluster.block_on(take_tasks(&cluster, orders, lines, loaded, started))
         })
         .context("cannot start the worker's NATS thread")?;
@@ -71,7 +74,7 @@ pub fn serve(
         Ok(Err(err)) => return Err(err),
         Err(_) => {}
     }
-    let mut executor = Executor::new(runtime, policy, output, loaded);
+    let mut executor = Executor::new(runtime, policy, output, loaded, cluster.clone());
     for order in taken {
         let reply = executor.run(&order);
         let _ = order.done.send(reply);
@@ -328,6 +331,30 @@ struct Executor {
     jobs: Vec<KeptJob>,
     /// Where the instances' output lines go (published by the NATS side).
     output: Output,
+    /// Where the jobs' queues are.
+    cluster: Cluster,
+}
+
+/// Gives a new instance of the job the queues its chunk's relay holds,
+/// under the handles the job knows them by, before its tasks make handles
+/// of their own.
+fn hold_queues(plugin: &Plugin, cluster: &Cluster, queues: &[SharedQueue]) -> Result<(), String> {
+    if queues.is_empty() {
+        return Ok(());
+    }
+    plugin
+        .with_state(|state| {
+            for shared in queues {
+                let queue = ClusterQueue::open(cluster, shared.queue.clone());
+                state
+                    .bridge
+                    .handles
+                    .insert_inheritable_at(shared.handle, QUEUE_KIND, QueueHandle::Cluster(queue))
+                    .map_err(|e| format!("the worker cannot hold the job's queues: {e}"))?;
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
 }
 
 /// Output lines to publish: subject and payload.
@@ -335,24 +362,35 @@ type Output = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
 
 /// A job's instance, and where its output goes now: to the relay whose
 /// chunk it runs (or ran last). It serves only chunks that name the same
-/// job, module and grants (a message naming another job's id gets an
-/// instance of its own, never that job's).
+/// job, module, grants and queues (a message naming another job's id gets
+/// an instance of its own, never that job's; a pool given a new queue
+/// gets an instance that holds it).
 struct KeptJob {
     job: String,
     module: String,
     grants: crate::policy::GrantRequest,
+    queues: Vec<SharedQueue>,
     plugin: Plugin,
     output_to: Arc<Mutex<String>>,
 }
 
 impl KeptJob {
     fn serves(&self, headers: &TaskHeaders) -> bool {
-        self.job == headers.job && self.module == headers.module && self.grants == headers.grants
+        self.job == headers.job
+            && self.module == headers.module
+            && self.grants == headers.grants
+            && self.queues == headers.queues
     }
 }
 
 impl Executor {
-    fn new(runtime: Runtime, policy: Policy, output: Output, loaded: Loaded) -> Executor {
+    fn new(
+        runtime: Runtime,
+        policy: Policy,
+        output: Output,
+        loaded: Loaded,
+        cluster: Cluster,
+    ) -> Executor {
         Executor {
             runtime,
             policy,
@@ -360,6 +398,7 @@ impl Executor {
             loaded,
             jobs: Vec::new(),
             output,
+            cluster,
         }
     }
 
@@ -382,6 +421,7 @@ impl Executor {
             Ok(plugin) => plugin,
             Err(message) => return failed_reply(&order.frame, &message),
         };
+
         let mut items = Vec::with_capacity(request.items.len());
         let mut ended = None;
         for args in &request.items {
@@ -466,10 +506,12 @@ impl Executor {
             .runtime
             .instantiate(&program, state)
             .map_err(|e| format!("the worker cannot instantiate the module: {e:#}"))?;
+        hold_queues(&plugin, &self.cluster, &order.headers.queues)?;
         Ok(KeptJob {
             job: order.headers.job.clone(),
             module: order.headers.module.clone(),
             grants: order.headers.grants.clone(),
+            queues: order.headers.queues.clone(),
             plugin,
             output_to,
         })

@@ -223,6 +223,15 @@ impl Plugin {
         matches!(*lock(&self.slot), Slot::Live(_))
     }
 
+    /// Runs `f` on the instance's host state between calls; `None` once
+    /// the instance is gone.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut HostState) -> R) -> Option<R> {
+        match &mut *lock(&self.slot) {
+            Slot::Live(live) => Some(f(live.store.data_mut())),
+            Slot::Ended(_) => None,
+        }
+    }
+
     /// The program's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -230,8 +230,10 @@ pub(crate) fn start(
                 unsafe { libc::close(fd) };
             }
             match caller.data().bridge.cluster.clone() {
-                Some(link) => crate::cluster::relay::serve(caller, child_end, &link),
-                None => serve::serve(caller, child_end),
+                Some(link) if link.runs_pools() => {
+                    crate::cluster::relay::serve(caller, child_end, &link)
+                }
+                _ => serve::serve(caller, child_end),
             }
         }
     }
