@@ -3,7 +3,11 @@ local, then through a NATS server with 1, 2 and 3 ``procbridge worker``s
 on this machine.
 
 The guest prints ``BENCH cluster_map_task_us``; the runner reports it as
-``cluster_map_local_task_us`` and ``cluster_map_<n>w_task_us``. The NATS
+``cluster_map_local_task_us`` and ``cluster_map_<n>w_task_us``. Then the
+guest's ``queue-bench`` mode runs locally and through the server (no
+workers: a queue needs none), and its ``cluster_queue_put_msg_s`` and
+``cluster_queue_get_msg_s`` are reported with ``_local`` or ``_nats`` in
+their names. The NATS
 server is the one ``tests/install-nats-server`` installs (or
 ``$PROCBRIDGE_NATS_SERVER``, or ``nats-server`` in ``PATH``); without one the
 procbridge side fails with a note saying so.
@@ -46,6 +50,19 @@ def with_nats(argv, url):
     """``procbridge run ...`` with ``--nats URL`` after ``run``."""
     at = argv.index("run") + 1
     return [*argv[:at], "--nats", url, *argv[at:]]
+
+
+def queue_bench(argv):
+    """The same run in the guest's ``queue-bench`` mode."""
+    at = next(i for i, arg in enumerate(argv) if arg.endswith(".wasm")) + 1
+    return [*argv[:at], "queue-bench", *(["--quick"] if "--quick" in argv[at:] else [])]
+
+
+def _queue_figures(measured, where):
+    return {
+        f"cluster_queue_{side}_{where}_msg_s": measured[f"cluster_queue_{side}_msg_s"]
+        for side in ("put", "get")
+    }
 
 
 def worker_command(argv, url):
@@ -132,4 +149,7 @@ def run_cluster_program(argv, cwd=None):
                     )
                 measured = run_bench_program(with_nats(argv, url), cwd)
             values[f"cluster_map_{count}w_task_us"] = measured[GUEST_KEY]
+        queues = queue_bench(argv)
+        values.update(_queue_figures(run_bench_program(queues, cwd), "local"))
+        values.update(_queue_figures(run_bench_program(with_nats(queues, url), cwd), "nats"))
     return values

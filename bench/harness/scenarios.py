@@ -150,14 +150,17 @@ SCENARIOS = [
     ),
     ProgramScenario(
         name="cluster",
-        title="Pool(4) through NATS JetStream: 1, 2 and 3 workers",
+        title="Pool(4) and Queue through NATS JetStream",
         about=(
             "`Pool(4).map` of 400 tasks that each spin for 2 ms (by the clock), chunksize 1; "
             "wall time per task. First with the pool's own local workers, then with "
             "`procbridge run --nats` and 1, 2 and 3 `procbridge worker`s on this machine, "
             "through a NATS server (JetStream, file storage) the harness starts. Every "
             "round shares this machine's two cores, so three workers cannot beat two; "
-            "what the rows show is what a chunk's trip through the server costs."
+            "what the rows show is what a chunk's trip through the server costs. "
+            "Then one process puts 5,000 16-byte messages on a `Queue` and gets them "
+            "back, with the queue in shared memory (no `--nats`) and in JetStream "
+            "(`--nats`); messages per second."
         ),
         issue=18,
         guest="cluster_probe",
@@ -167,14 +170,20 @@ SCENARIOS = [
             Figure("cluster_map_1w_task_us", "`map` through NATS, 1 worker"),
             Figure("cluster_map_2w_task_us", "`map` through NATS, 2 workers"),
             Figure("cluster_map_3w_task_us", "`map` through NATS, 3 workers"),
+            Figure("cluster_queue_put_local_msg_s", "`Queue.put`, local queue"),
+            Figure("cluster_queue_put_nats_msg_s", "`Queue.put`, queue in JetStream"),
+            Figure("cluster_queue_get_local_msg_s", "`Queue.get`, local queue"),
+            Figure("cluster_queue_get_nats_msg_s", "`Queue.get`, queue in JetStream"),
         ],
         notes=[
             "With one worker a chunk costs about 1.1 ms beyond its 2 ms of work: the worker "
             "fetches one chunk at a time, asks the chunk's relay whether it still waits, "
             "and publishes the result and waits for the server to store it before it "
             "fetches the next; fetching ahead while a chunk runs would hide most of it.",
-            "Queue messages per second through JetStream are not measured: a job's "
-            "queues stay local (docs/cluster.md, \"Not there yet\").",
+            "A put through JetStream returns once the server has stored the message "
+            "(one round trip, file storage); a get pulls one message and waits for the "
+            "server to confirm its acknowledgement (two), so that no other getter is "
+            "handed it. Neither is batched: each getter holds at most one message.",
         ],
     ),
     ProgramScenario(

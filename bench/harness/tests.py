@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 from . import units
 from .chart import write_chart
-from .cluster import run_cluster_program, with_nats, worker_command
+from .cluster import queue_bench, run_cluster_program, with_nats, worker_command
 from .measure import (
     ProgramFailed,
     Stats,
@@ -143,6 +143,12 @@ class Cluster(unittest.TestCase):
             worker_command(self.RUN, "nats://h:1"),
             ["pb", "worker", "--nats", "nats://h:1", "--cache-dir", "C"],
         )
+        self.assertEqual(
+            queue_bench(self.RUN),
+            ["pb", "run", "--cache-dir", "C", "--allow-run", "x", "g.wasm", "queue-bench",
+             "--quick"],
+        )
+        self.assertEqual(queue_bench(self.RUN[:-1])[-1], "queue-bench")
 
     def test_without_a_server_the_side_fails_saying_what_to_install(self):
         import os

@@ -19,7 +19,7 @@
 //! * `hold N MS`: puts `N` messages, waits `MS` milliseconds (the tests
 //!   restart the server meanwhile), then gets them;
 //! * `queue-bench [--quick]`: puts then gets 16-byte messages; prints
-//!   `BENCH cluster_queue_put_per_s` and `BENCH cluster_queue_get_per_s`.
+//!   `BENCH cluster_queue_put_msg_s` and `BENCH cluster_queue_get_msg_s`.
 
 use procbridge_sdk::multiprocessing::{JoinableQueue, Pool, Queue};
 use procbridge_sdk::{os, subprocess, task, Error};
@@ -240,8 +240,8 @@ fn queue_bench(quick: bool) -> Result<(), Error> {
         let _: Vec<u8> = q.get()?;
     }
     let get = n as f64 / start.elapsed().as_secs_f64();
-    println!("BENCH cluster_queue_put_per_s {put:.0}");
-    println!("BENCH cluster_queue_get_per_s {get:.0}");
+    println!("BENCH cluster_queue_put_msg_s {put:.0}");
+    println!("BENCH cluster_queue_get_msg_s {get:.0}");
     Ok(())
 }
 
