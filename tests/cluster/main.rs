@@ -704,6 +704,24 @@ fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
     assert!(!worker.chunks_run().is_empty());
 }
 
+/// A member stored junk under the job's module's name before the job
+/// started: the job replaces it, and its tasks run.
+#[test]
+fn a_module_poisoned_in_the_store_is_replaced_by_the_job() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let module = std::fs::read(guest("cluster_probe")).expect("read the module");
+    nats::poison(&server.url(), &module);
+    let good = run_job(Some(&server), &[], &["map", "5"]);
+    assert!(
+        stdout(&good).starts_with("map 0,1,4,9,16\n"),
+        "{}",
+        stdout(&good)
+    );
+    assert!(!worker.chunks_run().is_empty());
+}
+
 #[test]
 fn a_cancelled_job_s_tasks_are_dropped_though_its_relays_still_answer() {
     let _serial = serial();
@@ -983,6 +1001,15 @@ mod nats {
         let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&payload);
         frame
+    }
+
+    /// Stores junk under the digest of `module`, as a hostile member of
+    /// the cluster could before any job sent it.
+    pub fn poison(url: &str, module: &[u8]) {
+        runtime().block_on(async {
+            let member = Member::join(url, "b0150ed").await;
+            member.store(&digest(module), b"(module junk)").await;
+        })
     }
 
     pub fn hostile_round(url: &str, module: &[u8]) -> Replies {

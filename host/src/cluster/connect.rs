@@ -240,7 +240,13 @@ pub(crate) async fn publish_stored(
     }
 }
 
-/// Stores `module` under `digest` unless it is there already.
+/// The most bytes of module a worker fetches (the 26 MB CPython module ten
+/// times over): an object over it is refused before it is read.
+pub(crate) const MAX_MODULE_BYTES: usize = 256 << 20;
+
+/// Stores `module` under `digest` unless it is there already. An object
+/// under that name whose size or recorded digest is not the module's
+/// (stored by a broken or hostile member) is replaced.
 pub(crate) async fn put_module(
     js: &jetstream::Context,
     digest: &str,
@@ -250,8 +256,16 @@ pub(crate) async fn put_module(
         .get_object_store(MODULES)
         .await
         .map_err(|e| anyhow!("the module store: {e}"))?;
-    if store.info(digest).await.is_ok() {
-        return Ok(());
+    if let Ok(info) = store.info(digest).await {
+        let sha = super::sha2_digest(module);
+        if info.size == module.len() && info.digest.as_deref() == Some(&object_digest(&sha)) {
+            return Ok(());
+        }
+        tracing::warn!("module {digest}: the stored object is not this module; replacing it");
+        store
+            .delete(digest)
+            .await
+            .map_err(|e| anyhow!("cannot replace the stored module: {e}"))?;
     }
     let mut reader = module;
     store
@@ -274,11 +288,15 @@ pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow:
         .get(digest)
         .await
         .map_err(|e| anyhow!("module {digest}: {e}"))?;
+    check_module_size(digest, object.info().size)?;
     let mut bytes = Vec::new();
-    object
+    // The recorded size is the storer's word: the read stops past the cap.
+    (&mut object)
+        .take(MAX_MODULE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .await
         .with_context(|| format!("reading module {digest}"))?;
+    check_module_size(digest, bytes.len())?;
     let actual = crate::policy::to_hex(&super::sha2_digest(&bytes));
     if actual != digest {
         bail!("module {digest}: its content hashes to {actual}; refused");
@@ -286,9 +304,58 @@ pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow:
     Ok(bytes)
 }
 
+/// Refuses a module over [`MAX_MODULE_BYTES`].
+fn check_module_size(digest: &str, size: usize) -> anyhow::Result<()> {
+    if size > MAX_MODULE_BYTES {
+        bail!(
+            "module {digest} is {size} bytes, over the {} MiB a worker fetches; refused",
+            MAX_MODULE_BYTES >> 20
+        );
+    }
+    Ok(())
+}
+
+/// The digest the object store records for content whose SHA-256 is
+/// `sha`: `SHA-256=` and the URL-safe base64 of it, padded.
+fn object_digest(sha: &[u8; 32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::from("SHA-256=");
+    for chunk in sha.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_s_digest_of_a_module_is_url_safe_base64_of_its_sha256() {
+        // SHA-256 of "abc", as the object store records it.
+        let sha = super::super::sha2_digest(b"abc");
+        assert_eq!(
+            object_digest(&sha),
+            "SHA-256=ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0="
+        );
+    }
+
+    #[test]
+    fn a_module_over_the_cap_is_refused_before_it_is_read() {
+        assert!(check_module_size("d", MAX_MODULE_BYTES).is_ok());
+        let err = check_module_size("d", MAX_MODULE_BYTES + 1).unwrap_err();
+        assert!(err.to_string().contains("over the 256 MiB"), "{err}");
+    }
 
     #[test]
     fn a_login_in_the_address_is_taken_out_of_it_and_out_of_messages() {
