@@ -59,7 +59,7 @@ pub fn serve(
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let (orders, taken) = crossbeam_channel::bounded::<Order>(1);
-    let (output, lines) = tokio::sync::mpsc::unbounded_channel();
+    let (output, lines) = tokio::sync::mpsc::channel(OUTPUT_LINES_WAITING);
     let loaded = Loaded::default();
     let (started, is_ready) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let nats = std::thread::Builder::new()
@@ -100,7 +100,7 @@ struct Order {
 async fn take_tasks(
     cluster: &Cluster,
     orders: crossbeam_channel::Sender<Order>,
-    mut lines: tokio::sync::mpsc::UnboundedReceiver<(String, bytes::Bytes)>,
+    mut lines: tokio::sync::mpsc::Receiver<(String, bytes::Bytes)>,
     loaded: Loaded,
     started: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
@@ -358,7 +358,13 @@ fn hold_queues(plugin: &Plugin, cluster: &Cluster, queues: &[SharedQueue]) -> Re
 }
 
 /// Output lines to publish: subject and payload.
-type Output = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
+type Output = tokio::sync::mpsc::Sender<(String, bytes::Bytes)>;
+
+/// How many output lines may wait to be published: past them, the thread
+/// reading the job's output waits, and so, once its pipe is full, does the
+/// task writing it (a task printing faster than the server takes lines
+/// holds a bounded amount of the worker's memory).
+const OUTPUT_LINES_WAITING: usize = 4096;
 
 /// A job's instance, and where its output goes now: to the relay whose
 /// chunk it runs (or ran last). It serves only chunks that name the same
@@ -491,7 +497,8 @@ impl Executor {
                 });
                 payload.extend_from_slice(&line.line);
                 payload.push(b'\n');
-                let _ = output.send((lock(&output_to).clone(), payload.into()));
+                // On the sink's own thread, outside any runtime.
+                let _ = output.blocking_send((lock(&output_to).clone(), payload.into()));
             })
             .map_err(|e| format!("the worker cannot pass on the job's output: {e}"))?
         };
