@@ -309,10 +309,16 @@ impl HandleTable {
             return Err(BridgeError::bad_handle(handle, kind));
         }
         let index = index - 1;
+        if index >= self.max {
+            return Err(BridgeError::bad_handle(handle, kind));
+        }
+        if self.live >= self.max {
+            return Err(crate::audit::limit(BridgeError::new(
+                Errno::MFile,
+                format!("too many open handles (limit {})", self.max),
+            )));
+        }
         if index >= self.slots.len() {
-            if index >= self.max {
-                return Err(BridgeError::bad_handle(handle, kind));
-            }
             let first_new = self.slots.len();
             self.slots.resize_with(index + 1, || Slot {
                 generation: 0,
@@ -320,15 +326,12 @@ impl HandleTable {
             });
             self.free.extend(first_new..index);
         }
-        if self.slots[index].entry.is_some() {
+        // A generation below the slot's would make numbers handed out and
+        // closed before name something again.
+        let slot = &self.slots[index];
+        if slot.entry.is_some() || slot.generation > generation {
             return Err(BridgeError::invalid(format!(
-                "handle {handle} cannot be given a {kind}: its slot is in use"
-            )));
-        }
-        if self.live >= self.max {
-            return Err(crate::audit::limit(BridgeError::new(
-                Errno::MFile,
-                format!("too many open handles (limit {})", self.max),
+                "handle {handle} cannot be given a {kind}: its slot is in use, or was"
             )));
         }
         self.free.retain(|&free| free != index);
@@ -423,6 +426,13 @@ mod tests {
         let other = ours.insert("pool", 1u8).unwrap();
         assert_ne!(other, q);
         assert_eq!(ours.len(), 2);
+        // A closed handle's number does not come back to life.
+        ours.remove::<u8>(other, "pool").unwrap();
+        let err = ours
+            .insert_inheritable_at(other, "queue", 1u32)
+            .unwrap_err();
+        assert_eq!(err.errno, Errno::Inval);
+        assert!(ours.get::<u32>(other, "queue").is_err());
         for bad in [0, -1, 9 + (1 << 16), i32::MAX] {
             assert_eq!(
                 ours.insert_inheritable_at(bad, "queue", 1u32)

@@ -402,6 +402,41 @@ fn with_local_pools_the_queues_are_still_the_cluster_s() {
     assert!(err.contains("not an open queue handle"), "{err}");
 }
 
+/// A remote task waiting on a queue of a job that ended is let go (the
+/// queue is deleted with the job), and its worker serves the next job.
+#[test]
+fn a_task_waiting_on_the_queue_of_a_job_that_ended_lets_its_worker_go() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &[]);
+    let left = stdout(&run_job(Some(&server), &[], &["abandon-get", "1500"]));
+    assert_eq!(left, "leaving\n");
+    assert_eq!(
+        worker.chunks_run().len(),
+        1,
+        "the waiting task ran remotely"
+    );
+    let mut next = procbridge()
+        .args(["run", "--nats", &server.url()])
+        .args([&probe(), "map", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the next job");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while next.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker is still held by the abandoned task"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut next.stdout.take().expect("stdout"), &mut out)
+        .expect("read");
+    assert!(out.starts_with("map 0,1,4\n"), "{out}");
+}
+
 #[test]
 fn queued_messages_survive_a_server_restart() {
     let _serial = serial();

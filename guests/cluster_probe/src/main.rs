@@ -18,6 +18,8 @@
 //! * `bounded`: a `Queue(2)` filled, drained and shut down;
 //! * `hold N MS`: puts `N` messages, waits `MS` milliseconds (the tests
 //!   restart the server meanwhile), then gets them;
+//! * `abandon-get MS`: a task waits for a message that never comes; the
+//!   job exits after `MS` milliseconds;
 //! * `queue-bench [--quick]`: puts then gets 16-byte messages; prints
 //!   `BENCH cluster_queue_put_msg_s` and `BENCH cluster_queue_get_msg_s`.
 
@@ -81,6 +83,12 @@ task!(
             jobs.task_done()?;
         }
         Ok(k)
+    }
+);
+
+task!(
+    fn wait_for_message(q: Queue) -> Result<String, Error> {
+        q.get()
     }
 );
 
@@ -335,6 +343,17 @@ fn main() {
             arg(3).parse().unwrap_or(0),
         )),
         "queue-bench" => report(queue_bench(arg(2) == "--quick")),
+        "abandon-get" => {
+            // A task waits on a queue nobody puts into; the job leaves.
+            let q = Queue::new().expect("queue");
+            let pool = Pool::new(1).expect("pool");
+            let _waiting = pool
+                .apply_async(wait_for_message, (q.clone(),))
+                .expect("apply_async");
+            std::thread::sleep(Duration::from_millis(arg(2).parse().unwrap_or(500)));
+            println!("leaving");
+            std::process::exit(0);
+        }
         "abandon" => {
             // A relay holds one long task at a time: eight of them put
             // eight in the stream.

@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 ///     .root_certificate("ca.pem");
 /// assert_eq!(cluster.url(), "nats://127.0.0.1:4222");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     url: String,
     credentials: Option<PathBuf>,

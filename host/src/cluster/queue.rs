@@ -23,8 +23,10 @@
 //! `done` messages: nothing to keep in step, and nothing lost in a restart.
 //!
 //! Each OS process (a fork child too) opens its own connection the first
-//! time it uses a cluster queue, with a runtime of its own (one thread),
-//! so the connection keeps answering the server between calls.
+//! time it uses a cluster queue, on a runtime of its own without threads:
+//! the connection is driven while a call waits on it (between calls an
+//! idle connection may be dropped by the server, and is made again on the
+//! next call).
 
 use super::Cluster;
 use crate::channel::{QueueConfig, Wait};
@@ -230,17 +232,22 @@ impl ClusterQueue {
         let id = link.next_message_id();
         let payload = bytes::Bytes::copy_from_slice(msg);
         link.run(async {
+            let started = std::time::Instant::now();
             let mut backoff = Duration::from_millis(1);
             loop {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", id.as_str());
-                let stored = match link
-                    .js
-                    .publish_with_headers(self.spec.items_subject(), headers, payload.clone())
-                    .await
-                {
-                    Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
-                    Err(err) => Err(err.to_string()),
+                let sent = link.js.publish_with_headers(
+                    self.spec.items_subject(),
+                    headers,
+                    payload.clone(),
+                );
+                let stored = match within(CALL_TIMEOUT, sent).await {
+                    Ok(Ok(ack)) => within(CALL_TIMEOUT, std::future::IntoFuture::into_future(ack))
+                        .await
+                        .and_then(|acked| acked.map(drop).map_err(|e| e.to_string())),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(err) => Err(err),
                 };
                 let err = match stored {
                     Ok(()) => return Ok(()),
@@ -259,6 +266,9 @@ impl ClusterQueue {
                         format!("the NATS server refused the message: {err}"),
                     ));
                 }
+                if !full && opened.is_gone().await {
+                    return Err(gone());
+                }
                 if opened.shutdown.load(Ordering::SeqCst) {
                     return Err(shut_down());
                 }
@@ -267,19 +277,17 @@ impl ClusterQueue {
                 } else {
                     "put while the NATS server cannot be reached"
                 };
-                // Waiting for the server is waiting, even with no time to
-                // wait for room: a put that may not wait still gets stored
-                // across a short reconnect.
-                let left = match wait.remaining(what) {
-                    Ok(left) => left,
-                    Err(_)
-                        if !full
-                            && matches!(wait, Wait::Never)
-                            && backoff < Duration::from_secs(1) =>
-                    {
-                        None
+                // A put that may not wait for room still waits a moment for
+                // the server (a reconnect), then says it would block.
+                let left = match wait {
+                    Wait::Never if !full => {
+                        let left = RECONNECT_GRACE.saturating_sub(started.elapsed());
+                        if left.is_zero() {
+                            return Err(BridgeError::new(Errno::Again, format!("{what}: {err}")));
+                        }
+                        Some(left)
                     }
-                    Err(err) => return Err(err),
+                    _ => wait.remaining(what)?,
                 };
                 let nap = left.map_or(backoff, |left| left.min(backoff));
                 tokio::time::sleep(nap).await;
@@ -290,9 +298,15 @@ impl ClusterQueue {
 
     /// Takes the next message, waiting for one as `wait` says.
     ///
+    /// A message is acknowledged, and the server's confirmation awaited,
+    /// before it is returned: no other getter is handed it. Only when the
+    /// confirmation never comes (the connection lost at that moment) may
+    /// the server hand it out again after [`GET_ACK_WAIT`].
+    ///
     /// # Errors
     /// `EAGAIN` or `ETIMEDOUT` when none came; `EPIPE` when the queue is
-    /// shut down and empty; `EIO` when the server refuses.
+    /// shut down and empty, or gone (its job ended); `EIO` when the server
+    /// refuses.
     pub(crate) fn get(&self, wait: Wait) -> BridgeResult<Vec<u8>> {
         let (link, opened) = self.opened()?;
         link.run(async {
@@ -302,37 +316,46 @@ impl ClusterQueue {
                 } else {
                     wait.left()
                 };
-                let pull = left.map_or(LONGEST_PULL, |left| left.min(LONGEST_PULL));
-                let taken = if pull.is_zero() {
-                    opened.consumer.fetch().max_messages(1).messages().await
-                } else {
-                    opened
-                        .consumer
-                        .batch()
-                        .max_messages(1)
-                        .expires(pull.max(Duration::from_millis(10)))
-                        .messages()
-                        .await
-                };
-                let message = match taken {
-                    Ok(mut batch) => batch.next().await,
-                    Err(err) => Some(Err(err.to_string().into())),
+                let pull = left
+                    .map_or(LONGEST_PULL, |left| left.min(LONGEST_PULL))
+                    .max(Duration::from_millis(10));
+                let taken = opened
+                    .consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(pull)
+                    .messages();
+                // The pull's own expiry ends it; the timer is for a pull
+                // whose request was lost with the connection.
+                let message = match within(pull + CALL_TIMEOUT, async {
+                    match taken.await {
+                        Ok(mut batch) => batch.next().await.map(|m| m.map_err(|e| e.to_string())),
+                        Err(err) => Some(Err(err.to_string())),
+                    }
+                })
+                .await
+                {
+                    Ok(message) => message,
+                    Err(err) => Some(Err(err)),
                 };
                 match message {
                     Some(Ok(message)) => {
-                        // Confirmed, so no other getter is handed it again.
-                        if let Err(err) = message.double_ack().await {
-                            tracing::debug!("acknowledging a queue message: {err}");
-                        }
+                        confirm(&message).await;
                         return Ok(message.payload.to_vec());
                     }
                     Some(Err(err)) => {
                         tracing::debug!("pulling from a queue: {err}");
+                        if opened.is_gone().await {
+                            return Err(gone());
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     None => {}
                 }
-                if opened.shutdown.load(Ordering::SeqCst) {
+                // A shutdown while this process was away from the server
+                // reached no subscription: the control stream has it.
+                if opened.shutdown.load(Ordering::SeqCst) || opened.shut_down_in_store().await {
+                    opened.shutdown.store(true, Ordering::SeqCst);
                     return Err(shut_down());
                 }
                 wait.remaining("get from an empty queue")?;
@@ -365,7 +388,6 @@ impl ClusterQueue {
     /// `EIO` when the server cannot be reached.
     pub(crate) fn shutdown(&self) -> BridgeResult<()> {
         let (link, opened) = self.opened()?;
-        opened.shutdown.store(true, Ordering::SeqCst);
         link.run(async {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", "shutdown");
@@ -375,8 +397,10 @@ impl ClusterQueue {
                 .map_err(cluster_error)?
                 .await
                 .map_err(cluster_error)?;
-            Ok(())
-        })
+            Ok::<_, BridgeError>(())
+        })?;
+        opened.shutdown.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Marks one task got from a joinable queue as done.
@@ -435,6 +459,43 @@ fn shut_down() -> BridgeError {
     BridgeError::new(Errno::Pipe, "the queue is shut down")
 }
 
+fn gone() -> BridgeError {
+    BridgeError::new(
+        Errno::Pipe,
+        "the queue is gone from the NATS server (its job ended, or it was deleted)",
+    )
+}
+
+/// How long one request to the server may take before it counts as lost.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a put that may not wait still waits for a server that cannot
+/// be reached (a reconnect) before it says it would block.
+const RECONNECT_GRACE: Duration = Duration::from_secs(1);
+
+/// `future`'s output, or an error once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    tokio::time::timeout(limit, future)
+        .await
+        .map_err(|_| "timed out".to_string())
+}
+
+/// Acknowledges a message got, waiting for the server to confirm it; a
+/// few tries, a moment apart, when the confirmation does not come.
+async fn confirm(message: &jetstream::Message) {
+    for _ in 0..3 {
+        match within(CALL_TIMEOUT, message.double_ack()).await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => tracing::debug!("acknowledging a queue message: {err}"),
+            Err(err) => tracing::debug!("acknowledging a queue message: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn cluster_error(err: impl std::fmt::Display) -> BridgeError {
     BridgeError::new(Errno::Io, format!("the queue's NATS server: {err}"))
 }
@@ -464,6 +525,32 @@ struct Opened {
 }
 
 impl Opened {
+    /// Whether the server says the queue's stream is not there (a server
+    /// that cannot be asked does not say so).
+    async fn is_gone(&self) -> bool {
+        match within(CALL_TIMEOUT, self.js.get_stream(self.spec.stream())).await {
+            Ok(Err(err)) => err.to_string().contains("stream not found"),
+            _ => false,
+        }
+    }
+
+    /// Whether the control stream holds the shutdown marker.
+    async fn shut_down_in_store(&self) -> bool {
+        let Ok(Ok(control)) =
+            within(CALL_TIMEOUT, self.js.get_stream(self.spec.control_stream())).await
+        else {
+            return false;
+        };
+        matches!(
+            within(
+                CALL_TIMEOUT,
+                control.get_last_raw_message_by_subject(&self.spec.shutdown_subject())
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+
     async fn items_state(&self) -> BridgeResult<stream::State> {
         let mut items = self
             .js
@@ -498,7 +585,7 @@ struct Link {
     /// The fork count of the process that made it (see
     /// [`crate::process_local::forks`]).
     forks: u64,
-    url: String,
+    cluster: Cluster,
     runtime: tokio::runtime::Runtime,
     js: jetstream::Context,
     client: async_nats::Client,
@@ -519,12 +606,13 @@ impl Link {
         let seen = LINK.load(Ordering::SeqCst);
         // SAFETY: `LINK` holds null or a leaked box, never freed.
         if let Some(link) = unsafe { seen.as_ref() } {
-            if link.forks == forks && link.url == cluster.url() {
+            if link.forks == forks && link.cluster == *cluster {
                 return Ok(link);
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+        // No thread of its own (the connection is driven while a call
+        // waits in `run`): a fork never copies a thread's locks held.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .thread_name("procbridge-nats")
             .enable_all()
             .build()
@@ -539,7 +627,7 @@ impl Link {
             .map_err(|e| BridgeError::new(Errno::Io, format!("{e:#}")))?;
         let made = Box::into_raw(Box::new(Link {
             forks,
-            url: cluster.url().to_string(),
+            cluster: cluster.clone(),
             js,
             client,
             runtime,
@@ -693,6 +781,7 @@ mod tests {
     fn only_a_missing_server_is_worth_another_try() {
         assert!(transient("timed out"));
         assert!(transient("Broken pipe"));
+        assert!(transient("no stream found for given subject"));
         assert!(!transient("maximum message size exceeded"));
     }
 }

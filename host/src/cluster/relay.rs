@@ -38,6 +38,10 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &Jo
     crate::process::exit_child(caller.data_mut(), code)
 }
 
+/// What a task message's headers take besides its grants and queues, at
+/// most: their names, the ids, the reply subject, who runs the job.
+const OTHER_HEADERS: usize = 2048;
+
 /// The job's queues in JetStream this relay holds (every one made before
 /// the pool forked it, which includes those given to the pool), as the
 /// task header carries them: JSON, or empty for none.
@@ -169,11 +173,14 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
                     in_flight.order.push_back(id);
                     let limit = client.server_info().max_payload;
                     let frame = &input[used..used + len];
-                    if len > limit {
+                    // The headers count too.
+                    let headers = link.grants.len() + queues.len() + OTHER_HEADERS;
+                    if len + headers > limit {
                         // It could never be sent: its tasks fail here.
                         let why = format!(
-                            "the chunk's arguments ({len} bytes) are over the NATS server's \
-                             message limit ({limit} bytes): send fewer items per chunk"
+                            "the chunk's arguments ({len} bytes, and {headers} bytes of headers) \
+                             are over the NATS server's message limit ({limit} bytes): send \
+                             fewer items per chunk"
                         );
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
