@@ -194,6 +194,27 @@ fn run_job(server: Option<&Server>, flags: &[&str], args: &[&str]) -> Output {
     output
 }
 
+/// Starts `procbridge run --nats URL cluster_probe.wasm ARGS` with its
+/// stdout and stderr piped.
+fn start_job(server: &Server, args: &[&str]) -> Child {
+    procbridge()
+        .args(["run", "--nats", &server.url()])
+        .arg(probe())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job")
+}
+
+/// A job's stdout, and the first line of it.
+fn first_line(job: &mut Child) -> (BufReader<std::process::ChildStdout>, String) {
+    let mut out = BufReader::new(job.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    (out, line)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -259,13 +280,7 @@ fn a_worker_killed_mid_task_leaves_its_task_to_another() {
     let _serial = serial();
     let server = Server::start();
     let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
-    let job = procbridge()
-        .args(["run", "--nats", &server.url()])
-        .args([&probe(), "slow", "6", "1500"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the job");
+    let job = start_job(&server, &["slow", "6", "1500"]);
     let started = Instant::now();
     let busy = loop {
         if let Some(at) = workers.iter().position(|w| !w.chunks_run().is_empty()) {
@@ -301,16 +316,8 @@ fn a_server_restarted_mid_job_loses_no_task_and_no_result() {
     let _serial = serial();
     let mut server = Server::start();
     let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
-    let mut job = procbridge()
-        .args(["run", "--nats", &server.url()])
-        .args([&probe(), "slow", "9", "700"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the job");
-    let mut out = BufReader::new(job.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
+    let mut job = start_job(&server, &["slow", "9", "700"]);
+    let (mut out, line) = first_line(&mut job);
     assert!(line.starts_with("task "), "{line:?}");
     server.restart(Duration::from_millis(500));
     let mut rest = String::new();
@@ -416,13 +423,7 @@ fn a_task_waiting_on_the_queue_of_a_job_that_ended_lets_its_worker_go() {
         1,
         "the waiting task ran remotely"
     );
-    let mut next = procbridge()
-        .args(["run", "--nats", &server.url()])
-        .args([&probe(), "map", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the next job");
+    let mut next = start_job(&server, &["map", "3"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while next.try_wait().expect("wait").is_none() {
         assert!(
@@ -441,16 +442,8 @@ fn a_task_waiting_on_the_queue_of_a_job_that_ended_lets_its_worker_go() {
 fn queued_messages_survive_a_server_restart() {
     let _serial = serial();
     let mut server = Server::start();
-    let mut job = procbridge()
-        .args(["run", "--nats", &server.url()])
-        .args([&probe(), "hold", "6", "2500"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the job");
-    let mut out = BufReader::new(job.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
+    let mut job = start_job(&server, &["hold", "6", "2500"]);
+    let (mut out, line) = first_line(&mut job);
     assert_eq!(line, "queued 6\n");
     // They wait in the server's store (the queue and its control stream),
     // not in the job.
