@@ -385,6 +385,22 @@ fn queues_in_jetstream_reach_remote_tasks_and_behave_as_local_ones() {
     assert_eq!(queue_streams(&server), Vec::<String>::new());
 }
 
+/// Two processes calling `task_done` at once for the last task: one is
+/// counted, the other refused, as with a local queue; and a process cannot
+/// fill the server with queues.
+#[test]
+fn queue_counts_and_sizes_hold_under_races_and_greed() {
+    let _serial = serial();
+    let server = Server::start();
+    let local = stdout(&run_job(None, &[], &["done-race", "6"]));
+    assert_eq!(local, "one task_done counted in every round true\n");
+    let remote = stdout(&run_job(Some(&server), &[], &["done-race", "6"]));
+    assert_eq!(remote, local);
+    // Their streams stay until the job ends: 256 a process.
+    let greedy = stdout(&run_job(Some(&server), &[], &["many-queues"]));
+    assert_eq!(greedy, "made 256 then NoMem\n");
+}
+
 #[test]
 fn with_local_pools_the_queues_are_still_the_cluster_s() {
     let _serial = serial();

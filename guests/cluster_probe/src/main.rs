@@ -18,6 +18,9 @@
 //! * `bounded`: a `Queue(2)` filled, drained and shut down;
 //! * `hold N MS`: puts `N` messages, waits `MS` milliseconds (the tests
 //!   restart the server meanwhile), then gets them;
+//! * `done-race ROUNDS`: two processes call `task_done` at once with one
+//!   task unfinished;
+//! * `many-queues`: makes queues until one is refused (at most 300);
 //! * `abandon-get MS`: a task waits for a message that never comes; the
 //!   job exits after `MS` milliseconds;
 //! * `queue-bench [--quick]`: puts then gets 16-byte messages; prints
@@ -215,6 +218,55 @@ fn bounded() -> Result<(), Error> {
     Ok(())
 }
 
+/// Two processes call `task_done` at once with one task unfinished, in
+/// each of `rounds` rounds: one of them succeeds, the other is refused.
+fn done_race(rounds: usize) -> Result<(), Error> {
+    let mut every_round_once = true;
+    for _ in 0..rounds {
+        let jobs = JoinableQueue::new()?;
+        let go = Queue::new()?;
+        let outcomes = Queue::new()?;
+        jobs.put(1i64)?;
+        let _: i64 = jobs.get()?;
+        let mut children = Vec::new();
+        for _ in 0..2 {
+            let pid = os::fork()?;
+            if pid == 0 {
+                let _: String = go.get()?;
+                outcomes.put(i64::from(jobs.task_done().is_ok()))?;
+                std::process::exit(0);
+            }
+            children.push(pid);
+        }
+        go.put("go")?;
+        go.put("go")?;
+        let succeeded: i64 = outcomes.get::<i64>()? + outcomes.get::<i64>()?;
+        for pid in children {
+            os::waitpid(pid as i32, 0)?;
+        }
+        every_round_once &= succeeded == 1;
+    }
+    println!("one task_done counted in every round {every_round_once}");
+    Ok(())
+}
+
+/// Queues of the policy's full size until the process may make no more.
+fn many_queues() -> Result<(), Error> {
+    let mut kept = Vec::new();
+    let refused = loop {
+        match Queue::new() {
+            Ok(q) => kept.push(q),
+            Err(err) => break err,
+        }
+        if kept.len() == 300 {
+            println!("made 300 queues");
+            return Ok(());
+        }
+    };
+    println!("made {} then {:?}", kept.len(), refused.errno());
+    Ok(())
+}
+
 /// Messages held across a server restart.
 fn hold(n: usize, ms: u64) -> Result<(), Error> {
     let q = Queue::new()?;
@@ -343,6 +395,8 @@ fn main() {
             arg(3).parse().unwrap_or(0),
         )),
         "queue-bench" => report(queue_bench(arg(2) == "--quick")),
+        "done-race" => report(done_race(arg(2).parse().unwrap_or(5))),
+        "many-queues" => report(many_queues()),
         "abandon-get" => {
             // A task waits on a queue nobody puts into; the job leaves.
             let q = Queue::new().expect("queue");

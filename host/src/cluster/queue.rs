@@ -31,6 +31,8 @@
 use super::Cluster;
 use crate::channel::{QueueConfig, Wait};
 use crate::errno::{BridgeError, BridgeResult, Errno};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,15 @@ pub const GET_ACK_WAIT: Duration = Duration::from_secs(30);
 /// What the server stores with each message besides its subject and
 /// payload, at most: the de-duplication header and the record's own fields.
 const MESSAGE_OVERHEAD: usize = 128;
+
+/// The most queues one OS process may make in the server: a queue's
+/// streams stay until its job ends, whether or not its handle was closed.
+/// (What they may hold together is the server's to bound: JetStream's
+/// storage limits on the job's account.)
+pub const MAX_QUEUES_PER_PROCESS: usize = 256;
+
+/// Queues this process has made in the server.
+static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The consumer every getter of a queue pulls from.
 const GETTERS: &str = "getters";
@@ -133,6 +144,16 @@ impl ClusterQueue {
             joinable: config.joinable,
         };
         let link = Link::get(cluster)?;
+        if MADE.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUES_PER_PROCESS {
+            MADE.fetch_sub(1, Ordering::SeqCst);
+            return Err(crate::audit::limit(BridgeError::new(
+                Errno::NoMem,
+                format!(
+                    "this process has made {MAX_QUEUES_PER_PROCESS} queues in the NATS server, \
+                     the most it may (they stay until the job ends)"
+                ),
+            )));
+        }
         link.run(async {
             let js = &link.js;
             let items = stream::Config {
@@ -226,7 +247,7 @@ impl ClusterQueue {
                 ),
             ));
         }
-        if opened.shutdown.load(Ordering::SeqCst) {
+        if opened.is_shut_down() {
             return Err(shut_down());
         }
         let id = link.next_message_id();
@@ -269,7 +290,7 @@ impl ClusterQueue {
                 if !full && opened.is_gone().await {
                     return Err(gone());
                 }
-                if opened.shutdown.load(Ordering::SeqCst) {
+                if opened.is_shut_down() {
                     return Err(shut_down());
                 }
                 let what = if full {
@@ -354,7 +375,7 @@ impl ClusterQueue {
                 }
                 // A shutdown while this process was away from the server
                 // reached no subscription: the control stream has it.
-                if opened.shutdown.load(Ordering::SeqCst) || opened.shut_down_in_store().await {
+                if opened.is_shut_down() || opened.shut_down_in_store().await {
                     opened.shutdown.store(true, Ordering::SeqCst);
                     return Err(shut_down());
                 }
@@ -412,16 +433,32 @@ impl ClusterQueue {
         self.check_joinable()?;
         let (link, opened) = self.opened()?;
         link.run(async {
-            if opened.unfinished().await? == 0 {
-                return Err(BridgeError::invalid("task_done() called too many times"));
+            loop {
+                // The last `done` seen is the one this one must follow:
+                // two callers with one task left cannot both count it.
+                let last = opened.last_done().await?;
+                if opened.unfinished().await? == 0 {
+                    return Err(BridgeError::invalid("task_done() called too many times"));
+                }
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    last.to_string().as_str(),
+                );
+                let stored = link
+                    .js
+                    .publish_with_headers(self.spec.done_subject(), headers, bytes::Bytes::new())
+                    .await
+                    .map_err(cluster_error)?
+                    .await;
+                match stored {
+                    Ok(_) => return Ok(()),
+                    Err(err) if matches!(err.kind(), PublishErrorKind::WrongLastSequence) => {
+                        continue
+                    }
+                    Err(err) => return Err(cluster_error(err)),
+                }
             }
-            link.js
-                .publish(self.spec.done_subject(), bytes::Bytes::new())
-                .await
-                .map_err(cluster_error)?
-                .await
-                .map_err(cluster_error)?;
-            Ok(())
         })
     }
 
@@ -519,12 +556,30 @@ struct Opened {
     spec: QueueSpec,
     js: jetstream::Context,
     consumer: consumer::PullConsumer,
-    /// Set once the queue is known to be shut down (a subscription to its
-    /// shutdown subject sets it).
-    shutdown: Arc<AtomicBool>,
+    /// Set once the queue is known to be shut down.
+    shutdown: AtomicBool,
+    /// The queue's shutdown subject, as heard (while a call drives the
+    /// connection); dropped, and unsubscribed, with the queue.
+    notices: Mutex<async_nats::Subscriber>,
 }
 
 impl Opened {
+    /// Whether the queue is known to be shut down: marked here, or heard.
+    fn is_shut_down(&self) -> bool {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return true;
+        }
+        let mut notices = self
+            .notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(Some(_)) = futures_util::FutureExt::now_or_never(notices.next()) {
+            self.shutdown.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
     /// Whether the server says the queue's stream is not there (a server
     /// that cannot be asked does not say so).
     async fn is_gone(&self) -> bool {
@@ -558,6 +613,23 @@ impl Opened {
             .await
             .map_err(cluster_error)?;
         Ok(items.info().await.map_err(cluster_error)?.state.clone())
+    }
+
+    /// The sequence number of the last `done` message (`0`: none yet).
+    async fn last_done(&self) -> BridgeResult<u64> {
+        let control = self
+            .js
+            .get_stream(self.spec.control_stream())
+            .await
+            .map_err(cluster_error)?;
+        match control
+            .get_last_raw_message_by_subject(&self.spec.done_subject())
+            .await
+        {
+            Ok(message) => Ok(message.sequence),
+            Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(0),
+            Err(err) => Err(cluster_error(err)),
+        }
     }
 
     /// Messages ever stored less `task_done`s.
@@ -672,18 +744,12 @@ impl Link {
                 .await
                 .map_err(|e| BridgeError::new(Errno::Io, format!("the queue is gone: {e}")))?;
             let consumer = items.get_consumer(GETTERS).await.map_err(cluster_error)?;
-            let shutdown = Arc::new(AtomicBool::new(false));
-            let mut notices = self
+            let shutdown = AtomicBool::new(false);
+            let notices = self
                 .client
                 .subscribe(spec.shutdown_subject())
                 .await
                 .map_err(cluster_error)?;
-            let flag = shutdown.clone();
-            tokio::spawn(async move {
-                if notices.next().await.is_some() {
-                    flag.store(true, Ordering::SeqCst);
-                }
-            });
             // A shutdown before the subscription is in the stream.
             let control = self
                 .js
@@ -702,11 +768,41 @@ impl Link {
                 js: self.js.clone(),
                 consumer,
                 shutdown,
+                notices: Mutex::new(notices),
             })
         })?);
         queues.insert(spec.stream(), opened.clone());
         Ok(opened)
     }
+}
+
+/// Closes this process's connections to `job`'s queues (a worker that no
+/// longer keeps an instance of the job).
+pub(crate) fn forget_job(job: &str) {
+    // SAFETY: `LINK` holds null or a leaked box, never freed.
+    let Some(link) = (unsafe { LINK.load(Ordering::SeqCst).as_ref() }) else {
+        return;
+    };
+    if link.forks != crate::process_local::forks() {
+        return;
+    }
+    let gone: Vec<Arc<Opened>> = {
+        let mut queues = link
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names: Vec<String> = queues
+            .iter()
+            .filter(|(_, opened)| opened.spec.job == job)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names
+            .iter()
+            .filter_map(|name| queues.remove(name))
+            .collect()
+    };
+    // Unsubscribing is a message to the server: sent on the link's runtime.
+    link.run(async move { drop(gone) });
 }
 
 /// Deletes the queues `job` made (when it ends).

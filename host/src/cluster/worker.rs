@@ -470,16 +470,27 @@ impl Executor {
             let kept = self.jobs.remove(at);
             self.jobs.push(kept);
         } else {
-            self.jobs.retain(|kept| !kept.serves(&order.headers));
+            if let Some(at) = self.jobs.iter().position(|k| k.serves(&order.headers)) {
+                self.drop_kept(at);
+            }
             let kept = self.instantiate(order)?;
             if self.jobs.len() == KEPT_JOBS {
-                self.jobs.remove(0);
+                self.drop_kept(0);
             }
             self.jobs.push(kept);
         }
         let kept = self.jobs.last_mut().expect("pushed above");
         *lock(&kept.output_to) = output_subject(&order.headers.reply);
         Ok(&mut kept.plugin)
+    }
+
+    /// Drops a kept instance; the job's queues too, unless another kept
+    /// instance of the job holds them.
+    fn drop_kept(&mut self, at: usize) {
+        let gone = self.jobs.remove(at);
+        if !self.jobs.iter().any(|kept| kept.job == gone.job) {
+            crate::cluster::queue::forget_job(&gone.job);
+        }
     }
 
     /// A new instance for the job, its output going to its relays.
