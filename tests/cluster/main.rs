@@ -454,6 +454,41 @@ fn a_task_waiting_on_the_queue_of_a_job_that_ended_lets_its_worker_go() {
     assert!(out.starts_with("map 0,1,4\n"), "{out}");
 }
 
+/// Spawn-method processes run on the workers with `--processes cluster`,
+/// and behave as local ones: exit codes, a failing target, the grants a
+/// process dropped.
+#[test]
+fn spawn_method_processes_run_on_the_workers_as_they_would_locally() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &["--allow-run", "echo"]);
+    let flags = ["--allow-run", "echo"];
+    let local = stdout(&run_job(None, &flags, &["spawned", "5"]));
+    assert_eq!(
+        local,
+        "exit codes [Some(0), Some(0), Some(0), Some(0), Some(0)]\n\
+         spawned 0 0,1 1,2 4,3 9,4 16\n\
+         failing exit code Some(1)\n\
+         without commands false: ran, exit code Some(0)\n\
+         without commands true: refused, exit code Some(0)\n"
+    );
+    // Without the flag they stay here.
+    let here = run_job(Some(&server), &flags, &["spawned", "5"]);
+    assert_eq!(stdout(&here), local);
+    assert!(worker.chunks_run().is_empty());
+    let output = run_job(
+        Some(&server),
+        &["--processes", "cluster", "--allow-run", "echo"],
+        &["spawned", "5"],
+    );
+    assert_eq!(stdout(&output), local);
+    // Five, the failing one, and the two that ran echo.
+    assert_eq!(worker.chunks_run().len(), 8, "{:?}", worker.chunks_run());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("Process fails_now ("), "{err}");
+    assert!(err.contains("on purpose"), "{err}");
+}
+
 #[test]
 fn queued_messages_survive_a_server_restart() {
     let _serial = serial();

@@ -18,6 +18,8 @@
 //! * `bounded`: a `Queue(2)` filled, drained and shut down;
 //! * `hold N MS`: puts `N` messages, waits `MS` milliseconds (the tests
 //!   restart the server meanwhile), then gets them;
+//! * `spawned N`: `N` spawn-method processes put into a queue; one fails;
+//!   one runs `echo` with and without its commands;
 //! * `done-race ROUNDS`: two processes call `task_done` at once with one
 //!   task unfinished;
 //! * `many-queues`: makes queues until one is refused (at most 300);
@@ -26,7 +28,7 @@
 //! * `queue-bench [--quick]`: puts then gets 16-byte messages; prints
 //!   `BENCH cluster_queue_put_msg_s` and `BENCH cluster_queue_get_msg_s`.
 
-use procbridge_sdk::multiprocessing::{JoinableQueue, Pool, Queue};
+use procbridge_sdk::multiprocessing::{JoinableQueue, Pool, Process, Queue, StartMethod};
 use procbridge_sdk::{os, subprocess, task, Error};
 use std::time::{Duration, Instant};
 
@@ -218,6 +220,67 @@ fn bounded() -> Result<(), Error> {
     Ok(())
 }
 
+task!(
+    fn fails_now(why: String) -> Result<(), Error> {
+        Err(Error::new(procbridge_sdk::Errno::Inval, why))
+    }
+);
+
+task!(
+    fn try_command(q: Queue) -> Result<(), Error> {
+        q.put(match subprocess::check_output(["echo", "ran"]) {
+            Ok(out) => String::from_utf8_lossy(&out).trim().to_string(),
+            Err(_) => String::from("refused"),
+        })
+    }
+);
+
+/// Spawn-method processes (on the cluster's workers with `--processes
+/// cluster`): their exit codes, what they put, a failing one, and one
+/// started without commands.
+fn spawned(n: i64) -> Result<(), Error> {
+    let q = Queue::new()?;
+    let mut started = Vec::new();
+    for i in 0..n {
+        let mut p = Process::new(put_square)
+            .args((q.clone(), i))
+            .start_method(StartMethod::Spawn);
+        p.start()?;
+        started.push(p);
+    }
+    let mut codes = Vec::new();
+    for p in &mut started {
+        p.join()?;
+        codes.push(p.exitcode());
+    }
+    println!("exit codes {codes:?}");
+    let mut got: Vec<String> = (0..n).map(|_| q.get()).collect::<Result<_, _>>()?;
+    got.sort_by_key(|line| line.split(' ').next().and_then(|n| n.parse::<i64>().ok()));
+    println!("spawned {}", got.join(","));
+    let mut failing = Process::new(fails_now)
+        .args((String::from("on purpose"),))
+        .start_method(StartMethod::Spawn);
+    failing.start()?;
+    failing.join()?;
+    println!("failing exit code {:?}", failing.exitcode());
+    for drop_commands in [false, true] {
+        let mut p = Process::new(try_command)
+            .args((q.clone(),))
+            .start_method(StartMethod::Spawn);
+        if drop_commands {
+            p = p.without_commands();
+        }
+        p.start()?;
+        p.join()?;
+        let said: String = q.get()?;
+        println!(
+            "without commands {drop_commands}: {said}, exit code {:?}",
+            p.exitcode()
+        );
+    }
+    Ok(())
+}
+
 /// Two processes call `task_done` at once with one task unfinished, in
 /// each of `rounds` rounds: one of them succeeds, the other is refused.
 fn done_race(rounds: usize) -> Result<(), Error> {
@@ -396,6 +459,7 @@ fn main() {
         )),
         "queue-bench" => report(queue_bench(arg(2) == "--quick")),
         "done-race" => report(done_race(arg(2).parse().unwrap_or(5))),
+        "spawned" => report(spawned(arg(2).parse().unwrap_or(4))),
         "many-queues" => report(many_queues()),
         "abandon-get" => {
             // A task waits on a queue nobody puts into; the job leaves.

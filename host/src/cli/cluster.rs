@@ -32,6 +32,11 @@ pub(crate) struct ClusterOptions {
     /// machines).
     #[arg(long, value_enum, value_name = "WHERE", requires = "nats")]
     queues: Option<Placement>,
+
+    /// Where the job's spawn-method Processes run (with --nats; default
+    /// local; fork-method ones always run here).
+    #[arg(long, value_enum, value_name = "WHERE", requires = "nats")]
+    processes: Option<Placement>,
 }
 
 /// `--pool` and `--queues`: on this machine, or on the cluster.
@@ -57,6 +62,11 @@ impl ClusterOptions {
     /// Whether the job's pools send their tasks to the cluster.
     pub(crate) fn pools_on_cluster(&self) -> bool {
         self.pool != Some(Placement::Local)
+    }
+
+    /// Whether the job's spawn-method processes run on the cluster.
+    pub(crate) fn processes_on_cluster(&self) -> bool {
+        self.processes == Some(Placement::Cluster)
     }
 
     /// Whether the job's queues live in JetStream.

@@ -249,7 +249,8 @@ impl JobOptions {
             .map_err(|e| (ExitCode::Unavailable, e.context("--nats")))?;
         Ok(Some(
             link.pools_on_cluster(self.cluster.pools_on_cluster())
-                .queues_on_cluster(self.cluster.queues_on_cluster()),
+                .queues_on_cluster(self.cluster.queues_on_cluster())
+                .processes_on_cluster(self.cluster.processes_on_cluster()),
         ))
     }
 

@@ -38,6 +38,7 @@
 //! [`serve`]: worker::serve
 
 mod connect;
+pub(crate) mod process;
 pub(crate) mod queue;
 pub(crate) mod relay;
 mod wire;
@@ -104,6 +105,8 @@ pub struct JobLink {
     pools: bool,
     /// Whether the queues it makes live in JetStream.
     queues: bool,
+    /// Whether its spawn-method processes run on the cluster's workers.
+    processes: bool,
 }
 
 impl JobLink {
@@ -128,6 +131,7 @@ impl JobLink {
             who: who_am_i(),
             pools: true,
             queues: true,
+            processes: false,
         })
     }
 
@@ -143,6 +147,19 @@ impl JobLink {
     pub fn queues_on_cluster(mut self, yes: bool) -> Self {
         self.queues = yes;
         self
+    }
+
+    /// Whether the job's spawn-method `Process`es run on the cluster's
+    /// workers, or locally (the default). Fork-method ones always run
+    /// locally.
+    pub fn processes_on_cluster(mut self, yes: bool) -> Self {
+        self.processes = yes;
+        self
+    }
+
+    /// Whether its spawn-method processes run on the cluster.
+    pub(crate) fn runs_processes(&self) -> bool {
+        self.processes
     }
 
     /// Whether its pools' workers are relays to the cluster.

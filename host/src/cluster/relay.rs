@@ -40,12 +40,12 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &Jo
 
 /// What a task message's headers take besides its grants and queues, at
 /// most: their names, the ids, the reply subject, who runs the job.
-const OTHER_HEADERS: usize = 2048;
+pub(super) const OTHER_HEADERS: usize = 2048;
 
 /// The job's queues in JetStream this relay holds (every one made before
 /// the pool forked it, which includes those given to the pool), as the
 /// task header carries them: JSON, or empty for none.
-fn shared_queues(state: &HostState) -> String {
+pub(super) fn shared_queues(state: &HostState) -> String {
     let mut queues = Vec::new();
     state
         .bridge
@@ -114,11 +114,18 @@ fn reply_id(body: &[u8]) -> Option<u64> {
     }
 }
 
-async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()> {
-    let sock = std::os::unix::net::UnixStream::from(sock);
-    sock.set_nonblocking(true)?;
-    let mut sock = tokio::net::UnixStream::from_std(sock)?;
-    let me = std::process::id();
+/// What a relay (or a remote process's stand-in) hears: its results, the
+/// workers asking whether it still waits, its tasks' output lines.
+pub(super) struct Listening {
+    pub(super) client: async_nats::Client,
+    pub(super) js: jetstream::Context,
+    pub(super) incoming: consumer::pull::Stream,
+    pub(super) alive: async_nats::Subscriber,
+    pub(super) output: async_nats::Subscriber,
+}
+
+/// Connects, and listens on the subjects of relay `me` of the job.
+pub(super) async fn listen(link: &JobLink, me: u32) -> anyhow::Result<Listening> {
     let client = link.cluster.connect().await?;
     let js = jetstream::new(client.clone());
     let results = js
@@ -140,18 +147,39 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
         )
         .await
         .map_err(|e| anyhow!("cannot subscribe to results: {e}"))?;
-    let mut incoming = consumer
+    let incoming = consumer
         .messages()
         .await
         .map_err(|e| anyhow!("cannot subscribe to results: {e}"))?;
-    let mut alive = client
+    let alive = client
         .subscribe(alive_subject(&result_subject(&link.job, me)))
         .await
         .map_err(|e| anyhow!("cannot answer the workers: {e}"))?;
-    let mut output = client
+    let output = client
         .subscribe(output_subject(&result_subject(&link.job, me)))
         .await
         .map_err(|e| anyhow!("cannot subscribe to the tasks' output: {e}"))?;
+    Ok(Listening {
+        client,
+        js,
+        incoming,
+        alive,
+        output,
+    })
+}
+
+async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()> {
+    let sock = std::os::unix::net::UnixStream::from(sock);
+    sock.set_nonblocking(true)?;
+    let mut sock = tokio::net::UnixStream::from_std(sock)?;
+    let me = std::process::id();
+    let Listening {
+        client,
+        js,
+        mut incoming,
+        mut alive,
+        mut output,
+    } = listen(link, me).await?;
     let mut input = Vec::with_capacity(64 << 10);
     let mut in_flight = InFlight::default();
     'serving: loop {
@@ -184,7 +212,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
                         );
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
-                        let (subject, headers, payload) = wire::task(link, me, id, frame, queues);
+                        let (subject, headers, payload) = wire::task(link, me, id, frame, &link.grants, queues);
                         connect::publish_stored(&js, subject, headers, payload).await;
                     }
                     used += len;
@@ -230,17 +258,26 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
     while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, output.next()).await {
         write_line(&line.payload);
     }
-    let _ = results.delete_consumer(&name).await;
+    stop_listening(&js, link, me).await;
     Ok(())
+}
+
+/// Deletes the result consumer of relay `me` (it expires by itself too).
+pub(super) async fn stop_listening(js: &jetstream::Context, link: &JobLink, me: u32) {
+    if let Ok(results) = js.get_stream(RESULTS).await {
+        let _ = results
+            .delete_consumer(&format!("relay-{}-{me}", link.job))
+            .await;
+    }
 }
 
 /// How long a relay told to stop still passes on output, after the last
 /// line it got.
-const OUTPUT_TRAILS: Duration = Duration::from_millis(100);
+pub(super) const OUTPUT_TRAILS: Duration = Duration::from_millis(100);
 
 /// Writes a line of a remote task's output (a stream byte, 1 or 2, then
 /// the line) to this process's stdout or stderr, which are the job's.
-fn write_line(payload: &[u8]) {
+pub(super) fn write_line(payload: &[u8]) {
     use std::io::Write;
     match payload.split_first() {
         Some((1, line)) => {

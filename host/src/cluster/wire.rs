@@ -39,14 +39,16 @@ const QUEUES: &str = "Procbridge-Queues";
 /// NATS's de-duplication id.
 const MSG_ID: &str = "Nats-Msg-Id";
 
-/// A task message to publish: its subject, headers and payload.
-/// `queues` is the JSON of the job's [`SharedQueue`]s the relay holds
-/// (empty: none).
+/// A task message to publish: its subject, headers and payload. `grants`
+/// is the JSON of the [`GrantRequest`] its tasks ask for (the job's, or
+/// less for a process that dropped some), `queues` that of the job's
+/// [`SharedQueue`]s the sender holds (empty: none).
 pub(crate) fn task(
     link: &JobLink,
     relay: u32,
     chunk: u64,
     frame: &[u8],
+    grants: &str,
     queues: &str,
 ) -> (String, HeaderMap, bytes::Bytes) {
     let mut headers = HeaderMap::new();
@@ -56,7 +58,7 @@ pub(crate) fn task(
     headers.insert(JOB, link.job.as_str());
     headers.insert(MODULE, link.module.as_str());
     headers.insert(REPLY, result_subject(&link.job, relay).as_str());
-    headers.insert(GRANTS, link.grants.as_str());
+    headers.insert(GRANTS, grants);
     headers.insert(WHO, link.who.as_str());
     headers.insert(MSG_ID, format!("{}.{relay}.{chunk}", link.job).as_str());
     (
@@ -212,6 +214,7 @@ mod tests {
             who: "uid 0 on here, pid 1".into(),
             pools: true,
             queues: true,
+            processes: false,
         }
     }
 
@@ -232,7 +235,7 @@ mod tests {
     fn a_worker_reads_what_a_relay_wrote() {
         let link = link();
         let queues = serde_json::to_string(&[shared(&link.job)]).unwrap();
-        let (subject, headers, payload) = task(&link, 42, 7, b"frame", &queues);
+        let (subject, headers, payload) = task(&link, 42, 7, b"frame", &link.grants, &queues);
         assert_eq!(subject, format!("procbridge.task.{}", link.job));
         assert_eq!(&payload[..], b"frame");
         let read = TaskHeaders::read(Some(&headers)).unwrap();
@@ -242,14 +245,14 @@ mod tests {
         assert_eq!(read.grants, asked());
         assert_eq!(read.who, link.who);
         assert_eq!(read.queues, [shared(&link.job)]);
-        let (_, headers, _) = task(&link, 42, 7, b"frame", "");
+        let (_, headers, _) = task(&link, 42, 7, b"frame", &link.grants, "");
         assert_eq!(TaskHeaders::read(Some(&headers)).unwrap().queues, []);
     }
 
     #[test]
     fn malformed_headers_are_named() {
         let link = link();
-        let (_, headers, _) = task(&link, 1, 1, b"", "");
+        let (_, headers, _) = task(&link, 1, 1, b"", &link.grants, "");
         let without = |name: &str| {
             let mut h = HeaderMap::new();
             for (key, values) in headers.iter() {

@@ -14,7 +14,24 @@ use anyhow::Context;
 /// Runs `target(args)` in a fresh instance and ends this (child) process
 /// with the task's exit code.
 pub(crate) fn run_fresh(parent: &mut HostState, target: &str, args: Vec<u8>, flags: i32) -> ! {
-    let code = match run(parent, target, args, flags) {
+    let remote = parent
+        .bridge
+        .cluster
+        .clone()
+        .filter(|link| link.runs_processes());
+    let origin = parent.bridge.process.origin.clone();
+    let outcome = match (remote, origin) {
+        (Some(link), Some(origin)) => {
+            // The grants it keeps, by name, for the worker to narrow.
+            let kept = super::reduced(&origin, flags, StartMethod::Spawn);
+            let grants = kept.current_policy().asked_of_others();
+            Ok(crate::cluster::process::run(
+                &link, parent, &grants, target, args,
+            ))
+        }
+        _ => run(parent, target, args, flags),
+    };
+    let code = match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!(
