@@ -37,7 +37,7 @@
 //! ```
 
 /// How many functions the table holds.
-pub const FUNCTION_COUNT: usize = 59;
+pub const FUNCTION_COUNT: usize = 60;
 
 /// Calls `$callback!` with the table of every host function (see the
 /// [module docs](crate::table)).
@@ -136,6 +136,7 @@ macro_rules! functions {
                 pool_join(h: handle, timeout_us: timeout);
                 pool_drop(h: handle);
                 pool_share(h: handle, handle: handle);
+                pool_retry_lost(h: handle, retry: int);
             }
         }
     };

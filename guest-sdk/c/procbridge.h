@@ -144,6 +144,7 @@ PB_IMPORT(pool_terminate) int32_t pb_pool_terminate(int32_t h);
 PB_IMPORT(pool_join) int32_t pb_pool_join(int32_t h, int64_t timeout_us);
 PB_IMPORT(pool_drop) int32_t pb_pool_drop(int32_t h);
 PB_IMPORT(pool_share) int32_t pb_pool_share(int32_t h, int32_t handle);
+PB_IMPORT(pool_retry_lost) int32_t pb_pool_retry_lost(int32_t h, int32_t retry);
 
 /* A list of byte strings (argv, env, a pool's items) in the ABI's list
  * encoding: each item a little-endian uint32 length, then its bytes.

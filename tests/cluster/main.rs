@@ -275,12 +275,8 @@ fn the_seed_pool_story_runs_on_the_cluster_and_its_output_reaches_the_job() {
     assert!(out.contains("All subprocesses done."), "{out}");
 }
 
-#[test]
-fn a_worker_killed_mid_task_leaves_its_task_to_another() {
-    let _serial = serial();
-    let server = Server::start();
-    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
-    let job = start_job(&server, &["slow", "6", "1500"]);
+/// Kills the first of `workers` to take a task; returns which it was.
+fn kill_the_first_busy_worker(workers: &mut [Worker]) -> usize {
     let started = Instant::now();
     let busy = loop {
         if let Some(at) = workers.iter().position(|w| !w.chunks_run().is_empty()) {
@@ -293,6 +289,42 @@ fn a_worker_killed_mid_task_leaves_its_task_to_another() {
         std::thread::sleep(Duration::from_millis(20));
     };
     workers[busy].kill();
+    busy
+}
+
+/// A pool whose lost tasks must not run again: the task of the killed
+/// worker fails with worker-lost instead of running on the other.
+#[test]
+fn a_pool_that_does_not_retry_gets_worker_lost_for_a_killed_worker_s_task() {
+    let _serial = serial();
+    let server = Server::start();
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let job = start_job(&server, &["slow", "6", "1500", "3", "once"]);
+    let busy = kill_the_first_busy_worker(&mut workers);
+    let output = job.wait_with_output().expect("wait for the job");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output).lines().last(),
+        Some(
+            "slow failed: worker lost: the worker running this chunk ended, and its pool \
+             does not run lost tasks again"
+        ),
+        "{}",
+        stdout(&output)
+    );
+    // The killed worker's chunk never ran on the other.
+    let survivor = workers[1 - busy].chunks_run();
+    assert!(survivor.len() <= 5, "{survivor:?}");
+}
+
+#[test]
+fn a_worker_killed_mid_task_leaves_its_task_to_another() {
+    let _serial = serial();
+    let server = Server::start();
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let job = start_job(&server, &["slow", "6", "1500"]);
+    let started = Instant::now();
+    let busy = kill_the_first_busy_worker(&mut workers);
     let output = job.wait_with_output().expect("wait for the job");
     assert!(output.status.success(), "{output:?}");
     assert!(

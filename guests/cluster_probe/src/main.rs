@@ -3,9 +3,9 @@
 //!
 //! * `map N`: `Pool(4).map` of squares over `0..N`, chunk sizes 1 and 7,
 //!   then tasks that fail, trap and exit;
-//! * `slow N MS [P]`: `Pool(P).map` (default 3) of squares over `0..N`,
-//!   each task taking `MS` milliseconds (the tests kill a worker or restart the server
-//!   meanwhile);
+//! * `slow N MS [P [once]]`: `Pool(P).map` (default 3) of squares over
+//!   `0..N`, each task taking `MS` milliseconds (the tests kill a worker or
+//!   restart the server meanwhile); `once`: lost tasks are not run again;
 //! * `run CMD`: one task that runs the command `CMD` and says how it went;
 //! * no mode, or `--quick` (as the benchmark harness runs it): `Pool(4).map` of tasks that each spin for 2 ms (by
 //!   the clock), chunksize 1; prints `BENCH cluster_map_task_us` (wall time per
@@ -404,13 +404,16 @@ fn map(n: usize) {
     pool.join().expect("join");
 }
 
-fn slow(n: usize, ms: &str, processes: usize) {
-    let pool = Pool::new(processes).expect("pool");
+fn slow(n: usize, ms: &str, processes: usize, retry_lost: bool) {
+    let pool = Pool::builder(processes)
+        .retry_lost_tasks(retry_lost)
+        .build()
+        .expect("pool");
     let args: Vec<String> = (0..n).map(|i| format!("{i} {ms}")).collect();
-    println!(
-        "slow {}",
-        texts(pool.map("slow_square", &args).expect("map"))
-    );
+    match pool.map("slow_square", &args) {
+        Ok(squares) => println!("slow {}", texts(squares)),
+        Err(err) => println!("slow failed: {err}"),
+    }
     pool.close().expect("close");
     pool.join().expect("join");
 }
@@ -444,6 +447,7 @@ fn main() {
             arg(2).parse().unwrap_or(6),
             &arg(3),
             arg(4).parse().unwrap_or(3),
+            arg(5) != "once",
         ),
         "run" => {
             let pool = Pool::new(1).expect("pool");

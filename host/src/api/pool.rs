@@ -70,7 +70,8 @@ fn fds_a_worker_closes(state: &mut HostState, h: i32) -> BridgeResult<Vec<RawFd>
 fn start_workers(caller: &mut Caller<'_, HostState>, h: i32, count: usize) -> BridgeResult<()> {
     for _ in 0..count {
         let siblings = fds_a_worker_closes(caller.data_mut(), h)?;
-        match worker::start(caller, &siblings) {
+        let retry_lost = pool(caller.data_mut(), h)?.retry_lost();
+        match worker::start(caller, &siblings, retry_lost) {
             Ok(worker) => pool(caller.data_mut(), h)?.add_worker(worker),
             Err(err) => {
                 pool(caller.data_mut(), h)?.start_failed(&err);
@@ -186,6 +187,7 @@ fn config(
         max_tasks: (maxtasksperchild > 0).then_some(maxtasksperchild as u32),
         task_timeout,
         max_queued_bytes: state.bridge.policy.limits().max_queued_bytes,
+        retry_lost: true,
     })
 }
 
@@ -410,6 +412,20 @@ pub(super) fn pool_share(mut caller: Caller<'_, HostState>, h: i32, handle: i32)
         }
         let serial = state.bridge.handles.serial_of(handle)?;
         pool(state, h)?.share(serial);
+        Ok(0)
+    })
+}
+
+/// Whether the pool's tasks whose worker was lost on another machine run
+/// again (`1`, the default) or fail as worker-lost (`0`).
+pub(super) fn pool_retry_lost(mut caller: Caller<'_, HostState>, h: i32, retry: i32) -> i32 {
+    with_state(&mut caller, |state| {
+        if !(0..=1).contains(&retry) {
+            return Err(BridgeError::invalid(format!(
+                "pool_retry_lost: retry must be 0 or 1, not {retry}"
+            )));
+        }
+        pool(state, h)?.set_retry_lost(retry == 1);
         Ok(0)
     })
 }

@@ -86,7 +86,13 @@ async fn stand_in(
             args.len()
         );
     }
-    let (subject, headers, payload) = wire::task(link, me, 1, &request, grants, queues);
+    // A process lost with its worker runs again, as a pool's task does.
+    let sending = wire::Sending {
+        grants,
+        queues,
+        retry_lost: true,
+    };
+    let (subject, headers, payload) = wire::task(link, me, 1, &request, &sending);
     connect::publish_stored(&js, subject, headers, payload).await;
     let outcome = loop {
         tokio::select! {

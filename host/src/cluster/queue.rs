@@ -540,10 +540,14 @@ fn cluster_error(err: impl std::fmt::Display) -> BridgeError {
 /// Whether a publish failed for want of the server (to be tried again)
 /// rather than because it refused the message.
 fn transient(err: &str) -> bool {
+    // While JetStream starts again after a restart, a publish finds no
+    // responder, which the client reports as no stream (a stream that is
+    // really gone is told apart by asking for it).
     [
         "timed out",
         "broken pipe",
         "no responders",
+        "no stream found",
         "disconnect",
         "connection",
     ]

@@ -8,6 +8,7 @@
 //! different workers at once: a relay with several chunks in flight spreads
 //! them over the cluster.
 
+use super::wire::Sending;
 use super::{alive_subject, connect, output_subject, result_subject, wire, JobLink, RESULTS};
 use crate::api::queue::{QueueHandle, KIND as QUEUE_KIND};
 use crate::ctx::HostState;
@@ -23,9 +24,21 @@ use wasmtime::Caller;
 
 /// Serves the pool on `sock` until it stops this worker; then ends the
 /// process.
-pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd, link: &JobLink) -> ! {
+/// `retry_lost`: whether a chunk whose worker was lost runs again on
+/// another (see `Pool::set_retry_lost`).
+pub(crate) fn serve(
+    caller: &mut Caller<'_, HostState>,
+    sock: OwnedFd,
+    link: &JobLink,
+    retry_lost: bool,
+) -> ! {
     let queues = shared_queues(caller.data());
-    let code = match link.cluster.block_on(relay(sock, link, &queues)) {
+    let sending = Sending {
+        grants: &link.grants,
+        queues: &queues,
+        retry_lost,
+    };
+    let code = match link.cluster.block_on(relay(sock, link, &sending)) {
         Ok(()) => 0,
         Err(err) => {
             eprintln!(
@@ -168,7 +181,7 @@ pub(super) async fn listen(link: &JobLink, me: u32) -> anyhow::Result<Listening>
     })
 }
 
-async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()> {
+async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::Result<()> {
     let sock = std::os::unix::net::UnixStream::from(sock);
     sock.set_nonblocking(true)?;
     let mut sock = tokio::net::UnixStream::from_std(sock)?;
@@ -202,7 +215,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
                     let limit = client.server_info().max_payload;
                     let frame = &input[used..used + len];
                     // The headers count too.
-                    let headers = link.grants.len() + queues.len() + OTHER_HEADERS;
+                    let headers = sending.grants.len() + sending.queues.len() + OTHER_HEADERS;
                     if len + headers > limit {
                         // It could never be sent: its tasks fail here.
                         let why = format!(
@@ -212,7 +225,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, queues: &str) -> anyhow::Result<()
                         );
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
-                        let (subject, headers, payload) = wire::task(link, me, id, frame, &link.grants, queues);
+                        let (subject, headers, payload) = wire::task(link, me, id, frame, sending);
                         connect::publish_stored(&js, subject, headers, payload).await;
                     }
                     used += len;

@@ -36,29 +36,44 @@ const WHO: &str = "Procbridge-Who";
 /// The job's queues in JetStream that its tasks may hold ([`SharedQueue`]s,
 /// JSON; absent when there are none).
 const QUEUES: &str = "Procbridge-Queues";
+/// `no` when a chunk whose worker was lost must not run again (it fails
+/// as worker-lost instead); absent, it runs again.
+const RETRY: &str = "Procbridge-Retry";
 /// NATS's de-duplication id.
 const MSG_ID: &str = "Nats-Msg-Id";
 
-/// A task message to publish: its subject, headers and payload. `grants`
-/// is the JSON of the [`GrantRequest`] its tasks ask for (the job's, or
-/// less for a process that dropped some), `queues` that of the job's
-/// [`SharedQueue`]s the sender holds (empty: none).
+/// What a sender's task messages carry besides the job's own headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sending<'a> {
+    /// The JSON of the [`GrantRequest`] its tasks ask for (the job's, or
+    /// less for a process that dropped some).
+    pub(crate) grants: &'a str,
+    /// The JSON of the job's [`SharedQueue`]s the sender holds (empty:
+    /// none).
+    pub(crate) queues: &'a str,
+    /// Whether a chunk whose worker was lost runs again on another.
+    pub(crate) retry_lost: bool,
+}
+
+/// A task message to publish: its subject, headers and payload.
 pub(crate) fn task(
     link: &JobLink,
     relay: u32,
     chunk: u64,
     frame: &[u8],
-    grants: &str,
-    queues: &str,
+    sending: &Sending<'_>,
 ) -> (String, HeaderMap, bytes::Bytes) {
     let mut headers = HeaderMap::new();
-    if !queues.is_empty() {
-        headers.insert(QUEUES, queues);
+    if !sending.queues.is_empty() {
+        headers.insert(QUEUES, sending.queues);
+    }
+    if !sending.retry_lost {
+        headers.insert(RETRY, "no");
     }
     headers.insert(JOB, link.job.as_str());
     headers.insert(MODULE, link.module.as_str());
     headers.insert(REPLY, result_subject(&link.job, relay).as_str());
-    headers.insert(GRANTS, grants);
+    headers.insert(GRANTS, sending.grants);
     headers.insert(WHO, link.who.as_str());
     headers.insert(MSG_ID, format!("{}.{relay}.{chunk}", link.job).as_str());
     (
@@ -77,6 +92,8 @@ pub(crate) struct TaskHeaders {
     pub(crate) grants: GrantRequest,
     pub(crate) who: String,
     pub(crate) queues: Vec<SharedQueue>,
+    /// Whether it runs again after its worker was lost.
+    pub(crate) retry_lost: bool,
 }
 
 impl TaskHeaders {
@@ -132,6 +149,7 @@ impl TaskHeaders {
             grants,
             who: get(WHO).unwrap_or_default(),
             queues,
+            retry_lost: get(RETRY).map_or(true, |retry| retry != "no"),
         })
     }
 
@@ -218,6 +236,14 @@ mod tests {
         }
     }
 
+    fn sending<'a>(link: &'a JobLink, queues: &'a str, retry_lost: bool) -> Sending<'a> {
+        Sending {
+            grants: &link.grants,
+            queues,
+            retry_lost,
+        }
+    }
+
     fn shared(job: &str) -> SharedQueue {
         SharedQueue {
             handle: 3,
@@ -235,7 +261,8 @@ mod tests {
     fn a_worker_reads_what_a_relay_wrote() {
         let link = link();
         let queues = serde_json::to_string(&[shared(&link.job)]).unwrap();
-        let (subject, headers, payload) = task(&link, 42, 7, b"frame", &link.grants, &queues);
+        let (subject, headers, payload) =
+            task(&link, 42, 7, b"frame", &sending(&link, &queues, true));
         assert_eq!(subject, format!("procbridge.task.{}", link.job));
         assert_eq!(&payload[..], b"frame");
         let read = TaskHeaders::read(Some(&headers)).unwrap();
@@ -245,14 +272,17 @@ mod tests {
         assert_eq!(read.grants, asked());
         assert_eq!(read.who, link.who);
         assert_eq!(read.queues, [shared(&link.job)]);
-        let (_, headers, _) = task(&link, 42, 7, b"frame", &link.grants, "");
-        assert_eq!(TaskHeaders::read(Some(&headers)).unwrap().queues, []);
+        assert!(read.retry_lost);
+        let (_, headers, _) = task(&link, 42, 7, b"frame", &sending(&link, "", false));
+        let read = TaskHeaders::read(Some(&headers)).unwrap();
+        assert_eq!(read.queues, []);
+        assert!(!read.retry_lost);
     }
 
     #[test]
     fn malformed_headers_are_named() {
         let link = link();
-        let (_, headers, _) = task(&link, 1, 1, b"", &link.grants, "");
+        let (_, headers, _) = task(&link, 1, 1, b"", &sending(&link, "", true));
         let without = |name: &str| {
             let mut h = HeaderMap::new();
             for (key, values) in headers.iter() {

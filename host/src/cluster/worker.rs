@@ -189,6 +189,15 @@ async fn take_tasks(
                 let _ = message.ack_with(kind).await;
                 continue;
             }
+            if delivered > 1 && !headers.retry_lost {
+                // Handed out before and not done: its worker was lost, and
+                // its pool does not run such tasks again.
+                let why = "the worker running this chunk ended, and its pool does not run \
+                           lost tasks again";
+                let reply = reply_to_all(&message.payload, STATUS_WORKER_LOST, why);
+                finish(&js, &message, &headers, reply).await;
+                continue;
+            }
             if delivered >= MAX_DELIVER {
                 // Its workers died every time: this one would too.
                 let why = format!(

@@ -101,6 +101,9 @@ pub(crate) struct Config {
     pub(crate) task_timeout: Option<Duration>,
     /// Bytes of arguments that may wait in the queue.
     pub(crate) max_queued_bytes: usize,
+    /// Whether a task whose worker was lost on another machine runs again
+    /// there (a relay's chunk; a local worker's lost task always fails).
+    pub(crate) retry_lost: bool,
 }
 
 /// Why a worker is being removed.
@@ -335,6 +338,20 @@ impl Pool {
     /// [`HandleTable::serial_of`](crate::handles::HandleTable::serial_of)):
     /// workers forked before it get no more tasks, and are replaced by
     /// fresh forks, which inherit it, once their tasks in flight are done.
+    /// Whether lost remote tasks run again (see [`Config::retry_lost`]).
+    pub(crate) fn retry_lost(&self) -> bool {
+        self.config.retry_lost
+    }
+
+    /// Sets [`Config::retry_lost`]; workers forked before carry the old
+    /// setting, and are replaced once their tasks in flight are done.
+    pub(crate) fn set_retry_lost(&mut self, retry: bool) {
+        if self.config.retry_lost != retry {
+            self.config.retry_lost = retry;
+            self.share(u64::MAX);
+        }
+    }
+
     pub(crate) fn share(&mut self, serial: u64) {
         for worker in &mut self.workers {
             if worker.forked_at < serial {

@@ -203,6 +203,7 @@ impl Worker {
 pub(crate) fn start(
     caller: &mut Caller<'_, HostState>,
     siblings: &[RawFd],
+    retry_lost: bool,
 ) -> BridgeResult<Worker> {
     let (parent_end, child_end) =
         crate::channel::socketpair(false, "socketpair for a pool worker")?;
@@ -231,7 +232,7 @@ pub(crate) fn start(
             }
             match caller.data().bridge.cluster.clone() {
                 Some(link) if link.runs_pools() => {
-                    crate::cluster::relay::serve(caller, child_end, &link)
+                    crate::cluster::relay::serve(caller, child_end, &link, retry_lost)
                 }
                 _ => serve::serve(caller, child_end),
             }

@@ -52,6 +52,7 @@ fn pool_calls(h: &str) -> Vec<String> {
         format!("(call $pool_join {h} (i64.const -1))"),
         format!("(call $pool_drop {h})"),
         format!("(call $pool_share {h} (i32.const 65537))"),
+        format!("(call $pool_retry_lost {h} (i32.const 1))"),
     ]
 }
 
@@ -193,6 +194,14 @@ pub fn pool_odd_orders() -> Script {
         .errno(&format!("(call $pool_share {H} (i32.const 0))"), BadF)
         .errno(&format!("(call $pool_share {H} (i32.const -1))"), BadF)
         .errno(&format!("(call $pool_share {H} {H})"), Inval)
+        // Whether lost remote tasks run again: 0 or 1 only (1, the
+        // setting it has, changes nothing).
+        .errno(&format!("(call $pool_retry_lost {H} (i32.const 2))"), Inval)
+        .errno(
+            &format!("(call $pool_retry_lost {H} (i32.const -1))"),
+            Inval,
+        )
+        .expect(&format!("(call $pool_retry_lost {H} (i32.const 1))"), 0)
         .keep(
             "$c",
             "(call $queue_new (i32.const 0) (i32.const 0) (i32.const 0))",

@@ -71,9 +71,20 @@ pub struct PoolBuilder {
     processes: usize,
     maxtasksperchild: u32,
     task_timeout: Option<Duration>,
+    retry_lost_tasks: bool,
 }
 
 impl PoolBuilder {
+    /// Whether a task whose worker was lost on another machine (a job run
+    /// with `--nats`) runs again on another worker: yes by default, as
+    /// tasks there run at least once. `false` is for tasks that must not
+    /// run twice: they fail with [`PoolError::WorkerLost`] instead, as a
+    /// local worker's lost task always does.
+    pub fn retry_lost_tasks(mut self, retry: bool) -> PoolBuilder {
+        self.retry_lost_tasks = retry;
+        self
+    }
+
     /// A worker is replaced after this many tasks (a chunk of `map`
     /// counts as one task, as in Python). `0`: never.
     pub fn maxtasksperchild(mut self, tasks: u32) -> PoolBuilder {
@@ -105,6 +116,13 @@ impl PoolBuilder {
             .task_timeout
             .map_or(NO_TIMEOUT, |t| timeout_us(t).max(1));
         let handle = host(sys::pool_new(processes, maxtasks, timeout))?;
+        if !self.retry_lost_tasks {
+            if let Err(err) = host(sys::pool_retry_lost(handle, 0)) {
+                // The pool is this call's own, and unused.
+                let _ = host(sys::pool_drop(handle));
+                return Err(err.into());
+            }
+        }
         Ok(Pool {
             handle,
             processes: self.processes,
@@ -140,6 +158,7 @@ impl Pool {
             processes,
             maxtasksperchild: 0,
             task_timeout: None,
+            retry_lost_tasks: true,
         }
     }
 
