@@ -215,6 +215,15 @@ fn first_line(job: &mut Child) -> (BufReader<std::process::ChildStdout>, String)
     (out, line)
 }
 
+/// What the job prints run locally, checked to be what it prints through
+/// `server` (with the same flags).
+fn same_here_and_there(server: &Server, args: &[&str]) -> String {
+    let local = stdout(&run_job(None, &[], args));
+    let remote = stdout(&run_job(Some(server), &[], args));
+    assert_eq!(remote, local, "{args:?}");
+    local
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -224,9 +233,7 @@ fn three_workers_give_the_results_of_the_local_run() {
     let _serial = serial();
     let server = Server::start();
     let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&server, &[])).collect();
-    let local = stdout(&run_job(None, &[], &["map", "30"]));
-    let remote = stdout(&run_job(Some(&server), &[], &["map", "30"]));
-    assert_eq!(remote, local);
+    let local = same_here_and_there(&server, &["map", "30"]);
     assert!(local.contains("map 0,1,4,9,16,"), "{local}");
     assert!(
         local.contains("fail Err(Task(\"failed on purpose: here\"))"),
@@ -384,9 +391,7 @@ fn queues_in_jetstream_reach_remote_tasks_and_behave_as_local_ones() {
     let _serial = serial();
     let server = Server::start();
     let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
-    let local = stdout(&run_job(None, &[], &["queues", "12"]));
-    let remote = stdout(&run_job(Some(&server), &[], &["queues", "12"]));
-    assert_eq!(remote, local);
+    let local = same_here_and_there(&server, &["queues", "12"]);
     assert_eq!(
         local,
         "queue 0 0,1 1,2 4,3 9,4 16,5 25,6 36,7 49,8 64,9 81,10 100,11 121\n\
@@ -397,8 +402,7 @@ fn queues_in_jetstream_reach_remote_tasks_and_behave_as_local_ones() {
     let chunks: usize = workers.iter().map(|w| w.chunks_run().len()).sum();
     assert!(chunks >= 3, "{chunks} chunks ran remotely");
     // Full, timed out, shut down, too big: as a local queue says.
-    let local = stdout(&run_job(None, &[], &["bounded"]));
-    assert_eq!(stdout(&run_job(Some(&server), &[], &["bounded"])), local);
+    let local = same_here_and_there(&server, &["bounded"]);
     assert!(
         local.starts_with(
             "full true qsize 2\nput_nowait Err(Again)\nput_timeout Err(TimedOut) after true\n"
@@ -424,10 +428,8 @@ fn queues_in_jetstream_reach_remote_tasks_and_behave_as_local_ones() {
 fn queue_counts_and_sizes_hold_under_races_and_greed() {
     let _serial = serial();
     let server = Server::start();
-    let local = stdout(&run_job(None, &[], &["done-race", "6"]));
-    assert_eq!(local, "one task_done counted in every round true\n");
-    let remote = stdout(&run_job(Some(&server), &[], &["done-race", "6"]));
-    assert_eq!(remote, local);
+    let both = same_here_and_there(&server, &["done-race", "6"]);
+    assert_eq!(both, "one task_done counted in every round true\n");
     // Their streams stay until the job ends: 256 a process.
     let greedy = stdout(&run_job(Some(&server), &[], &["many-queues"]));
     assert_eq!(greedy, "made 256 then NoMem\n");

@@ -16,12 +16,11 @@
 //! (the worker finds nobody waiting); once the task runs, it runs to its
 //! end on the worker.
 
-use super::relay::{self, Listening};
+use super::relay;
 use super::{connect, wire, JobLink};
 use crate::ctx::HostState;
 use crate::pool::frame;
 use anyhow::bail;
-use futures_util::StreamExt;
 use procbridge_abi::pool::{STATUS_OK, STATUS_WORKER_LOST};
 
 /// Runs `target(args)` on a worker, standing in for it here; returns the
@@ -67,19 +66,13 @@ async fn stand_in(
     args: &[u8],
 ) -> anyhow::Result<Result<(), String>> {
     let me = std::process::id();
-    let Listening {
-        client,
-        js,
-        mut incoming,
-        mut alive,
-        mut output,
-    } = relay::listen(link, me).await?;
+    let mut listening = relay::listen(link, me).await?;
     let mut items = Vec::with_capacity(args.len() + 4);
     items.extend_from_slice(&(args.len() as u32).to_le_bytes());
     items.extend_from_slice(args);
     let mut request = Vec::new();
     frame::push_request(&mut request, 1, target, 1, &items);
-    let limit = client.server_info().max_payload;
+    let limit = listening.client.server_info().max_payload;
     if request.len() + grants.len() + queues.len() + relay::OTHER_HEADERS > limit {
         bail!(
             "its arguments ({} bytes) are over the NATS server's message limit ({limit} bytes)",
@@ -93,37 +86,17 @@ async fn stand_in(
         retry_lost: true,
     };
     let (subject, headers, payload) = wire::task(link, me, 1, &request, &sending);
-    connect::publish_stored(&js, subject, headers, payload).await;
+    connect::publish_stored(&listening.js, subject, headers, payload).await;
     let outcome = loop {
-        tokio::select! {
-            Some(line) = output.next() => relay::write_line(&line.payload),
-            Some(asked) = alive.next() => {
-                if let Some(reply) = asked.reply {
-                    let _ = client.publish(reply, bytes::Bytes::new()).await;
-                }
-            }
-            message = incoming.next() => {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    // Missed heartbeats while the server restarts.
-                    Some(Err(err)) => {
-                        tracing::debug!("results: {err}");
-                        continue;
-                    }
-                    None => bail!("the result subscription ended"),
-                };
-                let _ = message.ack().await;
-                if let Some(outcome) = outcome_of(&message.payload) {
-                    break outcome;
-                }
-            }
+        let message = listening.next_result().await?;
+        let _ = message.ack().await;
+        if let Some(outcome) = outcome_of(&message.payload) {
+            break outcome;
         }
     };
     // Output lines of the task may trail its result.
-    while let Ok(Some(line)) = tokio::time::timeout(relay::OUTPUT_TRAILS, output.next()).await {
-        relay::write_line(&line.payload);
-    }
-    relay::stop_listening(&js, link, me).await;
+    listening.pass_on_trailing_output().await;
+    relay::stop_listening(&listening.js, link, me).await;
     Ok(outcome)
 }
 

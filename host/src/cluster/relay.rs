@@ -137,6 +137,39 @@ pub(super) struct Listening {
     pub(super) output: async_nats::Subscriber,
 }
 
+impl Listening {
+    /// The next result message, passing on output lines and answering the
+    /// workers meanwhile. (Cancel-safe: dropped at an await, it loses at
+    /// most an answer to a worker, which asks again.)
+    pub(super) async fn next_result(&mut self) -> anyhow::Result<jetstream::Message> {
+        loop {
+            tokio::select! {
+                Some(line) = self.output.next() => write_line(&line.payload),
+                Some(asked) = self.alive.next() => {
+                    if let Some(reply) = asked.reply {
+                        let _ = self.client.publish(reply, bytes::Bytes::new()).await;
+                    }
+                }
+                message = self.incoming.next() => match message {
+                    Some(Ok(message)) => return Ok(message),
+                    // Missed heartbeats while the server restarts: the
+                    // stream goes on once it is back.
+                    Some(Err(err)) => tracing::debug!("results: {err}"),
+                    None => bail!("the result subscription ended"),
+                },
+            }
+        }
+    }
+
+    /// Passes on the output lines that trail the last result, until none
+    /// came for [`OUTPUT_TRAILS`].
+    pub(super) async fn pass_on_trailing_output(&mut self) {
+        while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, self.output.next()).await {
+            write_line(&line.payload);
+        }
+    }
+}
+
 /// Connects, and listens on the subjects of relay `me` of the job.
 pub(super) async fn listen(link: &JobLink, me: u32) -> anyhow::Result<Listening> {
     let client = link.cluster.connect().await?;
@@ -186,13 +219,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
     sock.set_nonblocking(true)?;
     let mut sock = tokio::net::UnixStream::from_std(sock)?;
     let me = std::process::id();
-    let Listening {
-        client,
-        js,
-        mut incoming,
-        mut alive,
-        mut output,
-    } = listen(link, me).await?;
+    let mut listening = listen(link, me).await?;
     let mut input = Vec::with_capacity(64 << 10);
     let mut in_flight = InFlight::default();
     'serving: loop {
@@ -212,7 +239,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                     }
                     let id = request.id;
                     in_flight.order.push_back(id);
-                    let limit = client.server_info().max_payload;
+                    let limit = listening.client.server_info().max_payload;
                     let frame = &input[used..used + len];
                     // The headers count too.
                     let headers = sending.grants.len() + sending.queues.len() + OTHER_HEADERS;
@@ -226,7 +253,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                         in_flight.arrive(wire::failed_reply(frame, &why).into());
                     } else {
                         let (subject, headers, payload) = wire::task(link, me, id, frame, sending);
-                        connect::publish_stored(&js, subject, headers, payload).await;
+                        connect::publish_stored(&listening.js, subject, headers, payload).await;
                     }
                     used += len;
                     for body in in_flight.ready() {
@@ -235,23 +262,8 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                 }
                 input.drain(..used);
             }
-            Some(line) = output.next() => write_line(&line.payload),
-            Some(asked) = alive.next() => {
-                if let Some(reply) = asked.reply {
-                    let _ = client.publish(reply, bytes::Bytes::new()).await;
-                }
-            }
-            message = incoming.next() => {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    // Missed heartbeats while the server restarts: the
-                    // stream goes on once it is back.
-                    Some(Err(err)) => {
-                        tracing::debug!("results: {err}");
-                        continue;
-                    }
-                    None => bail!("the result subscription ended"),
-                };
+            message = listening.next_result() => {
+                let message = message?;
                 if !in_flight.arrive(message.payload.clone()) {
                     tracing::debug!(
                         "a result this worker does not wait for ({} {:?}; waiting for {:?}), dropped",
@@ -268,10 +280,8 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
         }
     }
     // Output lines of the last tasks may trail their results.
-    while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, output.next()).await {
-        write_line(&line.payload);
-    }
-    stop_listening(&js, link, me).await;
+    listening.pass_on_trailing_output().await;
+    stop_listening(&listening.js, link, me).await;
     Ok(())
 }
 
