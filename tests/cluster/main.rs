@@ -808,7 +808,12 @@ fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
     );
     assert!(replies.missing.contains("module"), "{:?}", replies.missing);
     // The worker is still there, and still right.
-    let good = run_job(Some(&server), &[], &["map", "5"]);
+    a_good_job_runs_on(&server, &worker);
+}
+
+/// A small job runs, its tasks on `worker`.
+fn a_good_job_runs_on(server: &Server, worker: &Worker) {
+    let good = run_job(Some(server), &[], &["map", "5"]);
     assert!(
         stdout(&good).starts_with("map 0,1,4,9,16\n"),
         "{}",
@@ -826,13 +831,7 @@ fn a_module_poisoned_in_the_store_is_replaced_by_the_job() {
     let worker = Worker::start(&server, &[]);
     let module = std::fs::read(guest("cluster_probe")).expect("read the module");
     nats::poison(&server.url(), &module);
-    let good = run_job(Some(&server), &[], &["map", "5"]);
-    assert!(
-        stdout(&good).starts_with("map 0,1,4,9,16\n"),
-        "{}",
-        stdout(&good)
-    );
-    assert!(!worker.chunks_run().is_empty());
+    a_good_job_runs_on(&server, &worker);
 }
 
 #[test]
