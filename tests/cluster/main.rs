@@ -504,7 +504,9 @@ fn spawn_method_processes_run_on_the_workers_as_they_would_locally() {
          spawned 0 0,1 1,2 4,3 9,4 16\n\
          failing exit code Some(1)\n\
          without commands false: ran, exit code Some(0)\n\
-         without commands true: refused, exit code Some(0)\n"
+         without commands true: refused, exit code Some(0)\n\
+         calls 1,1\n\
+         exit(0) exit code Some(0)\n"
     );
     // Without the flag they stay here.
     let here = run_job(Some(&server), &flags, &["spawned", "5"]);
@@ -516,8 +518,9 @@ fn spawn_method_processes_run_on_the_workers_as_they_would_locally() {
         &["spawned", "5"],
     );
     assert_eq!(stdout(&output), local);
-    // Five, the failing one, and the two that ran echo.
-    assert_eq!(worker.chunks_run().len(), 8, "{:?}", worker.chunks_run());
+    // Five, the failing one, the two that ran echo, two counting, one
+    // exiting.
+    assert_eq!(worker.chunks_run().len(), 11, "{:?}", worker.chunks_run());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("Process fails_now ("), "{err}");
     assert!(err.contains("on purpose"), "{err}");

@@ -235,6 +235,19 @@ task!(
     }
 );
 
+task!(
+    fn count_calls(q: Queue) -> Result<(), Error> {
+        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        q.put(CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+    }
+);
+
+task!(
+    fn exit_zero(_n: i64) {
+        std::process::exit(0);
+    }
+);
+
 /// Spawn-method processes (on the cluster's workers with `--processes
 /// cluster`): their exit codes, what they put, a failing one, and one
 /// started without commands.
@@ -278,6 +291,23 @@ fn spawned(n: i64) -> Result<(), Error> {
             p.exitcode()
         );
     }
+    // Each starts afresh: no state of an earlier one.
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let mut p = Process::new(count_calls)
+            .args((q.clone(),))
+            .start_method(StartMethod::Spawn);
+        p.start()?;
+        p.join()?;
+        calls.push(q.get::<u32>()?.to_string());
+    }
+    println!("calls {}", calls.join(","));
+    let mut p = Process::new(exit_zero)
+        .args((0i64,))
+        .start_method(StartMethod::Spawn);
+    p.start()?;
+    p.join()?;
+    println!("exit(0) exit code {:?}", p.exitcode());
     Ok(())
 }
 

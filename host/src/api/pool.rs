@@ -425,7 +425,12 @@ pub(super) fn pool_retry_lost(mut caller: Caller<'_, HostState>, h: i32, retry: 
                 "pool_retry_lost: retry must be 0 or 1, not {retry}"
             )));
         }
-        pool(state, h)?.set_retry_lost(retry == 1);
+        let relays = state
+            .bridge
+            .cluster
+            .as_ref()
+            .is_some_and(|l| l.runs_pools());
+        pool(state, h)?.set_retry_lost(retry == 1, relays);
         Ok(0)
     })
 }

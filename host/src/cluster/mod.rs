@@ -100,6 +100,8 @@ pub struct JobLink {
     /// The grants its tasks ask for, as the task header carries them
     /// (JSON, made once).
     grants: String,
+    /// The same, to narrow a process's own grants to.
+    request: GrantRequest,
     who: String,
     /// Whether its pools send their tasks to the cluster.
     pools: bool,
@@ -128,6 +130,7 @@ impl JobLink {
             job: new_job_id(),
             module: digest,
             grants: serde_json::to_string(&grants)?,
+            request: grants,
             who: who_am_i(),
             pools: true,
             queues: true,
@@ -155,6 +158,14 @@ impl JobLink {
     pub fn processes_on_cluster(mut self, yes: bool) -> Self {
         self.processes = yes;
         self
+    }
+
+    /// The grants a task sent by a process holding `policy` asks for, as
+    /// JSON: what it holds (less, in a process that dropped some) within
+    /// what the job published.
+    pub(crate) fn grants_of(&self, policy: &crate::Policy) -> String {
+        serde_json::to_string(&policy.granted_to(&self.request).asked_of_others())
+            .unwrap_or_else(|_| self.grants.clone())
     }
 
     /// Whether its spawn-method processes run on the cluster.

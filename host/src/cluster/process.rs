@@ -25,21 +25,19 @@ use procbridge_abi::pool::{STATUS_OK, STATUS_WORKER_LOST};
 
 /// Runs `target(args)` on a worker, standing in for it here; returns the
 /// exit code this (child) process should end with.
+/// `grants` is the JSON of what the process keeps.
 pub(crate) fn run(
     link: &JobLink,
     parent: &HostState,
-    grants: &crate::policy::GrantRequest,
+    grants: &str,
     target: &str,
     args: Vec<u8>,
 ) -> i32 {
     let pid = std::process::id();
     let queues = relay::shared_queues(parent);
-    let outcome = serde_json::to_string(grants)
-        .map_err(anyhow::Error::from)
-        .and_then(|grants| {
-            link.cluster
-                .block_on(stand_in(link, &grants, &queues, target, &args))
-        });
+    let outcome = link
+        .cluster
+        .block_on(stand_in(link, grants, &queues, target, &args));
     match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(message)) => {
@@ -65,25 +63,29 @@ async fn stand_in(
     target: &str,
     args: &[u8],
 ) -> anyhow::Result<Result<(), String>> {
-    let me = std::process::id();
+    let limit_hint = args.len() + grants.len() + queues.len() + relay::OTHER_HEADERS;
+    // Not its pid: a pid comes back, and with it a result subject whose
+    // stored results, or de-duplication ids, would be taken for this one's.
+    let me = random_relay_id();
     let mut listening = relay::listen(link, me).await?;
-    let mut items = Vec::with_capacity(args.len() + 4);
-    items.extend_from_slice(&(args.len() as u32).to_le_bytes());
-    items.extend_from_slice(args);
-    let mut request = Vec::new();
-    frame::push_request(&mut request, 1, target, 1, &items);
     let limit = listening.client.server_info().max_payload;
-    if request.len() + grants.len() + queues.len() + relay::OTHER_HEADERS > limit {
+    if limit_hint > limit {
         bail!(
             "its arguments ({} bytes) are over the NATS server's message limit ({limit} bytes)",
             args.len()
         );
     }
+    let mut items = Vec::with_capacity(args.len() + 4);
+    items.extend_from_slice(&(args.len() as u32).to_le_bytes());
+    items.extend_from_slice(args);
+    let mut request = Vec::new();
+    frame::push_request(&mut request, 1, target, 1, &items);
     // A process lost with its worker runs again, as a pool's task does.
     let sending = wire::Sending {
         grants,
         queues,
         retry_lost: true,
+        fresh: true,
     };
     let (subject, headers, payload) = wire::task(link, me, 1, &request, &sending);
     connect::publish_stored(&listening.js, subject, headers, payload).await;
@@ -98,6 +100,15 @@ async fn stand_in(
     listening.pass_on_trailing_output().await;
     relay::stop_listening(&listening.js, link, me).await;
     Ok(outcome)
+}
+
+/// A relay id for a stand-in: random, in the upper half of `u32`, where
+/// no pid is.
+fn random_relay_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into it.
+    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    u32::from_le_bytes(bytes) | 1 << 31
 }
 
 /// The outcome of the one task in a reply frame for chunk 1; `None` for

@@ -33,10 +33,13 @@ pub(crate) fn serve(
     retry_lost: bool,
 ) -> ! {
     let queues = shared_queues(caller.data());
+    // A pool of a process that dropped grants asks for no more than it has.
+    let grants = link.grants_of(&caller.data().bridge.policy);
     let sending = Sending {
-        grants: &link.grants,
+        grants: &grants,
         queues: &queues,
         retry_lost,
+        fresh: false,
     };
     let code = match link.cluster.block_on(relay(sock, link, &sending)) {
         Ok(()) => 0,
@@ -285,12 +288,14 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
     Ok(())
 }
 
-/// Deletes the result consumer of relay `me` (it expires by itself too).
+/// Deletes the result consumer of relay `me` (it expires by itself too),
+/// and any result still stored for it.
 pub(super) async fn stop_listening(js: &jetstream::Context, link: &JobLink, me: u32) {
     if let Ok(results) = js.get_stream(RESULTS).await {
         let _ = results
             .delete_consumer(&format!("relay-{}-{me}", link.job))
             .await;
+        let _ = results.purge().filter(result_subject(&link.job, me)).await;
     }
 }
 

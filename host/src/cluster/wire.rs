@@ -39,6 +39,9 @@ const QUEUES: &str = "Procbridge-Queues";
 /// `no` when a chunk whose worker was lost must not run again (it fails
 /// as worker-lost instead); absent, it runs again.
 const RETRY: &str = "Procbridge-Retry";
+/// `yes` when the chunk runs in an instance of its own (a spawn-method
+/// process's target), made for it and dropped after.
+const FRESH: &str = "Procbridge-Fresh";
 /// NATS's de-duplication id.
 const MSG_ID: &str = "Nats-Msg-Id";
 
@@ -53,6 +56,9 @@ pub(crate) struct Sending<'a> {
     pub(crate) queues: &'a str,
     /// Whether a chunk whose worker was lost runs again on another.
     pub(crate) retry_lost: bool,
+    /// Whether it runs in an instance of its own, made for it and dropped
+    /// after (a spawn-method process's target), rather than the job's.
+    pub(crate) fresh: bool,
 }
 
 /// A task message to publish: its subject, headers and payload.
@@ -69,6 +75,9 @@ pub(crate) fn task(
     }
     if !sending.retry_lost {
         headers.insert(RETRY, "no");
+    }
+    if sending.fresh {
+        headers.insert(FRESH, "yes");
     }
     headers.insert(JOB, link.job.as_str());
     headers.insert(MODULE, link.module.as_str());
@@ -94,6 +103,8 @@ pub(crate) struct TaskHeaders {
     pub(crate) queues: Vec<SharedQueue>,
     /// Whether it runs again after its worker was lost.
     pub(crate) retry_lost: bool,
+    /// Whether it runs in an instance of its own.
+    pub(crate) fresh: bool,
 }
 
 impl TaskHeaders {
@@ -150,6 +161,7 @@ impl TaskHeaders {
             who: get(WHO).unwrap_or_default(),
             queues,
             retry_lost: get(RETRY).map_or(true, |retry| retry != "no"),
+            fresh: get(FRESH).is_ok_and(|fresh| fresh == "yes"),
         })
     }
 
@@ -229,6 +241,7 @@ mod tests {
             job: "00ff".repeat(8),
             module: "ab".repeat(32),
             grants: serde_json::to_string(&asked()).unwrap(),
+            request: asked(),
             who: "uid 0 on here, pid 1".into(),
             pools: true,
             queues: true,
@@ -241,6 +254,7 @@ mod tests {
             grants: &link.grants,
             queues,
             retry_lost,
+            fresh: !retry_lost,
         }
     }
 
@@ -273,10 +287,12 @@ mod tests {
         assert_eq!(read.who, link.who);
         assert_eq!(read.queues, [shared(&link.job)]);
         assert!(read.retry_lost);
+        assert!(!read.fresh);
         let (_, headers, _) = task(&link, 42, 7, b"frame", &sending(&link, "", false));
         let read = TaskHeaders::read(Some(&headers)).unwrap();
         assert_eq!(read.queues, []);
         assert!(!read.retry_lost);
+        assert!(read.fresh);
     }
 
     #[test]

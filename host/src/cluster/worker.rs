@@ -432,9 +432,19 @@ impl Executor {
             .command(format!("job {} ({})", headers.job, headers.who))
             .outcome(format!("module {}", headers.module))
             .record();
-        let plugin = match self.plugin(order) {
-            Ok(plugin) => plugin,
-            Err(message) => return failed_reply(&order.frame, &message),
+        // A spawn-method process's target gets an instance of its own,
+        // dropped (its processes killed) once it returns.
+        let mut one_off = None;
+        let plugin = if order.headers.fresh {
+            match self.instantiate(order) {
+                Ok(kept) => &mut one_off.insert(kept).plugin,
+                Err(message) => return failed_reply(&order.frame, &message),
+            }
+        } else {
+            match self.plugin(order) {
+                Ok(plugin) => plugin,
+                Err(message) => return failed_reply(&order.frame, &message),
+            }
         };
 
         let mut items = Vec::with_capacity(request.items.len());
@@ -452,6 +462,10 @@ impl Executor {
             }
             match plugin.call(request.name, args) {
                 Ok(bytes) => items.push((STATUS_OK, bytes)),
+                // A process that exits 0 ended well.
+                Err(err) if order.headers.fresh && matches!(err.kind(), CallErrorKind::Exit(0)) => {
+                    items.push((STATUS_OK, Vec::new()));
+                }
                 Err(err) => {
                     let message = match err.kind() {
                         CallErrorKind::Failed(message) => message.clone(),

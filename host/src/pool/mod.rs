@@ -333,25 +333,29 @@ impl Pool {
                 .any(|w| w.in_flight.is_empty() && w.takes_chunks(max_tasks))
     }
 
-    /// Makes sure every worker that runs a task from now on holds the
-    /// inheritable handle made at `serial` (see
-    /// [`HandleTable::serial_of`](crate::handles::HandleTable::serial_of)):
-    /// workers forked before it get no more tasks, and are replaced by
-    /// fresh forks, which inherit it, once their tasks in flight are done.
     /// Whether lost remote tasks run again (see [`Config::retry_lost`]).
     pub(crate) fn retry_lost(&self) -> bool {
         self.config.retry_lost
     }
 
-    /// Sets [`Config::retry_lost`]; workers forked before carry the old
-    /// setting, and are replaced once their tasks in flight are done.
-    pub(crate) fn set_retry_lost(&mut self, retry: bool) {
+    /// Sets [`Config::retry_lost`]. Relays (`relays`: the workers send
+    /// tasks to the cluster) forked before carry the old setting, and are
+    /// replaced once their chunks in flight are done; local workers have
+    /// nothing to change.
+    pub(crate) fn set_retry_lost(&mut self, retry: bool, relays: bool) {
         if self.config.retry_lost != retry {
             self.config.retry_lost = retry;
-            self.share(u64::MAX);
+            if relays {
+                self.share(u64::MAX);
+            }
         }
     }
 
+    /// Makes sure every worker that runs a task from now on holds the
+    /// inheritable handle made at `serial` (see
+    /// [`HandleTable::serial_of`](crate::handles::HandleTable::serial_of)):
+    /// workers forked before it get no more tasks, and are replaced by
+    /// fresh forks, which inherit it, once their tasks in flight are done.
     pub(crate) fn share(&mut self, serial: u64) {
         for worker in &mut self.workers {
             if worker.forked_at < serial {

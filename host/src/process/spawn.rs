@@ -24,7 +24,7 @@ pub(crate) fn run_fresh(parent: &mut HostState, target: &str, args: Vec<u8>, fla
         (Some(link), Some(origin)) => {
             // The grants it keeps, by name, for the worker to narrow.
             let kept = super::reduced(&origin, flags, StartMethod::Spawn);
-            let grants = kept.current_policy().asked_of_others();
+            let grants = link.grants_of(kept.current_policy());
             Ok(crate::cluster::process::run(
                 &link, parent, &grants, target, args,
             ))
