@@ -526,6 +526,29 @@ fn spawn_method_processes_run_on_the_workers_as_they_would_locally() {
     assert!(err.contains("on purpose"), "{err}");
 }
 
+/// A pool made in a process that dropped its commands asks the workers
+/// for no more than that process holds: its task is refused `echo`, as a
+/// local pool worker of that process is, though the job and the worker
+/// grant it.
+#[test]
+fn a_pool_in_a_process_without_commands_gets_none_on_the_workers() {
+    let _serial = serial();
+    let server = Server::start();
+    let worker = Worker::start(&server, &["--allow-run", "echo"]);
+    let flags = ["--allow-run", "echo"];
+    let local = stdout(&run_job(None, &flags, &["narrower-pool"]));
+    assert_eq!(
+        local,
+        "pool in a process without commands true: refused\n\
+         pool in a process without commands false: ran\n"
+    );
+    assert_eq!(
+        stdout(&run_job(Some(&server), &flags, &["narrower-pool"])),
+        local
+    );
+    assert_eq!(worker.chunks_run().len(), 2, "{:?}", worker.chunks_run());
+}
+
 #[test]
 fn queued_messages_survive_a_server_restart() {
     let _serial = serial();

@@ -20,6 +20,8 @@
 //!   restart the server meanwhile), then gets them;
 //! * `spawned N`: `N` spawn-method processes put into a queue; one fails;
 //!   one runs `echo` with and without its commands;
+//! * `narrower-pool`: a pool in a process started without commands, and
+//!   in one with them, runs `echo`;
 //! * `done-race ROUNDS`: two processes call `task_done` at once with one
 //!   task unfinished;
 //! * `many-queues`: makes queues until one is refused (at most 300);
@@ -247,6 +249,34 @@ task!(
         std::process::exit(0);
     }
 );
+
+task!(
+    fn pool_tries_command(q: Queue) -> Result<(), Error> {
+        let io = |e: procbridge_sdk::multiprocessing::PoolError| {
+            Error::new(procbridge_sdk::Errno::Io, format!("{e:?}"))
+        };
+        let pool = Pool::new(1).map_err(io)?;
+        pool.apply(try_command, (q.clone(),)).map_err(io)?;
+        Ok(())
+    }
+);
+
+/// A pool made in a (forked) process that dropped its commands, and in
+/// one that kept them: its tasks may run `echo` only in the second.
+fn pool_in_a_narrower_process() -> Result<(), Error> {
+    let q = Queue::new()?;
+    for drop_commands in [true, false] {
+        let mut p = Process::new(pool_tries_command).args((q.clone(),));
+        if drop_commands {
+            p = p.without_commands();
+        }
+        p.start()?;
+        p.join()?;
+        let said: String = q.get()?;
+        println!("pool in a process without commands {drop_commands}: {said}");
+    }
+    Ok(())
+}
 
 /// Spawn-method processes (on the cluster's workers with `--processes
 /// cluster`): their exit codes, what they put, a failing one, and one
@@ -494,6 +524,7 @@ fn main() {
         "queue-bench" => report(queue_bench(arg(2) == "--quick")),
         "done-race" => report(done_race(arg(2).parse().unwrap_or(5))),
         "spawned" => report(spawned(arg(2).parse().unwrap_or(4))),
+        "narrower-pool" => report(pool_in_a_narrower_process()),
         "many-queues" => report(many_queues()),
         "abandon-get" => {
             // A task waits on a queue nobody puts into; the job leaves.
