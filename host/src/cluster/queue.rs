@@ -610,13 +610,15 @@ impl Opened {
         )
     }
 
+    /// The items stream's state: one request (looking a stream up brings
+    /// its current state).
     async fn items_state(&self) -> BridgeResult<stream::State> {
-        let mut items = self
+        let items = self
             .js
             .get_stream(self.spec.stream())
             .await
             .map_err(cluster_error)?;
-        Ok(items.info().await.map_err(cluster_error)?.state.clone())
+        Ok(items.cached_info().state.clone())
     }
 
     /// The sequence number of the last `done` message (`0`: none yet).
