@@ -406,19 +406,23 @@ SCENARIOS = [
             "around every export) and takes the fast path: the host writes the input "
             "into the module's scratch buffer and reads the result's place from its "
             "header, with no host call (docs/abi.md, the task ABI). Before these, 852 "
-            "ns per call (pool 1,011 ns). What is left, measured with throw-away "
-            "builds: the host's own floor, a hand-written WAT module on the fast path, "
-            "is about 190-207 ns (1.7x plain wasmtime); the Rust guest adds the rest.",
+            "ns per call (pool 1,011 ns).",
             "Counted with callgrind (instructions per call, the same for every run): "
-            "plain wasmtime 584; `plugin.call` 2,420 before the SDK kept its panic guard "
-            "and the handed-back result in plain statics instead of thread-locals, 2,052 "
-            "after. Of those, inside the guest: `echo`'s allocation of its result and "
-            "the freeing of the previous one about 490 (wasi-libc's dlmalloc), the "
-            "stdout flush after each task about 215, the task glue about 400; the "
-            "host's own part about 725, against 383 for plain wasmtime (the instance "
-            "lock, entering the process's Tokio runtime, the lookup of the export). "
-            "The flush stays: output a task printed without a newline must reach the "
-            "embedder by the end of the call.",
+            "plain wasmtime 584; `plugin.call` 2,052 and a pool call about 2,250 in the "
+            "last report, 1,091 and 1,126 now. What went: `echo`'s result is its input "
+            "handed back where it is (`task!(echo, |bytes: &[u8]| -> &[u8] { bytes })`: "
+            "no allocation and freeing in the guest, about 490); the stdout flush after "
+            "each task no longer locks stdout (the module's one thread holds the lock "
+            "between calls; 215 down to 119); the task glue is inlined (about 400 down "
+            "to 180); the host sets and clears a deadline only for a timed call, and a "
+            "call's `Result` is one word bigger than its output (its error is boxed). "
+            "A pool call takes its instance with one compare-and-swap and gives it back "
+            "with one swap, where it locked a shared list twice and the instance once "
+            "more. What is left: the guest's part about 360 against 265 for plain "
+            "wasmtime's whole call into the module, the host's about 530 against 319 "
+            "(the instance lock, the lookup of the export, the check for a Tokio "
+            "runtime). The flush stays: output a task printed without a newline must "
+            "reach the embedder by the end of the call.",
         ],
         guest="plugin",
         example="plugin_bench",

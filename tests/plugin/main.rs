@@ -60,6 +60,36 @@ fn a_plugin_answers_bytes_and_keeps_its_state_between_calls() {
     for n in 1..=3 {
         assert_eq!(text(plugin.call("counter", b"").unwrap()), n.to_string());
     }
+    // Results borrowed from the input (handed back where they are) and
+    // owned ones (kept until the next call) in turns, each read whole.
+    let long = "x".repeat(20 << 10);
+    for (export, input, want) in [
+        ("first_word", "  hello world", "hello"),
+        ("count_vowels", "aeiou", "5"),
+        ("first_word", "", ""),
+        ("echo", "abc", "abc"),
+        ("first_word", long.as_str(), long.as_str()),
+        ("count_vowels", "hello", "2"),
+        ("first_word", "one", "one"),
+    ] {
+        assert_eq!(
+            text(plugin.call(export, input.as_bytes()).unwrap()),
+            want,
+            "{export}"
+        );
+    }
+    let batch = plugin
+        .call(
+            "procbridge_batch.first_word",
+            &list(&[&b"a b"[..], b"", b"cd"]),
+        )
+        .unwrap();
+    assert_eq!(batch, list(&[&b"\0a"[..], b"\0", b"\0cd"]));
+    let err = plugin.call("first_word", &[0xff, 0xfe]).unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::Failed(m) if m.contains("not UTF-8")),
+        "{err}"
+    );
     for input in [&b""[..], b"\x00\xff binary", &vec![7u8; 1 << 20]] {
         assert_eq!(plugin.call("echo", input).unwrap(), input);
     }
@@ -410,6 +440,42 @@ fn a_pool_answers_concurrent_calls_and_replaces_ended_instances() {
     assert!(runtime()
         .plugin_pool(program(), quiet(Policy::default()), 0)
         .is_err());
+}
+
+#[test]
+fn a_pool_call_waits_for_whichever_instance_is_given_back_first() {
+    let _serial = serial();
+    let pool = std::sync::Arc::new(
+        runtime()
+            .plugin_pool(program(), quiet(Policy::default()), 2)
+            .unwrap(),
+    );
+    let start = Instant::now();
+    let call = |ms: u64| {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            pool.call_blocking("sleep_ms", ms.to_string().as_bytes())
+                .unwrap();
+            start.elapsed()
+        })
+    };
+    // Both instances busy: one for 3 s, one for 300 ms.
+    let long = call(3000);
+    let short = call(300);
+    std::thread::sleep(Duration::from_millis(100));
+    // Six calls wait; all are served by the instance freed first, one
+    // after another, while the other is still busy.
+    let waiting: Vec<_> = (0..6).map(|_| call(50)).collect();
+    let short_done = short.join().unwrap();
+    for done in waiting.into_iter().map(|w| w.join().unwrap()) {
+        assert!(done >= short_done, "{done:?} before {short_done:?}");
+        assert!(done < Duration::from_millis(2500), "{done:?}");
+    }
+    assert!(long.join().unwrap() >= Duration::from_millis(3000));
+    assert_eq!(
+        text(pool.call_blocking("count_vowels", b"ae").unwrap()),
+        "2"
+    );
 }
 
 fn open_fds() -> usize {
@@ -855,6 +921,36 @@ fn the_fast_path_returns_what_the_host_calls_return() {
     for n in 1..=3 {
         assert_eq!(text(plugin.call("counter", b"").unwrap()), n.to_string());
     }
+    // Results borrowed from the input (handed back where they are) and
+    // owned ones (kept until the next call) in turns, each read whole.
+    let long = "x".repeat(20 << 10);
+    for (export, input, want) in [
+        ("first_word", "  hello world", "hello"),
+        ("count_vowels", "aeiou", "5"),
+        ("first_word", "", ""),
+        ("echo", "abc", "abc"),
+        ("first_word", long.as_str(), long.as_str()),
+        ("count_vowels", "hello", "2"),
+        ("first_word", "one", "one"),
+    ] {
+        assert_eq!(
+            text(plugin.call(export, input.as_bytes()).unwrap()),
+            want,
+            "{export}"
+        );
+    }
+    let batch = plugin
+        .call(
+            "procbridge_batch.first_word",
+            &list(&[&b"a b"[..], b"", b"cd"]),
+        )
+        .unwrap();
+    assert_eq!(batch, list(&[&b"\0a"[..], b"\0", b"\0cd"]));
+    let err = plugin.call("first_word", &[0xff, 0xfe]).unwrap_err();
+    assert!(
+        matches!(err.kind(), CallErrorKind::Failed(m) if m.contains("not UTF-8")),
+        "{err}"
+    );
     let err = plugin.call("fail", b"why").unwrap_err();
     assert!(
         matches!(err.kind(), CallErrorKind::Failed(m) if m == "refused: why"),

@@ -24,7 +24,10 @@
 //! pick a target by name at run time:
 //!
 //! ```no_run
-//! procbridge_sdk::task!(echo, |bytes: &[u8]| bytes.to_vec());
+//! procbridge_sdk::task!(upper, |text: &str| text.to_uppercase());
+//! // A result borrowed from the arguments is handed back without a copy
+//! // in a plugin; such a closure names its return type.
+//! procbridge_sdk::task!(echo, |bytes: &[u8]| -> &[u8] { bytes });
 //! # fn main() {}
 //! ```
 //!
@@ -50,46 +53,84 @@ pub use value::{Decoder, Encoder, Value};
 
 use crate::sys;
 use procbridge_abi::scratch::{ARGS_IN_SCRATCH, RESULT_IN_SCRATCH};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::Display;
 
+/// A task's outcome: the bytes to hand back (borrowed from its arguments
+/// or owned), or an error message.
+pub type Outcome<'a> = Result<Cow<'a, [u8]>, String>;
+
 /// What a task named by a string (`task!(name, |args: &str| ...)`) may
-/// return.
-pub trait TaskOutput {
+/// return. `'a` is the arguments' lifetime: a `&[u8]` or `&str` borrowed
+/// from them is handed back as it is.
+pub trait TaskOutput<'a> {
     /// The bytes to hand back, or an error message.
-    fn into_outcome(self) -> Result<Vec<u8>, String>;
+    fn into_outcome(self) -> Outcome<'a>;
 }
 
-impl TaskOutput for () {
-    fn into_outcome(self) -> Result<Vec<u8>, String> {
-        Ok(Vec::new())
+impl TaskOutput<'_> for () {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'static> {
+        Ok(Cow::Borrowed(&[]))
     }
 }
 
-impl TaskOutput for Vec<u8> {
-    fn into_outcome(self) -> Result<Vec<u8>, String> {
-        Ok(self)
+impl TaskOutput<'_> for Vec<u8> {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'static> {
+        Ok(Cow::Owned(self))
     }
 }
 
-impl TaskOutput for String {
-    fn into_outcome(self) -> Result<Vec<u8>, String> {
-        Ok(self.into_bytes())
+impl TaskOutput<'_> for String {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'static> {
+        Ok(Cow::Owned(self.into_bytes()))
     }
 }
 
-impl<'a> TaskOutput for &'a str {
-    fn into_outcome(self) -> Result<Vec<u8>, String> {
-        Ok(self.as_bytes().to_vec())
+impl<'a> TaskOutput<'a> for &'a [u8] {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'a> {
+        Ok(Cow::Borrowed(self))
     }
 }
 
-impl<T: TaskOutput, E: Display> TaskOutput for Result<T, E> {
-    fn into_outcome(self) -> Result<Vec<u8>, String> {
+impl<'a> TaskOutput<'a> for &'a str {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'a> {
+        Ok(Cow::Borrowed(self.as_bytes()))
+    }
+}
+
+impl<'a, T: TaskOutput<'a>, E: Display> TaskOutput<'a> for Result<T, E> {
+    #[inline]
+    fn into_outcome(self) -> Outcome<'a> {
         match self {
             Ok(value) => value.into_outcome(),
             Err(err) => Err(err.to_string()),
         }
+    }
+}
+
+/// A task body over arguments of type `&'a A` (`[u8]` or `str`): any
+/// `Fn(&A) -> R` whose `R` is a [`TaskOutput`], including one returning
+/// a slice of its arguments. Used by [`task!`](crate::task!).
+#[doc(hidden)]
+pub trait Body<'a, A: ?Sized + 'a> {
+    /// The body's outcome.
+    fn outcome(&self, args: &'a A) -> Outcome<'a>;
+}
+
+impl<'a, A: ?Sized + 'a, F, R> Body<'a, A> for F
+where
+    F: Fn(&'a A) -> R,
+    R: TaskOutput<'a>,
+{
+    #[inline]
+    fn outcome(&self, args: &'a A) -> Outcome<'a> {
+        self(args).into_outcome()
     }
 }
 
@@ -161,7 +202,7 @@ where
     F: Apply<A>,
     F::Output: TaskReturn,
 {
-    run(args_len, |bytes| call_typed(&func, bytes))
+    run(args_len, |bytes| call_typed(&func, bytes).map(Cow::Owned))
 }
 
 fn call_typed<A, F>(func: &F, bytes: &[u8]) -> Result<Vec<u8>, String>
@@ -193,22 +234,29 @@ where
     F: Apply<A>,
     F::Output: TaskReturn,
 {
-    run(args_len, |args| batch(args, |item| call_typed(&func, item)))
+    run(args_len, |args| {
+        batch(args, |item| call_typed(&func, item).map(Cow::Owned))
+    })
 }
 
 /// Runs a task body that takes bytes; used by [`task!`](crate::task!).
 #[doc(hidden)]
-pub fn run_bytes<R: TaskOutput, F: FnOnce(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
-    run(args_len, |args| body(args).into_outcome())
+pub fn run_bytes<F: for<'a> Body<'a, [u8]>>(args_len: i32, body: F) -> i32 {
+    run(args_len, |args| body.outcome(args))
 }
 
 /// Runs a task body that takes a string; used by [`task!`](crate::task!).
 #[doc(hidden)]
-pub fn run_str<R: TaskOutput, F: FnOnce(&str) -> R>(args_len: i32, body: F) -> i32 {
-    run_bytes(args_len, |bytes| match std::str::from_utf8(bytes) {
-        Ok(text) => body(text).into_outcome(),
+pub fn run_str<F: for<'a> Body<'a, str>>(args_len: i32, body: F) -> i32 {
+    run(args_len, |args| str_outcome(&body, args))
+}
+
+/// `body`'s outcome over `args` read as a string.
+fn str_outcome<'a, F: Body<'a, str>>(body: &F, args: &'a [u8]) -> Outcome<'a> {
+    match std::str::from_utf8(args) {
+        Ok(text) => body.outcome(text),
         Err(_) => Err(String::from("the task's arguments are not UTF-8")),
-    })
+    }
 }
 
 /// Runs a task body over a whole chunk of a pool's items in one call; used
@@ -219,15 +267,13 @@ pub fn run_str<R: TaskOutput, F: FnOnce(&str) -> R>(args_len: i32, body: F) -> i
 /// (`0` returned, `1` failed) followed by the item's result or error. As in
 /// Python, an item that traps or exits ends the whole chunk.
 #[doc(hidden)]
-pub fn run_bytes_batch<R: TaskOutput, F: Fn(&[u8]) -> R>(args_len: i32, body: F) -> i32 {
-    run(args_len, |args| {
-        batch(args, |item| body(item).into_outcome())
-    })
+pub fn run_bytes_batch<F: for<'a> Body<'a, [u8]>>(args_len: i32, body: F) -> i32 {
+    run(args_len, |args| batch(args, |item| body.outcome(item)))
 }
 
 /// Runs `one` on each item of a chunk's arguments; their outcomes as a
 /// list of status byte and payload.
-fn batch(args: &[u8], one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> Result<Vec<u8>, String> {
+fn batch<'a>(args: &'a [u8], one: impl Fn(&'a [u8]) -> Outcome<'a>) -> Outcome<'static> {
     let mut out = Vec::with_capacity(args.len() + 64);
     for item in procbridge_abi::list::iter(args) {
         let item = match item {
@@ -236,21 +282,20 @@ fn batch(args: &[u8], one: impl Fn(&[u8]) -> Result<Vec<u8>, String>) -> Result<
         };
         let (status, payload) = match one(item) {
             Ok(bytes) => (0u8, bytes),
-            Err(message) => (1u8, message.into_bytes()),
+            Err(message) => (1u8, Cow::Owned(message.into_bytes())),
         };
         out.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
         out.push(status);
         out.extend_from_slice(&payload);
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// [`run_bytes_batch`] for a body that takes a string.
 #[doc(hidden)]
-pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) -> i32 {
-    run_bytes_batch(args_len, |bytes| match std::str::from_utf8(bytes) {
-        Ok(text) => body(text).into_outcome(),
-        Err(_) => Err(String::from("the task's arguments are not UTF-8")),
+pub fn run_str_batch<F: for<'a> Body<'a, str>>(args_len: i32, body: F) -> i32 {
+    run(args_len, |args| {
+        batch(args, |item| str_outcome(&body, item))
     })
 }
 
@@ -258,7 +303,8 @@ pub fn run_str_batch<R: TaskOutput, F: Fn(&str) -> R>(args_len: i32, body: F) ->
 /// the host. The arguments come from the plugin fast path's scratch buffer
 /// when the host put them there, else from `take_result` into a buffer
 /// kept between calls.
-fn run(args_len: i32, body: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>) -> i32 {
+#[inline]
+fn run(args_len: i32, body: impl for<'a> FnOnce(&'a [u8]) -> Outcome<'a>) -> i32 {
     let _running = panic::Running::enter();
     let flags = scratch::begin();
     let outcome = if flags & ARGS_IN_SCRATCH != 0 {
@@ -280,17 +326,18 @@ thread_local! {
     static ARGS: RefCell<Vec<u8>> = RefCell::new(Vec::new());
 }
 
-/// `body` over the arguments waiting in the host.
+/// `body` over the arguments waiting in the host (a result borrowed from
+/// them is copied: their buffer is reused or freed).
 fn with_args(
     args_len: i32,
-    body: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
-) -> Result<Vec<u8>, String> {
+    body: impl for<'a> FnOnce(&'a [u8]) -> Outcome<'a>,
+) -> Outcome<'static> {
     /// A larger buffer is freed after the call, not kept.
     const KEEP: usize = 64 << 10;
     let mut args = ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
     args.clear();
     let outcome = match crate::error::check(sys::take_result(&mut args, args_len.max(0) as usize)) {
-        Ok(_) => body(&args),
+        Ok(_) => body(&args).map(|bytes| Cow::Owned(bytes.into_owned())),
         Err(err) => Err(format!("cannot take the task's arguments: {}", err)),
     };
     if args.capacity() <= KEEP {
@@ -299,13 +346,25 @@ fn with_args(
     outcome
 }
 
-/// Hands the outcome back; the status the task returns.
-fn finish(flags: u32, outcome: Result<Vec<u8>, String>) -> i32 {
-    // Only stdout buffers: Rust's stderr writes at once.
+/// Writes out what stdout holds (text printed without a newline).
+#[inline]
+fn flush_stdout() {
+    #[cfg(not(target_feature = "atomics"))]
+    scratch::flush_stdout();
+    // With threads, another thread's `print!` would wait for ever on a
+    // lock held between calls.
+    #[cfg(target_feature = "atomics")]
     {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
+}
+
+/// Hands the outcome back; the status the task returns.
+#[inline]
+fn finish(flags: u32, outcome: Outcome<'static>) -> i32 {
+    // Only stdout buffers: Rust's stderr writes at once.
+    flush_stdout();
     match outcome {
         Ok(bytes) if flags & RESULT_IN_SCRATCH != 0 => scratch::hand_back(bytes),
         Ok(bytes) => {
@@ -395,11 +454,19 @@ macro_rules! task {
             }
         };
     };
+    // A function, not a closure: its return type may borrow from the
+    // arguments (`-> &[u8]`), which a closure's cannot say.
     ($name:ident, |$arg:tt : &str| -> $ret:ty $body:block) => {
-        $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| -> $ret { $body });
+        $crate::task!(@export $name, run_str, run_str_batch, {
+            fn body($arg: &str) -> $ret $body
+            body
+        });
     };
     ($name:ident, |$arg:tt : &[u8]| -> $ret:ty $body:block) => {
-        $crate::task!(@export $name, run_bytes, run_bytes_batch, |$arg: &[u8]| -> $ret { $body });
+        $crate::task!(@export $name, run_bytes, run_bytes_batch, {
+            fn body($arg: &[u8]) -> $ret $body
+            body
+        });
     };
     ($name:ident, |$arg:tt : &str| $body:expr) => {
         $crate::task!(@export $name, run_str, run_str_batch, |$arg: &str| $body);

@@ -19,6 +19,7 @@ pub(crate) struct Running(());
 
 impl Running {
     /// Enters a task call, installing the panic hook the first time.
+    #[inline]
     pub(crate) fn enter() -> Running {
         if !HOOKED.swap(true, Ordering::Relaxed) {
             install();
@@ -29,6 +30,7 @@ impl Running {
 }
 
 impl Drop for Running {
+    #[inline]
     fn drop(&mut self) {
         DEPTH.fetch_sub(1, Ordering::Relaxed);
     }

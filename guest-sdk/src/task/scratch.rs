@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 use procbridge_abi::scratch as abi;
+use std::borrow::Cow;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -62,6 +63,7 @@ impl<const N: usize> Scratch<N> {
 /// This call's flags (`0` without a buffer), cleared so that a call the
 /// host makes by the task ABI's host calls (a pool worker, a `Process`)
 /// never reads stale ones.
+#[inline]
 pub(super) fn begin() -> u32 {
     let header = HEADER.load(Ordering::Relaxed);
     if header.is_null() {
@@ -77,7 +79,9 @@ pub(super) fn begin() -> u32 {
 }
 
 /// The arguments the host wrote into the buffer, `None` if `len` is not
-/// inside it. Valid until the call's end.
+/// inside it. Valid until the next call (the host reads a result borrowed
+/// from them after this one returns).
+#[inline]
 pub(super) fn args(len: i32) -> Option<&'static [u8]> {
     let header = HEADER.load(Ordering::Relaxed);
     let len = usize::try_from(len).ok()?;
@@ -101,16 +105,44 @@ unsafe impl Sync for LastResult {}
 static RESULT: LastResult = LastResult(UnsafeCell::new(Vec::new()));
 
 /// Hands `bytes` back through the header; the status the task returns.
-pub(super) fn hand_back(bytes: Vec<u8>) -> i32 {
+/// Borrowed bytes (the call's arguments in the buffer, or a static) are
+/// handed back where they are: they stay until the next call.
+#[inline]
+pub(super) fn hand_back(bytes: Cow<'static, [u8]>) -> i32 {
     let header = HEADER.load(Ordering::Relaxed);
     let (ptr, len) = (bytes.as_ptr() as usize as u32, bytes.len() as u32);
     // SAFETY: one thread, and no reference to the result outlives this
     // statement (the host reads its bytes after the call).
-    drop(unsafe { std::mem::replace(&mut *RESULT.0.get(), bytes) });
+    let previous = unsafe { &mut *RESULT.0.get() };
+    match bytes {
+        Cow::Owned(bytes) => *previous = bytes,
+        Cow::Borrowed(_) if previous.capacity() != 0 => *previous = Vec::new(),
+        Cow::Borrowed(_) => {}
+    }
     // SAFETY: `begin` saw this header registered (a call with flags).
     unsafe {
         header.add(abi::RESULT_PTR / 4).write_volatile(ptr);
         header.add(abi::RESULT_LEN / 4).write_volatile(len);
     }
     abi::STATUS_RESULT_IN_SCRATCH
+}
+
+/// Stdout, locked at the first call and held: the module has one thread,
+/// and the lock lets that thread in again (`print!` in a task, the exit's
+/// flush), so holding it only saves locking it at each call's end.
+struct HeldStdout(UnsafeCell<Option<std::io::StdoutLock<'static>>>);
+
+// SAFETY: the module is single-threaded (`flush_stdout` is not used with
+// threads); only `flush_stdout` touches it.
+unsafe impl Sync for HeldStdout {}
+
+static STDOUT: HeldStdout = HeldStdout(UnsafeCell::new(None));
+
+/// Writes out what stdout holds (text printed without a newline).
+#[inline]
+pub(super) fn flush_stdout() {
+    use std::io::Write;
+    // SAFETY: one thread, and `flush` runs no code of the task's.
+    let held = unsafe { &mut *STDOUT.0.get() };
+    let _ = held.get_or_insert_with(|| std::io::stdout().lock()).flush();
 }

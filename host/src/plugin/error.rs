@@ -10,8 +10,13 @@ use std::time::Duration;
 /// plugin.wasm: `spin` timed out after 50ms; the instance was discarded and its processes killed
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{plugin}: `{export}` {kind}")]
-pub struct CallError {
+#[error("{}: `{}` {}", .0.plugin, .0.export, .0.kind)]
+pub struct CallError(Box<Failure>);
+
+/// A [`CallError`]'s parts, boxed: a call's `Result` stays as small as its
+/// output, which every successful call moves through a few layers.
+#[derive(Debug)]
+struct Failure {
     plugin: String,
     export: String,
     kind: CallErrorKind,
@@ -84,33 +89,33 @@ pub enum CallErrorKind {
 
 impl CallError {
     pub(crate) fn new(plugin: &str, export: &str, kind: CallErrorKind) -> CallError {
-        CallError {
+        CallError(Box::new(Failure {
             plugin: plugin.to_string(),
             export: export.to_string(),
             kind,
-        }
+        }))
     }
 
     /// What happened.
     pub fn kind(&self) -> &CallErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The export called.
     pub fn export(&self) -> &str {
-        &self.export
+        &self.0.export
     }
 
     /// Whether the call ran past its deadline.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, CallErrorKind::Timeout(_))
+        matches!(self.0.kind, CallErrorKind::Timeout(_))
     }
 
     /// Whether the plugin trapped (panics, timeouts, fuel and memory
     /// included).
     pub fn is_trap(&self) -> bool {
         matches!(
-            self.kind,
+            self.0.kind,
             CallErrorKind::Trap(_)
                 | CallErrorKind::Panicked { .. }
                 | CallErrorKind::Timeout(_)
@@ -122,6 +127,6 @@ impl CallError {
     /// Whether the instance is gone: later calls fail with
     /// [`CallErrorKind::Discarded`] (a [`super::PluginPool`] replaces it).
     pub fn discarded_instance(&self) -> bool {
-        self.is_trap() || matches!(self.kind, CallErrorKind::Exit(_) | CallErrorKind::Abi(_))
+        self.is_trap() || matches!(self.0.kind, CallErrorKind::Exit(_) | CallErrorKind::Abi(_))
     }
 }

@@ -37,6 +37,7 @@
 //! into the embedder.
 
 mod error;
+mod members;
 mod pool;
 
 pub use error::{CallError, CallErrorKind};
@@ -248,10 +249,36 @@ impl Plugin {
         }
     }
 
+    /// The instance, taken out of this handle (left ended).
+    fn into_slot(self) -> Slot {
+        std::mem::replace(&mut *lock(&self.slot), Slot::Ended(String::new()))
+    }
+
     /// The call, on this thread (which may block).
     fn call_here(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let fail = |kind| CallError::new(&self.name, export, kind);
-        let mut slot = lock(&self.slot);
+        let caller = Caller {
+            name: &self.name,
+            settings: self.settings,
+            runtime: &self.runtime,
+        };
+        caller.call(&mut lock(&self.slot), export, input)
+    }
+}
+
+/// What a call needs besides the instance: the plugin's name, the call's
+/// limits and the runtime's abilities.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    name: &'a str,
+    settings: Settings,
+    runtime: &'a Instantiator,
+}
+
+impl Caller<'_> {
+    /// Calls `export` with `input` on the instance in `slot`, which the
+    /// call may end.
+    fn call(&self, slot: &mut Slot, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let fail = |kind| CallError::new(self.name, export, kind);
         let live = match &mut *slot {
             Slot::Live(live) => live,
             Slot::Ended(why) => return Err(fail(CallErrorKind::Discarded(why.clone()))),
@@ -275,7 +302,10 @@ impl Plugin {
             Err(Stop::Ended(ending)) => Ok(ending),
             Err(Stop::Broke(why)) => Err(why),
         };
-        crate::deadline::no_deadline(&mut live.store);
+        if self.settings.timeout.is_some() {
+            // Untimed calls find the store's deadline far away already.
+            crate::deadline::no_deadline(&mut live.store);
+        }
         if live.store.data().bridge.process.in_child {
             // A fork child made inside the call, returning from it: it ends
             // here (what follows is the embedder's code, the parent's).

@@ -1,11 +1,12 @@
 //! A pool of instances of one plugin, for concurrent calls.
 
-use super::{CallError, CallErrorKind, Instantiator, Plugin};
+use super::members::Members;
+use super::{CallError, CallErrorKind, Caller, Instantiator, Settings, Slot};
 use crate::blocking::run_blocking;
 use crate::ctx::GuestBuilder;
 use crate::runtime::Program;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `size` instances of one program; each call takes an idle one (waiting
@@ -31,34 +32,20 @@ impl std::fmt::Debug for PluginPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginPool")
             .field("name", &self.shared.name)
-            .field("size", &self.shared.size)
+            .field("size", &self.shared.members.len())
             .finish_non_exhaustive()
     }
 }
 
 struct Shared {
     name: String,
-    size: usize,
-    idle: Mutex<Idle>,
-    /// Signalled when an instance is given back to a waiting call.
-    given_back: Condvar,
+    /// The instances, each held by one call at a time.
+    members: Members,
     program: Program,
     origin: Arc<GuestBuilder>,
     runtime: Instantiator,
     /// Each call's timeout: nanoseconds, [`NO_TIMEOUT`] for none.
     timeout: AtomicU64,
-    /// Instances ended and not yet replaced (building one failed).
-    missing: AtomicUsize,
-}
-
-/// The idle instances.
-struct Idle {
-    /// The last given back on top (its memory is the likeliest to be in
-    /// the cache).
-    plugins: Vec<Plugin>,
-    /// Calls waiting for one (a call that finds one idle makes no system
-    /// call to wake nobody).
-    waiting: usize,
 }
 
 impl PluginPool {
@@ -76,30 +63,28 @@ impl PluginPool {
         })?;
         let first = runtime.instantiate(program, state)?;
         let timeout = first.settings.timeout;
-        let shared = Arc::new(Shared {
-            name: program.name().to_string(),
-            size,
-            idle: Mutex::new(Idle {
-                plugins: Vec::with_capacity(size),
-                waiting: 0,
-            }),
-            given_back: Condvar::new(),
-            program: program.clone(),
-            origin,
-            runtime: runtime.clone(),
-            timeout: AtomicU64::new(encode_timeout(timeout)),
-            missing: AtomicUsize::new(0),
-        });
-        shared.give_back(first);
+        let mut members = Vec::with_capacity(size);
+        members.push(first.into_slot());
         for _ in 1..size {
-            shared.give_back(shared.fresh()?);
+            let state = origin.build()?;
+            let plugin = runtime.instantiate(program, state)?;
+            members.push(plugin.into_slot());
         }
-        Ok(PluginPool { shared })
+        Ok(PluginPool {
+            shared: Arc::new(Shared {
+                name: program.name().to_string(),
+                members: Members::new(members),
+                program: program.clone(),
+                origin,
+                runtime: runtime.clone(),
+                timeout: AtomicU64::new(encode_timeout(timeout)),
+            }),
+        })
     }
 
     /// How many instances it holds.
     pub fn size(&self) -> usize {
-        self.shared.size
+        self.shared.members.len()
     }
 
     /// The deadline of each call from now on (`None`: none).
@@ -113,7 +98,7 @@ impl PluginPool {
     /// blocking threads. Must be awaited inside a Tokio runtime.
     ///
     /// # Errors
-    /// As [`Plugin::call`].
+    /// As [`Plugin::call`](super::Plugin::call).
     pub async fn call(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let shared = self.shared.clone();
         super::on_blocking_thread(&self.shared.name, export, input, move |export, input| {
@@ -125,7 +110,7 @@ impl PluginPool {
     /// [`PluginPool::call`] on this thread, blocking.
     ///
     /// # Errors
-    /// As [`Plugin::call`].
+    /// As [`Plugin::call`](super::Plugin::call).
     pub fn call_blocking(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         run_blocking(|| self.shared.call(export, input))
             .map_err(|e| CallError::new(&self.shared.name, export, CallErrorKind::CannotBlock(e)))?
@@ -134,75 +119,43 @@ impl PluginPool {
 
 impl Shared {
     fn call(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let fail = |kind| CallError::new(&self.name, export, kind);
-        let mut plugin = self.take().map_err(|e| {
-            fail(CallErrorKind::Host(format!(
-                "no instance to call: building one failed: {e:#}"
-            )))
-        })?;
-        plugin.set_call_timeout(decode_timeout(self.timeout.load(Ordering::Relaxed)));
-        let result = plugin.call_here(export, input);
-        if plugin.is_alive() {
-            self.give_back(plugin);
-        } else {
-            match self.fresh() {
-                Ok(fresh) => self.give_back(fresh),
-                // Built on a later call instead.
-                Err(_) => {
-                    self.missing.fetch_add(1, Ordering::SeqCst);
-                }
+        let mut slot = self.members.take();
+        if let Slot::Ended(_) = &*slot {
+            // A call ended it and building its replacement failed then:
+            // build one now.
+            *slot = self.fresh().map_err(|e| {
+                CallError::new(
+                    &self.name,
+                    export,
+                    CallErrorKind::Host(format!("no instance to call: building one failed: {e:#}")),
+                )
+            })?;
+        }
+        let caller = Caller {
+            name: &self.name,
+            settings: Settings {
+                timeout: decode_timeout(self.timeout.load(Ordering::Relaxed)),
+                fuel: None,
+            },
+            runtime: &self.runtime,
+        };
+        let result = caller.call(&mut slot, export, input);
+        if let Slot::Ended(_) = &*slot {
+            // Replaced now, or by the next call that takes it.
+            if let Ok(fresh) = self.fresh() {
+                *slot = fresh;
             }
         }
         result
     }
 
-    /// An idle instance: one given back, or one built in place of an
-    /// instance that could not be replaced, or the next given back.
-    fn take(&self) -> anyhow::Result<Plugin> {
-        if let Some(plugin) = self.lock_idle().plugins.pop() {
-            return Ok(plugin);
-        }
-        let claimed = self
-            .missing
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| m.checked_sub(1))
-            .is_ok();
-        if claimed {
-            return self.fresh().inspect_err(|_| {
-                self.missing.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        let mut idle = self.lock_idle();
-        loop {
-            if let Some(plugin) = idle.plugins.pop() {
-                return Ok(plugin);
-            }
-            idle.waiting += 1;
-            idle = self
-                .given_back
-                .wait(idle)
-                .unwrap_or_else(|p| p.into_inner());
-            idle.waiting -= 1;
-        }
-    }
-
     /// A new instance (on the calling thread, which may block: the pool's
     /// calls run on blocking threads, or the caller's own).
-    fn fresh(&self) -> anyhow::Result<Plugin> {
-        self.runtime
-            .instantiate_here(&self.program, self.origin.build()?)
-    }
-
-    fn give_back(&self, plugin: Plugin) {
-        let mut idle = self.lock_idle();
-        idle.plugins.push(plugin);
-        if idle.waiting > 0 {
-            drop(idle);
-            self.given_back.notify_one();
-        }
-    }
-
-    fn lock_idle(&self) -> MutexGuard<'_, Idle> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    fn fresh(&self) -> anyhow::Result<Slot> {
+        let plugin = self
+            .runtime
+            .instantiate_here(&self.program, self.origin.build()?)?;
+        Ok(plugin.into_slot())
     }
 }
 
