@@ -837,6 +837,109 @@ fn hostile_task_messages_are_refused_and_the_worker_goes_on() {
     a_good_job_runs_on(&server, &worker);
 }
 
+/// With a cluster key, a member of the server's account who does not hold
+/// it can neither forge tasks (a worker would run them with the grants they
+/// claim) nor slip results or output lines into a job; a job and workers
+/// that disagree about the key say so.
+#[test]
+fn with_a_cluster_key_forged_tasks_results_output_and_queue_items_are_refused() {
+    let _serial = serial();
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("cluster.key");
+    std::fs::write(&key_file, "a secret the job and its workers share\n").expect("key");
+    let key_path = key_file.display().to_string();
+    let keyed = ["--cluster-key", key_path.as_str()];
+    let worker = Worker::start(&server, &keyed);
+
+    let module = std::fs::read(guest("cluster_probe")).expect("read the module");
+    let forged = nats::forged_tasks(&server.url(), &module);
+    for (reply, why) in [
+        (&forged.unsigned, "it is not signed"),
+        (&forged.wrong_key, "its signature does not match"),
+    ] {
+        assert!(
+            reply.contains("refused by the worker") && reply.contains(why),
+            "{reply:?}"
+        );
+        assert!(!reply.ends_with("\u{0}9"), "the task ran: {reply:?}");
+    }
+    let audited = worker.chunks_run();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(
+        audited.iter().all(|line| line.contains("refused")),
+        "{audited:?}"
+    );
+
+    // The job that holds the key runs, its output lines passed on; so do
+    // its spawn-method processes.
+    let good = run_job(Some(&server), &keyed, &["map", "5"]);
+    assert!(
+        stdout(&good).starts_with("map 0,1,4,9,16\n"),
+        "{}",
+        stdout(&good)
+    );
+    let local = stdout(&run_job(None, &[], &["spawned", "3"]));
+    let spawned = run_job(
+        Some(&server),
+        &[keyed[0], keyed[1], "--processes", "cluster"],
+        &["spawned", "3"],
+    );
+    assert_eq!(stdout(&spawned), local);
+
+    // A result and an output line forged while its task runs.
+    let forger = nats::forge_results_of_the_next_job(&server.url());
+    let attacked = stdout(&run_job(Some(&server), &keyed, &["slow", "1", "3000", "1"]));
+    assert!(forger.join().expect("forger"), "nothing was forged");
+    assert!(
+        attacked.contains("slow failed") && attacked.contains("refused: it is not signed"),
+        "{attacked}"
+    );
+    assert!(
+        !attacked.contains("666") && !attacked.contains("forged line"),
+        "{attacked}"
+    );
+
+    // A message forged onto one of its queues never reaches it.
+    let local = stdout(&run_job(None, &[], &["queues", "6"]));
+    let forger = nats::forge_a_queue_item_of_the_next_job(&server.url());
+    let queued = run_job(Some(&server), &keyed, &["queues", "6"]);
+    assert!(forger.join().expect("forger"), "nothing was forged");
+    assert_eq!(stdout(&queued), local);
+    assert!(
+        String::from_utf8_lossy(&queued.stderr).contains("was dropped: it is not signed"),
+        "{queued:?}"
+    );
+
+    // A job without the key hears the keyed worker's refusal.
+    let unkeyed = stdout(&run_job(Some(&server), &[], &["slow", "1", "10", "1"]));
+    assert!(
+        unkeyed.contains("slow failed") && unkeyed.contains("--cluster-key"),
+        "{unkeyed}"
+    );
+    // A keyed job on a worker without the key refuses its results.
+    drop(worker);
+    let _plain = Worker::start(&server, &[]);
+    let keyed_job = stdout(&run_job(Some(&server), &keyed, &["slow", "1", "10", "1"]));
+    assert!(
+        keyed_job.contains("slow failed") && keyed_job.contains("--cluster-key"),
+        "{keyed_job}"
+    );
+
+    // A key file too short to be a secret.
+    std::fs::write(&key_file, "short\n").expect("key");
+    let refused = procbridge()
+        .args(["run", "--nats", &server.url(), "--cluster-key", &key_path])
+        .arg(probe())
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("at least 16 bytes"),
+        "{refused:?}"
+    );
+}
+
 /// A small job runs, its tasks on `worker`.
 fn a_good_job_runs_on(server: &Server, worker: &Worker) {
     let good = run_job(Some(server), &[], &["map", "5"]);
@@ -1139,6 +1242,143 @@ mod nats {
         let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&payload);
         frame
+    }
+
+    /// The replies to task messages forged by a member without the
+    /// cluster's key.
+    #[derive(Debug)]
+    pub struct Forged {
+        /// To a task message with no signature.
+        pub unsigned: String,
+        /// To one whose signature was made with another key.
+        pub wrong_key: String,
+    }
+
+    /// Sends a keyed worker two task messages of a job of its own, one
+    /// unsigned and one signed with another key, as a member of the
+    /// server's account without the key could.
+    pub fn forged_tasks(url: &str, module: &[u8]) -> Forged {
+        let digest = digest(module);
+        runtime().block_on(async {
+            let member = Member::join(url, "f0e1").await;
+            member.store(&digest, module).await;
+            member
+                .send(Some(member.headers(&digest, 1)), request(1))
+                .await;
+            let unsigned = reply(&member.js, member.job, 1).await;
+            let mut signed = member.headers(&digest, 2);
+            signed.insert("Procbridge-Signature", "00".repeat(32).as_str());
+            member.send(Some(signed), request(2)).await;
+            let wrong_key = reply(&member.js, member.job, 2).await;
+            Forged {
+                unsigned,
+                wrong_key,
+            }
+        })
+    }
+
+    /// Watches for the next job's first task message and, while its task
+    /// runs, answers it with a forged result (`666`) and a forged output
+    /// line (`forged line`), unsigned. Returns once it watches; the thread
+    /// ends `true` once it forged both.
+    pub fn forge_results_of_the_next_job(url: &str) -> std::thread::JoinHandle<bool> {
+        let url = url.to_string();
+        let (watching, watches) = std::sync::mpsc::channel();
+        let forger = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let client = async_nats::connect(&url).await.expect("connect");
+                let mut tasks = client
+                    .subscribe("procbridge.task.>")
+                    .await
+                    .expect("subscribe");
+                client.flush().await.expect("flush");
+                watching.send(()).expect("watching");
+                let Ok(Some(task)) =
+                    tokio::time::timeout(Duration::from_secs(60), tasks.next()).await
+                else {
+                    return false;
+                };
+                let reply_to = task
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Procbridge-Reply"))
+                    .map(|v| v.as_str().to_string())
+                    .expect("a reply subject");
+                let id = u64::from_le_bytes(task.payload[4..12].try_into().expect("an id"));
+                let mut payload = id.to_le_bytes().to_vec();
+                payload.push(0);
+                payload.extend_from_slice(&1u32.to_le_bytes());
+                payload.extend_from_slice(&4u32.to_le_bytes());
+                payload.push(0);
+                payload.extend_from_slice(b"666");
+                let mut forged = (payload.len() as u32).to_le_bytes().to_vec();
+                forged.extend_from_slice(&payload);
+                let js = jetstream::new(client.clone());
+                js.publish(reply_to.clone(), forged.into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+                let output = reply_to.replacen("procbridge.result.", "procbridge.output.", 1);
+                client
+                    .publish(output, b"\x01forged line\n".to_vec().into())
+                    .await
+                    .expect("publish");
+                client.flush().await.expect("flush");
+                true
+            })
+        });
+        watches.recv().expect("the forger watches");
+        forger
+    }
+
+    /// Watches for the next job's first task message that names a queue,
+    /// and puts an unsigned message (`forged`) on that queue. Returns once
+    /// it watches; the thread ends `true` once it put it.
+    pub fn forge_a_queue_item_of_the_next_job(url: &str) -> std::thread::JoinHandle<bool> {
+        let url = url.to_string();
+        let (watching, watches) = std::sync::mpsc::channel();
+        let forger = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let client = async_nats::connect(&url).await.expect("connect");
+                let mut tasks = client
+                    .subscribe("procbridge.task.>")
+                    .await
+                    .expect("subscribe");
+                client.flush().await.expect("flush");
+                watching.send(()).expect("watching");
+                let queue = loop {
+                    let Ok(Some(task)) =
+                        tokio::time::timeout(Duration::from_secs(60), tasks.next()).await
+                    else {
+                        return false;
+                    };
+                    let named = task
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get("Procbridge-Queues"))
+                        .map(|v| v.as_str().to_string());
+                    if let Some(json) = named {
+                        let queues: serde_json::Value = serde_json::from_str(&json).expect("json");
+                        break queues[0]["queue"].clone();
+                    }
+                };
+                let subject = format!(
+                    "procbridge.queue.{}.{}.items",
+                    queue["job"].as_str().expect("job"),
+                    queue["id"].as_str().expect("id")
+                );
+                jetstream::new(client.clone())
+                    .publish(subject, b"forged".to_vec().into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+                true
+            })
+        });
+        watches.recv().expect("the forger watches");
+        forger
     }
 
     /// Stores junk under the digest of `module`, as a hostile member of

@@ -1,5 +1,6 @@
 //! The flags that name a NATS server: `--nats` and how to log in to it.
 
+use anyhow::Context;
 use clap::Args;
 use procbridge::cluster::Cluster;
 use std::path::PathBuf;
@@ -21,6 +22,12 @@ pub(crate) struct ClusterOptions {
     /// PEM file.
     #[arg(long, value_name = "FILE", requires = "nats")]
     nats_ca: Option<PathBuf>,
+
+    /// Sign every task, result and output line with a key made from this
+    /// file's contents (at least 16 bytes, shared by the job and its
+    /// workers), and refuse those not signed with it. See docs/cluster.md.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    cluster_key: Option<PathBuf>,
 
     /// Where the job's Pools run their tasks (with --nats; default
     /// cluster).
@@ -48,15 +55,28 @@ pub(crate) enum Placement {
 
 impl ClusterOptions {
     /// The cluster named, if any.
-    pub(crate) fn cluster(&self) -> Option<Cluster> {
-        let mut cluster = Cluster::new(self.nats.clone()?);
+    ///
+    /// # Errors
+    /// When `--cluster-key`'s file cannot be read or is too short.
+    pub(crate) fn cluster(&self) -> anyhow::Result<Option<Cluster>> {
+        let Some(url) = &self.nats else {
+            return Ok(None);
+        };
+        let mut cluster = Cluster::new(url.clone());
         if let Some(path) = &self.nats_creds {
             cluster = cluster.credentials(path);
         }
         if let Some(path) = &self.nats_ca {
             cluster = cluster.root_certificate(path);
         }
-        Some(cluster)
+        if let Some(path) = &self.cluster_key {
+            let secret =
+                std::fs::read(path).with_context(|| format!("--cluster-key {}", path.display()))?;
+            cluster = cluster
+                .signing_key(&secret)
+                .with_context(|| format!("--cluster-key {}", path.display()))?;
+        }
+        Ok(Some(cluster))
     }
 
     /// Whether the job's pools send their tasks to the cluster.

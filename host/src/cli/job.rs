@@ -233,7 +233,7 @@ impl JobOptions {
         module_file: Option<&Path>,
         policy: &Policy,
     ) -> Result<Option<JobLink>, (ExitCode, anyhow::Error)> {
-        let Some(cluster) = self.cluster.cluster() else {
+        let Some(cluster) = self.cluster.cluster().map_err(|e| (ExitCode::Usage, e))? else {
             return Ok(None);
         };
         let Some(path) = module_file else {
@@ -261,7 +261,7 @@ impl JobOptions {
         let policy = self.policy().map_err(usage)?;
         self.open_audit(&policy).map_err(usage)?;
         let cache = self.cache(&policy).map_err(usage)?;
-        let Some(cluster) = self.cluster.cluster() else {
+        let Some(cluster) = self.cluster.cluster().map_err(usage)? else {
             return Err(usage(anyhow!("worker: --nats URL is required")));
         };
         // A job's wall time is each of its calls' deadline.

@@ -1,6 +1,7 @@
 //! Reaching the NATS server, and what every member sets up on it: the
 //! streams, the workers' consumer, the module store.
 
+use super::seal::ClusterKey;
 use super::{MAX_DELIVER, MODULES, RESULTS, TASKS, WORKERS};
 use anyhow::{anyhow, bail, Context};
 use async_nats::jetstream::{self, consumer, object_store, stream};
@@ -21,6 +22,7 @@ pub struct Cluster {
     url: String,
     credentials: Option<PathBuf>,
     root_certificate: Option<PathBuf>,
+    key: Option<ClusterKey>,
 }
 
 impl Cluster {
@@ -32,6 +34,7 @@ impl Cluster {
             url: url.into(),
             credentials: None,
             root_certificate: None,
+            key: None,
         }
     }
 
@@ -45,6 +48,23 @@ impl Cluster {
     pub fn root_certificate(mut self, path: impl Into<PathBuf>) -> Cluster {
         self.root_certificate = Some(path.into());
         self
+    }
+
+    /// Signs every task, result and output line sent with a key derived
+    /// from `secret` (a key file's contents, shared by the job and its
+    /// workers), and refuses those not signed with it. See
+    /// `docs/cluster.md`, "Signed messages".
+    ///
+    /// # Errors
+    /// When `secret` is shorter than 16 bytes.
+    pub fn signing_key(mut self, secret: &[u8]) -> anyhow::Result<Cluster> {
+        self.key = Some(ClusterKey::from_secret(secret)?);
+        Ok(self)
+    }
+
+    /// The key messages are signed with, if any.
+    pub(crate) fn key(&self) -> Option<&ClusterKey> {
+        self.key.as_ref()
     }
 
     /// The server's address as given (with any login in it).

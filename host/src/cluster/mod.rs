@@ -41,6 +41,7 @@ mod connect;
 pub(crate) mod process;
 pub(crate) mod queue;
 pub(crate) mod relay;
+mod seal;
 mod wire;
 pub mod worker;
 

@@ -90,10 +90,17 @@ async fn stand_in(
     let (subject, headers, payload) = wire::task(link, me, 1, &request, &sending);
     connect::publish_stored(&listening.js, subject, headers, payload).await;
     let outcome = loop {
-        let message = listening.next_result().await?;
-        let _ = message.ack().await;
-        if let Some(outcome) = outcome_of(&message.payload) {
-            break outcome;
+        let arrival = listening.next_result().await?;
+        let _ = arrival.message.ack().await;
+        match arrival.refusal() {
+            Some((1, why)) => break Err(why),
+            Some(_) => {}
+            None if arrival.refused.is_some() => {}
+            None => {
+                if let Some(outcome) = outcome_of(&arrival.message.payload) {
+                    break outcome;
+                }
+            }
         }
     };
     // Output lines of the task may trail its result.

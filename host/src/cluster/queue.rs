@@ -28,6 +28,7 @@
 //! idle connection may be dropped by the server, and is made again on the
 //! next call).
 
+use super::seal;
 use super::Cluster;
 use crate::channel::{QueueConfig, Wait};
 use crate::errno::{BridgeError, BridgeResult, Errno};
@@ -258,6 +259,10 @@ impl ClusterQueue {
             loop {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", id.as_str());
+                if let Some(key) = self.cluster.key() {
+                    let subject = self.spec.items_subject();
+                    seal::sign(key, seal::Kind::QueueItem, &subject, &mut headers, &payload);
+                }
                 let sent = link.js.publish_with_headers(
                     self.spec.items_subject(),
                     headers,
@@ -362,7 +367,15 @@ impl ClusterQueue {
                 match message {
                     Some(Ok(message)) => {
                         confirm(&message).await;
-                        return Ok(message.payload.to_vec());
+                        match self.check_signature(&message) {
+                            Ok(()) => return Ok(message.payload.to_vec()),
+                            // Taken off the queue, and never handed out.
+                            Err(why) => eprintln!(
+                                "procbridge: a message on queue {} was dropped: {why} with the \
+                                 cluster's key",
+                                self.spec.id
+                            ),
+                        }
                     }
                     Some(Err(err)) => {
                         tracing::debug!("pulling from a queue: {err}");
@@ -382,6 +395,20 @@ impl ClusterQueue {
                 wait.remaining("get from an empty queue")?;
             }
         })
+    }
+
+    /// Checks a message's signature, when the cluster has a key.
+    fn check_signature(&self, message: &jetstream::Message) -> Result<(), &'static str> {
+        match self.cluster.key() {
+            Some(key) => seal::verify(
+                key,
+                seal::Kind::QueueItem,
+                &message.subject,
+                message.headers.as_ref(),
+                &message.payload,
+            ),
+            None => Ok(()),
+        }
     }
 
     /// How many messages wait in it.

@@ -8,6 +8,7 @@
 //! different workers at once: a relay with several chunks in flight spreads
 //! them over the cluster.
 
+use super::seal::{self, ClusterKey};
 use super::wire::Sending;
 use super::{alive_subject, connect, output_subject, result_subject, wire, JobLink, RESULTS};
 use crate::api::queue::{QueueHandle, KIND as QUEUE_KIND};
@@ -16,6 +17,7 @@ use crate::pool::frame;
 use anyhow::{anyhow, bail, Context};
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
+use procbridge_abi::pool::STATUS_FAILED;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -86,11 +88,31 @@ pub(super) fn shared_queues(state: &HostState) -> String {
 struct InFlight {
     /// Chunk ids, in the order the pool sent them.
     order: VecDeque<u64>,
+    /// How many tasks each holds.
+    tasks: HashMap<u64, usize>,
     /// Results that came before those of earlier chunks.
     arrived: HashMap<u64, bytes::Bytes>,
 }
 
 impl InFlight {
+    /// Notes a chunk of `tasks` tasks sent.
+    fn send(&mut self, id: u64, tasks: usize) {
+        self.order.push_back(id);
+        self.tasks.insert(id, tasks);
+    }
+
+    /// Fails every task of chunk `id` with `why`, if it is still waited
+    /// for; `false` if not.
+    fn fail(&mut self, id: u64, why: &str) -> bool {
+        let Some(&tasks) = self.tasks.get(&id) else {
+            return false;
+        };
+        let mut body = Vec::new();
+        let items = vec![(STATUS_FAILED, why.as_bytes().to_vec()); tasks];
+        frame::push_reply(&mut body, id, false, &items);
+        self.arrive(body.into())
+    }
+
     /// Takes in a result frame; `false` when it answers nothing this relay
     /// is waiting for (a duplicate, or not a reply frame at all).
     fn arrive(&mut self, mut body: bytes::Bytes) -> bool {
@@ -115,7 +137,9 @@ impl InFlight {
     fn ready(&mut self) -> Vec<bytes::Bytes> {
         let mut out = Vec::new();
         while let Some(body) = self.order.front().and_then(|id| self.arrived.remove(id)) {
-            self.order.pop_front();
+            if let Some(id) = self.order.pop_front() {
+                self.tasks.remove(&id);
+            }
             out.push(body);
         }
         out
@@ -138,23 +162,53 @@ pub(super) struct Listening {
     pub(super) incoming: consumer::pull::Stream,
     pub(super) alive: async_nats::Subscriber,
     pub(super) output: async_nats::Subscriber,
+    /// The cluster's key: results and output lines not signed with it are
+    /// refused.
+    pub(super) key: Option<ClusterKey>,
+}
+
+/// A result message, and whether its signature was refused.
+pub(super) struct Arrival {
+    pub(super) message: jetstream::Message,
+    /// Why it is not taken as it is (the cluster has a key, and it is not
+    /// signed with it); `None`: it is.
+    pub(super) refused: Option<String>,
+}
+
+impl Arrival {
+    /// The chunk it claims to answer, and why its tasks fail instead, when
+    /// it is refused.
+    pub(super) fn refusal(&self) -> Option<(u64, String)> {
+        let why = self.refused.as_ref()?;
+        let id = reply_id(&self.message.payload)?;
+        Some((id, why.clone()))
+    }
 }
 
 impl Listening {
     /// The next result message, passing on output lines and answering the
     /// workers meanwhile. (Cancel-safe: dropped at an await, it loses at
     /// most an answer to a worker, which asks again.)
-    pub(super) async fn next_result(&mut self) -> anyhow::Result<jetstream::Message> {
+    pub(super) async fn next_result(&mut self) -> anyhow::Result<Arrival> {
         loop {
             tokio::select! {
-                Some(line) = self.output.next() => write_line(&line.payload),
+                Some(line) = self.output.next() => self.pass_on(&line),
                 Some(asked) = self.alive.next() => {
                     if let Some(reply) = asked.reply {
                         let _ = self.client.publish(reply, bytes::Bytes::new()).await;
                     }
                 }
                 message = self.incoming.next() => match message {
-                    Some(Ok(message)) => return Ok(message),
+                    Some(Ok(message)) => {
+                        let refused = self.check(&message).err().map(|why| {
+                            format!(
+                                "a result came for its chunk that the job refused: {why} with \
+                                 the cluster's key (are the workers given the job's \
+                                 --cluster-key?)"
+                            )
+                        });
+                        return Ok(Arrival { message, refused });
+                    }
                     // Missed heartbeats while the server restarts: the
                     // stream goes on once it is back.
                     Some(Err(err)) => tracing::debug!("results: {err}"),
@@ -168,8 +222,41 @@ impl Listening {
     /// came for [`OUTPUT_TRAILS`].
     pub(super) async fn pass_on_trailing_output(&mut self) {
         while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, self.output.next()).await {
-            write_line(&line.payload);
+            self.pass_on(&line);
         }
+    }
+
+    /// Checks a result message's signature, when the job has a key.
+    fn check(&self, message: &jetstream::Message) -> Result<(), &'static str> {
+        match &self.key {
+            Some(key) => seal::verify(
+                key,
+                seal::Kind::Result,
+                &message.subject,
+                message.headers.as_ref(),
+                &message.payload,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes an output line out, unless the job has a key and the line is
+    /// not signed with it.
+    fn pass_on(&self, line: &async_nats::Message) {
+        if let Some(key) = &self.key {
+            let checked = seal::verify(
+                key,
+                seal::Kind::Output,
+                &line.subject,
+                line.headers.as_ref(),
+                &line.payload,
+            );
+            if let Err(why) = checked {
+                tracing::debug!("an output line refused ({why}), dropped");
+                return;
+            }
+        }
+        write_line(&line.payload);
     }
 }
 
@@ -214,6 +301,7 @@ pub(super) async fn listen(link: &JobLink, me: u32) -> anyhow::Result<Listening>
         incoming,
         alive,
         output,
+        key: link.cluster.key().cloned(),
     })
 }
 
@@ -241,7 +329,7 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                         break 'serving;
                     }
                     let id = request.id;
-                    in_flight.order.push_back(id);
+                    in_flight.send(id, request.items.len());
                     let limit = listening.client.server_info().max_payload;
                     let frame = &input[used..used + len];
                     // The headers count too.
@@ -266,8 +354,14 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                 input.drain(..used);
             }
             message = listening.next_result() => {
-                let message = message?;
-                if !in_flight.arrive(message.payload.clone()) {
+                let arrival = message?;
+                let taken = match arrival.refusal() {
+                    Some((id, why)) => in_flight.fail(id, &why),
+                    None if arrival.refused.is_some() => false,
+                    None => in_flight.arrive(arrival.message.payload.clone()),
+                };
+                let message = arrival.message;
+                if !taken {
                     tracing::debug!(
                         "a result this worker does not wait for ({} {:?}; waiting for {:?}), dropped",
                         message.subject,

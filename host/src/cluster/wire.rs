@@ -7,6 +7,7 @@
 //! headers below.
 
 use super::queue::QueueSpec;
+use super::seal::{self, ClusterKey};
 use super::{result_subject, task_subject, JobLink};
 use crate::policy::GrantRequest;
 use crate::pool::frame;
@@ -43,7 +44,12 @@ const RETRY: &str = "Procbridge-Retry";
 /// process's target), made for it and dropped after.
 const FRESH: &str = "Procbridge-Fresh";
 /// NATS's de-duplication id.
-const MSG_ID: &str = "Nats-Msg-Id";
+pub(super) const MSG_ID: &str = "Nats-Msg-Id";
+
+/// The headers of a task message, all covered by its signature.
+pub(super) const TASK_HEADERS: &[&str] = &[
+    JOB, MODULE, REPLY, GRANTS, WHO, QUEUES, RETRY, FRESH, MSG_ID,
+];
 
 /// What a sender's task messages carry besides the job's own headers.
 #[derive(Debug, Clone, Copy)]
@@ -85,11 +91,11 @@ pub(crate) fn task(
     headers.insert(GRANTS, sending.grants);
     headers.insert(WHO, link.who.as_str());
     headers.insert(MSG_ID, format!("{}.{relay}.{chunk}", link.job).as_str());
-    (
-        task_subject(&link.job),
-        headers,
-        bytes::Bytes::copy_from_slice(frame),
-    )
+    let subject = task_subject(&link.job);
+    if let Some(key) = link.cluster.key() {
+        seal::sign(key, seal::Kind::Task, &subject, &mut headers, frame);
+    }
+    (subject, headers, bytes::Bytes::copy_from_slice(frame))
 }
 
 /// What a worker reads off a task message's headers.
@@ -171,10 +177,19 @@ impl TaskHeaders {
     }
 }
 
-/// The headers of a result message.
-pub(crate) fn result_headers(id: &str) -> HeaderMap {
+/// The headers of a result message with de-duplication id `id`, going to
+/// `subject` with `payload` (signed with `key`, if any).
+pub(crate) fn result_headers(
+    id: &str,
+    key: Option<&ClusterKey>,
+    subject: &str,
+    payload: &[u8],
+) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID, id);
+    if let Some(key) = key {
+        seal::sign(key, seal::Kind::Result, subject, &mut headers, payload);
+    }
     headers
 }
 

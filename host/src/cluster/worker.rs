@@ -14,6 +14,7 @@
 
 use super::connect::{self, Cluster};
 use super::queue::ClusterQueue;
+use super::seal::{self, ClusterKey};
 use super::wire::{
     self, failed_reply, reply_chunk, reply_to_all, too_large, SharedQueue, TaskHeaders,
 };
@@ -121,9 +122,16 @@ async fn take_tasks(
         // Output lines go out as they come, whatever the loop below waits
         // for (plain NATS: a line lost while the server is away is lost).
         let publisher = client.clone();
+        let key = cluster.key().cloned();
         tokio::spawn(async move {
             while let Some((subject, payload)) = lines.recv().await {
-                let _ = publisher.publish(subject, payload).await;
+                let mut headers = async_nats::HeaderMap::new();
+                if let Some(key) = &key {
+                    seal::sign(key, seal::Kind::Output, &subject, &mut headers, &payload);
+                }
+                let _ = publisher
+                    .publish_with_headers(subject, headers, payload)
+                    .await;
             }
         });
         anyhow::Ok((client, js, consumer, cancels))
@@ -162,6 +170,10 @@ async fn take_tasks(
                     continue;
                 }
             };
+            if let Err(why) = check_signature(cluster, &message) {
+                refuse_unsigned(&js, &message, why).await;
+                continue;
+            }
             let headers = match TaskHeaders::read(message.headers.as_ref()) {
                 Ok(headers) => headers,
                 Err(err) => {
@@ -195,7 +207,7 @@ async fn take_tasks(
                 let why = "the worker running this chunk ended, and its pool does not run \
                            lost tasks again";
                 let reply = reply_to_all(&message.payload, STATUS_WORKER_LOST, why);
-                finish(&js, &message, &headers, reply).await;
+                finish(&js, cluster.key(), &message, &headers, reply).await;
                 continue;
             }
             if delivered >= MAX_DELIVER {
@@ -206,7 +218,7 @@ async fn take_tasks(
                     delivered - 1
                 );
                 let reply = reply_to_all(&message.payload, STATUS_WORKER_LOST, &why);
-                finish(&js, &message, &headers, reply).await;
+                finish(&js, cluster.key(), &message, &headers, reply).await;
                 continue;
             }
             let module = if lock(&loaded).contains(&headers.module) {
@@ -218,7 +230,7 @@ async fn take_tasks(
                         // The job hears why rather than waiting for ever.
                         let reply =
                             reply_to_all(&message.payload, STATUS_FAILED, &format!("{err:#}"));
-                        finish(&js, &message, &headers, reply).await;
+                        finish(&js, cluster.key(), &message, &headers, reply).await;
                         continue;
                     }
                 }
@@ -234,10 +246,58 @@ async fn take_tasks(
                 return Ok(());
             }
             match with_progress(&message, reply).await {
-                Ok(reply) => finish(&js, &message, &headers, reply).await,
+                Ok(reply) => finish(&js, cluster.key(), &message, &headers, reply).await,
                 Err(_) => return Ok(()),
             }
         }
+    }
+}
+
+/// Checks a task message's signature, when this worker has the cluster's
+/// key.
+fn check_signature(cluster: &Cluster, message: &jetstream::Message) -> Result<(), &'static str> {
+    match cluster.key() {
+        Some(key) => seal::verify(
+            key,
+            seal::Kind::Task,
+            &message.subject,
+            message.headers.as_ref(),
+            &message.payload,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a task message not signed with the cluster's key: it is not
+/// run, the refusal is logged and audited, and its sender (if it names a
+/// relay of its job) is told why, unsigned, so that what this worker signs
+/// never answers a message it could not check.
+async fn refuse_unsigned(js: &jetstream::Context, message: &jetstream::Message, why: &str) {
+    let claimed = TaskHeaders::read(message.headers.as_ref()).ok();
+    let sender = claimed.as_ref().map_or_else(
+        || String::from("a sender whose headers are malformed"),
+        |h| format!("job {} ({})", h.job, h.who),
+    );
+    eprintln!(
+        "procbridge worker: refused a task message from {sender}: {why} (this worker takes \
+         only tasks signed with the cluster's key)"
+    );
+    audit::Event::new(audit::Kind::RemoteTask)
+        .command(sender)
+        .outcome(format!("refused: {why}"))
+        .record();
+    if let Some(headers) = claimed {
+        let reply = reply_to_all(
+            &message.payload,
+            STATUS_FAILED,
+            &format!(
+                "refused by the worker: the task message {why}; this worker takes only tasks \
+                 signed with the cluster's key (give the job the workers' --cluster-key)"
+            ),
+        );
+        finish(js, None, message, &headers, reply).await;
+    } else {
+        let _ = message.ack_with(AckKind::Term).await;
     }
 }
 
@@ -299,6 +359,7 @@ async fn with_progress<T>(
 /// task.
 async fn finish(
     js: &jetstream::Context,
+    key: Option<&ClusterKey>,
     message: &jetstream::Message,
     headers: &TaskHeaders,
     mut reply: Vec<u8>,
@@ -308,7 +369,8 @@ async fn finish(
         reply = too_large(&message.payload, reply.len(), limit);
     }
     let chunk = reply_chunk(&reply);
-    let result_headers = wire::result_headers(&headers.result_id(chunk));
+    let result_headers =
+        wire::result_headers(&headers.result_id(chunk), key, &headers.reply, &reply);
     connect::publish_stored(js, headers.reply.clone(), result_headers, reply.into()).await;
     // A lost acknowledgement only makes the chunk run again, and its result
     // be dropped as a duplicate: no round trip to wait for here.
