@@ -1277,108 +1277,112 @@ mod nats {
         })
     }
 
-    /// Watches for the next job's first task message and, while its task
-    /// runs, answers it with a forged result (`666`) and a forged output
-    /// line (`forged line`), unsigned. Returns once it watches; the thread
-    /// ends `true` once it forged both.
-    pub fn forge_results_of_the_next_job(url: &str) -> std::thread::JoinHandle<bool> {
+    /// Runs `forge` on a thread of its own, given a connection and a
+    /// subscription to every task message; returns once the subscription
+    /// is in place. The thread ends with what `forge` returns.
+    fn forger<F, Fut>(url: &str, forge: F) -> std::thread::JoinHandle<bool>
+    where
+        F: FnOnce(async_nats::Client, async_nats::Subscriber) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool>,
+    {
         let url = url.to_string();
         let (watching, watches) = std::sync::mpsc::channel();
         let forger = std::thread::spawn(move || {
             runtime().block_on(async {
                 let client = async_nats::connect(&url).await.expect("connect");
-                let mut tasks = client
+                let tasks = client
                     .subscribe("procbridge.task.>")
                     .await
                     .expect("subscribe");
                 client.flush().await.expect("flush");
                 watching.send(()).expect("watching");
-                let Ok(Some(task)) =
-                    tokio::time::timeout(Duration::from_secs(60), tasks.next()).await
-                else {
-                    return false;
-                };
-                let reply_to = task
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Procbridge-Reply"))
-                    .map(|v| v.as_str().to_string())
-                    .expect("a reply subject");
-                let id = u64::from_le_bytes(task.payload[4..12].try_into().expect("an id"));
-                let mut payload = id.to_le_bytes().to_vec();
-                payload.push(0);
-                payload.extend_from_slice(&1u32.to_le_bytes());
-                payload.extend_from_slice(&4u32.to_le_bytes());
-                payload.push(0);
-                payload.extend_from_slice(b"666");
-                let mut forged = (payload.len() as u32).to_le_bytes().to_vec();
-                forged.extend_from_slice(&payload);
-                let js = jetstream::new(client.clone());
-                js.publish(reply_to.clone(), forged.into())
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("stored");
-                let output = reply_to.replacen("procbridge.result.", "procbridge.output.", 1);
-                client
-                    .publish(output, b"\x01forged line\n".to_vec().into())
-                    .await
-                    .expect("publish");
-                client.flush().await.expect("flush");
-                true
+                forge(client, tasks).await
             })
         });
         watches.recv().expect("the forger watches");
         forger
     }
 
+    /// The next task message, if one comes within a minute.
+    async fn next_task(tasks: &mut async_nats::Subscriber) -> Option<async_nats::Message> {
+        tokio::time::timeout(Duration::from_secs(60), tasks.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Watches for the next job's first task message and, while its task
+    /// runs, answers it with a forged result (`666`) and a forged output
+    /// line (`forged line`), unsigned. The thread ends `true` once it
+    /// forged both.
+    pub fn forge_results_of_the_next_job(url: &str) -> std::thread::JoinHandle<bool> {
+        forger(url, |client, mut tasks| async move {
+            let Some(task) = next_task(&mut tasks).await else {
+                return false;
+            };
+            let reply_to = task
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Procbridge-Reply"))
+                .map(|v| v.as_str().to_string())
+                .expect("a reply subject");
+            let id = u64::from_le_bytes(task.payload[4..12].try_into().expect("an id"));
+            let mut payload = id.to_le_bytes().to_vec();
+            payload.push(0);
+            payload.extend_from_slice(&1u32.to_le_bytes());
+            payload.extend_from_slice(&4u32.to_le_bytes());
+            payload.push(0);
+            payload.extend_from_slice(b"666");
+            let mut forged = (payload.len() as u32).to_le_bytes().to_vec();
+            forged.extend_from_slice(&payload);
+            let js = jetstream::new(client.clone());
+            js.publish(reply_to.clone(), forged.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+            let output = reply_to.replacen("procbridge.result.", "procbridge.output.", 1);
+            client
+                .publish(output, b"\x01forged line\n".to_vec().into())
+                .await
+                .expect("publish");
+            client.flush().await.expect("flush");
+            true
+        })
+    }
+
     /// Watches for the next job's first task message that names a queue,
-    /// and puts an unsigned message (`forged`) on that queue. Returns once
-    /// it watches; the thread ends `true` once it put it.
+    /// and puts an unsigned message (`forged`) on that queue. The thread
+    /// ends `true` once it put it.
     pub fn forge_a_queue_item_of_the_next_job(url: &str) -> std::thread::JoinHandle<bool> {
-        let url = url.to_string();
-        let (watching, watches) = std::sync::mpsc::channel();
-        let forger = std::thread::spawn(move || {
-            runtime().block_on(async {
-                let client = async_nats::connect(&url).await.expect("connect");
-                let mut tasks = client
-                    .subscribe("procbridge.task.>")
-                    .await
-                    .expect("subscribe");
-                client.flush().await.expect("flush");
-                watching.send(()).expect("watching");
-                let queue = loop {
-                    let Ok(Some(task)) =
-                        tokio::time::timeout(Duration::from_secs(60), tasks.next()).await
-                    else {
-                        return false;
-                    };
-                    let named = task
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get("Procbridge-Queues"))
-                        .map(|v| v.as_str().to_string());
-                    if let Some(json) = named {
-                        let queues: serde_json::Value = serde_json::from_str(&json).expect("json");
-                        break queues[0]["queue"].clone();
-                    }
+        forger(url, |client, mut tasks| async move {
+            let queue = loop {
+                let Some(task) = next_task(&mut tasks).await else {
+                    return false;
                 };
-                let subject = format!(
-                    "procbridge.queue.{}.{}.items",
-                    queue["job"].as_str().expect("job"),
-                    queue["id"].as_str().expect("id")
-                );
-                jetstream::new(client.clone())
-                    .publish(subject, b"forged".to_vec().into())
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("stored");
-                true
-            })
-        });
-        watches.recv().expect("the forger watches");
-        forger
+                let named = task
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Procbridge-Queues"))
+                    .map(|v| v.as_str().to_string());
+                if let Some(json) = named {
+                    let queues: serde_json::Value = serde_json::from_str(&json).expect("json");
+                    break queues[0]["queue"].clone();
+                }
+            };
+            let subject = format!(
+                "procbridge.queue.{}.{}.items",
+                queue["job"].as_str().expect("job"),
+                queue["id"].as_str().expect("id")
+            );
+            jetstream::new(client)
+                .publish(subject, b"forged".to_vec().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+            true
+        })
     }
 
     /// Stores junk under the digest of `module`, as a hostile member of

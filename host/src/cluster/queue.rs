@@ -367,7 +367,7 @@ impl ClusterQueue {
                 match message {
                     Some(Ok(message)) => {
                         confirm(&message).await;
-                        match self.check_signature(&message) {
+                        match seal::check(self.cluster.key(), seal::Kind::QueueItem, &message) {
                             Ok(()) => return Ok(message.payload.to_vec()),
                             // Taken off the queue, and never handed out.
                             Err(why) => eprintln!(
@@ -395,20 +395,6 @@ impl ClusterQueue {
                 wait.remaining("get from an empty queue")?;
             }
         })
-    }
-
-    /// Checks a message's signature, when the cluster has a key.
-    fn check_signature(&self, message: &jetstream::Message) -> Result<(), &'static str> {
-        match self.cluster.key() {
-            Some(key) => seal::verify(
-                key,
-                seal::Kind::QueueItem,
-                &message.subject,
-                message.headers.as_ref(),
-                &message.payload,
-            ),
-            None => Ok(()),
-        }
     }
 
     /// How many messages wait in it.

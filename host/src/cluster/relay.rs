@@ -200,7 +200,8 @@ impl Listening {
                 }
                 message = self.incoming.next() => match message {
                     Some(Ok(message)) => {
-                        let refused = self.check(&message).err().map(|why| {
+                        let checked = seal::check(self.key.as_ref(), seal::Kind::Result, &message);
+                        let refused = checked.err().map(|why| {
                             format!(
                                 "a result came for its chunk that the job refused: {why} with \
                                  the cluster's key (are the workers given the job's \
@@ -226,37 +227,13 @@ impl Listening {
         }
     }
 
-    /// Checks a result message's signature, when the job has a key.
-    fn check(&self, message: &jetstream::Message) -> Result<(), &'static str> {
-        match &self.key {
-            Some(key) => seal::verify(
-                key,
-                seal::Kind::Result,
-                &message.subject,
-                message.headers.as_ref(),
-                &message.payload,
-            ),
-            None => Ok(()),
-        }
-    }
-
     /// Writes an output line out, unless the job has a key and the line is
     /// not signed with it.
     fn pass_on(&self, line: &async_nats::Message) {
-        if let Some(key) = &self.key {
-            let checked = seal::verify(
-                key,
-                seal::Kind::Output,
-                &line.subject,
-                line.headers.as_ref(),
-                &line.payload,
-            );
-            if let Err(why) = checked {
-                tracing::debug!("an output line refused ({why}), dropped");
-                return;
-            }
+        match seal::check(self.key.as_ref(), seal::Kind::Output, line) {
+            Ok(()) => write_line(&line.payload),
+            Err(why) => tracing::debug!("an output line refused ({why}), dropped"),
         }
-        write_line(&line.payload);
     }
 }
 

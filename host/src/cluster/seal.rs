@@ -129,6 +129,28 @@ pub(crate) fn verify(
     }
 }
 
+/// Checks a received message's signature when there is a key; with none,
+/// every message passes.
+///
+/// # Errors
+/// As [`verify`].
+pub(crate) fn check(
+    key: Option<&ClusterKey>,
+    kind: Kind,
+    message: &async_nats::Message,
+) -> Result<(), &'static str> {
+    match key {
+        Some(key) => verify(
+            key,
+            kind,
+            &message.subject,
+            message.headers.as_ref(),
+            &message.payload,
+        ),
+        None => Ok(()),
+    }
+}
+
 fn mac(
     key: &ClusterKey,
     kind: Kind,
@@ -177,96 +199,45 @@ mod tests {
 
     #[test]
     fn a_signed_message_verifies_and_any_change_to_it_does_not() {
+        const SUBJECT: &str = "procbridge.task.abc";
         let k = key("correct horse battery staple");
+        let task = |k: &ClusterKey, headers: &HeaderMap, payload: &[u8]| {
+            verify(k, Kind::Task, SUBJECT, Some(headers), payload)
+        };
         let mut headers = task_headers();
-        sign(
-            &k,
-            Kind::Task,
-            "procbridge.task.abc",
-            &mut headers,
-            b"frame",
-        );
-        assert_eq!(
-            verify(
-                &k,
-                Kind::Task,
-                "procbridge.task.abc",
-                Some(&headers),
-                b"frame"
-            ),
-            Ok(())
-        );
+        sign(&k, Kind::Task, SUBJECT, &mut headers, b"frame");
+        assert_eq!(task(&k, &headers, b"frame"), Ok(()));
         // Another payload, subject, kind or key.
-        let refused = |r: Result<(), &str>| assert_eq!(r, Err("its signature does not match"));
-        refused(verify(
-            &k,
-            Kind::Task,
-            "procbridge.task.abc",
-            Some(&headers),
-            b"frame!",
-        ));
-        refused(verify(
+        let mismatch = Err("its signature does not match");
+        assert_eq!(task(&k, &headers, b"frame!"), mismatch);
+        let elsewhere = verify(
             &k,
             Kind::Task,
             "procbridge.task.abd",
             Some(&headers),
             b"frame",
-        ));
-        refused(verify(
-            &k,
-            Kind::Result,
-            "procbridge.task.abc",
-            Some(&headers),
-            b"frame",
-        ));
-        let other = key("another secret, just as long");
-        refused(verify(
-            &other,
-            Kind::Task,
-            "procbridge.task.abc",
-            Some(&headers),
-            b"frame",
-        ));
+        );
+        assert_eq!(elsewhere, mismatch);
+        let as_result = verify(&k, Kind::Result, SUBJECT, Some(&headers), b"frame");
+        assert_eq!(as_result, mismatch);
+        assert_eq!(
+            task(&key("another secret, as long"), &headers, b"frame"),
+            mismatch
+        );
         // A header changed, or one added that the signature covers.
         let mut widened = headers.clone();
         widened.insert("Procbridge-Grants", r#"{"commands":["sh"]}"#);
-        refused(verify(
-            &k,
-            Kind::Task,
-            "procbridge.task.abc",
-            Some(&widened),
-            b"frame",
-        ));
+        assert_eq!(task(&k, &widened, b"frame"), mismatch);
         let mut fresh = headers.clone();
         fresh.insert("Procbridge-Fresh", "yes");
-        refused(verify(
-            &k,
-            Kind::Task,
-            "procbridge.task.abc",
-            Some(&fresh),
-            b"frame",
-        ));
+        assert_eq!(task(&k, &fresh, b"frame"), mismatch);
         // None at all, or a malformed one.
-        assert_eq!(
-            verify(
-                &k,
-                Kind::Task,
-                "procbridge.task.abc",
-                Some(&task_headers()),
-                b"frame"
-            ),
-            Err("it is not signed")
-        );
-        assert_eq!(
-            verify(&k, Kind::Output, "s", None, b""),
-            Err("it is not signed")
-        );
+        assert_eq!(task(&k, &task_headers(), b"frame"), Err("it is not signed"));
+        let none = verify(&k, Kind::Output, "s", None, b"");
+        assert_eq!(none, Err("it is not signed"));
         let mut bad = task_headers();
         bad.insert(SIGNATURE, "zz");
-        assert_eq!(
-            verify(&k, Kind::Task, "procbridge.task.abc", Some(&bad), b"frame"),
-            Err("its signature is malformed")
-        );
+        assert_eq!(task(&k, &bad, b"frame"), Err("its signature is malformed"));
     }
 
     #[test]

@@ -170,7 +170,7 @@ async fn take_tasks(
                     continue;
                 }
             };
-            if let Err(why) = check_signature(cluster, &message) {
+            if let Err(why) = seal::check(cluster.key(), seal::Kind::Task, &message) {
                 refuse_unsigned(&js, &message, why).await;
                 continue;
             }
@@ -250,21 +250,6 @@ async fn take_tasks(
                 Err(_) => return Ok(()),
             }
         }
-    }
-}
-
-/// Checks a task message's signature, when this worker has the cluster's
-/// key.
-fn check_signature(cluster: &Cluster, message: &jetstream::Message) -> Result<(), &'static str> {
-    match cluster.key() {
-        Some(key) => seal::verify(
-            key,
-            seal::Kind::Task,
-            &message.subject,
-            message.headers.as_ref(),
-            &message.payload,
-        ),
-        None => Ok(()),
     }
 }
 
