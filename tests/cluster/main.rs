@@ -940,6 +940,55 @@ fn with_a_cluster_key_forged_tasks_results_output_and_queue_items_are_refused() 
     );
 }
 
+/// Streams made before the cluster's first member, with settings that
+/// would break its promises (acknowledged tasks kept and run again, results
+/// of other subjects), are refused with what to do, not used.
+#[test]
+fn streams_made_with_other_settings_are_refused_not_used() {
+    let _serial = serial();
+    let server = Server::start();
+    for (stream, subjects, said) in [
+        (
+            "PROCBRIDGE_TASKS",
+            "procbridge.task.*",
+            "retention Limits, not WorkQueue",
+        ),
+        (
+            "PROCBRIDGE_RESULTS",
+            "procbridge.result.>",
+            "subjects [\"procbridge.result.>\"], not [\"procbridge.result.*.*\"]",
+        ),
+    ] {
+        nats::plant_stream(&server.url(), stream, subjects);
+        let job = procbridge()
+            .args(["run", "--nats", &server.url()])
+            .arg(probe())
+            .args(["map", "3"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&job.stderr);
+        assert_eq!(job.status.code(), Some(69), "{stderr}");
+        assert!(
+            stderr.contains(&format!("the stream {stream} exists with other settings"))
+                && stderr.contains(said)
+                && stderr.contains(&format!("nats stream rm {stream}")),
+            "{stderr}"
+        );
+        let worker = procbridge()
+            .args(["worker", "--nats", &server.url()])
+            .output()
+            .expect("worker");
+        assert!(!worker.status.success());
+        assert!(
+            String::from_utf8_lossy(&worker.stderr).contains("exists with other settings"),
+            "{worker:?}"
+        );
+        nats::delete_stream(&server.url(), stream);
+    }
+    let worker = Worker::start(&server, &[]);
+    a_good_job_runs_on(&server, &worker);
+}
+
 /// A small job runs, its tasks on `worker`.
 fn a_good_job_runs_on(server: &Server, worker: &Worker) {
     let good = run_job(Some(server), &[], &["map", "5"]);
@@ -1383,6 +1432,33 @@ mod nats {
                 .expect("stored");
             true
         })
+    }
+
+    /// Makes stream `name` before any member of the cluster did, keeping
+    /// what is acknowledged (limits retention), on `subjects`.
+    pub fn plant_stream(url: &str, name: &str, subjects: &str) {
+        runtime().block_on(async {
+            let client = async_nats::connect(url).await.expect("connect");
+            jetstream::new(client)
+                .create_stream(jetstream::stream::Config {
+                    name: name.to_string(),
+                    subjects: vec![subjects.to_string()],
+                    ..Default::default()
+                })
+                .await
+                .expect("create the stream");
+        });
+    }
+
+    /// Deletes stream `name`.
+    pub fn delete_stream(url: &str, name: &str) {
+        runtime().block_on(async {
+            let client = async_nats::connect(url).await.expect("connect");
+            jetstream::new(client)
+                .delete_stream(name)
+                .await
+                .expect("delete the stream");
+        });
     }
 
     /// Stores junk under the digest of `module`, as a hostile member of

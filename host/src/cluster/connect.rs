@@ -198,16 +198,18 @@ pub(crate) async fn setup(client: &async_nats::Client) -> anyhow::Result<jetstre
         max_age: Duration::from_secs(24 * 3600),
         ..Default::default()
     };
-    let tasks = js
-        .get_or_create_stream(work_queue(TASKS, "procbridge.task.*"))
-        .await
-        .map_err(|e| {
-            anyhow!("cannot set up the task stream (is JetStream enabled: nats-server -js?): {e}")
-        })?;
-    js.get_or_create_stream(work_queue(RESULTS, "procbridge.result.*.*"))
+    let want = work_queue(TASKS, "procbridge.task.*");
+    let mut tasks = js.get_or_create_stream(want.clone()).await.map_err(|e| {
+        anyhow!("cannot set up the task stream (is JetStream enabled: nats-server -js?): {e}")
+    })?;
+    same_settings(&want, &tasks.info().await?.config)?;
+    let want = work_queue(RESULTS, "procbridge.result.*.*");
+    let mut results = js
+        .get_or_create_stream(want.clone())
         .await
         .map_err(|e| anyhow!("cannot set up the result stream: {e}"))?;
-    tasks
+    same_settings(&want, &results.info().await?.config)?;
+    let workers: consumer::PullConsumer = tasks
         .get_or_create_consumer(
             WORKERS,
             consumer::pull::Config {
@@ -220,6 +222,16 @@ pub(crate) async fn setup(client: &async_nats::Client) -> anyhow::Result<jetstre
         )
         .await
         .map_err(|e| anyhow!("cannot set up the workers' consumer: {e}"))?;
+    let shared = &workers.cached_info().config;
+    if shared.ack_policy != consumer::AckPolicy::Explicit || !shared.filter_subject.is_empty() {
+        bail!(
+            "the consumer {WORKERS} of stream {TASKS} exists with other settings (acknowledgements \
+             {:?}, subjects {:?}): delete it (`nats consumer rm {TASKS} {WORKERS}`), and the \
+             first member to connect makes it again",
+            shared.ack_policy,
+            shared.filter_subject
+        );
+    }
     if js.get_object_store(MODULES).await.is_err() {
         js.create_object_store(object_store::Config {
             bucket: MODULES.to_string(),
@@ -230,6 +242,41 @@ pub(crate) async fn setup(client: &async_nats::Client) -> anyhow::Result<jetstre
         .map_err(|e| anyhow!("cannot set up the module store: {e}"))?;
     }
     Ok(js)
+}
+
+/// Checks that a stream found on the server is the one procbridge makes:
+/// a stream made by another program, or by a hostile member of the
+/// account, that keeps acknowledged tasks, takes other subjects or lives
+/// in memory would break what the cluster promises.
+fn same_settings(want: &stream::Config, found: &stream::Config) -> anyhow::Result<()> {
+    let mut subjects = found.subjects.clone();
+    subjects.sort();
+    let mut differences = Vec::new();
+    if subjects != want.subjects {
+        differences.push(format!("subjects {subjects:?}, not {:?}", want.subjects));
+    }
+    if found.retention != want.retention {
+        differences.push(format!(
+            "retention {:?}, not {:?}",
+            found.retention, want.retention
+        ));
+    }
+    if found.storage != want.storage {
+        differences.push(format!(
+            "storage {:?}, not {:?}",
+            found.storage, want.storage
+        ));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the stream {} exists with other settings ({}): delete it (`nats stream rm {}`), and \
+         the first member to connect makes it again",
+        want.name,
+        differences.join("; "),
+        want.name
+    )
 }
 
 /// Publishes `payload` on `subject` until the server has stored it,
