@@ -235,6 +235,9 @@ impl Connection {
                 "this connection is send-only",
             ));
         }
+        if self.spin == Spin::Off && self.partial.is_empty() && self.buffered.is_empty() {
+            self.sleep_first(wait)?;
+        }
         let mut spun = false;
         loop {
             if self.partial.is_complete() {
@@ -263,6 +266,28 @@ impl Connection {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Waits in poll(2) for the socket to become readable, within `wait`
+    /// (not at all when `wait` allows none): for slow messages (spinning
+    /// found nothing of late), when the socket is most likely empty, so that
+    /// it is not read in vain first. Running out of time is left to the read
+    /// that follows.
+    fn sleep_first(&mut self, wait: Wait) -> BridgeResult<()> {
+        let Ok(left) = wait.remaining("recv on an empty pipe") else {
+            return Ok(());
+        };
+        if left.is_some_and(|left| left.is_zero()) {
+            return Ok(());
+        }
+        let slept = std::time::Instant::now();
+        match self.wait_for(libc::POLLIN, left) {
+            Ok(()) => {}
+            Err(err) if err.errno == Errno::TimedOut => {}
+            Err(err) => return Err(err),
+        }
+        self.spin = self.spin.after_sleep(slept.elapsed());
+        Ok(())
     }
 
     /// Whether a message (or end-of-file) can be received without waiting
@@ -485,6 +510,31 @@ mod tests {
             assert_eq!(reader.spin, Spin::Off, "message {i}");
         }
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_slow_reader_sleeps_first_yet_keeps_every_wait_s_meaning() {
+        let (mut reader, mut writer) = pipe(false).unwrap();
+        reader.spin = Spin::Off;
+        // Nothing there: at once without waiting, after the time with one.
+        assert_eq!(reader.recv(Wait::Never).unwrap_err().errno, Errno::Again);
+        let started = std::time::Instant::now();
+        let until = Wait::Until(started + Duration::from_millis(30));
+        assert_eq!(reader.recv(until).unwrap_err().errno, Errno::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        // A message waiting, one that comes while it sleeps, and the end.
+        writer.send(b"there").unwrap();
+        reader.spin = Spin::Off;
+        assert_eq!(reader.recv(Wait::Never).unwrap(), b"there");
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            writer.send(b"later").unwrap();
+        });
+        reader.spin = Spin::Off;
+        assert_eq!(reader.recv(Wait::Forever).unwrap(), b"later");
+        sender.join().unwrap();
+        reader.spin = Spin::Off;
+        assert_eq!(reader.recv(Wait::Forever).unwrap_err().errno, Errno::Pipe);
     }
 
     #[test]
