@@ -186,8 +186,8 @@ impl Plugin {
     /// # Errors
     /// [`CallError`]: which export, and what happened.
     pub fn call(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let this = &*self;
-        run_blocking(|| this.call_here(export, input))
+        let this = &mut *self;
+        run_blocking(|| this.call_unique(export, input))
             .map_err(|e| CallError::new(&self.name, export, CallErrorKind::CannotBlock(e)))?
     }
 
@@ -252,6 +252,27 @@ impl Plugin {
     /// The instance, taken out of this handle (left ended).
     fn into_slot(self) -> Slot {
         std::mem::replace(&mut *lock(&self.slot), Slot::Ended(String::new()))
+    }
+
+    /// [`Plugin::call_here`] without locking the instance when this is
+    /// its only handle (no [`Plugin::call_async`] holds another).
+    fn call_unique(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let Plugin {
+            name,
+            slot,
+            settings,
+            runtime,
+        } = self;
+        let Some(slot) = Arc::get_mut(slot) else {
+            return self.call_here(export, input);
+        };
+        let caller = Caller {
+            name,
+            settings: *settings,
+            runtime,
+        };
+        let slot = slot.get_mut().unwrap_or_else(|p| p.into_inner());
+        caller.call(slot, export, input)
     }
 
     /// The call, on this thread (which may block).
