@@ -902,6 +902,8 @@ fn the_fast_path_returns_what_the_host_calls_return() {
         ("first_word", long.as_str(), long.as_str()),
         ("count_vowels", "hello", "2"),
         ("first_word", "one", "one"),
+        ("greeting", "", "hello from the plugin"),
+        ("first_word", "two words", "two"),
     ] {
         assert_eq!(
             text(plugin.call(export, input.as_bytes()).unwrap()),

@@ -90,14 +90,17 @@ impl TaskOutput<'_> for String {
     }
 }
 
-impl<'a> TaskOutput<'a> for &'a [u8] {
+// `'b`: borrowed from the arguments, or from anything that outlives them
+// (a string literal).
+impl<'a, 'b: 'a> TaskOutput<'a> for &'b [u8] {
     #[inline]
     fn into_outcome(self) -> Outcome<'a> {
         Ok(Cow::Borrowed(self))
     }
 }
 
-impl<'a> TaskOutput<'a> for &'a str {
+// As for `&[u8]`.
+impl<'a, 'b: 'a> TaskOutput<'a> for &'b str {
     #[inline]
     fn into_outcome(self) -> Outcome<'a> {
         Ok(Cow::Borrowed(self.as_bytes()))

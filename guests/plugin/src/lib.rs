@@ -34,6 +34,9 @@ task!(first_word, |text: &str| -> &str {
     text.split_whitespace().next().unwrap_or("")
 });
 
+// A constant answer: a `&'static str` is handed back where it is too.
+task!(greeting, |_: &[u8]| "hello from the plugin");
+
 // How many times it was called on this instance: state kept between calls.
 task!(counter, |_: &[u8]| {
     CALLS.with(|c| {
