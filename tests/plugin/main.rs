@@ -429,19 +429,20 @@ fn a_pool_call_waits_for_whichever_instance_is_given_back_first() {
             start.elapsed()
         })
     };
-    // Both instances busy: one for 3 s, one for 300 ms.
-    let long = call(3000);
-    let short = call(300);
-    std::thread::sleep(Duration::from_millis(100));
+    // Both instances busy: one for 4 s, one for 800 ms (each taken well
+    // before the others come, on a loaded machine too).
+    let long = call(4000);
+    let short = call(800);
+    std::thread::sleep(Duration::from_millis(400));
     // Six calls wait; all are served by the instance freed first, one
     // after another, while the other is still busy.
     let waiting: Vec<_> = (0..6).map(|_| call(50)).collect();
     let short_done = short.join().unwrap();
     for done in waiting.into_iter().map(|w| w.join().unwrap()) {
         assert!(done >= short_done, "{done:?} before {short_done:?}");
-        assert!(done < Duration::from_millis(2500), "{done:?}");
+        assert!(done < Duration::from_millis(3500), "{done:?}");
     }
-    assert!(long.join().unwrap() >= Duration::from_millis(3000));
+    assert!(long.join().unwrap() >= Duration::from_millis(4000));
     assert_eq!(
         text(pool.call_blocking("count_vowels", b"ae").unwrap()),
         "2"
