@@ -1085,6 +1085,19 @@ mod nats {
                 .expect("put");
         }
 
+        /// A member of job `job` that stored `module` and sent one chunk
+        /// (`request(1)`) of it, its results going to relay 1; and the
+        /// module's digest.
+        async fn sent_first_chunk(url: &str, job: &'static str, module: &[u8]) -> (Member, String) {
+            let member = Member::join(url, job).await;
+            let digest = digest(module);
+            member.store(&digest, module).await;
+            member
+                .send(Some(member.headers(&digest, 1)), request(1))
+                .await;
+            (member, digest)
+        }
+
         /// Publishes a task message of the job (with `headers`, if any)
         /// and waits until the server stored it.
         async fn send(&self, headers: Option<async_nats::HeaderMap>, payload: Vec<u8>) {
@@ -1146,13 +1159,8 @@ mod nats {
     /// A job whose relays stay (stood in for): one chunk, then a
     /// cancellation, then another chunk.
     pub fn cancelled_round(url: &str, module: &[u8]) -> Cancelled {
-        let digest = digest(module);
         runtime().block_on(async {
-            let member = Member::join(url, "ca9ce1").await;
-            member.store(&digest, module).await;
-            member
-                .send(Some(member.headers(&digest, 1)), request(1))
-                .await;
+            let (member, digest) = Member::sent_first_chunk(url, "ca9ce1", module).await;
             let before_cancel =
                 reply_within(&member.js, member.job, 1, Duration::from_secs(20)).await;
             member
@@ -1179,13 +1187,8 @@ mod nats {
     /// Takes a chunk 4 times without finishing it, as workers that die
     /// would; then starts a real worker (`start`) and returns the reply.
     pub fn dying_workers_round<W>(url: &str, module: &[u8], start: impl FnOnce() -> W) -> String {
-        let digest = digest(module);
         runtime().block_on(async {
-            let member = Member::join(url, "d1e5").await;
-            member.store(&digest, module).await;
-            member
-                .send(Some(member.headers(&digest, 1)), request(1))
-                .await;
+            let (member, _) = Member::sent_first_chunk(url, "d1e5", module).await;
             let (js, job) = (&member.js, member.job);
             let workers: consumer::PullConsumer = js
                 .get_stream("PROCBRIDGE_TASKS")
@@ -1307,13 +1310,8 @@ mod nats {
     /// unsigned and one signed with another key, as a member of the
     /// server's account without the key could.
     pub fn forged_tasks(url: &str, module: &[u8]) -> Forged {
-        let digest = digest(module);
         runtime().block_on(async {
-            let member = Member::join(url, "f0e1").await;
-            member.store(&digest, module).await;
-            member
-                .send(Some(member.headers(&digest, 1)), request(1))
-                .await;
+            let (member, digest) = Member::sent_first_chunk(url, "f0e1", module).await;
             let unsigned = reply(&member.js, member.job, 1).await;
             let mut signed = member.headers(&digest, 2);
             signed.insert("Procbridge-Signature", "00".repeat(32).as_str());
@@ -1352,6 +1350,12 @@ mod nats {
         forger
     }
 
+    /// A message's header `name`.
+    fn header(message: &async_nats::Message, name: &str) -> Option<String> {
+        let value = message.headers.as_ref()?.get(name)?;
+        Some(value.as_str().to_string())
+    }
+
     /// The next task message, if one comes within a minute.
     async fn next_task(tasks: &mut async_nats::Subscriber) -> Option<async_nats::Message> {
         tokio::time::timeout(Duration::from_secs(60), tasks.next())
@@ -1369,12 +1373,7 @@ mod nats {
             let Some(task) = next_task(&mut tasks).await else {
                 return false;
             };
-            let reply_to = task
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Procbridge-Reply"))
-                .map(|v| v.as_str().to_string())
-                .expect("a reply subject");
+            let reply_to = header(&task, "Procbridge-Reply").expect("a reply subject");
             let id = u64::from_le_bytes(task.payload[4..12].try_into().expect("an id"));
             let mut payload = id.to_le_bytes().to_vec();
             payload.push(0);
@@ -1409,12 +1408,7 @@ mod nats {
                 let Some(task) = next_task(&mut tasks).await else {
                     return false;
                 };
-                let named = task
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Procbridge-Queues"))
-                    .map(|v| v.as_str().to_string());
-                if let Some(json) = named {
+                if let Some(json) = header(&task, "Procbridge-Queues") {
                     let queues: serde_json::Value = serde_json::from_str(&json).expect("json");
                     break queues[0]["queue"].clone();
                 }
@@ -1434,12 +1428,17 @@ mod nats {
         })
     }
 
+    /// A JetStream context on the server at `url`.
+    async fn js(url: &str) -> jetstream::Context {
+        jetstream::new(async_nats::connect(url).await.expect("connect"))
+    }
+
     /// Makes stream `name` before any member of the cluster did, keeping
     /// what is acknowledged (limits retention), on `subjects`.
     pub fn plant_stream(url: &str, name: &str, subjects: &str) {
         runtime().block_on(async {
-            let client = async_nats::connect(url).await.expect("connect");
-            jetstream::new(client)
+            js(url)
+                .await
                 .create_stream(jetstream::stream::Config {
                     name: name.to_string(),
                     subjects: vec![subjects.to_string()],
@@ -1453,8 +1452,8 @@ mod nats {
     /// Deletes stream `name`.
     pub fn delete_stream(url: &str, name: &str) {
         runtime().block_on(async {
-            let client = async_nats::connect(url).await.expect("connect");
-            jetstream::new(client)
+            js(url)
+                .await
                 .delete_stream(name)
                 .await
                 .expect("delete the stream");
