@@ -28,6 +28,7 @@ pub mod errno;
 pub mod list;
 pub mod pool;
 pub mod process;
+pub mod queue;
 pub mod scratch;
 pub mod subprocess;
 pub mod table;

@@ -37,7 +37,7 @@
 //! ```
 
 /// How many functions the table holds.
-pub const FUNCTION_COUNT: usize = 60;
+pub const FUNCTION_COUNT: usize = 62;
 
 /// Calls `$callback!` with the table of every host function (see the
 /// [module docs](crate::table)).
@@ -99,9 +99,10 @@ macro_rules! functions {
                 process_close(h: handle);
                 task_return(ptr: ptr, len: len);
                 task_error(ptr: ptr, len: len);
+                task_next(ptr: ptr_mut, cap: len);
             }
             queue {
-                queue_new(maxsize: int, max_bytes: int, joinable: int);
+                queue_new(maxsize: int, max_bytes: int, flags: int);
                 queue_put(q: handle, ptr: ptr, len: len, timeout_us: timeout);
                 queue_get(q: handle, ptr: ptr_mut, cap: len, timeout_us: timeout);
                 queue_qsize(q: handle);
@@ -137,6 +138,7 @@ macro_rules! functions {
                 pool_drop(h: handle);
                 pool_share(h: handle, handle: handle);
                 pool_retry_lost(h: handle, retry: int);
+                cluster_call(name_ptr: ptr, name_len: len, args_ptr: ptr, args_len: len);
             }
         }
     };

@@ -128,6 +128,8 @@ pub struct Bridge {
     pub(crate) door: Option<crate::python::door::Door>,
     /// Where its pools send their tasks (`None`: to local workers).
     pub(crate) cluster: Option<Arc<crate::cluster::JobLink>>,
+    /// Its connection for `cluster_call`, opened at the first.
+    pub(crate) remote_calls: Option<crate::cluster::remote::RemoteCalls>,
 }
 
 impl Bridge {
@@ -147,6 +149,7 @@ impl Bridge {
             jail: None,
             door: None,
             cluster: None,
+            remote_calls: None,
         }
     }
 

@@ -64,7 +64,7 @@ impl Ticker {
 
     /// Ticks covering `timeout`: one more than it spans, since the current
     /// tick may be about to end.
-    fn ticks(&self, timeout: Duration) -> u64 {
+    pub(crate) fn ticks(&self, timeout: Duration) -> u64 {
         let tick = self.tick.as_nanos().max(1);
         let whole = timeout.as_nanos().div_ceil(tick);
         u64::try_from(whole)

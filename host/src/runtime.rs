@@ -626,6 +626,12 @@ impl Runtime {
         PluginPool::new(&self.instantiator(), program, state, size)
     }
 
+    /// A deadline `timeout` from now in epoch ticks, for a store this
+    /// runtime runs (`None`: it has no deadlines).
+    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> Option<u64> {
+        self.ticker.as_ref().map(|ticker| ticker.ticks(timeout))
+    }
+
     fn instantiator(&self) -> Instantiator {
         Instantiator {
             engine: self.engine.clone(),

@@ -18,6 +18,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use support::*;
 
+mod python;
+
 /// One test at a time: each starts a server and workers, and some assert
 /// on timing (tasks dropped after their job ended).
 fn serial() -> MutexGuard<'static, ()> {

@@ -27,6 +27,7 @@ import itertools
 import os
 import pickle
 import queue as _queue
+import sys
 import time
 import traceback
 
@@ -123,6 +124,16 @@ def _starmapstar(func, chunk):
 _REFS_KEPT = 256
 
 
+def _run_task(refs, ref, payload):
+    """One task's outcome: (True, its result) or (False, (exception,
+    traceback))."""
+    try:
+        runner, func = refs.get(ref) or _unpack_ref(refs, ref)
+        return (True, runner(func, payload))
+    except Exception as e:
+        return (False, (e, traceback.format_exc()))
+
+
 def _worker(wid, inqueue, outqueue, initializer, initargs, maxtasks):
     """A worker's life: run the batches of its own queue until the sentinel
     or `maxtasks`, sending results tagged with its id."""
@@ -139,12 +150,7 @@ def _worker(wid, inqueue, outqueue, initializer, initargs, maxtasks):
         last = len(batch) - 1
         began = clock()
         for n, (job, i, ref, payload) in enumerate(batch):
-            try:
-                runner, func = refs.get(ref) or _unpack_ref(refs, ref)
-                result = (True, runner(func, payload))
-            except Exception as e:
-                result = (False, (e, traceback.format_exc()))
-            results.append((job, i, result))
+            results.append((job, i, _run_task(refs, ref, payload)))
             done += 1
             now = clock()
             if n == last or now - began >= _QUICK:
@@ -165,6 +171,75 @@ def _send_results(outqueue, wid, results, took):
             except Exception as e:
                 wrapped = MaybeEncodingError(e, result[1])
                 outqueue.put((wid, [(job, i, (False, (wrapped, '')))], took))
+
+
+# --- pools whose tasks run on the cluster's workers (`procbridge python
+# --nats`): each worker here is a relay, which sends each batch it is given
+# to a worker there (host function `cluster_call`, task 'python') and puts
+# the results on the results' queue as a local worker would. On the worker,
+# procbridge._serve runs the batch with `serve_batch`.
+
+_ON_CLUSTER = os.environ.get('PROCBRIDGE_POOLS') == 'cluster'
+_EOWNERDEAD = 130       # the ABI's code (Linux's) for a lost worker
+
+
+def _relay(wid, inqueue, outqueue, initializer, initargs, maxtasks):
+    """A worker's life on the cluster: the batches of its own queue run
+    there, the initializer first on each instance that has not run it."""
+    init = _dumps((initializer, initargs)) if initializer is not None else b''
+    done = 0
+    clock = time.monotonic
+    while maxtasks is None or done < maxtasks:
+        batch = inqueue.get()
+        if batch is None:
+            break
+        began = clock()
+        try:
+            reply = _cluster_call(_dumps((init, batch)))
+            results, took = _loads(reply)
+        except Exception as e:
+            lost = isinstance(e, OSError) and e.errno == _door_errno(_EOWNERDEAD)
+            error = WorkerLostError(str(e)) if lost else e
+            results = [(job, i, (False, (error, ''))) for job, i, _, _ in batch]
+            took = clock() - began
+        _send_results(outqueue, wid, results, took)
+        done += len(batch)
+
+
+def _door_errno(code):
+    from procbridge._door import errno_of
+    return errno_of(-code)
+
+
+def _cluster_call(request):
+    from procbridge._door import Buf, check, take
+    n = check('cluster_call', Buf(b'python'), Buf(request))[0]
+    return take(n)
+
+
+def serve_batch(request, refs, initialized):
+    """Runs a batch sent by `_relay` (on a cluster's worker): the pickled
+    results and the time they took, as `_relay` reads them."""
+    init, batch = _loads(request)
+    if init and init not in initialized:
+        initializer, initargs = _loads(init)
+        initializer(*initargs)
+        initialized.add(init)
+    began = time.monotonic()
+    results = [(job, i, _run_task(refs, ref, payload)) for job, i, ref, payload in batch]
+    took = time.monotonic() - began
+    try:
+        return _dumps((results, took))
+    except Exception:
+        # One of them cannot be pickled: it fails, the others go.
+        sendable = []
+        for job, i, result in results:
+            try:
+                _dumps(result)
+            except Exception as e:
+                result = (False, (MaybeEncodingError(e, result[1]), ''))
+            sendable.append((job, i, result))
+        return _dumps((sendable, took))
 
 
 def _unpack_ref(refs, ref):
@@ -205,11 +280,16 @@ class Pool:
             raise ValueError('maxtasksperchild must be a positive int or None')
         if initializer is not None and not callable(initializer):
             raise TypeError('initializer must be a callable')
+        if _ON_CLUSTER:
+            # Classes and functions of the job's main pickled on a worker,
+            # where it is `__mp_main__` (see procbridge._serve), are this
+            # process's `__main__`'s.
+            sys.modules.setdefault('__mp_main__', sys.modules['__main__'])
         self._processes = processes
         self._initializer = initializer
         self._initargs = initargs
         self._maxtasks = maxtasksperchild
-        self._outqueue = Queue()
+        self._outqueue = Queue(_local=True)
         # The results' queue read with a deadline of _CHECK_EVERY, or none.
         handle = self._outqueue._handle
         self._wait_fd = bind('queue_get', handle, I64(int(_CHECK_EVERY * 1e6)))
@@ -232,8 +312,8 @@ class Pool:
 
     def _add_worker(self):
         wid = next(_worker_ids)
-        tasks = Queue()
-        w = Process(target=_worker, daemon=True,
+        tasks = Queue(_local=True)
+        w = Process(target=_relay if _ON_CLUSTER else _worker, daemon=True,
                     args=(wid, tasks, self._outqueue, self._initializer,
                           self._initargs, self._maxtasks))
         w.name = w.name.replace('Process', 'PoolWorker')

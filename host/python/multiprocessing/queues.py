@@ -27,12 +27,18 @@ _CAP = 64 * 1024 + 256
 _FRAME_CAP = 512
 
 
+# queue_new flags.
+_JOINABLE = 1
+_LOCAL = 2
+
+
 class Queue:
-    def __init__(self, maxsize=0, *, ctx=None):
+    def __init__(self, maxsize=0, *, ctx=None, _local=False):
         if maxsize < 0:
             maxsize = 0
         self._maxsize = maxsize
-        self._handle = check('queue_new', maxsize, 0, int(self._joinable))[0]
+        flags = (_JOINABLE if self._joinable else 0) | (_LOCAL if _local else 0)
+        self._handle = check('queue_new', maxsize, 0, flags)[0]
         self._closed = False
         # Descriptors bound to the blocking put and get (see
         # procbridge._door.bind); None: calls in frames.

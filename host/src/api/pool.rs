@@ -20,6 +20,7 @@
 //! | `pool_close(h)`, `pool_terminate(h) -> i32` | `0` |
 //! | `pool_join(h, timeout_us: i64) -> i32` | `0` once every task ran and the workers exited |
 //! | `pool_drop(h) -> i32` | `0`; the pool is terminated and the handle gone |
+//! | `cluster_call(name_ptr, name_len, args_ptr, args_len) -> i32` | length of the result of one task run on a cluster worker (`--nats`) |
 
 use super::{with_memory, with_state};
 use crate::ctx::HostState;
@@ -447,4 +448,87 @@ mod tests {
         assert_eq!(Wait::from_micros(-2).unwrap_err().errno, Errno::Inval);
         assert!(Wait::from_micros(i64::MAX).is_ok());
     }
+}
+
+/// Runs one task on a worker of the job's cluster and waits for it: the
+/// length of the bytes it returned, waiting for `take_result`. A Python
+/// job's pool sends its batches this way (task [`crate::python::TASK`]).
+pub(super) fn cluster_call(
+    mut caller: Caller<'_, HostState>,
+    name_ptr: i32,
+    name_len: i32,
+    args_ptr: i32,
+    args_len: i32,
+) -> i32 {
+    let mut request = None;
+    let ret = with_memory(&mut caller, |mem, _| {
+        let name = mem.read_str(name_ptr, name_len, MAX_NAME)?.to_string();
+        let args = mem.read(args_ptr, args_len, MAX_READ)?.to_vec();
+        request = Some((name, args));
+        Ok(0)
+    });
+    let Some((name, args)) = request else {
+        return ret;
+    };
+    with_caller(&mut caller, |caller| {
+        let link = caller
+            .data()
+            .bridge
+            .cluster
+            .clone()
+            .filter(|link| link.runs_pools())
+            .ok_or_else(|| {
+                BridgeError::new(
+                    Errno::NoSys,
+                    "this job's pools do not run on a cluster (run it with --nats)",
+                )
+            })?;
+        let python = caller.data().bridge.door.is_some();
+        if !(python && name == crate::python::TASK) {
+            check_task_export(caller, &name)?;
+        }
+        let state = caller.data_mut();
+        let grants = link.grants_of(&state.bridge.policy);
+        let queues = crate::cluster::relay::shared_queues(state);
+        let call = crate::cluster::remote::Call {
+            target: &name,
+            args: &args,
+            grants: &grants,
+            queues: &queues,
+            fresh: false,
+        };
+        let unreachable = |err: anyhow::Error| {
+            BridgeError::new(
+                Errno::Io,
+                format!(
+                    "cannot run the task on the cluster at {}: {err:#}",
+                    link.cluster().display_url()
+                ),
+            )
+        };
+        let calls = &mut state.bridge.remote_calls;
+        if !calls.as_ref().is_some_and(|c| c.is_mine()) {
+            // A fork child's copy is forgotten, never used.
+            if let Some(copy) = calls.take() {
+                std::mem::forget(copy);
+            }
+            *calls =
+                Some(crate::cluster::remote::RemoteCalls::open(link.clone()).map_err(unreachable)?);
+        }
+        let outcome = calls
+            .as_mut()
+            .expect("opened above")
+            .call(&call)
+            .map_err(unreachable)?;
+        match outcome {
+            Ok(bytes) => state.bridge.set_result(bytes),
+            Err(crate::cluster::remote::Failure::Lost(message)) => Err(BridgeError::new(
+                Errno::OwnerDead,
+                format!("its worker was lost: {message}"),
+            )),
+            Err(crate::cluster::remote::Failure::Failed(message)) => {
+                Err(BridgeError::new(Errno::Io, message))
+            }
+        }
+    })
 }

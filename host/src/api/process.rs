@@ -11,6 +11,7 @@
 //! | `process_terminate(h) -> i32`, `process_kill(h) -> i32` | `0` (SIGTERM / SIGKILL) |
 //! | `process_close(h) -> i32` | `0`; the handle is gone |
 //! | `task_return(ptr, len) -> i32`, `task_error(ptr, len) -> i32` | `0` |
+//! | `task_next(ptr, cap) -> i32` | the next served call's arguments' length (a guest that serves calls from its `_start`: see [`crate::process::serving`]) |
 
 use super::{with_memory, with_state};
 use crate::ctx::HostState;
@@ -294,4 +295,56 @@ pub(super) fn task_return(mut caller: Caller<'_, HostState>, ptr: i32, len: i32)
 
 pub(super) fn task_error(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
     task_hand_back(&mut caller, ptr, len, true)
+}
+
+/// A guest that serves calls from its `_start`: hands back the outcome of
+/// the call it ran (if any), then waits for the next call and gives its
+/// arguments (at `ptr` when they fit in `cap` bytes, else waiting for
+/// `take_result`), under the policy's wall time as its deadline.
+pub(super) fn task_next(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
+    let next = {
+        let process = &mut caller.data_mut().bridge.process;
+        let Some(serving) = process.serving.as_ref().and_then(|s| s.here()) else {
+            return caller
+                .data_mut()
+                .bridge
+                .fail(BridgeError::invalid("this process serves no calls"));
+        };
+        if std::mem::take(&mut process.task_running) {
+            let outcome = process
+                .task_outcome
+                .take()
+                .unwrap_or(TaskOutcome::Returned(Vec::new()));
+            serving.hand_back(outcome);
+        }
+        // No deadline while it waits for work.
+        serving
+            .next_call()
+            .map(|args| (args, serving.deadline_ticks))
+    };
+    let Some((args, deadline)) = next else {
+        return caller.data_mut().bridge.fail(BridgeError::new(
+            Errno::Pipe,
+            "the worker serves this instance no more calls",
+        ));
+    };
+    let delivered = with_memory(&mut caller, |mem, state| {
+        super::deliver(mem, state, ptr, cap.max(0) as usize, args)
+    });
+    let process = &mut caller.data_mut().bridge.process;
+    if delivered < 0 {
+        // The call fails, not the worker waiting for it.
+        if let Some(serving) = process.serving.as_ref() {
+            serving.hand_back(TaskOutcome::Failed(
+                "the instance could not take the call's arguments".into(),
+            ));
+        }
+        return delivered;
+    }
+    process.task_running = true;
+    process.task_outcome = None;
+    if let Some(ticks) = deadline {
+        wasmtime::AsContextMut::as_context_mut(&mut caller).set_epoch_deadline(ticks);
+    }
+    delivered
 }

@@ -3,7 +3,7 @@
 //!
 //! | function | returns |
 //! |---|---|
-//! | `queue_new(maxsize, max_bytes, joinable) -> i32` | a queue handle (inheritable) |
+//! | `queue_new(maxsize, max_bytes, flags) -> i32` | a queue handle (inheritable); flags `1` joinable, `2` local (on this machine whatever `--queues` says) |
 //! | `queue_put(q, ptr, len, timeout_us) -> i32` | `0` once the message is queued |
 //! | `queue_get(q, ptr, cap, timeout_us) -> i32` | the message's length; at `ptr` if it fits in `cap`, else waiting for `take_result` |
 //! | `queue_qsize(q)`, `queue_empty(q)`, `queue_full(q)` | a count, `0`/`1`, `0`/`1` |
@@ -94,13 +94,14 @@ pub(super) fn queue_new(
     mut caller: Caller<'_, HostState>,
     maxsize: i32,
     max_bytes: i32,
-    joinable: i32,
+    flags: i32,
 ) -> i32 {
+    use procbridge_abi::queue::{FLAGS, FLAG_JOINABLE, FLAG_LOCAL};
     with_state(&mut caller, |state| {
-        if maxsize < 0 || max_bytes < 0 || !(0..=1).contains(&joinable) {
+        if maxsize < 0 || max_bytes < 0 || flags & !FLAGS != 0 {
             return Err(BridgeError::invalid(format!(
-                "queue_new({maxsize}, {max_bytes}, {joinable}): maxsize and max_bytes must \
-                 not be negative, joinable must be 0 or 1"
+                "queue_new({maxsize}, {max_bytes}, {flags}): maxsize and max_bytes must \
+                 not be negative, flags only 1 (joinable) and 2 (local)"
             )));
         }
         // The policy's queued-bytes limit bounds every queue's ring.
@@ -120,10 +121,10 @@ pub(super) fn queue_new(
         let config = QueueConfig {
             maxsize: maxsize as usize,
             max_bytes,
-            joinable: joinable == 1,
+            joinable: flags & FLAG_JOINABLE != 0,
         };
         let queue = match &state.bridge.cluster {
-            Some(link) if link.holds_queues() => {
+            Some(link) if link.holds_queues() && flags & FLAG_LOCAL == 0 => {
                 QueueHandle::Cluster(ClusterQueue::create(link.cluster(), link.job(), config)?)
             }
             _ => QueueHandle::Local(Queue::new(config)?),

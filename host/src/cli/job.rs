@@ -5,6 +5,7 @@ use super::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use procbridge::cluster::JobLink;
+use procbridge::python::PythonJob;
 use procbridge::{
     audit, policy_file, watchdog, DirPerms, GuestBuilder, LoadError, MemoryAtStart, MemoryScope,
     ModuleCache, Policy, PolicyBuilder, Program, RunError, Runtime, Stdio,
@@ -153,14 +154,21 @@ pub(crate) fn exit_code(result: Result<i32, (ExitCode, anyhow::Error)>) -> i32 {
     }
 }
 
+/// What `--nats` puts in the cluster's store for the workers.
+pub(crate) enum ClusterModule<'a> {
+    /// The module's file.
+    File(&'a Path),
+    /// A Python job (its main; the workers run their own interpreter).
+    Python(&'a PythonJob),
+}
+
 impl JobOptions {
     /// Runs a guest under these grants and limits: `load` loads its module,
     /// `configure` sets its arguments (the policy and stdin are set here).
-    /// `module_file` is the module's file, which `--nats` sends to the
-    /// cluster (`None`: a job whose pools cannot run there).
+    /// `module` is what `--nats` sends to the cluster.
     pub(crate) fn run(
         &self,
-        module_file: Option<&Path>,
+        module: ClusterModule<'_>,
         load: impl FnOnce(&Runtime) -> Result<Program, LoadError>,
         configure: impl FnOnce(&mut GuestBuilder),
     ) -> Result<i32, (ExitCode, anyhow::Error)> {
@@ -171,8 +179,12 @@ impl JobOptions {
         let limits = policy.limits().clone();
         let mut guest = GuestBuilder::new();
         configure(&mut guest);
-        let link = self.link_to_cluster(module_file, &policy)?;
+        let link = self.link_to_cluster(&module, &policy)?;
         if let Some(link) = &link {
+            if matches!(module, ClusterModule::Python(_)) && self.cluster.pools_on_cluster() {
+                // multiprocessing.Pool's workers relay to the cluster.
+                guest.env("PROCBRIDGE_POOLS", "cluster");
+            }
             guest.cluster(link.clone());
         }
         guest
@@ -230,21 +242,25 @@ impl JobOptions {
     /// to it.
     fn link_to_cluster(
         &self,
-        module_file: Option<&Path>,
+        module: &ClusterModule<'_>,
         policy: &Policy,
     ) -> Result<Option<JobLink>, (ExitCode, anyhow::Error)> {
         let Some(cluster) = self.cluster.cluster().map_err(|e| (ExitCode::Usage, e))? else {
             return Ok(None);
         };
-        let Some(path) = module_file else {
-            return Err((
-                ExitCode::Usage,
-                anyhow!("--nats: only `procbridge run` sends its pools' tasks to a cluster"),
-            ));
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read {}", path.display()))
+                .map_err(|e| (ExitCode::NoInput, e))
         };
-        let module = std::fs::read(path)
-            .with_context(|| format!("cannot read {}", path.display()))
-            .map_err(|e| (ExitCode::NoInput, e))?;
+        let module = match module {
+            ClusterModule::File(path) => read(path)?,
+            ClusterModule::Python(job) => {
+                let interpreter = read(job.interpreter())?;
+                let digest = procbridge::policy::to_hex(&sha256(&interpreter));
+                job.bundle(digest).to_bytes()
+            }
+        };
         let link = JobLink::publish(&cluster, &module, policy.asked_of_others())
             .map_err(|e| (ExitCode::Unavailable, e.context("--nats")))?;
         Ok(Some(
@@ -515,4 +531,10 @@ mod tests {
             }
         }
     }
+}
+
+/// The SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -1,7 +1,7 @@
 //! `procbridge python`: run a Python script in the sandbox, as `python3`
 //! would, with real processes.
 
-use super::job::{exit_code, JobOptions, EXIT_CODES_HELP};
+use super::job::{exit_code, ClusterModule, JobOptions, EXIT_CODES_HELP};
 use super::ExitCode;
 use anyhow::anyhow;
 use clap::Args;
@@ -61,7 +61,7 @@ impl PythonCommand {
         };
         let interpreter = job.interpreter().to_path_buf();
         exit_code(self.job.run(
-            None,
+            ClusterModule::Python(&job),
             |runtime| {
                 let program = runtime.load_file(&interpreter)?;
                 // Only a slower start when it fails.

@@ -1,6 +1,6 @@
 //! `procbridge run`: run a guest module.
 
-use super::job::{exit_code, JobOptions, EXIT_CODES_HELP};
+use super::job::{exit_code, ClusterModule, JobOptions, EXIT_CODES_HELP};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -37,7 +37,7 @@ impl RunCommand {
         let (module, args) = self.command.split_first().expect("MODULE is required");
         let module = PathBuf::from(module);
         exit_code(self.job.run(
-            Some(&module),
+            ClusterModule::File(&module),
             |runtime| runtime.load_file(&module),
             |guest| {
                 guest

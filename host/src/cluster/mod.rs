@@ -38,9 +38,11 @@
 //! [`serve`]: worker::serve
 
 mod connect;
+mod instance;
 pub(crate) mod process;
 pub(crate) mod queue;
 pub(crate) mod relay;
+pub(crate) mod remote;
 mod seal;
 mod wire;
 pub mod worker;
@@ -219,7 +221,7 @@ impl JobLink {
 }
 
 /// The SHA-256 of `bytes`.
-fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }

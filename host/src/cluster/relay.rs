@@ -63,7 +63,7 @@ pub(super) const OTHER_HEADERS: usize = 2048;
 /// The job's queues in JetStream this relay holds (every one made before
 /// the pool forked it, which includes those given to the pool), as the
 /// task header carries them: JSON, or empty for none.
-pub(super) fn shared_queues(state: &HostState) -> String {
+pub(crate) fn shared_queues(state: &HostState) -> String {
     let mut queues = Vec::new();
     state
         .bridge
@@ -223,6 +223,14 @@ impl Listening {
     /// came for [`OUTPUT_TRAILS`].
     pub(super) async fn pass_on_trailing_output(&mut self) {
         while let Ok(Some(line)) = tokio::time::timeout(OUTPUT_TRAILS, self.output.next()).await {
+            self.pass_on(&line);
+        }
+    }
+
+    /// Passes on the output lines already here, without waiting.
+    pub(super) fn pass_on_waiting_output(&mut self) {
+        use futures_util::FutureExt;
+        while let Some(Some(line)) = self.output.next().now_or_never() {
             self.pass_on(&line);
         }
     }

@@ -13,6 +13,7 @@
 //! guests run on the thread that called [`serve`], as `Runtime::run` does.
 
 use super::connect::{self, Cluster};
+use super::instance::{Instance, Module, NotReturned, Python};
 use super::queue::ClusterQueue;
 use super::seal::{self, ClusterKey};
 use super::wire::{
@@ -20,9 +21,9 @@ use super::wire::{
 };
 use super::{alive_subject, cancel_subject, output_subject, ACK_WAIT, MAX_DELIVER, TASKS, WORKERS};
 use crate::api::queue::{QueueHandle, KIND as QUEUE_KIND};
-use crate::plugin::{CallErrorKind, Plugin};
 use crate::pool::frame;
-use crate::{audit, GuestBuilder, OutputSink, Policy, Program, Runtime, StdStream, Stdio};
+use crate::python::Bundle;
+use crate::{audit, GuestBuilder, HostState, OutputSink, Policy, Runtime, StdStream, Stdio};
 use anyhow::{anyhow, Context};
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures_util::{FutureExt, StreamExt};
@@ -75,7 +76,7 @@ pub fn serve(
         Ok(Err(err)) => return Err(err),
         Err(_) => {}
     }
-    let mut executor = Executor::new(runtime, policy, output, loaded, cluster.clone());
+    let mut executor = Executor::new(Arc::new(runtime), policy, output, loaded, cluster.clone());
     for order in taken {
         let reply = executor.run(&order);
         let _ = order.done.send(reply);
@@ -377,10 +378,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The guest side: instances kept per job, and the chunks run in them.
 struct Executor {
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     policy: Policy,
     /// Modules compiled (or that failed to), the most recently used last.
-    programs: Vec<(String, Result<Program, String>)>,
+    programs: Vec<(String, Result<Module, String>)>,
+    /// The worker's Python interpreter, once a Python job came.
+    python: Option<Result<Arc<Python>, String>>,
     /// Their digests, which the NATS side need not fetch again.
     loaded: Loaded,
     /// Jobs' instances, the most recently used last.
@@ -394,23 +397,20 @@ struct Executor {
 /// Gives a new instance of the job the queues its chunk's relay holds,
 /// under the handles the job knows them by, before its tasks make handles
 /// of their own.
-fn hold_queues(plugin: &Plugin, cluster: &Cluster, queues: &[SharedQueue]) -> Result<(), String> {
-    if queues.is_empty() {
-        return Ok(());
+fn hold_queues(
+    state: &mut HostState,
+    cluster: &Cluster,
+    queues: &[SharedQueue],
+) -> Result<(), String> {
+    for shared in queues {
+        let queue = ClusterQueue::open(cluster, shared.queue.clone());
+        state
+            .bridge
+            .handles
+            .insert_inheritable_at(shared.handle, QUEUE_KIND, QueueHandle::Cluster(queue))
+            .map_err(|e| format!("the worker cannot hold the job's queues: {e}"))?;
     }
-    plugin
-        .with_state(|state| {
-            for shared in queues {
-                let queue = ClusterQueue::open(cluster, shared.queue.clone());
-                state
-                    .bridge
-                    .handles
-                    .insert_inheritable_at(shared.handle, QUEUE_KIND, QueueHandle::Cluster(queue))
-                    .map_err(|e| format!("the worker cannot hold the job's queues: {e}"))?;
-            }
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
+    Ok(())
 }
 
 /// Output lines to publish: subject and payload.
@@ -432,7 +432,7 @@ struct KeptJob {
     module: String,
     grants: crate::policy::GrantRequest,
     queues: Vec<SharedQueue>,
-    plugin: Plugin,
+    instance: Instance,
     output_to: Arc<Mutex<String>>,
 }
 
@@ -447,7 +447,7 @@ impl KeptJob {
 
 impl Executor {
     fn new(
-        runtime: Runtime,
+        runtime: Arc<Runtime>,
         policy: Policy,
         output: Output,
         loaded: Loaded,
@@ -457,6 +457,7 @@ impl Executor {
             runtime,
             policy,
             programs: Vec::new(),
+            python: None,
             loaded,
             jobs: Vec::new(),
             output,
@@ -482,14 +483,14 @@ impl Executor {
         // A spawn-method process's target gets an instance of its own,
         // dropped (its processes killed) once it returns.
         let mut one_off = None;
-        let plugin = if order.headers.fresh {
+        let instance = if order.headers.fresh {
             match self.instantiate(order) {
-                Ok(kept) => &mut one_off.insert(kept).plugin,
+                Ok(kept) => &mut one_off.insert(kept).instance,
                 Err(message) => return failed_reply(&order.frame, &message),
             }
         } else {
-            match self.plugin(order) {
-                Ok(plugin) => plugin,
+            match self.instance(order) {
+                Ok(instance) => instance,
                 Err(message) => return failed_reply(&order.frame, &message),
             }
         };
@@ -507,21 +508,17 @@ impl Executor {
                 ));
                 continue;
             }
-            match plugin.call(request.name, args) {
+            match instance.call(request.name, args, order.headers.fresh) {
                 Ok(bytes) => items.push((STATUS_OK, bytes)),
-                // A process that exits 0 ended well.
-                Err(err) if order.headers.fresh && matches!(err.kind(), CallErrorKind::Exit(0)) => {
-                    items.push((STATUS_OK, Vec::new()));
-                }
-                Err(err) => {
-                    let message = match err.kind() {
-                        CallErrorKind::Failed(message) => message.clone(),
-                        kind => kind.to_string(),
-                    };
-                    if !plugin.is_alive() {
+                Err(NotReturned {
+                    status,
+                    message,
+                    ended: gone,
+                }) => {
+                    if gone {
                         ended = Some(message.clone());
                     }
-                    items.push((STATUS_FAILED, message.into_bytes()));
+                    items.push((status, message.into_bytes()));
                 }
             }
         }
@@ -531,11 +528,11 @@ impl Executor {
     }
 
     /// The job's instance: the one kept, or a new one.
-    fn plugin(&mut self, order: &Order) -> Result<&mut Plugin, String> {
+    fn instance(&mut self, order: &Order) -> Result<&mut Instance, String> {
         if let Some(at) = self
             .jobs
             .iter()
-            .position(|kept| kept.serves(&order.headers) && kept.plugin.is_alive())
+            .position(|kept| kept.serves(&order.headers) && kept.instance.is_alive())
         {
             let kept = self.jobs.remove(at);
             self.jobs.push(kept);
@@ -551,7 +548,7 @@ impl Executor {
         }
         let kept = self.jobs.last_mut().expect("pushed above");
         *lock(&kept.output_to) = output_subject(&order.headers.reply);
-        Ok(&mut kept.plugin)
+        Ok(&mut kept.instance)
     }
 
     /// Drops a kept instance; the job's queues too, unless another kept
@@ -565,7 +562,7 @@ impl Executor {
 
     /// A new instance for the job, its output going to its relays.
     fn instantiate(&mut self, order: &Order) -> Result<KeptJob, String> {
-        let program = self.program(order)?;
+        let module = self.module(order)?;
         let policy = self.policy.granted_to(&order.headers.grants);
         let output_to = Arc::new(Mutex::new(output_subject(&order.headers.reply)));
         let sink = {
@@ -583,31 +580,64 @@ impl Executor {
             })
             .map_err(|e| format!("the worker cannot pass on the job's output: {e}"))?
         };
-        let state = GuestBuilder::new()
-            .arg(format!("module {}", order.headers.module))
-            .policy(policy)
-            .stdout(Stdio::Sink(sink.clone()))
-            .stderr(Stdio::Sink(sink))
-            .build()
-            .map_err(|e| format!("the worker cannot set up the job's grants: {e:#}"))?;
-        let plugin = self
-            .runtime
-            .instantiate(&program, state)
-            .map_err(|e| format!("the worker cannot instantiate the module: {e:#}"))?;
-        hold_queues(&plugin, &self.cluster, &order.headers.queues)?;
+        let configure = |guest: &mut GuestBuilder| {
+            guest
+                .policy(policy)
+                .stdout(Stdio::Sink(sink.clone()))
+                .stderr(Stdio::Sink(sink));
+        };
+        let cluster = self.cluster.clone();
+        let (cluster, queues) = (&cluster, &order.headers.queues);
+        let instance = match module {
+            Module::Wasm(program) => {
+                let mut guest = GuestBuilder::new();
+                guest.arg(format!("module {}", order.headers.module));
+                configure(&mut guest);
+                let state = guest
+                    .build()
+                    .map_err(|e| format!("the worker cannot set up the job's grants: {e:#}"))?;
+                let plugin = self
+                    .runtime
+                    .instantiate(&program, state)
+                    .map_err(|e| format!("the worker cannot instantiate the module: {e:#}"))?;
+                let instance = Instance::Wasm(plugin);
+                instance
+                    .with_state(|state| hold_queues(state, cluster, queues))
+                    .unwrap_or(Ok(()))?;
+                instance
+            }
+            Module::Python(bundle) => self
+                .python()?
+                .serve(&self.runtime, &bundle, configure, |state| {
+                    hold_queues(state, cluster, queues)
+                })
+                .map_err(|e| format!("the worker cannot serve the Python job: {e:#}"))?,
+        };
         Ok(KeptJob {
             job: order.headers.job.clone(),
             module: order.headers.module.clone(),
             grants: order.headers.grants.clone(),
             queues: order.headers.queues.clone(),
-            plugin,
+            instance,
             output_to,
         })
     }
 
-    /// The job's program, compiled once per module (the last
-    /// [`KEPT_PROGRAMS`] kept).
-    fn program(&mut self, order: &Order) -> Result<Program, String> {
+    /// The worker's Python interpreter, loaded at the first Python job.
+    fn python(&mut self) -> Result<Arc<Python>, String> {
+        let runtime = &self.runtime;
+        self.python
+            .get_or_insert_with(|| {
+                Python::load(runtime)
+                    .map(Arc::new)
+                    .map_err(|e| format!("this worker cannot run Python jobs: {e:#}"))
+            })
+            .clone()
+    }
+
+    /// The job's module, compiled once per module (the last
+    /// [`KEPT_PROGRAMS`] kept); a Python job's bundle, read.
+    fn module(&mut self, order: &Order) -> Result<Module, String> {
         let digest = &order.headers.module;
         if let Some(at) = self.programs.iter().position(|(d, _)| d == digest) {
             let kept = self.programs.remove(at);
@@ -620,10 +650,16 @@ impl Executor {
                     "module {digest} is no longer loaded here; try again"
                 ));
             };
-            let loaded = self
-                .runtime
-                .load_bytes(&format!("module {digest}"), bytes)
-                .map_err(|e| format!("the worker cannot load module {digest}: {e}"));
+            let loaded = if Bundle::is_bundle(bytes) {
+                Bundle::parse(bytes)
+                    .map(|bundle| Module::Python(Arc::new(bundle)))
+                    .map_err(|e| format!("the worker cannot read Python job {digest}: {e:#}"))
+            } else {
+                self.runtime
+                    .load_bytes(&format!("module {digest}"), bytes)
+                    .map(Module::Wasm)
+                    .map_err(|e| format!("the worker cannot load module {digest}: {e}"))
+            };
             if self.programs.len() == KEPT_PROGRAMS {
                 let (gone, _) = self.programs.remove(0);
                 lock(&self.loaded).remove(&gone);

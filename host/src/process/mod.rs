@@ -15,6 +15,7 @@
 
 pub(crate) mod child;
 pub(crate) mod fork;
+pub(crate) mod serving;
 pub(crate) mod spawn;
 pub(crate) mod task;
 
@@ -156,6 +157,9 @@ pub struct ProcessState {
     pub(crate) task_running: bool,
     /// What the running task handed back.
     pub(crate) task_outcome: Option<TaskOutcome>,
+    /// Where this guest's calls come from, when it serves them from its
+    /// `_start` (see [`serving`]).
+    pub(crate) serving: Option<serving::Serving>,
 }
 
 impl ProcessState {

@@ -28,6 +28,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("../../python/procbridge/_main.py"),
     ),
     (
+        "procbridge/_serve.py",
+        include_str!("../../python/procbridge/_serve.py"),
+    ),
+    (
         "procbridge/_locks.py",
         include_str!("../../python/procbridge/_locks.py"),
     ),
@@ -68,6 +72,16 @@ pub(crate) const FILES: &[(&str, &str)] = &[
 /// # Errors
 /// When it cannot be written or opened.
 pub(crate) fn install(python: &Path) -> std::io::Result<(PathBuf, cap_std::fs::Dir)> {
+    let dir = python.join(format!("lib-{}", version()));
+    if !complete(&dir) {
+        write(python, &dir)?;
+    }
+    let open = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())?;
+    Ok((dir, open))
+}
+
+/// The library's version: a digest of its files (16 hex digits).
+pub(crate) fn version() -> String {
     let mut digest = Sha256::new();
     for (name, content) in FILES {
         digest.update(name.as_bytes());
@@ -75,16 +89,10 @@ pub(crate) fn install(python: &Path) -> std::io::Result<(PathBuf, cap_std::fs::D
         digest.update(content.as_bytes());
         digest.update([0]);
     }
-    let hash: String = digest.finalize()[..8]
+    digest.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    let dir = python.join(format!("lib-{hash}"));
-    if !complete(&dir) {
-        write(python, &dir)?;
-    }
-    let open = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())?;
-    Ok((dir, open))
+        .collect()
 }
 
 /// Whether `dir` holds every file with its content.

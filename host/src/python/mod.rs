@@ -25,10 +25,12 @@
 //! ```
 
 mod bound;
+mod bundle;
 pub(crate) mod door;
 pub mod frame;
 mod library;
 
+pub use bundle::Bundle;
 pub use door::DOOR_FD;
 
 use crate::ctx::{DirPerms, GuestBuilder, Stdio};
@@ -68,6 +70,10 @@ const COMPILED: &str = ".compiled";
 const COMPILE: &str = "import compileall, py_compile, sys; \
     sys.exit(0 if compileall.compile_dir('/procbridge/lib', quiet=1, \
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH) else 1)";
+
+/// The task name a Python job's pool batches go to the cluster under
+/// (`cluster_call`); a worker runs them in `procbridge._serve`.
+pub const TASK: &str = "python";
 
 /// Where the guest finds the door's directory.
 pub const DOOR_GUEST_PATH: &str = "/dev/procbridge";
@@ -118,6 +124,18 @@ pub enum Source {
     Module(String),
 }
 
+impl Source {
+    /// The arguments `procbridge._main` (and `procbridge._serve`) take
+    /// for it: mode, argv0, file, payload.
+    fn main_args(&self) -> (&str, &str, &str, Vec<u8>) {
+        match self {
+            Source::Script { name, file, source } => ("script", name, file, source.clone()),
+            Source::Code(code) => ("code", "-c", "<string>", code.clone().into_bytes()),
+            Source::Module(module) => ("module", module, "-", b"-".to_vec()),
+        }
+    }
+}
+
 /// A Python job: the interpreter, procbridge's library, what to run and its
 /// arguments.
 #[derive(Debug, Clone)]
@@ -129,6 +147,9 @@ pub struct PythonJob {
     source: Source,
     args: Vec<String>,
     unbuffered: bool,
+    /// The module that runs it: `procbridge._main`, or on a cluster's
+    /// worker `procbridge._serve`.
+    entry: &'static str,
 }
 
 impl PythonJob {
@@ -167,6 +188,7 @@ impl PythonJob {
             source,
             args,
             unbuffered: false,
+            entry: "procbridge._main",
         })
     }
 
@@ -201,10 +223,30 @@ impl PythonJob {
         Ok(())
     }
 
+    /// Serves the job's pool tasks instead of running it (on a cluster's
+    /// worker): its main is imported as `__mp_main__`, then each call of
+    /// task [`TASK`] is a batch of pool tasks (see
+    /// `crate::process::serving`).
+    pub fn serving(mut self) -> Self {
+        self.entry = "procbridge._serve";
+        self
+    }
+
+    /// What a cluster's workers need to serve its pool tasks, for the
+    /// interpreter whose SHA-256 is `interpreter`.
+    pub fn bundle(&self, interpreter: String) -> Bundle {
+        Bundle::new(interpreter, self.source.clone())
+    }
+
     /// Unbuffered stdout and stderr (`python3 -u`).
     pub fn unbuffered(mut self, yes: bool) -> Self {
         self.unbuffered = yes;
         self
+    }
+
+    /// The version of procbridge's Python library it runs with.
+    pub fn library_version(&self) -> String {
+        library::version()
     }
 
     /// The interpreter's module file.
@@ -223,19 +265,10 @@ impl PythonJob {
         if self.unbuffered {
             guest.arg("-u");
         }
-        guest.args(["-c", "import procbridge._main"]);
-        match &self.source {
-            Source::Script { name, file, source } => {
-                guest.args(["script", name, file]);
-                guest.arg(String::from_utf8_lossy(source).into_owned());
-            }
-            Source::Code(code) => {
-                guest.args(["code", "-c", "<string>", code]);
-            }
-            Source::Module(module) => {
-                guest.args(["module", module, "-", "-"]);
-            }
-        }
+        guest.args(["-c", &format!("import {}", self.entry)]);
+        let (mode, argv0, file, payload) = self.source.main_args();
+        guest.args([mode, argv0, file]);
+        guest.arg(String::from_utf8_lossy(&payload).into_owned());
         guest.args(self.args.iter().cloned());
         guest.env("PYTHONPATH", LIBRARY_GUEST_PATH);
         for name in PASSED_SETTINGS {

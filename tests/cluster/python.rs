@@ -1,0 +1,185 @@
+//! Python jobs on the cluster: `procbridge python --nats URL job.py`, whose
+//! `multiprocessing.Pool` tasks run in the workers' own interpreters
+//! (`tests/cluster/python/pool_job.py`).
+
+use super::*;
+
+fn pool_job() -> String {
+    root()
+        .join("tests/cluster/python/pool_job.py")
+        .display()
+        .to_string()
+}
+
+/// `procbridge python [--nats URL] FLAGS pool_job.py ARGS`.
+fn python_job(server: Option<&Server>, flags: &[&str], args: &[&str]) -> Output {
+    let mut cmd = procbridge();
+    cmd.arg("python").env_remove("PYTHONUNBUFFERED");
+    if let Some(server) = server {
+        cmd.args(["--nats", &server.url()]);
+    }
+    cmd.args(flags).arg(pool_job()).args(args);
+    let output = cmd.output().expect("run procbridge python");
+    assert!(
+        output.status.success(),
+        "{args:?}: {:?}\n{}\n{}",
+        output.status,
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn python_pools_give_the_results_errors_and_callbacks_of_the_local_run() {
+    let _serial = serial();
+    let server = Server::start();
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&server, &[])).collect();
+    let local = stdout(&python_job(None, &[], &["results"]));
+    let remote = stdout(&python_job(Some(&server), &[], &["results"]));
+    assert_eq!(remote, local);
+    for expected in [
+        "map [0, 1, 4, 9, 16, 25,",
+        "chunks [9409, 9604, 9801]",
+        "raised Refused no 3",
+        "raised TypeError can't multiply sequence",
+        "callback [[0, 1, 4, 9]]",
+        "initializer ['ready']",
+    ] {
+        assert!(local.contains(expected), "{expected}: {local}");
+    }
+    let chunks: Vec<String> = workers.iter().flat_map(Worker::chunks_run).collect();
+    assert!(chunks.len() >= 20, "{} chunks ran remotely", chunks.len());
+    assert!(
+        chunks.iter().all(|c| c.contains("\"target\":\"python\"")),
+        "{chunks:?}"
+    );
+}
+
+#[test]
+fn python_tasks_run_in_the_workers_and_their_output_reaches_the_job() {
+    let _serial = serial();
+    let server = Server::start();
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let pids = stdout(&python_job(Some(&server), &[], &["pids"]));
+    assert_eq!(pids, "ran elsewhere\n");
+    let busy: Vec<&Worker> = workers
+        .iter()
+        .filter(|w| !w.chunks_run().is_empty())
+        .collect();
+    assert!(!busy.is_empty());
+
+    let output = python_job(Some(&server), &[], &["output"]);
+    let out = stdout(&output);
+    let err = String::from_utf8_lossy(&output.stderr);
+    for task in 0..3 {
+        assert!(out.contains(&format!("line from task {task}\n")), "{out}");
+        assert!(err.contains(&format!("err from task {task}\n")), "{err}");
+    }
+    assert!(out.ends_with("returned [0, 1, 2]\n"), "{out}");
+}
+
+#[test]
+fn the_seed_pool_story_in_python_runs_on_the_cluster() {
+    let _serial = serial();
+    let server = Server::start();
+    let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let output = procbridge()
+        .args(["python", "--nats", &server.url()])
+        .arg(root().join("examples/python/pool_story.py"))
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let out = stdout(&output);
+    assert!(out.starts_with("Parent process "), "{out}");
+    for task in 0..5 {
+        assert!(out.contains(&format!("Run task {task} (")), "{out}");
+        assert!(out.contains(&format!("Task {task} runs ")), "{out}");
+    }
+    assert!(out.ends_with("All subprocesses done.\n"), "{out}");
+}
+
+#[test]
+fn a_python_task_that_ends_its_interpreter_is_worker_lost_and_the_pool_goes_on() {
+    let _serial = serial();
+    let server = Server::start();
+    let _worker = Worker::start(&server, &[]);
+    let remote = stdout(&python_job(Some(&server), &[], &["lost"]));
+    assert_eq!(remote, "lost\nthen 25\n");
+    assert_eq!(stdout(&python_job(None, &[], &["lost"])), remote);
+}
+
+#[test]
+fn a_python_task_gets_no_more_than_both_the_job_and_the_worker_hold() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("secret"), "the secret\n").expect("write");
+    let secret = dir.path().join("secret").display().to_string();
+    let grant = format!("{}", dir.path().display());
+    let server = Server::start();
+
+    // Both hold it: the task reads it.
+    let worker = Worker::start(&server, &["--dir-ro", &grant]);
+    let both = python_job(Some(&server), &["--dir-ro", &grant], &["read", &secret]);
+    assert_eq!(stdout(&both), "read the secret\n");
+    // The job holds it, the worker does not.
+    drop(worker);
+    let _worker = Worker::start(&server, &[]);
+    let worker_lacks = python_job(Some(&server), &["--dir-ro", &grant], &["read", &secret]);
+    // As a local job without the grant: the file is not there for it.
+    assert_eq!(stdout(&worker_lacks), "read FileNotFoundError\n");
+    // The worker would hold it, the job does not.
+    drop(_worker);
+    let _worker = Worker::start(&server, &["--dir-ro", &grant]);
+    let job_lacks = python_job(Some(&server), &[], &["read", &secret]);
+    assert_eq!(stdout(&job_lacks), "read FileNotFoundError\n");
+    let local = python_job(None, &[], &["read", &secret]);
+    assert_eq!(stdout(&local), "read FileNotFoundError\n");
+}
+
+#[test]
+fn a_python_task_of_a_killed_worker_runs_again_on_another() {
+    let _serial = serial();
+    let server = Server::start();
+    // One worker first, so the interpreter is compiled before the clock
+    // that matters starts.
+    let mut workers = vec![Worker::start(&server, &[])];
+    python_job(Some(&server), &[], &["slow", "0"]);
+    workers[0].kill();
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
+    let job = procbridge()
+        .args(["python", "--nats", &server.url()])
+        .arg(pool_job())
+        .args(["slow", "2", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job");
+    let busy = kill_the_first_busy_worker(&mut workers);
+    let output = job.wait_with_output().expect("wait for the job");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "started\nslow [2.0, 0.5]\n");
+    assert!(!workers[1 - busy].chunks_run().is_empty());
+}
+
+#[test]
+fn python_without_nats_or_a_pool_on_the_cluster_is_refused_a_cluster_call() {
+    // `cluster_call` from a job that has no cluster says so.
+    let output = procbridge()
+        .args(["python", "-c"])
+        .arg(
+            "from procbridge._door import Buf, call, message\n\
+             ret, _ = call('cluster_call', Buf(b'python'), Buf(b'x'))\n\
+             print(ret, message())\n\
+             ret, _ = call('task_next', Buf(16))\n\
+             print(ret, message())",
+        )
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "-38 this job's pools do not run on a cluster (run it with --nats)\n\
+         -22 this process serves no calls\n"
+    );
+}
