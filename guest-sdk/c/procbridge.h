@@ -110,9 +110,10 @@ PB_IMPORT(process_kill) int32_t pb_process_kill(int32_t h);
 PB_IMPORT(process_close) int32_t pb_process_close(int32_t h);
 PB_IMPORT(task_return) int32_t pb_task_return(const void *ptr, int32_t len);
 PB_IMPORT(task_error) int32_t pb_task_error(const void *ptr, int32_t len);
+PB_IMPORT(task_next) int32_t pb_task_next(void *ptr, int32_t cap);
 
 /* queue */
-PB_IMPORT(queue_new) int32_t pb_queue_new(int32_t maxsize, int32_t max_bytes, int32_t joinable);
+PB_IMPORT(queue_new) int32_t pb_queue_new(int32_t maxsize, int32_t max_bytes, int32_t flags);
 PB_IMPORT(queue_put) int32_t pb_queue_put(int32_t q, const void *ptr, int32_t len, int64_t timeout_us);
 PB_IMPORT(queue_get) int32_t pb_queue_get(int32_t q, void *ptr, int32_t cap, int64_t timeout_us);
 PB_IMPORT(queue_qsize) int32_t pb_queue_qsize(int32_t q);
@@ -145,6 +146,7 @@ PB_IMPORT(pool_join) int32_t pb_pool_join(int32_t h, int64_t timeout_us);
 PB_IMPORT(pool_drop) int32_t pb_pool_drop(int32_t h);
 PB_IMPORT(pool_share) int32_t pb_pool_share(int32_t h, int32_t handle);
 PB_IMPORT(pool_retry_lost) int32_t pb_pool_retry_lost(int32_t h, int32_t retry);
+PB_IMPORT(cluster_call) int32_t pb_cluster_call(const void *name_ptr, int32_t name_len, const void *args_ptr, int32_t args_len);
 
 /* A list of byte strings (argv, env, a pool's items) in the ABI's list
  * encoding: each item a little-endian uint32 length, then its bytes.

@@ -13,6 +13,11 @@
 //!   children that take the pool's requests as a local worker would, send
 //!   them to the stream, and hand the results back ([`relay`]), so the
 //!   pool's scheduling, timeouts and worker-lost handling stay as they are.
+//! * **a Python job** (`procbridge python --nats URL job.py`) puts a
+//!   [`Bundle`] there instead of the interpreter, and its
+//!   `multiprocessing.Pool` workers relay each batch with `cluster_call`
+//!   (`remote`); a worker serves them in its own interpreter
+//!   (`procbridge._serve`, see `process::serving`).
 //!
 //! What lives in JetStream (file storage, so a server restart loses
 //! nothing):
@@ -35,6 +40,7 @@
 //! a reconnect is stored once, and a relay takes one result per chunk.
 //!
 //! [`Policy::granted_to`]: crate::Policy::granted_to
+//! [`Bundle`]: crate::python::Bundle
 //! [`serve`]: worker::serve
 
 mod connect;

@@ -90,6 +90,7 @@ cases! {
     channels::pipe_wrong_direction_and_closed_ends,
     channels::channels_handle_table_full,
     pool::pool_bad_settings_and_handles,
+    pool::cluster_call_without_a_cluster,
     pool::pool_odd_orders,
     pool::pool_terminate_in_the_middle,
     pool::pool_tasks_that_go_wrong,

@@ -56,6 +56,56 @@ fn pool_calls(h: &str) -> Vec<String> {
     ]
 }
 
+/// `cluster_call` from a job without a cluster: bad pointers and names are
+/// refused first, then the call itself (`ENOSYS`); nothing is sent.
+pub fn cluster_call_without_a_cluster() -> Script {
+    let call = |name: &str, args: &str| format!("(call $cluster_call {name} {args})");
+    with_pool_tasks(Via::Library)
+        .data(0x700, b"python")
+        .errno(
+            &call(
+                "(i32.const -1) (i32.const 6)",
+                "(i32.const 0) (i32.const 0)",
+            ),
+            Fault,
+        )
+        .errno(
+            &call(
+                "(i32.const 0x700) (i32.const 6)",
+                "(i32.const 65535) (i32.const 2)",
+            ),
+            Fault,
+        )
+        .errno(
+            &call(
+                "(i32.const 0x700) (i32.const 257)",
+                "(i32.const 0) (i32.const 0)",
+            ),
+            TooBig,
+        )
+        .errno(
+            &call(
+                "(i32.const 0x700) (i32.const -1)",
+                "(i32.const 0) (i32.const 0)",
+            ),
+            TooBig,
+        )
+        .errno(
+            &call(
+                "(i32.const 0x1a0) (i32.const 2)",
+                "(i32.const 0) (i32.const 0)",
+            ),
+            Inval,
+        )
+        .errno(
+            &call(
+                "(i32.const 0x700) (i32.const 6)",
+                "(i32.const 0) (i32.const 4)",
+            ),
+            NoSys,
+        )
+}
+
 /// Bad pool settings (refused before any worker starts) and forged
 /// handles or handles of other kinds; nothing forks.
 pub fn pool_bad_settings_and_handles() -> Script {

@@ -246,6 +246,9 @@ pub fn task_hand_back_outside_a_task() -> Script {
         .errno("(call $task_error (i32.const 0x600) (i32.const 4))", Inval)
         .errno("(call $task_return (i32.const -1) (i32.const -1))", Inval)
         .errno("(call $task_error (i32.const 65535) (i32.const 2))", Inval)
+        // Only a guest that serves calls from its `_start` takes them.
+        .errno("(call $task_next (i32.const 0x600) (i32.const 16))", Inval)
+        .errno("(call $task_next (i32.const -1) (i32.const -1))", Inval)
 }
 
 /// Inside a task: bad pointers and sizes to `task_return`/`task_error`,
