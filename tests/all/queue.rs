@@ -216,7 +216,7 @@ fn bad_arguments_get_their_errno() {
             Errno::Inval,
         ),
         (
-            "(call $new (i32.const 0) (i32.const 0) (i32.const 2))",
+            "(call $new (i32.const 0) (i32.const 0) (i32.const 4))",
             Errno::Inval,
         ),
         // Empty queue, forged and closed handles.

@@ -183,3 +183,43 @@ fn python_without_nats_or_a_pool_on_the_cluster_is_refused_a_cluster_call() {
          -22 this process serves no calls\n"
     );
 }
+
+#[test]
+fn a_script_the_worker_cannot_import_fails_every_task_with_the_import_s_traceback() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("reads_itself.py");
+    std::fs::write(
+        &script,
+        "from multiprocessing import Pool\n\
+         SOURCE = open(__file__).read()  # its directory is granted here only\n\
+         def same(x):\n    return x\n\
+         if __name__ == '__main__':\n\
+         \x20   with Pool(1) as p:\n\
+         \x20       try:\n\
+         \x20           print(p.apply(same, (1,)))\n\
+         \x20       except OSError as e:\n\
+         \x20           print('failed', 'could not be imported on the worker' in str(e),\n\
+         \x20                 'FileNotFoundError' in str(e))\n",
+    )
+    .expect("write");
+    let server = Server::start();
+    let _worker = Worker::start(&server, &[]);
+    let grant = dir.path().display().to_string();
+    let run = |nats: bool| {
+        let mut cmd = procbridge();
+        cmd.arg("python");
+        if nats {
+            cmd.args(["--nats", &server.url()]);
+        }
+        let output = cmd
+            .args(["--dir-ro", &grant])
+            .arg(&script)
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{output:?}");
+        stdout(&output)
+    };
+    assert_eq!(run(false), "1\n");
+    assert_eq!(run(true), "failed True True\n");
+}

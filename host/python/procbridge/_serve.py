@@ -68,16 +68,21 @@ def _serve():
         if request is None:
             return
         if broken is not None:
-            check('task_error', Buf(broken.encode()))
+            _hand_back('task_error', broken.encode())
             continue
         try:
             reply = serve_batch(request, refs, initialized)
         except BaseException:
-            check('task_error', Buf(traceback.format_exc().encode()))
+            _hand_back('task_error', traceback.format_exc().encode())
             continue
-        check('task_return', Buf(reply))
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _hand_back('task_return', reply)
+
+
+def _hand_back(how, data):
+    # The batch's output goes out before its result.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    check(how, Buf(data))
 
 
 _serve()

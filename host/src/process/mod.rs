@@ -186,6 +186,9 @@ pub(crate) fn flush_host_stdio() {
 pub(crate) fn finish_guest(state: &mut HostState) {
     let handles = std::mem::replace(&mut state.bridge.handles, HandleTable::new(0));
     drop(handles);
+    // Output trailing its last cluster call is passed on, and its results'
+    // consumer deleted.
+    drop(state.bridge.remote_calls.take());
     drop(std::mem::take(&mut state.bridge.process.fork_children));
 }
 
