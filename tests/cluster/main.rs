@@ -664,14 +664,14 @@ fn an_unreachable_server_is_a_clear_error() {
     );
     let worker = run_cli(&["worker", "--nats", &url]);
     assert_eq!(worker.status.code(), Some(69), "{worker:?}");
-    // Only `run` sends a pool's tasks to a cluster; a login flag needs a
-    // server to log in to.
     let python = run_cli(&["python", "--nats", &url, "-c", "pass"]);
-    assert_eq!(python.status.code(), Some(2), "{python:?}");
+    assert_eq!(python.status.code(), Some(69), "{python:?}");
     assert!(
-        String::from_utf8_lossy(&python.stderr).contains("only `procbridge run`"),
+        String::from_utf8_lossy(&python.stderr)
+            .contains(&format!("cannot reach the NATS server at {url}")),
         "{python:?}"
     );
+    // A login flag needs a server to log in to.
     let creds_alone = run_cli(&["run", "--nats-creds", "x.creds", &probe(), "map", "3"]);
     assert_eq!(creds_alone.status.code(), Some(2), "{creds_alone:?}");
     assert!(

@@ -143,9 +143,9 @@ fn a_python_task_of_a_killed_worker_runs_again_on_another() {
     let server = Server::start();
     // One worker first, so the interpreter is compiled before the clock
     // that matters starts.
-    let mut workers = vec![Worker::start(&server, &[])];
+    let mut first = Worker::start(&server, &[]);
     python_job(Some(&server), &[], &["slow", "0"]);
-    workers[0].kill();
+    first.kill();
     let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server, &[])).collect();
     let job = procbridge()
         .args(["python", "--nats", &server.url()])
@@ -222,4 +222,61 @@ fn a_script_the_worker_cannot_import_fails_every_task_with_the_import_s_tracebac
     };
     assert_eq!(run(false), "1\n");
     assert_eq!(run(true), "failed True True\n");
+}
+
+#[test]
+fn a_python_job_s_queues_live_in_jetstream_between_its_processes() {
+    let _serial = serial();
+    let server = Server::start();
+    let code = "\
+import sys
+from multiprocessing import Process, Queue, JoinableQueue
+def produce(q, n):
+    for i in range(n):
+        q.put(('item', i))
+q, done = Queue(), JoinableQueue()
+print('made', flush=True)
+sys.stdin.readline()
+p = Process(target=produce, args=(q, 5))
+p.start()
+print([q.get() for _ in range(5)])
+p.join()
+done.put('work')
+print(done.get())
+done.task_done()
+done.join()
+print('joined', p.exitcode)
+";
+    let mut job = procbridge()
+        .args(["python", "--nats", &server.url(), "-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the job");
+    let (mut out, line) = first_line(&mut job);
+    assert_eq!(line, "made\n");
+    // Each queue's messages, and its control stream.
+    assert_eq!(
+        queue_streams(&server).len(),
+        4,
+        "{:?}",
+        queue_streams(&server)
+    );
+    use std::io::{Read, Write};
+    job.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("write");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read");
+    let (status, err) = stderr_and_status(&mut job);
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(
+        rest,
+        "[('item', 0), ('item', 1), ('item', 2), ('item', 3), ('item', 4)]\nwork\njoined 0\n"
+    );
+    // The job's queues go with it.
+    assert!(queue_streams(&server).is_empty());
 }

@@ -436,20 +436,6 @@ pub(super) fn pool_retry_lost(mut caller: Caller<'_, HostState>, h: i32, retry: 
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_from_abi_timeouts() {
-        assert!(matches!(Wait::from_micros(-1), Ok(Wait::Forever)));
-        assert!(matches!(Wait::from_micros(0), Ok(Wait::Never)));
-        assert!(matches!(Wait::from_micros(5), Ok(Wait::Until(_))));
-        assert_eq!(Wait::from_micros(-2).unwrap_err().errno, Errno::Inval);
-        assert!(Wait::from_micros(i64::MAX).is_ok());
-    }
-}
-
 /// Runs one task on a worker of the job's cluster and waits for it: the
 /// length of the bytes it returned, waiting for `take_result`. A Python
 /// job's pool sends its batches this way (task [`crate::python::TASK`]).
@@ -531,4 +517,18 @@ pub(super) fn cluster_call(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_from_abi_timeouts() {
+        assert!(matches!(Wait::from_micros(-1), Ok(Wait::Forever)));
+        assert!(matches!(Wait::from_micros(0), Ok(Wait::Never)));
+        assert!(matches!(Wait::from_micros(5), Ok(Wait::Until(_))));
+        assert_eq!(Wait::from_micros(-2).unwrap_err().errno, Errno::Inval);
+        assert!(Wait::from_micros(i64::MAX).is_ok());
+    }
 }

@@ -484,6 +484,12 @@ fn parse_dir(spec: &str) -> (&str, &str) {
     spec.split_once("::").unwrap_or((spec, spec))
 }
 
+/// The SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,10 +537,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The SHA-256 of `bytes`.
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }
