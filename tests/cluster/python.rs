@@ -105,8 +105,45 @@ fn a_python_task_that_ends_its_interpreter_is_worker_lost_and_the_pool_goes_on()
     let server = Server::start();
     let _worker = Worker::start(&server, &[]);
     let remote = stdout(&python_job(Some(&server), &[], &["lost"]));
-    assert_eq!(remote, "lost\nthen 25\n");
+    assert_eq!(remote, "lost die\nlost leave\nthen 25\n");
     assert_eq!(stdout(&python_job(None, &[], &["lost"])), remote);
+}
+
+/// A wall time stops wasm code, not a task blocked in a host call (a
+/// sleep): the worker gives such an instance up rather than wait for it.
+#[test]
+fn a_python_task_stuck_past_the_worker_s_wall_time_is_worker_lost() {
+    let _serial = serial();
+    let server = Server::start();
+    let _worker = Worker::start(&server, &["--wall-time", "1"]);
+    let started = Instant::now();
+    assert_eq!(
+        stdout(&python_job(Some(&server), &[], &["stuck"])),
+        "lost\n"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn python_tasks_see_the_job_s_arguments_and_bad_pools_fail_clearly() {
+    let _serial = serial();
+    let server = Server::start();
+    let _worker = Worker::start(&server, &[]);
+    let args = ["argv", "one", "", "three four"];
+    let local = stdout(&python_job(None, &[], &args));
+    assert_eq!(local, "argv ['argv', 'one', '', 'three four']\n");
+    assert_eq!(stdout(&python_job(Some(&server), &[], &args)), local);
+    // A batch over the server's message limit (1 MiB by default) is
+    // refused with what it is, not lost.
+    assert_eq!(stdout(&python_job(None, &[], &["big"])), "big 2000000\n");
+    assert_eq!(
+        stdout(&python_job(Some(&server), &[], &["big"])),
+        "too big: True\n"
+    );
+    // An initializer that cannot travel is refused when the pool is made.
+    assert_eq!(stdout(&python_job(None, &[], &["lambda"])), "made\n");
+    let remote = stdout(&python_job(Some(&server), &[], &["lambda"]));
+    assert!(remote.starts_with("refused "), "{remote}");
 }
 
 #[test]

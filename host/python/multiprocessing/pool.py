@@ -169,8 +169,12 @@ def _send_results(outqueue, wid, results, took):
             try:
                 outqueue.put((wid, [(job, i, result)], took))
             except Exception as e:
-                wrapped = MaybeEncodingError(e, result[1])
-                outqueue.put((wid, [(job, i, (False, (wrapped, '')))], took))
+                outqueue.put((wid, [(job, i, _unsendable(e, result))], took))
+
+
+def _unsendable(error, result):
+    """The outcome of a task whose result could not be pickled."""
+    return (False, (MaybeEncodingError(error, result[1]), ''))
 
 
 # --- pools whose tasks run on the cluster's workers (`procbridge python
@@ -183,10 +187,10 @@ _ON_CLUSTER = os.environ.get('PROCBRIDGE_POOLS') == 'cluster'
 _EOWNERDEAD = 130       # the ABI's code (Linux's) for a lost worker
 
 
-def _relay(wid, inqueue, outqueue, initializer, initargs, maxtasks):
+def _relay(wid, inqueue, outqueue, init, maxtasks):
     """A worker's life on the cluster: the batches of its own queue run
-    there, the initializer first on each instance that has not run it."""
-    init = _dumps((initializer, initargs)) if initializer is not None else b''
+    there, the initializer first on each instance that has not run it
+    (`init`: the pickled initializer and its arguments, or b'')."""
     done = 0
     clock = time.monotonic
     while maxtasks is None or done < maxtasks:
@@ -237,7 +241,7 @@ def serve_batch(request, refs, initialized):
             try:
                 _dumps(result)
             except Exception as e:
-                result = (False, (MaybeEncodingError(e, result[1]), ''))
+                result = _unsendable(e, result)
             sendable.append((job, i, result))
         return _dumps((sendable, took))
 
@@ -285,6 +289,8 @@ class Pool:
             # where it is `__mp_main__` (see procbridge._serve), are this
             # process's `__main__`'s.
             sys.modules.setdefault('__mp_main__', sys.modules['__main__'])
+            # It travels to the workers: one that cannot fails here.
+            self._init = b'' if initializer is None else _dumps((initializer, initargs))
         self._processes = processes
         self._initializer = initializer
         self._initargs = initargs
@@ -313,9 +319,12 @@ class Pool:
     def _add_worker(self):
         wid = next(_worker_ids)
         tasks = Queue(_local=True)
-        w = Process(target=_relay if _ON_CLUSTER else _worker, daemon=True,
-                    args=(wid, tasks, self._outqueue, self._initializer,
-                          self._initargs, self._maxtasks))
+        if _ON_CLUSTER:
+            target, args = _relay, (wid, tasks, self._outqueue, self._init, self._maxtasks)
+        else:
+            target, args = _worker, (wid, tasks, self._outqueue, self._initializer,
+                                     self._initargs, self._maxtasks)
+        w = Process(target=target, daemon=True, args=args)
         w.name = w.name.replace('Process', 'PoolWorker')
         w.start()
         worker = self._workers[wid] = _Worker(wid, w, tasks)

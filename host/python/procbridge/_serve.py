@@ -29,7 +29,7 @@ _CAP = 64 * 1024
 
 def _import_main():
     mode, argv0, filename, payload = sys.argv[1:5]
-    sys.argv = [argv0]
+    sys.argv = [argv0] + sys.argv[5:]
     main = types.ModuleType('__mp_main__')
     sys.modules['__mp_main__'] = sys.modules['__main__'] = main
     if mode == 'module':
@@ -72,7 +72,11 @@ def _serve():
             continue
         try:
             reply = serve_batch(request, refs, initialized)
-        except BaseException:
+        except Exception:
+            # Not its tasks' exceptions, which are their results: the batch
+            # could not be read, or the initializer failed. A task's
+            # SystemExit ends the interpreter, and its batch's tasks are
+            # lost, as a local worker's are.
             _hand_back('task_error', traceback.format_exc().encode())
             continue
         _hand_back('task_return', reply)

@@ -505,7 +505,12 @@ pub(super) fn cluster_call(
             .as_mut()
             .expect("opened above")
             .call(&call)
-            .map_err(unreachable)?;
+            .map_err(
+                |err| match err.downcast_ref::<crate::cluster::remote::TooBig>() {
+                    Some(too_big) => BridgeError::new(Errno::TooBig, too_big.to_string()),
+                    None => unreachable(err),
+                },
+            )?;
         match outcome {
             Ok(bytes) => state.bridge.set_result(bytes),
             Err(crate::cluster::remote::Failure::Lost(message)) => Err(BridgeError::new(

@@ -257,8 +257,8 @@ impl JobOptions {
             ClusterModule::File(path) => read(path)?,
             ClusterModule::Python(job) => {
                 let interpreter = read(job.interpreter())?;
-                let digest = procbridge::policy::to_hex(&sha256(&interpreter));
-                job.bundle(digest).to_bytes()
+                job.bundle(procbridge::python::digest(&interpreter))
+                    .to_bytes()
             }
         };
         let link = JobLink::publish(&cluster, &module, policy.asked_of_others())
@@ -482,12 +482,6 @@ fn parse_ids(spec: &str) -> anyhow::Result<(u32, u32)> {
 
 fn parse_dir(spec: &str) -> (&str, &str) {
     spec.split_once("::").unwrap_or((spec, spec))
-}
-
-/// The SHA-256 of `bytes`.
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }
 
 #[cfg(test)]

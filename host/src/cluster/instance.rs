@@ -10,7 +10,6 @@ use crate::python::{Bundle, PythonJob};
 use crate::{GuestBuilder, HostState, Program, Runtime};
 use anyhow::{bail, Context};
 use procbridge_abi::pool::{STATUS_FAILED, STATUS_WORKER_LOST};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A job's instance on a worker.
@@ -51,6 +50,14 @@ impl Instance {
                     ended: !plugin.is_alive(),
                 }),
             },
+            Instance::Python(_) if name != crate::python::TASK => Err(NotReturned {
+                status: STATUS_FAILED,
+                message: format!(
+                    "a Python job's instance runs task `{}`, not `{name}`",
+                    crate::python::TASK
+                ),
+                ended: false,
+            }),
             Instance::Python(served) => match served.call(args.to_vec()) {
                 Ok(TaskOutcome::Returned(bytes)) => Ok(bytes),
                 Ok(TaskOutcome::Failed(message)) => Err(NotReturned {
@@ -107,17 +114,15 @@ impl Python {
     /// # Errors
     /// When there is none, or it cannot be read or compiled.
     pub(super) fn load(runtime: &Runtime) -> anyhow::Result<Python> {
-        let path = interpreter_path()?;
-        let bytes = std::fs::read(&path)
+        let job = PythonJob::new(crate::python::Source::Code(String::new()), vec![])?;
+        let path = job.interpreter();
+        let bytes = std::fs::read(path)
             .with_context(|| format!("this worker's Python interpreter {}", path.display()))?;
-        let sha256 = crate::policy::to_hex(&crate::cluster::sha2_digest(&bytes));
+        let sha256 = crate::python::digest(&bytes);
         let program = runtime.load_bytes(&path.display().to_string(), &bytes)?;
-        let python = Python { program, sha256 };
         // Only a slower start of each instance when it fails.
-        if let Ok(job) = PythonJob::new(crate::python::Source::Code(String::new()), vec![]) {
-            let _ = job.precompile(runtime, &python.program);
-        }
-        Ok(python)
+        let _ = job.precompile(runtime, &program);
+        Ok(Python { program, sha256 })
     }
 
     /// A new instance serving `bundle`'s pool batches, its guest set up by
@@ -142,7 +147,7 @@ impl Python {
                 self.sha256
             );
         }
-        let job = PythonJob::new(bundle.source.clone(), vec![])?.serving();
+        let job = PythonJob::new(bundle.source.clone(), bundle.args.clone())?.serving();
         if bundle.library != job.library_version() {
             bail!(
                 "the job's procbridge Python library is version {}, this worker's {}: run the \
@@ -160,14 +165,4 @@ impl Python {
             .context("cannot start the interpreter's thread")?;
         Ok(Instance::Python(served))
     }
-}
-
-/// Where this worker's interpreter is (as `procbridge python` finds it).
-fn interpreter_path() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("PROCBRIDGE_PYTHON") {
-        return Ok(PathBuf::from(path));
-    }
-    let data = crate::python::data_dir()
-        .context("no data directory for the Python interpreter: set PROCBRIDGE_DATA_DIR or HOME")?;
-    Ok(data.join(crate::python::INTERPRETER.path))
 }

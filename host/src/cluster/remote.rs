@@ -14,6 +14,20 @@ use crate::pool::frame;
 use anyhow::{bail, Context};
 use procbridge_abi::pool::{STATUS_OK, STATUS_WORKER_LOST};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A caller idle this long listens afresh before its next call: in between
+/// nobody ran its client, so the server may have closed the connection
+/// (unanswered pings) or removed its results' consumer (inactive).
+const IDLE: Duration = Duration::from_secs(30);
+
+/// A call's arguments over the server's message limit.
+#[derive(Debug, thiserror::Error)]
+#[error("its arguments ({size} bytes) are over the NATS server's message limit ({limit} bytes)")]
+pub(crate) struct TooBig {
+    size: usize,
+    limit: usize,
+}
 
 /// One call: what runs, and what it may hold.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +77,8 @@ struct Inner {
     me: u32,
     listening: Listening,
     last_chunk: u64,
+    /// When the last call ended.
+    idle_since: Instant,
 }
 
 impl std::fmt::Debug for RemoteCalls {
@@ -92,6 +108,7 @@ impl RemoteCalls {
                 me,
                 listening,
                 last_chunk: 0,
+                idle_since: Instant::now(),
             }),
             pid: std::process::id(),
         })
@@ -107,7 +124,7 @@ impl RemoteCalls {
     ///
     /// # Errors
     /// When the server cannot be reached, or the arguments are over its
-    /// message limit.
+    /// message limit ([`TooBig`]).
     pub(crate) fn call(&mut self, call: &Call<'_>) -> anyhow::Result<Result<Vec<u8>, Failure>> {
         let Some(inner) = self
             .inner
@@ -123,9 +140,17 @@ impl RemoteCalls {
             link,
             me,
             listening,
+            idle_since,
             ..
         } = inner;
-        runtime.block_on(call_once(listening, link, *me, chunk, call))
+        let outcome = runtime.block_on(async {
+            if idle_since.elapsed() >= IDLE {
+                *listening = relay::listen(link, *me).await?;
+            }
+            call_once(listening, link, *me, chunk, call).await
+        });
+        *idle_since = Instant::now();
+        outcome
     }
 }
 
@@ -161,13 +186,10 @@ async fn call_once(
     chunk: u64,
     call: &Call<'_>,
 ) -> anyhow::Result<Result<Vec<u8>, Failure>> {
-    let limit_hint = call.args.len() + call.grants.len() + call.queues.len() + relay::OTHER_HEADERS;
+    let size = call.args.len() + call.grants.len() + call.queues.len() + relay::OTHER_HEADERS;
     let limit = listening.client.server_info().max_payload;
-    if limit_hint > limit {
-        bail!(
-            "its arguments ({} bytes) are over the NATS server's message limit ({limit} bytes)",
-            call.args.len()
-        );
+    if size > limit {
+        return Err(TooBig { size, limit }.into());
     }
     let mut items = Vec::with_capacity(call.args.len() + 4);
     items.extend_from_slice(&(call.args.len() as u32).to_le_bytes());

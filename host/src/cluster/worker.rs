@@ -383,7 +383,7 @@ struct Executor {
     /// Modules compiled (or that failed to), the most recently used last.
     programs: Vec<(String, Result<Module, String>)>,
     /// The worker's Python interpreter, once a Python job came.
-    python: Option<Result<Arc<Python>, String>>,
+    python: Option<Arc<Python>>,
     /// Their digests, which the NATS side need not fetch again.
     loaded: Loaded,
     /// Jobs' instances, the most recently used last.
@@ -623,16 +623,17 @@ impl Executor {
         })
     }
 
-    /// The worker's Python interpreter, loaded at the first Python job.
+    /// The worker's Python interpreter, loaded at the first Python job
+    /// (tried again at the next when it could not be: it may be installed
+    /// since).
     fn python(&mut self) -> Result<Arc<Python>, String> {
-        let runtime = &self.runtime;
-        self.python
-            .get_or_insert_with(|| {
-                Python::load(runtime)
-                    .map(Arc::new)
-                    .map_err(|e| format!("this worker cannot run Python jobs: {e:#}"))
-            })
-            .clone()
+        if let Some(python) = &self.python {
+            return Ok(python.clone());
+        }
+        let python = Python::load(&self.runtime)
+            .map(Arc::new)
+            .map_err(|e| format!("this worker cannot run Python jobs: {e:#}"))?;
+        Ok(self.python.insert(python).clone())
     }
 
     /// The job's module, compiled once per module (the last

@@ -23,6 +23,11 @@ use crate::runtime::{Program, Runtime};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How much longer than two wall times (the import of its main and the
+/// call) a call may go unanswered before its instance is given up.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// The guest's side: where its calls come from and their outcomes go.
 #[derive(Debug)]
@@ -61,6 +66,9 @@ pub(crate) struct Served {
     calls: Option<Sender<Vec<u8>>>,
     outcomes: Receiver<TaskOutcome>,
     thread: Option<JoinHandle<anyhow::Result<i32>>>,
+    /// How long a call may go unanswered (`None`: no limit): a deadline
+    /// stops wasm code, not a guest blocked in a host call.
+    patience: Option<Duration>,
     /// Why it serves no more calls.
     ended: Option<String>,
 }
@@ -92,6 +100,7 @@ impl Served {
             calls: Some(calls),
             outcomes,
             thread: Some(thread),
+            patience: wall_time.map(|t| t.saturating_mul(2).saturating_add(GRACE)),
             ended: None,
         })
     }
@@ -109,9 +118,26 @@ impl Served {
             return Err(why.clone());
         }
         let sent = self.calls.as_ref().is_some_and(|c| c.send(args).is_ok());
-        match sent.then(|| self.outcomes.recv().ok()).flatten() {
-            Some(outcome) => Ok(outcome),
-            None => Err(self.end()),
+        if !sent {
+            return Err(self.end());
+        }
+        let Some(patience) = self.patience else {
+            return self.outcomes.recv().map_err(|_| self.end());
+        };
+        match self.outcomes.recv_timeout(patience) {
+            Ok(outcome) => Ok(outcome),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(self.end()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // Left to end on its own thread, not waited for.
+                self.calls = None;
+                self.thread = None;
+                let why = format!(
+                    "the instance did not answer within {patience:?} (blocked outside its \
+                     deadline's reach); given up"
+                );
+                self.ended = Some(why.clone());
+                Err(why)
+            }
         }
     }
 

@@ -8,13 +8,13 @@
 //! It travels in the object store in place of a module (see
 //! [`crate::cluster`]): [`MAGIC`], then the ABI's list encoding
 //! ([`procbridge_abi::list`]) of the interpreter's SHA-256, the library's
-//! version, and the source as `procbridge._main` takes it (mode, argv0,
-//! file, payload).
+//! version, the source as `procbridge._main` takes it (mode, argv0, file,
+//! payload), then the job's arguments (`sys.argv[1:]`).
 //!
 //! ```
 //! use procbridge::python::{Bundle, Source};
 //!
-//! let bundle = Bundle::new("ab".repeat(32), Source::Code("print(1)".into()));
+//! let bundle = Bundle::new("ab".repeat(32), Source::Code("print(1)".into()), vec![]);
 //! let bytes = bundle.to_bytes();
 //! assert!(Bundle::is_bundle(&bytes));
 //! assert_eq!(Bundle::parse(&bytes)?, bundle);
@@ -23,6 +23,11 @@
 
 use super::{library, Source};
 use anyhow::{anyhow, bail, Context};
+
+/// How many fields every bundle has, before the job's arguments.
+const FIXED: usize = 6;
+/// The most arguments a bundle may carry.
+const MAX_ARGS: usize = 1 << 16;
 
 /// How a bundle starts (a module starts `\0asm`).
 pub const MAGIC: &[u8] = b"\0procbridge-python 1\n";
@@ -36,16 +41,19 @@ pub struct Bundle {
     pub library: String,
     /// What the job runs: its `__main__`.
     pub source: Source,
+    /// Its arguments (`sys.argv[1:]`).
+    pub args: Vec<String>,
 }
 
 impl Bundle {
-    /// A bundle of `source` for the interpreter whose SHA-256 is
-    /// `interpreter`, with this build's library.
-    pub fn new(interpreter: String, source: Source) -> Bundle {
+    /// A bundle of `source` with `args` for the interpreter whose SHA-256
+    /// is `interpreter`, with this build's library.
+    pub fn new(interpreter: String, source: Source, args: Vec<String>) -> Bundle {
         Bundle {
             interpreter,
             library: library::version(),
             source,
+            args,
         }
     }
 
@@ -57,7 +65,7 @@ impl Bundle {
     /// Its bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let (mode, argv0, file, payload) = self.source.main_args();
-        let fields: [&[u8]; 6] = [
+        let fields: [&[u8]; FIXED] = [
             self.interpreter.as_bytes(),
             self.library.as_bytes(),
             mode.as_bytes(),
@@ -66,7 +74,12 @@ impl Bundle {
             &payload,
         ];
         let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&procbridge_abi::list::encode(&fields));
+        for field in fields
+            .into_iter()
+            .chain(self.args.iter().map(String::as_bytes))
+        {
+            procbridge_abi::list::push(&mut out, field);
+        }
         out
     }
 
@@ -78,13 +91,16 @@ impl Bundle {
         let Some(list) = bytes.strip_prefix(MAGIC) else {
             bail!("not a Python job");
         };
-        let fields = procbridge_abi::list::decode_max(list, 6)
+        let fields = procbridge_abi::list::decode_max(list, FIXED + MAX_ARGS)
             .map_err(|e| anyhow!("a malformed Python job: {e:?}"))?;
         let text = |i: usize| -> anyhow::Result<String> {
             String::from_utf8(fields[i].to_vec()).context("a malformed Python job")
         };
-        if fields.len() != 6 {
-            bail!("a malformed Python job: {} fields, not 6", fields.len());
+        if fields.len() < FIXED {
+            bail!(
+                "a malformed Python job: {} fields, not {FIXED}",
+                fields.len()
+            );
         }
         let (mode, argv0, file) = (text(2)?, text(3)?, text(4)?);
         let source = match mode.as_str() {
@@ -97,10 +113,14 @@ impl Bundle {
             "module" => Source::Module(argv0),
             other => bail!("a malformed Python job: mode {other:?}"),
         };
+        let args = (FIXED..fields.len())
+            .map(text)
+            .collect::<anyhow::Result<_>>()?;
         Ok(Bundle {
             interpreter: text(0)?,
             library: text(1)?,
             source,
+            args,
         })
     }
 }
@@ -120,7 +140,7 @@ mod tests {
             Source::Code("import os".into()),
             Source::Module("json.tool".into()),
         ] {
-            let bundle = Bundle::new("cd".repeat(32), source);
+            let bundle = Bundle::new("cd".repeat(32), source, vec!["a".into(), "".into()]);
             assert_eq!(Bundle::parse(&bundle.to_bytes()).unwrap(), bundle);
         }
     }
@@ -129,7 +149,7 @@ mod tests {
     fn modules_and_junk_are_not_bundles() {
         assert!(!Bundle::is_bundle(b"\0asm\x01\0\0\0"));
         assert!(Bundle::parse(b"\0asm\x01\0\0\0").is_err());
-        let mut cut = Bundle::new("x".into(), Source::Code("1".into())).to_bytes();
+        let mut cut = Bundle::new("x".into(), Source::Code("1".into()), vec![]).to_bytes();
         cut.truncate(cut.len() - 1);
         assert!(Bundle::parse(&cut).is_err());
         let mut bad_mode = MAGIC.to_vec();

@@ -89,6 +89,13 @@ const PASSED_SETTINGS: &[&str] = &[
     "PYTHONDONTWRITEBYTECODE",
 ];
 
+/// The SHA-256 of an interpreter's `.wasm`, in hex: what a job's
+/// [`Bundle`] names it by.
+pub fn digest(interpreter: &[u8]) -> String {
+    use sha2::Digest;
+    crate::policy::to_hex(&sha2::Sha256::digest(interpreter))
+}
+
 /// procbridge's own data: `$PROCBRIDGE_DATA_DIR`, else
 /// `$XDG_DATA_HOME/procbridge`, else `~/.local/share/procbridge`.
 ///
@@ -235,7 +242,7 @@ impl PythonJob {
     /// What a cluster's workers need to serve its pool tasks, for the
     /// interpreter whose SHA-256 is `interpreter`.
     pub fn bundle(&self, interpreter: String) -> Bundle {
-        Bundle::new(interpreter, self.source.clone())
+        Bundle::new(interpreter, self.source.clone(), self.args.clone())
     }
 
     /// Unbuffered stdout and stderr (`python3 -u`).

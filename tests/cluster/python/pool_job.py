@@ -4,6 +4,7 @@
 The functions below run in the pool's workers: on the cluster's workers
 with --nats, where this script is imported as `__mp_main__`.
 """
+import errno
 import os
 import sys
 import time
@@ -35,6 +36,14 @@ def refuse(x):
 
 def die(_):
     os._exit(3)
+
+
+def leave(_):
+    sys.exit(3)
+
+
+def argv(_):
+    return sys.argv[1:]
 
 
 def slow(seconds):
@@ -95,11 +104,33 @@ def main(mode, args):
             print('returned', p.map(shout, range(3)))
     elif mode == 'lost':
         with Pool(1) as p:
+            for end in (die, leave):
+                try:
+                    p.apply(end, (0,))
+                except WorkerLostError:
+                    print('lost', end.__name__)
+            print('then', p.apply(square, (5,)))
+    elif mode == 'stuck':
+        with Pool(1) as p:
             try:
-                p.apply(die, (0,))
+                p.apply(slow, (60,))
             except WorkerLostError:
                 print('lost')
-            print('then', p.apply(square, (5,)))
+    elif mode == 'argv':
+        with Pool(1) as p:
+            print('argv', p.apply(argv, (0,)))
+    elif mode == 'big':
+        with Pool(1) as p:
+            try:
+                print('big', p.apply(len, (b'x' * 2000000,)))
+            except OSError as e:
+                print('too big:', e.errno == errno.E2BIG)
+    elif mode == 'lambda':
+        try:
+            Pool(1, initializer=lambda: None).terminate()
+            print('made')
+        except Exception as e:
+            print('refused', type(e).__name__)
     elif mode == 'read':
         with Pool(1) as p:
             print('read', p.apply(read, (args[0],)))
