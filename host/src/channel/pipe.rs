@@ -1,9 +1,12 @@
 //! [`pipe`]: two [`Connection`]s over a Unix socket pair, carrying messages
 //! as length-prefixed frames.
 //!
-//! The sockets are non-blocking; waits are `poll(2)` with the caller's
-//! deadline, so a `recv` can time out and a signal can end the process
-//! while it waits. End-of-file is the kernel's: when every copy of the
+//! Every send and read is non-blocking (`MSG_DONTWAIT`); waits are
+//! `poll(2)` with the caller's deadline, so a `recv` can time out and a
+//! signal can end the process while it waits. One wait is a blocking read
+//! instead: a `recv` without a deadline for a slow message, which saves a
+//! system call per message (the sockets themselves are blocking, so that
+//! this one read may block). End-of-file is the kernel's: when every copy of the
 //! other end is closed (dropped, or its process died), `recv` returns
 //! `EPIPE` and `send` returns `EPIPE`. As in Python, a process that holds
 //! both ends (the one that made the pipe, or a fork child of it) must close
@@ -80,12 +83,13 @@ impl ReadBuffer {
         self.start == self.end
     }
 
-    /// Reads what the socket has into the (empty) buffer.
-    fn fill_from(&mut self, fd: &OwnedFd) -> io::Result<usize> {
+    /// Reads what the socket has into the (empty) buffer; with `block`,
+    /// waits for something to read.
+    fn fill_from(&mut self, fd: &OwnedFd, block: bool) -> io::Result<usize> {
         if self.bytes.is_empty() {
             self.bytes = vec![0; READ_BUFFER];
         }
-        let n = read_fd(fd, &mut self.bytes)?;
+        let n = read_fd(fd, &mut self.bytes, block)?;
         self.start = 0;
         self.end = n;
         Ok(n)
@@ -137,7 +141,7 @@ impl Frame {
 /// # Errors
 /// `EMFILE` or `EIO` when the sockets cannot be made.
 pub fn pipe(duplex: bool) -> BridgeResult<(Connection, Connection)> {
-    let (a, b) = socketpair(true, "make pipe")?;
+    let (a, b) = socketpair(false, "make pipe")?;
     let end = |fd, readable, writable| Connection {
         fd,
         readable,
@@ -213,7 +217,11 @@ impl Connection {
             let mut hdr: libc::msghdr = std::mem::zeroed();
             hdr.msg_iov = iov.as_mut_ptr();
             hdr.msg_iovlen = if b.is_empty() { 1 } else { 2 };
-            libc::sendmsg(self.fd.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL)
+            libc::sendmsg(
+                self.fd.as_raw_fd(),
+                &hdr,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
         };
         if n < 0 {
             Err(io::Error::last_os_error())
@@ -281,6 +289,14 @@ impl Connection {
             return Ok(());
         }
         let slept = std::time::Instant::now();
+        if left.is_none() {
+            // No deadline: the read itself waits. What it gets (an error,
+            // end-of-file, nothing after a signal) the read after it gets
+            // again, and says.
+            let _ = self.buffered.fill_from(&self.fd, true);
+            self.spin = self.spin.after_sleep(slept.elapsed());
+            return Ok(());
+        }
         match self.wait_for(libc::POLLIN, left) {
             Ok(()) => {}
             Err(err) if err.errno == Errno::TimedOut => {}
@@ -332,9 +348,9 @@ impl Connection {
         // the buffer, which takes several small messages in one system call.
         let direct = frame.prefix_got == 4 && frame.body.len() - frame.body_got >= READ_BUFFER;
         let result = if direct {
-            read_fd(&self.fd, &mut frame.body[frame.body_got..])
+            read_fd(&self.fd, &mut frame.body[frame.body_got..], false)
         } else {
-            self.buffered.fill_from(&self.fd)
+            self.buffered.fill_from(&self.fd, false)
         };
         match result {
             Ok(0) => Err(if frame.is_empty() {
@@ -444,9 +460,11 @@ impl Connection {
     }
 }
 
-fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads what the socket has; with `block`, waits for something.
+fn read_fd(fd: &OwnedFd, buf: &mut [u8], block: bool) -> io::Result<usize> {
+    let flags = if block { 0 } else { libc::MSG_DONTWAIT };
     // SAFETY: `buf` is writable for its length.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -529,9 +547,24 @@ mod tests {
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(5));
             writer.send(b"later").unwrap();
+            writer
         });
         reader.spin = Spin::Off;
         assert_eq!(reader.recv(Wait::Forever).unwrap(), b"later");
+        let mut writer = sender.join().unwrap();
+        // A message larger than what one read takes, while it sleeps in
+        // that read (no deadline: the read itself waits).
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let sender = std::thread::spawn({
+            let big = big.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(5));
+                writer.send(&big).unwrap();
+                writer
+            }
+        });
+        reader.spin = Spin::Off;
+        assert_eq!(reader.recv(Wait::Forever).unwrap(), big);
         sender.join().unwrap();
         reader.spin = Spin::Off;
         assert_eq!(reader.recv(Wait::Forever).unwrap_err().errno, Errno::Pipe);
