@@ -274,14 +274,19 @@ fn the_seed_pool_story_runs_on_the_cluster_and_its_output_reaches_the_job() {
         .arg("0.1")
         .output()
         .expect("run");
+    assert_the_pool_story(&output);
+}
+
+/// What the seed's pool story prints, every line of it.
+fn assert_the_pool_story(output: &Output) {
     assert!(output.status.success(), "{output:?}");
-    let out = stdout(&output);
+    let out = stdout(output);
     assert!(out.starts_with("Parent process "), "{out}");
     for task in 0..5 {
         assert!(out.contains(&format!("Run task {task} (")), "{out}");
         assert!(out.contains(&format!("Task {task} runs ")), "{out}");
     }
-    assert!(out.contains("All subprocesses done."), "{out}");
+    assert!(out.ends_with("All subprocesses done.\n"), "{out}");
 }
 
 /// Kills the first of `workers` to take a task; returns which it was.

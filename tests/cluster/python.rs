@@ -89,14 +89,7 @@ fn the_seed_pool_story_in_python_runs_on_the_cluster() {
         .arg(root().join("examples/python/pool_story.py"))
         .output()
         .expect("run");
-    assert!(output.status.success(), "{output:?}");
-    let out = stdout(&output);
-    assert!(out.starts_with("Parent process "), "{out}");
-    for task in 0..5 {
-        assert!(out.contains(&format!("Run task {task} (")), "{out}");
-        assert!(out.contains(&format!("Task {task} runs ")), "{out}");
-    }
-    assert!(out.ends_with("All subprocesses done.\n"), "{out}");
+    assert_the_pool_story(&output);
 }
 
 #[test]
