@@ -272,6 +272,13 @@ SCENARIOS = [
             "64 KiB messages streamed through a ring free to grow to 64 MiB went at "
             "half the speed (about 1,300 MB/s against 3,400), its pages out of the "
             "caches.",
+            "A `Pipe` reader of slow messages (spinning found nothing of late) waits "
+            "without a deadline in the read itself: one system call per message, "
+            "where it used to poll(2) first and read after (and before that, read an "
+            "empty socket first as well). Measured in three runs of this scenario "
+            "before and after on this machine: 12.6 µs then 11.8 and 12.3 µs of CPU "
+            "per message; Python 3's own figure moved between 14.8 and 16.5 µs in "
+            "the same runs.",
         ],
         guest="queue_bench",
         python="queue_bench.py",
