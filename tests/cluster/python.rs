@@ -310,3 +310,25 @@ print('joined', p.exitcode)
     // The job's queues go with it.
     assert!(queue_streams(&server).is_empty());
 }
+
+/// `-c` code has no `__main__` guard: the workers do not run it again (as
+/// Python's spawn does not), and its pool's tasks may still be functions
+/// found by name elsewhere.
+#[test]
+fn a_python_job_given_as_code_runs_once() {
+    let _serial = serial();
+    let server = Server::start();
+    let _worker = Worker::start(&server, &[]);
+    let output = procbridge()
+        .args(["python", "--nats", &server.url(), "-c"])
+        .arg(
+            "from multiprocessing import Pool\n\
+             print('start', flush=True)\n\
+             with Pool(2) as p:\n\
+             \x20   print(p.map(abs, [-1, -2, 3]))",
+        )
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "start\n[1, 2, 3]\n");
+}

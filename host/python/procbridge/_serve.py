@@ -8,7 +8,8 @@ the job's later batches.
 The job's main is imported first as `__mp_main__`, which is also
 `__main__` here, as Python's spawn start method does: functions pickled by
 reference from the job's `__main__` are found, and code under
-`if __name__ == '__main__':` does not run. When the import fails, every
+`if __name__ == '__main__':` does not run. As with spawn, `-c` code is not
+run again. When the import fails, every
 batch fails with its traceback.
 
 Then each call (`task_next`) is a batch that one of the job's pool workers
@@ -35,12 +36,13 @@ def _import_main():
     if mode == 'module':
         import runpy
         main.__dict__.update(runpy.run_module(argv0, run_name='__mp_main__'))
-        return
-    if mode == 'script':
+    elif mode == 'script':
         import os
         sys.path[0] = os.path.dirname(filename)
         main.__file__ = filename
-    exec(compile(payload, filename, 'exec'), main.__dict__)
+        exec(compile(payload, filename, 'exec'), main.__dict__)
+    # `-c` code is not run again (it has no `__main__` guard to stop at), as
+    # Python's spawn start method does not: its functions are not found.
 
 
 def _next():
