@@ -109,6 +109,8 @@ fn a_python_task_stuck_past_the_worker_s_wall_time_is_worker_lost() {
     let _serial = serial();
     let server = Server::start();
     let _worker = Worker::start(&server, &["--wall-time", "1"]);
+    // The interpreter compiled (on a first run) before the clock starts.
+    python_job(Some(&server), &[], &["slow", "0"]);
     let started = Instant::now();
     assert_eq!(
         stdout(&python_job(Some(&server), &[], &["stuck"])),
