@@ -1,16 +1,19 @@
 //! The worker's side: `procbridge worker --nats URL`.
 //!
 //! A worker takes one chunk of tasks at a time from the shared consumer,
-//! runs it in an instance of the job's module kept for that job (a
-//! [`Plugin`]: no `_start`, the task exports called as a pool worker calls
-//! them), under the worker's policy narrowed to the job's grants, and
+//! runs it in an instance kept for that job (see `instance.rs`: a
+//! [`Plugin`](crate::Plugin) of the job's module, no `_start`, the task
+//! exports called as a pool worker calls them; for a Python job, the
+//! worker's own interpreter serving the job's batches), under the worker's
+//! policy narrowed to the job's grants, and
 //! publishes the reply frame to the job's result subject. While a chunk
 //! runs, the worker tells the server every third of [`ACK_WAIT`] that it is
 //! still at it; a worker that dies stops saying so, and the chunk goes to
 //! another.
 //!
 //! The NATS side runs on a runtime of its own on a second thread; the
-//! guests run on the thread that called [`serve`], as `Runtime::run` does.
+//! guests run on the thread that called [`serve`], as `Runtime::run` does
+//! (a Python job's interpreter on a thread of its own).
 
 use super::connect::{self, Cluster};
 use super::instance::{Instance, Module, NotReturned, Python};
