@@ -139,23 +139,8 @@ impl Python {
         configure: impl FnOnce(&mut GuestBuilder),
         hold: impl FnOnce(&mut HostState) -> Result<(), String>,
     ) -> anyhow::Result<Instance> {
-        if bundle.interpreter != self.sha256 {
-            bail!(
-                "the job runs the Python interpreter {}, this worker has {}: install the same \
-                 with guests/install-python",
-                bundle.interpreter,
-                self.sha256
-            );
-        }
+        runs_here(bundle, &self.sha256, &crate::python::library_version())?;
         let job = PythonJob::new(bundle.source.clone(), bundle.args.clone())?.serving();
-        if bundle.library != job.library_version() {
-            bail!(
-                "the job's procbridge Python library is version {}, this worker's {}: run the \
-                 same procbridge on both",
-                bundle.library,
-                job.library_version()
-            );
-        }
         let mut guest = GuestBuilder::new();
         job.configure(&mut guest);
         configure(&mut guest);
@@ -164,5 +149,50 @@ impl Python {
         let served = Served::start(runtime, &self.program, state)
             .context("cannot start the interpreter's thread")?;
         Ok(Instance::Python(served))
+    }
+}
+
+/// Refuses a Python job that runs another interpreter (by SHA-256) or
+/// another version of procbridge's Python library than this worker.
+fn runs_here(bundle: &Bundle, interpreter: &str, library: &str) -> anyhow::Result<()> {
+    if bundle.interpreter != interpreter {
+        bail!(
+            "the job runs the Python interpreter {}, this worker has {interpreter}: install the \
+             same with guests/install-python",
+            bundle.interpreter
+        );
+    }
+    if bundle.library != library {
+        bail!(
+            "the job's procbridge Python library is version {}, this worker's {library}: run the \
+             same procbridge on both",
+            bundle.library
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::Source;
+
+    #[test]
+    fn a_job_for_another_interpreter_or_library_is_refused_saying_which() {
+        let bundle = Bundle::new("aa".into(), Source::Code("pass".into()), vec![]);
+        let library = bundle.library.clone();
+        assert!(runs_here(&bundle, "aa", &library).is_ok());
+        let other_python = runs_here(&bundle, "bb", &library).unwrap_err().to_string();
+        assert!(
+            other_python.starts_with("the job runs the Python interpreter aa, this worker has bb"),
+            "{other_python}"
+        );
+        let other_library = runs_here(&bundle, "aa", "0123").unwrap_err().to_string();
+        assert!(
+            other_library.starts_with(&format!(
+                "the job's procbridge Python library is version {library}, this worker's 0123"
+            )),
+            "{other_library}"
+        );
     }
 }

@@ -89,6 +89,12 @@ const PASSED_SETTINGS: &[&str] = &[
     "PYTHONDONTWRITEBYTECODE",
 ];
 
+/// The version of procbridge's Python library this build runs (a digest
+/// of its files): what a job's [`Bundle`] names it by.
+pub fn library_version() -> String {
+    library::version()
+}
+
 /// The SHA-256 of an interpreter's `.wasm`, in hex: what a job's
 /// [`Bundle`] names it by.
 pub fn digest(interpreter: &[u8]) -> String {
@@ -249,11 +255,6 @@ impl PythonJob {
     pub fn unbuffered(mut self, yes: bool) -> Self {
         self.unbuffered = yes;
         self
-    }
-
-    /// The version of procbridge's Python library it runs with.
-    pub fn library_version(&self) -> String {
-        library::version()
     }
 
     /// The interpreter's module file.
