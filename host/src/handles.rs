@@ -70,7 +70,6 @@ impl HandleTable {
     }
 
     /// Whether no handle is open.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }

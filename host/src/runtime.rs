@@ -327,6 +327,11 @@ impl RuntimeBuilder {
         let mut config = Config::new();
         config.epoch_interruption(self.epoch_tick.is_some());
         config.consume_fuel(self.fuel);
+        // Tables filled at instantiation, not at each slot's first use: a
+        // fork child inherits them filled, where filling a slot itself (a
+        // path the parent never took, such as a child's exit) ran code and
+        // wrote pages the child would fault in, a fifth of a bare fork.
+        config.table_lazy_init(false);
         if let Some(bytes) = self.max_wasm_stack {
             config.max_wasm_stack(bytes);
         }

@@ -21,7 +21,7 @@ use crate::process::child::{exitcode, Child};
 use crate::process::fork::{fork_host, Forked};
 use crate::process::{self, flags, task, StartMethod, TaskOutcome, PROCESS_KIND};
 use std::sync::Arc;
-use wasmtime::{Caller, ExternType, Linker, ValType};
+use wasmtime::{Caller, ExternType, Linker, TypedFunc, ValType};
 
 /// Adds WASI's `proc_exit`: a fork child's exit ends its own process.
 pub(crate) fn add_proc_exit(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
@@ -89,6 +89,12 @@ pub(super) fn process_start(
         target: &target,
         method,
     };
+    // The target is looked up before the fork: here its code and the
+    // instance's tables are at hand, where a child would fault them in.
+    let task = match method {
+        StartMethod::Fork => task_export(&mut caller, &target),
+        StartMethod::Spawn => None,
+    };
     let forked = match fork_host(caller.data_mut(), start) {
         Ok(forked) => forked,
         Err(err) => return caller.data_mut().bridge.fail(err),
@@ -99,7 +105,7 @@ pub(super) fn process_start(
             StartMethod::Spawn => {
                 process::spawn::run_fresh(caller.data_mut(), &target, args, start_flags)
             }
-            StartMethod::Fork => run_in_copy(caller, &target, args, start_flags),
+            StartMethod::Fork => run_in_copy(caller, &target, task, args, start_flags),
         },
     };
     with_state(&mut caller, |state| {
@@ -164,7 +170,23 @@ fn check_start(
 
 /// The fork start method, in the child: call the target in this copy of the
 /// instance, then end the process.
-fn run_in_copy(mut caller: Caller<'_, HostState>, target: &str, args: Vec<u8>, bits: i32) -> ! {
+/// Export `target` as a task function: `None` when there is no such
+/// function, an error when it is not `(i32) -> i32`.
+fn task_export(
+    caller: &mut Caller<'_, HostState>,
+    target: &str,
+) -> Option<wasmtime::Result<TypedFunc<i32, i32>>> {
+    let func = caller.get_export(target)?.into_func()?;
+    Some(func.typed::<i32, i32>(&*caller))
+}
+
+fn run_in_copy(
+    mut caller: Caller<'_, HostState>,
+    target: &str,
+    task: Option<wasmtime::Result<TypedFunc<i32, i32>>>,
+    args: Vec<u8>,
+    bits: i32,
+) -> ! {
     let state = caller.data_mut();
     state.bridge.process.daemon = bits & flags::DAEMON != 0;
     if bits & flags::DROP_RUN != 0 {
@@ -174,8 +196,11 @@ fn run_in_copy(mut caller: Caller<'_, HostState>, target: &str, args: Vec<u8>, b
             state.bridge.process.origin = Some(Arc::new(builder));
         }
     }
-    let code = match caller.get_export(target).and_then(|e| e.into_func()) {
-        Some(func) => task::call_task(&mut caller, func, args).exitcode(target),
+    let code = match task {
+        Some(Ok(typed)) => task::call_typed(&mut caller, &typed, args).exitcode(target),
+        Some(Err(err)) => {
+            task::Ending::Failed(format!("not a task function: {err}")).exitcode(target)
+        }
         None => {
             eprintln!("Process {target}: no export `{target}`");
             1

@@ -45,6 +45,7 @@ pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult
     let claim = supervisor::claim(limits.max_processes)?;
     claim.reserve_memory(start.memory(state), limits.max_total_memory_bytes)?;
     flush_host_stdio();
+    never_unwind_into_the_embedder();
     let parent = std::process::id();
     // SAFETY: see the module docs and docs/processes.md for what makes the
     // child's use of inherited state sound.
@@ -66,7 +67,6 @@ pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult
 
 fn become_child(state: &mut HostState, parent: u32) {
     supervisor::bind_to_parent(parent);
-    never_unwind_into_the_embedder();
     if let Err(err) = state.harden() {
         eprintln!(
             "procbridge: child {}: cannot drop its privileges: {err}",
@@ -91,14 +91,57 @@ fn become_child(state: &mut HostState, parent: u32) {
 }
 
 /// A panic in a child must not unwind into the code of the embedder that
-/// started the root guest (those frames are the parent's): report it as
-/// the panic hook did, then end the process.
+/// started the root guest (those frames are the parent's): the hook
+/// reports it as the hook before it did, then ends the process.
+///
+/// The hook is installed once, by the first process that forks a guest
+/// process, around the hook in place then; in that process it only passes
+/// panics on. Every process of the tree but that one is a child it ends.
+/// Installing it in each child instead cost the child's first run of the
+/// hook machinery's code and the allocator's, a page fault each: about a
+/// tenth of a fork. An embedder that sets its own hook after its guests
+/// have forked should call the hook it replaces.
 fn never_unwind_into_the_embedder() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        previous(info);
-        flush_host_stdio();
-        // SAFETY: ends this child process.
-        unsafe { libc::_exit(101) }
-    }));
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let installer = std::process::id();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            if std::process::id() != installer {
+                flush_host_stdio();
+                // SAFETY: ends this child process.
+                unsafe { libc::_exit(101) }
+            }
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::never_unwind_into_the_embedder;
+
+    #[test]
+    fn a_panic_ends_a_fork_child_and_unwinds_in_its_parent() {
+        never_unwind_into_the_embedder();
+        // SAFETY: the child only panics, which the hook turns into _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let outcome = std::panic::catch_unwind(|| panic!("a host panic in a child"));
+            // Not reached: the hook ended the child. Say so by exit code.
+            let code = if outcome.is_err() { 3 } else { 4 };
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 101, "the child unwound");
+        // Installing is once only, and the parent's panics still unwind.
+        never_unwind_into_the_embedder();
+        let outcome = std::panic::catch_unwind(|| panic!("a host panic in the parent"));
+        assert!(outcome.is_err());
+    }
 }

@@ -165,7 +165,9 @@ pub struct ProcessState {
 impl ProcessState {
     /// Called in a fork child: the parent's `os.fork` children are not ours.
     pub(crate) fn forget_parents_children(&mut self) {
-        for child in std::mem::take(&mut self.fork_children) {
+        // Drained in place: freeing the parent's list would write to the
+        // allocator's pages, a copy-on-write fault in every child.
+        for child in self.fork_children.drain(..) {
             child.disown();
         }
     }
@@ -205,6 +207,15 @@ pub(crate) fn kill_guest(state: &mut HostState) {
 
 /// Ends a child OS process with `code` after finishing its guest.
 pub(crate) fn exit_child(state: &mut HostState, code: i32) -> ! {
+    if state.bridge.handles.is_empty() {
+        // Nothing to finish in it, and the OS takes its memory: freeing it
+        // would only copy the allocator's pages the child still shares
+        // with its parent (a page fault each).
+        std::mem::forget(std::mem::replace(
+            &mut state.bridge.handles,
+            HandleTable::new(0),
+        ));
+    }
     finish_guest(state);
     flush_host_stdio();
     // SAFETY: ends this (child) process without running the embedder's
