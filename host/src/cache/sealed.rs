@@ -44,7 +44,7 @@ const MAX_THREADS: usize = 4;
 type Digests = Vec<(usize, [u8; 32])>;
 
 /// Bytes read and written at a time.
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 64 << 10;
 
 /// A new memfd holding bytes `offset..offset + len` of `entry`, sealed,
 /// and the digest of those bytes ([`mac::payload_digest`]).

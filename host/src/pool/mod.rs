@@ -39,7 +39,8 @@ use crate::process::child::Child;
 use batch::Outcome;
 pub(crate) use batch::{Batch, Next};
 use chunk::Chunk;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,7 +128,8 @@ pub(crate) struct Pool {
     retired: Vec<Child>,
     queue: VecDeque<Chunk>,
     queued_bytes: usize,
-    batches: HashMap<u64, Batch>,
+    /// By id; ids are the pool's own sequence, so a fast hash will do.
+    batches: FxHashMap<u64, Batch>,
     next_batch: u64,
     next_chunk: u64,
     /// A running average of how long a chunk takes.
@@ -150,7 +152,7 @@ impl Pool {
             retired: Vec::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
-            batches: HashMap::new(),
+            batches: FxHashMap::default(),
             next_batch: 1,
             next_chunk: 0,
             service: None,
