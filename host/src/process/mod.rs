@@ -207,14 +207,17 @@ pub(crate) fn kill_guest(state: &mut HostState) {
 
 /// Ends a child OS process with `code` after finishing its guest.
 pub(crate) fn exit_child(state: &mut HostState, code: i32) -> ! {
+    // Empty lists have nothing to finish, and the OS takes their memory:
+    // freeing it would only copy the allocator's pages the child still
+    // shares with its parent (a page fault each).
     if state.bridge.handles.is_empty() {
-        // Nothing to finish in it, and the OS takes its memory: freeing it
-        // would only copy the allocator's pages the child still shares
-        // with its parent (a page fault each).
         std::mem::forget(std::mem::replace(
             &mut state.bridge.handles,
             HandleTable::new(0),
         ));
+    }
+    if state.bridge.process.fork_children.is_empty() {
+        std::mem::forget(std::mem::take(&mut state.bridge.process.fork_children));
     }
     finish_guest(state);
     flush_host_stdio();
