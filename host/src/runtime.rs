@@ -225,6 +225,7 @@ pub struct RuntimeBuilder {
     max_wasm_stack: Option<usize>,
     fuel: bool,
     pooling: Option<u32>,
+    lazy_tables: bool,
     host_fns: Vec<crate::host_fn::Registration>,
 }
 
@@ -236,6 +237,7 @@ impl Default for RuntimeBuilder {
             max_wasm_stack: None,
             fuel: false,
             pooling: None,
+            lazy_tables: true,
             host_fns: Vec::new(),
         }
     }
@@ -255,6 +257,27 @@ impl RuntimeBuilder {
     /// at every loop and call in the guest's code.
     pub fn epoch_interruption(mut self, on: bool) -> Self {
         self.epoch_tick = on.then(|| self.epoch_tick.unwrap_or(deadline::DEFAULT_TICK));
+        self
+    }
+
+    /// Whether a table's slots are filled at their first use (the default,
+    /// wasmtime's) or when the instance is made (`false`).
+    ///
+    /// Filling them up front suits guests that fork: a child's first call
+    /// through a slot its parent never used fills the slot, running host
+    /// code the child faults in page by page and writing memory it then
+    /// copies (a fifth of a bare `os.fork` on a 2-core VM). It makes each
+    /// instantiation dearer: about 15 µs more for a small Rust guest,
+    /// 0.6 ms for CPython's table. The `procbridge` CLI fills them up
+    /// front; a plugin host making many instances keeps the default.
+    ///
+    /// ```no_run
+    /// # use procbridge::Runtime;
+    /// let runtime = Runtime::builder().lazy_tables(false).build()?;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn lazy_tables(mut self, lazy: bool) -> Self {
+        self.lazy_tables = lazy;
         self
     }
 
@@ -327,11 +350,7 @@ impl RuntimeBuilder {
         let mut config = Config::new();
         config.epoch_interruption(self.epoch_tick.is_some());
         config.consume_fuel(self.fuel);
-        // Tables filled at instantiation, not at each slot's first use: a
-        // fork child inherits them filled, where filling a slot itself (a
-        // path the parent never took, such as a child's exit) ran code and
-        // wrote pages the child would fault in, a fifth of a bare fork.
-        config.table_lazy_init(false);
+        config.table_lazy_init(self.lazy_tables);
         if let Some(bytes) = self.max_wasm_stack {
             config.max_wasm_stack(bytes);
         }

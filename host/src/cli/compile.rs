@@ -83,9 +83,12 @@ impl CompileCommand {
             .map_err(|e| (ExitCode::NoInput, e))?;
             modules.push(job.interpreter().to_path_buf());
         }
+        // The settings `run` and `python` use, so that they find what this
+        // compiles.
         let runtime = Runtime::builder()
             .cache(Some(cache))
             .epoch_interruption(self.for_wall_time)
+            .lazy_tables(false)
             .build()
             .map_err(|e| (ExitCode::Internal, e))?;
         let quiet = diag::verbosity() == Verbosity::Quiet;

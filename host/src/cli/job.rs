@@ -203,6 +203,8 @@ impl JobOptions {
         let runtime = Runtime::builder()
             .cache(cache)
             .epoch_interruption(limits.wall_time.is_some())
+            // A job instantiates once and may fork many times.
+            .lazy_tables(false)
             .build()
             .map_err(internal)?;
         // A progress line on a terminal while the module compiles.
