@@ -89,10 +89,14 @@ pub(super) fn process_start(
         target: &target,
         method,
     };
-    // The target is looked up before the fork: here its code and the
-    // instance's tables are at hand, where a child would fault them in.
+    // A fork child's target is looked up before the fork: here its code
+    // and the instance's tables are at hand, where a child would fault
+    // them in.
     let task = match method {
-        StartMethod::Fork => task_export(&mut caller, &target),
+        StartMethod::Fork => match task_export(&mut caller, &target) {
+            Ok(task) => Some(task),
+            Err(err) => return caller.data_mut().bridge.fail(err),
+        },
         StartMethod::Spawn => None,
     };
     let forked = match fork_host(caller.data_mut(), start) {
@@ -101,11 +105,9 @@ pub(super) fn process_start(
     };
     let slot = match forked {
         Forked::Parent(slot) => slot,
-        Forked::Child => match method {
-            StartMethod::Spawn => {
-                process::spawn::run_fresh(caller.data_mut(), &target, args, start_flags)
-            }
-            StartMethod::Fork => run_in_copy(caller, &target, task, args, start_flags),
+        Forked::Child => match task {
+            Some(task) => run_in_copy(caller, &target, &task, args, start_flags),
+            None => process::spawn::run_fresh(caller.data_mut(), &target, args, start_flags),
         },
     };
     with_state(&mut caller, |state| {
@@ -168,22 +170,32 @@ fn check_start(
     }
 }
 
-/// The fork start method, in the child: call the target in this copy of the
-/// instance, then end the process.
-/// Export `target` as a task function: `None` when there is no such
-/// function, an error when it is not `(i32) -> i32`.
+/// Export `target` of this instance as a task function ([`check_start`]
+/// checked the module's export already).
 fn task_export(
     caller: &mut Caller<'_, HostState>,
     target: &str,
-) -> Option<wasmtime::Result<TypedFunc<i32, i32>>> {
-    let func = caller.get_export(target)?.into_func()?;
-    Some(func.typed::<i32, i32>(&*caller))
+) -> BridgeResult<TypedFunc<i32, i32>> {
+    let func = caller
+        .get_export(target)
+        .and_then(|export| export.into_func())
+        .ok_or_else(|| {
+            BridgeError::new(
+                Errno::NoEnt,
+                format!("the module exports no task function `{target}`"),
+            )
+        })?;
+    func.typed::<i32, i32>(&*caller).map_err(|err| {
+        BridgeError::invalid(format!("export `{target}` is not a task function: {err}"))
+    })
 }
 
+/// The fork start method, in the child: call the target in this copy of the
+/// instance, then end the process.
 fn run_in_copy(
     mut caller: Caller<'_, HostState>,
     target: &str,
-    task: Option<wasmtime::Result<TypedFunc<i32, i32>>>,
+    task: &TypedFunc<i32, i32>,
     args: Vec<u8>,
     bits: i32,
 ) -> ! {
@@ -196,16 +208,7 @@ fn run_in_copy(
             state.bridge.process.origin = Some(Arc::new(builder));
         }
     }
-    let code = match task {
-        Some(Ok(typed)) => task::call_typed(&mut caller, &typed, args).exitcode(target),
-        Some(Err(err)) => {
-            task::Ending::Failed(format!("not a task function: {err}")).exitcode(target)
-        }
-        None => {
-            eprintln!("Process {target}: no export `{target}`");
-            1
-        }
-    };
+    let code = task::call_typed(&mut caller, task, args).exitcode(target);
     process::exit_child(caller.data_mut(), code)
 }
 
