@@ -308,10 +308,7 @@ fn a_process_dying_with_the_lock_held_does_not_wedge_the_queue() {
     let mut child = fork_child(|| {
         // Die half-way through a put: the message's bytes and the new tail
         // are written, its count is not, and the lock is never released.
-        let mut guard = q.lock().unwrap();
-        let (state, data) = guard.parts();
-        state.tail = ring::push(data, state.tail, b"half-put");
-        std::mem::forget(guard);
+        std::mem::forget(q.put_uncounted(b"half-put"));
         0
     });
     assert_eq!(child.exit_code(), 0);
@@ -322,6 +319,30 @@ fn a_process_dying_with_the_lock_held_does_not_wedge_the_queue() {
     );
     assert_eq!(q.get(Wait::Never).unwrap(), b"before");
     assert_eq!(q.get(Wait::Never).unwrap(), b"half-put");
+    q.put(b"after", Wait::Never).unwrap();
+    assert_eq!(q.get(Wait::Never).unwrap(), b"after");
+}
+
+#[test]
+fn a_reader_dying_with_its_lock_held_does_not_wedge_the_queue() {
+    let _serial = serial();
+    let q = queue(0);
+    q.put(b"taken", Wait::Forever).unwrap();
+    q.put(b"left", Wait::Forever).unwrap();
+    let mut child = fork_child(|| {
+        // Die half-way through a get: the message is taken, its count is
+        // not lowered, and the getters' lock is never released.
+        std::mem::forget(q.get_uncounted());
+        0
+    });
+    assert_eq!(child.exit_code(), 0);
+    assert_eq!(q.get(Wait::Never).unwrap(), b"left");
+    assert_eq!(
+        q.qsize().unwrap(),
+        0,
+        "the recount left out the taken message"
+    );
+    assert_eq!(q.get(Wait::Never).unwrap_err().errno, Errno::Again);
     q.put(b"after", Wait::Never).unwrap();
     assert_eq!(q.get(Wait::Never).unwrap(), b"after");
 }

@@ -6,12 +6,15 @@
 //!
 //! * A [`Queue`] is a ring of length-prefixed messages in a `MAP_SHARED`
 //!   mapping made when the queue is created; fork children inherit the
-//!   mapping. A process-shared *robust* mutex guards it: a process killed
-//!   while holding the lock hands `EOWNERDEAD` to the next locker, which
-//!   recounts the ring and carries on, because every change is committed by
-//!   moving an index after the bytes are in place. Blocked callers sleep on
-//!   futexes in the same mapping, with deadlines. Memory is bounded by
-//!   construction: the ring is the queue's byte limit.
+//!   mapping. Two process-shared *robust* mutexes guard it, one for the
+//!   putters and one for the getters, so that a getter never waits for a
+//!   putter's copy: putters write only past the ring's tail, getters read
+//!   only before it. A process killed while holding a lock hands
+//!   `EOWNERDEAD` to the next locker, which recounts the ring and carries
+//!   on, because every change is committed by moving an index after the
+//!   bytes are in place. Blocked callers sleep on futexes in the same
+//!   mapping, with deadlines. Memory is bounded by construction: the ring
+//!   is the queue's byte limit.
 //! * A [`Connection`] is one end of a Unix socket pair carrying
 //!   length-prefixed frames. The kernel reports end-of-file when every copy
 //!   of the other end is closed, including by the death of the process that

@@ -2,12 +2,11 @@
 //! processes of a tree through a shared mapping (see the module docs of
 //! [`channel`](super)).
 
-use super::ring;
+use super::ring::{self, RawRing};
 use super::shm::{Event, Locked, RobustMutex, SharedRegion};
 use super::Wait;
 use crate::errno::{BridgeError, BridgeResult, Errno};
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Queued bytes a queue may hold when its creator does not say (64 MiB;
@@ -63,30 +62,63 @@ impl Default for QueueConfig {
     }
 }
 
-/// The state behind the lock.
+/// Keeps what it holds on a cache line of its own, so that the putters'
+/// side and the getters' side of a queue do not slow each other down.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One side of the queue: its lock and the index it moves.
 #[repr(C)]
-pub(super) struct State {
-    head: u64,
-    pub(super) tail: u64,
-    count: u64,
-    unfinished: u64,
-    shutdown: u32,
-    /// The ring's size in bytes: the part of the mapping in use, from
-    /// the start of the data (see [`Queue::grow_for`]).
-    capacity: u64,
+struct Side {
+    lock: RobustMutex,
+    /// `tail` on the putters' side, `head` on the getters'. Stored only
+    /// with the side's lock held, after the bytes it commits are in place.
+    index: AtomicU64,
+    /// The other side's index as this side last read it, under its lock:
+    /// behind the real one, which only grows, and read afresh when it says
+    /// there is no room (putters) or no message (getters).
+    other: AtomicU64,
 }
 
 /// The start of the shared mapping; the ring's bytes follow it.
+///
+/// Putters take `put.lock`, getters `get.lock`: a getter never waits for a
+/// putter's copy, nor a putter for a getter's. Whoever needs both (to grow
+/// the ring, or to repair it after a process died holding a lock) takes
+/// the putters' lock first.
 #[repr(C)]
 struct Header {
-    lock: RobustMutex,
-    state: UnsafeCell<State>,
+    put: Line<Side>,
+    get: Line<Side>,
+    /// Messages in the ring: raised by a putter after it stores `tail`,
+    /// lowered by a getter after it stores `head`, each under its lock. A
+    /// getter may take a message before its putter counted it, so the count
+    /// can be one below zero for a moment (never while the putters' lock
+    /// is held: then it is at least the number of messages in the ring).
+    count: Line<AtomicI64>,
+    /// Tasks put and not yet marked done (a `JoinableQueue`'s).
+    unfinished: Line<AtomicU64>,
+    /// The ring's size in bytes: the part of the mapping in use, from the
+    /// start of the data; changed only with both locks held.
+    capacity: AtomicU64,
+    /// Set once the queue is shut down.
+    shutdown: AtomicU32,
+    /// Set by a getter that found a dead getter's lock: the count must be
+    /// made again, by whoever next holds both locks.
+    recount: AtomicU32,
     /// A message was added, or the queue was shut down.
-    items: Event,
+    items: Line<Event>,
     /// A message was removed, or the queue was shut down.
-    space: Event,
+    space: Line<Event>,
     /// The unfinished-task count reached zero.
-    done: Event,
+    done: Line<Event>,
 }
 
 /// The longest a putter or getter sleeps before it looks again. Each
@@ -140,39 +172,47 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-/// The lock on a queue's state, released on drop.
-pub(super) struct Guard<'a> {
+/// The putters' lock, released on drop.
+pub(super) struct PutGuard<'a> {
     queue: &'a Queue,
 }
 
-impl Guard<'_> {
-    /// The state and the ring's bytes, borrowed while the lock is held.
-    pub(super) fn parts(&mut self) -> (&mut State, &mut [u8]) {
-        let (state, data) = self.whole();
-        let capacity = (state.capacity as usize).min(data.len());
-        (state, &mut data[..capacity])
-    }
-
-    /// The state and every byte the ring may grow into.
-    fn whole(&mut self) -> (&mut State, &mut [u8]) {
-        let region = &self.queue.region;
-        // SAFETY: the lock is held, so no other thread or process touches
-        // the state or the ring's bytes; both lie inside the mapping, which
-        // lives as long as `self.queue`, and do not overlap.
-        unsafe {
-            let state = &mut *self.queue.header().state.get();
-            let data = std::slice::from_raw_parts_mut(
-                region.as_ptr().add(DATA_OFFSET),
-                region.len() - DATA_OFFSET,
-            );
-            (state, data)
-        }
+impl Drop for PutGuard<'_> {
+    fn drop(&mut self) {
+        self.queue.header().put.lock.unlock();
     }
 }
 
-impl Drop for Guard<'_> {
+/// The getters' lock, released on drop.
+struct GetGuard<'a> {
+    queue: &'a Queue,
+}
+
+impl Drop for GetGuard<'_> {
     fn drop(&mut self) {
-        self.queue.header().lock.unlock();
+        self.queue.header().get.lock.unlock();
+    }
+}
+
+/// Both locks: nothing in the queue moves while it lives.
+struct Both<'a, 'b> {
+    _put: &'b PutGuard<'a>,
+    get: GetGuard<'a>,
+}
+
+impl Both<'_, '_> {
+    /// Every byte the ring may grow into.
+    fn whole(&mut self) -> &mut [u8] {
+        let region = &self.get.queue.region;
+        // SAFETY: both locks are held, so no other thread or process
+        // touches the ring's bytes; they lie inside the mapping, which
+        // lives as long as the queue, after the header.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                region.as_ptr().add(DATA_OFFSET),
+                region.len() - DATA_OFFSET,
+            )
+        }
     }
 }
 
@@ -202,12 +242,13 @@ impl Queue {
             }
         };
         let header = region.as_ptr().cast::<Header>();
-        // SAFETY: the mapping is fresh, zeroed (a valid `State` and valid
-        // `Event`s), page-aligned and large enough for the header; nobody
-        // else can see it yet.
+        // SAFETY: the mapping is fresh, zeroed (valid atomics and `Event`s),
+        // page-aligned and large enough for the header; nobody else can
+        // see it yet.
         let init = unsafe {
-            (*(*header).state.get()).capacity = capacity as u64;
-            RobustMutex::init(std::ptr::addr_of_mut!((*header).lock))
+            (*header).capacity.store(capacity as u64, Ordering::Relaxed);
+            RobustMutex::init(std::ptr::addr_of_mut!((*header).put.0.lock))
+                .and_then(|()| RobustMutex::init(std::ptr::addr_of_mut!((*header).get.0.lock)))
         };
         let queue = Queue {
             region,
@@ -231,15 +272,23 @@ impl Queue {
     /// # Errors
     /// `ENOMEM` when this process's queues would pass
     /// [`MAX_TOTAL_QUEUE_BYTES`].
-    fn grow_for(&self, guard: &mut Guard<'_>, need: u64, past_free: bool) -> BridgeResult<()> {
+    fn grow_for(&self, put: &PutGuard<'_>, need: u64, past_free: bool) -> BridgeResult<()> {
         let max = if past_free {
             self.config.max_bytes as u64
         } else {
             (self.config.max_bytes as u64).min(GROW_FREELY)
         };
-        let (state, data) = guard.whole();
-        let used = state.tail - state.head;
-        let mut capacity = state.capacity;
+        let header = self.header();
+        let capacity = header.capacity.load(Ordering::Relaxed);
+        // The head only moves on, so a message that fits now still does.
+        let used =
+            header.put.index.load(Ordering::Relaxed) - header.get.index.load(Ordering::SeqCst);
+        if used + need <= capacity || capacity * 2 > max {
+            return Ok(());
+        }
+        let mut both = self.lock_both(put)?;
+        let (head, tail) = self.indexes();
+        let used = tail - head;
         let mut grown = capacity;
         while used + need > grown && grown * 2 <= max {
             grown *= 2;
@@ -250,36 +299,116 @@ impl Queue {
         let more = (grown - capacity) as usize;
         reserve_bytes(more)?;
         self.charged.fetch_add(more, Ordering::SeqCst);
-        while capacity < grown {
-            ring::double(data, state.head, state.tail, capacity);
-            capacity *= 2;
+        let data = both.whole();
+        let mut doubled = capacity;
+        while doubled < grown {
+            ring::double(data, head, tail, doubled);
+            doubled *= 2;
         }
-        state.capacity = grown;
+        header.capacity.store(grown, Ordering::SeqCst);
         Ok(())
     }
 
     fn header(&self) -> &Header {
         // SAFETY: the header was initialised in `new` and lives as long as
-        // the mapping; its shared fields are only used through the lock or
-        // atomics.
+        // the mapping; its shared fields are atomics, or used only under
+        // its locks.
         unsafe { &*self.region.as_ptr().cast::<Header>() }
     }
 
-    pub(super) fn lock(&self) -> BridgeResult<Guard<'_>> {
+    /// `head` and `tail`, as last stored.
+    fn indexes(&self) -> (u64, u64) {
         let header = self.header();
-        let locked = header.lock.lock()?;
-        let mut guard = Guard { queue: self };
-        if locked == Locked::OwnerDied {
-            let joinable = self.config.joinable;
-            let (state, data) = guard.parts();
-            repair(state, data, joinable);
-            header.lock.mark_consistent();
+        (
+            header.get.index.load(Ordering::SeqCst),
+            header.put.index.load(Ordering::SeqCst),
+        )
+    }
+
+    /// The ring as it is now.
+    fn raw_ring(&self) -> RawRing {
+        let capacity = self.header().capacity.load(Ordering::SeqCst) as usize;
+        // SAFETY: the ring's bytes follow the header inside the mapping,
+        // which lives as long as `self`; `capacity` never passes the
+        // mapping's end (see `grow_for`).
+        unsafe { RawRing::new(self.region.as_ptr().add(DATA_OFFSET), capacity) }
+    }
+
+    /// Takes the putters' lock, repairing the queue first if a process
+    /// died holding a lock.
+    pub(super) fn lock_put(&self) -> BridgeResult<PutGuard<'_>> {
+        let header = self.header();
+        let locked = header.put.lock.lock()?;
+        let guard = PutGuard { queue: self };
+        if locked == Locked::OwnerDied || header.recount.load(Ordering::SeqCst) != 0 {
+            let mut both = self.lock_both(&guard)?;
+            self.repair(both.whole());
+            drop(both);
+            if locked == Locked::OwnerDied {
+                header.put.lock.mark_consistent();
+            }
             // The dead process may have died before waking anyone.
             header.items.notify_all();
             header.space.notify_all();
             header.done.notify_all();
         }
         Ok(guard)
+    }
+
+    /// Takes the getters' lock as well as the putters' (held already),
+    /// repairing the queue if a getter died holding it.
+    fn lock_both<'a, 'b>(&'a self, put: &'b PutGuard<'a>) -> BridgeResult<Both<'a, 'b>> {
+        let header = self.header();
+        let locked = header.get.lock.lock()?;
+        let mut both = Both {
+            _put: put,
+            get: GetGuard { queue: self },
+        };
+        if locked == Locked::OwnerDied {
+            self.repair(both.whole());
+            header.get.lock.mark_consistent();
+        }
+        Ok(both)
+    }
+
+    /// Takes the getters' lock; a getter that died holding it leaves the
+    /// count to be made again, under both locks, which are then taken in
+    /// their order.
+    fn lock_get(&self) -> BridgeResult<GetGuard<'_>> {
+        let header = self.header();
+        loop {
+            if header.get.lock.lock()? == Locked::Clean {
+                return Ok(GetGuard { queue: self });
+            }
+            header.recount.store(1, Ordering::SeqCst);
+            header.get.lock.mark_consistent();
+            header.get.lock.unlock();
+            drop(self.lock_put()?);
+        }
+    }
+
+    /// Makes the count agree with the ring after a process died holding a
+    /// lock. Indexes are only moved once the bytes are in place, so the
+    /// ring is whole; only the counts (updated after an index) may be
+    /// stale.
+    fn repair(&self, data: &mut [u8]) {
+        let header = self.header();
+        let (head, tail) = self.indexes();
+        let capacity = header.capacity.load(Ordering::SeqCst) as usize;
+        let count = match ring::count(&mut data[..capacity], head, tail) {
+            Some(count) => count,
+            None => {
+                // Unreachable unless the mapping was overwritten: start
+                // afresh rather than hand out garbage.
+                header.get.index.store(tail, Ordering::SeqCst);
+                0
+            }
+        };
+        header.count.store(count as i64, Ordering::SeqCst);
+        if self.config.joinable {
+            header.unfinished.fetch_max(count, Ordering::SeqCst);
+        }
+        header.recount.store(0, Ordering::SeqCst);
     }
 
     /// Puts a message, waiting for room as `wait` says.
@@ -304,63 +433,96 @@ impl Queue {
         let header = self.header();
         // When this putter first found no room in a ring it could grow.
         let mut no_room_since: Option<Instant> = None;
+        // The room event as it was before the last look, once a look found
+        // no room: the putter sleeps only after a second look (the common
+        // case, room at the first look, leaves the event's line alone).
+        let mut seen: Option<u32> = None;
         loop {
-            let seen = header.space.seq();
             let mut nap = NAP;
             {
-                let mut guard = self.lock()?;
-                let (state, _) = guard.parts();
-                if state.shutdown != 0 {
+                let guard = self.lock_put()?;
+                if header.shutdown.load(Ordering::SeqCst) != 0 {
                     return Err(closed());
                 }
-                let below_max =
-                    self.config.maxsize == 0 || state.count < self.config.maxsize as u64;
-                if below_max {
+                let below_max = self.config.maxsize == 0
+                    || header.count.load(Ordering::SeqCst) < self.config.maxsize as i64;
+                let mut used = self.used_for_put(&guard, need);
+                if below_max && used + need > ring_len(&self.raw_ring()) {
                     let patient = grow_later(wait, no_room_since);
-                    self.grow_for(&mut guard, need, patient.is_none())?;
+                    self.grow_for(&guard, need, patient.is_none())?;
                     if let Some(for_room) = patient {
                         nap = for_room;
                     }
+                    used = self.used_for_put(&guard, need);
                 }
-                let (state, data) = guard.parts();
-                let fits = state.tail - state.head + need <= data.len() as u64;
-                if fits && below_max {
-                    state.tail = ring::push(data, state.tail, msg);
-                    state.count += 1;
-                    if self.config.joinable {
-                        state.unfinished += 1;
-                    }
-                    let was_empty = state.count == 1;
+                let ring = self.raw_ring();
+                if below_max && used + need <= ring_len(&ring) {
+                    let tail = header.put.index.load(Ordering::Relaxed);
+                    // SAFETY: the putters' lock is held and the record's
+                    // bytes are free: no getter reads past `tail`.
+                    let tail = unsafe { ring.push(tail, msg) };
+                    let before = if self.config.joinable {
+                        // A task is counted before any getter can take it,
+                        // and so mark it done.
+                        let _both = self.lock_both(&guard)?;
+                        header.put.index.store(tail, Ordering::SeqCst);
+                        header.unfinished.fetch_add(1, Ordering::SeqCst);
+                        header.count.fetch_add(1, Ordering::SeqCst)
+                    } else {
+                        header.put.index.store(tail, Ordering::SeqCst);
+                        header.count.fetch_add(1, Ordering::SeqCst)
+                    };
                     drop(guard);
                     // Getters sleep only on an empty queue: one wake-up when
                     // it stops being empty (a getter that leaves messages
-                    // behind wakes the next).
-                    if was_empty {
+                    // behind wakes the next). Below zero, a getter took
+                    // this message already: the wake-up is only spare.
+                    if before <= 0 {
                         header.items.notify_one();
                     }
                     return Ok(());
+                }
+                if seen.is_none() {
+                    seen = Some(header.space.seq());
+                    continue;
                 }
                 if self.config.maxsize == 0 && wait == Wait::Never {
                     return Err(BridgeError::new(
                         Errno::NoBufs,
                         format!(
-                            "the queue holds {} bytes of unread messages (its limit is {})",
-                            state.tail - state.head,
+                            "the queue holds {used} bytes of unread messages (its limit is {})",
                             self.config.max_bytes
                         ),
                     ));
                 }
-                if below_max && (state.capacity as usize) < self.config.max_bytes {
+                if below_max && ring_len(&ring) < self.config.max_bytes as u64 {
                     no_room_since.get_or_insert_with(Instant::now);
                 }
             }
             let left = wait.remaining("put on a full queue")?;
             // Room comes at the low-water mark, after many gets: not worth
             // watching for.
-            header
-                .space
-                .sleep(seen, Some(left.map_or(nap, |l| l.min(nap))));
+            if let Some(seen) = seen.take() {
+                header
+                    .space
+                    .sleep(seen, Some(left.map_or(nap, |l| l.min(nap))));
+            }
         }
+    }
+
+    /// The ring's bytes in use, as a putter sees them: from the head it
+    /// last read, read afresh only when `need` more would not fit (a stale
+    /// head only makes the ring look fuller).
+    fn used_for_put(&self, _put: &PutGuard<'_>, need: u64) -> u64 {
+        let header = self.header();
+        let tail = header.put.index.load(Ordering::Relaxed);
+        let head = header.put.other.load(Ordering::Relaxed);
+        if tail - head + need <= ring_len(&self.raw_ring()) {
+            return tail - head;
+        }
+        let head = header.get.index.load(Ordering::SeqCst);
+        header.put.other.store(head, Ordering::Relaxed);
+        tail - head
     }
 
     /// Takes the oldest message, waiting for one as `wait` says.
@@ -374,8 +536,8 @@ impl Queue {
 
     /// Takes the oldest message and hands its bytes, as two slices (the
     /// second is empty unless the message wraps around the ring), to
-    /// `deliver`, which runs with the queue locked. If `deliver` fails, the
-    /// message stays in the queue.
+    /// `deliver`, which runs with the getters' lock held (putters go on).
+    /// If `deliver` fails, the message stays in the queue.
     ///
     /// # Errors
     /// As [`get`](Self::get), and `deliver`'s error.
@@ -386,15 +548,24 @@ impl Queue {
     ) -> BridgeResult<R> {
         let header = self.header();
         let mut deliver = Some(deliver);
+        // As in `put`: the event is read only once a look found nothing,
+        // and the getter waits only after a second look.
+        let mut seen: Option<u32> = None;
         loop {
-            let seen = header.items.seq();
             {
-                let mut guard = self.lock()?;
-                let (state, data) = guard.parts();
-                if state.count > 0 {
-                    let len = ring::peek_len(data, state.head, state.tail - state.head)
+                let guard = self.lock_get()?;
+                let head = header.get.index.load(Ordering::Relaxed);
+                let tail = self.tail_for_get(&guard, head);
+                if head < tail {
+                    let ring = self.raw_ring();
+                    // SAFETY: the getters' lock is held, and putters write
+                    // only past `tail`: the bytes up to it are whole
+                    // messages nobody writes while the slices live (the
+                    // ring grows only under both locks).
+                    let len = unsafe { ring.peek_len(head, tail - head) }
                         .ok_or_else(|| BridgeError::new(Errno::Io, "the queue is corrupted"))?;
-                    let (a, b) = ring::slices(data, state.head, len);
+                    // SAFETY: as above.
+                    let (a, b) = unsafe { ring.slices(head, len) };
                     let deliver = deliver
                         .take()
                         .ok_or_else(|| BridgeError::new(Errno::Io, "get delivered twice"))?;
@@ -410,13 +581,10 @@ impl Queue {
                             return Err(err);
                         }
                     };
-                    state.head += ring::record_len(len);
-                    state.count -= 1;
-                    let more = state.count > 0;
-                    let low = self.at_low_water(state, data.len() as u64);
-                    if state.count == 0 {
-                        rewind(state, data.len() as u64);
-                    }
+                    let head = head + ring::record_len(len);
+                    header.get.index.store(head, Ordering::SeqCst);
+                    let left = header.count.fetch_sub(1, Ordering::SeqCst) - 1;
+                    let low = self.at_low_water(left, tail - head, ring_len(&ring));
                     drop(guard);
                     // Putters wait on a full queue and are woken together
                     // once it is down to half: each then puts many messages
@@ -426,34 +594,59 @@ impl Queue {
                     if low {
                         header.space.notify_all();
                     }
-                    if more && header.items.has_sleepers() {
+                    // A putter that made the queue non-empty after this
+                    // count woke a getter itself.
+                    if left > 0 && header.items.has_sleepers() {
                         header.items.notify_one();
                     }
                     return Ok(result);
                 }
-                if state.shutdown != 0 {
+                if seen.is_none() {
+                    seen = Some(header.items.seq());
+                    continue;
+                }
+                if header.shutdown.load(Ordering::SeqCst) != 0 {
                     return Err(closed());
                 }
             }
             let left = wait.remaining("get from an empty queue")?;
-            header
-                .items
-                .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
+            if let Some(seen) = seen.take() {
+                header
+                    .items
+                    .wait(seen, Some(left.map_or(NAP, |l| l.min(NAP))));
+            }
         }
     }
 
-    /// Whether the queue is down to its low-water mark, half of its
+    /// Where the messages end, as a getter at `head` sees it: the tail it
+    /// last read, read afresh only when that says there is no message.
+    fn tail_for_get(&self, _get: &GetGuard<'_>, head: u64) -> u64 {
+        let header = self.header();
+        let tail = header.get.other.load(Ordering::Relaxed);
+        if head < tail {
+            return tail;
+        }
+        let tail = header.put.index.load(Ordering::SeqCst);
+        header.get.other.store(tail, Ordering::Relaxed);
+        tail
+    }
+
+    /// Whether the queue, holding `count` messages in `used` of its
+    /// `capacity` bytes, is down to its low-water mark, half of its
     /// `maxsize` (if it has one) and half of its bytes, where waiting
     /// putters are woken.
-    fn at_low_water(&self, state: &State, capacity: u64) -> bool {
-        (self.config.maxsize == 0 || state.count <= self.config.maxsize as u64 / 2)
-            && state.tail - state.head <= capacity / 2
+    fn at_low_water(&self, count: i64, used: u64, capacity: u64) -> bool {
+        (self.config.maxsize == 0 || count <= self.config.maxsize as i64 / 2)
+            && used <= capacity / 2
     }
 
     /// The number of messages in the queue (`qsize()`).
     pub fn qsize(&self) -> BridgeResult<usize> {
-        let mut guard = self.lock()?;
-        Ok(guard.parts().0.count as usize)
+        // Under both locks: exact, and a count a dead process left wrong
+        // is made again first.
+        let put = self.lock_put()?;
+        let _both = self.lock_both(&put)?;
+        Ok(self.header().count.load(Ordering::SeqCst).max(0) as usize)
     }
 
     /// Whether the queue holds `maxsize` messages (never, if unbounded).
@@ -464,10 +657,10 @@ impl Queue {
     /// Shuts the queue down for every process: puts fail with `EPIPE` from
     /// now on, and gets do once the queue is empty. Waiters wake up.
     pub fn shutdown(&self) -> BridgeResult<()> {
-        let mut guard = self.lock()?;
-        guard.parts().0.shutdown = 1;
-        drop(guard);
+        let guard = self.lock_put()?;
         let header = self.header();
+        header.shutdown.store(1, Ordering::SeqCst);
+        drop(guard);
         header.items.notify_all();
         header.space.notify_all();
         Ok(())
@@ -480,16 +673,13 @@ impl Queue {
     /// than were put.
     pub fn task_done(&self) -> BridgeResult<()> {
         self.require_joinable("task_done")?;
-        let mut guard = self.lock()?;
-        let state = guard.parts().0;
-        if state.unfinished == 0 {
-            return Err(BridgeError::invalid("task_done() called too many times"));
-        }
-        state.unfinished -= 1;
-        let all_done = state.unfinished == 0;
-        drop(guard);
-        if all_done {
-            self.header().done.notify_all();
+        let header = self.header();
+        let before = header
+            .unfinished
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| BridgeError::invalid("task_done() called too many times"))?;
+        if before == 1 {
+            header.done.notify_all();
         }
         Ok(())
     }
@@ -504,12 +694,46 @@ impl Queue {
         let header = self.header();
         loop {
             let seen = header.done.seq();
-            if self.lock()?.parts().0.unfinished == 0 {
+            if header.unfinished.load(Ordering::SeqCst) == 0 {
                 return Ok(());
             }
             let left = wait.remaining("join on a queue with unfinished tasks")?;
             header.done.wait(seen, left);
         }
+    }
+
+    /// The ring's size in bytes.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.header().capacity.load(Ordering::SeqCst) as usize
+    }
+
+    /// Does what a putter killed half-way through a put leaves behind: the
+    /// message's bytes and the new tail written, its count not; returns the
+    /// putters' lock, for a test to forget as a killed putter would.
+    #[cfg(test)]
+    pub(super) fn put_uncounted(&self, msg: &[u8]) -> PutGuard<'_> {
+        let guard = self.lock_put().unwrap();
+        let (_, tail) = self.indexes();
+        // SAFETY: the putters' lock is held and the test leaves room.
+        let tail = unsafe { self.raw_ring().push(tail, msg) };
+        self.header().put.index.store(tail, Ordering::SeqCst);
+        guard
+    }
+
+    /// Does what a getter killed half-way through a get leaves behind: the
+    /// oldest message taken (`head` moved past it), the count not lowered;
+    /// returns the getters' lock, for a test to forget.
+    #[cfg(test)]
+    pub(super) fn get_uncounted(&self) -> impl Drop + '_ {
+        let guard = self.lock_get().unwrap();
+        let (head, tail) = self.indexes();
+        // SAFETY: the getters' lock is held; the bytes up to `tail` are
+        // whole messages.
+        let len = unsafe { self.raw_ring().peek_len(head, tail - head) }.unwrap();
+        let head = head + ring::record_len(len);
+        self.header().get.index.store(head, Ordering::SeqCst);
+        guard
     }
 
     fn require_joinable(&self, what: &str) -> BridgeResult<()> {
@@ -574,36 +798,9 @@ fn reserve_bytes(bytes: usize) -> BridgeResult<()> {
     Ok(())
 }
 
-/// Moves an empty ring's indexes to the start of the buffer, so that a
-/// queue whose reader keeps up reuses the same (cached) bytes. `head` is
-/// stored first: a process killed in between leaves `head > tail`, which
-/// [`repair`] recognises.
-fn rewind(state: &mut State, capacity: u64) {
-    let start = state.tail.div_ceil(capacity) * capacity;
-    state.head = start;
-    state.tail = start;
-}
-
-/// Makes the state agree with the ring after a process died holding the
-/// lock. Indexes are only moved once the bytes are in place, so the ring is
-/// whole; only `count` (updated after an index) may be stale.
-fn repair(state: &mut State, data: &[u8], joinable: bool) {
-    if state.head > state.tail {
-        // Killed half-way through `rewind`: the ring was empty.
-        state.tail = state.head;
-    }
-    match ring::count(data, state.head, state.tail) {
-        Some(count) => state.count = count,
-        None => {
-            // Unreachable unless the mapping was overwritten: start afresh
-            // rather than hand out garbage.
-            state.head = state.tail;
-            state.count = 0;
-        }
-    }
-    if joinable {
-        state.unfinished = state.unfinished.max(state.count);
-    }
+/// The ring's size in bytes.
+fn ring_len(ring: &RawRing) -> u64 {
+    ring.capacity() as u64
 }
 
 #[cfg(test)]
@@ -731,7 +928,7 @@ mod tests {
     #[test]
     fn an_unbounded_queue_grows_past_its_first_ring_up_to_its_limit() {
         let q = Queue::new(QueueConfig::default()).unwrap();
-        let capacity = |q: &Queue| q.lock().unwrap().parts().1.len();
+        let capacity = |q: &Queue| q.capacity();
         assert_eq!(capacity(&q), INITIAL_RING_BYTES);
         // 12 MiB waiting: more than the 8 MiB every queue used to stop at.
         let chunk = vec![0u8; 1 << 20];
@@ -759,7 +956,7 @@ mod tests {
 
     #[test]
     fn past_eight_mib_a_ring_grows_only_when_no_getter_makes_room() {
-        let capacity = |q: &Queue| q.lock().unwrap().parts().1.len() as u64;
+        let capacity = |q: &Queue| q.capacity() as u64;
         let chunk = vec![0u8; (1 << 20) - 4];
         // No getter: the put that would go past 8 MiB waits GROW_AFTER,
         // then the ring grows and it succeeds.
@@ -778,7 +975,7 @@ mod tests {
             q.put(&chunk, Wait::Never).unwrap();
         }
         assert_eq!(capacity(&q), 2 * GROW_FREELY);
-        // A getter that keeps up: the ring stays at 8 MiB.
+        // A getter that keeps up: the ring stays within 8 MiB.
         let q = std::sync::Arc::new(queue(0, 32 << 20));
         let getter = {
             let q = q.clone();
@@ -792,7 +989,7 @@ mod tests {
             q.put(&chunk, Wait::Forever).unwrap();
         }
         getter.join().unwrap();
-        assert_eq!(capacity(&q), GROW_FREELY);
+        assert!(capacity(&q) <= GROW_FREELY);
     }
 
     #[test]
@@ -815,7 +1012,7 @@ mod tests {
             assert_eq!(q.get(Wait::Never).unwrap(), message(got));
             got += 1;
         }
-        assert!(q.lock().unwrap().parts().1.len() >= 256 << 10);
+        assert!(q.capacity() >= 256 << 10);
         while got < put {
             assert_eq!(q.get(Wait::Never).unwrap(), message(got));
             got += 1;
@@ -914,25 +1111,34 @@ mod tests {
 
     #[test]
     fn repair_recounts_messages() {
-        let mut data = vec![0u8; 64];
-        let mut state = State {
-            head: 0,
-            tail: 0,
-            count: 0,
-            unfinished: 0,
-            shutdown: 0,
-            capacity: 64,
-        };
-        state.tail = ring::push(&mut data, state.tail, b"one");
-        state.tail = ring::push(&mut data, state.tail, b"two");
+        let q = queue(0, 64);
+        q.put(b"one", Wait::Never).unwrap();
         // A putter died after moving `tail` but before counting.
-        state.count = 1;
-        repair(&mut state, &data, true);
-        assert_eq!((state.count, state.unfinished), (2, 2));
-        // A getter died half-way through rewinding an empty ring.
-        state.head = 64;
-        state.count = 1;
-        repair(&mut state, &data, true);
-        assert_eq!((state.head, state.tail, state.count), (64, 64, 0));
+        drop(q.put_uncounted(b"two"));
+        assert_eq!(q.header().count.load(Ordering::SeqCst), 1);
+        q.header().recount.store(1, Ordering::SeqCst);
+        assert_eq!(q.qsize().unwrap(), 2);
+        assert_eq!(q.get(Wait::Never).unwrap(), b"one");
+        assert_eq!(q.get(Wait::Never).unwrap(), b"two");
+        assert_eq!(q.qsize().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_getter_does_not_wait_for_a_putter_holding_its_lock() {
+        let q = std::sync::Arc::new(queue(0, 1024));
+        q.put(b"ready", Wait::Never).unwrap();
+        let put = q.lock_put().unwrap();
+        let getter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.get(Wait::Never))
+        };
+        let started = Instant::now();
+        while !getter.is_finished() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let finished = getter.is_finished();
+        drop(put);
+        assert!(finished, "the get waited for the putters' lock");
+        assert_eq!(getter.join().unwrap().unwrap(), b"ready");
     }
 }

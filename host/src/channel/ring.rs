@@ -6,64 +6,147 @@
 //! `u32` length followed by its bytes, wrapping around the end of the slice.
 //! These functions only move bytes: the caller commits a change by storing
 //! the new `head` or `tail` afterwards, which is what makes a process killed
-//! half-way harmless.
+//! half-way harmless. [`RawRing`] is the ring as putters and getters share
+//! it (each touching only its own bytes); the free functions are for a
+//! ring the caller has to itself.
 
 /// Bytes a message of `len` bytes takes in the ring.
 pub(crate) fn record_len(len: usize) -> u64 {
     4 + len as u64
 }
 
-fn copy_in(data: &mut [u8], pos: u64, bytes: &[u8]) {
-    let cap = data.len();
-    let start = (pos % cap as u64) as usize;
-    let first = bytes.len().min(cap - start);
-    data[start..start + first].copy_from_slice(&bytes[..first]);
-    let rest = bytes.len() - first;
-    data[..rest].copy_from_slice(&bytes[first..]);
+/// A ring's bytes by address, for a ring that putters write past its
+/// `tail` while getters read before it, each side under its own lock: no
+/// Rust reference ever covers bytes the other side may touch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawRing {
+    base: *mut u8,
+    capacity: usize,
 }
 
-fn copy_out(data: &[u8], pos: u64, out: &mut [u8]) {
-    let cap = data.len();
-    let start = (pos % cap as u64) as usize;
-    let first = out.len().min(cap - start);
-    out[..first].copy_from_slice(&data[start..start + first]);
-    let rest = out.len() - first;
-    out[first..].copy_from_slice(&data[..rest]);
-}
-
-/// Writes a message at `tail`; returns the new tail. The caller has checked
-/// that `record_len(msg.len())` bytes are free.
-pub(crate) fn push(data: &mut [u8], tail: u64, msg: &[u8]) -> u64 {
-    copy_in(data, tail, &(msg.len() as u32).to_le_bytes());
-    copy_in(data, tail + 4, msg);
-    tail + record_len(msg.len())
-}
-
-/// The length of the message at `head`, if it fits in the `used` bytes
-/// from `head` (it always does unless the memory was corrupted).
-pub(crate) fn peek_len(data: &[u8], head: u64, used: u64) -> Option<usize> {
-    if used < 4 {
-        return None;
+impl RawRing {
+    /// The ring of `capacity` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base` must be valid for reads and writes of `capacity` (non-zero)
+    /// bytes for as long as the `RawRing` is used.
+    pub(crate) unsafe fn new(base: *mut u8, capacity: usize) -> RawRing {
+        RawRing { base, capacity }
     }
-    let mut len = [0u8; 4];
-    copy_out(data, head, &mut len);
-    let len = u32::from_le_bytes(len) as usize;
-    (record_len(len) <= used).then_some(len)
+
+    /// The ring over `data`, which the caller has to itself.
+    pub(crate) fn over(data: &mut [u8]) -> RawRing {
+        RawRing {
+            base: data.as_mut_ptr(),
+            capacity: data.len(),
+        }
+    }
+
+    /// Its size in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The byte ranges `pos..pos + len` covers: the second is empty unless
+    /// it wraps around the end.
+    fn spans(&self, pos: u64, len: usize) -> ((usize, usize), usize) {
+        let start = (pos % self.capacity as u64) as usize;
+        let first = len.min(self.capacity - start);
+        ((start, first), len - first)
+    }
+
+    /// # Safety
+    /// Nobody else reads or writes `pos..pos + bytes.len()` meanwhile.
+    unsafe fn copy_in(&self, pos: u64, bytes: &[u8]) {
+        let ((start, first), rest) = self.spans(pos, bytes.len());
+        // SAFETY: both ranges lie inside the ring (`spans`), which the
+        // caller owns for them; `bytes` is not in the ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(start), first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), self.base, rest);
+        }
+    }
+
+    /// Writes a message at `tail`; returns the new tail.
+    ///
+    /// # Safety
+    /// `record_len(msg.len())` bytes from `tail` are free, and nobody else
+    /// reads or writes them until the caller publishes the new tail.
+    pub(crate) unsafe fn push(&self, tail: u64, msg: &[u8]) -> u64 {
+        // SAFETY: the caller owns the record's bytes.
+        unsafe {
+            self.copy_in(tail, &(msg.len() as u32).to_le_bytes());
+            self.copy_in(tail + 4, msg);
+        }
+        tail + record_len(msg.len())
+    }
+
+    /// The length of the message at `head`, if it fits in the `used` bytes
+    /// from `head` (it always does unless the memory was corrupted).
+    ///
+    /// # Safety
+    /// The `used` bytes from `head` are whole messages nobody writes while
+    /// the caller reads them.
+    pub(crate) unsafe fn peek_len(&self, head: u64, used: u64) -> Option<usize> {
+        if used < 4 {
+            return None;
+        }
+        // SAFETY: the four bytes at `head` are in the caller's range.
+        let (a, b) = unsafe { self.slices_at(head, 4) };
+        let mut len = [0u8; 4];
+        len[..a.len()].copy_from_slice(a);
+        len[a.len()..].copy_from_slice(b);
+        let len = u32::from_le_bytes(len) as usize;
+        (record_len(len) <= used).then_some(len)
+    }
+
+    /// The bytes of the message at `head`, whose length `peek_len` gave, as
+    /// two slices (the second is empty unless the message wraps around).
+    ///
+    /// # Safety
+    /// As [`peek_len`](Self::peek_len), for as long as the slices live.
+    pub(crate) unsafe fn slices<'a>(&self, head: u64, len: usize) -> (&'a [u8], &'a [u8]) {
+        // SAFETY: as the caller promises.
+        unsafe { self.slices_at(head + 4, len) }
+    }
+
+    /// # Safety
+    /// As [`slices`](Self::slices), for `pos..pos + len`.
+    unsafe fn slices_at<'a>(&self, pos: u64, len: usize) -> (&'a [u8], &'a [u8]) {
+        let ((start, first), rest) = self.spans(pos, len);
+        // SAFETY: both ranges lie inside the ring, and nobody writes them
+        // while the slices live (the caller's promise).
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.base.add(start), first),
+                std::slice::from_raw_parts(self.base, rest),
+            )
+        }
+    }
 }
 
-/// The bytes of the message at `head`, whose length `peek_len` gave, as
-/// two slices (the second is empty unless the message wraps around).
-pub(crate) fn slices(data: &[u8], head: u64, len: usize) -> (&[u8], &[u8]) {
-    let cap = data.len();
-    let start = ((head + 4) % cap as u64) as usize;
-    let first = len.min(cap - start);
-    (&data[start..start + first], &data[..len - first])
+/// Writes a message at `tail` of a ring the caller has to itself; returns
+/// the new tail. The caller has checked that `record_len(msg.len())` bytes
+/// are free.
+#[cfg(test)]
+pub(crate) fn push(data: &mut [u8], tail: u64, msg: &[u8]) -> u64 {
+    // SAFETY: `data` is borrowed exclusively.
+    unsafe { RawRing::over(data).push(tail, msg) }
+}
+
+/// The length of the message at `head` of a ring the caller has to itself,
+/// if it fits in the `used` bytes from `head`.
+pub(crate) fn peek_len(data: &mut [u8], head: u64, used: u64) -> Option<usize> {
+    // SAFETY: `data` is borrowed exclusively.
+    unsafe { RawRing::over(data).peek_len(head, used) }
 }
 
 /// Copies out the message at `head`, whose length `peek_len` gave.
 #[cfg(test)]
-pub(crate) fn read(data: &[u8], head: u64, len: usize) -> Vec<u8> {
-    let (a, b) = slices(data, head, len);
+pub(crate) fn read(data: &mut [u8], head: u64, len: usize) -> Vec<u8> {
+    // SAFETY: `data` is borrowed exclusively, and the copy is made before
+    // the borrow ends.
+    let (a, b) = unsafe { RawRing::over(data).slices(head, len) };
     [a, b].concat()
 }
 
@@ -88,7 +171,7 @@ pub(crate) fn double(data: &mut [u8], head: u64, tail: u64, capacity: u64) {
 
 /// Counts the messages between `head` and `tail`; `None` if the bytes there
 /// are not a sequence of whole messages.
-pub(crate) fn count(data: &[u8], head: u64, tail: u64) -> Option<u64> {
+pub(crate) fn count(data: &mut [u8], head: u64, tail: u64) -> Option<u64> {
     let mut pos = head;
     let mut n = 0;
     while pos < tail {
@@ -112,13 +195,13 @@ mod tests {
             let msg: Vec<u8> = (0..(round % 9)).map(|i| i ^ round).collect();
             assert!(tail - head + record_len(msg.len()) <= 16);
             tail = push(&mut data, tail, &msg);
-            assert_eq!(count(&data, head, tail), Some(1));
-            let len = peek_len(&data, head, tail - head).unwrap();
-            assert_eq!(read(&data, head, len), msg);
+            assert_eq!(count(&mut data, head, tail), Some(1));
+            let len = peek_len(&mut data, head, tail - head).unwrap();
+            assert_eq!(read(&mut data, head, len), msg);
             head += record_len(len);
         }
         assert_eq!(head, tail);
-        assert_eq!(count(&data, head, tail), Some(0));
+        assert_eq!(count(&mut data, head, tail), Some(0));
     }
 
     #[test]
@@ -134,16 +217,20 @@ mod tests {
                 }
                 double(&mut data, head, tail, 16);
                 // Bytes before 16 never move: the old ring is still whole.
-                assert_eq!(count(&data[..16], head, tail), Some(3));
+                assert_eq!(count(&mut data[..16], head, tail), Some(3));
                 let mut pos = head;
                 for msg in [b"a", b"b", b"c"] {
-                    let len = peek_len(&data[..32], pos, tail - pos).unwrap();
-                    assert_eq!(read(&data[..32], pos, len), msg, "lap {lap} start {start}");
+                    let len = peek_len(&mut data[..32], pos, tail - pos).unwrap();
+                    assert_eq!(
+                        read(&mut data[..32], pos, len),
+                        msg,
+                        "lap {lap} start {start}"
+                    );
                     pos += record_len(len);
                 }
                 double(&mut data, head, tail, 32);
-                assert_eq!(count(&data, head, tail), Some(3));
-                assert_eq!(read(&data, head + 10, 1), b"c");
+                assert_eq!(count(&mut data, head, tail), Some(3));
+                assert_eq!(read(&mut data, head + 10, 1), b"c");
             }
         }
     }
@@ -154,8 +241,8 @@ mod tests {
         let mut tail = push(&mut data, 0, b"abc");
         tail = push(&mut data, tail, b"");
         tail = push(&mut data, tail, b"hello");
-        assert_eq!(count(&data, 0, tail), Some(3));
-        assert_eq!(count(&data, 0, tail - 1), None);
-        assert_eq!(peek_len(&data, 0, 3), None);
+        assert_eq!(count(&mut data, 0, tail), Some(3));
+        assert_eq!(count(&mut data, 0, tail - 1), None);
+        assert_eq!(peek_len(&mut data, 0, 3), None);
     }
 }

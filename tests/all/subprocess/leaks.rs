@@ -4,12 +4,29 @@
 use super::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio as ProcessStdio;
+use std::time::Duration;
 
 /// Descriptors open in process `pid`.
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
+}
+
+/// Descriptors open in process `pid` once the count holds still for 100 ms
+/// (at most 5 s): a child's descriptors the host is still letting go of,
+/// on a loaded machine, are not open for good.
+fn settled_fd_count(pid: u32) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut count = fd_count(pid);
+    let mut same = 0;
+    while same < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = fd_count(pid);
+        same = if now == count { same + 1 } else { 0 };
+        count = now;
+    }
+    count
 }
 
 /// Children of `pid`, as (pid, state), but for the job's jail (its monitor
@@ -48,13 +65,13 @@ fn a_thousand_spawns_leave_no_zombie_and_no_descriptor() {
     let mut next = || lines.next().unwrap().unwrap();
 
     assert_eq!(next(), "ready");
-    let fds_before = fd_count(pid);
+    let fds_before = settled_fd_count(pid);
     assert_eq!(children(pid), []);
     writeln!(stdin).unwrap();
 
     assert_eq!(next(), "spawned 1000 failures 0");
     assert_eq!(next(), "ready");
-    let fds_after = fd_count(pid);
+    let fds_after = settled_fd_count(pid);
     let left = children(pid);
     writeln!(stdin).unwrap();
     let status = host.wait().unwrap();
