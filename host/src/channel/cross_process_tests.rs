@@ -324,6 +324,79 @@ fn a_process_dying_with_the_lock_held_does_not_wedge_the_queue() {
 }
 
 #[test]
+fn the_ring_grows_under_readers_in_other_processes_and_loses_nothing() {
+    // Writers outrun the readers, so the ring doubles (under both locks)
+    // while readers take messages of every size, some wrapped around its
+    // end. Each message carries its writer, its sequence number, and bytes
+    // that say both, checked by the reader.
+    let _serial = serial();
+    const N: u32 = 3_000;
+    let q = Queue::new(QueueConfig {
+        max_bytes: 8 << 20,
+        ..QueueConfig::default()
+    })
+    .unwrap();
+    let results = queue(0);
+    let body = |w: u32, seq: u32| {
+        let mut m = id_message(w, seq).to_vec();
+        let len = 8 + (seq as usize * 7_919 + w as usize * 104_729) % 4_000;
+        m.extend((8..len).map(|i| (i as u32 ^ seq ^ w) as u8));
+        m
+    };
+    let mut readers: Vec<Child> = (0..2)
+        .map(|_| {
+            fork_child(|| {
+                let mut last = [None::<u32>; 2];
+                loop {
+                    let m = q.get(ms(20_000)).unwrap();
+                    if m.is_empty() {
+                        return 0;
+                    }
+                    let (w, seq) = parse_id(&m);
+                    if m != body(w, seq) {
+                        return 2;
+                    }
+                    if last[w as usize].is_some_and(|l| l >= seq) {
+                        return 3;
+                    }
+                    last[w as usize] = Some(seq);
+                    results.put(&m[..8], Wait::Forever).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut writers: Vec<Child> = (0..2u32)
+        .map(|w| {
+            let q = &q;
+            fork_child(move || {
+                for seq in 0..N {
+                    q.put(&body(w, seq), ms(20_000)).unwrap();
+                }
+                0
+            })
+        })
+        .collect();
+    for w in &mut writers {
+        assert_eq!(w.exit_code(), 0, "a writer failed");
+    }
+    assert!(
+        q.capacity() > super::queue::INITIAL_RING_BYTES,
+        "the ring never grew"
+    );
+    for _ in 0..2 {
+        q.put(b"", ms(20_000)).unwrap();
+    }
+    for r in &mut readers {
+        assert_eq!(r.exit_code(), 0, "a reader saw a bad or reordered message");
+    }
+    let mut seen = HashSet::new();
+    while let Ok(m) = results.get(Wait::Never) {
+        assert!(seen.insert(parse_id(&m)), "a message was delivered twice");
+    }
+    assert_eq!(seen.len(), 2 * N as usize, "a message was lost");
+}
+
+#[test]
 fn a_reader_dying_with_its_lock_held_does_not_wedge_the_queue() {
     let _serial = serial();
     let q = queue(0);

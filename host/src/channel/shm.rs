@@ -195,9 +195,23 @@ const SPIN: Duration = Duration::from_micros(20);
 
 /// Whether this machine has more than one CPU to run on (watching for a
 /// change on the only CPU would only delay whoever makes it).
+///
+/// Kept in an atomic, not a `OnceLock`: a process forked while another of
+/// its threads was finding out would wait forever on a lock that nobody in
+/// it holds. Finding out twice does no harm.
 fn many_cpus() -> bool {
-    static MANY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+    const UNKNOWN: u8 = 0;
+    const ONE: u8 = 1;
+    const MANY: u8 = 2;
+    static CPUS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNKNOWN);
+    match CPUS.load(Ordering::Relaxed) {
+        UNKNOWN => {
+            let many = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+            CPUS.store(if many { MANY } else { ONE }, Ordering::Relaxed);
+            many
+        }
+        known => known == MANY,
+    }
 }
 
 /// A futex word in shared memory that waiters sleep on until it changes,
