@@ -366,18 +366,36 @@ pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow:
     check_module_size(digest, bytes.len())?;
     let actual = crate::policy::to_hex(&super::sha2_digest(&bytes));
     if actual != digest {
-        bail!("module {digest}: its content hashes to {actual}; refused");
+        return Err(ModuleRefused(format!(
+            "module {digest}: its content hashes to {actual}; refused"
+        ))
+        .into());
     }
     Ok(bytes)
 }
 
+/// A stored module no worker will run, however often it is fetched: over
+/// the size cap, or not the content its digest names. Any other failure to
+/// fetch one (a server restarting, a connection lost) may pass.
+#[derive(Debug)]
+pub(crate) struct ModuleRefused(String);
+
+impl std::fmt::Display for ModuleRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModuleRefused {}
+
 /// Refuses a module over [`MAX_MODULE_BYTES`].
 fn check_module_size(digest: &str, size: usize) -> anyhow::Result<()> {
     if size > MAX_MODULE_BYTES {
-        bail!(
+        return Err(ModuleRefused(format!(
             "module {digest} is {size} bytes, over the {} MiB a worker fetches; refused",
             MAX_MODULE_BYTES >> 20
-        );
+        ))
+        .into());
     }
     Ok(())
 }

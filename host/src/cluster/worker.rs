@@ -228,7 +228,7 @@ async fn take_tasks(
             let module = if lock(&loaded).contains(&headers.module) {
                 None
             } else {
-                match with_progress(&message, connect::get_module(&js, &headers.module)).await {
+                match with_progress(&message, fetch_module(&js, &headers.module)).await {
                     Ok(bytes) => Some(bytes),
                     Err(err) => {
                         // The job hears why rather than waiting for ever.
@@ -340,6 +340,33 @@ async fn with_progress<T>(
             () = tokio::time::sleep(ACK_WAIT / 3) => {
                 let _ = message.ack_with(AckKind::Progress).await;
             }
+        }
+    }
+}
+
+/// How many times a worker fetches a module before it fails the task.
+const MODULE_FETCHES: u32 = 6;
+
+/// The module stored under `digest`, fetched again after a failure that a
+/// server restarting or a lost connection explains: up to
+/// [`MODULE_FETCHES`] times, waiting 250 ms, then twice as long each time
+/// (about 8 s in all). A module refused for its size or content is not
+/// fetched again.
+async fn fetch_module(js: &jetstream::Context, digest: &str) -> anyhow::Result<Vec<u8>> {
+    let mut delay = Duration::from_millis(250);
+    let mut fetches = 1;
+    loop {
+        match connect::get_module(js, digest).await {
+            Err(err)
+                if fetches < MODULE_FETCHES
+                    && err.downcast_ref::<connect::ModuleRefused>().is_none() =>
+            {
+                tracing::warn!("{err:#}; fetching module {digest} again in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                fetches += 1;
+            }
+            fetched => return fetched,
         }
     }
 }
