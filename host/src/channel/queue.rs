@@ -447,7 +447,7 @@ impl Queue {
                 let below_max = self.config.maxsize == 0
                     || header.count.load(Ordering::SeqCst) < self.config.maxsize as i64;
                 let mut used = self.used_for_put(&guard, need);
-                if below_max && used + need > ring_len(&self.raw_ring()) {
+                if below_max && used + need > self.raw_ring().capacity() {
                     let patient = grow_later(wait, no_room_since);
                     self.grow_for(&guard, need, patient.is_none())?;
                     if let Some(for_room) = patient {
@@ -456,7 +456,7 @@ impl Queue {
                     used = self.used_for_put(&guard, need);
                 }
                 let ring = self.raw_ring();
-                if below_max && used + need <= ring_len(&ring) {
+                if below_max && used + need <= ring.capacity() {
                     let tail = header.put.index.load(Ordering::Relaxed);
                     // SAFETY: the putters' lock is held and the record's
                     // bytes are free: no getter reads past `tail`.
@@ -495,7 +495,7 @@ impl Queue {
                         ),
                     ));
                 }
-                if below_max && ring_len(&ring) < self.config.max_bytes as u64 {
+                if below_max && ring.capacity() < self.config.max_bytes as u64 {
                     no_room_since.get_or_insert_with(Instant::now);
                 }
             }
@@ -517,7 +517,7 @@ impl Queue {
         let header = self.header();
         let tail = header.put.index.load(Ordering::Relaxed);
         let head = header.put.other.load(Ordering::Relaxed);
-        if tail - head + need <= ring_len(&self.raw_ring()) {
+        if tail - head + need <= self.raw_ring().capacity() {
             return tail - head;
         }
         let head = header.get.index.load(Ordering::SeqCst);
@@ -584,7 +584,7 @@ impl Queue {
                     let head = head + ring::record_len(len);
                     header.get.index.store(head, Ordering::SeqCst);
                     let left = header.count.fetch_sub(1, Ordering::SeqCst) - 1;
-                    let low = self.at_low_water(left, tail - head, ring_len(&ring));
+                    let low = self.at_low_water(left, tail - head, ring.capacity());
                     drop(guard);
                     // Putters wait on a full queue and are woken together
                     // once it is down to half: each then puts many messages
@@ -796,11 +796,6 @@ fn reserve_bytes(bytes: usize) -> BridgeResult<()> {
         ));
     }
     Ok(())
-}
-
-/// The ring's size in bytes.
-fn ring_len(ring: &RawRing) -> u64 {
-    ring.capacity() as u64
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ impl RawRing {
     }
 
     /// Its size in bytes.
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity as u64
     }
 
     /// The byte ranges `pos..pos + len` covers: the second is empty unless
@@ -82,13 +82,15 @@ impl RawRing {
     }
 
     /// The length of the message at `head`, if it fits in the `used` bytes
-    /// from `head` (it always does unless the memory was corrupted).
+    /// from `head` (it always does unless the memory was corrupted). Indexes
+    /// that claim more bytes than the ring holds are corruption too: `None`,
+    /// so that no slice ever reaches past the ring.
     ///
     /// # Safety
     /// The `used` bytes from `head` are whole messages nobody writes while
     /// the caller reads them.
     pub(crate) unsafe fn peek_len(&self, head: u64, used: u64) -> Option<usize> {
-        if used < 4 {
+        if used < 4 || used > self.capacity as u64 {
             return None;
         }
         // SAFETY: the four bytes at `head` are in the caller's range.
@@ -244,5 +246,12 @@ mod tests {
         assert_eq!(count(&mut data, 0, tail), Some(3));
         assert_eq!(count(&mut data, 0, tail - 1), None);
         assert_eq!(peek_len(&mut data, 0, 3), None);
+        // Indexes further apart than the ring is long: corrupted, not read.
+        let mut small = vec![0u8; 16];
+        push(&mut small, 0, &[7; 12]);
+        assert_eq!(peek_len(&mut small, 0, 16), Some(12));
+        assert_eq!(peek_len(&mut small, 0, 17), None);
+        small[..4].copy_from_slice(&40u32.to_le_bytes());
+        assert_eq!(peek_len(&mut small, 0, 64), None);
     }
 }
