@@ -221,6 +221,26 @@ fn a_task_over_its_timeout_fails_and_its_worker_is_replaced() {
 }
 
 #[test]
+fn a_worker_that_dies_holding_replies_runs_no_task_twice() {
+    let (text, _) = pool_probe(&["die_holding"]);
+    let noted = line(&text, "noted ");
+    assert_eq!(noted, "0 1 2 3 4 5 6 7 8 9", "each task ran once: {text}");
+    let outcomes = line(&text, "outcomes ");
+    assert!(outcomes.contains("5:lost"), "{text}");
+    for n in 6..10 {
+        assert!(outcomes.contains(&format!("{n}:ok")), "{text}");
+    }
+}
+
+#[test]
+fn a_quick_task_sent_ahead_of_one_that_times_out_keeps_its_result() {
+    let (text, _) = pool_probe(&["timeout_behind_quick"]);
+    assert_eq!(line(&text, "first "), "Ok 0", "{text}");
+    assert_eq!(line(&text, "second "), "TaskTimedOut", "{text}");
+    assert_eq!(line(&text, "busy "), r#"Ok("100")"#, "{text}");
+}
+
+#[test]
 fn maxtasksperchild_replaces_workers() {
     let (text, _) = pool_probe(&["maxtasks"]);
     let pids = numbers(line(&text, "pids "));

@@ -1,8 +1,9 @@
 //! Test guest for pools: `pool_probe SCENARIO [ARGS]` runs one scenario and
 //! prints what the tests check.
 //!
-//! Scenarios: `map`, `errors`, `kill`, `timeout`, `maxtasks`, `terminate`,
-//! `lifecycle`, `leave drop|exit`, `bad`, `limit`, `away`.
+//! Scenarios: `map`, `errors`, `kill`, `die_holding`, `timeout`,
+//! `timeout_behind_quick`, `maxtasks`, `terminate`, `lifecycle`,
+//! `leave drop|exit`, `bad`, `limit`, `away`.
 
 use procbridge_sdk::multiprocessing::pool::star_args;
 use procbridge_sdk::multiprocessing::{Pool, PoolError, Process, Queue};
@@ -53,6 +54,16 @@ task!(noop, |_: &[u8]| ());
 task!(
     fn put_square(q: Queue, n: i64) {
         q.put(n * n).unwrap();
+    }
+);
+
+task!(
+    /// Notes `n` on the queue; `n == 5` then kills its own worker.
+    fn note_or_die(q: Queue, n: i64) {
+        q.put(n).unwrap();
+        if n == 5 {
+            let _ = os::kill(os::getpid(), 9);
+        }
     }
 );
 
@@ -232,6 +243,65 @@ fn timeout() {
     println!("pids changed {}", before != after);
     println!("before {}", before);
     println!("after {}", after);
+    pool.close().expect("close");
+    pool.join().expect("join");
+}
+
+/// A quick task sent ahead to a busy worker, with a task that overruns
+/// its timeout behind it: the quick one's result comes back (it is not
+/// held until the slow one is killed), the slow one times out.
+fn timeout_behind_quick() {
+    let pool = Pool::builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .expect("pool");
+    // Short tasks: the pool learns to send work ahead.
+    pool.map_chunked("slow_echo", (0..100).map(|_| "0"), 1)
+        .expect("warm-up");
+    let busy = pool.apply_async("slow_echo", "100").expect("busy");
+    let mut pair = pool
+        .imap("slow_echo", ["0", "20000"], 1)
+        .expect("imap");
+    match pair.next() {
+        Some(Ok(first)) => println!("first Ok {}", text(first)),
+        other => println!("first other {:?}", other),
+    }
+    match pair.next() {
+        Some(Err(PoolError::TaskTimedOut(_))) => println!("second TaskTimedOut"),
+        other => println!("second other {:?}", other),
+    }
+    println!("busy {:?}", busy.get().map(text));
+    pool.close().expect("close");
+    pool.join().expect("join");
+}
+
+/// Short tasks sent ahead to one worker, which dies in the sixth: every
+/// task runs once, none twice, whether its reply was sent or held.
+fn die_holding() {
+    let q = Queue::new().expect("queue");
+    let pool = Pool::new(1).expect("pool");
+    pool.map_chunked("noop", (0..100).map(|_| ""), 1)
+        .expect("warm-up");
+    let results: Vec<_> = (0..10)
+        .map(|n| pool.apply_async(note_or_die, (q.clone(), n)).expect("apply_async"))
+        .collect();
+    let outcomes: Vec<String> = results
+        .iter()
+        .enumerate()
+        .map(|(n, r)| match r.get() {
+            Ok(()) => format!("{n}:ok"),
+            Err(PoolError::WorkerLost(_)) => format!("{n}:lost"),
+            Err(other) => format!("{n}:{other:?}"),
+        })
+        .collect();
+    println!("outcomes {}", outcomes.join(" "));
+    let mut noted = Vec::new();
+    while let Ok(n) = q.get_timeout::<i64>(Duration::from_millis(500)) {
+        noted.push(n);
+    }
+    noted.sort_unstable();
+    let noted: Vec<String> = noted.iter().map(|n| n.to_string()).collect();
+    println!("noted {}", noted.join(" "));
     pool.close().expect("close");
     pool.join().expect("join");
 }
@@ -533,6 +603,8 @@ fn main() {
         "errors" => errors(),
         "kill" => kill(),
         "timeout" => timeout(),
+        "timeout_behind_quick" => timeout_behind_quick(),
+        "die_holding" => die_holding(),
         "maxtasks" => maxtasks(),
         "terminate" => terminate(),
         "lifecycle" => lifecycle(),

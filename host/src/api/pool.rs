@@ -27,7 +27,7 @@ use crate::ctx::HostState;
 use crate::errno::{BridgeError, BridgeResult, Errno};
 use crate::guest_mem::MAX_READ;
 use crate::pool::pump::{PoolGuard, SharedPool};
-use crate::pool::{worker, Config, Next, Pool, State, Wait, MAX_WORKERS, POOL_KIND};
+use crate::pool::{worker, Batch, Config, Next, Pool, State, Wait, MAX_WORKERS, POOL_KIND};
 use procbridge_abi::pool::{NEXT_ORDERED, NEXT_UNORDERED};
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -71,8 +71,8 @@ fn fds_a_worker_closes(state: &mut HostState, h: i32) -> BridgeResult<Vec<RawFd>
 fn start_workers(caller: &mut Caller<'_, HostState>, h: i32, count: usize) -> BridgeResult<()> {
     for _ in 0..count {
         let siblings = fds_a_worker_closes(caller.data_mut(), h)?;
-        let retry_lost = pool(caller.data_mut(), h)?.retry_lost();
-        match worker::start(caller, &siblings, retry_lost) {
+        let how = pool(caller.data_mut(), h)?.worker_setup();
+        match worker::start(caller, &siblings, how) {
             Ok(worker) => pool(caller.data_mut(), h)?.add_worker(worker),
             Err(err) => {
                 pool(caller.data_mut(), h)?.start_failed(&err);
@@ -201,31 +201,58 @@ pub(super) fn pool_submit(
     items_len: i32,
     chunksize: i32,
 ) -> i32 {
-    let mut request = None;
-    let ret = with_memory(&mut caller, |mem, state| {
-        let name = mem.read_str(name_ptr, name_len, MAX_NAME)?.to_string();
-        let list = mem.read(items_ptr, items_len, MAX_READ)?.to_vec();
+    // A task this pool knows is queued straight from guest memory; a new
+    // name is copied out, to be checked against the exports first.
+    let mut unchecked = None;
+    let mut wants_round = false;
+    let queued = with_memory(&mut caller, |mem, state| {
+        let name = mem.read_str(name_ptr, name_len, MAX_NAME)?;
+        let list = mem.read(items_ptr, items_len, MAX_READ)?;
         if chunksize < 1 {
             return Err(BridgeError::invalid(format!(
                 "chunksize must be at least 1, not {chunksize}"
             )));
         }
-        pool(state, h)?;
-        request = Some((name, list));
-        Ok(0)
+        let mut pool_now = pool(state, h)?;
+        let Some(task) = pool_now.task(name) else {
+            unchecked = Some((name.to_string(), list.to_vec()));
+            return Ok(0);
+        };
+        let id = pool_now.submit(&task, list, chunksize as usize)?;
+        wants_round = start_now(&mut pool_now);
+        Ok(id)
     });
-    let Some((name, list)) = request else {
-        return ret;
-    };
+    if queued < 0 || (unchecked.is_none() && !wants_round) {
+        return queued;
+    }
     with_caller(&mut caller, |caller| {
-        check_task_export(caller, &name)?;
-        let id = pool(caller.data_mut(), h)?.submit(&name, &list, chunksize as usize)?;
-        // Send what should be sent now; do not wait.
-        if pool(caller.data_mut(), h)?.wants_round() {
+        let id = match unchecked {
+            None => queued,
+            Some((name, list)) => {
+                check_task_export(caller, &name)?;
+                let mut pool_now = pool(caller.data_mut(), h)?;
+                let task = pool_now.add_task(&name);
+                let id = pool_now.submit(&task, &list, chunksize as usize)?;
+                wants_round = start_now(&mut pool_now);
+                id
+            }
+        };
+        if wants_round {
             drive(caller, h, Wait::Never, |_| Ok(None::<()>))?;
         }
         Ok(id)
     })
+}
+
+/// After a submission: sends what should be sent now, without waiting.
+/// `true` when that takes a whole round of progress, which the caller
+/// makes with [`drive`] (it may start workers).
+fn start_now(pool: &mut Pool) -> bool {
+    if pool.wants_round() {
+        return true;
+    }
+    pool.start_on_free_workers();
+    false
 }
 
 /// Refuses a task name that is not an exported `(i32) -> i32` function.
@@ -253,7 +280,6 @@ fn check_task_export(caller: &mut Caller<'_, HostState>, name: &str) -> BridgeRe
 
 pub(super) fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i32) -> i32 {
     with_caller(&mut caller, |caller| {
-        pool(caller.data_mut(), h)?.batch(id)?;
         let done = drive(caller, h, Wait::Never, |p| {
             Ok(p.batch(id)?.is_complete().then_some(()))
         })?;
@@ -261,23 +287,22 @@ pub(super) fn pool_result_ready(mut caller: Caller<'_, HostState>, h: i32, id: i
     })
 }
 
-/// Waits until result `id` is complete; `ETIMEDOUT` if `wait` ends first.
-fn wait_complete(
+/// Waits until result `id` is complete, then gives what `finished` makes
+/// of it; `ETIMEDOUT` if `wait` ends first. (`drive` probes before it
+/// starts anything: an unknown id fails at once.)
+fn wait_complete<T>(
     caller: &mut Caller<'_, HostState>,
     h: i32,
     id: i32,
     wait: Wait,
-) -> BridgeResult<()> {
-    pool(caller.data_mut(), h)?.batch(id)?;
-    match drive(caller, h, wait, |p| {
-        Ok(p.batch(id)?.is_complete().then_some(()))
-    })? {
-        Some(()) => Ok(()),
-        None => Err(BridgeError::new(
-            Errno::TimedOut,
-            format!("result {id} is not ready"),
-        )),
-    }
+    finished: impl Fn(&Batch) -> T,
+) -> BridgeResult<T> {
+    let probe = |p: &mut Pool| {
+        let batch = p.batch(id)?;
+        Ok(batch.is_complete().then(|| finished(batch)))
+    };
+    drive(caller, h, wait, probe)?
+        .ok_or_else(|| BridgeError::new(Errno::TimedOut, format!("result {id} is not ready")))
 }
 
 pub(super) fn pool_result_wait(
@@ -287,7 +312,7 @@ pub(super) fn pool_result_wait(
     timeout_us: i64,
 ) -> i32 {
     with_caller(&mut caller, |caller| {
-        wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
+        wait_complete(caller, h, id, Wait::from_micros(timeout_us)?, |_| ())?;
         Ok(0)
     })
 }
@@ -299,10 +324,9 @@ pub(super) fn pool_result_get(
     timeout_us: i64,
 ) -> i32 {
     with_caller(&mut caller, |caller| {
-        wait_complete(caller, h, id, Wait::from_micros(timeout_us)?)?;
-        let state = caller.data_mut();
-        let encoded = pool(state, h)?.batch(id)?.encode_all();
-        state.bridge.set_result(encoded)
+        let wait = Wait::from_micros(timeout_us)?;
+        let encoded = wait_complete(caller, h, id, wait, Batch::encode_all)?;
+        caller.data_mut().bridge.set_result(encoded)
     })
 }
 

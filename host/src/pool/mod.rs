@@ -22,6 +22,14 @@
 //!   with a timeout outcome, and it is replaced,
 //! * retires workers that ran `maxtasksperchild` chunks.
 //!
+//! A submission does not make a whole round each time: it hands its first
+//! chunks to workers known to be free, so a task starts at once when a
+//! worker waits for one, and queues the rest for the next round (at most
+//! [`SUBMIT_ROUND_EVERY`] later, or the next call that waits). A burst of
+//! `apply_async` calls thus wakes each worker once per round, not once per
+//! task; and a worker that was sent several short chunks writes their
+//! replies together ([`serve`]).
+//!
 //! Starting workers needs the guest's `Caller` (a worker serves in the
 //! forked copy of the running host call), so [`Pool::missing_workers`]
 //! tells the host functions how many to start with [`worker::start`].
@@ -73,8 +81,10 @@ const PIPELINE_DEPTH: usize = 4;
 /// to the queue).
 const PIPELINE_MAX: usize = 64;
 
-/// See [`Pool::wants_round`].
-const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(50);
+/// How often a burst of submissions makes a whole round of progress (see
+/// [`Pool::wants_round`]): about as long as the work a worker is sent
+/// ahead ([`PIPELINE_COVER`]).
+const SUBMIT_ROUND_EVERY: Duration = Duration::from_micros(200);
 
 pub(crate) use crate::timeout::Wait;
 
@@ -130,6 +140,9 @@ pub(crate) struct Pool {
     queued_bytes: usize,
     /// By id; ids are the pool's own sequence, so a fast hash will do.
     batches: FxHashMap<u64, Batch>,
+    /// The task exports a submission named that were checked to be task
+    /// functions (an instance's exports never change).
+    tasks: FxHashMap<Box<str>, Arc<str>>,
     next_batch: u64,
     next_chunk: u64,
     /// A running average of how long a chunk takes.
@@ -153,6 +166,7 @@ impl Pool {
             queue: VecDeque::new(),
             queued_bytes: 0,
             batches: FxHashMap::default(),
+            tasks: FxHashMap::default(),
             next_batch: 1,
             next_chunk: 0,
             service: None,
@@ -238,6 +252,19 @@ impl Pool {
         }
     }
 
+    /// The task export `name`, if it was checked before (see
+    /// [`Pool::add_task`]).
+    pub(crate) fn task(&self, name: &str) -> Option<Arc<str>> {
+        self.tasks.get(name).cloned()
+    }
+
+    /// Remembers `name` as an export checked to be a task function.
+    pub(crate) fn add_task(&mut self, name: &str) -> Arc<str> {
+        let task: Arc<str> = Arc::from(name);
+        self.tasks.insert(Box::from(name), task.clone());
+        task
+    }
+
     /// Queues the items of the list-encoded `list` for the task export
     /// `name`, `chunksize` items per request, and returns the submission's
     /// id.
@@ -248,7 +275,7 @@ impl Pool {
     /// `ENOBUFS` past the policy's queued-bytes limit.
     pub(crate) fn submit(
         &mut self,
-        name: &str,
+        name: &Arc<str>,
         list: &[u8],
         chunksize: usize,
     ) -> BridgeResult<i32> {
@@ -272,8 +299,7 @@ impl Pool {
             .map_err(|_| BridgeError::new(Errno::Again, "this pool has run out of result ids"))?;
         self.next_batch += 1;
         self.batches.insert(id, Batch::new(ends.len()));
-        let name: Arc<str> = Arc::from(name);
-        let chunks = chunk::split(id, &name, list, &ends, chunksize, &mut self.next_chunk);
+        let chunks = chunk::split(id, name, list, &ends, chunksize, &mut self.next_chunk);
         self.queue.extend(chunks);
         self.queued_bytes += size;
         Ok(handle)
@@ -320,24 +346,45 @@ impl Pool {
         self.state = State::Terminated;
     }
 
-    /// Whether a submission should make a round of progress now: a worker
-    /// is free (the task should start at once), a worker is missing, or the
-    /// last round is more than [`SUBMIT_ROUND_EVERY`] old. Otherwise a burst
-    /// of `apply_async` calls only queues, and the workers, fed ahead of
-    /// time, are not woken once per task.
+    /// Whether a submission should make a whole round of progress now (read
+    /// replies, notice deaths): a worker is missing, or the last round is
+    /// more than [`SUBMIT_ROUND_EVERY`] old. Otherwise a burst of
+    /// `apply_async` calls only hands its tasks to workers known to be free
+    /// ([`Pool::start_on_free_workers`]) and queues the rest, and the
+    /// workers, fed ahead of time at the next round, are not woken once per
+    /// task.
     pub(crate) fn wants_round(&self) -> bool {
-        let max_tasks = self.config.max_tasks;
-        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY
-            || self.missing_workers() > 0
-            || self
-                .workers
-                .iter()
-                .any(|w| w.in_flight.is_empty() && w.takes_chunks(max_tasks))
+        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY || self.missing_workers() > 0
     }
 
-    /// Whether lost remote tasks run again (see [`Config::retry_lost`]).
-    pub(crate) fn retry_lost(&self) -> bool {
-        self.config.retry_lost
+    /// Sends queued chunks to the workers known to be free (none of their
+    /// chunks in flight), so a task starts at once when a worker waits for
+    /// one. Reads nothing: a worker is known to be free again only once a
+    /// round has read its replies.
+    pub(crate) fn start_on_free_workers(&mut self) {
+        let max_tasks = self.config.max_tasks;
+        for worker in &mut self.workers {
+            if !worker.in_flight.is_empty() || !worker.takes_chunks(max_tasks) {
+                continue;
+            }
+            let Some(chunk) = self.queue.pop_front() else {
+                return;
+            };
+            self.queued_bytes = self.queued_bytes.saturating_sub(chunk.size());
+            worker.send(chunk);
+            // A worker whose socket failed is buried by the next round.
+            let _ = worker.flush();
+        }
+    }
+
+    /// How a worker started now is to serve.
+    pub(crate) fn worker_setup(&self) -> worker::Setup {
+        worker::Setup {
+            retry_lost: self.config.retry_lost,
+            // A task's deadline is counted from its predecessor's reply:
+            // with a timeout, every reply goes out as soon as it is made.
+            hold_replies: self.config.task_timeout.is_none(),
+        }
     }
 
     /// Sets [`Config::retry_lost`]. Relays (`relays`: the workers send

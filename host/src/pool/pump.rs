@@ -40,24 +40,16 @@ const POLL_LIMIT: Duration = Duration::from_millis(5);
 
 /// What the pump and the guest's calls know of each other, kept in the
 /// pool (under its mutex).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PumpState {
-    /// When the guest's last pool call ended.
-    owner_left: Instant,
+    /// How many pool calls of the guest have ended: the pump tells that
+    /// the guest is away when this stays still (a count, not a time, so a
+    /// call does not read the clock).
+    calls: u64,
     /// The pump waits for work to appear (a call that adds some wakes it).
     idle: bool,
     /// The pool is going: the pump ends.
     stop: bool,
-}
-
-impl Default for PumpState {
-    fn default() -> Self {
-        PumpState {
-            owner_left: Instant::now(),
-            idle: false,
-            stop: false,
-        }
-    }
 }
 
 struct Shared {
@@ -101,7 +93,7 @@ impl std::ops::DerefMut for PoolGuard<'_> {
 
 impl Drop for PoolGuard<'_> {
     fn drop(&mut self) {
-        self.pool.pump.owner_left = Instant::now();
+        self.pool.pump.calls = self.pool.pump.calls.wrapping_add(1);
         if self.pool.pump.idle && self.pool.has_pending_work() {
             self.shared.wake_pump.notify_one();
         }
@@ -185,6 +177,8 @@ fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
 /// The pump's loop: see the module docs.
 fn run(shared: &Shared, stop_fd: RawFd) {
     let mut pool = lock(&shared.pool);
+    // The guest's call count as last seen, and when it was seen to change.
+    let mut seen = (pool.pump.calls, Instant::now());
     loop {
         if pool.pump.stop {
             return;
@@ -198,7 +192,10 @@ fn run(shared: &Shared, stop_fd: RawFd) {
             pool.pump.idle = false;
             continue;
         }
-        let away = pool.pump.owner_left.elapsed();
+        if pool.pump.calls != seen.0 {
+            seen = (pool.pump.calls, Instant::now());
+        }
+        let away = seen.1.elapsed();
         if away < TAKE_OVER_AFTER {
             pool = shared
                 .wake_pump
@@ -212,7 +209,7 @@ fn run(shared: &Shared, stop_fd: RawFd) {
         wait_for_news(&fds, stop_fd);
         let gate = fork_gate::enter();
         pool = lock(&shared.pool);
-        if !pool.pump.stop && pool.pump.owner_left.elapsed() >= TAKE_OVER_AFTER {
+        if !pool.pump.stop && pool.pump.calls == seen.0 {
             // Errors are the pool's to keep (a failed round is tried again).
             let _ = pool.step(Wait::Never);
         }

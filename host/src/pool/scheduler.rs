@@ -34,6 +34,15 @@ impl Pool {
         self.last_step = Instant::now();
         self.retired
             .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+        // A spent worker with nothing in flight sends nothing more: retire
+        // it now, and do not sleep on the others while its replacement
+        // waits to be started (by the caller, which has the guest).
+        self.retire_spent();
+        let wait = if self.missing_workers() > 0 {
+            Wait::Never
+        } else {
+            wait
+        };
         self.dispatch();
         let mut ended: Vec<(usize, Cause)> = Vec::new();
         for (index, worker) in self.workers.iter_mut().enumerate() {
@@ -224,6 +233,7 @@ impl Pool {
         let Some(chunk) = chunk else {
             return false;
         };
+        worker.answered += 1;
         worker.head_since = Instant::now();
         worker.dying |= reply.fatal;
         if let Some(batch) = self.batches.get_mut(&chunk.batch) {
@@ -253,11 +263,30 @@ impl Pool {
             Cause::Broken | Cause::TimedOut => worker.kill(),
         };
         let mut chunks = std::mem::take(&mut worker.in_flight);
-        let running = match cause {
-            // It said it would exit; nothing of what follows ever started.
-            Cause::Closed if worker.dying => None,
-            _ => chunks.pop_front(),
+        // The chunks it began (in the order they were sent) have run, in
+        // part or whole: they fail, and never run again. The last of them
+        // was running; a worker that holds its replies (see `serve`) took
+        // those of the ones before it along. One that overran its timeout
+        // or sent garbage fails its first chunk in any case.
+        let begun = if worker.relay {
+            // The first chunk it was sent, unless it said it ends.
+            u64::from(!worker.dying)
+        } else {
+            worker.progress.begun().saturating_sub(worker.answered)
         };
+        let begun = usize::try_from(begun).unwrap_or(usize::MAX);
+        let begun = match cause {
+            Cause::Closed => begun,
+            Cause::Broken | Cause::TimedOut => begun.max(1),
+        };
+        let mut ran: Vec<Chunk> = chunks.drain(..begun.min(chunks.len())).collect();
+        let running = ran.pop();
+        let unanswered = Outcome::WorkerLost(format!(
+            "worker {pid} ran the task, then died before its reply was sent ({how})"
+        ));
+        for chunk in &ran {
+            self.fail_chunk(chunk, &unanswered);
+        }
         if let Some(chunk) = running {
             let outcome = match cause {
                 Cause::TimedOut => Outcome::TimedOut(format!(

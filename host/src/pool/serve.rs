@@ -6,24 +6,50 @@
 //! worker).
 
 use super::frame::{self, Request};
+use super::worker::Progress;
 use crate::ctx::HostState;
 use crate::process::task::{call_typed, Ending};
 use crate::process::{self};
 use procbridge_abi::pool::{STATUS_FAILED, STATUS_OK, STATUS_WORKER_LOST};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 use wasmtime::{Caller, TypedFunc};
 
 /// The largest reply item: a bigger result fails its task instead.
 const MAX_RESULT: usize = 64 << 20;
 
+/// A worker that has more requests to run holds its replies to write them
+/// together, until the first is this old (checked as each task ends)...
+const HOLD_FOR: Duration = Duration::from_micros(50);
+/// ... or this large.
+const HOLD_BYTES: usize = 64 << 10;
+
 /// Serves requests on `sock` until told to stop; then ends the process.
-pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
+///
+/// With `hold`, the replies of the requests it already has are written
+/// together (see [`HOLD_FOR`]): one system call, and at most one wake-up
+/// of the pool, for many short tasks. Only short tasks are sent ahead, so
+/// a worker has more than one request only when they are short; a task
+/// that runs long all the same keeps the replies held before it until it
+/// ends, as it keeps the requests queued behind it. A worker that dies
+/// loses the replies it held: it notes in `progress` each chunk it begins,
+/// so that the pool fails those chunks as lost with it rather than run
+/// them again. A pool with a task timeout does not hold: a task's deadline
+/// counts from the reply before it.
+pub(crate) fn serve(
+    caller: &mut Caller<'_, HostState>,
+    sock: OwnedFd,
+    hold: bool,
+    progress: &Progress,
+) -> ! {
     let fd = sock.as_raw_fd();
     let mut input: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut reply = Vec::new();
     let mut cached: Option<(String, Exports)> = None;
     loop {
         let mut used = 0;
+        // Replies not yet written, and since when the first of them waits.
+        let mut held_since: Option<Instant> = None;
         loop {
             let (payload, len) = match frame::next_frame(&input[used..]) {
                 Ok(Some(found)) => found,
@@ -35,24 +61,42 @@ pub(crate) fn serve(caller: &mut Caller<'_, HostState>, sock: OwnedFd) -> ! {
                 Err(_) => stop(caller, 3),
             };
             if request.id == frame::STOP {
+                send_replies(caller, fd, &mut reply);
                 stop(caller, 0);
             }
-            reply.clear();
+            progress.begin();
             let fatal = run_chunk(caller, &request, &mut cached, &mut reply);
             used += len;
-            if !write_all(fd, &reply) {
-                stop(caller, 0);
-            }
             if fatal {
+                send_replies(caller, fd, &mut reply);
                 stop(caller, 1);
             }
+            if !hold {
+                send_replies(caller, fd, &mut reply);
+                continue;
+            }
+            let since = *held_since.get_or_insert_with(Instant::now);
+            if reply.len() >= HOLD_BYTES || since.elapsed() >= HOLD_FOR {
+                send_replies(caller, fd, &mut reply);
+                held_since = None;
+            }
         }
+        send_replies(caller, fd, &mut reply);
         input.drain(..used);
         if !read_more(fd, &mut input) {
             // The pool closed its end: it is gone or done with us.
             stop(caller, 0);
         }
     }
+}
+
+/// Writes the replies held in `reply` and empties it; a pool that is gone
+/// ends the worker.
+fn send_replies(caller: &mut Caller<'_, HostState>, fd: i32, reply: &mut Vec<u8>) {
+    if !reply.is_empty() && !write_all(fd, reply) {
+        stop(caller, 0);
+    }
+    reply.clear();
 }
 
 /// Runs every item of a request and encodes the reply into `out`. Returns
@@ -223,6 +267,11 @@ fn write_all(fd: i32, mut bytes: &[u8]) -> bool {
 }
 
 /// Blocks until more bytes arrive; `false` at end of stream or on error.
+///
+/// It sleeps in `poll` for `POLLIN`, not in a blocking `recv`: a `recv`
+/// sleeper on a Unix socket is woken each time the pool reads one of its
+/// replies (the socket's write space, announced on the same wait queue),
+/// while a `poll` sleeper is woken only by what it asked for.
 fn read_more(fd: i32, input: &mut Vec<u8>) -> bool {
     if input.capacity() - input.len() < 16 << 10 {
         input.reserve(64 << 10);
@@ -233,18 +282,34 @@ fn read_more(fd: i32, input: &mut Vec<u8>) -> bool {
         // length to cover only the bytes read.
         let n = unsafe {
             let end = input.as_mut_ptr().add(input.len());
-            libc::recv(fd, end.cast(), spare, 0)
+            libc::recv(fd, end.cast(), spare, libc::MSG_DONTWAIT)
         };
         if n > 0 {
             // SAFETY: the kernel wrote `n` bytes there.
             unsafe { input.set_len(input.len() + n as usize) };
             return true;
         }
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        if n == 0 {
+            return false;
         }
-        return false;
+        match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::Interrupted => {}
+            std::io::ErrorKind::WouldBlock => wait_readable(fd),
+            _ => return false,
+        }
     }
+}
+
+/// Sleeps until `fd` has bytes to read, or its peer closed it.
+fn wait_readable(fd: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout. An error (EINTR) only returns
+    // early: the caller reads again.
+    unsafe { libc::poll(&mut pfd, 1, -1) };
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::process::fork::{fork_host, Forked};
 use crate::process::Start;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::Caller;
 
@@ -20,6 +21,13 @@ pub(crate) struct Worker {
     // Declared first: the socket closes before the child is reaped.
     sock: OwnedFd,
     pub(crate) child: Child,
+    /// How many chunks it has begun (a relay, which passes each chunk on
+    /// to the cluster at once, does not count them).
+    pub(crate) progress: Progress,
+    /// It is a relay to the cluster.
+    pub(crate) relay: bool,
+    /// How many chunks it has answered.
+    pub(crate) answered: u64,
     /// Bytes read and not yet decoded.
     inbuf: Vec<u8>,
     /// Encoded requests not yet written.
@@ -197,22 +205,102 @@ impl Worker {
     }
 }
 
+/// How many chunks a worker has begun, in memory it shares with the pool:
+/// a worker that holds its replies (see [`serve`]) may have run chunks the
+/// pool has no reply for when it dies, and those must not run again.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    word: std::ptr::NonNull<AtomicU64>,
+}
+
+// SAFETY: the word is an atomic in a mapping owned by this value.
+unsafe impl Send for Progress {}
+
+impl Progress {
+    /// A new shared count (one page), zero.
+    fn new() -> BridgeResult<Progress> {
+        // SAFETY: a new anonymous shared mapping of one page; checked below.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page_size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(crate::errno::BridgeError::io(
+                "mapping a pool worker's progress word",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let word = std::ptr::NonNull::new(at.cast::<AtomicU64>())
+            .ok_or_else(|| crate::errno::BridgeError::invalid("mmap gave a null address"))?;
+        Ok(Progress { word })
+    }
+
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: the mapping lives as long as `self` and is zeroed, a valid
+        // `AtomicU64`.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// The worker: a chunk begins.
+    pub(crate) fn begin(&self) {
+        self.word().fetch_add(1, Ordering::Release);
+    }
+
+    /// The pool: how many chunks the worker has begun.
+    pub(crate) fn begun(&self) -> u64 {
+        self.word().load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page mapped in `new`, used by nothing else now.
+        unsafe { libc::munmap(self.word.as_ptr().cast(), page_size()) };
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// How a new worker serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    /// A relay's lost cluster tasks run again (see `Config::retry_lost`).
+    pub(crate) retry_lost: bool,
+    /// It may hold the replies of short tasks to write them together (see
+    /// [`serve`]).
+    pub(crate) hold_replies: bool,
+}
+
 /// Starts a worker: forks the host; the child serves tasks in its copy of
 /// the instance until it is told to stop (see [`serve`]). `siblings` are the
 /// pool's other sockets, which the child closes.
 pub(crate) fn start(
     caller: &mut Caller<'_, HostState>,
     siblings: &[RawFd],
-    retry_lost: bool,
+    setup: Setup,
 ) -> BridgeResult<Worker> {
     let (parent_end, child_end) =
         crate::channel::socketpair(false, "socketpair for a pool worker")?;
+    let relay = (caller.data().bridge.cluster.clone()).filter(|link| link.runs_pools());
+    let progress = Progress::new()?;
     match fork_host(caller.data_mut(), Start::PoolWorker)? {
         Forked::Parent(slot) => {
             drop(child_end);
             Ok(Worker {
                 sock: parent_end,
                 child: Child::new(slot),
+                progress,
+                relay: relay.is_some(),
+                answered: 0,
                 inbuf: Vec::with_capacity(64 << 10),
                 outbuf: Vec::new(),
                 in_flight: VecDeque::new(),
@@ -230,11 +318,11 @@ pub(crate) fn start(
                 // which this child must not hold; nothing here uses them.
                 unsafe { libc::close(fd) };
             }
-            match caller.data().bridge.cluster.clone() {
-                Some(link) if link.runs_pools() => {
-                    crate::cluster::relay::serve(caller, child_end, &link, retry_lost)
+            match relay {
+                Some(link) => {
+                    crate::cluster::relay::serve(caller, child_end, &link, setup.retry_lost)
                 }
-                _ => serve::serve(caller, child_end),
+                None => serve::serve(caller, child_end, setup.hold_replies, &progress),
             }
         }
     }
