@@ -254,9 +254,9 @@ SCENARIOS = [
             "`apply_async` and `get`, each through the host's seccomp filter; the pid "
             "is now kept, and forgotten by every fork child. Measured by hand on this "
             "machine, `apply_async` + `get` went from about 12.5 µs to 4-6 µs per task "
-            "in most runs; some runs (this one among them, at times) still take 11-12 "
-            "µs, when the parent's submissions and the workers' replies fall into "
-            "step and each task wakes a worker.",
+            "in most runs; some runs still took 11-12 µs, when the parent's "
+            "submissions and the workers' replies fell into step and each task woke "
+            "a worker (the next note).",
             "Fewer wake-ups and less work per task (issue 19), measured by hand on "
             "this machine, before and after, three runs each: `apply_async` + `get` "
             "4.0-6.6 µs, then 1.5-2.5 µs; `map` chunksize 1 1.5-2.2 µs, then "

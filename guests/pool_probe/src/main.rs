@@ -259,9 +259,7 @@ fn timeout_behind_quick() {
     pool.map_chunked("slow_echo", (0..100).map(|_| "0"), 1)
         .expect("warm-up");
     let busy = pool.apply_async("slow_echo", "100").expect("busy");
-    let mut pair = pool
-        .imap("slow_echo", ["0", "20000"], 1)
-        .expect("imap");
+    let mut pair = pool.imap("slow_echo", ["0", "20000"], 1).expect("imap");
     match pair.next() {
         Some(Ok(first)) => println!("first Ok {}", text(first)),
         other => println!("first other {:?}", other),
@@ -283,7 +281,10 @@ fn die_holding() {
     pool.map_chunked("noop", (0..100).map(|_| ""), 1)
         .expect("warm-up");
     let results: Vec<_> = (0..10)
-        .map(|n| pool.apply_async(note_or_die, (q.clone(), n)).expect("apply_async"))
+        .map(|n| {
+            pool.apply_async(note_or_die, (q.clone(), n))
+                .expect("apply_async")
+        })
         .collect();
     let outcomes: Vec<String> = results
         .iter()
