@@ -1502,7 +1502,11 @@ mod nats {
             send(Some(headers(job, &real, 3)), request(5)).await;
             send(Some(headers(job, &forged, 4)), request_of(6, 150_000)).await;
             let mismatch = reply(js, job, 1).await;
-            let missing = reply(js, job, 2).await;
+            // Sent with the forged one: a module that is not there is
+            // refused at once, not fetched again for seconds.
+            let missing = reply_within(js, job, 2, Duration::from_secs(3))
+                .await
+                .expect("the missing module's reply at once");
             let after_junk = reply(js, job, 3).await;
             let oversized = reply(js, job, 4).await;
             Replies {

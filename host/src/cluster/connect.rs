@@ -345,16 +345,24 @@ pub(crate) async fn put_module(
 /// The module stored under `digest`, checked to hash to it.
 ///
 /// # Errors
-/// When it is missing, or its content does not match its digest.
+/// [`ModuleRefused`] when it is missing, over [`MAX_MODULE_BYTES`], or its
+/// content does not match its digest; another error when the store cannot
+/// be read now.
 pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow::Result<Vec<u8>> {
     let store = js
         .get_object_store(MODULES)
         .await
         .map_err(|e| anyhow!("the module store: {e}"))?;
-    let mut object = store
-        .get(digest)
-        .await
-        .map_err(|e| anyhow!("module {digest}: {e}"))?;
+    let mut object = store.get(digest).await.map_err(|e| {
+        let why = format!("module {digest}: {e}");
+        match e.kind() {
+            // No job stored it under that name: fetching again finds none.
+            object_store::GetErrorKind::NotFound | object_store::GetErrorKind::InvalidName => {
+                ModuleRefused(why).into()
+            }
+            _ => anyhow!(why),
+        }
+    })?;
     check_module_size(digest, object.info().size)?;
     let mut bytes = Vec::new();
     // The recorded size is the storer's word: the read stops past the cap.
@@ -374,9 +382,10 @@ pub(crate) async fn get_module(js: &jetstream::Context, digest: &str) -> anyhow:
     Ok(bytes)
 }
 
-/// A stored module no worker will run, however often it is fetched: over
-/// the size cap, or not the content its digest names. Any other failure to
-/// fetch one (a server restarting, a connection lost) may pass.
+/// A module no worker will run, however often it is fetched: not in the
+/// store, over the size cap, or not the content its digest names. Any
+/// other failure to fetch one (a server restarting, a connection lost) may
+/// pass.
 #[derive(Debug)]
 pub(crate) struct ModuleRefused(String);
 
