@@ -336,6 +336,10 @@ submit bad list EINVAL
 submit chunksize 0 EINVAL
 submit unknown ENOENT
 submit ok
+known, oob items EFAULT
+known, bad list EINVAL
+known, chunksize 0 EINVAL
+known, then unknown ENOENT
 wait negative EINVAL
 get negative EINVAL
 next bad order EINVAL

@@ -475,6 +475,36 @@ fn bad() {
         );
         let id = submit(name.as_ptr(), 6, items.as_ptr(), items.len() as i32, 1);
         println!("submit {}", if id > 0 { "ok" } else { "failed" });
+        // The pool now knows `square`: its submissions are read straight
+        // from guest memory, and checked the same.
+        println!(
+            "known, oob items {}",
+            errno(submit(name.as_ptr(), 6, 0x7fff_fff0 as *const u8, 64, 1))
+        );
+        println!(
+            "known, bad list {}",
+            errno(submit(name.as_ptr(), 6, [9u8, 0, 0, 0, 1].as_ptr(), 5, 1))
+        );
+        println!(
+            "known, chunksize 0 {}",
+            errno(submit(
+                name.as_ptr(),
+                6,
+                items.as_ptr(),
+                items.len() as i32,
+                0
+            ))
+        );
+        println!(
+            "known, then unknown {}",
+            errno(submit(
+                bogus.as_ptr(),
+                bogus.len() as i32,
+                items.as_ptr(),
+                items.len() as i32,
+                1
+            ))
+        );
         println!(
             "wait negative {}",
             errno(sys::raw::pool_result_wait(h, id, -5))

@@ -40,5 +40,6 @@ mod cross_process_tests;
 pub(crate) use pipe::socketpair;
 pub use pipe::{pipe, Connection, MAX_PIPE_MESSAGE};
 pub use queue::{Queue, QueueConfig, DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES};
+pub(crate) use shm::SharedRegion;
 
 pub use crate::timeout::Wait;

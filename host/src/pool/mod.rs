@@ -47,7 +47,7 @@ use crate::process::child::Child;
 use batch::Outcome;
 pub(crate) use batch::{Batch, Next};
 use chunk::Chunk;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -142,7 +142,7 @@ pub(crate) struct Pool {
     batches: FxHashMap<u64, Batch>,
     /// The task exports a submission named that were checked to be task
     /// functions (an instance's exports never change).
-    tasks: FxHashMap<Box<str>, Arc<str>>,
+    tasks: FxHashSet<Arc<str>>,
     next_batch: u64,
     next_chunk: u64,
     /// A running average of how long a chunk takes.
@@ -166,7 +166,7 @@ impl Pool {
             queue: VecDeque::new(),
             queued_bytes: 0,
             batches: FxHashMap::default(),
-            tasks: FxHashMap::default(),
+            tasks: FxHashSet::default(),
             next_batch: 1,
             next_chunk: 0,
             service: None,
@@ -261,7 +261,7 @@ impl Pool {
     /// Remembers `name` as an export checked to be a task function.
     pub(crate) fn add_task(&mut self, name: &str) -> Arc<str> {
         let task: Arc<str> = Arc::from(name);
-        self.tasks.insert(Box::from(name), task.clone());
+        self.tasks.insert(task.clone());
         task
     }
 
@@ -362,19 +362,8 @@ impl Pool {
     /// one. Reads nothing: a worker is known to be free again only once a
     /// round has read its replies.
     pub(crate) fn start_on_free_workers(&mut self) {
-        let max_tasks = self.config.max_tasks;
-        for worker in &mut self.workers {
-            if !worker.in_flight.is_empty() || !worker.takes_chunks(max_tasks) {
-                continue;
-            }
-            let Some(chunk) = self.queue.pop_front() else {
-                return;
-            };
-            self.queued_bytes = self.queued_bytes.saturating_sub(chunk.size());
-            worker.send(chunk);
-            // A worker whose socket failed is buried by the next round.
-            let _ = worker.flush();
-        }
+        self.fill_workers(1);
+        self.write_out();
     }
 
     /// How a worker started now is to serve.

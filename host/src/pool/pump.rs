@@ -12,7 +12,9 @@
 //! (chunks queued or running), and does what a pool call would, one round
 //! at a time, until the guest comes back or the work is done. A guest that
 //! keeps calling in (a burst of `apply_async`, a `map` waiting for its
-//! results) never wakes it.
+//! results) never wakes it. The pump tells that the guest is away by its
+//! count of calls holding still between two looks, [`TAKE_OVER_AFTER`]
+//! apart, so it takes over one to two of them after the guest's last call.
 //!
 //! * The pool lives behind a mutex the guest's calls take ([`PoolGuard`]);
 //!   the pump takes it for a round only.

@@ -63,12 +63,18 @@ impl Pool {
         }
         self.retire_spent();
         self.dispatch();
+        self.write_out();
+        Ok(())
+    }
+
+    /// Writes what each worker was sent, as far as its socket takes it now.
+    /// A worker whose socket failed is buried by the next round.
+    pub(super) fn write_out(&mut self) {
         for worker in &mut self.workers {
             if worker.wants_write() {
                 let _ = worker.flush();
             }
         }
-        Ok(())
     }
 
     fn poll_round(&mut self, wait: Wait, ended: &mut Vec<(usize, Cause)>) -> BridgeResult<()> {
@@ -164,7 +170,12 @@ impl Pool {
     /// Sends queued chunks: first one to each free worker, then (for short
     /// tasks) more to busy ones.
     fn dispatch(&mut self) {
-        let depth = pipeline_depth(self.service);
+        self.fill_workers(pipeline_depth(self.service));
+    }
+
+    /// Sends queued chunks until each worker holds `depth`, a level at a
+    /// time: one to each free worker first, then a second to each, ...
+    pub(super) fn fill_workers(&mut self, depth: usize) {
         let max_tasks = self.config.max_tasks;
         for level in 1..=depth {
             for worker in &mut self.workers {

@@ -4,8 +4,9 @@
 use super::chunk::Chunk;
 use super::frame;
 use super::serve;
+use crate::channel::SharedRegion;
 use crate::ctx::HostState;
-use crate::errno::BridgeResult;
+use crate::errno::{BridgeError, BridgeResult};
 use crate::process::child::{describe, Child};
 use crate::process::fork::{fork_host, Forked};
 use crate::process::Start;
@@ -208,66 +209,42 @@ impl Worker {
 /// How many chunks a worker has begun, in memory it shares with the pool:
 /// a worker that holds its replies (see [`serve`]) may have run chunks the
 /// pool has no reply for when it dies, and those must not run again.
-#[derive(Debug)]
 pub(crate) struct Progress {
-    word: std::ptr::NonNull<AtomicU64>,
+    /// One page; its first 8 bytes are the count.
+    region: SharedRegion,
 }
 
-// SAFETY: the word is an atomic in a mapping owned by this value.
-unsafe impl Send for Progress {}
-
 impl Progress {
-    /// A new shared count (one page), zero.
+    /// A new shared count, zero.
     fn new() -> BridgeResult<Progress> {
-        // SAFETY: a new anonymous shared mapping of one page; checked below.
-        let at = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page_size(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if at == libc::MAP_FAILED {
-            return Err(crate::errno::BridgeError::io(
-                "mapping a pool worker's progress word",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let word = std::ptr::NonNull::new(at.cast::<AtomicU64>())
-            .ok_or_else(|| crate::errno::BridgeError::invalid("mmap gave a null address"))?;
-        Ok(Progress { word })
+        let region = SharedRegion::new(std::mem::size_of::<AtomicU64>())
+            .map_err(|err| BridgeError::io("mapping a pool worker's progress count", err))?;
+        Ok(Progress { region })
     }
 
-    fn word(&self) -> &AtomicU64 {
-        // SAFETY: the mapping lives as long as `self` and is zeroed, a valid
-        // `AtomicU64`.
-        unsafe { self.word.as_ref() }
+    fn count(&self) -> &AtomicU64 {
+        // SAFETY: the region is page-aligned, zeroed and at least 8 bytes
+        // long (a valid `AtomicU64`), and lives as long as `self`.
+        unsafe { &*self.region.as_ptr().cast::<AtomicU64>() }
     }
 
     /// The worker: a chunk begins.
     pub(crate) fn begin(&self) {
-        self.word().fetch_add(1, Ordering::Release);
+        self.count().fetch_add(1, Ordering::Release);
     }
 
     /// The pool: how many chunks the worker has begun.
     pub(crate) fn begun(&self) -> u64 {
-        self.word().load(Ordering::Acquire)
+        self.count().load(Ordering::Acquire)
     }
 }
 
-impl Drop for Progress {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the page mapped in `new`, used by nothing else now.
-        unsafe { libc::munmap(self.word.as_ptr().cast(), page_size()) };
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("begun", &self.begun())
+            .finish()
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// How a new worker serves.
