@@ -19,7 +19,7 @@ use wasmtime::{Caller, TypedFunc};
 const MAX_RESULT: usize = 64 << 20;
 
 /// A worker that has more requests to run holds its replies to write them
-/// together, until the first is this old (checked as each task ends)...
+/// together, until the first is this old (checked as each chunk ends)...
 const HOLD_FOR: Duration = Duration::from_micros(50);
 /// ... or this large.
 const HOLD_BYTES: usize = 64 << 10;
