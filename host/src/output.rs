@@ -24,7 +24,8 @@
 //! never mix; a line written in pieces is joined again per process and
 //! stream. The reading thread ends once every copy of the sink is dropped
 //! and every process that held one has ended; a last line without a
-//! newline is handed over then. A command a guest runs with its stdout or
+//! newline is handed over then. [`OutputSink::sync`] waits until every line
+//! this process wrote before it has been handed over. A command a guest runs with its stdout or
 //! stderr inherited writes into a pipe of its own, whose lines a thread of
 //! the guest's process relays into the sink under the command's pid.
 
@@ -33,8 +34,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
@@ -70,6 +72,28 @@ impl OutputLine {
 #[derive(Clone)]
 pub struct OutputSink {
     writer: Arc<OwnedFd>,
+    barriers: Arc<Barriers>,
+}
+
+/// The sink's barriers: [`OutputSink::sync`] writes one into the pipe and
+/// waits until the reading thread has passed it.
+#[derive(Default)]
+struct Barriers {
+    /// The last barrier written (held while writing, so that barriers go
+    /// into the pipe in the order of their numbers).
+    written: Mutex<u64>,
+    /// The last barrier the reading thread passed; `u64::MAX` once it
+    /// ended.
+    passed: Mutex<u64>,
+    reached: Condvar,
+}
+
+impl Barriers {
+    fn pass(&self, barrier: u64) {
+        let mut passed = self.passed.lock().unwrap_or_else(|e| e.into_inner());
+        *passed = (*passed).max(barrier);
+        self.reached.notify_all();
+    }
 }
 
 impl std::fmt::Debug for OutputSink {
@@ -86,6 +110,9 @@ const HEADER: usize = 8;
 const MAX_DATA: usize = libc::PIPE_BUF - HEADER;
 /// Flag: the line goes on in the next record.
 const PARTIAL: u8 = 1;
+/// Flag: not a line but a barrier of [`OutputSink::sync`], its number the
+/// record's 8 bytes.
+const BARRIER: u8 = 2;
 
 impl OutputSink {
     /// A sink handing each line to `deliver`, on a thread of its own.
@@ -103,12 +130,73 @@ impl OutputSink {
         // SAFETY: both are fresh descriptors owned from here on.
         let (reader, writer) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let barriers = Arc::new(Barriers::default());
+        let passed = barriers.clone();
         std::thread::Builder::new()
             .name("procbridge-output".into())
-            .spawn(move || read_records(std::fs::File::from(reader), deliver))?;
+            .spawn(move || {
+                read_records(std::fs::File::from(reader), deliver, &passed);
+                passed.pass(u64::MAX);
+            })?;
         Ok(OutputSink {
             writer: Arc::new(writer),
+            barriers,
         })
+    }
+
+    /// Waits, at most `timeout`, until every line this process wrote into
+    /// the sink before the call has been handed over (to the function of
+    /// [`OutputSink::new`]); returns whether it was. Lines of other
+    /// processes of the tree, and of commands relayed by threads, are not
+    /// waited for.
+    ///
+    /// ```
+    /// use procbridge::OutputSink;
+    ///
+    /// let (sink, lines) = OutputSink::channel()?;
+    /// // ... a guest writing into `sink` returns; then:
+    /// assert!(sink.sync(std::time::Duration::from_secs(5)));
+    /// // every line it wrote is in `lines` now
+    /// # drop(lines);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let barrier = {
+            let mut written = self
+                .barriers
+                .written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *written += 1;
+            let mut record = [0u8; HEADER + 8];
+            record[..4].copy_from_slice(&crate::process_local::pid().to_le_bytes());
+            record[5] = BARRIER;
+            record[6..8].copy_from_slice(&8u16.to_le_bytes());
+            record[HEADER..].copy_from_slice(&written.to_le_bytes());
+            if write_record(&self.writer, &record).is_err() {
+                return false;
+            }
+            *written
+        };
+        let deadline = Instant::now() + timeout;
+        let mut passed = self
+            .barriers
+            .passed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while *passed < barrier {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            passed = self
+                .barriers
+                .reached
+                .wait_timeout(passed, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *passed != u64::MAX
     }
 
     /// A sink whose lines arrive on a channel.
@@ -171,7 +259,10 @@ impl OutputSink {
 }
 
 /// The reading thread: records to lines, until every writer is gone.
-fn read_records(mut pipe: std::fs::File, mut deliver: impl FnMut(OutputLine)) {
+fn read_records(mut pipe: std::fs::File, mut deliver: impl FnMut(OutputLine), barriers: &Barriers) {
+    // A fork child's copy of the sink numbers its barriers on its own:
+    // only this process's are counted.
+    let me = std::process::id();
     let mut partial: HashMap<(u32, StdStream), Vec<u8>> = HashMap::new();
     let mut header = [0u8; HEADER];
     let mut data = vec![0u8; MAX_DATA];
@@ -186,6 +277,12 @@ fn read_records(mut pipe: std::fs::File, mut deliver: impl FnMut(OutputLine)) {
         let len = usize::from(u16::from_le_bytes([header[6], header[7]])).min(MAX_DATA);
         if pipe.read_exact(&mut data[..len]).is_err() {
             break;
+        }
+        if flags & BARRIER != 0 {
+            if let (true, Ok(number)) = (pid == me, <[u8; 8]>::try_from(&data[..len])) {
+                barriers.pass(u64::from_le_bytes(number));
+            }
+            continue;
         }
         let line = partial.entry((pid, stream)).or_default();
         line.extend_from_slice(&data[..len]);
@@ -241,23 +338,22 @@ impl SinkStream {
     }
 
     fn write_record(&self, record: &[u8]) -> std::io::Result<()> {
-        loop {
-            // SAFETY: a write of `record` to our own descriptor; at most
-            // PIPE_BUF bytes, so all or nothing.
-            let n = unsafe {
-                libc::write(
-                    self.writer.as_raw_fd(),
-                    record.as_ptr().cast(),
-                    record.len(),
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+        write_record(&self.writer, record)
+    }
+}
+
+/// Writes one record into the sink's pipe.
+fn write_record(writer: &OwnedFd, record: &[u8]) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a write of `record` to our own descriptor; at most
+        // PIPE_BUF bytes, so all or nothing.
+        let n = unsafe { libc::write(writer.as_raw_fd(), record.as_ptr().cast(), record.len()) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }

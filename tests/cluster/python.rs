@@ -79,6 +79,37 @@ fn python_tasks_run_in_the_workers_and_their_output_reaches_the_job() {
     assert!(out.ends_with("returned [0, 1, 2]\n"), "{out}");
 }
 
+/// What a remote task prints reaches the job before its result does, as
+/// a local worker's writes do: a job that prints each result as it comes
+/// (and a pool that ends right after) loses none of them and gets them in
+/// order.
+#[test]
+fn a_remote_task_s_output_reaches_the_job_before_its_result() {
+    const TASKS: usize = 10;
+    let _serial = serial();
+    let server = Server::start();
+    let _worker = Worker::start(&server, &[]);
+    let output = python_job(Some(&server), &[], &["ordered"]);
+    let out = stdout(&output);
+    let err = String::from_utf8_lossy(&output.stderr);
+    let mut expected = Vec::new();
+    for task in 0..TASKS {
+        expected.extend((0..100).map(|line| format!("task {task} line {line}")));
+        expected.push(format!("returned {task}"));
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    let first_amiss = lines.iter().zip(&expected).position(|(a, b)| a != b);
+    assert!(
+        first_amiss.is_none() && lines.len() == expected.len(),
+        "line {first_amiss:?} of {} is amiss: {:?}",
+        lines.len(),
+        first_amiss.map(|at| &lines[at.saturating_sub(2)..(at + 3).min(lines.len())])
+    );
+    for task in 0..TASKS {
+        assert!(err.contains(&format!("task {task} err\n")), "{err}");
+    }
+}
+
 #[test]
 fn the_seed_pool_story_in_python_runs_on_the_cluster() {
     let _serial = serial();

@@ -544,6 +544,50 @@ fn every_process_s_lines_reach_the_sink_tagged_with_its_pid() {
     assert_eq!(got.len(), 3, "{shown:?}");
 }
 
+/// `sync` returns once every line written before it is handed over, even
+/// when the embedder takes its lines slowly, and gives up (false) at its
+/// timeout when they are not taken at all.
+#[test]
+fn sync_waits_until_the_lines_written_before_it_are_handed_over() {
+    let _serial = serial();
+    let wat = format!(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0x1000) "{}")
+        (func (export "_start")
+          (i32.store (i32.const 0) (i32.const 0x1000))
+          (i32.store (i32.const 4) (i32.const 100))
+          (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        "line\\n".repeat(20)
+    );
+    let program = runtime().load_bytes("sync.wat", wat.as_bytes()).unwrap();
+    let (send, lines) = crossbeam_channel::unbounded();
+    let sink = OutputSink::new(move |line| {
+        std::thread::sleep(Duration::from_millis(10));
+        let _ = send.send(line.text());
+    })
+    .unwrap();
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Sink(sink.clone()));
+    assert_eq!(runtime().run(&program, guest.build().unwrap()).unwrap(), 0);
+    assert!(sink.sync(Duration::from_secs(10)));
+    assert_eq!(lines.try_iter().count(), 20);
+
+    let (held, hold) = crossbeam_channel::bounded::<()>(0);
+    let stuck = OutputSink::new(move |_| {
+        let _ = hold.recv();
+    })
+    .unwrap();
+    let mut guest = GuestBuilder::new();
+    guest.stdout(Stdio::Sink(stuck.clone()));
+    assert_eq!(runtime().run(&program, guest.build().unwrap()).unwrap(), 0);
+    let asked = Instant::now();
+    assert!(!stuck.sync(Duration::from_millis(200)));
+    assert!(asked.elapsed() >= Duration::from_millis(200));
+    drop(held);
+}
+
 #[test]
 fn long_and_partial_lines_are_joined_per_process() {
     let _serial = serial();

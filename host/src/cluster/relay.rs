@@ -355,6 +355,10 @@ async fn relay(sock: OwnedFd, link: &JobLink, sending: &Sending<'_>) -> anyhow::
                     );
                 }
                 let _ = message.ack().await;
+                // The chunk's output lines came ahead of its result (one
+                // connection, in order): they go out before the pool hears
+                // the result, or a job ending at once would lose them.
+                listening.pass_on_waiting_output();
                 for body in in_flight.ready() {
                     sock.write_all(&body).await.context("writing a reply to the pool")?;
                 }

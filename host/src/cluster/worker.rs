@@ -105,7 +105,7 @@ struct Order {
 async fn take_tasks(
     cluster: &Cluster,
     orders: crossbeam_channel::Sender<Order>,
-    mut lines: tokio::sync::mpsc::Receiver<(String, bytes::Bytes)>,
+    mut lines: tokio::sync::mpsc::Receiver<Outgoing>,
     loaded: Loaded,
     started: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
@@ -128,7 +128,16 @@ async fn take_tasks(
         let publisher = client.clone();
         let key = cluster.key().cloned();
         tokio::spawn(async move {
-            while let Some((subject, payload)) = lines.recv().await {
+            while let Some(outgoing) = lines.recv().await {
+                let (subject, payload) = match outgoing {
+                    Outgoing::Line(subject, payload) => (subject, payload),
+                    // Published (handed to the connection, ahead of the
+                    // result published next on the same one).
+                    Outgoing::Mark(told) => {
+                        let _ = told.try_send(());
+                        continue;
+                    }
+                };
                 let mut headers = async_nats::HeaderMap::new();
                 if let Some(key) = &key {
                     seal::sign(key, seal::Kind::Output, &subject, &mut headers, &payload);
@@ -443,14 +452,43 @@ fn hold_queues(
     Ok(())
 }
 
-/// Output lines to publish: subject and payload.
-type Output = tokio::sync::mpsc::Sender<(String, bytes::Bytes)>;
+/// Output lines to publish.
+type Output = tokio::sync::mpsc::Sender<Outgoing>;
+
+/// What the executor hands the NATS side to publish.
+enum Outgoing {
+    /// An output line: subject and payload.
+    Line(String, bytes::Bytes),
+    /// Answered once every line before it is published.
+    Mark(crossbeam_channel::Sender<()>),
+}
+
+/// How long a chunk's reply waits for the chunk's output lines to be
+/// published before it goes without them (they follow it).
+const OUTPUT_AHEAD_WAIT: Duration = Duration::from_secs(2);
 
 /// How many output lines may wait to be published: past them, the thread
 /// reading the job's output waits, and so, once its pipe is full, does the
 /// task writing it (a task printing faster than the server takes lines
 /// holds a bounded amount of the worker's memory).
 const OUTPUT_LINES_WAITING: usize = 4096;
+
+/// Waits until the lines a chunk's instance wrote are published, so that
+/// they reach the job before the chunk's reply (published next, on the
+/// same connection), as a local worker's writes reach the job's output
+/// before its result does. Lines of processes the chunk started are not
+/// waited for, nor lines the NATS side cannot publish for
+/// [`OUTPUT_AHEAD_WAIT`].
+fn send_output_ahead(sink: &OutputSink, output: &Output) {
+    let deadline = std::time::Instant::now() + OUTPUT_AHEAD_WAIT;
+    if !sink.sync(OUTPUT_AHEAD_WAIT) {
+        return;
+    }
+    let (told, published) = crossbeam_channel::bounded(1);
+    if output.blocking_send(Outgoing::Mark(told)).is_ok() {
+        let _ = published.recv_deadline(deadline);
+    }
+}
 
 /// A job's instance, and where its output goes now: to the relay whose
 /// chunk it runs (or ran last). It serves only chunks that name the same
@@ -464,6 +502,8 @@ struct KeptJob {
     queues: Vec<SharedQueue>,
     instance: Instance,
     output_to: Arc<Mutex<String>>,
+    /// Where its output goes.
+    sink: OutputSink,
 }
 
 impl KeptJob {
@@ -513,17 +553,18 @@ impl Executor {
         // A spawn-method process's target gets an instance of its own,
         // dropped (its processes killed) once it returns.
         let mut one_off = None;
-        let instance = if order.headers.fresh {
+        let kept = if order.headers.fresh {
             match self.instantiate(order) {
-                Ok(kept) => &mut one_off.insert(kept).instance,
+                Ok(kept) => one_off.insert(kept),
                 Err(message) => return failed_reply(&order.frame, &message),
             }
         } else {
-            match self.instance(order) {
-                Ok(instance) => instance,
+            match self.kept(order) {
+                Ok(kept) => kept,
                 Err(message) => return failed_reply(&order.frame, &message),
             }
         };
+        let instance = &mut kept.instance;
 
         let mut items = Vec::with_capacity(request.items.len());
         let mut ended = None;
@@ -554,11 +595,13 @@ impl Executor {
         }
         let mut out = Vec::new();
         frame::push_reply(&mut out, request.id, ended.is_some(), &items);
+        let sink = kept.sink.clone();
+        send_output_ahead(&sink, &self.output);
         out
     }
 
     /// The job's instance: the one kept, or a new one.
-    fn instance(&mut self, order: &Order) -> Result<&mut Instance, String> {
+    fn kept(&mut self, order: &Order) -> Result<&mut KeptJob, String> {
         if let Some(at) = self
             .jobs
             .iter()
@@ -578,7 +621,7 @@ impl Executor {
         }
         let kept = self.jobs.last_mut().expect("pushed above");
         *lock(&kept.output_to) = output_subject(&order.headers.reply);
-        Ok(&mut kept.instance)
+        Ok(kept)
     }
 
     /// Drops a kept instance; the job's queues too, unless another kept
@@ -606,7 +649,8 @@ impl Executor {
                 payload.extend_from_slice(&line.line);
                 payload.push(b'\n');
                 // On the sink's own thread, outside any runtime.
-                let _ = output.blocking_send((lock(&output_to).clone(), payload.into()));
+                let subject = lock(&output_to).clone();
+                let _ = output.blocking_send(Outgoing::Line(subject, payload.into()));
             })
             .map_err(|e| format!("the worker cannot pass on the job's output: {e}"))?
         };
@@ -614,7 +658,7 @@ impl Executor {
             guest
                 .policy(policy)
                 .stdout(Stdio::Sink(sink.clone()))
-                .stderr(Stdio::Sink(sink));
+                .stderr(Stdio::Sink(sink.clone()));
         };
         let cluster = self.cluster.clone();
         let (cluster, queues) = (&cluster, &order.headers.queues);
@@ -650,6 +694,7 @@ impl Executor {
             queues: order.headers.queues.clone(),
             instance,
             output_to,
+            sink,
         })
     }
 

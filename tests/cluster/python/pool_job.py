@@ -30,6 +30,16 @@ def shout(x):
     return x
 
 
+def talk(x):
+    for line in range(LINES):
+        print('task', x, 'line', line)
+    print('task', x, 'err', file=sys.stderr)
+    return x
+
+
+LINES = 100
+
+
 def refuse(x):
     raise Refused('no %d' % x)
 
@@ -102,6 +112,10 @@ def main(mode, args):
     elif mode == 'output':
         with Pool(1) as p:
             print('returned', p.map(shout, range(3)))
+    elif mode == 'ordered':
+        with Pool(1) as p:
+            for x in range(10):
+                print('returned', p.apply(talk, (x,)), flush=True)
     elif mode == 'lost':
         with Pool(1) as p:
             for end in (die, leave):
