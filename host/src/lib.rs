@@ -48,6 +48,7 @@ mod deadline;
 pub mod diag;
 mod environ;
 pub mod errno;
+pub(crate) mod fork_safe;
 pub(crate) mod guest_mem;
 pub(crate) mod handles;
 pub mod host_fn;

@@ -23,12 +23,13 @@ mod grant;
 mod remote;
 use crate::ctx::DirPerms;
 use crate::errno::{BridgeError, BridgeResult};
+use crate::fork_safe::ForkSafeOnce;
 use anyhow::{bail, Context};
 pub use remote::{GrantRequest, LimitRequest};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub use grant::GrantError;
 use std::time::Duration;
@@ -195,8 +196,9 @@ pub struct Policy {
     network: bool,
     run_as: Option<(u32, u32)>,
     limits: Limits,
-    /// What confines the commands, prepared on first use.
-    confinement: Arc<OnceLock<Arc<Confinement>>>,
+    /// What confines the commands, prepared on first use (in a fork child
+    /// too: see [`ForkSafeOnce`]).
+    confinement: Arc<ForkSafeOnce<Arc<Confinement>>>,
 }
 
 /// Environment variables a spawned command is never given, whatever the

@@ -46,8 +46,8 @@
 //! takes the whole tree down, one generation after the other.
 
 use crate::errno::{BridgeError, BridgeResult, Errno};
+use crate::fork_safe::ForkSafeOnce;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 /// The most processes one tree can track, whatever the limits say.
 pub const CAPACITY: usize = 1024;
@@ -73,9 +73,10 @@ const FREEING: i32 = i32::MIN;
 static OWN_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// The table's address, inherited by every descendant through `fork`.
-static TABLE: OnceLock<Option<&'static Table>> = OnceLock::new();
+static TABLE: ForkSafeOnce<Option<&'static Table>> = ForkSafeOnce::new();
 
 fn table() -> BridgeResult<&'static Table> {
+    // Two threads racing to map it leave one small mapping unused.
     let table = TABLE.get_or_init(|| {
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid table
         // (all atomics zero). It is never unmapped.

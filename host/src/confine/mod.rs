@@ -42,10 +42,11 @@ pub mod seccomp;
 
 pub use rlimits::CommandLimits;
 
+use crate::fork_safe::ForkSafeOnce;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Directories every command may read (those that exist); it may execute
 /// only [`ConfineSpec::executables`] from them.
@@ -202,7 +203,7 @@ impl Confinement {
 /// The seccomp filter of commands, compiled once per process (`None`
 /// without seccomp).
 pub(crate) fn command_filter() -> Option<Arc<seccomp::Filter>> {
-    static FILTER: OnceLock<Option<Arc<seccomp::Filter>>> = OnceLock::new();
+    static FILTER: ForkSafeOnce<Option<Arc<seccomp::Filter>>> = ForkSafeOnce::new();
     FILTER
         .get_or_init(|| {
             seccomp::available()

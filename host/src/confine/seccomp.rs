@@ -258,7 +258,7 @@ fn with_x32(nr: i64) -> impl Iterator<Item = i64> {
 /// filter (smaller by half) need not name them.
 #[cfg(target_arch = "x86_64")]
 fn x32_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static ENABLED: crate::fork_safe::ForkSafeOnce<bool> = crate::fork_safe::ForkSafeOnce::new();
     *ENABLED.get_or_init(|| {
         // SAFETY: x32's getpid, which has no arguments and no effect.
         let r = unsafe { libc::syscall(X32 | libc::SYS_getpid) };
