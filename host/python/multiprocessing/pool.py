@@ -52,6 +52,11 @@ _QUICK = 0.001
 _SLOW_SHAPE = (1, 2)
 _QUICK_SHAPE = (4, 8)
 
+# What the last _dispatch found, until results come or workers change:
+# nothing (look again), every worker holds half of what it may and the
+# backlog is short of a batch, or no worker has room.
+_LOOK, _WAITING, _FULL = 0, 1, 2
+
 # Results up to this size come back in one call.
 _CAP = 512
 # The same, waiting on a bound descriptor (see procbridge._door.bind).
@@ -311,6 +316,7 @@ class Pool:
         self._stopping = False                  # sentinels sent
         self._task_time = None                  # seconds, a moving average
         self._shape = _SLOW_SHAPE               # until tasks prove quick
+        self._settled = _LOOK                   # see _dispatch
         self._checked = time.monotonic()
         for _ in range(processes):
             self._add_worker()
@@ -328,6 +334,7 @@ class Pool:
         w.name = w.name.replace('Process', 'PoolWorker')
         w.start()
         worker = self._workers[wid] = _Worker(wid, w, tasks)
+        self._settled = _LOOK
         if self._stopping:
             tasks.put(None)
         return worker
@@ -367,8 +374,16 @@ class Pool:
         in the backlog until they fill a batch (tasks submitted one by one,
         as `apply_async` does, then travel together): the workers have work
         meanwhile, and the backlog is handed out again whenever results come
-        in or the parent waits for one."""
+        in or the parent waits for one.
+
+        What it found holds until results come or workers change: a burst
+        of `apply_async` calls does not look at every worker once per
+        task."""
         backlog = self._backlog
+        settled = self._settled
+        if backlog and settled and (settled == _FULL or len(backlog) < self._shape[0]):
+            return
+        self._settled = _LOOK
         if len(backlog) == 1 and self._maxtasks is None:
             # One task (apply_async) and an idle worker: straight to it.
             for w in self._workers.values():
@@ -389,8 +404,10 @@ class Pool:
                         if not held:
                             break
                 if best is None:
+                    self._settled = _FULL
                     break
                 if least >= low and len(backlog) < batch:
+                    self._settled = _WAITING
                     break
                 room = holds - least
                 if maxtasks is not None:
@@ -496,6 +513,7 @@ class Pool:
 
     def _handle(self, message):
         wid, results, took = message
+        self._settled = _LOOK
         per_task = took / len(results)
         average = self._task_time
         average = per_task if average is None else 0.8 * average + 0.2 * per_task
@@ -523,6 +541,7 @@ class Pool:
         running, and the tasks it had not started go back to the backlog;
         each is replaced while there is work (or the pool runs)."""
         self._checked = time.monotonic()
+        self._settled = _LOOK
         ended = [w for w in self._workers.values() if w.process.exitcode is not None]
         if not ended:
             return
