@@ -6,8 +6,8 @@ finds its next task waiting while the rest stay with the parent and go to
 whichever worker finishes first. Tasks go out idle workers first. How many
 a worker holds follows how long tasks take: while they take over a
 millisecond, the one it runs and the next, each in a message of its own;
-while they are quicker, up to eight, in messages of up to four, and a
-worker sends the results of quick tasks together (never holding one back
+while they are quicker, up to eight, in messages of up to four (a
+worker that has one is sent more only four at a time), and a worker sends the results of quick tasks together (never holding one back
 for more than a millisecond of other quick tasks). All workers send
 results on one shared queue. Because the parent knows which
 tasks each worker holds, a worker that dies fails the tasks it had taken
@@ -53,8 +53,8 @@ _SLOW_SHAPE = (1, 2)
 _QUICK_SHAPE = (4, 8)
 
 # What the last _dispatch found, until results come or workers change:
-# nothing (look again), every worker holds half of what it may and the
-# backlog is short of a batch, or no worker has room.
+# nothing (look again), every worker has a task and the backlog is short
+# of a batch, or no worker has room.
 _LOOK, _WAITING, _FULL = 0, 1, 2
 
 # Results up to this size come back in one call.
@@ -370,11 +370,12 @@ class Pool:
         least busy first, a batch each; once the pool is closed and nothing
         is left, tells the workers to end.
 
-        While every worker still holds half of what it may hold, tasks wait
-        in the backlog until they fill a batch (tasks submitted one by one,
-        as `apply_async` does, then travel together): the workers have work
-        meanwhile, and the backlog is handed out again whenever results come
-        in or the parent waits for one.
+        An idle worker gets a task at once. While every worker holds one,
+        tasks wait in the backlog until they fill a batch (tasks submitted
+        one by one, as `apply_async` does, then travel together, and their
+        results come back together): the workers have work meanwhile, and
+        the backlog is handed out again whenever results come in or the
+        parent waits for one.
 
         What it found holds until results come or workers change: a burst
         of `apply_async` calls does not look at every worker once per
@@ -392,7 +393,6 @@ class Pool:
                     break
         if backlog:
             batch, holds = self._shape
-            low = holds // 2
             workers = self._workers.values()
             maxtasks = self._maxtasks
             while backlog:
@@ -406,15 +406,15 @@ class Pool:
                 if best is None:
                     self._settled = _FULL
                     break
-                if least >= low and len(backlog) < batch:
+                if least and len(backlog) < batch:
                     self._settled = _WAITING
                     break
                 room = holds - least
                 if maxtasks is not None:
                     # Never more than it will take before it ends.
                     room = min(room, maxtasks - best.sent)
-                if least < low:
-                    # Workers short of work share what there is.
+                if not least:
+                    # Idle workers share what there is.
                     take = min(room, batch, len(backlog) // len(workers)) or 1
                 else:
                     take = min(room, batch, len(backlog))
