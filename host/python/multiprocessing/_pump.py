@@ -21,13 +21,22 @@ _SLICE = 0.005
 
 _pumping = False
 
+# Whether a pool of this process may be alive: what waits check before they
+# call busy() (a WeakSet's length is Python code, which the hottest waits,
+# a Queue's put and get, would pay on every message).
+active = False
+
 
 def register(pool):
+    global active
     _pools.add(pool)
+    active = True
 
 
 def _forget():
+    global active
     _pools.clear()
+    active = False
 
 
 os.register_at_fork(after_in_child=_forget)
@@ -35,7 +44,11 @@ os.register_at_fork(after_in_child=_forget)
 
 def busy():
     """Whether a pool of this process holds tasks back or has tasks out."""
+    global active
+    if not active:
+        return False
     if not _pools:
+        active = False
         return False
     for pool in list(_pools):
         if pool._outstanding():

@@ -83,7 +83,7 @@ class Connection:
 
     def recv_bytes(self, maxlength=None):
         self._check('r')
-        if _pump.busy():
+        if _pump.active and _pump.busy():
             # A pool at work may hold back the task that would send.
             _pump.wait(self._ready, None, _NotYet)
         data = self._recv()
@@ -112,7 +112,7 @@ class Connection:
 
     def poll(self, timeout=0.0):
         self._check('r')
-        if (timeout is None or timeout > 0) and _pump.busy():
+        if (timeout is None or timeout > 0) and _pump.active and _pump.busy():
             try:
                 return _pump.wait(self._ready, timeout, _NotYet)
             except _NotYet:

@@ -49,18 +49,22 @@ class Queue:
 
     def put(self, obj, block=True, timeout=None):
         data = _dumps(obj)
-        if block and _pump.busy():
-            # A pool at work may hold back the task that would make room.
-            return _pump.wait(lambda t: self._put(data, True, t), timeout, _queue.Full)
-        return self._put(data, block, timeout)
+        if block:
+            if _pump.active and _pump.busy():
+                # A pool at work may hold back the task that would make room.
+                return _pump.wait(lambda t: self._put(data, True, t), timeout, _queue.Full)
+            if timeout is None and self._put_fd is not None:
+                # The common case: one write of the bound door.
+                try:
+                    _write(self._put_fd, data)
+                    return
+                except OSError:
+                    pass    # the same call in a frame says why
+        self._put(data, block, timeout)
 
     def _put(self, data, block, timeout):
-        if block and timeout is None and self._put_fd is not None:
-            try:
-                _write(self._put_fd, data)
-                return
-            except OSError:
-                pass    # the same call in a frame says why
+        """A put in a frame: with a timeout, or saying why the bound door
+        failed."""
         self._check_closed()
         ret, _ = call('queue_put', self._handle, Buf(data), timeout_us(block, timeout))
         if ret < 0:
@@ -72,21 +76,25 @@ class Queue:
             raise error('put', ret)
 
     def get(self, block=True, timeout=None):
-        if block and _pump.busy():
-            # A pool at work may hold back the task that would put.
-            return _pump.wait(lambda t: self._get(True, t), timeout, _queue.Empty)
+        if block:
+            if _pump.active and _pump.busy():
+                # A pool at work may hold back the task that would put.
+                return _pump.wait(lambda t: self._get(True, t), timeout, _queue.Empty)
+            if timeout is None and self._get_fd is not None:
+                # The common case: one read of the bound door.
+                try:
+                    data = _read(self._get_fd, _CAP)
+                except OSError as e:
+                    if e.errno == _EMSGSIZE:
+                        return _loads(take(result_len()))
+                    # The same call in a frame says why.
+                else:
+                    return _loads(data)
         return self._get(block, timeout)
 
     def _get(self, block, timeout):
-        if block and timeout is None and self._get_fd is not None:
-            try:
-                data = _read(self._get_fd, _CAP)
-            except OSError as e:
-                if e.errno == _EMSGSIZE:
-                    return _loads(take(result_len()))
-                # The same call in a frame says why.
-            else:
-                return _loads(data)
+        """A get in a frame: with a timeout, or saying why the bound door
+        failed."""
         self._check_closed()
         ret, (frame,) = call('queue_get', self._handle, Buf(_FRAME_CAP),
                              timeout_us(block, timeout))
