@@ -417,6 +417,27 @@ fn queued_tasks_start_while_the_parent_waits_on_something_else() {
 }
 
 #[test]
+fn a_task_given_a_new_handle_starts_while_the_parent_waits_on_it() {
+    // Right after a map, the workers are handed a queue made after them
+    // and the parent waits on it, making no pool call. The workers lacking
+    // it must be replaced by the submission: the pool's helper thread
+    // cannot fork. (Once submissions stopped making a round each time, the
+    // task never started and the wait timed out.)
+    let (text, stderr) = pool_probe(&["new_handle_then_wait"]);
+    assert_eq!(
+        text.lines()
+            .filter(|l| !l.starts_with("parent pid"))
+            .collect::<Vec<_>>(),
+        [
+            "warm 1,4,9",
+            "new handle got 49",
+            "new handle result collected"
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
 fn forks_while_the_pools_helper_thread_works_start_and_end() {
     // Every fork waits for a round of the pool's helper thread to end (a
     // pthread_atfork gate): a child never starts with a lock it held.

@@ -594,6 +594,31 @@ fn away() {
     println!("away results collected");
 }
 
+/// Right after a round (a `map`), hands the workers a queue made after
+/// them, then waits on it with no pool call: the workers that lack it are
+/// replaced (fresh forks inherit it) by the submission itself, since the
+/// pool's helper thread cannot fork them while the guest waits.
+fn new_handle_then_wait() {
+    let pool = Pool::new(2).expect("pool");
+    let squares: Vec<String> = pool
+        .map("square", ["1", "2", "3"])
+        .expect("map")
+        .into_iter()
+        .map(text)
+        .collect();
+    println!("warm {}", squares.join(","));
+    let q = Queue::new().expect("queue");
+    let result = pool
+        .apply_async(put_square, (q.clone(), 7i64))
+        .expect("apply_async");
+    match q.get_timeout::<i64>(Duration::from_secs(5)) {
+        Ok(square) => println!("new handle got {square}"),
+        Err(err) => println!("new handle waited in vain: {err}"),
+    }
+    result.get().expect("get");
+    println!("new handle result collected");
+}
+
 /// Forks again and again while the pool's helper thread runs its rounds
 /// (tasks out, the guest making no pool call): every child must start and
 /// end (a child that inherited a lock the helper held would hang), and
@@ -643,6 +668,7 @@ fn main() {
         "bad" => bad(),
         "limit" => limit(),
         "away" => away(),
+        "new_handle_then_wait" => new_handle_then_wait(),
         "fork_while_away" => fork_while_away(),
         other => {
             eprintln!("unknown scenario {:?}", other);

@@ -109,7 +109,10 @@ fn drive<T>(
         if let Some(value) = probe(&mut pool_now)? {
             return Ok(Some(value));
         }
-        if wait.expired() {
+        // Workers the round retired are replaced before the caller goes
+        // back to the guest, which may then wait in a host call: the pump
+        // cannot fork them.
+        if wait.expired() && pool_now.missing_workers() == 0 {
             return Ok(None);
         }
     }

@@ -347,14 +347,24 @@ impl Pool {
     }
 
     /// Whether a submission should make a whole round of progress now (read
-    /// replies, notice deaths): a worker is missing, or the last round is
-    /// more than [`SUBMIT_ROUND_EVERY`] old. Otherwise a burst of
-    /// `apply_async` calls only hands its tasks to workers known to be free
-    /// ([`Pool::start_on_free_workers`]) and queues the rest, and the
-    /// workers, fed ahead of time at the next round, are not woken once per
-    /// task.
+    /// replies, notice deaths): a worker is missing or is to be replaced
+    /// now, or the last round is more than [`SUBMIT_ROUND_EVERY`] old.
+    /// Otherwise a burst of `apply_async` calls only hands its tasks to
+    /// workers known to be free ([`Pool::start_on_free_workers`]) and
+    /// queues the rest, and the workers, fed ahead of time at the next
+    /// round, are not woken once per task.
+    ///
+    /// A worker to be replaced (it lacks a handle the tasks need, or ran
+    /// `maxtasksperchild`) is replaced by the caller's round: if the guest
+    /// then waits in a host call, the pump cannot fork its replacement.
     pub(crate) fn wants_round(&self) -> bool {
-        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY || self.missing_workers() > 0
+        let max_tasks = self.config.max_tasks;
+        self.last_step.elapsed() >= SUBMIT_ROUND_EVERY
+            || self.missing_workers() > 0
+            || self
+                .workers
+                .iter()
+                .any(|w| w.is_spent(max_tasks) && w.in_flight.is_empty())
     }
 
     /// Sends queued chunks to the workers known to be free (none of their
