@@ -24,10 +24,11 @@
 //! never mix; a line written in pieces is joined again per process and
 //! stream. The reading thread ends once every copy of the sink is dropped
 //! and every process that held one has ended; a last line without a
-//! newline is handed over then. [`OutputSink::sync`] waits until every line
-//! this process wrote before it has been handed over. A command a guest runs with its stdout or
-//! stderr inherited writes into a pipe of its own, whose lines a thread of
-//! the guest's process relays into the sink under the command's pid.
+//! newline is handed over then. [`OutputSink::sync`] waits until every
+//! line this process wrote before it has been handed over. A command a
+//! guest runs with its stdout or stderr inherited writes into a pipe of its
+//! own, whose lines a thread of the guest's process relays into the sink
+//! under the command's pid.
 
 use bytes::Bytes;
 use std::collections::HashMap;

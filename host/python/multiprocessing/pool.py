@@ -7,9 +7,10 @@ whichever worker finishes first. Tasks go out idle workers first. How many
 a worker holds follows how long tasks take: while they take over a
 millisecond, the one it runs and the next, each in a message of its own;
 while they are quicker, up to eight, in messages of up to four (a
-worker that has one is sent more only four at a time), and a worker sends the results of quick tasks together (never holding one back
-for more than a millisecond of other quick tasks). All workers send
-results on one shared queue. Because the parent knows which
+worker that has one is sent more only four at a time), and a worker
+sends the results of quick tasks together (never holding one back for
+more than a millisecond of other quick tasks). All workers send results
+on one shared queue. Because the parent knows which
 tasks each worker holds, a worker that dies fails the tasks it had taken
 and not answered (`multiprocessing.pool.WorkerLostError`), the batches it
 had not started go to the others, and it is replaced; a worker that
