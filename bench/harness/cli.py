@@ -124,7 +124,11 @@ def _choose(only):
 
 def _examples(scenarios):
     """The host crate's examples that ``scenarios`` run, once each."""
-    names = [getattr(scenario, "example", None) for scenario in scenarios]
+    names = [
+        getattr(scenario, attribute, None)
+        for scenario in scenarios
+        for attribute in ("example", "floor")
+    ]
     return list(dict.fromkeys(name for name in names if name))
 
 

@@ -15,8 +15,19 @@ NATIVE = "native"
 #: The three sides of every comparison, in table order.
 SIDES = (PROCBRIDGE, PYTHON, NATIVE)
 
-#: Column titles of the sides.
-SIDE_TITLES = {PROCBRIDGE: "procbridge", PYTHON: "Python 3", NATIVE: "native Rust"}
+#: Not a column: a plain wasmtime program (a host example) that does what
+#: procbridge's side does with nothing of procbridge's, the floor under any
+#: wasmtime host on the machine. Its figures fill the native column of rows
+#: of their own (``floor_row``), so procbridge's cost is held to both.
+FLOOR = "wasmtime"
+
+#: Titles of the sides (the first three are the table's columns).
+SIDE_TITLES = {
+    PROCBRIDGE: "procbridge",
+    PYTHON: "Python 3",
+    NATIVE: "native Rust",
+    FLOOR: "plain wasmtime",
+}
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,21 @@ class Row:
     def ratio(self, against, side=PROCBRIDGE):
         """``side``'s cost divided by ``against``'s (None when either is missing)."""
         return cost_ratio(self.figure.key, self.median(side), self.figure.key, self.median(against))
+
+
+def floor_row(figure, procbridge, floor):
+    """The row that holds procbridge's samples of ``figure`` next to those
+    of the plain wasmtime floor (both lists of numbers; a side without
+    samples is missing), the floor in the native column."""
+
+    def cell(samples):
+        return Cell(OK, Stats.of(samples)) if samples else Cell(MISSING)
+
+    floor_figure = Figure(
+        f"wasmtime_{figure.key}", f"{figure.label}; native column: plain wasmtime (floor)"
+    )
+    cells = {PROCBRIDGE: cell(procbridge), PYTHON: Cell(NOT_APPLICABLE), NATIVE: cell(floor)}
+    return Row(floor_figure, cells)
 
 
 def cost_ratio(key, value, base_key, base_value):

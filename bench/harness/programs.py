@@ -8,6 +8,13 @@ A scenario names up to three programs, one per side:
   that runs the harness;
 - a native Rust baseline, a binary of the ``bench/native`` crate.
 
+A scenario may also name a ``floor``: a host example that does what the
+guest does on plain wasmtime (a default ``Config``, nothing of
+procbridge's), run in the same turns and printing the same keys. Each of
+its figures adds a row with procbridge's figure next to it, in the native
+column: what any wasmtime host pays on the machine, told apart from what
+procbridge adds.
+
 ``ExampleScenario`` measures procbridge used as a library instead: an
 example program of the host crate (``host/examples/<example>.rs``) that
 measures procbridge's side when given ``procbridge`` and its baseline when
@@ -26,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .measure import ProgramFailed, Stats, run_bench_program
 from .model import (
     FAILED,
+    FLOOR,
     MISSING,
     NATIVE,
     NOT_APPLICABLE,
@@ -39,6 +47,7 @@ from .model import (
     Figure,
     Result,
     Row,
+    floor_row,
     rotated,
 )
 
@@ -59,6 +68,8 @@ class ProgramScenario:
     grants: Sequence[str] = ()
     notes: List[str] = field(default_factory=list)
     issue: Optional[int] = None
+    #: The host example measuring the same keys on plain wasmtime, if any.
+    floor: Optional[str] = None
     #: Runs one program (its argv, and the directory to run it in) and
     #: returns what it measured: ``{key: value}``.
     runner: Callable[..., Dict[str, float]] = run_bench_program
@@ -76,6 +87,8 @@ class ProgramScenario:
             issue=self.issue,
         )
         commands, unavailable = self._commands(ctx, result.notes)
+        if self.floor:
+            commands[FLOOR] = [ctx.example(self.floor), *ctx.scale_args()]
         samples = {side: {} for side in commands}
         failed = set()
         for turn in range(ctx.runs):
@@ -103,6 +116,10 @@ class ProgramScenario:
                 else:
                     cells[side] = Cell(FAILED if side in failed else MISSING)
             result.rows.append(Row(figure, cells))
+        for figure in self.figures:
+            if figure.key in samples.get(FLOOR, {}):
+                procbridge = samples.get(PROCBRIDGE, {}).get(figure.key, [])
+                result.rows.append(floor_row(figure, procbridge, samples[FLOOR][figure.key]))
         result.notes.extend(self.notes)
         return result
 

@@ -2,7 +2,9 @@
 
 ``procbridge run hello.wasm a b`` (module already compiled and cached)
 against the native ``hello`` binary and ``python3 hello.py a b``, all with
-output to /dev/null, sampled in turns. A second figure shows procbridge
+output to /dev/null, sampled in turns. In the same turns, the floor:
+``host/examples/wasmtime_run``, plain wasmtime running the same module
+precompiled, which gets a row of its own. A last figure shows procbridge
 compiling the module on every run (``--no-cache``).
 """
 
@@ -12,6 +14,7 @@ from typing import List, Optional
 from .measure import ProgramFailed, Stats, wall_time
 from .model import (
     FAILED,
+    FLOOR,
     NATIVE,
     NOT_APPLICABLE,
     OK,
@@ -22,6 +25,7 @@ from .model import (
     Figure,
     Result,
     Row,
+    floor_row,
     rotated,
 )
 
@@ -38,6 +42,8 @@ class StartupScenario:
     title: str = "Start-up: `procbridge run hello.wasm a b` vs starting a native process"
     notes: List[str] = field(default_factory=list)
     issue: Optional[int] = None
+    #: The host example that runs a module on plain wasmtime (the floor).
+    floor: str = "wasmtime_run"
 
     def run(self, ctx):
         result = Result(
@@ -49,7 +55,9 @@ class StartupScenario:
                 "module already compiled in the cache; the native `hello` binary; "
                 "`python3 hello.py a b` (with its usual start-up: `site` and what the "
                 "installation's `.pth` files import). Each program prints its arguments, "
-                "pid and parent pid."
+                "pid and parent pid. In the same turns, plain wasmtime runs the same module "
+                "precompiled (`host/examples/wasmtime_run`): the floor under any wasmtime "
+                "host, in a row of its own."
             ),
             spread=f"p10–p90 of {ctx.samples} runs",
             issue=self.issue,
@@ -63,20 +71,23 @@ class StartupScenario:
             PROCBRIDGE: ctx.procbridge_run(wasm, args=args),
             PYTHON: ctx.python_script("hello.py") + args,
             NATIVE: [ctx.native("hello"), *args],
+            FLOOR: [ctx.example(self.floor), str(ctx.cache_dir / "wasmtime"), str(wasm), *args],
         }
-        samples = {side: [] for side in SIDES}
+        samples = {side: [] for side in commands}
         failed = set()
         try:
-            for _ in range(WARM_UP_RUNS):  # the first fills the module cache
-                for side in SIDES:
+            for _ in range(WARM_UP_RUNS):  # the first fills the module caches
+                for side in commands:
                     wall_time(commands[side])
             for turn in range(ctx.samples):
-                for side in rotated(list(SIDES), turn):
+                for side in rotated(list(commands), turn):
                     samples[side].append(wall_time(commands[side]) * 1e3)
         except ProgramFailed as err:
             result.notes.append(f"a start-up run failed: {err}")
-            failed.update(SIDES)
+            failed.update(commands)
         result.rows.append(self._row(self.cached, samples, failed))
+        if not failed:
+            result.rows.append(floor_row(self.cached, samples[PROCBRIDGE], samples[FLOOR]))
 
         compiled_runs = max(3, ctx.samples // 5)
         compile_samples = []

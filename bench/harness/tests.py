@@ -23,6 +23,7 @@ from .measure import (
 )
 from .cli import _examples
 from .model import (
+    FLOOR,
     MISSING,
     NATIVE,
     NOT_APPLICABLE,
@@ -38,7 +39,7 @@ from .model import (
     Target,
     rotated,
 )
-from .programs import ExampleScenario
+from .programs import ExampleScenario, ProgramScenario
 from .report import write_report
 from .scenarios import SCENARIOS
 
@@ -390,7 +391,26 @@ class Scenarios(unittest.TestCase):
                 self.assertRegex(text, rf"\b{figure.key}\b", scenario.example)
             for arg in scenario.native_args:
                 self.assertIn(f'"{arg}"', text, scenario.example)
-        self.assertEqual(_examples(SCENARIOS + SCENARIOS), [s.example for s in examples])
+        floors = [s.floor for s in SCENARIOS if getattr(s, "floor", None)]
+        built = _examples(SCENARIOS + SCENARIOS)
+        self.assertEqual(sorted(built), sorted([s.example for s in examples] + floors))
+
+    def test_floor_programs_print_the_keys_they_stand_for(self):
+        root = Path(__file__).resolve().parents[2]
+        floors = [s for s in SCENARIOS if getattr(s, "floor", None)]
+        self.assertEqual(
+            sorted(s.name for s in floors), ["process", "startup"], "the scenarios with a floor"
+        )
+        for scenario in floors:
+            source = root / "host" / "examples" / f"{scenario.floor}.rs"
+            text = source.read_text(encoding="utf-8")
+            if hasattr(scenario, "figures"):
+                keys = [
+                    f.key for f in scenario.figures if any(t.against == NATIVE for t in f.targets)
+                ]
+                self.assertTrue(keys, scenario.name)
+                for key in keys:
+                    self.assertRegex(text, rf"BENCH {key}\b", scenario.floor)
 
     def test_python_guest_scripts_print_the_keys_that_have_targets(self):
         scripts = Path(__file__).resolve().parents[1] / "python"
@@ -458,6 +478,59 @@ class Examples(unittest.TestCase):
                 unavailable, {PROCBRIDGE: PENDING, PYTHON: NOT_APPLICABLE, NATIVE: NOT_APPLICABLE}
             )
             self.assertIn("`guests/g`", notes[0])
+
+
+class Floors(unittest.TestCase):
+    def test_the_floor_runs_in_turns_and_fills_the_native_column_of_its_own_row(self):
+        figures = [
+            Figure("f_us", "fork", (Target(NATIVE, 2.0),)),
+            Figure("g_us", "other"),
+        ]
+        values = {
+            PROCBRIDGE: {"f_us": 30.0, "g_us": 5.0},
+            NATIVE: {"f_us": 10.0, "g_us": 1.0},
+            FLOOR: {"f_us": 20.0},
+        }
+        ran = []
+
+        def runner(argv, cwd):
+            side = {"guest": PROCBRIDGE, "native": NATIVE}.get(Path(argv[0]).name, FLOOR)
+            ran.append((side, argv))
+            return values[side]
+
+        scenario = ProgramScenario(
+            name="p",
+            title="P",
+            about="About.",
+            guest="g",
+            native="native",
+            figures=figures,
+            floor="floor_example",
+            runner=runner,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = Examples.context(None, tmp)
+            (ctx.guests_src / "g").mkdir(parents=True)
+            ctx.guests_out.mkdir(parents=True)
+            (ctx.guests_out / "g.wasm").write_bytes(b"")
+            ctx.procbridge = Path(tmp) / "guest"
+            result = scenario.run(ctx)
+            floor_argv = [str(Path(tmp) / "target/release/examples/floor_example"), "--quick"]
+        self.assertIn((FLOOR, floor_argv), ran)
+        self.assertEqual(
+            [r.figure.key for r in result.rows], ["f_us", "g_us", "wasmtime_f_us"]
+        )
+        floor = result.rows[2]
+        self.assertIn("plain wasmtime", floor.figure.label)
+        self.assertEqual(
+            (floor.median(PROCBRIDGE), floor.median(NATIVE), floor.cells[PYTHON].status),
+            (30.0, 20.0, NOT_APPLICABLE),
+        )
+        self.assertAlmostEqual(floor.ratio(NATIVE), 1.5)
+        # The floor's row sets no target of its own: the figure's stay on the
+        # figure's row, against the real native side.
+        self.assertEqual(floor.figure.targets, ())
+        self.assertEqual(result.rows[0].median(NATIVE), 10.0)
 
 
 def _figures(scenario):

@@ -12,6 +12,7 @@ mod cache;
 mod cli;
 mod cli_diag;
 mod cli_exit;
+mod code_layout;
 mod confine;
 mod door;
 mod escapes;
