@@ -66,50 +66,56 @@ pub(super) fn process_start(
     method: i32,
     start_flags: i32,
 ) -> i32 {
+    // The name goes on the stack: the parent frees nothing after the fork
+    // that it allocated before (a write to memory the child still shares).
+    let mut name = TaskName::default();
     let mut request = None;
     let ret = with_memory(&mut caller, |mem, state| {
-        let target = mem
-            .read_str(target_ptr, target_len, MAX_TARGET)?
-            .to_string();
+        name = TaskName::new(mem.read_str(target_ptr, target_len, MAX_TARGET)?);
         let args = mem.read(args_ptr, args_len, MAX_READ)?.to_vec();
         let method = StartMethod::from_abi(method).ok_or_else(|| {
             BridgeError::invalid(format!(
                 "unknown start method {method} (0 default, 1 fork, 2 spawn)"
             ))
         })?;
-        check_start(state, &target, method, start_flags)?;
-        request = Some((target, args, method));
+        check_start(state, name.as_str(), method, start_flags)?;
+        request = Some((args, method));
         Ok(0)
     });
-    let (target, args, method) = match request {
-        Some(request) => request,
-        None => return ret,
+    let Some((args, method)) = request else {
+        return ret;
     };
-    let start = process::Start::Process {
-        target: &target,
-        method,
-    };
+    let target = name.as_str();
     // A fork child's target is looked up before the fork: here its code
     // and the instance's tables are at hand, where a child would fault
     // them in.
     let task = match method {
-        StartMethod::Fork => match task_export(&mut caller, &target) {
+        StartMethod::Fork => match take_task(&mut caller, target) {
             Ok(task) => Some(task),
             Err(err) => return caller.data_mut().bridge.fail(err),
         },
         StartMethod::Spawn => None,
     };
+    let start = process::Start::Process { target, method };
     let forked = match fork_host(caller.data_mut(), start) {
         Ok(forked) => forked,
-        Err(err) => return caller.data_mut().bridge.fail(err),
+        Err(err) => {
+            if let Some(task) = task {
+                caller.data_mut().bridge.process.tasks.put_back(task);
+            }
+            return caller.data_mut().bridge.fail(err);
+        }
     };
     let slot = match forked {
         Forked::Parent(slot) => slot,
-        Forked::Child => match task {
-            Some(task) => run_in_copy(caller, &target, &task, args, start_flags),
-            None => process::spawn::run_fresh(caller.data_mut(), &target, args, start_flags),
+        Forked::Child => match &task {
+            Some(task) => run_in_copy(caller, target, task.func(), args, start_flags),
+            None => process::spawn::run_fresh(caller.data_mut(), target, args, start_flags),
         },
     };
+    if let Some(task) = task {
+        caller.data_mut().bridge.process.tasks.put_back(task);
+    }
     with_state(&mut caller, |state| {
         let entry = ProcessEntry {
             child: Child::new(slot),
@@ -168,6 +174,50 @@ fn check_start(
             format!("the module exports no task function `{target}`"),
         )),
     }
+}
+
+/// A task's name, copied out of the guest's memory into a buffer of its own
+/// (no allocation).
+struct TaskName {
+    bytes: [u8; MAX_TARGET],
+    len: usize,
+}
+
+impl Default for TaskName {
+    fn default() -> Self {
+        TaskName {
+            bytes: [0; MAX_TARGET],
+            len: 0,
+        }
+    }
+}
+
+impl TaskName {
+    /// `name`, at most [`MAX_TARGET`] bytes (as `read_str` bounds it).
+    fn new(name: &str) -> TaskName {
+        let len = name.len().min(MAX_TARGET);
+        let mut bytes = [0; MAX_TARGET];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        TaskName { bytes, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Whole UTF-8 as `read_str` checked it, so never the empty fallback.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+/// The instance's task function `target`, taken out of
+/// [`ProcessState::tasks`](process::ProcessState) (looked up and typed on
+/// its first start only): the parent puts it back after the fork, where
+/// making and dropping its type at every start wrote to memory the child
+/// shares.
+fn take_task(caller: &mut Caller<'_, HostState>, target: &str) -> BridgeResult<process::Task> {
+    if let Some(task) = caller.data_mut().bridge.process.tasks.take(target) {
+        return Ok(task);
+    }
+    let func = task_export(caller, target)?;
+    Ok(process::Task::new(target, func))
 }
 
 /// Export `target` of this instance as a task function ([`check_start`]

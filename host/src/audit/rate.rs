@@ -85,7 +85,10 @@ pub(super) fn admit_hint() -> bool {
 /// reported yet: one line on stderr and a `suppressed` record. Called
 /// before a process of the tree ends.
 pub fn flush_suppressed() {
-    if RATE_PID.load(Ordering::Acquire) != std::process::id() {
+    // Nothing was ever left out (the common case, before every fork and
+    // exit): no need to ask for the pid.
+    let owner = RATE_PID.load(Ordering::Acquire);
+    if owner == 0 || owner != std::process::id() {
         return;
     }
     let pending = SUPPRESSED.swap(0, Ordering::AcqRel);

@@ -72,10 +72,12 @@ impl Child {
         if let Some(slot) = self.slot.take() {
             supervisor::release(slot);
         }
-        audit::Event::new(audit::Kind::Exit)
-            .child(self.pid as u32)
-            .outcome(describe(Some(status)))
-            .record();
+        if let Some(event) = audit::logged(audit::Kind::Exit) {
+            event
+                .child(self.pid as u32)
+                .outcome(describe(Some(status)))
+                .record();
+        }
     }
 
     /// Waits until it ends or `timeout` passes (`None`: forever). Returns

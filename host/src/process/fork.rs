@@ -46,7 +46,7 @@ pub(crate) fn fork_host(state: &mut HostState, start: Start<'_>) -> BridgeResult
     claim.reserve_memory(start.memory(state), limits.max_total_memory_bytes)?;
     flush_host_stdio();
     never_unwind_into_the_embedder();
-    let parent = std::process::id();
+    let parent = crate::process_local::pid();
     // SAFETY: see the module docs and docs/processes.md for what makes the
     // child's use of inherited state sound.
     let pid = unsafe { libc::fork() };

@@ -22,8 +22,10 @@ pub(crate) mod task;
 use crate::ctx::{GuestBuilder, HostState};
 use crate::handles::HandleTable;
 use child::Child;
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
+use wasmtime::TypedFunc;
 
 /// Handle kind of a started `Process`.
 pub(crate) const PROCESS_KIND: &str = "process";
@@ -105,7 +107,9 @@ impl Start<'_> {
 
     /// The audit record of a child that started as `pid`.
     pub(crate) fn record(&self, pid: u32) {
-        let event = crate::audit::Event::new(crate::audit::Kind::Spawn);
+        let Some(event) = crate::audit::logged(crate::audit::Kind::Spawn) else {
+            return;
+        };
         let event = match self {
             Start::Fork => event.start("fork"),
             Start::Process { target, method } => event
@@ -160,6 +164,50 @@ pub struct ProcessState {
     /// Where this guest's calls come from, when it serves them from its
     /// `_start` (see [`serving`]).
     pub(crate) serving: Option<serving::Serving>,
+    /// The task functions `Process` targets name (fork start method),
+    /// looked up once: a fork child finds its target here.
+    pub(crate) tasks: Tasks,
+}
+
+/// An instance's task functions, by export name.
+#[derive(Default)]
+pub(crate) struct Tasks(HashMap<String, TypedFunc<i32, i32>>);
+
+/// A task function taken out of [`Tasks`], with its name.
+pub(crate) struct Task {
+    name: String,
+    func: TypedFunc<i32, i32>,
+}
+
+impl Task {
+    pub(crate) fn new(name: &str, func: TypedFunc<i32, i32>) -> Task {
+        Task {
+            name: name.to_string(),
+            func,
+        }
+    }
+
+    pub(crate) fn func(&self) -> &TypedFunc<i32, i32> {
+        &self.func
+    }
+}
+
+impl Tasks {
+    /// Takes task `name` out, to be put back once used.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Task> {
+        let (name, func) = self.0.remove_entry(name)?;
+        Some(Task { name, func })
+    }
+
+    pub(crate) fn put_back(&mut self, task: Task) {
+        self.0.insert(task.name, task.func);
+    }
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl ProcessState {

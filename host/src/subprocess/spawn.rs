@@ -154,12 +154,14 @@ pub(crate) fn spawn(
         std::process::id(),
         req.argv
     );
-    audit::Event::new(audit::Kind::Spawn)
-        .command(granted.path.display().to_string())
-        .argv(&req.argv)
-        .env_keys(req.env.iter().map(|(k, _)| k.as_str()))
-        .child(child.pid() as u32)
-        .record();
+    if let Some(event) = audit::logged(audit::Kind::Spawn) {
+        event
+            .command(granted.path.display().to_string())
+            .argv(&req.argv)
+            .env_keys(req.env.iter().map(|(k, _)| k.as_str()))
+            .child(child.pid() as u32)
+            .record();
+    }
     Ok(Popen::new(
         child,
         req.argv,

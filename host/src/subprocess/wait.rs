@@ -160,10 +160,12 @@ impl Child {
                 libc::kill(self.pid, libc::SIGKILL);
             },
         }
-        audit::Event::new(audit::Kind::Kill)
-            .child(self.pid as u32)
-            .outcome("SIGKILL to its process group")
-            .record();
+        if let Some(event) = audit::logged(audit::Kind::Kill) {
+            event
+                .child(self.pid as u32)
+                .outcome("SIGKILL to its process group")
+                .record();
+        }
         loop {
             match self.waitpid(0) {
                 Ok(()) if self.returncode.is_some() => break,
@@ -221,10 +223,12 @@ impl Child {
         if let Some(slot) = self.slot.take() {
             supervisor::release(slot);
         }
-        audit::Event::new(audit::Kind::Exit)
-            .child(self.pid as u32)
-            .outcome(format!("returncode {code}"))
-            .record();
+        if let Some(event) = audit::logged(audit::Kind::Exit) {
+            event
+                .child(self.pid as u32)
+                .outcome(format!("returncode {code}"))
+                .record();
+        }
         // The child is gone: its pidfd and channel have no more use.
         self.pidfd = None;
         self.channel = None;
