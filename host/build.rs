@@ -6,8 +6,8 @@
 //! default for x86_64 Linux), the functions of `link/symbol-order.txt` are
 //! placed first and side by side, so that fork children and start-up fault
 //! in fewer pages of code (see `link/generate-symbol-order`). With another
-//! linker (`RUSTC_LINKER`, `-C linker` or `-C linker-features` in the
-//! flags) the layout is the linker's own.
+//! linker (`RUSTC_LINKER`; `-C linker`, `-C linker-features` or
+//! `-fuse-ld` in the flags) the layout is the linker's own.
 
 use std::path::Path;
 
@@ -32,7 +32,9 @@ fn order_functions() {
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let own_linker = target == "x86_64-unknown-linux-gnu"
         && std::env::var_os("RUSTC_LINKER").is_none()
-        && !flags.split('\x1f').any(|flag| flag.contains("linker"));
+        && !flags
+            .split('\x1f')
+            .any(|flag| flag.contains("linker") || flag.contains("fuse-ld"));
     if own_linker && order.exists() {
         let file = order.display();
         println!("cargo:rustc-link-arg-bin=procbridge=-Wl,--symbol-ordering-file={file}");
