@@ -66,26 +66,25 @@ pub(super) fn process_start(
     method: i32,
     start_flags: i32,
 ) -> i32 {
-    // The name goes on the stack: the parent frees nothing after the fork
-    // that it allocated before (a write to memory the child still shares).
-    let mut name = TaskName::default();
     let mut request = None;
     let ret = with_memory(&mut caller, |mem, state| {
-        name = TaskName::new(mem.read_str(target_ptr, target_len, MAX_TARGET)?);
+        let target = mem
+            .read_str(target_ptr, target_len, MAX_TARGET)?
+            .to_string();
         let args = mem.read(args_ptr, args_len, MAX_READ)?.to_vec();
         let method = StartMethod::from_abi(method).ok_or_else(|| {
             BridgeError::invalid(format!(
                 "unknown start method {method} (0 default, 1 fork, 2 spawn)"
             ))
         })?;
-        check_start(state, name.as_str(), method, start_flags)?;
-        request = Some((args, method));
+        check_start(state, &target, method, start_flags)?;
+        request = Some((target, args, method));
         Ok(0)
     });
-    let Some((args, method)) = request else {
+    let Some((target, args, method)) = request else {
         return ret;
     };
-    let target = name.as_str();
+    let target = target.as_str();
     // A fork child's target is looked up before the fork: here its code
     // and the instance's tables are at hand, where a child would fault
     // them in.
@@ -98,24 +97,22 @@ pub(super) fn process_start(
     };
     let start = process::Start::Process { target, method };
     let forked = match fork_host(caller.data_mut(), start) {
-        Ok(forked) => forked,
-        Err(err) => {
-            if let Some(task) = task {
-                caller.data_mut().bridge.process.tasks.put_back(task);
-            }
-            return caller.data_mut().bridge.fail(err);
-        }
-    };
-    let slot = match forked {
-        Forked::Parent(slot) => slot,
-        Forked::Child => match &task {
+        Ok(Forked::Child) => match &task {
             Some(task) => run_in_copy(caller, target, task.func(), args, start_flags),
             None => process::spawn::run_fresh(caller.data_mut(), target, args, start_flags),
         },
+        Ok(Forked::Parent(slot)) => Ok(slot),
+        Err(err) => Err(err),
     };
+    // Whether the fork worked or not, the parent keeps the task for its
+    // next start.
     if let Some(task) = task {
         caller.data_mut().bridge.process.tasks.put_back(task);
     }
+    let slot = match forked {
+        Ok(slot) => slot,
+        Err(err) => return caller.data_mut().bridge.fail(err),
+    };
     with_state(&mut caller, |state| {
         let entry = ProcessEntry {
             child: Child::new(slot),
@@ -173,37 +170,6 @@ fn check_start(
             Errno::NoEnt,
             format!("the module exports no task function `{target}`"),
         )),
-    }
-}
-
-/// A task's name, copied out of the guest's memory into a buffer of its own
-/// (no allocation).
-struct TaskName {
-    bytes: [u8; MAX_TARGET],
-    len: usize,
-}
-
-impl Default for TaskName {
-    fn default() -> Self {
-        TaskName {
-            bytes: [0; MAX_TARGET],
-            len: 0,
-        }
-    }
-}
-
-impl TaskName {
-    /// `name`, at most [`MAX_TARGET`] bytes (as `read_str` bounds it).
-    fn new(name: &str) -> TaskName {
-        let len = name.len().min(MAX_TARGET);
-        let mut bytes = [0; MAX_TARGET];
-        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
-        TaskName { bytes, len }
-    }
-
-    fn as_str(&self) -> &str {
-        // Whole UTF-8 as `read_str` checked it, so never the empty fallback.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
