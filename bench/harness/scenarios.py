@@ -75,7 +75,7 @@ SCENARIOS = [
             (
                 "Code layout (issue 19): the functions start-up runs are linked side by side "
                 "(`host/link/symbol-order.txt`, see the process scenario), so a cached run "
-                "of `hello` faults in fewer windows of host code: 403 page faults instead of "
+                "of `hello` faults in fewer windows of host code: 386 page faults instead of "
                 "490. By hand, 200 interleaved runs: 5.22 ms before, 4.68 ms after, native "
                 "1.75 ms, plain wasmtime 3.45 ms. Tried and left out: packing the relative "
                 "relocations (`-z pack-relative-relocs`): the same page faults and time, "
@@ -202,7 +202,7 @@ SCENARIOS = [
             "window at a time, so the functions fork children, spawned children and "
             "start-up run are now linked side by side (`host/link/symbol-order.txt`, "
             "made from `perf` samples by `host/link/generate-symbol-order`). Page faults "
-            "per child: `Process` (fork) 42 before, 26 after; `os.fork` 34, then 22; "
+            "per child: `Process` (fork) 42 before, 24 after; `os.fork` 34, then 21; "
             "spawn 118, then 66. A `Process` start no longer looks up, types and drops "
             "its target's export at every start (kept per instance), and spawn, exit and "
             "kill records are made only when an audit log is open. Measured by hand, "
